@@ -1,0 +1,333 @@
+//! The policy host: compiles policy components, and evaluates them in a fresh
+//! sandboxed store per call, with a deadline and a memory cap.
+//!
+//! A policy gets no capability. Of WASI it sees only what language runtimes
+//! need to start and to report a panic: an empty environment and argument
+//! list, no preopened directories, closed stdin, stdout and stderr captured
+//! into a small buffer that goes to the log, clocks, and a deterministic
+//! random source (so that, e.g., a hash map's iteration order cannot change
+//! between evaluations). Every other import (sockets, HTTP, ...) is linked to
+//! a stub that traps.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use wasmtime::component::{Component, HasData, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::sync as wasi;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "policy",
+    });
+}
+
+pub use bindings::wasmwall::policy::types as wit;
+use bindings::wasmwall::policy::log::Level;
+
+/// How often the epoch ticks; deadlines are rounded up to this.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Bytes of stdout/stderr kept per evaluation.
+const STDIO_CAPTURE: usize = 16 * 1024;
+/// Longest log message a policy can write; longer ones are truncated.
+const LOG_MESSAGE_MAX: usize = 4096;
+
+/// Limits applied to every evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one evaluation may take.
+    pub deadline: Duration,
+    /// Linear memory a policy may use, in bytes.
+    pub memory_bytes: usize,
+    /// Log lines a policy may write per evaluation.
+    pub log_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_millis(200),
+            memory_bytes: 64 << 20,
+            log_lines: 100,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum HostError {
+    #[error("cannot set up the WebAssembly engine")]
+    Engine(#[source] wasmtime::Error),
+    #[error("cannot read policy file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid WebAssembly component")]
+    Compile {
+        path: String,
+        #[source]
+        source: wasmtime::Error,
+    },
+    #[error(
+        "{path} does not fit the wasmwall:policy world (it must export `evaluate` from wasmwall:policy@0.1.0)"
+    )]
+    WrongWorld {
+        path: String,
+        #[source]
+        source: wasmtime::Error,
+    },
+    #[error("policy exceeded its deadline of {0:?}")]
+    Deadline(Duration),
+    #[error("policy trapped")]
+    Trap(#[source] wasmtime::Error),
+    #[error("policy returned an error: {0}")]
+    Refused(String),
+}
+
+/// A compiling and evaluating engine shared by all policies.
+pub struct PolicyEngine {
+    engine: Engine,
+    limits: Limits,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl PolicyEngine {
+    pub fn new(limits: Limits) -> Result<Self, HostError> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(HostError::Engine)?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (weak, stop) = (engine.weak(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| HostError::Engine(e.into()))?;
+        Ok(PolicyEngine {
+            engine,
+            limits,
+            stop_ticker,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Reads, compiles and type-checks a policy component.
+    pub fn load(&self, name: &str, path: &Path) -> Result<LoadedPolicy, HostError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| HostError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        self.load_bytes(name, &shown, &bytes)
+    }
+
+    pub fn load_bytes(
+        &self,
+        name: &str,
+        shown: &str,
+        bytes: &[u8],
+    ) -> Result<LoadedPolicy, HostError> {
+        let component =
+            Component::new(&self.engine, bytes).map_err(|source| HostError::Compile {
+                path: shown.to_string(),
+                source,
+            })?;
+        let wrong_world = |source| HostError::WrongWorld {
+            path: shown.to_string(),
+            source,
+        };
+        let mut linker = Linker::<Sandbox>::new(&self.engine);
+        link_sandbox(&mut linker).map_err(HostError::Engine)?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(wrong_world)?;
+        let pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = bindings::PolicyPre::new(pre).map_err(wrong_world)?;
+        Ok(LoadedPolicy {
+            name: name.to_string(),
+            pre,
+        })
+    }
+
+    /// Calls the policy once, in a fresh store.
+    pub fn evaluate(
+        &self,
+        policy: &LoadedPolicy,
+        state: &wit::WorldState,
+        event: &wit::Event,
+        config: &[(String, String)],
+    ) -> Result<wit::Ruleset, HostError> {
+        let stdio = MemoryOutputPipe::new(STDIO_CAPTURE);
+        let sandbox = Sandbox {
+            wasi: WasiCtx::builder()
+                .stdout(stdio.clone())
+                .stderr(stdio.clone())
+                .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a; 32]))
+                .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5; 32]))
+                .insecure_random_seed(0)
+                .build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            policy: policy.name.clone(),
+            log_lines_left: self.limits.log_lines,
+        };
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+
+        let result = policy
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.call_evaluate(&mut store, state, event, config));
+        let output = stdio.contents();
+        if !output.is_empty() {
+            let text = String::from_utf8_lossy(&output);
+            tracing::warn!(policy = %policy.name, output = %text.trim_end(), "policy wrote to stdout/stderr");
+        }
+        match result {
+            Ok(Ok(ruleset)) => Ok(ruleset),
+            Ok(Err(message)) => Err(HostError::Refused(message)),
+            Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
+                Err(HostError::Deadline(self.limits.deadline))
+            }
+            Err(e) => Err(HostError::Trap(e)),
+        }
+    }
+}
+
+impl Drop for PolicyEngine {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled, type-checked policy, ready to be evaluated.
+pub struct LoadedPolicy {
+    name: String,
+    pre: bindings::PolicyPre<Sandbox>,
+}
+
+impl LoadedPolicy {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Per-evaluation store data.
+struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    policy: String,
+    log_lines_left: usize,
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::wasmwall::policy::types::Host for Sandbox {}
+
+impl bindings::wasmwall::policy::log::Host for Sandbox {
+    fn log(&mut self, level: Level, message: String) {
+        if self.log_lines_left == 0 {
+            return;
+        }
+        self.log_lines_left -= 1;
+        let mut message = message;
+        if message.len() > LOG_MESSAGE_MAX {
+            let mut cut = LOG_MESSAGE_MAX;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("... (truncated)");
+        }
+        let policy = self.policy.as_str();
+        match level {
+            Level::Trace => tracing::trace!(policy, "{message}"),
+            Level::Debug => tracing::debug!(policy, "{message}"),
+            Level::Info => tracing::info!(policy, "{message}"),
+            Level::Warn => tracing::warn!(policy, "{message}"),
+            Level::Error => tracing::error!(policy, "{message}"),
+        }
+        if self.log_lines_left == 0 {
+            tracing::warn!(policy, "policy reached its log limit; further lines of this evaluation are dropped");
+        }
+    }
+}
+
+struct HasSandbox;
+impl HasData for HasSandbox {
+    type Data<'a> = &'a mut Sandbox;
+}
+
+struct HasTable;
+impl HasData for HasTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Links the policy's own import and the inert subset of WASI described in
+/// the module documentation. Sockets are deliberately absent.
+fn link_sandbox(l: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    bindings::Policy::add_to_linker::<Sandbox, HasSandbox>(l, |s| s)?;
+
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<Sandbox, HasTable>(l, |s| {
+        &mut s.table
+    })?;
+    wasi::io::poll::add_to_linker::<Sandbox, HasTable>(l, |s| &mut s.table)?;
+    wasi::io::streams::add_to_linker::<Sandbox, HasTable>(l, |s| &mut s.table)?;
+
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
+    clocks::wall_clock::add_to_linker::<Sandbox, WasiClocks>(l, <Sandbox as WasiClocksView>::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<Sandbox, WasiClocks>(l, <Sandbox as WasiClocksView>::clocks)?;
+    random::random::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
+    cli::exit::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::environment::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::stdin::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::stdout::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::stderr::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::terminal_input::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::terminal_output::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::terminal_stdin::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::terminal_stdout::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    cli::terminal_stderr::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
+    // No directory is ever preopened, so these can reach no file.
+    filesystem::preopens::add_to_linker::<Sandbox, WasiFilesystem>(l, <Sandbox as WasiFilesystemView>::filesystem)?;
+    wasi::filesystem::types::add_to_linker::<Sandbox, WasiFilesystem>(l, <Sandbox as WasiFilesystemView>::filesystem)?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Kernel adapter (placeholder, being written).

@@ -1,0 +1,212 @@
+//! Sysctl keys: the allow-list that policies are held to, and reading and
+//! writing values under /proc/sys (of the network namespace the process is in).
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Keys a policy may set unless the configuration adds more. `*` stands for
+/// one interface name (or `all` / `default`).
+pub const DEFAULT_ALLOW: &[&str] = &[
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.*.forwarding",
+    "net.ipv4.conf.*.route_localnet",
+    "net.ipv4.conf.*.rp_filter",
+    "net.ipv4.conf.*.accept_local",
+    "net.ipv4.conf.*.accept_redirects",
+    "net.ipv4.conf.*.send_redirects",
+    "net.ipv4.conf.*.proxy_arp",
+    "net.ipv6.conf.*.forwarding",
+    "net.ipv6.conf.*.accept_ra",
+    "net.ipv6.conf.*.accept_redirects",
+];
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("sysctl key {0:?} is not under `net.`")]
+    NotNet(String),
+    #[error("sysctl key {0:?} is malformed (empty part, or a character other than letters, digits, '_', '-' and '/' for a '.' in an interface name)")]
+    Malformed(String),
+    #[error("sysctl key {0:?} is not on the allow-list")]
+    NotAllowed(String),
+    #[error("allow-list pattern {0:?} is not under `net.` or is malformed")]
+    BadPattern(String),
+}
+
+/// The keys policies may set.
+#[derive(Debug, Clone)]
+pub struct AllowList {
+    patterns: Vec<Vec<String>>,
+}
+
+fn split_key(key: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let ok = parts.iter().all(|p| {
+        !p.is_empty()
+            && p.len() <= 64
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'))
+            // '/' only stands for '.' inside an interface name; a part made of
+            // slashes and dots could walk the /proc tree.
+            && !p.split('/').any(|s| s.is_empty())
+    });
+    ok.then_some(parts)
+}
+
+impl AllowList {
+    /// The default list plus `extra` patterns (each must be under `net.`).
+    pub fn new(extra: &[String]) -> Result<Self, KeyError> {
+        let mut patterns = Vec::new();
+        for p in DEFAULT_ALLOW
+            .iter()
+            .copied()
+            .chain(extra.iter().map(String::as_str))
+        {
+            let parts = p
+                .split('.')
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            let valid = parts.first().map(String::as_str) == Some("net")
+                && parts.len() >= 2
+                && parts.iter().all(|s| {
+                    s == "*" || split_key(s).is_some_and(|v| v.len() == 1 && !s.contains('/'))
+                });
+            if !valid {
+                return Err(KeyError::BadPattern(p.to_string()));
+            }
+            patterns.push(parts);
+        }
+        Ok(AllowList { patterns })
+    }
+
+    /// Checks `key` and returns its /proc/sys path.
+    pub fn check(&self, key: &str) -> Result<PathBuf, KeyError> {
+        if !key.starts_with("net.") {
+            return Err(KeyError::NotNet(key.to_string()));
+        }
+        let parts = split_key(key).ok_or_else(|| KeyError::Malformed(key.to_string()))?;
+        let allowed = self.patterns.iter().any(|pat| {
+            pat.len() == parts.len()
+                && pat.iter().zip(&parts).all(|(p, k)| {
+                    if p == "*" {
+                        k.len() < libc::IFNAMSIZ
+                    } else {
+                        p == k
+                    }
+                })
+        });
+        if !allowed {
+            return Err(KeyError::NotAllowed(key.to_string()));
+        }
+        Ok(key_path(&parts))
+    }
+}
+
+fn key_path(parts: &[&str]) -> PathBuf {
+    let mut path = PathBuf::from("/proc/sys");
+    for p in parts {
+        path.push(p.replace('/', "."));
+    }
+    path
+}
+
+/// Checks a value: digits, spaces and '-' only, as the `net.` integer
+/// sysctls take.
+pub fn check_value(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '\t' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "sysctl value {value:?} is not a number (digits, spaces and '-' only, at most 64 bytes)"
+        ))
+    }
+}
+
+/// Reads the current value of a key (by its /proc/sys path), trimmed.
+pub fn read(path: &std::path::Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(path)?.trim().to_string())
+}
+
+/// Writes a value.
+pub fn write(path: &std::path::Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{value}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> AllowList {
+        AllowList::new(&[]).unwrap()
+    }
+
+    #[test]
+    fn allowed_key_maps_to_proc_path() {
+        assert_eq!(
+            list().check("net.ipv4.conf.lan0.route_localnet").unwrap(),
+            PathBuf::from("/proc/sys/net/ipv4/conf/lan0/route_localnet")
+        );
+        // A VLAN interface "eth0.100" is written with '/' as sysctl(8) does.
+        assert_eq!(
+            list().check("net.ipv4.conf.eth0/100.forwarding").unwrap(),
+            PathBuf::from("/proc/sys/net/ipv4/conf/eth0.100/forwarding")
+        );
+    }
+
+    #[test]
+    fn rejects_keys_outside_net() {
+        assert_eq!(
+            list().check("kernel.core_pattern"),
+            Err(KeyError::NotNet("kernel.core_pattern".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_path_tricks() {
+        for key in [
+            "net/../../kernel/core_pattern",
+            "net.ipv4.conf.../route_localnet",
+            "net.ipv4.conf.a//b.forwarding",
+            "net.ipv4..ip_forward",
+            "net.ipv4.conf.lan 0.forwarding",
+        ] {
+            let err = list().check(key).unwrap_err();
+            assert!(
+                matches!(err, KeyError::Malformed(_) | KeyError::NotNet(_)),
+                "{key}: {err}"
+            );
+            assert!(err.to_string().contains(key), "error names the key: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_net_keys_not_on_the_list() {
+        let err = list().check("net.core.rmem_max").unwrap_err();
+        assert_eq!(err, KeyError::NotAllowed("net.core.rmem_max".into()));
+        assert!(err.to_string().contains("allow-list"));
+    }
+
+    #[test]
+    fn extra_patterns_extend_the_list() {
+        let l = AllowList::new(&["net.core.somaxconn".into()]).unwrap();
+        assert!(l.check("net.core.somaxconn").is_ok());
+        assert_eq!(
+            AllowList::new(&["kernel.*".into()]).unwrap_err(),
+            KeyError::BadPattern("kernel.*".into())
+        );
+    }
+
+    #[test]
+    fn values_are_numbers() {
+        assert!(check_value("1").is_ok());
+        assert!(check_value("4096 87380 6291456").is_ok());
+        let err = check_value("1; rm -rf /").unwrap_err();
+        assert!(err.contains("1; rm -rf /"));
+        assert!(check_value("").is_err());
+    }
+}
