@@ -32,8 +32,8 @@ mod bindings {
     });
 }
 
-pub use bindings::wasmwall::policy::types as wit;
 use bindings::wasmwall::policy::log::Level;
+pub use bindings::wasmwall::policy::types as wit;
 
 /// How often the epoch ticks; deadlines are rounded up to this.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -198,7 +198,11 @@ impl PolicyEngine {
         };
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|s| &mut s.limits);
-        let ticks = self.limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
+        let ticks = self
+            .limits
+            .deadline
+            .as_nanos()
+            .div_ceil(EPOCH_TICK.as_nanos()) as u64;
         store.set_epoch_deadline(ticks.max(1));
         store.epoch_deadline_trap();
 
@@ -214,7 +218,12 @@ impl PolicyEngine {
         match result {
             Ok(Ok(ruleset)) => Ok(ruleset),
             Ok(Err(message)) => Err(HostError::Refused(message)),
-            Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<wasmtime::Trap>(),
+                    Some(wasmtime::Trap::Interrupt)
+                ) =>
+            {
                 Err(HostError::Deadline(self.limits.deadline))
             }
             Err(e) => Err(HostError::Trap(e)),
@@ -284,7 +293,10 @@ impl bindings::wasmwall::policy::log::Host for Sandbox {
             Level::Error => tracing::error!(policy, "{message}"),
         }
         if self.log_lines_left == 0 {
-            tracing::warn!(policy, "policy reached its log limit; further lines of this evaluation are dropped");
+            tracing::warn!(
+                policy,
+                "policy reached its log limit; further lines of this evaluation are dropped"
+            );
         }
     }
 }
@@ -311,8 +323,14 @@ fn link_sandbox(l: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
     wasi::io::streams::add_to_linker::<Sandbox, HasTable>(l, |s| &mut s.table)?;
 
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
-    clocks::wall_clock::add_to_linker::<Sandbox, WasiClocks>(l, <Sandbox as WasiClocksView>::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<Sandbox, WasiClocks>(l, <Sandbox as WasiClocksView>::clocks)?;
+    clocks::wall_clock::add_to_linker::<Sandbox, WasiClocks>(
+        l,
+        <Sandbox as WasiClocksView>::clocks,
+    )?;
+    clocks::monotonic_clock::add_to_linker::<Sandbox, WasiClocks>(
+        l,
+        <Sandbox as WasiClocksView>::clocks,
+    )?;
     random::random::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure_seed::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
@@ -327,7 +345,13 @@ fn link_sandbox(l: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
     cli::terminal_stdout::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
     cli::terminal_stderr::add_to_linker::<Sandbox, WasiCli>(l, <Sandbox as WasiCliView>::cli)?;
     // No directory is ever preopened, so these can reach no file.
-    filesystem::preopens::add_to_linker::<Sandbox, WasiFilesystem>(l, <Sandbox as WasiFilesystemView>::filesystem)?;
-    wasi::filesystem::types::add_to_linker::<Sandbox, WasiFilesystem>(l, <Sandbox as WasiFilesystemView>::filesystem)?;
+    filesystem::preopens::add_to_linker::<Sandbox, WasiFilesystem>(
+        l,
+        <Sandbox as WasiFilesystemView>::filesystem,
+    )?;
+    wasi::filesystem::types::add_to_linker::<Sandbox, WasiFilesystem>(
+        l,
+        <Sandbox as WasiFilesystemView>::filesystem,
+    )?;
     Ok(())
 }

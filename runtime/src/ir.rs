@@ -202,14 +202,41 @@ impl Family {
 /// One packet test.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Match {
-    Iifname { name: String, negate: bool },
-    Oifname { name: String, negate: bool },
-    Addr { dir: Dir, net: IpNetwork, negate: bool },
-    L4Proto { proto: L4Proto, negate: bool },
-    Port { dir: Dir, proto: Transport, first: u16, last: u16, negate: bool },
+    Iifname {
+        name: String,
+        negate: bool,
+    },
+    Oifname {
+        name: String,
+        negate: bool,
+    },
+    Addr {
+        dir: Dir,
+        net: IpNetwork,
+        negate: bool,
+    },
+    L4Proto {
+        proto: L4Proto,
+        negate: bool,
+    },
+    Port {
+        dir: Dir,
+        proto: Transport,
+        first: u16,
+        last: u16,
+        negate: bool,
+    },
     CtState(CtStates),
-    AddrInSet { dir: Dir, family: Family, set: String },
-    PortInSet { dir: Dir, proto: Transport, set: String },
+    AddrInSet {
+        dir: Dir,
+        family: Family,
+        set: String,
+    },
+    PortInSet {
+        dir: Dir,
+        proto: Transport,
+        set: String,
+    },
 }
 
 fn neq(negate: bool) -> &'static str {
@@ -233,9 +260,21 @@ impl fmt::Display for Match {
             Match::L4Proto { proto, negate } => {
                 write!(f, "meta l4proto {}{}", neq(*negate), proto.as_str())
             }
-            Match::Port { dir, proto, first, last, negate } => {
+            Match::Port {
+                dir,
+                proto,
+                first,
+                last,
+                negate,
+            } => {
                 if first == last {
-                    write!(f, "{} {} {}{first}", proto.as_str(), dir.port(), neq(*negate))
+                    write!(
+                        f,
+                        "{} {} {}{first}",
+                        proto.as_str(),
+                        dir.port(),
+                        neq(*negate)
+                    )
                 } else {
                     write!(f, "{} {} {first}-{last}", proto.as_str(), dir.port())
                 }
@@ -275,7 +314,9 @@ pub enum Action {
     Drop,
     /// Reject: TCP reset when `tcp` (the rule matches TCP only), otherwise
     /// ICMP(v6) port unreachable.
-    Reject { tcp: bool },
+    Reject {
+        tcp: bool,
+    },
     /// Jump or goto; the string is the chain's name as the policy wrote it.
     Jump(String),
     Goto(String),
@@ -445,7 +486,11 @@ impl fmt::Display for TableView<'_> {
                 writeln!(f, "\tset {} {{", name(&set.name))?;
                 writeln!(f, "\t\ttype {}", set.elements.type_name())?;
                 if !set.elements.is_empty() {
-                    writeln!(f, "\t\telements = {{ {} }}", set.elements.texts().join(", "))?;
+                    writeln!(
+                        f,
+                        "\t\telements = {{ {} }}",
+                        set.elements.texts().join(", ")
+                    )?;
                 }
                 writeln!(f, "\t}}")?;
             }
@@ -489,7 +534,10 @@ mod tests {
     fn rule_text_reads_like_nft() {
         let rule = Rule {
             matches: vec![
-                Match::Iifname { name: "lan0".into(), negate: false },
+                Match::Iifname {
+                    name: "lan0".into(),
+                    negate: false,
+                },
                 Match::Addr {
                     dir: Dir::Source,
                     net: "192.168.0.9/32".parse().unwrap(),

@@ -6,9 +6,13 @@
 //! [`ir`]), planned into a transaction ([`plan`], pure) and applied by the
 //! kernel adapter ([`kernel`]) in one atomic batch.
 
+pub mod config;
+pub mod host;
 pub mod ir;
 pub mod kernel;
-pub mod host;
 pub mod plan;
+pub mod runtime;
+pub mod state;
 pub mod sysctl;
 pub mod validate;
+pub mod world;

@@ -1,1 +1,347 @@
-fn main(){}
+//! The `wasmwall` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use wasmwall::config::{self, Config};
+use wasmwall::host::{Limits, PolicyEngine};
+use wasmwall::ir::{PolicyRules, TableView};
+use wasmwall::kernel::Netlink;
+use wasmwall::runtime::{self, Policies, Target};
+use wasmwall::sysctl::AllowList;
+use wasmwall::validate;
+use wasmwall::world::{self, EVENT_SYNTAX, Event, WorldState};
+
+/// Run firewall policies written as sandboxed WebAssembly components.
+///
+/// A policy receives the network state (interfaces, addresses, DHCP leases)
+/// and an event, and returns the rules and sysctls it wants. wasmwall puts
+/// them into the kernel (nftables, in its own `inet` table only) in one
+/// atomic batch, and on exit removes its table and restores every sysctl it
+/// changed.
+#[derive(Debug, Parser)]
+#[command(name = "wasmwall", version, propagate_version = true)]
+struct Cli {
+    /// Log level or tracing filter (e.g. "debug", "wasmwall=trace"); the
+    /// WASMWALL_LOG environment variable does the same.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate one policy and print the rules it returns as nft-like text.
+    ///
+    /// Needs no root and touches no kernel: use it to try a policy, to test it
+    /// in CI, or to see what it would do for a given state and event.
+    Eval(EvalArgs),
+    /// Evaluate the configured policies and apply their rules once.
+    ///
+    /// The rules stay in place after the command exits; `wasmwall cleanup`
+    /// removes them and restores the sysctls.
+    Apply(ConfigArgs),
+    /// Apply the configured policies and stay until SIGINT or SIGTERM, then
+    /// remove wasmwall's table and restore every sysctl it changed.
+    Run(ConfigArgs),
+    /// Remove wasmwall's table and restore the sysctls recorded in the state
+    /// file. Safe to run at any time, also after a crash or `kill -9`.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// The policy component (.wasm).
+    policy: PathBuf,
+    /// The event to evaluate.
+    #[arg(long, default_value = "startup", value_name = "EVENT", long_help = format!("The event to evaluate: {EVENT_SYNTAX}"))]
+    event: Event,
+    /// World state as JSON: {"interfaces": [{"name", "index", "up", "mac",
+    /// "addresses": ["192.168.0.9/24"]}], "leases": [{"mac", "ip",
+    /// "hostname", "iface", "expires"}]}. Without it (and without --local)
+    /// the state is empty.
+    #[arg(long, value_name = "FILE", conflicts_with = "local")]
+    state: Option<PathBuf>,
+    /// Use this machine's interfaces and addresses as the state (read-only;
+    /// no root needed).
+    #[arg(long)]
+    local: bool,
+    /// A policy config setting; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    settings: Vec<(String, String)>,
+    /// The policy's name (prefix of its chains); defaults to the file name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Name of the table to show the rules in.
+    #[arg(long, default_value = config::DEFAULT_TABLE)]
+    table: String,
+    /// Deadline for the evaluation, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().deadline.as_millis() as u64)]
+    deadline_ms: u64,
+    /// Memory cap for the policy, in MiB.
+    #[arg(long, default_value_t = (Limits::default().memory_bytes >> 20) as u64)]
+    memory_mib: u64,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The configuration file (TOML).
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Act in the network namespace /run/netns/NAME (overrides `netns` in the
+    /// config).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct CleanupArgs {
+    /// The configuration file; gives the table, state directory and netns.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Act in the network namespace /run/netns/NAME.
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+    /// Directory of the state file (default: from the config, else /run/wasmwall).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The table to remove (default: from the config, else "wasmwall").
+    #[arg(long)]
+    table: Option<String>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_string)
+        .or_else(|| std::env::var("WASMWALL_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Moves the whole process into /run/netns/NAME. Must run before any thread
+/// is started: setns affects only the calling thread, and threads started
+/// later inherit it.
+fn enter_netns(name: &str) -> Result<()> {
+    if !config::valid_netns(name) {
+        bail!("{name:?} is not a valid network namespace name");
+    }
+    let path = format!("/run/netns/{name}");
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("cannot open network namespace {name:?} ({path})"))?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("cannot enter network namespace {name:?} (needs root)"))?;
+    Ok(())
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasmwall: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Eval(args) => eval(args),
+        Command::Apply(args) => {
+            let (config, target) = load_config(&args)?;
+            apply_once(&config, &target).map(|_| ())
+        }
+        Command::Run(args) => {
+            let (config, target) = load_config(&args)?;
+            run(&config, &target)
+        }
+        Command::Cleanup(args) => cleanup(args),
+    }
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => args
+            .policy
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("policy")
+            .to_string(),
+    };
+    if !config::valid_policy_name(&name) {
+        bail!(
+            "policy name {name:?} must be 1-24 lower-case letters, digits or '-' (set one with --name)"
+        );
+    }
+    let world = if let Some(path) = &args.state {
+        world::load_json(path)?
+    } else if args.local {
+        WorldState {
+            interfaces: tokio_runtime()?.block_on(world::read_interfaces())?,
+            leases: Vec::new(),
+        }
+    } else {
+        WorldState::default()
+    };
+    let limits = Limits {
+        deadline: std::time::Duration::from_millis(args.deadline_ms),
+        memory_bytes: (args.memory_mib as usize) << 20,
+        ..Limits::default()
+    };
+    let engine = PolicyEngine::new(limits)?;
+    let policy = engine.load(&name, &args.policy)?;
+    let answer = engine
+        .evaluate(
+            &policy,
+            &world.to_wit(),
+            &args.event.to_wit(),
+            &args.settings,
+        )
+        .with_context(|| format!("policy {name}: evaluation failed"))?;
+    let options = validate::Options {
+        max_rules: 100_000,
+        max_set_elements: 100_000,
+        sysctls: AllowList::new(&[])?,
+    };
+    let rules =
+        validate::validate(&answer, &options).map_err(|e| anyhow::anyhow!("policy {name}: {e}"))?;
+    let policies = [PolicyRules {
+        policy: name,
+        rules,
+    }];
+    print!(
+        "{}",
+        TableView {
+            table: &args.table,
+            policies: &policies
+        }
+    );
+    Ok(())
+}
+
+fn load_config(args: &ConfigArgs) -> Result<(Config, Target)> {
+    let config = Config::load(&args.config)?;
+    let netns = args.netns.clone().or_else(|| config.netns.clone());
+    if let Some(ns) = &netns {
+        enter_netns(ns)?;
+    }
+    let target = Target::new(&config.table, netns.as_deref(), &config.state_dir);
+    Ok((config, target))
+}
+
+/// Reads the world, evaluates, applies. Returns the loaded policies for reuse.
+fn apply_once(config: &Config, target: &Target) -> Result<Policies> {
+    let policies = Policies::load(config)?;
+    let world = WorldState {
+        interfaces: tokio_runtime()?.block_on(world::read_interfaces())?,
+        leases: Vec::new(),
+    };
+    let desired = policies.evaluate(&world, &Event::Startup)?;
+    let mut kernel = Netlink::new()?;
+    let started = std::time::Instant::now();
+    let applied = runtime::apply(&mut kernel, target, &config.sysctls, &desired)?;
+    tracing::info!(
+        table = %format!("inet {}", target.table),
+        netns = target.netns.as_deref().unwrap_or("(current)"),
+        policies = desired.len(),
+        rules = applied.rules,
+        messages = applied.kernel.as_ref().map_or(0, |k| k.messages),
+        sysctls_set = %applied.sysctls_set.join(" "),
+        sysctls_restored = %applied.sysctls_restored.join(" "),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "ruleset applied in one batch"
+    );
+    Ok(policies)
+}
+
+fn run(config: &Config, target: &Target) -> Result<()> {
+    let _policies = apply_once(config, target)?;
+    let rt = tokio_runtime()?;
+    let signal = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tracing::info!("running; SIGINT or SIGTERM stops and cleans up");
+        Ok::<_, std::io::Error>(tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        })
+    })?;
+    tracing::info!(signal, "stopping; cleaning up");
+    cleanup_target(target, &config.sysctls)
+}
+
+fn cleanup(args: CleanupArgs) -> Result<()> {
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let netns = args
+        .netns
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.netns.clone()));
+    if let Some(ns) = &netns {
+        enter_netns(ns)?;
+    }
+    let table = args
+        .table
+        .or_else(|| config.as_ref().map(|c| c.table.clone()))
+        .unwrap_or_else(|| config::DEFAULT_TABLE.to_string());
+    let state_dir = args
+        .state_dir
+        .or_else(|| config.as_ref().map(|c| c.state_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_STATE_DIR));
+    let allow = match &config {
+        Some(c) => c.sysctls.clone(),
+        None => AllowList::new(&[])?,
+    };
+    cleanup_target(&Target::new(&table, netns.as_deref(), &state_dir), &allow)
+}
+
+fn cleanup_target(target: &Target, allow: &AllowList) -> Result<()> {
+    let mut kernel = Netlink::new()?;
+    let done = runtime::cleanup(&mut kernel, target, allow)?;
+    if !done.had_state_file {
+        tracing::warn!(
+            state_file = %target.state_path.display(),
+            "no state file: table removed, but there is no record of sysctls to restore"
+        );
+    }
+    tracing::info!(
+        table = %format!("inet {}", target.table),
+        restored = %done.restored.join(" "),
+        "clean-up done: table removed, sysctls restored"
+    );
+    if !done.failed.is_empty() {
+        bail!(
+            "could not restore {} (kept in {})",
+            done.failed.join(", "),
+            target.state_path.display()
+        );
+    }
+    Ok(())
+}

@@ -29,10 +29,7 @@ pub enum Op {
         base: Option<BaseChain>,
     },
     /// Create a set and add its elements.
-    AddSet {
-        name: String,
-        elements: SetElements,
-    },
+    AddSet { name: String, elements: SetElements },
     /// Append a rule to a chain.
     AddRule {
         chain: String,
@@ -63,7 +60,10 @@ impl fmt::Display for Transaction {
                 Op::AddTable => writeln!(f, "add table inet {t}")?,
                 Op::DeleteTable => writeln!(f, "delete table inet {t}")?,
                 Op::AddChain { name, base: None } => writeln!(f, "add chain inet {t} {name}")?,
-                Op::AddChain { name, base: Some(b) } => writeln!(
+                Op::AddChain {
+                    name,
+                    base: Some(b),
+                } => writeln!(
                     f,
                     "add chain inet {t} {name} {{ type {} hook {} priority {}; policy {}; }}",
                     b.chain_type.as_str(),
@@ -72,7 +72,11 @@ impl fmt::Display for Transaction {
                     b.policy.as_str()
                 )?,
                 Op::AddSet { name, elements } => {
-                    writeln!(f, "add set inet {t} {name} {{ type {}; }}", elements.type_name())?;
+                    writeln!(
+                        f,
+                        "add set inet {t} {name} {{ type {}; }}",
+                        elements.type_name()
+                    )?;
                     if !elements.is_empty() {
                         writeln!(
                             f,
@@ -249,7 +253,9 @@ add rule inet wasmwall pf/allowed counter accept  # pf 0ba2b3c0e3b0c7d8
         let mask = |s: &str| {
             s.lines()
                 .map(|l| match l.rsplit_once(' ') {
-                    Some((head, h)) if l.contains("  # ") && h.len() == 16 => format!("{head} <hash>"),
+                    Some((head, h)) if l.contains("  # ") && h.len() == 16 => {
+                        format!("{head} <hash>")
+                    }
                     _ => l.to_string(),
                 })
                 .collect::<Vec<_>>()

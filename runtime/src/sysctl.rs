@@ -25,7 +25,9 @@ pub const DEFAULT_ALLOW: &[&str] = &[
 pub enum KeyError {
     #[error("sysctl key {0:?} is not under `net.`")]
     NotNet(String),
-    #[error("sysctl key {0:?} is malformed (empty part, or a character other than letters, digits, '_', '-' and '/' for a '.' in an interface name)")]
+    #[error(
+        "sysctl key {0:?} is malformed (empty part, or a character other than letters, digits, '_', '-' and '/' for a '.' in an interface name)"
+    )]
     Malformed(String),
     #[error("sysctl key {0:?} is not on the allow-list")]
     NotAllowed(String),
@@ -62,10 +64,7 @@ impl AllowList {
             .copied()
             .chain(extra.iter().map(String::as_str))
         {
-            let parts = p
-                .split('.')
-                .map(str::to_string)
-                .collect::<Vec<_>>();
+            let parts = p.split('.').map(str::to_string).collect::<Vec<_>>();
             let valid = parts.first().map(String::as_str) == Some("net")
                 && parts.len() >= 2
                 && parts.iter().all(|s| {

@@ -58,7 +58,11 @@ pub struct Invalid {
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} problem(s) in the returned ruleset", self.problems.len())?;
+        write!(
+            f,
+            "{} problem(s) in the returned ruleset",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
@@ -90,9 +94,7 @@ fn check_name(ctx: &mut Ctx, at: &str, what: &str, name: &str) -> bool {
     if !ok {
         ctx.err(
             at,
-            format!(
-                "invalid {what} name {name:?}: use 1-{NAME_MAX} letters, digits, '_' or '-'"
-            ),
+            format!("invalid {what} name {name:?}: use 1-{NAME_MAX} letters, digits, '_' or '-'"),
         );
     }
     ok
@@ -369,9 +371,7 @@ fn nat_target(ctx: &mut Ctx, at: &str, t: &wit::NatTarget, facts: &RuleFacts) ->
     {
         ctx.err(
             at,
-            format!(
-                "NAT target {address} is not of the address family the rule matches"
-            ),
+            format!("NAT target {address} is not of the address family the rule matches"),
         );
         ok = false;
     }
@@ -665,7 +665,10 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                 ctx.err(&at, "a nat chain cannot hook forward (use prerouting, input, output or postrouting)");
             }
             if b.chain_type == ChainType::Nat && b.policy == ChainPolicy::Drop {
-                ctx.err(&at, "a nat chain cannot have policy drop (filter in a filter chain)");
+                ctx.err(
+                    &at,
+                    "a nat chain cannot have policy drop (filter in a filter chain)",
+                );
             }
         }
         infos.insert(chain.name.as_str(), ChainInfo { base });
@@ -707,7 +710,13 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     if matches!(m.matcher, wit::Matcher::Oifname(_))
                         && matches!(b.hook, Hook::Prerouting | Hook::Input)
                     {
-                        ctx.err(&mat, format!("oifname is unknown on the {} hook (no output interface yet)", b.hook.as_str()));
+                        ctx.err(
+                            &mat,
+                            format!(
+                                "oifname is unknown on the {} hook (no output interface yet)",
+                                b.hook.as_str()
+                            ),
+                        );
                     }
                     if matches!(m.matcher, wit::Matcher::Iifname(_)) && b.hook == Hook::Output {
                         ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
@@ -823,7 +832,9 @@ fn convert_action(
                 Some(ChainInfo { base: Some(_) }) => {
                     ctx.err(
                         at,
-                        format!("{verb} to base chain {target:?}; only regular chains can be jumped to"),
+                        format!(
+                            "{verb} to base chain {target:?}; only regular chains can be jumped to"
+                        ),
                     );
                     None
                 }

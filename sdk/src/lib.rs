@@ -51,8 +51,8 @@ use std::marker::PhantomData;
 pub use wit::wasmwall::policy::log::Level;
 pub use wit::wasmwall::policy::types::{
     Action, AddressChange, BaseChain, Chain, ChainPolicy, ChainType, CtState, Event, Hook,
-    NetworkInterface, L4Protocol, Lease, MatchExpr, Matcher, NamedSet, NatTarget, PortSetRef, Ports, Rule,
-    Ruleset, SetElements, Sysctl, Transport, WorldState,
+    L4Protocol, Lease, MatchExpr, Matcher, NamedSet, NatTarget, NetworkInterface, PortSetRef,
+    Ports, Rule, Ruleset, SetElements, Sysctl, Transport, WorldState,
 };
 
 /// A firewall policy. Implement [`Policy::evaluate`] and register the type
@@ -261,7 +261,10 @@ impl Chain {
 
 impl NamedSet {
     /// A set of IPv4 addresses.
-    pub fn ipv4<S: Into<String>>(name: impl Into<String>, addrs: impl IntoIterator<Item = S>) -> Self {
+    pub fn ipv4<S: Into<String>>(
+        name: impl Into<String>,
+        addrs: impl IntoIterator<Item = S>,
+    ) -> Self {
         NamedSet {
             name: name.into(),
             elements: SetElements::Ipv4(addrs.into_iter().map(Into::into).collect()),
@@ -269,7 +272,10 @@ impl NamedSet {
     }
 
     /// A set of IPv6 addresses.
-    pub fn ipv6<S: Into<String>>(name: impl Into<String>, addrs: impl IntoIterator<Item = S>) -> Self {
+    pub fn ipv6<S: Into<String>>(
+        name: impl Into<String>,
+        addrs: impl IntoIterator<Item = S>,
+    ) -> Self {
         NamedSet {
             name: name.into(),
             elements: SetElements::Ipv6(addrs.into_iter().map(Into::into).collect()),

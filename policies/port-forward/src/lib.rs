@@ -101,22 +101,37 @@ impl Policy for PortForward {
             // let the local server's own loopback traffic through.
             input = input
                 .rule(
-                    with_port(Rule::new().daddr(target_ip.to_string()), s.protocol, target_port, false)
-                        .counter()
-                        .accept(),
+                    with_port(
+                        Rule::new().daddr(target_ip.to_string()),
+                        s.protocol,
+                        target_port,
+                        false,
+                    )
+                    .counter()
+                    .accept(),
                 )
                 .rule(
-                    with_port(Rule::new().saddr(target_ip.to_string()), s.protocol, target_port, true)
-                        .accept(),
+                    with_port(
+                        Rule::new().saddr(target_ip.to_string()),
+                        s.protocol,
+                        target_port,
+                        true,
+                    )
+                    .accept(),
                 );
         } else {
             // The connection is routed on to another host.
             forward = forward
                 .rule(Rule::new().ct_state_established_related().accept())
                 .rule(
-                    with_port(Rule::new().daddr(target_ip.to_string()), s.protocol, target_port, false)
-                        .counter()
-                        .accept(),
+                    with_port(
+                        Rule::new().daddr(target_ip.to_string()),
+                        s.protocol,
+                        target_port,
+                        false,
+                    )
+                    .counter()
+                    .accept(),
                 );
             let key = if target_ip.is_ipv4() {
                 "net.ipv4.ip_forward"

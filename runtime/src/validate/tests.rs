@@ -13,21 +13,38 @@ fn opts() -> Options {
 }
 
 fn m(matcher: M) -> wit::MatchExpr {
-    wit::MatchExpr { matcher, negate: false }
+    wit::MatchExpr {
+        matcher,
+        negate: false,
+    }
 }
 
 fn not(matcher: M) -> wit::MatchExpr {
-    wit::MatchExpr { matcher, negate: true }
+    wit::MatchExpr {
+        matcher,
+        negate: true,
+    }
 }
 
 fn rule(matches: Vec<wit::MatchExpr>, action: A) -> wit::Rule {
-    wit::Rule { matches, action, counter: false, log_prefix: None, comment: None }
+    wit::Rule {
+        matches,
+        action,
+        counter: false,
+        log_prefix: None,
+        comment: None,
+    }
 }
 
 fn base(name: &str, hook: wit::Hook, type_: wit::ChainType, rules: Vec<wit::Rule>) -> wit::Chain {
     wit::Chain {
         name: name.into(),
-        base: Some(wit::BaseChain { hook, type_, priority: 0, policy: wit::ChainPolicy::Accept }),
+        base: Some(wit::BaseChain {
+            hook,
+            type_,
+            priority: 0,
+            policy: wit::ChainPolicy::Accept,
+        }),
         rules,
     }
 }
@@ -41,19 +58,34 @@ fn nat_pre(rules: Vec<wit::Rule>) -> wit::Chain {
 }
 
 fn regular(name: &str, rules: Vec<wit::Rule>) -> wit::Chain {
-    wit::Chain { name: name.into(), base: None, rules }
+    wit::Chain {
+        name: name.into(),
+        base: None,
+        rules,
+    }
 }
 
 fn ruleset(chains: Vec<wit::Chain>) -> wit::Ruleset {
-    wit::Ruleset { chains, sets: vec![], sysctls: vec![] }
+    wit::Ruleset {
+        chains,
+        sets: vec![],
+        sysctls: vec![],
+    }
 }
 
 fn tcp(port: u16) -> M {
-    M::Dport(wit::Ports { protocol: wit::Transport::Tcp, first: port, last: port })
+    M::Dport(wit::Ports {
+        protocol: wit::Transport::Tcp,
+        first: port,
+        last: port,
+    })
 }
 
 fn dnat(addr: &str, port: Option<u16>) -> A {
-    A::Dnat(wit::NatTarget { address: addr.into(), port })
+    A::Dnat(wit::NatTarget {
+        address: addr.into(),
+        port,
+    })
 }
 
 /// Validates and expects exactly one problem, at `at`, whose message contains
@@ -73,14 +105,24 @@ fn rejects(rs: wit::Ruleset, at: &str, needles: &[&str]) {
 fn accepts_the_seed_ruleset() {
     let rs = wit::Ruleset {
         chains: vec![
-            filter_input(vec![rule(vec![m(M::Daddr("127.0.0.1".into())), m(tcp(4000))], A::Accept)]),
+            filter_input(vec![rule(
+                vec![m(M::Daddr("127.0.0.1".into())), m(tcp(4000))],
+                A::Accept,
+            )]),
             nat_pre(vec![rule(
-                vec![m(M::Iifname("lan0".into())), not(M::Saddr("192.168.0.9".into())), m(tcp(80))],
+                vec![
+                    m(M::Iifname("lan0".into())),
+                    not(M::Saddr("192.168.0.9".into())),
+                    m(tcp(80)),
+                ],
                 dnat("127.0.0.1", Some(4000)),
             )]),
         ],
         sets: vec![],
-        sysctls: vec![wit::Sysctl { key: "net.ipv4.conf.lan0.route_localnet".into(), value: "1".into() }],
+        sysctls: vec![wit::Sysctl {
+            key: "net.ipv4.conf.lan0.route_localnet".into(),
+            value: "1".into(),
+        }],
     };
     let ir = validate(&rs, &opts()).unwrap();
     assert_eq!(ir.rule_count(), 2);
@@ -89,20 +131,37 @@ fn accepts_the_seed_ruleset() {
 
 #[test]
 fn bad_prefix() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Saddr("192.168.0.300/24".into()))], A::Accept)])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["192.168.0.300/24", "not an IPv4 or IPv6"]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Saddr("192.168.0.300/24".into()))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["192.168.0.300/24", "not an IPv4 or IPv6"],
+    );
 }
 
 #[test]
 fn prefix_length_too_long() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Daddr("10.0.0.0/33".into()))], A::Accept)])]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Daddr("10.0.0.0/33".into()))],
+        A::Accept,
+    )])]);
     rejects(rs, "chain \"input\" rule 1 match 1", &["10.0.0.0/33"]);
 }
 
 #[test]
 fn prefix_with_host_bits() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Saddr("192.168.0.1/24".into()))], A::Accept)])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["host bits", "192.168.0.0/24"]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Saddr("192.168.0.1/24".into()))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["host bits", "192.168.0.0/24"],
+    );
 }
 
 #[test]
@@ -114,52 +173,95 @@ fn port_zero() {
 #[test]
 fn empty_port_range() {
     let rs = ruleset(vec![filter_input(vec![rule(
-        vec![m(M::Dport(wit::Ports { protocol: wit::Transport::Udp, first: 2000, last: 1000 }))],
+        vec![m(M::Dport(wit::Ports {
+            protocol: wit::Transport::Udp,
+            first: 2000,
+            last: 1000,
+        }))],
         A::Accept,
     )])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["2000-1000", "empty"]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["2000-1000", "empty"],
+    );
 }
 
 #[test]
 fn negated_port_range() {
     let rs = ruleset(vec![filter_input(vec![rule(
-        vec![not(M::Dport(wit::Ports { protocol: wit::Transport::Tcp, first: 1, last: 1024 }))],
+        vec![not(M::Dport(wit::Ports {
+            protocol: wit::Transport::Tcp,
+            first: 1,
+            last: 1024,
+        }))],
         A::Accept,
     )])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["range cannot be negated"]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["range cannot be negated"],
+    );
 }
 
 #[test]
 fn interface_name_too_long() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Iifname("a-very-long-ifname".into()))], A::Accept)])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["a-very-long-ifname", "at most 15 bytes"]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Iifname("a-very-long-ifname".into()))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["a-very-long-ifname", "at most 15 bytes"],
+    );
 }
 
 #[test]
 fn interface_name_with_slash() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Iifname("eth/0".into()))], A::Accept)])]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Iifname("eth/0".into()))],
+        A::Accept,
+    )])]);
     rejects(rs, "chain \"input\" rule 1 match 1", &["eth/0", "'/'"]);
 }
 
 #[test]
 fn empty_interface_name() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Iifname("".into()))], A::Accept)])]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Iifname("".into()))],
+        A::Accept,
+    )])]);
     rejects(rs, "chain \"input\" rule 1 match 1", &["empty"]);
 }
 
 #[test]
 fn oifname_on_input_hook() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::Oifname("wan0".into()))], A::Accept)])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["oifname", "input hook"]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Oifname("wan0".into()))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["oifname", "input hook"],
+    );
 }
 
 #[test]
 fn mixed_address_families() {
     let rs = ruleset(vec![filter_input(vec![rule(
-        vec![m(M::Saddr("10.0.0.1".into())), m(M::Daddr("fd00::1".into()))],
+        vec![
+            m(M::Saddr("10.0.0.1".into())),
+            m(M::Daddr("fd00::1".into())),
+        ],
         A::Accept,
     )])]);
-    rejects(rs, "chain \"input\" rule 1 match 2", &["mixes IPv4 and IPv6"]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 2",
+        &["mixes IPv4 and IPv6"],
+    );
 }
 
 #[test]
@@ -168,39 +270,80 @@ fn contradictory_protocols() {
         vec![m(M::L4proto(wit::L4Protocol::Udp)), m(tcp(80))],
         A::Accept,
     )])]);
-    rejects(rs, "chain \"input\" rule 1 match 2", &["tcp", "already matches udp"]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 2",
+        &["tcp", "already matches udp"],
+    );
 }
 
 #[test]
 fn empty_ct_state() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::CtState(vec![]))], A::Accept)])]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::CtState(vec![]))],
+        A::Accept,
+    )])]);
     rejects(rs, "chain \"input\" rule 1 match 1", &["no state"]);
 }
 
 #[test]
 fn negated_ct_state() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![not(M::CtState(vec![wit::CtState::New]))], A::Accept)])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["ct-state", "cannot be negated"]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![not(M::CtState(vec![wit::CtState::New]))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["ct-state", "cannot be negated"],
+    );
 }
 
 #[test]
 fn unknown_set() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(M::SaddrIn("friends".into()))], A::Accept)])]);
-    rejects(rs, "chain \"input\" rule 1 match 1", &["unknown set \"friends\""]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::SaddrIn("friends".into()))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["unknown set \"friends\""],
+    );
 }
 
 #[test]
 fn set_of_wrong_kind() {
-    let mut rs = ruleset(vec![filter_input(vec![rule(vec![m(M::SaddrIn("web".into()))], A::Accept)])]);
-    rs.sets.push(wit::NamedSet { name: "web".into(), elements: wit::SetElements::Ports(vec![80]) });
-    rejects(rs, "chain \"input\" rule 1 match 1", &["\"web\"", "holds ports"]);
+    let mut rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::SaddrIn("web".into()))],
+        A::Accept,
+    )])]);
+    rs.sets.push(wit::NamedSet {
+        name: "web".into(),
+        elements: wit::SetElements::Ports(vec![80]),
+    });
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["\"web\"", "holds ports"],
+    );
 }
 
 #[test]
 fn negated_set_membership() {
-    let mut rs = ruleset(vec![filter_input(vec![rule(vec![not(M::SaddrIn("ok".into()))], A::Accept)])]);
-    rs.sets.push(wit::NamedSet { name: "ok".into(), elements: wit::SetElements::Ipv4(vec!["10.0.0.1".into()]) });
-    rejects(rs, "chain \"input\" rule 1 match 1", &["set membership cannot be negated"]);
+    let mut rs = ruleset(vec![filter_input(vec![rule(
+        vec![not(M::SaddrIn("ok".into()))],
+        A::Accept,
+    )])]);
+    rs.sets.push(wit::NamedSet {
+        name: "ok".into(),
+        elements: wit::SetElements::Ipv4(vec!["10.0.0.1".into()]),
+    });
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["set membership cannot be negated"],
+    );
 }
 
 #[test]
@@ -210,20 +353,30 @@ fn bad_set_element() {
         name: "hosts".into(),
         elements: wit::SetElements::Ipv4(vec!["10.0.0.1".into(), "fd00::1".into()]),
     });
-    rejects(rs, "set \"hosts\" element 2", &["\"fd00::1\"", "not an IPv4 address"]);
+    rejects(
+        rs,
+        "set \"hosts\" element 2",
+        &["\"fd00::1\"", "not an IPv4 address"],
+    );
 }
 
 #[test]
 fn set_port_zero() {
     let mut rs = ruleset(vec![]);
-    rs.sets.push(wit::NamedSet { name: "p".into(), elements: wit::SetElements::Ports(vec![0, 80]) });
+    rs.sets.push(wit::NamedSet {
+        name: "p".into(),
+        elements: wit::SetElements::Ports(vec![0, 80]),
+    });
     rejects(rs, "set \"p\"", &["port 0"]);
 }
 
 #[test]
 fn too_many_set_elements() {
     let mut rs = ruleset(vec![]);
-    rs.sets.push(wit::NamedSet { name: "p".into(), elements: wit::SetElements::Ports((1..=11).collect()) });
+    rs.sets.push(wit::NamedSet {
+        name: "p".into(),
+        elements: wit::SetElements::Ports((1..=11).collect()),
+    });
     rejects(rs, "set \"p\"", &["11 elements", "limit is 10"]);
 }
 
@@ -231,7 +384,10 @@ fn too_many_set_elements() {
 fn duplicate_set() {
     let mut rs = ruleset(vec![]);
     for _ in 0..2 {
-        rs.sets.push(wit::NamedSet { name: "p".into(), elements: wit::SetElements::Ports(vec![80]) });
+        rs.sets.push(wit::NamedSet {
+            name: "p".into(),
+            elements: wit::SetElements::Ports(vec![80]),
+        });
     }
     rejects(rs, "set \"p\"", &["defined twice"]);
 }
@@ -241,19 +397,30 @@ fn set_elements_are_sorted_and_deduplicated() {
     let mut rs = ruleset(vec![]);
     rs.sets.push(wit::NamedSet {
         name: "h".into(),
-        elements: wit::SetElements::Ipv4(vec!["10.0.0.2".into(), "10.0.0.1".into(), "10.0.0.2".into()]),
+        elements: wit::SetElements::Ipv4(vec![
+            "10.0.0.2".into(),
+            "10.0.0.1".into(),
+            "10.0.0.2".into(),
+        ]),
     });
     let ir = validate(&rs, &opts()).unwrap();
     assert_eq!(
         ir.sets[0].elements,
-        SetElements::Ipv4(vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()])
+        SetElements::Ipv4(vec![
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap()
+        ])
     );
 }
 
 #[test]
 fn bad_chain_name() {
     let rs = ruleset(vec![regular("in put", vec![])]);
-    rejects(rs, "chain \"in put\"", &["invalid chain name", "letters, digits"]);
+    rejects(
+        rs,
+        "chain \"in put\"",
+        &["invalid chain name", "letters, digits"],
+    );
 }
 
 #[test]
@@ -271,23 +438,44 @@ fn duplicate_chain() {
 
 #[test]
 fn nat_chain_on_forward() {
-    let rs = ruleset(vec![base("fwd", wit::Hook::Forward, wit::ChainType::Nat, vec![])]);
+    let rs = ruleset(vec![base(
+        "fwd",
+        wit::Hook::Forward,
+        wit::ChainType::Nat,
+        vec![],
+    )]);
     rejects(rs, "chain \"fwd\"", &["nat chain cannot hook forward"]);
 }
 
 #[test]
 fn jump_to_missing_chain() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![], A::Jump("nowhere".into()))])]);
-    rejects(rs, "chain \"input\" rule 1", &["jump to unknown chain \"nowhere\""]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![],
+        A::Jump("nowhere".into()),
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1",
+        &["jump to unknown chain \"nowhere\""],
+    );
 }
 
 #[test]
 fn jump_to_base_chain() {
     let rs = ruleset(vec![
         filter_input(vec![]),
-        base("fwd", wit::Hook::Forward, wit::ChainType::Filter, vec![rule(vec![], A::Goto("input".into()))]),
+        base(
+            "fwd",
+            wit::Hook::Forward,
+            wit::ChainType::Filter,
+            vec![rule(vec![], A::Goto("input".into()))],
+        ),
     ]);
-    rejects(rs, "chain \"fwd\" rule 1", &["goto to base chain \"input\""]);
+    rejects(
+        rs,
+        "chain \"fwd\" rule 1",
+        &["goto to base chain \"input\""],
+    );
 }
 
 #[test]
@@ -300,13 +488,23 @@ fn jump_loop() {
     let err = validate(&rs, &opts()).unwrap_err();
     assert_eq!(err.problems.len(), 1, "{err}");
     let msg = err.problems[0].to_string();
-    assert!(msg.contains("jump loop") && msg.contains("a -> b -> a"), "{msg}");
+    assert!(
+        msg.contains("jump loop") && msg.contains("a -> b -> a"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn dnat_in_filter_chain() {
-    let rs = ruleset(vec![filter_input(vec![rule(vec![m(tcp(80))], dnat("10.0.0.1", Some(80)))])]);
-    rejects(rs, "chain \"input\" rule 1", &["dnat is only allowed in nat chains", "filter input"]);
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(tcp(80))],
+        dnat("10.0.0.1", Some(80)),
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1",
+        &["dnat is only allowed in nat chains", "filter input"],
+    );
 }
 
 #[test]
@@ -320,37 +518,65 @@ fn dnat_in_regular_chain_reached_from_filter() {
 
 #[test]
 fn dnat_in_unreachable_chain() {
-    let rs = ruleset(vec![regular("fw", vec![rule(vec![], dnat("10.0.0.1", None))])]);
-    rejects(rs, "chain \"fw\" rule 1", &["not reached from any base chain"]);
+    let rs = ruleset(vec![regular(
+        "fw",
+        vec![rule(vec![], dnat("10.0.0.1", None))],
+    )]);
+    rejects(
+        rs,
+        "chain \"fw\" rule 1",
+        &["not reached from any base chain"],
+    );
 }
 
 #[test]
 fn masquerade_on_prerouting() {
     let rs = ruleset(vec![nat_pre(vec![rule(vec![], A::Masquerade)])]);
-    rejects(rs, "chain \"pre\" rule 1", &["masquerade", "postrouting", "nat prerouting"]);
+    rejects(
+        rs,
+        "chain \"pre\" rule 1",
+        &["masquerade", "postrouting", "nat prerouting"],
+    );
 }
 
 #[test]
 fn reject_in_nat_chain() {
     let rs = ruleset(vec![nat_pre(vec![rule(vec![], A::Reject)])]);
-    rejects(rs, "chain \"pre\" rule 1", &["reject is only allowed in filter chains"]);
+    rejects(
+        rs,
+        "chain \"pre\" rule 1",
+        &["reject is only allowed in filter chains"],
+    );
 }
 
 #[test]
 fn nat_target_not_an_address() {
-    let rs = ruleset(vec![nat_pre(vec![rule(vec![m(tcp(80))], dnat("laptop.lan", Some(80)))])]);
-    rejects(rs, "chain \"pre\" rule 1", &["\"laptop.lan\"", "not an IPv4 or IPv6 address"]);
+    let rs = ruleset(vec![nat_pre(vec![rule(
+        vec![m(tcp(80))],
+        dnat("laptop.lan", Some(80)),
+    )])]);
+    rejects(
+        rs,
+        "chain \"pre\" rule 1",
+        &["\"laptop.lan\"", "not an IPv4 or IPv6 address"],
+    );
 }
 
 #[test]
 fn nat_port_without_transport_match() {
-    let rs = ruleset(vec![nat_pre(vec![rule(vec![], dnat("10.0.0.1", Some(80)))])]);
+    let rs = ruleset(vec![nat_pre(vec![rule(
+        vec![],
+        dnat("10.0.0.1", Some(80)),
+    )])]);
     rejects(rs, "chain \"pre\" rule 1", &["needs a tcp or udp match"]);
 }
 
 #[test]
 fn nat_target_port_zero() {
-    let rs = ruleset(vec![nat_pre(vec![rule(vec![m(tcp(80))], dnat("10.0.0.1", Some(0)))])]);
+    let rs = ruleset(vec![nat_pre(vec![rule(
+        vec![m(tcp(80))],
+        dnat("10.0.0.1", Some(0)),
+    )])]);
     rejects(rs, "chain \"pre\" rule 1", &["port 0"]);
 }
 
@@ -367,62 +593,99 @@ fn nat_target_of_other_family() {
 fn comment_too_long() {
     let mut r = rule(vec![], A::Accept);
     r.comment = Some("x".repeat(128));
-    rejects(ruleset(vec![filter_input(vec![r])]), "chain \"input\" rule 1", &["comment is 128 bytes", "at most 127"]);
+    rejects(
+        ruleset(vec![filter_input(vec![r])]),
+        "chain \"input\" rule 1",
+        &["comment is 128 bytes", "at most 127"],
+    );
 }
 
 #[test]
 fn log_prefix_with_nul() {
     let mut r = rule(vec![], A::Accept);
     r.log_prefix = Some("a\0b".into());
-    rejects(ruleset(vec![filter_input(vec![r])]), "chain \"input\" rule 1", &["log prefix contains a NUL"]);
+    rejects(
+        ruleset(vec![filter_input(vec![r])]),
+        "chain \"input\" rule 1",
+        &["log prefix contains a NUL"],
+    );
 }
 
 #[test]
 fn too_many_matches() {
-    let r = rule((0..25).map(|_| m(M::Iifname("lan0".into()))).collect(), A::Accept);
-    rejects(ruleset(vec![filter_input(vec![r])]), "chain \"input\" rule 1", &["25 matches", "at most 24"]);
+    let r = rule(
+        (0..25).map(|_| m(M::Iifname("lan0".into()))).collect(),
+        A::Accept,
+    );
+    rejects(
+        ruleset(vec![filter_input(vec![r])]),
+        "chain \"input\" rule 1",
+        &["25 matches", "at most 24"],
+    );
 }
 
 #[test]
 fn too_many_rules() {
     let rules = (0..101).map(|_| rule(vec![], A::Accept)).collect();
     let err = validate(&ruleset(vec![filter_input(rules)]), &opts()).unwrap_err();
-    assert!(err.to_string().contains("101 rules; the limit is 100"), "{err}");
+    assert!(
+        err.to_string().contains("101 rules; the limit is 100"),
+        "{err}"
+    );
 }
 
 #[test]
 fn sysctl_outside_net() {
     let mut rs = ruleset(vec![]);
-    rs.sysctls.push(wit::Sysctl { key: "kernel.core_pattern".into(), value: "1".into() });
+    rs.sysctls.push(wit::Sysctl {
+        key: "kernel.core_pattern".into(),
+        value: "1".into(),
+    });
     rejects(rs, "sysctl 1", &["kernel.core_pattern", "not under `net.`"]);
 }
 
 #[test]
 fn sysctl_path_trick() {
     let mut rs = ruleset(vec![]);
-    rs.sysctls.push(wit::Sysctl { key: "net/../../kernel/core_pattern".into(), value: "1".into() });
+    rs.sysctls.push(wit::Sysctl {
+        key: "net/../../kernel/core_pattern".into(),
+        value: "1".into(),
+    });
     rejects(rs, "sysctl 1", &["net/../../kernel/core_pattern"]);
 }
 
 #[test]
 fn sysctl_not_allowed() {
     let mut rs = ruleset(vec![]);
-    rs.sysctls.push(wit::Sysctl { key: "net.core.rmem_max".into(), value: "1".into() });
+    rs.sysctls.push(wit::Sysctl {
+        key: "net.core.rmem_max".into(),
+        value: "1".into(),
+    });
     rejects(rs, "sysctl 1", &["net.core.rmem_max", "allow-list"]);
 }
 
 #[test]
 fn sysctl_bad_value() {
     let mut rs = ruleset(vec![]);
-    rs.sysctls.push(wit::Sysctl { key: "net.ipv4.ip_forward".into(), value: "yes".into() });
-    rejects(rs, "sysctl 1", &["net.ipv4.ip_forward", "\"yes\" is not a number"]);
+    rs.sysctls.push(wit::Sysctl {
+        key: "net.ipv4.ip_forward".into(),
+        value: "yes".into(),
+    });
+    rejects(
+        rs,
+        "sysctl 1",
+        &["net.ipv4.ip_forward", "\"yes\" is not a number"],
+    );
 }
 
 #[test]
 fn sysctl_conflict() {
     let mut rs = ruleset(vec![]);
     for v in ["1", "0"] {
-        rs.sysctls.push(wit::Sysctl { key: "net.ipv4.ip_forward".into(), value: v.into() });
+        rs.sysctls.push(wit::Sysctl {
+            key: "net.ipv4.ip_forward".into(),
+            value: v.into(),
+        });
     }
     rejects(rs, "sysctl 2", &["requested twice", "\"1\"", "\"0\""]);
 }

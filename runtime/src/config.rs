@@ -1,0 +1,381 @@
+//! The runtime's configuration file (TOML): parsed here, then resolved
+//! (paths made absolute, values checked) into a [`Config`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::host::Limits;
+use crate::sysctl::{AllowList, KeyError};
+
+pub const DEFAULT_TABLE: &str = "wasmwall";
+pub const DEFAULT_STATE_DIR: &str = "/run/wasmwall";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    table: Option<String>,
+    state_dir: Option<PathBuf>,
+    netns: Option<String>,
+    #[serde(default)]
+    sysctl_allow: Vec<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, rename = "policy")]
+    policies: Vec<RawPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    max_rules: Option<usize>,
+    max_set_elements: Option<usize>,
+    log_lines: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: String,
+    path: PathBuf,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+/// One policy to run.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub name: String,
+    pub path: PathBuf,
+    /// The policy's own settings, in the order written.
+    pub config: Vec<(String, String)>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub state_dir: PathBuf,
+    pub netns: Option<String>,
+    pub limits: Limits,
+    pub max_rules: usize,
+    pub max_set_elements: usize,
+    pub sysctls: AllowList,
+    pub policies: Vec<PolicyConfig>,
+}
+
+impl Config {
+    /// Reads and resolves a config file. Relative policy paths are relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &shown, base)
+    }
+
+    /// Parses and resolves config text; `shown` names it in errors.
+    pub fn parse(text: &str, shown: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: shown.to_string(),
+            message: describe_toml_error(text, &e),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: shown.to_string(),
+            message,
+        };
+
+        let table = raw.table.unwrap_or_else(|| DEFAULT_TABLE.to_string());
+        if !valid_ident(&table, 32) {
+            return Err(invalid(format!(
+                "`table` {table:?} must be 1-32 letters, digits, '_' or '-'"
+            )));
+        }
+        if let Some(ns) = &raw.netns
+            && !valid_netns(ns)
+        {
+            return Err(invalid(format!(
+                "`netns` {ns:?} is not a valid namespace name"
+            )));
+        }
+
+        let defaults = Limits::default();
+        let limits = Limits {
+            deadline: raw
+                .limits
+                .deadline_ms
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.deadline),
+            memory_bytes: raw
+                .limits
+                .memory_mib
+                .map(|m| (m as usize) << 20)
+                .unwrap_or(defaults.memory_bytes),
+            log_lines: raw.limits.log_lines.unwrap_or(defaults.log_lines),
+        };
+        if limits.deadline.is_zero() || limits.deadline > Duration::from_secs(60) {
+            return Err(invalid("`limits.deadline_ms` must be 1-60000".into()));
+        }
+        if !(1..=4096).contains(&(limits.memory_bytes >> 20)) {
+            return Err(invalid("`limits.memory_mib` must be 1-4096".into()));
+        }
+
+        let sysctls = AllowList::new(&raw.sysctl_allow).map_err(|e| match e {
+            KeyError::BadPattern(p) => invalid(format!(
+                "`sysctl_allow` entry {p:?} must be a key under `net.` ('*' for an interface)"
+            )),
+            other => invalid(other.to_string()),
+        })?;
+
+        let mut policies: Vec<PolicyConfig> = Vec::new();
+        for (i, p) in raw.policies.into_iter().enumerate() {
+            let at = format!("[[policy]] #{} ({:?})", i + 1, p.name);
+            if !valid_policy_name(&p.name) {
+                return Err(invalid(format!(
+                    "{at}: `name` must be 1-24 lower-case letters, digits or '-', starting with a letter"
+                )));
+            }
+            if policies.iter().any(|q| q.name == p.name) {
+                return Err(invalid(format!("{at}: name used twice")));
+            }
+            let mut config = Vec::new();
+            for (k, v) in p.config {
+                let value = scalar_text(&v).ok_or_else(|| {
+                    invalid(format!(
+                        "{at}: config key `{k}` must be a string, number, boolean or a list of those"
+                    ))
+                })?;
+                config.push((k, value));
+            }
+            policies.push(PolicyConfig {
+                name: p.name,
+                path: base.join(p.path),
+                config,
+            });
+        }
+        if policies.is_empty() {
+            return Err(invalid("no [[policy]] is configured".into()));
+        }
+
+        Ok(Config {
+            table,
+            state_dir: raw
+                .state_dir
+                .map(|d| base.join(d))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            netns: raw.netns,
+            limits,
+            max_rules: raw.limits.max_rules.unwrap_or(100_000),
+            max_set_elements: raw.limits.max_set_elements.unwrap_or(100_000),
+            sysctls,
+            policies,
+        })
+    }
+}
+
+/// A TOML value as the string a policy receives; lists are comma-joined.
+fn scalar_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                toml::Value::Array(_) | toml::Value::Table(_) => None,
+                other => scalar_text(other),
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        toml::Value::Table(_) => None,
+    }
+}
+
+/// "line L, column C: message" from a TOML error.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+fn valid_ident(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Policy names become chain-name prefixes and rule tags.
+pub fn valid_policy_name(s: &str) -> bool {
+    s.len() <= 24
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Names under /run/netns.
+pub fn valid_netns(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", Path::new("/etc/wasmwall"))
+    }
+
+    const MINIMAL: &str = "[[policy]]\nname = \"pf\"\npath = \"pf.wasm\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.table, "wasmwall");
+        assert_eq!(c.state_dir, PathBuf::from("/run/wasmwall"));
+        assert_eq!(c.policies[0].path, PathBuf::from("/etc/wasmwall/pf.wasm"));
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn policy_config_keeps_order_and_stringifies() {
+        let c = parse(&format!(
+            "{MINIMAL}[policy.config]\nz = \"a\"\nport = 80\nflag = true\nlist = [\"x\", \"y\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.policies[0].config,
+            vec![
+                ("z".into(), "a".into()),
+                ("port".into(), "80".into()),
+                ("flag".into(), "true".into()),
+                ("list".into(), "x,y".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_toml_names_line_and_column() {
+        let err = parse("table = \"x\"\n[[policy]\n").unwrap_err().to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("line 2, column"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = parse(&format!("tabel = \"x\"\n{MINIMAL}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tabel") && err.contains("line 1"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[limits]\ndeadline = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deadline"), "{err}");
+    }
+
+    #[test]
+    fn bad_policy_name() {
+        let err = parse("[[policy]]\nname = \"Port Forward\"\npath = \"x.wasm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"Port Forward\"") && err.contains("`name`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_policy_name() {
+        let err = parse(&format!("{MINIMAL}{MINIMAL}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name used twice"), "{err}");
+    }
+
+    #[test]
+    fn no_policy() {
+        let err = parse("table = \"t\"\n").unwrap_err().to_string();
+        assert!(err.contains("no [[policy]]"), "{err}");
+    }
+
+    #[test]
+    fn nested_table_in_policy_config() {
+        let err = parse(&format!("{MINIMAL}[policy.config.sub]\na = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config key `sub`"), "{err}");
+    }
+
+    #[test]
+    fn bad_limits() {
+        let err = parse(&format!("{MINIMAL}[limits]\ndeadline_ms = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deadline_ms"), "{err}");
+        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = 100000\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn bad_sysctl_pattern() {
+        let err = parse(&format!("sysctl_allow = [\"kernel.*\"]\n{MINIMAL}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"kernel.*\"") && err.contains("sysctl_allow"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_table_and_netns() {
+        let err = parse(&format!("table = \"a b\"\n{MINIMAL}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"a b\""), "{err}");
+        let err = parse(&format!("netns = \"../x\"\n{MINIMAL}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"../x\""), "{err}");
+    }
+}

@@ -1,0 +1,193 @@
+//! The state file: what the runtime touched, recorded before it touches it, so
+//! that clean-up can undo everything, also after a crash.
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+const VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("cannot create state directory {path}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write state file {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read state file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is corrupt: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+/// A sysctl the runtime changed, with the value it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSysctl {
+    pub key: String,
+    pub original: String,
+}
+
+/// What the runtime has touched in one network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Network namespace name, or none for the one the runtime started in.
+    pub netns: Option<String>,
+    /// The inet table the runtime owns.
+    pub table: String,
+    /// Whether that table already existed before the first write (it is
+    /// deleted at clean-up either way: it carries the runtime's name).
+    pub table_existed_before: bool,
+    /// Sysctls changed, in the order they were first changed.
+    pub sysctls: Vec<SavedSysctl>,
+}
+
+impl State {
+    pub fn new(netns: Option<String>, table: String, table_existed_before: bool) -> Self {
+        State {
+            version: VERSION,
+            netns,
+            table,
+            table_existed_before,
+            sysctls: Vec::new(),
+        }
+    }
+
+    pub fn original(&self, key: &str) -> Option<&str> {
+        self.sysctls
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.original.as_str())
+    }
+}
+
+/// Where the state of (`netns`, `table`) lives inside `dir`.
+pub fn path(dir: &Path, netns: Option<&str>, table: &str) -> PathBuf {
+    match netns {
+        Some(ns) => dir.join(format!("netns-{ns}.{table}.json")),
+        None => dir.join(format!("host.{table}.json")),
+    }
+}
+
+/// Reads a state file; `Ok(None)` when there is none.
+pub fn load(path: &Path) -> Result<Option<State>, StateError> {
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: shown,
+                source,
+            });
+        }
+    };
+    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    if state.version != VERSION {
+        return Err(StateError::Corrupt {
+            path: shown,
+            message: format!("version {} (expected {VERSION})", state.version),
+        });
+    }
+    Ok(Some(state))
+}
+
+/// Writes the state atomically: a complete new file replaces the old one by
+/// rename, and both are flushed to disk, so a crash leaves the old or the new
+/// content, never a torn file. The directory is created root-only.
+pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let shown = path.display().to_string();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StateError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    let write_err = |source| StateError::Write {
+        path: shown.clone(),
+        source,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(write_err)?;
+    let text = serde_json::to_string_pretty(state).expect("state serializes");
+    tmp.write_all(text.as_bytes()).map_err(write_err)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err)?;
+    Ok(())
+}
+
+/// Removes the state file (no error if it is gone already).
+pub fn remove(path: &Path) -> Result<(), StateError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Write {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir.path().join("state"), Some("laptop"), "wasmwall");
+        assert!(load(&p).unwrap().is_none());
+        let mut s = State::new(Some("laptop".into()), "wasmwall".into(), false);
+        s.sysctls.push(SavedSysctl {
+            key: "net.ipv4.conf.lan0.route_localnet".into(),
+            original: "0".into(),
+        });
+        save(&p, &s).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(s));
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = std::fs::metadata(p.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dmode, 0o700);
+        remove(&p).unwrap();
+        remove(&p).unwrap();
+        assert!(load(&p).unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupt_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        std::fs::write(&p, "{not json").unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("s.json") && err.contains("corrupt"), "{err}");
+    }
+}

@@ -1,0 +1,344 @@
+//! The world state policies see (interfaces, addresses, leases) and the
+//! events that trigger evaluations: host-side types, their JSON form (for
+//! `wasmwall eval --state`), the conversion to the WIT types, and reading the
+//! interfaces of the current network namespace over rtnetlink.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::host::wit;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub up: bool,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// "addr/len" strings.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub mac: String,
+    pub ip: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    pub iface: String,
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldState {
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default)]
+    pub leases: Vec<Lease>,
+}
+
+impl WorldState {
+    /// Sorts interfaces by name and leases by address, as the WIT promises.
+    pub fn normalize(&mut self) {
+        self.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        self.leases.sort_by(|a, b| {
+            let key = |l: &Lease| l.ip.parse::<IpAddr>().ok();
+            key(a).cmp(&key(b)).then_with(|| a.ip.cmp(&b.ip))
+        });
+    }
+
+    pub fn to_wit(&self) -> wit::WorldState {
+        wit::WorldState {
+            interfaces: self
+                .interfaces
+                .iter()
+                .map(|i| wit::NetworkInterface {
+                    name: i.name.clone(),
+                    index: i.index,
+                    up: i.up,
+                    mac: i.mac.clone(),
+                    addresses: i.addresses.clone(),
+                })
+                .collect(),
+            leases: self.leases.iter().map(Lease::to_wit).collect(),
+        }
+    }
+}
+
+impl Lease {
+    fn to_wit(&self) -> wit::Lease {
+        wit::Lease {
+            mac: self.mac.clone(),
+            ip: self.ip.clone(),
+            hostname: self.hostname.clone(),
+            iface: self.iface.clone(),
+            expires: self.expires,
+        }
+    }
+}
+
+/// Why a policy is evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Startup,
+    InterfaceUp(String),
+    InterfaceDown(String),
+    AddressAdded { iface: String, address: String },
+    AddressRemoved { iface: String, address: String },
+    LeaseAdded(Lease),
+    LeaseRenewed(Lease),
+    LeaseExpired(Lease),
+    ConfigChanged,
+}
+
+/// The syntax of `--event`, for help texts and errors.
+pub const EVENT_SYNTAX: &str = "startup | config-changed | interface-up=IFACE | interface-down=IFACE | \
+address-added=IFACE,ADDR/LEN | address-removed=IFACE,ADDR/LEN | \
+lease-added=MAC,IP,IFACE[,HOSTNAME] | lease-renewed=... | lease-expired=...";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid event {text:?}: {problem} (expected {EVENT_SYNTAX})")]
+pub struct EventParseError {
+    pub text: String,
+    pub problem: String,
+}
+
+impl std::str::FromStr for Event {
+    type Err = EventParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let fail = |problem: &str| EventParseError {
+            text: text.to_string(),
+            problem: problem.to_string(),
+        };
+        let (kind, args) = match text.split_once('=') {
+            Some((k, a)) => (k, Some(a)),
+            None => (text, None),
+        };
+        let parts: Vec<&str> = args.map(|a| a.split(',').collect()).unwrap_or_default();
+        let one = |parts: &[&str]| match parts {
+            [name] if !name.is_empty() => Ok(name.to_string()),
+            _ => Err(fail("expects one interface name")),
+        };
+        let addr = |parts: &[&str]| match parts {
+            [iface, address] if !iface.is_empty() && address.contains('/') => {
+                Ok((iface.to_string(), address.to_string()))
+            }
+            _ => Err(fail("expects IFACE,ADDR/LEN")),
+        };
+        let lease = |parts: &[&str]| match parts {
+            [mac, ip, iface, rest @ ..] if rest.len() <= 1 => {
+                if ip.parse::<IpAddr>().is_err() {
+                    return Err(fail("the lease IP is not an address"));
+                }
+                Ok(Lease {
+                    mac: mac.to_ascii_lowercase(),
+                    ip: ip.to_string(),
+                    hostname: rest.first().map(|h| h.to_string()),
+                    iface: iface.to_string(),
+                    expires: None,
+                })
+            }
+            _ => Err(fail("expects MAC,IP,IFACE[,HOSTNAME]")),
+        };
+        match (kind, args) {
+            ("startup", None) => Ok(Event::Startup),
+            ("config-changed", None) => Ok(Event::ConfigChanged),
+            ("startup" | "config-changed", Some(_)) => Err(fail("takes no arguments")),
+            ("interface-up", _) => one(&parts).map(Event::InterfaceUp),
+            ("interface-down", _) => one(&parts).map(Event::InterfaceDown),
+            ("address-added", _) => {
+                addr(&parts).map(|(iface, address)| Event::AddressAdded { iface, address })
+            }
+            ("address-removed", _) => {
+                addr(&parts).map(|(iface, address)| Event::AddressRemoved { iface, address })
+            }
+            ("lease-added", _) => lease(&parts).map(Event::LeaseAdded),
+            ("lease-renewed", _) => lease(&parts).map(Event::LeaseRenewed),
+            ("lease-expired", _) => lease(&parts).map(Event::LeaseExpired),
+            _ => Err(fail("unknown event kind")),
+        }
+    }
+}
+
+impl Event {
+    pub fn to_wit(&self) -> wit::Event {
+        let change = |iface: &String, address: &String| wit::AddressChange {
+            iface: iface.clone(),
+            address: address.clone(),
+        };
+        match self {
+            Event::Startup => wit::Event::Startup,
+            Event::ConfigChanged => wit::Event::ConfigChanged,
+            Event::InterfaceUp(n) => wit::Event::InterfaceUp(n.clone()),
+            Event::InterfaceDown(n) => wit::Event::InterfaceDown(n.clone()),
+            Event::AddressAdded { iface, address } => {
+                wit::Event::AddressAdded(change(iface, address))
+            }
+            Event::AddressRemoved { iface, address } => {
+                wit::Event::AddressRemoved(change(iface, address))
+            }
+            Event::LeaseAdded(l) => wit::Event::LeaseAdded(l.to_wit()),
+            Event::LeaseRenewed(l) => wit::Event::LeaseRenewed(l.to_wit()),
+            Event::LeaseExpired(l) => wit::Event::LeaseExpired(l.to_wit()),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum WorldError {
+    #[error("cannot open an rtnetlink socket")]
+    Socket(#[source] std::io::Error),
+    #[error("cannot list network interfaces")]
+    Links(#[source] rtnetlink::Error),
+    #[error("cannot list interface addresses")]
+    Addresses(#[source] rtnetlink::Error),
+    #[error("cannot read world state file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("world state file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// Reads a world state from a JSON file.
+pub fn load_json(path: &std::path::Path) -> Result<WorldState, WorldError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| WorldError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut state: WorldState = serde_json::from_str(&text).map_err(|e| WorldError::Parse {
+        path: shown,
+        message: e.to_string(),
+    })?;
+    state.normalize();
+    Ok(state)
+}
+
+fn format_mac(bytes: &[u8]) -> Option<String> {
+    (bytes.len() == 6 && bytes.iter().any(|b| *b != 0)).then(|| {
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    })
+}
+
+/// Reads the interfaces and addresses of the current network namespace.
+pub async fn read_interfaces() -> Result<Vec<Interface>, WorldError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(WorldError::Socket)?;
+    let conn = tokio::spawn(connection);
+
+    let mut interfaces = Vec::new();
+    let mut links = handle.link().get().execute();
+    while let Some(link) = links.try_next().await.map_err(WorldError::Links)? {
+        let mut iface = Interface {
+            name: String::new(),
+            index: link.header.index,
+            up: link.header.flags.contains(LinkFlags::Up)
+                && link.header.flags.contains(LinkFlags::LowerUp),
+            mac: None,
+            addresses: Vec::new(),
+        };
+        for attr in &link.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => iface.name = n.clone(),
+                LinkAttribute::Address(a) => iface.mac = format_mac(a),
+                _ => {}
+            }
+        }
+        interfaces.push(iface);
+    }
+
+    let mut addrs = handle.address().get().execute();
+    while let Some(msg) = addrs.try_next().await.map_err(WorldError::Addresses)? {
+        // For IPv4 point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours.
+        let local = msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        });
+        let address = local.or_else(|| {
+            msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        });
+        if let (Some(ip), Some(iface)) = (
+            address,
+            interfaces.iter_mut().find(|i| i.index == msg.header.index),
+        ) {
+            iface
+                .addresses
+                .push(format!("{ip}/{}", msg.header.prefix_len));
+        }
+    }
+    conn.abort();
+    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(interfaces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_events() {
+        assert_eq!("startup".parse::<Event>(), Ok(Event::Startup));
+        assert_eq!(
+            "interface-up=lan0".parse::<Event>(),
+            Ok(Event::InterfaceUp("lan0".into()))
+        );
+        assert_eq!(
+            "address-added=lan0,192.168.0.9/24".parse::<Event>(),
+            Ok(Event::AddressAdded {
+                iface: "lan0".into(),
+                address: "192.168.0.9/24".into()
+            })
+        );
+        let Ok(Event::LeaseAdded(l)) =
+            "lease-added=AA:BB:CC:DD:EE:FF,192.168.0.23,lan0,phone".parse::<Event>()
+        else {
+            panic!("lease event")
+        };
+        assert_eq!(l.mac, "aa:bb:cc:dd:ee:ff");
+        assert_eq!(l.hostname.as_deref(), Some("phone"));
+    }
+
+    #[test]
+    fn event_errors_name_the_problem() {
+        for (text, needle) in [
+            ("reboot", "unknown event kind"),
+            ("interface-up", "one interface name"),
+            ("address-added=lan0", "IFACE,ADDR/LEN"),
+            ("lease-added=aa,not-an-ip,lan0", "not an address"),
+            ("startup=now", "takes no arguments"),
+        ] {
+            let err = text.parse::<Event>().unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains(text), "{err}");
+        }
+    }
+
+    #[test]
+    fn state_json_rejects_unknown_fields() {
+        let err = serde_json::from_str::<WorldState>(r#"{"interfaces":[{"name":"a","upp":true}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("upp"), "{err}");
+    }
+}
