@@ -187,3 +187,77 @@ fn same_family(ip: &str, other: &IpAddr) -> bool {
 }
 
 wasmwall_sdk::export_policy!(PortForward);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmwall_sdk::{Action, NatTarget, NetworkInterface};
+
+    fn state() -> WorldState {
+        WorldState {
+            interfaces: vec![NetworkInterface {
+                name: "lan0".into(),
+                index: 2,
+                up: true,
+                mac: None,
+                addresses: vec!["192.168.0.9/24".into()],
+            }],
+            leases: vec![],
+        }
+    }
+
+    fn eval(pairs: &[(&str, &str)]) -> Result<Ruleset, String> {
+        PortForward::evaluate(
+            &state(),
+            &Event::Startup,
+            &Config::from_pairs(pairs.iter().copied()),
+        )
+    }
+
+    #[test]
+    fn default_config_is_the_seed() {
+        let rs = eval(&[]).unwrap();
+        let pre = rs.chains.iter().find(|c| c.name == "prerouting").unwrap();
+        assert_eq!(pre.rules.len(), 1);
+        assert_eq!(
+            pre.rules[0].action,
+            Action::Dnat(NatTarget {
+                address: "127.0.0.1".into(),
+                port: Some(4000)
+            })
+        );
+        assert_eq!(rs.sysctls[0].key, "net.ipv4.conf.lan0.route_localnet");
+        let input = rs.chains.iter().find(|c| c.name == "input").unwrap();
+        assert_eq!(input.base.unwrap().policy, ChainPolicy::Drop);
+    }
+
+    #[test]
+    fn one_dnat_rule_per_allowed_source() {
+        let rs = eval(&[("allowed_sources", "192.168.0.2, 192.168.0.3")]).unwrap();
+        let pre = rs.chains.iter().find(|c| c.name == "prerouting").unwrap();
+        assert_eq!(pre.rules.len(), 2);
+    }
+
+    #[test]
+    fn remote_target_opens_forwarding_instead() {
+        let rs = eval(&[("target", "192.168.0.20:8080")]).unwrap();
+        let fwd = rs.chains.iter().find(|c| c.name == "forward").unwrap();
+        assert_eq!(fwd.rules.len(), 2);
+        assert_eq!(rs.sysctls[0].key, "net.ipv4.ip_forward");
+    }
+
+    #[test]
+    fn bad_config_is_an_error_naming_the_key() {
+        assert!(
+            eval(&[("listen_port", "http")])
+                .unwrap_err()
+                .contains("listen_port")
+        );
+        assert!(
+            eval(&[("protocol", "sctp")])
+                .unwrap_err()
+                .contains("protocol")
+        );
+        assert!(eval(&[("colour", "red")]).unwrap_err().contains("colour"));
+    }
+}
