@@ -1,0 +1,547 @@
+//! Operations -> rustables objects -> one netlink batch.
+//!
+//! Every match is encoded the way `nft` 1.0 encodes it (the same loads,
+//! dependencies and comparisons), so `nft list ruleset` prints the rules the
+//! way a person would have written them.
+
+use std::fmt::{Display, Write as _};
+use std::net::IpAddr;
+
+use rustables::data_type::{DataType, ip_to_vec};
+use rustables::expr::{
+    Bitwise, Cmp, CmpOp, Conntrack, ConntrackKey, Counter, HighLevelPayload, IPv4HeaderField,
+    IPv6HeaderField, IcmpCode, Immediate, Log, Lookup, Masquerade, Meta, MetaType, Nat, NatType,
+    NetworkHeaderField, Payload, RawExpression, Register, Reject, RejectType, TCPHeaderField,
+    TransportHeaderField, UDPHeaderField, VerdictKind,
+};
+use rustables::set::{SetBuilder, SetElementList};
+use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily};
+use rustables::{Rule, Set, Table};
+
+use crate::ir::{self, Action, BaseChain, Dir, Family, Match, NatTarget, SetElements, Transport};
+use crate::plan::{Op, RuleTag, Transaction};
+
+use super::KernelError;
+
+const TABLE_COMMENT: &str = "managed by wasmwall; changes here are overwritten";
+/// libnftnl's userdata type of a table's or rule's comment.
+const UDATA_COMMENT: u8 = 0;
+/// Our userdata type for the rule tag. nft skips types it does not know.
+const UDATA_TAG: u8 = 0xf0;
+const TAG_PREFIX: &str = "ww1:";
+/// The kernel's limit on a rule's userdata (NFT_USERDATA_MAXLEN).
+const USERDATA_MAX: usize = 256;
+const IFNAMSIZ: usize = 16;
+/// Set elements per message: keeps the element list attribute far below the
+/// 64 KiB a netlink attribute can hold (an IPv6 element takes 28 bytes).
+const ELEMENTS_PER_MESSAGE: usize = 1024;
+/// Elements named in the text of an element message.
+const ELEMENTS_SHOWN: usize = 4;
+
+/// A finished batch, and the text of every message in it: `texts[i]` is the
+/// message with sequence number `i + 1` (0 is the batch-begin marker).
+pub(crate) struct Encoded {
+    pub bytes: Vec<u8>,
+    pub texts: Vec<String>,
+}
+
+pub(crate) fn encode(tx: &Transaction) -> Result<Encoded, KernelError> {
+    let t = &tx.table;
+    let table = Table::new(ProtocolFamily::Inet).with_name(t);
+    let mut batch = Batch::new();
+    let mut texts = Vec::new();
+    for op in &tx.ops {
+        match op {
+            Op::AddTable => {
+                let comment = Table::new(ProtocolFamily::Inet)
+                    .with_name(t)
+                    .with_userdata(tlv(UDATA_COMMENT, &nul_terminated(TABLE_COMMENT)));
+                batch.add(&comment, MsgType::Add);
+                texts.push(format!("add table inet {t}"));
+            }
+            Op::DeleteTable => {
+                batch.add(&table, MsgType::Del);
+                texts.push(format!("delete table inet {t}"));
+            }
+            Op::AddChain { name, base } => {
+                batch.add(&chain_object(&table, name, base.as_ref()), MsgType::Add);
+                texts.push(chain_text(t, name, base.as_ref()));
+            }
+            Op::AddSet { name, elements } => {
+                let (set, lists) = match elements {
+                    SetElements::Ipv4(v) => set_objects(&table, name, v),
+                    SetElements::Ipv6(v) => set_objects(&table, name, v),
+                    SetElements::Ports(v) => {
+                        let ports: Vec<Service> = v.iter().copied().map(Service).collect();
+                        set_objects(&table, name, &ports)
+                    }
+                };
+                // The kernel wants an id, unique in the batch, for every new
+                // set: the set message's sequence number is one.
+                batch.add(&set.with_id(texts.len() as u32 + 1), MsgType::Add);
+                texts.push(format!(
+                    "add set inet {t} {name} {{ type {}; }}",
+                    elements.type_name()
+                ));
+                for (list, text) in lists {
+                    batch.add(&list, MsgType::Add);
+                    texts.push(format!("add element inet {t} {name} {{ {text} }}"));
+                }
+            }
+            Op::AddRule { chain, rule, tag } => {
+                let text = format!(
+                    "add rule inet {t} {chain} {}",
+                    rule.render(&|c| c.to_string())
+                );
+                match rule_object(&table, chain, rule, tag) {
+                    Ok(r) => batch.add(&r, MsgType::Add),
+                    Err(reason) => return Err(KernelError::Encode { op: text, reason }),
+                }
+                texts.push(text);
+            }
+        }
+    }
+    Ok(Encoded {
+        bytes: batch.finalize(),
+        texts,
+    })
+}
+
+/// Reads our tag back from a rule's userdata (libnftnl TLVs: type, length,
+/// value). `None` when the rule carries no tag, or a malformed one.
+pub fn parse_rule_tag(userdata: &[u8]) -> Option<RuleTag> {
+    let mut rest = userdata;
+    while let [ty, len, tail @ ..] = rest {
+        let (value, next) = tail.split_at_checked(usize::from(*len))?;
+        if *ty == UDATA_TAG {
+            let text = std::str::from_utf8(value).ok()?.strip_prefix(TAG_PREFIX)?;
+            let (hash, policy) = text.split_once(':')?;
+            return Some(RuleTag {
+                policy: policy.to_string(),
+                hash: hash.to_string(),
+            });
+        }
+        rest = next;
+    }
+    None
+}
+
+fn tlv(ty: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 2);
+    out.push(ty);
+    // Callers keep values below 256 bytes.
+    out.push(value.len() as u8);
+    out.extend_from_slice(value);
+    out
+}
+
+fn nul_terminated(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn chain_object(table: &Table, name: &str, base: Option<&BaseChain>) -> Chain {
+    let chain = Chain::new(table).with_name(name);
+    let Some(b) = base else { return chain };
+    let hook = match b.hook {
+        ir::Hook::Prerouting => HookClass::PreRouting,
+        ir::Hook::Input => HookClass::In,
+        ir::Hook::Forward => HookClass::Forward,
+        ir::Hook::Output => HookClass::Out,
+        ir::Hook::Postrouting => HookClass::PostRouting,
+    };
+    let chain_type = match b.chain_type {
+        ir::ChainType::Filter => ChainType::Filter,
+        ir::ChainType::Nat => ChainType::Nat,
+    };
+    let policy = match b.policy {
+        ir::ChainPolicy::Accept => ChainPolicy::Accept,
+        ir::ChainPolicy::Drop => ChainPolicy::Drop,
+    };
+    chain
+        .with_hook(Hook::new(hook, b.priority))
+        .with_type(chain_type)
+        .with_policy(policy)
+}
+
+fn chain_text(t: &str, name: &str, base: Option<&BaseChain>) -> String {
+    match base {
+        None => format!("add chain inet {t} {name}"),
+        Some(b) => format!(
+            "add chain inet {t} {name} {{ type {} hook {} priority {}; policy {}; }}",
+            b.chain_type.as_str(),
+            b.hook.as_str(),
+            b.priority,
+            b.policy.as_str()
+        ),
+    }
+}
+
+/// An `inet_service` set key: a port in network byte order.
+struct Service(u16);
+
+impl DataType for Service {
+    const TYPE: u32 = 13;
+    const LEN: u32 = 2;
+
+    fn data(&self) -> Vec<u8> {
+        self.0.to_be_bytes().to_vec()
+    }
+}
+
+impl Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The set, and its elements split into messages, each with its text.
+fn set_objects<K: DataType + Display>(
+    table: &Table,
+    name: &str,
+    keys: &[K],
+) -> (Set, Vec<(SetElementList, String)>) {
+    // SetBuilder fails only for a table without a name; ours always has one.
+    let builder = || SetBuilder::<K>::new(name, table).expect("the table has a name");
+    let (mut set, _) = builder().finish();
+    // rustables leaves the set's family unset (AF_UNSPEC).
+    set.family = ProtocolFamily::Inet;
+    let lists = keys
+        .chunks(ELEMENTS_PER_MESSAGE)
+        .map(|chunk| {
+            let mut b = builder();
+            chunk.iter().for_each(|k| b.add(k));
+            (b.finish().1, elements_text(chunk))
+        })
+        .collect();
+    (set, lists)
+}
+
+fn elements_text<K: Display>(keys: &[K]) -> String {
+    let shown: Vec<String> = keys.iter().take(ELEMENTS_SHOWN).map(K::to_string).collect();
+    let mut text = shown.join(", ");
+    if keys.len() > ELEMENTS_SHOWN {
+        let _ = write!(text, ", ... ({} more)", keys.len() - ELEMENTS_SHOWN);
+    }
+    text
+}
+
+fn rule_object(table: &Table, chain: &str, rule: &ir::Rule, tag: &RuleTag) -> Result<Rule, String> {
+    let chain = Chain::new(table).with_name(chain);
+    let mut b = RuleBuilder {
+        rule: Rule::new(&chain).expect("the chain has a table and a name"),
+        nfproto: None,
+        l4proto: None,
+    };
+    if let Action::Dnat(target) | Action::Snat(target) = &rule.action {
+        let family = Family::of(&target.address);
+        let covered = rule.matches.iter().any(|m| match m {
+            Match::Addr { net, .. } => Family::of(&net.ip()) == family,
+            Match::AddrInSet { family: f, .. } => *f == family,
+            _ => false,
+        });
+        if !covered {
+            b.require_nfproto(family);
+        }
+    }
+    for m in &rule.matches {
+        b.add_match(m)?;
+    }
+    if rule.counter {
+        b.push(Counter::default());
+    }
+    if let Some(prefix) = &rule.log_prefix {
+        b.push(Log::new(None, Some(prefix.as_str())).map_err(|e| e.to_string())?);
+    }
+    b.add_action(&rule.action);
+    Ok(b.rule
+        .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?))
+}
+
+fn rule_userdata(comment: Option<&str>, tag: &RuleTag) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    if let Some(c) = comment {
+        if c.contains('\0') || c.len() > usize::from(u8::MAX) - 1 {
+            return Err("the comment must be at most 254 bytes, without NUL".into());
+        }
+        out.extend(tlv(UDATA_COMMENT, &nul_terminated(c)));
+    }
+    let tag = format!("{TAG_PREFIX}{}:{}", tag.hash, tag.policy);
+    if tag.len() > usize::from(u8::MAX) {
+        return Err(format!("the rule tag `{tag}` is too long"));
+    }
+    out.extend(tlv(UDATA_TAG, tag.as_bytes()));
+    if out.len() > USERDATA_MAX {
+        return Err(format!(
+            "comment and tag take {} bytes; the kernel keeps at most {USERDATA_MAX}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// Builds one rule's expressions. Remembers which protocol checks it already
+/// emitted, so dependencies are emitted once, as nft does.
+struct RuleBuilder {
+    rule: Rule,
+    nfproto: Option<Family>,
+    l4proto: Option<u8>,
+}
+
+impl RuleBuilder {
+    fn push(&mut self, expr: impl Into<RawExpression>) {
+        self.rule.add_expr(expr);
+    }
+
+    fn cmp(&mut self, op: CmpOp, data: impl Into<Vec<u8>>) {
+        self.push(Cmp::new(op, data));
+    }
+
+    fn meta_cmp(&mut self, key: MetaType, op: CmpOp, data: impl Into<Vec<u8>>) {
+        self.push(Meta::new(key));
+        self.cmp(op, data);
+    }
+
+    fn require_nfproto(&mut self, family: Family) {
+        if self.nfproto != Some(family) {
+            let proto = match family {
+                Family::V4 => libc::NFPROTO_IPV4,
+                Family::V6 => libc::NFPROTO_IPV6,
+            };
+            self.meta_cmp(MetaType::NfProto, CmpOp::Eq, [proto as u8]);
+            self.nfproto = Some(family);
+        }
+    }
+
+    fn require_l4proto(&mut self, proto: u8) {
+        if self.l4proto != Some(proto) {
+            self.meta_cmp(MetaType::L4Proto, CmpOp::Eq, [proto]);
+            self.l4proto = Some(proto);
+        }
+    }
+
+    fn lookup(&mut self, set: &str) {
+        let set = Set::default().with_name(set);
+        self.push(Lookup::new(&set).expect("the set has a name"));
+    }
+
+    fn add_match(&mut self, m: &Match) -> Result<(), String> {
+        match m {
+            Match::Iifname { name, negate } => {
+                self.meta_cmp(MetaType::IifName, eq_or_neq(*negate), ifname(name)?)
+            }
+            Match::Oifname { name, negate } => {
+                self.meta_cmp(MetaType::OifName, eq_or_neq(*negate), ifname(name)?)
+            }
+            Match::Addr { dir, net, negate } => {
+                let family = Family::of(&net.ip());
+                self.require_nfproto(family);
+                self.push(addr_payload(family, *dir));
+                let addr = ip_to_vec(net.network());
+                if usize::from(net.prefix()) < addr.len() * 8 {
+                    self.push(and_mask(ip_to_vec(net.mask())));
+                }
+                self.cmp(eq_or_neq(*negate), addr);
+            }
+            Match::L4Proto { proto, negate } => {
+                self.meta_cmp(MetaType::L4Proto, eq_or_neq(*negate), [proto.number()]);
+                if !negate {
+                    self.l4proto = Some(proto.number());
+                }
+            }
+            Match::Port {
+                dir,
+                proto,
+                first,
+                last,
+                negate,
+            } => {
+                self.require_l4proto(proto.l4().number());
+                self.push(port_payload(*proto, *dir));
+                if first == last {
+                    self.cmp(eq_or_neq(*negate), first.to_be_bytes());
+                } else if *negate {
+                    return Err("a negated port range cannot be expressed".into());
+                } else {
+                    self.cmp(CmpOp::Gte, first.to_be_bytes());
+                    self.cmp(CmpOp::Lte, last.to_be_bytes());
+                }
+            }
+            Match::CtState(states) => {
+                self.push(Conntrack::new(ConntrackKey::State));
+                self.push(and_mask(states.0.to_ne_bytes().to_vec()));
+                self.cmp(CmpOp::Neq, [0; 4]);
+            }
+            Match::AddrInSet { dir, family, set } => {
+                self.require_nfproto(*family);
+                self.push(addr_payload(*family, *dir));
+                self.lookup(set);
+            }
+            Match::PortInSet { dir, proto, set } => {
+                self.require_l4proto(proto.l4().number());
+                self.push(port_payload(*proto, *dir));
+                self.lookup(set);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_action(&mut self, action: &Action) {
+        let verdict = match action {
+            Action::Accept => VerdictKind::Accept,
+            Action::Drop => VerdictKind::Drop,
+            Action::Return => VerdictKind::Return,
+            Action::Continue => VerdictKind::Continue,
+            Action::Jump(chain) => VerdictKind::Jump {
+                chain: chain.clone(),
+            },
+            Action::Goto(chain) => VerdictKind::Goto {
+                chain: chain.clone(),
+            },
+            Action::Reject { tcp: true } => {
+                return self.push(Reject::default().with_type(RejectType::TcpRst));
+            }
+            Action::Reject { tcp: false } => {
+                let reject = Reject::default()
+                    .with_type(RejectType::IcmpxUnreach)
+                    .with_icmp_code(IcmpCode::PortUnreach);
+                return self.push(reject);
+            }
+            Action::Dnat(target) => return self.nat(NatType::DNat, target),
+            Action::Snat(target) => return self.nat(NatType::SNat, target),
+            Action::Masquerade => return self.push(Masquerade::default()),
+        };
+        self.push(Immediate::new_verdict(verdict));
+    }
+
+    /// Address into reg 1, port (big-endian) into reg 2, then the nat
+    /// expression reading them.
+    fn nat(&mut self, kind: NatType, target: &NatTarget) {
+        let family = match target.address {
+            IpAddr::V4(_) => ProtocolFamily::Ipv4,
+            IpAddr::V6(_) => ProtocolFamily::Ipv6,
+        };
+        self.push(Immediate::new_data(
+            ip_to_vec(target.address),
+            Register::Reg1,
+        ));
+        let mut nat = Nat::default()
+            .with_nat_type(kind)
+            .with_family(family)
+            .with_ip_register(Register::Reg1);
+        if let Some(port) = target.port {
+            self.push(Immediate::new_data(
+                port.to_be_bytes().to_vec(),
+                Register::Reg2,
+            ));
+            nat.set_port_register(Register::Reg2);
+        }
+        self.push(nat);
+    }
+}
+
+/// `reg 1 = reg 1 & mask`, as nft encodes prefixes and flag tests.
+fn and_mask(mask: Vec<u8>) -> Bitwise {
+    let xor = vec![0; mask.len()];
+    Bitwise::new(mask, xor).expect("mask and xor have the same length")
+}
+
+fn eq_or_neq(negate: bool) -> CmpOp {
+    if negate { CmpOp::Neq } else { CmpOp::Eq }
+}
+
+/// An interface name as the kernel compares it: zero-padded to IFNAMSIZ.
+fn ifname(name: &str) -> Result<[u8; IFNAMSIZ], String> {
+    if name.is_empty() || name.len() >= IFNAMSIZ {
+        return Err(format!(
+            "interface name {name:?} must have 1 to {} bytes",
+            IFNAMSIZ - 1
+        ));
+    }
+    let mut padded = [0; IFNAMSIZ];
+    padded[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(padded)
+}
+
+fn addr_payload(family: Family, dir: Dir) -> Payload {
+    let field = match (family, dir) {
+        (Family::V4, Dir::Source) => NetworkHeaderField::IPv4(IPv4HeaderField::Saddr),
+        (Family::V4, Dir::Destination) => NetworkHeaderField::IPv4(IPv4HeaderField::Daddr),
+        (Family::V6, Dir::Source) => NetworkHeaderField::IPv6(IPv6HeaderField::Saddr),
+        (Family::V6, Dir::Destination) => NetworkHeaderField::IPv6(IPv6HeaderField::Daddr),
+    };
+    HighLevelPayload::Network(field).build()
+}
+
+fn port_payload(proto: Transport, dir: Dir) -> Payload {
+    let field = match (proto, dir) {
+        (Transport::Tcp, Dir::Source) => TransportHeaderField::Tcp(TCPHeaderField::Sport),
+        (Transport::Tcp, Dir::Destination) => TransportHeaderField::Tcp(TCPHeaderField::Dport),
+        (Transport::Udp, Dir::Source) => TransportHeaderField::Udp(UDPHeaderField::Sport),
+        (Transport::Udp, Dir::Destination) => TransportHeaderField::Udp(UDPHeaderField::Dport),
+    };
+    HighLevelPayload::Transport(field).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag() -> RuleTag {
+        RuleTag {
+            policy: "port-forward".into(),
+            hash: "0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn rule_tag_round_trips_next_to_a_comment() {
+        let with_comment = rule_userdata(Some("x"), &tag()).unwrap();
+        assert_eq!(
+            &with_comment[..4],
+            b"\x00\x02x\x00",
+            "libnftnl comment TLV first"
+        );
+        assert_eq!(parse_rule_tag(&with_comment), Some(tag()));
+        assert_eq!(
+            parse_rule_tag(&rule_userdata(None, &tag()).unwrap()),
+            Some(tag())
+        );
+    }
+
+    #[test]
+    fn rule_tag_absent_or_malformed_is_none() {
+        assert_eq!(parse_rule_tag(b""), None);
+        assert_eq!(parse_rule_tag(b"\x00\x02x\x00"), None, "comment only");
+        assert_eq!(
+            parse_rule_tag(b"\xf0\x0aww1:ab:pf"),
+            None,
+            "length past the end"
+        );
+        assert_eq!(parse_rule_tag(b"\xf0\x07ww2:a:p"), None, "unknown version");
+        let tag = parse_rule_tag(b"\xf0\x0aww1:ab:p:q").unwrap();
+        assert_eq!((tag.hash.as_str(), tag.policy.as_str()), ("ab", "p:q"));
+    }
+
+    #[test]
+    fn oversized_userdata_is_an_error() {
+        assert!(rule_userdata(Some(&"c".repeat(255)), &tag()).is_err());
+        assert!(rule_userdata(Some(&"c".repeat(200)), &tag()).is_ok());
+        assert!(rule_userdata(Some("a\0b"), &tag()).is_err());
+    }
+
+    #[test]
+    fn interface_names_are_padded_to_ifnamsiz() {
+        assert_eq!(&ifname("lan0").unwrap()[..5], b"lan0\0");
+        assert!(ifname("a-very-long-name").is_err());
+        assert!(ifname("").is_err());
+    }
+
+    #[test]
+    fn long_element_lists_are_abbreviated() {
+        let ports: Vec<Service> = (1..=6).map(Service).collect();
+        assert_eq!(elements_text(&ports), "1, 2, 3, 4, ... (2 more)");
+        assert_eq!(elements_text(&ports[..2]), "1, 2");
+    }
+}

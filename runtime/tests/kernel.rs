@@ -1,0 +1,521 @@
+//! The netlink kernel adapter against the real kernel (run as root).
+//!
+//! Every test first moves its own thread into a fresh network namespace:
+//! the namespace is private to that thread (and to the `nft` processes it
+//! spawns) and disappears when the thread ends, so nothing leaks into the
+//! host's ruleset.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use wasmwall::ir::*;
+use wasmwall::kernel::{Kernel, KernelError, Netlink, parse_rule_tag};
+use wasmwall::plan::{self, Op, RuleTag, Transaction};
+
+const TABLE: &str = "wasmwall";
+
+/// Moves the calling thread into a new, empty network namespace and opens
+/// the adapter there.
+fn fresh_netns() -> Netlink {
+    // SAFETY: unshare has no memory-safety preconditions.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET) failed (these tests need root): {}",
+        std::io::Error::last_os_error()
+    );
+    Netlink::new().expect("open the netlink socket")
+}
+
+/// Runs nft in this thread's namespace and returns its output.
+fn nft(args: &[&str]) -> String {
+    let out = Command::new("nft").args(args).output().expect("run nft");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("nft prints UTF-8")
+}
+
+fn ruleset() -> String {
+    nft(&["list", "ruleset"])
+}
+
+fn ruleset_json() -> String {
+    nft(&["-j", "list", "ruleset"])
+}
+
+fn rule(matches: Vec<Match>, action: Action) -> Rule {
+    Rule {
+        matches,
+        counter: false,
+        log_prefix: None,
+        action,
+        comment: None,
+    }
+}
+
+fn counted(mut r: Rule) -> Rule {
+    r.counter = true;
+    r
+}
+
+fn base(
+    hook: Hook,
+    chain_type: ChainType,
+    priority: i32,
+    policy: ChainPolicy,
+) -> Option<BaseChain> {
+    Some(BaseChain {
+        hook,
+        chain_type,
+        priority,
+        policy,
+    })
+}
+
+fn chain(name: &str, base: Option<BaseChain>, rules: Vec<Rule>) -> Chain {
+    Chain {
+        name: name.into(),
+        base,
+        rules,
+    }
+}
+
+fn dport(proto: Transport, first: u16, last: u16) -> Match {
+    Match::Port {
+        dir: Dir::Destination,
+        proto,
+        first,
+        last,
+        negate: false,
+    }
+}
+
+fn policy(name: &str, chains: Vec<Chain>, sets: Vec<NamedSet>) -> Vec<PolicyRules> {
+    vec![PolicyRules {
+        policy: name.into(),
+        rules: Ruleset {
+            chains,
+            sets,
+            sysctls: vec![],
+        },
+    }]
+}
+
+/// One policy using every kind of match and action the adapter encodes.
+fn everything() -> Vec<PolicyRules> {
+    let input = vec![
+        rule(
+            vec![Match::CtState(CtStates(
+                CtStates::ESTABLISHED | CtStates::RELATED,
+            ))],
+            Action::Accept,
+        ),
+        rule(
+            vec![Match::AddrInSet {
+                dir: Dir::Source,
+                family: Family::V4,
+                set: "friends".into(),
+            }],
+            Action::Jump("allowed".into()),
+        ),
+        counted(rule(
+            vec![dport(Transport::Tcp, 1000, 2000)],
+            Action::Accept,
+        )),
+        rule(
+            vec![Match::PortInSet {
+                dir: Dir::Destination,
+                proto: Transport::Udp,
+                set: "services".into(),
+            }],
+            Action::Accept,
+        ),
+        Rule {
+            log_prefix: Some("ten: ".into()),
+            ..rule(
+                vec![Match::Addr {
+                    dir: Dir::Source,
+                    net: "10.0.0.0/8".parse().unwrap(),
+                    negate: false,
+                }],
+                Action::Drop,
+            )
+        },
+        rule(
+            vec![
+                Match::Addr {
+                    dir: Dir::Destination,
+                    net: "fd00::/8".parse().unwrap(),
+                    negate: false,
+                },
+                dport(Transport::Udp, 53, 53),
+            ],
+            Action::Accept,
+        ),
+        rule(
+            vec![Match::L4Proto {
+                proto: L4Proto::Tcp,
+                negate: false,
+            }],
+            Action::Reject { tcp: true },
+        ),
+        rule(
+            vec![Match::Iifname {
+                name: "lan1".into(),
+                negate: false,
+            }],
+            Action::Goto("allowed".into()),
+        ),
+        rule(vec![dport(Transport::Udp, 5353, 5353)], Action::Continue),
+        rule(vec![], Action::Reject { tcp: false }),
+    ];
+    let allowed = vec![
+        rule(
+            vec![Match::Iifname {
+                name: "lan0".into(),
+                negate: true,
+            }],
+            Action::Return,
+        ),
+        counted(rule(vec![], Action::Accept)),
+    ];
+    let prerouting = vec![
+        Rule {
+            comment: Some("x".into()),
+            ..counted(rule(
+                vec![
+                    Match::Iifname {
+                        name: "lan0".into(),
+                        negate: false,
+                    },
+                    Match::Addr {
+                        dir: Dir::Source,
+                        net: "192.168.0.9/32".parse().unwrap(),
+                        negate: true,
+                    },
+                    dport(Transport::Tcp, 80, 80),
+                ],
+                Action::Dnat(NatTarget {
+                    address: "127.0.0.1".parse().unwrap(),
+                    port: Some(4000),
+                }),
+            ))
+        },
+        rule(
+            vec![
+                Match::Addr {
+                    dir: Dir::Source,
+                    net: "fd00::/64".parse().unwrap(),
+                    negate: false,
+                },
+                dport(Transport::Udp, 53, 53),
+            ],
+            Action::Dnat(NatTarget {
+                address: "fd00::1".parse().unwrap(),
+                port: Some(5353),
+            }),
+        ),
+    ];
+    let postrouting = vec![
+        rule(
+            vec![Match::Oifname {
+                name: "wan0".into(),
+                negate: false,
+            }],
+            Action::Masquerade,
+        ),
+        rule(
+            vec![Match::Oifname {
+                name: "wan1".into(),
+                negate: false,
+            }],
+            Action::Snat(NatTarget {
+                address: "203.0.113.1".parse().unwrap(),
+                port: None,
+            }),
+        ),
+    ];
+    policy(
+        "pf",
+        vec![
+            chain(
+                "input",
+                base(Hook::Input, ChainType::Filter, 0, ChainPolicy::Drop),
+                input,
+            ),
+            chain("allowed", None, allowed),
+            chain(
+                "prerouting",
+                base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
+                prerouting,
+            ),
+            chain(
+                "postrouting",
+                base(Hook::Postrouting, ChainType::Nat, 100, ChainPolicy::Accept),
+                postrouting,
+            ),
+        ],
+        vec![
+            NamedSet {
+                name: "friends".into(),
+                elements: SetElements::Ipv4(vec![
+                    "192.168.0.2".parse().unwrap(),
+                    "192.168.0.3".parse().unwrap(),
+                ]),
+            },
+            NamedSet {
+                name: "services".into(),
+                elements: SetElements::Ports(vec![53, 123]),
+            },
+        ],
+    )
+}
+
+#[test]
+fn applied_rules_read_back_as_nft_prints_them() {
+    let mut kernel = fresh_netns();
+    let report = kernel
+        .apply(&plan::replace_table(TABLE, &everything()))
+        .unwrap();
+    assert!(report.messages > 0 && report.bytes > 0);
+
+    let listed = ruleset();
+    println!("{listed}");
+    let lines: Vec<&str> = listed.lines().map(str::trim).collect();
+    let expected = [
+        "table inet wasmwall {",
+        "comment \"managed by wasmwall; changes here are overwritten\"",
+        "set pf/friends {",
+        "type ipv4_addr",
+        "elements = { 192.168.0.2, 192.168.0.3 }",
+        "set pf/services {",
+        "type inet_service",
+        "elements = { 53, 123 }",
+        "chain pf/input {",
+        "type filter hook input priority filter; policy drop;",
+        "ct state established,related accept",
+        "ip saddr @pf/friends jump pf/allowed",
+        "tcp dport 1000-2000 counter packets 0 bytes 0 accept",
+        "udp dport @pf/services accept",
+        "ip saddr 10.0.0.0/8 log prefix \"ten: \" drop",
+        "ip6 daddr fd00::/8 udp dport 53 accept",
+        "meta l4proto tcp reject with tcp reset",
+        "iifname \"lan1\" goto pf/allowed",
+        "udp dport 5353 continue",
+        "reject",
+        "chain pf/allowed {",
+        "iifname != \"lan0\" return",
+        "counter packets 0 bytes 0 accept",
+        "chain pf/prerouting {",
+        "type nat hook prerouting priority dstnat; policy accept;",
+        "iifname \"lan0\" ip saddr != 192.168.0.9 tcp dport 80 counter packets 0 bytes 0 dnat ip to 127.0.0.1:4000 comment \"x\"",
+        "ip6 saddr fd00::/64 udp dport 53 dnat ip6 to [fd00::1]:5353",
+        "chain pf/postrouting {",
+        "type nat hook postrouting priority srcnat; policy accept;",
+        "oifname \"wan0\" masquerade",
+        "meta nfproto ipv4 oifname \"wan1\" snat ip to 203.0.113.1",
+    ];
+    for line in expected {
+        assert!(lines.contains(&line), "missing line {line:?} in:\n{listed}");
+    }
+}
+
+#[test]
+fn rule_tags_are_stored_in_the_kernel() {
+    let mut kernel = fresh_netns();
+    let tx = plan::replace_table(TABLE, &everything());
+    kernel.apply(&tx).unwrap();
+
+    let table = rustables::Table::new(rustables::ProtocolFamily::Inet).with_name(TABLE);
+    for chain_name in ["pf/input", "pf/prerouting"] {
+        let wanted: Vec<RuleTag> = tx
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::AddRule { chain, tag, .. } if chain == chain_name => Some(tag.clone()),
+                _ => None,
+            })
+            .collect();
+        let chain = rustables::Chain::new(&table).with_name(chain_name);
+        let stored: Vec<Option<RuleTag>> = rustables::list_rules_for_chain(&chain)
+            .unwrap()
+            .iter()
+            .map(|r| r.get_userdata().and_then(|u| parse_rule_tag(u)))
+            .collect();
+        let wanted: Vec<Option<RuleTag>> = wanted.into_iter().map(Some).collect();
+        assert_eq!(stored, wanted, "tags of {chain_name}");
+    }
+}
+
+#[test]
+fn five_thousand_rules_apply_in_one_batch() {
+    let mut kernel = fresh_netns();
+    let mut ops = vec![
+        Op::AddTable,
+        Op::AddChain {
+            name: "big/input".into(),
+            base: base(Hook::Input, ChainType::Filter, 0, ChainPolicy::Accept),
+        },
+    ];
+    for port in 1..=5000u16 {
+        let r = rule(vec![dport(Transport::Tcp, port, port)], Action::Accept);
+        ops.push(Op::AddRule {
+            chain: "big/input".into(),
+            tag: RuleTag {
+                policy: "big".into(),
+                hash: rule_hash(&r.render(&|c| c.to_string())),
+            },
+            rule: r,
+        });
+    }
+    let tx = Transaction {
+        table: TABLE.into(),
+        ops,
+    };
+    let report = kernel.apply(&tx).unwrap();
+    assert_eq!(report.messages, 5002);
+
+    let json: serde_json::Value = serde_json::from_str(&ruleset_json()).unwrap();
+    let rules = json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o.get("rule").is_some())
+        .count();
+    assert_eq!(rules, 5000);
+}
+
+#[test]
+fn large_sets_are_split_across_messages() {
+    let mut kernel = fresh_netns();
+    let addrs: Vec<Ipv4Addr> = (0..3000u32)
+        .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+        .collect();
+    let tx = plan::replace_table(
+        TABLE,
+        &policy(
+            "pf",
+            vec![],
+            vec![NamedSet {
+                name: "many".into(),
+                elements: SetElements::Ipv4(addrs),
+            }],
+        ),
+    );
+    kernel.apply(&tx).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ruleset_json()).unwrap();
+    let set = json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o.get("set"))
+        .expect("the set is listed");
+    assert_eq!(set["elem"].as_array().unwrap().len(), 3000);
+}
+
+/// Replaces the table with `everything()` plus `bad` at the end of pf/input.
+fn with_bad_rule(bad: Rule) -> Transaction {
+    let mut policies = everything();
+    policies[0].rules.chains[0].rules.push(bad);
+    plan::replace_table(TABLE, &policies)
+}
+
+fn assert_rejected(kernel: &mut Netlink, tx: &Transaction, op: &str) {
+    let before = ruleset_json();
+    match kernel.apply(tx) {
+        Err(err @ KernelError::Rejected { .. }) => {
+            let KernelError::Rejected { op: got, errno, .. } = &err else {
+                unreachable!()
+            };
+            assert_eq!(got, op);
+            assert_eq!(*errno, nix::errno::Errno::ENOENT);
+            assert!(err.to_string().contains(op), "{err}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(ruleset_json(), before, "a rejected batch changes nothing");
+}
+
+#[test]
+fn a_rejected_object_is_named_and_changes_nothing() {
+    let mut kernel = fresh_netns();
+    kernel
+        .apply(&plan::replace_table(TABLE, &everything()))
+        .unwrap();
+
+    let jump = rule(
+        vec![dport(Transport::Tcp, 22, 22)],
+        Action::Jump("nope".into()),
+    );
+    assert_rejected(
+        &mut kernel,
+        &with_bad_rule(jump),
+        "add rule inet wasmwall pf/input tcp dport 22 jump pf/nope",
+    );
+
+    let lookup = rule(
+        vec![Match::AddrInSet {
+            dir: Dir::Source,
+            family: Family::V4,
+            set: "nope".into(),
+        }],
+        Action::Accept,
+    );
+    assert_rejected(
+        &mut kernel,
+        &with_bad_rule(lookup),
+        "add rule inet wasmwall pf/input ip saddr @pf/nope accept",
+    );
+
+    // The socket is still usable after a rejection.
+    kernel
+        .apply(&plan::replace_table(TABLE, &everything()))
+        .unwrap();
+}
+
+#[test]
+fn replace_is_idempotent_and_remove_cleans_up() {
+    let mut kernel = fresh_netns();
+    let replace = plan::replace_table(TABLE, &everything());
+    kernel.apply(&replace).unwrap();
+    let first = ruleset();
+    kernel.apply(&replace).unwrap();
+    assert_eq!(ruleset(), first);
+
+    kernel.apply(&plan::remove_table(TABLE)).unwrap();
+    assert!(!kernel.table_exists(TABLE).unwrap());
+    assert_eq!(ruleset(), "");
+    kernel.apply(&plan::remove_table(TABLE)).unwrap();
+    assert_eq!(ruleset(), "");
+}
+
+#[test]
+fn table_exists_sees_only_the_inet_table() {
+    let mut kernel = fresh_netns();
+    assert!(!kernel.table_exists(TABLE).unwrap());
+    nft(&["add", "table", "ip", TABLE]);
+    assert!(!kernel.table_exists(TABLE).unwrap(), "ip, not inet");
+    kernel
+        .apply(&plan::replace_table(TABLE, &everything()))
+        .unwrap();
+    assert!(kernel.table_exists(TABLE).unwrap());
+    assert!(!kernel.table_exists("other").unwrap());
+}
+
+#[test]
+fn an_empty_transaction_sends_nothing() {
+    let mut kernel = fresh_netns();
+    let report = kernel
+        .apply(&Transaction {
+            table: TABLE.into(),
+            ops: vec![],
+        })
+        .unwrap();
+    assert_eq!(report.messages, 0);
+    assert_eq!(report.bytes, 0);
+    assert_eq!(ruleset(), "");
+}
