@@ -73,6 +73,8 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is not a policy component: {why}")]
+    NotComponent { path: String, why: String },
     #[error("{path} is not a valid WebAssembly component")]
     Compile {
         path: String,
@@ -149,6 +151,21 @@ impl PolicyEngine {
         shown: &str,
         bytes: &[u8],
     ) -> Result<LoadedPolicy, HostError> {
+        // Name the two common mistakes plainly instead of a parser's dump.
+        let not_component = |why: &str| HostError::NotComponent {
+            path: shown.to_string(),
+            why: why.to_string(),
+        };
+        if !bytes.starts_with(b"\0asm") {
+            return Err(not_component(
+                "it is not a WebAssembly file (no \\0asm header)",
+            ));
+        }
+        if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            return Err(not_component(
+                "it is a core WebAssembly module; build the policy for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
+            ));
+        }
         let component =
             Component::new(&self.engine, bytes).map_err(|source| HostError::Compile {
                 path: shown.to_string(),
@@ -354,4 +371,44 @@ fn link_sandbox(l: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
         <Sandbox as WasiFilesystemView>::filesystem,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(bytes: &[u8]) -> String {
+        let engine = PolicyEngine::new(Limits::default()).unwrap();
+        match engine.load_bytes("p", "p.wasm", bytes) {
+            Ok(_) => panic!("loaded"),
+            Err(e) => crate::runtime::error_chain(&e),
+        }
+    }
+
+    #[test]
+    fn rejects_a_file_that_is_not_wasm() {
+        let err = load(b"[[policy]]\n");
+        assert!(
+            err.contains("p.wasm") && err.contains("not a WebAssembly file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_a_core_module() {
+        let err = load(b"\0asm\x01\0\0\0");
+        assert!(
+            err.contains("core WebAssembly module") && err.contains("wasm32-wasip2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_a_truncated_component() {
+        let err = load(b"\0asm\x0d\0\x01\0\x01\x05");
+        assert!(
+            err.contains("p.wasm is not a valid WebAssembly component"),
+            "{err}"
+        );
+    }
 }
