@@ -58,6 +58,8 @@ struct RawPolicy {
     name: String,
     path: PathBuf,
     #[serde(default)]
+    priority_offset: i32,
+    #[serde(default)]
     config: toml::Table,
 }
 
@@ -66,6 +68,9 @@ struct RawPolicy {
 pub struct PolicyConfig {
     pub name: String,
     pub path: PathBuf,
+    /// Added to the priority of each of the policy's base chains, to order
+    /// policies that hook the same place (lower runs first).
+    pub priority_offset: i32,
     /// The policy's own settings, in the order written.
     pub config: Vec<(String, String)>,
 }
@@ -157,6 +162,11 @@ impl Config {
                     "{at}: `name` must be 1-24 lower-case letters, digits or '-', starting with a letter"
                 )));
             }
+            if !(-1000..=1000).contains(&p.priority_offset) {
+                return Err(invalid(format!(
+                    "{at}: `priority_offset` must be between -1000 and 1000"
+                )));
+            }
             if policies.iter().any(|q| q.name == p.name) {
                 return Err(invalid(format!("{at}: name used twice")));
             }
@@ -172,6 +182,7 @@ impl Config {
             policies.push(PolicyConfig {
                 name: p.name,
                 path: base.join(p.path),
+                priority_offset: p.priority_offset,
                 config,
             });
         }
@@ -320,6 +331,16 @@ mod tests {
             err.contains("\"Port Forward\"") && err.contains("`name`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn priority_offset_is_bounded() {
+        let c = parse(&format!("{MINIMAL}priority_offset = -5\n")).unwrap();
+        assert_eq!(c.policies[0].priority_offset, -5);
+        let err = parse(&format!("{MINIMAL}priority_offset = 5000\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("priority_offset"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use wasmwall::host::{Limits, PolicyEngine};
 use wasmwall::ir::{PolicyRules, TableView};
 use wasmwall::kernel::Netlink;
 use wasmwall::runtime::{self, Policies, Target};
+use wasmwall::state;
 use wasmwall::sysctl::AllowList;
 use wasmwall::validate;
 use wasmwall::world::{self, EVENT_SYNTAX, Event, WorldState};
@@ -175,7 +176,8 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Eval(args) => eval(args),
         Command::Apply(args) => {
             let (config, target) = load_config(&args)?;
-            apply_once(&config, &target).map(|_| ())
+            let _lock = state::lock(&target.state_path)?;
+            apply_once(&tokio_runtime()?, &config, &target).map(|_| ())
         }
         Command::Run(args) => {
             let (config, target) = load_config(&args)?;
@@ -257,10 +259,10 @@ fn load_config(args: &ConfigArgs) -> Result<(Config, Target)> {
 }
 
 /// Reads the world, evaluates, applies. Returns the loaded policies for reuse.
-fn apply_once(config: &Config, target: &Target) -> Result<Policies> {
+fn apply_once(rt: &tokio::runtime::Runtime, config: &Config, target: &Target) -> Result<Policies> {
     let policies = Policies::load(config)?;
     let world = WorldState {
-        interfaces: tokio_runtime()?.block_on(world::read_interfaces())?,
+        interfaces: rt.block_on(world::read_interfaces())?,
         leases: Vec::new(),
     };
     let desired = policies.evaluate(&world, &Event::Startup)?;
@@ -282,18 +284,25 @@ fn apply_once(config: &Config, target: &Target) -> Result<Policies> {
 }
 
 fn run(config: &Config, target: &Target) -> Result<()> {
-    let _policies = apply_once(config, target)?;
+    let _lock = state::lock(&target.state_path)?;
+    // Catch the signals before the first write, so that one arriving while
+    // the rules go in still leads to a clean-up.
     let rt = tokio_runtime()?;
-    let signal = rt.block_on(async {
+    let (mut term, mut int) = rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tracing::info!("running; SIGINT or SIGTERM stops and cleans up");
-        Ok::<_, std::io::Error>(tokio::select! {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let _policies = apply_once(&rt, config, target)?;
+    tracing::info!("running; SIGINT or SIGTERM stops and cleans up");
+    let signal = rt.block_on(async {
+        tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
-        })
-    })?;
+        }
+    });
     tracing::info!(signal, "stopping; cleaning up");
     cleanup_target(target, &config.sysctls)
 }
@@ -319,7 +328,9 @@ fn cleanup(args: CleanupArgs) -> Result<()> {
         Some(c) => c.sysctls.clone(),
         None => AllowList::new(&[])?,
     };
-    cleanup_target(&Target::new(&table, netns.as_deref(), &state_dir), &allow)
+    let target = Target::new(&table, netns.as_deref(), &state_dir);
+    let _lock = state::lock(&target.state_path)?;
+    cleanup_target(&target, &allow)
 }
 
 fn cleanup_target(target: &Target, allow: &AllowList) -> Result<()> {

@@ -114,12 +114,15 @@ impl Policies {
                     policy: cfg.name.clone(),
                     source,
                 })?;
-            let rules = validate::validate(&answer, &self.options).map_err(|source| {
+            let mut rules = validate::validate(&answer, &self.options).map_err(|source| {
                 RuntimeError::Invalid {
                     policy: cfg.name.clone(),
                     source,
                 }
             })?;
+            for base in rules.chains.iter_mut().filter_map(|c| c.base.as_mut()) {
+                base.priority = base.priority.saturating_add(cfg.priority_offset);
+            }
             tracing::debug!(
                 policy = %cfg.name,
                 rules = rules.rule_count(),
