@@ -1,1 +1,344 @@
+//! The scenario this project grew from, end to end: the real `wasmwall`
+//! binary, the real `port-forward` policy, a real kernel and real packets.
+//!
+//! Two network namespaces stand for the phone (192.168.0.2) and the laptop
+//! (192.168.0.9), joined by a veth pair. The laptop runs an HTTP server on
+//! 127.0.0.1:4000 and, as a control, another one on 0.0.0.0:8081. With the
+//! policy applied, the phone's `GET http://192.168.0.9/` is answered by the
+//! loopback-only server and the other port is dropped; after clean-up the
+//! laptop is exactly as it was before.
 
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use wasmwall_e2e::{
+    Child, HttpServer, NetError, Netns, TempDir, files_in, find_line, http_get, policy_wasm,
+    require_root, run, tcp_connect, temp_dir, toml_string, veth_pair, wait_until, wasmwall_bin,
+};
+
+const PHONE_IF: &str = "veth-p";
+const PHONE_ADDR: &str = "192.168.0.2/24";
+const LAPTOP_IF: &str = "veth-l";
+const LAPTOP_ADDR: &str = "192.168.0.9/24";
+const ROUTE_LOCALNET: &str = "net/ipv4/conf/veth-l/route_localnet";
+const TABLE: &str = "inet wasmwall";
+
+/// An answer on a veth pair takes milliseconds; the rest is slack for a
+/// loaded machine.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A dropped SYN gets no answer at all; a refused one is answered at once.
+const DROP_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Includes compiling the policy component in a debug build.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn laptop_port(port: u16) -> SocketAddr {
+    SocketAddr::from(([192, 168, 0, 9], port))
+}
+
+/// The seed's home LAN, wasmwall's config for the laptop, and a directory
+/// for its state file and logs.
+struct SeedLan {
+    // Fields drop in this order: servers, namespaces, then the directory.
+    server: HttpServer,
+    other_port: HttpServer,
+    phone: Netns,
+    laptop: Netns,
+    // wasmwall is started from this throwaway namespace, never from the root
+    // one: if `--netns` were ignored it would firewall this namespace (and
+    // the test would fail), not the host.
+    launcher: Netns,
+    config: PathBuf,
+    state_dir: PathBuf,
+    dir: TempDir,
+}
+
+impl SeedLan {
+    fn new() -> SeedLan {
+        let dir = temp_dir();
+        let phone = Netns::new("phone");
+        let laptop = Netns::new("laptop");
+        let launcher = Netns::new("launcher");
+        veth_pair(
+            (&phone, PHONE_IF, PHONE_ADDR),
+            (&laptop, LAPTOP_IF, LAPTOP_ADDR),
+        );
+        let server = HttpServer::start(&laptop, SocketAddr::from(([127, 0, 0, 1], 4000)));
+        let other_port = HttpServer::start(&laptop, SocketAddr::from(([0, 0, 0, 0], 8081)));
+
+        let state_dir = dir.path().join("state");
+        let config = dir.path().join("wasmwall.toml");
+        let toml = format!(
+            "table = \"wasmwall\"\n\
+             state_dir = {state_dir}\n\
+             \n\
+             [[policy]]\n\
+             name = \"port-forward\"\n\
+             path = {policy}\n\
+             \n\
+             [policy.config]\n\
+             lan_interface = \"{LAPTOP_IF}\"\n",
+            state_dir = toml_string(&state_dir.to_string_lossy()),
+            policy = toml_string(&policy_wasm("port-forward").to_string_lossy()),
+        );
+        fs::write(&config, toml).expect("write wasmwall.toml");
+
+        SeedLan {
+            server,
+            other_port,
+            phone,
+            laptop,
+            launcher,
+            config,
+            state_dir,
+            dir,
+        }
+    }
+
+    /// `wasmwall SUBCOMMAND --config <config> --netns <laptop>`.
+    fn wasmwall(&self, subcommand: &str) -> Command {
+        let mut cmd = self.launcher.command(wasmwall_bin());
+        cmd.arg(subcommand)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--netns", self.laptop.name()]);
+        cmd
+    }
+
+    /// Starts `wasmwall run` and waits until its rules and sysctl are live.
+    fn start(&self) -> Child {
+        let mut daemon = Child::spawn(&mut self.wasmwall("run"), self.dir.path(), "wasmwall-run");
+        wait_until(
+            "`wasmwall run` to create table inet wasmwall in the laptop",
+            START_TIMEOUT,
+            || {
+                if let Some(status) = daemon.try_status() {
+                    panic!("`wasmwall run` exited before applying its rules: {status}");
+                }
+                if self.laptop.has_table("inet", "wasmwall") {
+                    Ok(())
+                } else {
+                    Err("no such table yet".to_string())
+                }
+            },
+        );
+        wait_until(
+            "`wasmwall run` to set route_localnet of the laptop's LAN interface",
+            START_TIMEOUT,
+            || match self.laptop.sysctl(ROUTE_LOCALNET) {
+                value if value == "1" => Ok(()),
+                value => Err(format!("it is {value}")),
+            },
+        );
+        daemon
+    }
+
+    /// The JSON state files in the state directory (the lock files beside
+    /// them stay, as lock files do).
+    fn state_files(&self) -> Vec<PathBuf> {
+        files_in(&self.state_dir)
+            .into_iter()
+            .filter(|file| file.extension().is_some_and(|ext| ext == "json"))
+            .collect()
+    }
+
+    /// The seed's rules are live: the listing, the sysctl, real packets.
+    fn assert_forwarding(&self) {
+        let ruleset = self.laptop.ruleset();
+        assert_eq!(
+            ruleset.tables(),
+            [TABLE],
+            "the laptop should have wasmwall's table and no other\n{}",
+            ruleset.text
+        );
+        let input = "port-forward/input";
+        let prerouting = "port-forward/prerouting";
+        ruleset.assert_statement(TABLE, input, &["type filter hook input", "policy drop;"]);
+        ruleset.assert_statement(
+            TABLE,
+            input,
+            &["ip daddr 127.0.0.1", "tcp dport 4000", "accept"],
+        );
+        ruleset.assert_statement(
+            TABLE,
+            "port-forward/forward",
+            &["type filter hook forward", "policy drop;"],
+        );
+        ruleset.assert_statement(TABLE, prerouting, &["type nat hook prerouting"]);
+        ruleset.assert_statement(
+            TABLE,
+            prerouting,
+            &[
+                "iifname \"veth-l\"",
+                "ip saddr != 192.168.0.9",
+                "tcp dport 80",
+                "dnat ip to 127.0.0.1:4000",
+            ],
+        );
+        assert_eq!(
+            self.laptop.sysctl(ROUTE_LOCALNET),
+            "1",
+            "route_localnet of {LAPTOP_IF} in the laptop"
+        );
+        assert_eq!(
+            self.state_files().len(),
+            1,
+            "one state file in {} while wasmwall's rules are live",
+            self.state_dir.display()
+        );
+
+        assert_eq!(
+            http_get(&self.phone, laptop_port(80), ANSWER_TIMEOUT).as_deref(),
+            Ok(self.server.token()),
+            "GET http://192.168.0.9/ from the phone should be answered by the \
+             server on 127.0.0.1:4000\n{}",
+            ruleset.text
+        );
+        assert_eq!(
+            tcp_connect(&self.phone, laptop_port(8081), DROP_PROBE_TIMEOUT),
+            Err(NetError::TimedOut),
+            "a connection from the phone to 192.168.0.9:8081 should be dropped\n{}",
+            ruleset.text
+        );
+    }
+
+    /// The laptop as it is without wasmwall, before it starts and after it
+    /// cleaned up: no table at all, route_localnet 0, port 80 refused, the
+    /// other port answering, no state file.
+    fn assert_pristine(&self) {
+        let ruleset = self.laptop.ruleset();
+        assert!(
+            ruleset.tables().is_empty(),
+            "the laptop should have no nftables table\n{}",
+            ruleset.text
+        );
+        assert_eq!(
+            self.laptop.sysctl(ROUTE_LOCALNET),
+            "0",
+            "route_localnet of {LAPTOP_IF} in the laptop"
+        );
+        assert_eq!(
+            self.state_files(),
+            Vec::<PathBuf>::new(),
+            "state files left in {}",
+            self.state_dir.display()
+        );
+        assert_eq!(
+            http_get(&self.phone, laptop_port(80), ANSWER_TIMEOUT),
+            Err(NetError::Refused),
+            "GET http://192.168.0.9/ from the phone should be refused: nothing \
+             listens on port 80 and nothing forwards it"
+        );
+        assert_eq!(
+            http_get(&self.phone, laptop_port(8081), ANSWER_TIMEOUT).as_deref(),
+            Ok(self.other_port.token()),
+            "GET http://192.168.0.9:8081/ from the phone should be answered"
+        );
+    }
+}
+
+#[test]
+fn seed_port_forward_and_clean_shutdown() {
+    let lan = SeedLan::new();
+    lan.assert_pristine();
+
+    let mut daemon = lan.start();
+    lan.assert_forwarding();
+
+    daemon.terminate();
+    let status = daemon.wait_timeout(STOP_TIMEOUT);
+    assert!(
+        status.success(),
+        "`wasmwall run` should exit 0 on SIGTERM, not {status}"
+    );
+    lan.assert_pristine();
+}
+
+#[test]
+fn seed_cleanup_after_kill_9() {
+    let lan = SeedLan::new();
+    let mut daemon = lan.start();
+
+    daemon.kill();
+    let status = daemon.wait_timeout(STOP_TIMEOUT);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    // Fail closed: a dead daemon leaves its rules in force.
+    lan.assert_forwarding();
+
+    run(&mut lan.wasmwall("cleanup"));
+    lan.assert_pristine();
+}
+
+#[test]
+fn apply_then_cleanup() {
+    let lan = SeedLan::new();
+
+    run(&mut lan.wasmwall("apply"));
+    lan.assert_forwarding();
+
+    run(&mut lan.wasmwall("cleanup"));
+    lan.assert_pristine();
+}
+
+#[test]
+fn eval_runs_unprivileged_without_kernel() {
+    // Root only to switch to nobody. The evaluation runs as nobody, outside
+    // any test namespace: unprivileged, it cannot change the host.
+    require_root();
+    let dir = temp_dir();
+    let with_mode = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+    };
+    with_mode(dir.path(), 0o755);
+    // Links or copies: the originals may sit below a directory nobody cannot
+    // enter. The debug binary is large: link it when the file system allows.
+    let bin = dir.path().join("wasmwall");
+    if fs::hard_link(wasmwall_bin(), &bin).is_err() {
+        fs::copy(wasmwall_bin(), &bin).expect("copy the wasmwall binary");
+    }
+    with_mode(&bin, 0o755);
+    let wasm = dir.path().join("port-forward.wasm");
+    fs::copy(policy_wasm("port-forward"), &wasm).expect("copy the policy");
+    with_mode(&wasm, 0o644);
+    let state = dir.path().join("state.json");
+    fs::write(
+        &state,
+        r#"{"interfaces":[{"name":"veth-l","index":2,"up":true,"mac":"aa:bb:cc:dd:ee:ff","addresses":["192.168.0.9/24"]}],"leases":[]}"#,
+    )
+    .expect("write state.json");
+    with_mode(&state, 0o644);
+
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .arg("eval")
+        .arg(&wasm)
+        .arg("--state")
+        .arg(&state)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", dir.path())
+        .current_dir(dir.path()));
+
+    for fragments in [
+        &["hook input", "policy drop;"][..],
+        &[
+            "iifname \"veth-l\"",
+            "ip saddr != 192.168.0.9",
+            "tcp dport 80",
+            "dnat ip to 127.0.0.1:4000",
+        ],
+        &["sysctl net.ipv4.conf.veth-l.route_localnet = 1"],
+    ] {
+        assert!(
+            find_line(output.stdout.lines(), fragments).is_some(),
+            "no line of `wasmwall eval` contains all of {fragments:?}\n{output}"
+        );
+    }
+}
