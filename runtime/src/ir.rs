@@ -400,7 +400,8 @@ impl SetElements {
         self.len() == 0
     }
 
-    fn texts(&self) -> Vec<String> {
+    /// The elements as nft prints them.
+    pub fn texts(&self) -> Vec<String> {
         match self {
             SetElements::Ipv4(v) => v.iter().map(ToString::to_string).collect(),
             SetElements::Ipv6(v) => v.iter().map(ToString::to_string).collect(),

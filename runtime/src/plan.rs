@@ -81,7 +81,7 @@ impl fmt::Display for Transaction {
                         writeln!(
                             f,
                             "add element inet {t} {name} {{ {} }}",
-                            set_texts(elements).join(", ")
+                            elements.texts().join(", ")
                         )?;
                     }
                 }
@@ -95,14 +95,6 @@ impl fmt::Display for Transaction {
             }
         }
         Ok(())
-    }
-}
-
-fn set_texts(elements: &SetElements) -> Vec<String> {
-    match elements {
-        SetElements::Ipv4(v) => v.iter().map(ToString::to_string).collect(),
-        SetElements::Ipv6(v) => v.iter().map(ToString::to_string).collect(),
-        SetElements::Ports(v) => v.iter().map(ToString::to_string).collect(),
     }
 }
 
