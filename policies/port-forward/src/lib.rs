@@ -95,44 +95,33 @@ impl Policy for PortForward {
         let mut forward = Chain::filter("forward", Hook::Forward, 0).policy(ChainPolicy::Drop);
         let mut prerouting = Chain::nat("prerouting", Hook::Prerouting, -100);
         let mut ruleset = Ruleset::new();
+        // Connections to the translated destination, wherever they are let in.
+        let to_target = with_port(
+            Rule::new().daddr(target_ip.to_string()),
+            s.protocol,
+            target_port,
+            false,
+        )
+        .counter()
+        .accept();
 
         if target_is_local {
             // The forwarded connection ends on this machine: let it in, and
             // let the local server's own loopback traffic through.
-            input = input
-                .rule(
-                    with_port(
-                        Rule::new().daddr(target_ip.to_string()),
-                        s.protocol,
-                        target_port,
-                        false,
-                    )
-                    .counter()
-                    .accept(),
+            input = input.rule(to_target.clone()).rule(
+                with_port(
+                    Rule::new().saddr(target_ip.to_string()),
+                    s.protocol,
+                    target_port,
+                    true,
                 )
-                .rule(
-                    with_port(
-                        Rule::new().saddr(target_ip.to_string()),
-                        s.protocol,
-                        target_port,
-                        true,
-                    )
-                    .accept(),
-                );
+                .accept(),
+            );
         } else {
             // The connection is routed on to another host.
             forward = forward
                 .rule(Rule::new().ct_state_established_related().accept())
-                .rule(
-                    with_port(
-                        Rule::new().daddr(target_ip.to_string()),
-                        s.protocol,
-                        target_port,
-                        false,
-                    )
-                    .counter()
-                    .accept(),
-                );
+                .rule(to_target.clone());
             let key = if target_ip.is_ipv4() {
                 "net.ipv4.ip_forward"
             } else {
