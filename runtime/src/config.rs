@@ -12,6 +12,8 @@ use crate::sysctl::{AllowList, KeyError};
 
 pub const DEFAULT_TABLE: &str = "wasmwall";
 pub const DEFAULT_STATE_DIR: &str = "/run/wasmwall";
+/// Seconds between drift checks of `run` when the config does not say.
+pub const DEFAULT_RECONCILE_INTERVAL_S: u64 = 30;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -34,6 +36,7 @@ struct RawConfig {
     table: Option<String>,
     state_dir: Option<PathBuf>,
     netns: Option<String>,
+    reconcile_interval_s: Option<u64>,
     #[serde(default)]
     sysctl_allow: Vec<String>,
     #[serde(default)]
@@ -81,6 +84,10 @@ pub struct Config {
     pub table: String,
     pub state_dir: PathBuf,
     pub netns: Option<String>,
+    /// How often `run` checks the kernel for hand edits of its table and
+    /// repairs them (besides reacting to nftables change notifications);
+    /// None: never on a timer.
+    pub reconcile_interval: Option<Duration>,
     pub limits: Limits,
     pub max_rules: usize,
     pub max_set_elements: usize,
@@ -125,6 +132,17 @@ impl Config {
                 "`netns` {ns:?} is not a valid namespace name"
             )));
         }
+
+        let reconcile_interval = match raw.reconcile_interval_s {
+            None => Some(Duration::from_secs(DEFAULT_RECONCILE_INTERVAL_S)),
+            Some(0) => None,
+            Some(s) if s <= 86_400 => Some(Duration::from_secs(s)),
+            Some(_) => {
+                return Err(invalid(
+                    "`reconcile_interval_s` must be 0 (off) to 86400".into(),
+                ));
+            }
+        };
 
         let defaults = Limits::default();
         let limits = Limits {
@@ -197,6 +215,7 @@ impl Config {
                 .map(|d| base.join(d))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             netns: raw.netns,
+            reconcile_interval,
             limits,
             max_rules: raw.limits.max_rules.unwrap_or(100_000),
             max_set_elements: raw.limits.max_set_elements.unwrap_or(100_000),

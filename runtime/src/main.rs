@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use wasmwall::config::{self, Config};
 use wasmwall::host::{Limits, PolicyEngine};
 use wasmwall::ir::{PolicyRules, TableView};
-use wasmwall::kernel::Netlink;
-use wasmwall::runtime::{self, Policies, Target};
+use wasmwall::kernel::{Monitor, Netlink};
+use wasmwall::runtime::{self, Policies, Reconciler, Target};
 use wasmwall::state;
 use wasmwall::sysctl::AllowList;
 use wasmwall::validate;
@@ -42,13 +42,27 @@ enum Command {
     /// Needs no root and touches no kernel: use it to try a policy, to test it
     /// in CI, or to see what it would do for a given state and event.
     Eval(EvalArgs),
-    /// Evaluate the configured policies and apply their rules once.
+    /// Evaluate the configured policies and apply what differs from the
+    /// kernel, in one atomic batch.
     ///
-    /// The rules stay in place after the command exits; `wasmwall cleanup`
-    /// removes them and restores the sysctls.
+    /// Only the difference is sent: with nothing to change, nothing is
+    /// written. The rules stay in place after the command exits;
+    /// `wasmwall cleanup` removes them and restores the sysctls.
     Apply(ConfigArgs),
+    /// Show what `apply` would change against the live kernel, changing
+    /// nothing.
+    ///
+    /// Prints the operations as nft-like text (handles are the kernel's
+    /// current ones) and the sysctls that would change. Exit status: 0 when
+    /// nothing is pending, 2 when changes are pending, 1 on error.
+    Plan(ConfigArgs),
     /// Apply the configured policies and stay until SIGINT or SIGTERM, then
     /// remove wasmwall's table and restore every sysctl it changed.
+    ///
+    /// While running, hand edits of wasmwall's table (a rule added or
+    /// deleted, the table flushed or deleted) are repaired: at once on
+    /// nftables change notifications, and every `reconcile_interval_s`
+    /// seconds (config; default 30, 0 turns the timer off).
     Run(ConfigArgs),
     /// Remove wasmwall's table and restore the sysctls recorded in the state
     /// file. Safe to run at any time, also after a crash or `kill -9`.
@@ -163,7 +177,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
     match dispatch(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("wasmwall: error: {e:#}");
             ExitCode::FAILURE
@@ -171,19 +185,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(command: Command) -> Result<()> {
+fn dispatch(command: Command) -> Result<ExitCode> {
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match command {
-        Command::Eval(args) => eval(args),
+        Command::Eval(args) => done(eval(args)),
         Command::Apply(args) => {
             let (config, target) = load_config(&args)?;
             let _lock = state::lock(&target.state_path)?;
-            apply_once(&tokio_runtime()?, &config, &target).map(|_| ())
+            let mut kernel = Netlink::new()?;
+            let mut reconciler = Reconciler::new(&target.table);
+            let rt = tokio_runtime()?;
+            done(apply_once(&rt, &config, &target, &mut kernel, &mut reconciler).map(|_| ()))
+        }
+        Command::Plan(args) => {
+            let (config, target) = load_config(&args)?;
+            plan(&config, &target)
         }
         Command::Run(args) => {
             let (config, target) = load_config(&args)?;
-            run(&config, &target)
+            done(run(&config, &target))
         }
-        Command::Cleanup(args) => cleanup(args),
+        Command::Cleanup(args) => done(cleanup(args)),
     }
 }
 
@@ -258,30 +280,100 @@ fn load_config(args: &ConfigArgs) -> Result<(Config, Target)> {
     Ok((config, target))
 }
 
-/// Reads the world, evaluates, applies. Returns the loaded policies for reuse.
-fn apply_once(rt: &tokio::runtime::Runtime, config: &Config, target: &Target) -> Result<Policies> {
+/// Loads the policies and evaluates them on the current world.
+fn evaluate(rt: &tokio::runtime::Runtime, config: &Config) -> Result<(Policies, Vec<PolicyRules>)> {
     let policies = Policies::load(config)?;
     let world = WorldState {
         interfaces: rt.block_on(world::read_interfaces())?,
         leases: Vec::new(),
     };
     let desired = policies.evaluate(&world, &Event::Startup)?;
-    let mut kernel = Netlink::new()?;
-    let started = std::time::Instant::now();
-    let applied = runtime::apply(&mut kernel, target, &config.sysctls, &desired)?;
-    tracing::info!(
-        table = %format!("inet {}", target.table),
-        netns = target.netns.as_deref().unwrap_or("(current)"),
-        policies = desired.len(),
-        rules = applied.rules,
-        messages = applied.kernel.as_ref().map_or(0, |k| k.messages),
-        sysctls_set = %applied.sysctls_set.join(" "),
-        sysctls_restored = %applied.sysctls_restored.join(" "),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "ruleset applied in one batch"
-    );
-    Ok(policies)
+    Ok((policies, desired))
 }
+
+/// Reads the world, evaluates, applies the difference. Returns the loaded
+/// policies and their rules for reuse.
+fn apply_once(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    target: &Target,
+    kernel: &mut Netlink,
+    reconciler: &mut Reconciler,
+) -> Result<(Policies, Vec<PolicyRules>)> {
+    let (policies, desired) = evaluate(rt, config)?;
+    reconcile(kernel, reconciler, config, target, &desired, "start")?;
+    Ok((policies, desired))
+}
+
+/// One reconcile, logged: at info when something was sent, at debug when
+/// the kernel already matched.
+fn reconcile(
+    kernel: &mut Netlink,
+    reconciler: &mut Reconciler,
+    config: &Config,
+    target: &Target,
+    desired: &[PolicyRules],
+    reason: &str,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let applied = runtime::apply(kernel, reconciler, target, &config.sysctls, desired)?;
+    let messages = applied.kernel.as_ref().map_or(0, |k| k.messages);
+    let changed =
+        messages > 0 || !applied.sysctls_set.is_empty() || !applied.sysctls_restored.is_empty();
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    macro_rules! report {
+        ($level:ident, $what:literal) => {
+            tracing::$level!(
+                reason,
+                table = %format!("inet {}", target.table),
+                netns = target.netns.as_deref().unwrap_or("(current)"),
+                policies = desired.len(),
+                rules = applied.rules,
+                messages,
+                changes = %applied.summary,
+                read_table = applied.read_table,
+                sysctls_set = %applied.sysctls_set.join(" "),
+                sysctls_restored = %applied.sysctls_restored.join(" "),
+                elapsed_us,
+                $what
+            )
+        };
+    }
+    if changed {
+        report!(info, "reconciled: changes applied in one batch");
+    } else {
+        report!(debug, "reconciled: nothing to change");
+    }
+    Ok(())
+}
+
+fn plan(config: &Config, target: &Target) -> Result<ExitCode> {
+    let (_, desired) = evaluate(&tokio_runtime()?, config)?;
+    let mut kernel = Netlink::new()?;
+    let pending = runtime::pending(&mut kernel, target, &config.sysctls, &desired)?;
+    print!("{}", pending.tx);
+    for s in &pending.sysctls {
+        println!("sysctl {s}");
+    }
+    if pending.is_empty() {
+        eprintln!("wasmwall: nothing to change");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "wasmwall: pending: {}{}",
+            pending.tx.summary(),
+            match pending.sysctls.len() {
+                0 => String::new(),
+                n => format!(", {n} sysctl(s)"),
+            }
+        );
+        Ok(ExitCode::from(2))
+    }
+}
+
+/// Waits after a change notification so that a burst (someone running a
+/// script of nft commands) leads to one reconcile.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn run(config: &Config, target: &Target) -> Result<()> {
     let _lock = state::lock(&target.state_path)?;
@@ -295,12 +387,47 @@ fn run(config: &Config, target: &Target) -> Result<()> {
             signal(SignalKind::interrupt())?,
         ))
     })?;
-    let _policies = apply_once(&rt, config, target)?;
-    tracing::info!("running; SIGINT or SIGTERM stops and cleans up");
+    let mut kernel = Netlink::new()?;
+    let mut reconciler = Reconciler::new(&target.table);
+    // Subscribe before the first batch, so no change after it goes unseen.
+    let monitor = {
+        let _guard = rt.enter();
+        let monitor = Monitor::new()?;
+        // SAFETY: the Monitor owns its socket for its whole life, closes it
+        // only when dropped, and always returns the same descriptor.
+        unsafe { tokio::io::unix::AsyncFd::register(monitor) }
+            .map_err(|e| e.into_parts().1)
+            .context("cannot watch nftables notifications")?
+    };
+    let (_policies, desired) = apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
+    tracing::info!(
+        interval_s = config.reconcile_interval.map(|d| d.as_secs()),
+        "running; repairing hand edits of the table; SIGINT or SIGTERM stops and cleans up"
+    );
     let signal = rt.block_on(async {
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        let mut monitor = monitor;
+        let period = config
+            .reconcile_interval
+            .unwrap_or(std::time::Duration::from_secs(u64::MAX >> 2));
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let reason = tokio::select! {
+                _ = term.recv() => return "SIGTERM",
+                _ = int.recv() => return "SIGINT",
+                _ = timer.tick(), if config.reconcile_interval.is_some() => "timer",
+                ready = monitor.readable_mut() => {
+                    let Ok(mut guard) = ready else { return "monitor failure" };
+                    let _ = guard.get_inner_mut().drain();
+                    guard.clear_ready();
+                    tokio::time::sleep(SETTLE).await;
+                    let _ = monitor.get_mut().drain();
+                    "nftables changed"
+                }
+            };
+            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &desired, reason) {
+                tracing::error!(reason, error = %format!("{e:#}"), "reconcile failed; the kernel keeps its last rules; retrying at the next change or tick");
+            }
         }
     });
     tracing::info!(signal, "stopping; cleaning up");
@@ -336,6 +463,12 @@ fn cleanup(args: CleanupArgs) -> Result<()> {
 fn cleanup_target(target: &Target, allow: &AllowList) -> Result<()> {
     let mut kernel = Netlink::new()?;
     let done = runtime::cleanup(&mut kernel, target, allow)?;
+    if done.table_not_owned {
+        tracing::warn!(
+            table = %format!("inet {}", target.table),
+            "a table of that name exists but was not made by wasmwall; left alone"
+        );
+    }
     if !done.had_state_file {
         tracing::warn!(
             state_file = %target.state_path.display(),

@@ -8,8 +8,8 @@ use thiserror::Error;
 use crate::config::{Config, PolicyConfig};
 use crate::host::{HostError, LoadedPolicy, PolicyEngine};
 use crate::ir::PolicyRules;
-use crate::kernel::{ApplyReport, Kernel, KernelError};
-use crate::plan;
+use crate::kernel::{ApplyReport, Kernel, KernelError, Observation, next_generation};
+use crate::plan::{self, DesiredTable, NotOwned, Transaction};
 use crate::state::{self, SavedSysctl, State, StateError};
 use crate::sysctl::{self, AllowList};
 use crate::validate::{self, Invalid};
@@ -37,6 +37,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    NotOwned(#[from] NotOwned),
     #[error("applying the ruleset to the kernel failed")]
     Kernel(#[from] KernelError),
     #[error("sysctl {key}: cannot {action} {path}")]
@@ -156,89 +158,308 @@ impl Target {
     }
 }
 
+/// How many times a batch is planned again when someone else changed the
+/// ruleset between reading and writing.
+const ATTEMPTS: usize = 3;
+
+/// Keeps the kernel's table in line with a desired one. It remembers the
+/// table as of its last read or its own last batch, with the ruleset
+/// generation that proves it current: while nobody else changes the ruleset,
+/// a reconcile costs one generation query instead of a read of the table.
+#[derive(Debug)]
+pub struct Reconciler {
+    table: String,
+    known: Option<Observation>,
+}
+
+/// What one reconcile did.
+#[derive(Debug)]
+pub struct Reconciled {
+    pub tx: Transaction,
+    pub report: ApplyReport,
+    /// Whether the table had to be read from the kernel (someone else
+    /// changed the ruleset, or nothing was known yet).
+    pub read_table: bool,
+    /// Batches refused because the ruleset changed meanwhile.
+    pub retries: usize,
+}
+
+impl Reconciler {
+    pub fn new(table: &str) -> Self {
+        Reconciler {
+            table: table.to_string(),
+            known: None,
+        }
+    }
+
+    /// Forgets what is known: the next look reads the whole table.
+    pub fn forget(&mut self) {
+        self.known = None;
+    }
+
+    /// The table as the kernel holds it now, and whether it had to be read.
+    pub fn observe<K: Kernel>(
+        &mut self,
+        kernel: &mut K,
+    ) -> Result<(&Observation, bool), KernelError> {
+        let current = match &self.known {
+            Some(k) => kernel.generation()? == k.generation,
+            None => false,
+        };
+        if !current {
+            self.known = Some(kernel.observe(&self.table)?);
+        }
+        Ok((self.known.as_ref().expect("just set"), !current))
+    }
+
+    /// What would change, against the kernel as it is now.
+    pub fn plan<K: Kernel>(
+        &mut self,
+        kernel: &mut K,
+        desired: &DesiredTable,
+    ) -> Result<Transaction, RuntimeError> {
+        let table = self.table.clone();
+        let (seen, _) = self.observe(kernel)?;
+        Ok(plan::plan(&table, desired, seen.table.as_ref())?)
+    }
+
+    /// Makes the table hold exactly `desired`, in one batch (none if
+    /// nothing differs).
+    pub fn reconcile<K: Kernel>(
+        &mut self,
+        kernel: &mut K,
+        desired: &DesiredTable,
+    ) -> Result<Reconciled, RuntimeError> {
+        let mut retries = 0;
+        let table = self.table.clone();
+        loop {
+            let (seen, read_table) = self.observe(kernel)?;
+            let generation = seen.generation;
+            let tx = plan::plan(&table, desired, seen.table.as_ref())?;
+            if tx.is_empty() {
+                return Ok(Reconciled {
+                    tx,
+                    report: ApplyReport::default(),
+                    read_table,
+                    retries,
+                });
+            }
+            match kernel.apply(&tx, Some(generation)) {
+                Ok(report) => {
+                    self.predict(&tx, &report);
+                    return Ok(Reconciled {
+                        tx,
+                        report,
+                        read_table,
+                        retries,
+                    });
+                }
+                Err(KernelError::Changed) if retries + 1 < ATTEMPTS => {
+                    tracing::info!("the ruleset changed while the batch was sent; planning again");
+                    self.forget();
+                    retries += 1;
+                }
+                Err(e) => {
+                    self.forget();
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// After our own batch the kernel holds the old table with the
+    /// transaction applied, at the next generation. Without the new rules'
+    /// handles that cannot be known, and the next look reads the table.
+    fn predict(&mut self, tx: &Transaction, report: &ApplyReport) {
+        let Some(known) = self.known.take() else {
+            return;
+        };
+        let Some(handles) = &report.rule_handles else {
+            return;
+        };
+        let mut handles = handles.iter().copied();
+        match plan::simulate(known.table.as_ref(), tx, &mut |_| handles.next()) {
+            Ok(table) => {
+                self.known = Some(Observation {
+                    generation: next_generation(known.generation),
+                    table,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot predict the table after the batch; it will be read again")
+            }
+        }
+    }
+}
+
+/// A sysctl the policies want, with its /proc path.
+struct WantedSysctl {
+    key: String,
+    value: String,
+    path: PathBuf,
+}
+
+/// The sysctls the policies want; the first policy wins a conflict.
+fn wanted_sysctls(
+    allow: &AllowList,
+    desired: &[PolicyRules],
+) -> Result<Vec<WantedSysctl>, RuntimeError> {
+    let mut wanted: Vec<WantedSysctl> = Vec::new();
+    for p in desired {
+        for s in &p.rules.sysctls {
+            if let Some(w) = wanted.iter().find(|w| w.key == s.key) {
+                if w.value != s.value {
+                    tracing::warn!(key = %s.key, "two policies want different values; the first one wins");
+                }
+                continue;
+            }
+            // Allow-listed by validation; checked again because this is
+            // where the write happens.
+            let path = checked_path(allow, &s.key)?;
+            wanted.push(WantedSysctl {
+                key: s.key.clone(),
+                value: s.value.clone(),
+                path,
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+fn checked_path(allow: &AllowList, key: &str) -> Result<PathBuf, RuntimeError> {
+    allow.check(key).map_err(|e| {
+        sysctl_io(
+            key,
+            "check",
+            Path::new("/proc/sys"),
+            std::io::Error::other(e),
+        )
+    })
+}
+
+/// What `apply` would change, found without changing anything.
+#[derive(Debug)]
+pub struct Pending {
+    pub tx: Transaction,
+    /// `key: current -> wanted` for sysctls to set or restore.
+    pub sysctls: Vec<String>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty() && self.sysctls.is_empty()
+    }
+}
+
+/// Plans against the live kernel and sysctls, changing nothing.
+pub fn pending<K: Kernel>(
+    kernel: &mut K,
+    target: &Target,
+    allow: &AllowList,
+    desired: &[PolicyRules],
+) -> Result<Pending, RuntimeError> {
+    let tx = Reconciler::new(&target.table).plan(kernel, &DesiredTable::from_policies(desired))?;
+    let wanted = wanted_sysctls(allow, desired)?;
+    let mut sysctls = Vec::new();
+    for w in &wanted {
+        let current = sysctl::read(&w.path).map_err(|e| sysctl_io(&w.key, "read", &w.path, e))?;
+        if current != w.value {
+            sysctls.push(format!("{}: {current} -> {}", w.key, w.value));
+        }
+    }
+    if let Some(state) = state::load(&target.state_path)? {
+        for s in state
+            .sysctls
+            .iter()
+            .filter(|s| !wanted.iter().any(|w| w.key == s.key))
+        {
+            let path = checked_path(allow, &s.key)?;
+            let current = sysctl::read(&path).unwrap_or_else(|_| "(gone)".into());
+            if current != s.original {
+                sysctls.push(format!("{}: {current} -> {} (restored)", s.key, s.original));
+            }
+        }
+    }
+    Ok(Pending { tx, sysctls })
+}
+
 /// What one apply did.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub kernel: Option<ApplyReport>,
+    pub summary: String,
+    pub read_table: bool,
     pub rules: usize,
     pub sysctls_set: Vec<String>,
     pub sysctls_restored: Vec<String>,
 }
 
-/// Makes the kernel hold exactly `desired` in the runtime's table, and the
-/// sysctls hold what the policies asked for.
+/// Makes the kernel hold exactly `desired` in the runtime's table, changing
+/// only what differs, and the sysctls hold what the policies asked for.
 ///
 /// Order matters for clean-up: the state file records every sysctl's current
 /// value (and whether the table existed) before anything is written.
 pub fn apply<K: Kernel>(
     kernel: &mut K,
+    reconciler: &mut Reconciler,
     target: &Target,
     allow: &AllowList,
     desired: &[PolicyRules],
 ) -> Result<Applied, RuntimeError> {
     let mut state = match state::load(&target.state_path)? {
         Some(s) => s,
-        None => State::new(
-            target.netns.clone(),
-            target.table.clone(),
-            kernel.table_exists(&target.table)?,
-        ),
+        None => {
+            let (seen, _) = reconciler.observe(kernel)?;
+            State::new(
+                target.netns.clone(),
+                target.table.clone(),
+                seen.table.is_some(),
+            )
+        }
     };
 
-    // Desired sysctls, each with its /proc path (already allow-listed by
-    // validation; checked again because this is where the write happens).
-    let mut wanted: Vec<(String, String, PathBuf)> = Vec::new();
-    for p in desired {
-        for s in &p.rules.sysctls {
-            if let Some((_, v, _)) = wanted.iter().find(|(k, _, _)| *k == s.key) {
-                if *v != s.value {
-                    tracing::warn!(key = %s.key, "two policies want different values; the first one wins");
-                }
-                continue;
-            }
-            let path = allow.check(&s.key).map_err(|e| {
-                sysctl_io(
-                    &s.key,
-                    "check",
-                    Path::new("/proc/sys"),
-                    std::io::Error::other(e),
-                )
-            })?;
-            wanted.push((s.key.clone(), s.value.clone(), path));
-        }
-    }
-    for (key, _, path) in &wanted {
-        if state.original(key).is_none() {
-            let original = sysctl::read(path).map_err(|e| sysctl_io(key, "read", path, e))?;
+    let wanted = wanted_sysctls(allow, desired)?;
+    let mut changed_state = false;
+    for w in &wanted {
+        if state.original(&w.key).is_none() {
+            let original =
+                sysctl::read(&w.path).map_err(|e| sysctl_io(&w.key, "read", &w.path, e))?;
             state.sysctls.push(SavedSysctl {
-                key: key.clone(),
+                key: w.key.clone(),
                 original,
             });
+            changed_state = true;
         }
     }
-    state::save(&target.state_path, &state)?;
+    if changed_state || !target.state_path.exists() {
+        state::save(&target.state_path, &state)?;
+    }
 
-    let tx = plan::replace_table(&target.table, desired);
-    tracing::debug!(transaction = %tx, "planned");
-    let report = kernel.apply(&tx)?;
+    let desired_table = DesiredTable::from_policies(desired);
+    let done = reconciler.reconcile(kernel, &desired_table)?;
+    if !done.tx.is_empty() {
+        tracing::debug!(transaction = %done.tx, "applied");
+    }
     let mut applied = Applied {
-        rules: desired.iter().map(|p| p.rules.rule_count()).sum(),
-        kernel: Some(report),
+        rules: desired_table.rule_count(),
+        summary: done.tx.summary(),
+        read_table: done.read_table,
+        kernel: Some(done.report),
         ..Applied::default()
     };
 
-    for (key, value, path) in &wanted {
-        let current = sysctl::read(path).map_err(|e| sysctl_io(key, "read", path, e))?;
-        if current != *value {
-            sysctl::write(path, value).map_err(|e| sysctl_io(key, "write", path, e))?;
-            applied.sysctls_set.push(format!("{key}={value}"));
+    for w in &wanted {
+        let current = sysctl::read(&w.path).map_err(|e| sysctl_io(&w.key, "read", &w.path, e))?;
+        if current != w.value {
+            sysctl::write(&w.path, &w.value).map_err(|e| sysctl_io(&w.key, "write", &w.path, e))?;
+            applied.sysctls_set.push(format!("{}={}", w.key, w.value));
         }
     }
     // Sysctls no policy wants any more go back to what they were.
     let stale: Vec<SavedSysctl> = state
         .sysctls
         .iter()
-        .filter(|s| !wanted.iter().any(|(k, _, _)| *k == s.key))
+        .filter(|s| !wanted.iter().any(|w| w.key == s.key))
         .cloned()
         .collect();
     if !stale.is_empty() {
@@ -257,14 +478,7 @@ pub fn apply<K: Kernel>(
 fn restore_sysctl(allow: &AllowList, s: &SavedSysctl) -> Result<(), RuntimeError> {
     // Keys in the state file were allow-listed when recorded; check again so
     // an edited state file cannot steer writes elsewhere.
-    let path = allow.check(&s.key).map_err(|e| {
-        sysctl_io(
-            &s.key,
-            "check",
-            Path::new("/proc/sys"),
-            std::io::Error::other(e),
-        )
-    })?;
+    let path = checked_path(allow, &s.key)?;
     match sysctl::write(&path, &s.original) {
         // The interface is gone, and its setting with it: nothing to restore.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -279,6 +493,8 @@ fn restore_sysctl(allow: &AllowList, s: &SavedSysctl) -> Result<(), RuntimeError
 #[derive(Debug, Default)]
 pub struct CleanedUp {
     pub had_state_file: bool,
+    /// A table of that name exists but is not the runtime's: left alone.
+    pub table_not_owned: bool,
     pub restored: Vec<String>,
     pub failed: Vec<String>,
 }
@@ -292,11 +508,29 @@ pub fn cleanup<K: Kernel>(
     allow: &AllowList,
 ) -> Result<CleanedUp, RuntimeError> {
     let state = state::load(&target.state_path)?;
-    kernel.apply(&plan::remove_table(&target.table))?;
     let mut done = CleanedUp {
         had_state_file: state.is_some(),
         ..CleanedUp::default()
     };
+    let mut attempt = 0;
+    loop {
+        let seen = kernel.observe(&target.table)?;
+        let tx = match plan::remove_table(&target.table, seen.table.as_ref()) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!("{e}");
+                done.table_not_owned = true;
+                break;
+            }
+        };
+        match kernel.apply(&tx, Some(seen.generation)) {
+            Err(KernelError::Changed) if attempt + 1 < ATTEMPTS => attempt += 1,
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
     let Some(mut state) = state else {
         return Ok(done);
     };

@@ -5,281 +5,20 @@
 //! spawns) and disappears when the thread ends, so nothing leaks into the
 //! host's ruleset.
 
-use std::net::Ipv4Addr;
-use std::process::Command;
+mod common;
 
+use std::net::Ipv4Addr;
+
+use common::*;
 use wasmwall::ir::*;
 use wasmwall::kernel::{Kernel, KernelError, Netlink, parse_rule_tag};
-use wasmwall::plan::{self, Op, RuleTag, Transaction};
-
-const TABLE: &str = "wasmwall";
-
-/// Moves the calling thread into a new, empty network namespace and opens
-/// the adapter there.
-fn fresh_netns() -> Netlink {
-    // SAFETY: unshare has no memory-safety preconditions.
-    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(
-        rc,
-        0,
-        "unshare(CLONE_NEWNET) failed (these tests need root): {}",
-        std::io::Error::last_os_error()
-    );
-    Netlink::new().expect("open the netlink socket")
-}
-
-/// Runs nft in this thread's namespace and returns its output.
-fn nft(args: &[&str]) -> String {
-    let out = Command::new("nft").args(args).output().expect("run nft");
-    assert!(
-        out.status.success(),
-        "nft {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("nft prints UTF-8")
-}
-
-fn ruleset() -> String {
-    nft(&["list", "ruleset"])
-}
-
-fn ruleset_json() -> String {
-    nft(&["-j", "list", "ruleset"])
-}
-
-fn rule(matches: Vec<Match>, action: Action) -> Rule {
-    Rule {
-        matches,
-        counter: false,
-        log_prefix: None,
-        action,
-        comment: None,
-    }
-}
-
-fn counted(mut r: Rule) -> Rule {
-    r.counter = true;
-    r
-}
-
-fn base(
-    hook: Hook,
-    chain_type: ChainType,
-    priority: i32,
-    policy: ChainPolicy,
-) -> Option<BaseChain> {
-    Some(BaseChain {
-        hook,
-        chain_type,
-        priority,
-        policy,
-    })
-}
-
-fn chain(name: &str, base: Option<BaseChain>, rules: Vec<Rule>) -> Chain {
-    Chain {
-        name: name.into(),
-        base,
-        rules,
-    }
-}
-
-fn dport(proto: Transport, first: u16, last: u16) -> Match {
-    Match::Port {
-        dir: Dir::Destination,
-        proto,
-        first,
-        last,
-        negate: false,
-    }
-}
-
-fn policy(name: &str, chains: Vec<Chain>, sets: Vec<NamedSet>) -> Vec<PolicyRules> {
-    vec![PolicyRules {
-        policy: name.into(),
-        rules: Ruleset {
-            chains,
-            sets,
-            sysctls: vec![],
-        },
-    }]
-}
-
-/// One policy using every kind of match and action the adapter encodes.
-fn everything() -> Vec<PolicyRules> {
-    let input = vec![
-        rule(
-            vec![Match::CtState(CtStates(
-                CtStates::ESTABLISHED | CtStates::RELATED,
-            ))],
-            Action::Accept,
-        ),
-        rule(
-            vec![Match::AddrInSet {
-                dir: Dir::Source,
-                family: Family::V4,
-                set: "friends".into(),
-            }],
-            Action::Jump("allowed".into()),
-        ),
-        counted(rule(
-            vec![dport(Transport::Tcp, 1000, 2000)],
-            Action::Accept,
-        )),
-        rule(
-            vec![Match::PortInSet {
-                dir: Dir::Destination,
-                proto: Transport::Udp,
-                set: "services".into(),
-            }],
-            Action::Accept,
-        ),
-        Rule {
-            log_prefix: Some("ten: ".into()),
-            ..rule(
-                vec![Match::Addr {
-                    dir: Dir::Source,
-                    net: "10.0.0.0/8".parse().unwrap(),
-                    negate: false,
-                }],
-                Action::Drop,
-            )
-        },
-        rule(
-            vec![
-                Match::Addr {
-                    dir: Dir::Destination,
-                    net: "fd00::/8".parse().unwrap(),
-                    negate: false,
-                },
-                dport(Transport::Udp, 53, 53),
-            ],
-            Action::Accept,
-        ),
-        rule(
-            vec![Match::L4Proto {
-                proto: L4Proto::Tcp,
-                negate: false,
-            }],
-            Action::Reject { tcp: true },
-        ),
-        rule(
-            vec![Match::Iifname {
-                name: "lan1".into(),
-                negate: false,
-            }],
-            Action::Goto("allowed".into()),
-        ),
-        rule(vec![dport(Transport::Udp, 5353, 5353)], Action::Continue),
-        rule(vec![], Action::Reject { tcp: false }),
-    ];
-    let allowed = vec![
-        rule(
-            vec![Match::Iifname {
-                name: "lan0".into(),
-                negate: true,
-            }],
-            Action::Return,
-        ),
-        counted(rule(vec![], Action::Accept)),
-    ];
-    let prerouting = vec![
-        Rule {
-            comment: Some("x".into()),
-            ..counted(rule(
-                vec![
-                    Match::Iifname {
-                        name: "lan0".into(),
-                        negate: false,
-                    },
-                    Match::Addr {
-                        dir: Dir::Source,
-                        net: "192.168.0.9/32".parse().unwrap(),
-                        negate: true,
-                    },
-                    dport(Transport::Tcp, 80, 80),
-                ],
-                Action::Dnat(NatTarget {
-                    address: "127.0.0.1".parse().unwrap(),
-                    port: Some(4000),
-                }),
-            ))
-        },
-        rule(
-            vec![
-                Match::Addr {
-                    dir: Dir::Source,
-                    net: "fd00::/64".parse().unwrap(),
-                    negate: false,
-                },
-                dport(Transport::Udp, 53, 53),
-            ],
-            Action::Dnat(NatTarget {
-                address: "fd00::1".parse().unwrap(),
-                port: Some(5353),
-            }),
-        ),
-    ];
-    let postrouting = vec![
-        rule(
-            vec![Match::Oifname {
-                name: "wan0".into(),
-                negate: false,
-            }],
-            Action::Masquerade,
-        ),
-        rule(
-            vec![Match::Oifname {
-                name: "wan1".into(),
-                negate: false,
-            }],
-            Action::Snat(NatTarget {
-                address: "203.0.113.1".parse().unwrap(),
-                port: None,
-            }),
-        ),
-    ];
-    policy(
-        "pf",
-        vec![
-            chain(
-                "input",
-                base(Hook::Input, ChainType::Filter, 0, ChainPolicy::Drop),
-                input,
-            ),
-            chain("allowed", None, allowed),
-            chain(
-                "prerouting",
-                base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
-                prerouting,
-            ),
-            chain(
-                "postrouting",
-                base(Hook::Postrouting, ChainType::Nat, 100, ChainPolicy::Accept),
-                postrouting,
-            ),
-        ],
-        vec![
-            NamedSet {
-                name: "friends".into(),
-                elements: SetElements::Ipv4(vec![
-                    "192.168.0.2".parse().unwrap(),
-                    "192.168.0.3".parse().unwrap(),
-                ]),
-            },
-            NamedSet {
-                name: "services".into(),
-                elements: SetElements::Ports(vec![53, 123]),
-            },
-        ],
-    )
-}
+use wasmwall::plan::{self, DesiredTable, Op, Position, RuleTag, Transaction};
 
 #[test]
 fn applied_rules_read_back_as_nft_prints_them() {
     let mut kernel = fresh_netns();
     let report = kernel
-        .apply(&plan::replace_table(TABLE, &everything()))
+        .apply(&plan::replace_table(TABLE, &desired()), None)
         .unwrap();
     assert!(report.messages > 0 && report.bytes > 0);
 
@@ -327,8 +66,8 @@ fn applied_rules_read_back_as_nft_prints_them() {
 #[test]
 fn rule_tags_are_stored_in_the_kernel() {
     let mut kernel = fresh_netns();
-    let tx = plan::replace_table(TABLE, &everything());
-    kernel.apply(&tx).unwrap();
+    let tx = plan::replace_table(TABLE, &desired());
+    kernel.apply(&tx, None).unwrap();
 
     let table = rustables::Table::new(rustables::ProtocolFamily::Inet).with_name(TABLE);
     for chain_name in ["pf/input", "pf/prerouting"] {
@@ -370,13 +109,14 @@ fn five_thousand_rules_apply_in_one_batch() {
                 hash: rule_hash(&r.render(&|c| c.to_string())),
             },
             rule: r,
+            position: Position::Append,
         });
     }
     let tx = Transaction {
         table: TABLE.into(),
         ops,
     };
-    let report = kernel.apply(&tx).unwrap();
+    let report = kernel.apply(&tx, None).unwrap();
     assert_eq!(report.messages, 5002);
 
     let json: serde_json::Value = serde_json::from_str(&ruleset_json()).unwrap();
@@ -397,16 +137,16 @@ fn large_sets_are_split_across_messages() {
         .collect();
     let tx = plan::replace_table(
         TABLE,
-        &policy(
+        &DesiredTable::from_policies(&policy(
             "pf",
             vec![],
             vec![NamedSet {
                 name: "many".into(),
                 elements: SetElements::Ipv4(addrs),
             }],
-        ),
+        )),
     );
-    kernel.apply(&tx).unwrap();
+    kernel.apply(&tx, None).unwrap();
     let json: serde_json::Value = serde_json::from_str(&ruleset_json()).unwrap();
     let set = json["nftables"]
         .as_array()
@@ -421,12 +161,12 @@ fn large_sets_are_split_across_messages() {
 fn with_bad_rule(bad: Rule) -> Transaction {
     let mut policies = everything();
     policies[0].rules.chains[0].rules.push(bad);
-    plan::replace_table(TABLE, &policies)
+    plan::replace_table(TABLE, &DesiredTable::from_policies(&policies))
 }
 
 fn assert_rejected(kernel: &mut Netlink, tx: &Transaction, op: &str) {
     let before = ruleset_json();
-    match kernel.apply(tx) {
+    match kernel.apply(tx, None) {
         Err(err @ KernelError::Rejected { .. }) => {
             let KernelError::Rejected { op: got, errno, .. } = &err else {
                 unreachable!()
@@ -444,7 +184,7 @@ fn assert_rejected(kernel: &mut Netlink, tx: &Transaction, op: &str) {
 fn a_rejected_object_is_named_and_changes_nothing() {
     let mut kernel = fresh_netns();
     kernel
-        .apply(&plan::replace_table(TABLE, &everything()))
+        .apply(&plan::replace_table(TABLE, &desired()), None)
         .unwrap();
 
     let jump = rule(
@@ -473,47 +213,53 @@ fn a_rejected_object_is_named_and_changes_nothing() {
 
     // The socket is still usable after a rejection.
     kernel
-        .apply(&plan::replace_table(TABLE, &everything()))
+        .apply(&plan::replace_table(TABLE, &desired()), None)
         .unwrap();
 }
 
 #[test]
 fn replace_is_idempotent_and_remove_cleans_up() {
     let mut kernel = fresh_netns();
-    let replace = plan::replace_table(TABLE, &everything());
-    kernel.apply(&replace).unwrap();
+    let replace = plan::replace_table(TABLE, &desired());
+    kernel.apply(&replace, None).unwrap();
     let first = ruleset();
-    kernel.apply(&replace).unwrap();
+    kernel.apply(&replace, None).unwrap();
     assert_eq!(ruleset(), first);
 
-    kernel.apply(&plan::remove_table(TABLE)).unwrap();
-    assert!(!kernel.table_exists(TABLE).unwrap());
+    let seen = kernel.observe(TABLE).unwrap();
+    let remove = plan::remove_table(TABLE, seen.table.as_ref()).unwrap();
+    kernel.apply(&remove, Some(seen.generation)).unwrap();
+    assert!(kernel.observe(TABLE).unwrap().table.is_none());
     assert_eq!(ruleset(), "");
-    kernel.apply(&plan::remove_table(TABLE)).unwrap();
-    assert_eq!(ruleset(), "");
+    let again = plan::remove_table(TABLE, None).unwrap();
+    assert!(again.is_empty(), "nothing to remove");
 }
 
 #[test]
-fn table_exists_sees_only_the_inet_table() {
+fn observe_sees_only_the_inet_table() {
     let mut kernel = fresh_netns();
-    assert!(!kernel.table_exists(TABLE).unwrap());
+    let exists = |k: &mut Netlink, t: &str| k.observe(t).unwrap().table.is_some();
+    assert!(!exists(&mut kernel, TABLE));
     nft(&["add", "table", "ip", TABLE]);
-    assert!(!kernel.table_exists(TABLE).unwrap(), "ip, not inet");
+    assert!(!exists(&mut kernel, TABLE), "ip, not inet");
     kernel
-        .apply(&plan::replace_table(TABLE, &everything()))
+        .apply(&plan::replace_table(TABLE, &desired()), None)
         .unwrap();
-    assert!(kernel.table_exists(TABLE).unwrap());
-    assert!(!kernel.table_exists("other").unwrap());
+    assert!(exists(&mut kernel, TABLE));
+    assert!(!exists(&mut kernel, "other"));
 }
 
 #[test]
 fn an_empty_transaction_sends_nothing() {
     let mut kernel = fresh_netns();
     let report = kernel
-        .apply(&Transaction {
-            table: TABLE.into(),
-            ops: vec![],
-        })
+        .apply(
+            &Transaction {
+                table: TABLE.into(),
+                ops: vec![],
+            },
+            None,
+        )
         .unwrap();
     assert_eq!(report.messages, 0);
     assert_eq!(report.bytes, 0);

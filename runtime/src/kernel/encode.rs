@@ -4,7 +4,7 @@
 //! dependencies and comparisons), so `nft list ruleset` prints the rules the
 //! way a person would have written them.
 
-use std::fmt::{Display, Write as _};
+use std::fmt::Display;
 use std::net::IpAddr;
 
 use rustables::data_type::{DataType, ip_to_vec};
@@ -19,11 +19,15 @@ use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, 
 use rustables::{Rule, Set, Table};
 
 use crate::ir::{self, Action, BaseChain, Dir, Family, Match, NatTarget, SetElements, Transport};
-use crate::plan::{Op, RuleTag, Transaction};
+use crate::plan::{Op, Position, RuleTag, Transaction};
 
 use super::KernelError;
+use super::wire::{NLMSG_HDRLEN, align4, u16_at, u32_at};
 
 const TABLE_COMMENT: &str = "managed by wasmwall; changes here are overwritten";
+/// The table's comment as stored (NUL-terminated): the runtime's marker of
+/// ownership.
+pub(crate) const TABLE_MARKER: &[u8] = b"managed by wasmwall; changes here are overwritten\0";
 /// libnftnl's userdata type of a table's or rule's comment.
 const UDATA_COMMENT: u8 = 0;
 /// Our userdata type for the rule tag. nft skips types it does not know.
@@ -37,19 +41,42 @@ const IFNAMSIZ: usize = 16;
 const ELEMENTS_PER_MESSAGE: usize = 1024;
 /// Elements named in the text of an element message.
 const ELEMENTS_SHOWN: usize = 4;
+const NLM_F_APPEND: u16 = libc::NLM_F_APPEND as u16;
+const NLM_F_ECHO: u16 = libc::NLM_F_ECHO as u16;
+const NFNL_BATCH_GENID: u16 = libc::NFNL_BATCH_GENID as u16;
+
+/// How to build the batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    /// Refuse the batch unless the ruleset's generation is still this one.
+    pub generation: Option<u32>,
+    /// Ask the kernel to echo every added rule (with its handle).
+    pub echo_rules: bool,
+}
 
 /// A finished batch, and the text of every message in it: `texts[i]` is the
 /// message with sequence number `i + 1` (0 is the batch-begin marker).
 pub(crate) struct Encoded {
     pub bytes: Vec<u8>,
     pub texts: Vec<String>,
+    /// The sequence number of each added rule's message, in order.
+    pub rule_seqs: Vec<u32>,
 }
 
-pub(crate) fn encode(tx: &Transaction) -> Result<Encoded, KernelError> {
+/// Message flags to change after rustables has written the batch.
+#[derive(Default)]
+struct Patches {
+    /// (sequence number, flags to set, flags to clear)
+    flags: Vec<(u32, u16, u16)>,
+}
+
+pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, KernelError> {
     let t = &tx.table;
     let table = Table::new(ProtocolFamily::Inet).with_name(t);
     let mut batch = Batch::new();
     let mut texts = Vec::new();
+    let mut rule_seqs = Vec::new();
+    let mut patches = Patches::default();
     for op in &tx.ops {
         match op {
             Op::AddTable => {
@@ -67,63 +94,167 @@ pub(crate) fn encode(tx: &Transaction) -> Result<Encoded, KernelError> {
                 batch.add(&chain_object(&table, name, base.as_ref()), MsgType::Add);
                 texts.push(chain_text(t, name, base.as_ref()));
             }
+            Op::SetChainPolicy { name, base, .. } => {
+                // An existing chain sent again with its hook is updated.
+                batch.add(&chain_object(&table, name, Some(base)), MsgType::Add);
+                texts.push(chain_text(t, name, Some(base)));
+            }
+            Op::DeleteChain { name } => {
+                batch.add(&Chain::new(&table).with_name(name), MsgType::Del);
+                texts.push(format!("delete chain inet {t} {name}"));
+            }
             Op::AddSet { name, elements } => {
-                let (set, lists) = match elements {
-                    SetElements::Ipv4(v) => set_objects(&table, name, v),
-                    SetElements::Ipv6(v) => set_objects(&table, name, v),
-                    SetElements::Ports(v) => {
-                        let ports: Vec<Service> = v.iter().copied().map(Service).collect();
-                        set_objects(&table, name, &ports)
-                    }
-                };
                 // The kernel wants an id, unique in the batch, for every new
                 // set: the set message's sequence number is one.
-                batch.add(&set.with_id(texts.len() as u32 + 1), MsgType::Add);
+                let set = set_object(&table, name, elements).with_id(texts.len() as u32 + 1);
+                batch.add(&set, MsgType::Add);
                 texts.push(format!(
                     "add set inet {t} {name} {{ type {}; }}",
                     elements.type_name()
                 ));
-                for (list, text) in lists {
+                for (list, text) in element_lists(&table, name, elements) {
                     batch.add(&list, MsgType::Add);
                     texts.push(format!("add element inet {t} {name} {{ {text} }}"));
                 }
             }
-            Op::AddRule { chain, rule, tag } => {
-                let text = format!(
-                    "add rule inet {t} {chain} {}",
-                    rule.render(&|c| c.to_string())
-                );
-                match rule_object(&table, chain, rule, tag) {
-                    Ok(r) => batch.add(&r, MsgType::Add),
-                    Err(reason) => return Err(KernelError::Encode { op: text, reason }),
+            Op::DeleteSet { name } => {
+                let mut set = Set::default().with_table(t).with_name(name);
+                set.family = ProtocolFamily::Inet;
+                batch.add(&set, MsgType::Del);
+                texts.push(format!("delete set inet {t} {name}"));
+            }
+            Op::AddElements { set, elements } | Op::DeleteElements { set, elements } => {
+                let (kind, verb) = match op {
+                    Op::AddElements { .. } => (MsgType::Add, "add"),
+                    _ => (MsgType::Del, "delete"),
+                };
+                for (list, text) in element_lists(&table, set, elements) {
+                    batch.add(&list, kind);
+                    texts.push(format!("{verb} element inet {t} {set} {{ {text} }}"));
                 }
+            }
+            Op::AddRule {
+                chain,
+                rule,
+                tag,
+                position,
+            } => {
+                let seq = texts.len() as u32 + 1;
+                let rendered = rule.render(&|c| c.to_string());
+                let text = match position {
+                    Position::Append => format!("add rule inet {t} {chain} {rendered}"),
+                    Position::Before(h) => {
+                        format!("insert rule inet {t} {chain} position {h} {rendered}")
+                    }
+                };
+                let mut object = match rule_object(&table, chain, rule, tag) {
+                    Ok(r) => r,
+                    Err(reason) => return Err(KernelError::Encode { op: text, reason }),
+                };
+                let mut set_flags = 0;
+                let mut clear_flags = 0;
+                if let Position::Before(h) = position {
+                    // Without NLM_F_APPEND the kernel inserts before the
+                    // position rule instead of after it.
+                    object = object.with_position(*h);
+                    clear_flags |= NLM_F_APPEND;
+                }
+                if options.echo_rules {
+                    set_flags |= NLM_F_ECHO;
+                }
+                if set_flags | clear_flags != 0 {
+                    patches.flags.push((seq, set_flags, clear_flags));
+                }
+                batch.add(&object, MsgType::Add);
+                rule_seqs.push(seq);
                 texts.push(text);
+            }
+            Op::DeleteRule { chain, handle, .. } => {
+                let object = Rule::new(&Chain::new(&table).with_name(chain))
+                    .expect("the chain has a table and a name")
+                    .with_handle(*handle);
+                batch.add(&object, MsgType::Del);
+                texts.push(format!("delete rule inet {t} {chain} handle {handle}"));
             }
         }
     }
+    let mut bytes = batch.finalize();
+    patch_flags(&mut bytes, &patches.flags);
+    if let Some(generation) = options.generation {
+        bytes = with_generation(bytes, generation);
+    }
     Ok(Encoded {
-        bytes: batch.finalize(),
+        bytes,
         texts,
+        rule_seqs,
     })
 }
 
-/// Reads our tag back from a rule's userdata (libnftnl TLVs: type, length,
-/// value). `None` when the rule carries no tag, or a malformed one.
-pub fn parse_rule_tag(userdata: &[u8]) -> Option<RuleTag> {
+/// Sets and clears message flags by sequence number, in one pass.
+fn patch_flags(bytes: &mut [u8], patches: &[(u32, u16, u16)]) {
+    if patches.is_empty() {
+        return;
+    }
+    let mut pending = patches.iter().peekable();
+    let mut at = 0;
+    while at + NLMSG_HDRLEN <= bytes.len() {
+        let len = u32_at(bytes, at).unwrap_or(0) as usize;
+        let seq = u32_at(bytes, at + 8).unwrap_or(0);
+        // Patches are in sequence order, as the messages are.
+        if let Some(&&(s, set, clear)) = pending.peek() {
+            if s == seq {
+                let flags = (u16_at(bytes, at + 6).unwrap_or(0) | set) & !clear;
+                bytes[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
+                pending.next();
+            }
+        }
+        if len < NLMSG_HDRLEN {
+            break;
+        }
+        at += align4(len);
+    }
+}
+
+/// The batch with a generation attribute in its begin marker: the kernel
+/// then refuses the whole batch (ERESTART) if the ruleset changed since.
+fn with_generation(bytes: Vec<u8>, generation: u32) -> Vec<u8> {
+    let begin_len = u32_at(&bytes, 0).unwrap_or(0) as usize;
+    let attr_len = 8;
+    let mut out = Vec::with_capacity(bytes.len() + attr_len);
+    out.extend_from_slice(&bytes[..begin_len]);
+    out.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    out.extend_from_slice(&NFNL_BATCH_GENID.to_ne_bytes());
+    out.extend_from_slice(&generation.to_be_bytes());
+    let new_len = (begin_len + attr_len) as u32;
+    out[..4].copy_from_slice(&new_len.to_ne_bytes());
+    out.extend_from_slice(&bytes[align4(begin_len)..]);
+    out
+}
+
+/// The value of the first userdata TLV of type `ty` (libnftnl's layout:
+/// type, length, value).
+pub(crate) fn udata_value(userdata: &[u8], ty: u8) -> Option<&[u8]> {
     let mut rest = userdata;
-    while let [ty, len, tail @ ..] = rest {
+    while let [t, len, tail @ ..] = rest {
         let (value, next) = tail.split_at_checked(usize::from(*len))?;
-        if *ty == UDATA_TAG {
-            let text = std::str::from_utf8(value).ok()?.strip_prefix(TAG_PREFIX)?;
-            let (hash, policy) = text.split_once(':')?;
-            return Some(RuleTag {
-                policy: policy.to_string(),
-                hash: hash.to_string(),
-            });
+        if *t == ty {
+            return Some(value);
         }
         rest = next;
     }
     None
+}
+
+/// Reads our tag back from a rule's userdata. `None` when the rule carries
+/// no tag, or a malformed one.
+pub fn parse_rule_tag(userdata: &[u8]) -> Option<RuleTag> {
+    let value = udata_value(userdata, UDATA_TAG)?;
+    let text = std::str::from_utf8(value).ok()?.strip_prefix(TAG_PREFIX)?;
+    let (hash, policy) = text.split_once(':')?;
+    Some(RuleTag {
+        policy: policy.to_string(),
+        hash: hash.to_string(),
+    })
 }
 
 fn tlv(ty: u8, value: &[u8]) -> Vec<u8> {
@@ -169,11 +300,8 @@ fn chain_text(t: &str, name: &str, base: Option<&BaseChain>) -> String {
     match base {
         None => format!("add chain inet {t} {name}"),
         Some(b) => format!(
-            "add chain inet {t} {name} {{ type {} hook {} priority {}; policy {}; }}",
-            b.chain_type.as_str(),
-            b.hook.as_str(),
-            b.priority,
-            b.policy.as_str()
+            "add chain inet {t} {name} {{ {} }}",
+            crate::plan::base_chain_text(b)
         ),
     }
 }
@@ -196,35 +324,54 @@ impl Display for Service {
     }
 }
 
-/// The set, and its elements split into messages, each with its text.
-fn set_objects<K: DataType + Display>(
-    table: &Table,
-    name: &str,
-    keys: &[K],
-) -> (Set, Vec<(SetElementList, String)>) {
+fn set_builder<K: DataType>(table: &Table, name: &str) -> SetBuilder<K> {
     // SetBuilder fails only for a table without a name; ours always has one.
-    let builder = || SetBuilder::<K>::new(name, table).expect("the table has a name");
-    let (mut set, _) = builder().finish();
+    SetBuilder::<K>::new(name, table).expect("the table has a name")
+}
+
+/// The set object for a new set of `elements`' kind.
+fn set_object(table: &Table, name: &str, elements: &SetElements) -> Set {
+    let (mut set, _) = match elements {
+        SetElements::Ipv4(_) => set_builder::<std::net::Ipv4Addr>(table, name).finish(),
+        SetElements::Ipv6(_) => set_builder::<std::net::Ipv6Addr>(table, name).finish(),
+        SetElements::Ports(_) => set_builder::<Service>(table, name).finish(),
+    };
     // rustables leaves the set's family unset (AF_UNSPEC).
     set.family = ProtocolFamily::Inet;
-    let lists = keys
-        .chunks(ELEMENTS_PER_MESSAGE)
-        .map(|chunk| {
-            let mut b = builder();
-            chunk.iter().for_each(|k| b.add(k));
-            (b.finish().1, elements_text(chunk))
-        })
-        .collect();
-    (set, lists)
+    set
+}
+
+/// The elements split into messages, each with its text.
+fn element_lists(
+    table: &Table,
+    name: &str,
+    elements: &SetElements,
+) -> Vec<(SetElementList, String)> {
+    fn lists<K: DataType + Display>(
+        table: &Table,
+        name: &str,
+        keys: &[K],
+    ) -> Vec<(SetElementList, String)> {
+        keys.chunks(ELEMENTS_PER_MESSAGE)
+            .map(|chunk| {
+                let mut b = set_builder::<K>(table, name);
+                chunk.iter().for_each(|k| b.add(k));
+                (b.finish().1, elements_text(chunk))
+            })
+            .collect()
+    }
+    match elements {
+        SetElements::Ipv4(v) => lists(table, name, v),
+        SetElements::Ipv6(v) => lists(table, name, v),
+        SetElements::Ports(v) => {
+            let ports: Vec<Service> = v.iter().copied().map(Service).collect();
+            lists(table, name, &ports)
+        }
+    }
 }
 
 fn elements_text<K: Display>(keys: &[K]) -> String {
-    let shown: Vec<String> = keys.iter().take(ELEMENTS_SHOWN).map(K::to_string).collect();
-    let mut text = shown.join(", ");
-    if keys.len() > ELEMENTS_SHOWN {
-        let _ = write!(text, ", ... ({} more)", keys.len() - ELEMENTS_SHOWN);
-    }
-    text
+    crate::plan::elements_text(keys, ELEMENTS_SHOWN)
 }
 
 fn rule_object(table: &Table, chain: &str, rule: &ir::Rule, tag: &RuleTag) -> Result<Rule, String> {

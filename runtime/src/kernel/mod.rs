@@ -1,39 +1,73 @@
-//! Kernel adapter: applies a planned [`Transaction`] to nftables in one
-//! atomic batch, and answers the few questions the planner asks.
+//! Kernel adapter: reads the runtime's table back and applies a planned
+//! [`Transaction`] to nftables in one atomic batch.
 //!
 //! `encode` turns operations into netlink messages the way `nft` itself
 //! does, so `nft list ruleset` prints them readably; [`Netlink`] sends the
 //! batch on a socket it owns and reads every acknowledgement, so a failure
-//! names the operation the kernel rejected.
+//! names the operation the kernel rejected. `observe` decodes the dumps.
+//! [`Fake`] is the same interface in memory, for tests of pure logic.
 
 mod encode;
+mod fake;
 mod netlink;
+mod observe;
+mod wire;
 
 use std::io;
 use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::plan::Transaction;
+use crate::plan::{ObservedTable, Transaction};
 
 pub use encode::parse_rule_tag;
-pub use netlink::Netlink;
+pub use fake::Fake;
+pub use netlink::{Monitor, Netlink};
 
 /// The narrow interface the rest of the runtime uses to reach the kernel.
 pub trait Kernel {
-    /// Whether the inet table `table` exists in the current network namespace.
-    fn table_exists(&mut self, table: &str) -> Result<bool, KernelError>;
-    /// Applies the whole transaction in ONE atomic nftables batch.
-    fn apply(&mut self, tx: &Transaction) -> Result<ApplyReport, KernelError>;
+    /// The nftables generation of the current network namespace: it changes
+    /// with every committed batch, whoever sends it.
+    fn generation(&mut self) -> Result<u32, KernelError>;
+    /// Reads the inet table `table` (chains, rules with handles and tags,
+    /// sets and elements), consistent with the generation returned.
+    fn observe(&mut self, table: &str) -> Result<Observation, KernelError>;
+    /// Applies the whole transaction in ONE atomic nftables batch. With
+    /// `generation`, the kernel refuses the batch ([`KernelError::Changed`])
+    /// if anything changed the ruleset since that generation.
+    fn apply(
+        &mut self,
+        tx: &Transaction,
+        generation: Option<u32>,
+    ) -> Result<ApplyReport, KernelError>;
+}
+
+/// The runtime's table and the generation it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub generation: u32,
+    /// None when the table does not exist.
+    pub table: Option<ObservedTable>,
 }
 
 /// What one [`Kernel::apply`] sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApplyReport {
     /// Netlink messages in the batch, not counting its begin and end markers.
     pub messages: usize,
     /// Size of the whole batch in bytes.
     pub bytes: usize,
+    /// The handle the kernel gave each added rule, in the order of the
+    /// transaction's rule adds; None when they were not asked for.
+    pub rule_handles: Option<Vec<u64>>,
+}
+
+/// The generation after one committed batch (the kernel skips 0).
+pub fn next_generation(generation: u32) -> u32 {
+    match generation.wrapping_add(1) {
+        0 => 1,
+        g => g,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +105,8 @@ pub enum KernelError {
     },
     #[error("cannot encode `{op}`: {reason}")]
     Encode { op: String, reason: String },
+    /// Someone else changed the ruleset between reading and writing; the
+    /// batch was refused whole.
+    #[error("the ruleset changed while wasmwall was applying its batch; nothing was applied")]
+    Changed,
 }

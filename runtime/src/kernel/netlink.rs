@@ -19,7 +19,12 @@ use nix::sys::socket::{
 use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::encode::{self, Encoded};
-use super::{ApplyReport, Kernel, KernelError};
+use super::observe::{self, Collector};
+use super::wire::{
+    self, Message, Request, align4, attribute, attributes, be32, malformed, messages, u32_at,
+    without_nul,
+};
+use super::{ApplyReport, Kernel, KernelError, Observation};
 use crate::plan::Transaction;
 
 /// The kernel answers while `send()` runs, so the answers are queued before
@@ -33,17 +38,28 @@ const MAX_RCVBUF: usize = 256 << 20;
 const SNDBUF_MARGIN: usize = 64 << 10;
 /// Larger than any single datagram the kernel sends on this socket.
 const RECV_BUF: usize = 128 << 10;
-const NLMSG_HDRLEN: usize = 16;
+const NLMSG_HDRLEN: usize = wire::NLMSG_HDRLEN;
 const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
 const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
 const NLM_F_CAPPED: u16 = libc::NLM_F_CAPPED as u16;
 const NLM_F_ACK_TLVS: u16 = libc::NLM_F_ACK_TLVS as u16;
+const NLM_F_DUMP: u16 = libc::NLM_F_DUMP as u16;
+const NLM_F_DUMP_INTR: u16 = libc::NLM_F_DUMP_INTR as u16;
 const NLMSGERR_ATTR_MSG: u16 = 1;
-const NLA_TYPE_MASK: u16 = 0x3fff;
-const NFT_MSG_NEWTABLE: u16 =
-    ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | libc::NFT_MSG_NEWTABLE as u16;
-const NFTA_TABLE_NAME: u16 = 1;
-const DUMP_SEQ: u32 = 1;
+const NFTA_GEN_ID: u16 = 1;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const INET: u8 = libc::NFPROTO_INET as u8;
+/// Rule echoes are asked for up to this many added rules: enough for every
+/// event-driven change, while a first apply of a huge table is not slowed by
+/// reading it all back (the next reconcile reads the table instead).
+const ECHO_LIMIT: usize = 4096;
+/// Attempts at a consistent observation while others change the ruleset.
+const OBSERVE_ATTEMPTS: usize = 5;
+
+const fn nft(msg: i32) -> u16 {
+    ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | msg as u16
+}
 
 /// A NETLINK_NETFILTER socket, bound to the network namespace of the thread
 /// that created it.
@@ -51,6 +67,7 @@ const DUMP_SEQ: u32 = 1;
 pub struct Netlink {
     fd: OwnedFd,
     buf: Vec<u8>,
+    seq: u32,
 }
 
 impl Netlink {
@@ -75,7 +92,126 @@ impl Netlink {
         Ok(Netlink {
             fd,
             buf: vec![0; RECV_BUF],
+            seq: 0,
         })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        // Batches number their messages from 0; requests use high numbers.
+        self.seq = self.seq.wrapping_add(1) | 0x8000_0000;
+        self.seq
+    }
+
+    /// Sends one request and hands every answer to `each` until the kernel
+    /// says it is done. Returns whether the dump was interrupted by a change
+    /// (NLM_F_DUMP_INTR). An error answer is returned as `Err(errno)`.
+    fn request(
+        &mut self,
+        request: Vec<u8>,
+        what: &str,
+        mut each: impl FnMut(&Message),
+    ) -> Result<Result<bool, Errno>, KernelError> {
+        self.drain()?;
+        let seq = u32_at(&request, 8).unwrap_or(0);
+        let dump = request
+            .get(6..8)
+            .is_some_and(|f| u16::from_ne_bytes([f[0], f[1]]) & NLM_F_DUMP == NLM_F_DUMP);
+        self.send(&request)?;
+        let mut interrupted = false;
+        loop {
+            for msg in messages(self.recv(|| what.to_string())?) {
+                let msg = msg?;
+                if msg.seq != seq {
+                    continue;
+                }
+                interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
+                match msg.ty {
+                    NLMSG_DONE => return Ok(Ok(interrupted)),
+                    NLMSG_ERROR => {
+                        let ack = Ack::parse(&msg)?;
+                        return Ok(if ack.errno == 0 {
+                            Ok(interrupted)
+                        } else {
+                            Err(Errno::from_raw(ack.errno))
+                        });
+                    }
+                    _ => {
+                        each(&msg);
+                        if !dump {
+                            return Ok(Ok(interrupted));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass over the table: None if it does not exist; the flag says
+    /// whether a dump saw a concurrent change.
+    fn observe_once(
+        &mut self,
+        table: &str,
+    ) -> Result<(Option<super::ObservedTable>, bool), KernelError> {
+        let failed = |what: &str, errno: Errno| KernelError::Rejected {
+            op: what.to_string(),
+            errno,
+            extack: None,
+        };
+        let seq = self.next_seq();
+        let get = Request::new(libc::NFT_MSG_GETTABLE as u16, 0, seq, INET)
+            .string(1, table)
+            .finish();
+        let mut owned = None;
+        match self.request(get, "the table", |m| owned = observe::table(m, table))? {
+            Ok(_) => {}
+            Err(Errno::ENOENT) => return Ok((None, false)),
+            Err(e) => return Err(failed("get table", e)),
+        }
+        let Some(owned) = owned else {
+            return Ok((None, false));
+        };
+        let mut collector = Collector::new(table, owned);
+        let mut interrupted = false;
+        for (msg, attr, what) in [
+            (libc::NFT_MSG_GETCHAIN, 1, "list chains"),
+            (libc::NFT_MSG_GETRULE, 1, "list rules"),
+        ] {
+            let seq = self.next_seq();
+            let dump = Request::new(msg as u16, NLM_F_DUMP, seq, INET)
+                .string(attr, table)
+                .finish();
+            let is_chain = msg == libc::NFT_MSG_GETCHAIN;
+            let answer = self.request(dump, what, |m| {
+                if is_chain {
+                    collector.chain(m)
+                } else {
+                    collector.rule(m)
+                }
+            })?;
+            interrupted |= answer.map_err(|e| failed(what, e))?;
+        }
+        let seq = self.next_seq();
+        let dump = Request::new(libc::NFT_MSG_GETSET as u16, NLM_F_DUMP, seq, INET)
+            .string(1, table)
+            .finish();
+        let mut sets = Vec::new();
+        let answer = self.request(dump, "list sets", |m| sets.extend(collector.set(m)))?;
+        interrupted |= answer.map_err(|e| failed("list sets", e))?;
+        for set in sets {
+            let seq = self.next_seq();
+            let dump = Request::new(libc::NFT_MSG_GETSETELEM as u16, NLM_F_DUMP, seq, INET)
+                .string(NFTA_SET_ELEM_LIST_TABLE, table)
+                .string(NFTA_SET_ELEM_LIST_SET, &set)
+                .finish();
+            let what = format!("list elements of set {set}");
+            match self.request(dump, &what, |m| collector.elements(&set, m))? {
+                Ok(i) => interrupted |= i,
+                // Deleted meanwhile: the generation check catches it.
+                Err(Errno::ENOENT) => interrupted = true,
+                Err(e) => return Err(failed(&what, e)),
+            }
+        }
+        Ok((Some(collector.finish()), interrupted))
     }
 
     /// Discards answers left over from an earlier request that failed early.
@@ -137,27 +273,45 @@ impl Netlink {
 
     /// Reads the acknowledgement of every message (`texts[i]` describes the
     /// message with sequence number `i + 1`), then reports the first refusal.
-    fn read_acks(&mut self, texts: &[String]) -> Result<(), KernelError> {
+    /// With `rule_seqs` (the added rules' sequence numbers, ascending), also
+    /// collects the handles the kernel echoes for them.
+    fn read_acks(
+        &mut self,
+        texts: &[String],
+        rule_seqs: Option<&Vec<u32>>,
+    ) -> Result<Option<Vec<u64>>, KernelError> {
         let mut acked = vec![false; texts.len()];
         let mut missing = texts.len();
         let mut first_error: Option<(usize, Ack)> = None;
+        let mut handles: Option<Vec<Option<u64>>> = rule_seqs.map(|s| vec![None; s.len()]);
         while missing > 0 {
             let waiting_for = || format!("{missing} of {} messages", texts.len());
             for msg in messages(self.recv(waiting_for)?) {
                 let msg = msg?;
+                if msg.ty == nft(libc::NFT_MSG_NEWRULE) {
+                    if let (Some(seqs), Some(handles)) = (rule_seqs, handles.as_mut()) {
+                        if let Ok(at) = seqs.binary_search(&msg.seq) {
+                            handles[at] = observe::rule_handle(&msg);
+                        }
+                    }
+                    continue;
+                }
                 if msg.ty != NLMSG_ERROR {
                     continue;
                 }
                 let ack = Ack::parse(&msg)?;
                 let seq = msg.seq as usize;
                 if seq == 0 {
-                    // Addressed to the batch itself: no permission, no
-                    // memory, or the commit failed.
-                    if ack.errno != 0 {
-                        let op = format!("the batch of {} messages", texts.len());
-                        return Err(ack.rejected(op));
+                    // Addressed to the batch itself: the generation moved,
+                    // no permission, no memory, or the commit failed.
+                    match ack.errno {
+                        0 => continue,
+                        libc::ERESTART => return Err(KernelError::Changed),
+                        _ => {
+                            let op = format!("the batch of {} messages", texts.len());
+                            return Err(ack.rejected(op));
+                        }
                     }
-                    continue;
                 }
                 let Some(seen) = acked.get_mut(seq - 1).filter(|seen| !**seen) else {
                     continue;
@@ -170,57 +324,82 @@ impl Netlink {
                 }
             }
         }
-        match first_error {
-            Some((seq, ack)) => Err(ack.rejected(texts[seq - 1].clone())),
-            None => Ok(()),
+        if let Some((seq, ack)) = first_error {
+            return Err(ack.rejected(texts[seq - 1].clone()));
         }
+        // Echoes come before the acknowledgements; one that is missing
+        // makes the handles unknown, not the batch failed.
+        Ok(handles.and_then(|h| h.into_iter().collect()))
     }
 }
 
 impl Kernel for Netlink {
-    fn table_exists(&mut self, table: &str) -> Result<bool, KernelError> {
-        self.drain()?;
-        let request = rustables::query::get_list_of_objects(
-            libc::NFT_MSG_GETTABLE as u16,
-            DUMP_SEQ,
-            None::<&rustables::Table>,
-        )
-        .map_err(|e| KernelError::Encode {
-            op: "list tables".into(),
-            reason: e.to_string(),
-        })?;
-        self.send(&request)?;
-        let mut found = false;
-        loop {
-            for msg in messages(self.recv(|| "the list of tables".into())?) {
-                let msg = msg?;
-                match msg.ty {
-                    NLMSG_DONE => return Ok(found),
-                    NLMSG_ERROR => {
-                        let ack = Ack::parse(&msg)?;
-                        if ack.errno != 0 {
-                            return Err(ack.rejected("list tables".into()));
-                        }
-                    }
-                    NFT_MSG_NEWTABLE => found |= is_inet_table(msg.payload, table),
-                    _ => {}
-                }
+    fn generation(&mut self) -> Result<u32, KernelError> {
+        let seq = self.next_seq();
+        let get = Request::new(libc::NFT_MSG_GETGEN as u16, 0, seq, 0).finish();
+        let mut generation = None;
+        let answer = self.request(get, "the ruleset generation", |m| {
+            if m.ty == nft(libc::NFT_MSG_NEWGEN) {
+                generation =
+                    attribute(m.payload.get(4..).unwrap_or_default(), NFTA_GEN_ID).and_then(be32);
             }
+        })?;
+        if let Err(errno) = answer {
+            return Err(KernelError::Rejected {
+                op: "get generation".into(),
+                errno,
+                extack: None,
+            });
         }
+        generation.ok_or_else(|| malformed("no generation in the kernel's answer".into()))
     }
 
-    fn apply(&mut self, tx: &Transaction) -> Result<ApplyReport, KernelError> {
+    fn observe(&mut self, table: &str) -> Result<Observation, KernelError> {
+        for _ in 0..OBSERVE_ATTEMPTS {
+            let generation = self.generation()?;
+            let (observed, interrupted) = self.observe_once(table)?;
+            if !interrupted && self.generation()? == generation {
+                return Ok(Observation {
+                    generation,
+                    table: observed,
+                });
+            }
+            tracing::debug!("the ruleset changed while it was read; reading again");
+        }
+        Err(KernelError::Changed)
+    }
+
+    fn apply(
+        &mut self,
+        tx: &Transaction,
+        generation: Option<u32>,
+    ) -> Result<ApplyReport, KernelError> {
         if tx.is_empty() {
             return Ok(ApplyReport::default());
         }
-        let Encoded { bytes, texts } = encode::encode(tx)?;
+        let adds = tx
+            .ops
+            .iter()
+            .filter(|op| matches!(op, crate::plan::Op::AddRule { .. }))
+            .count();
+        let options = encode::Options {
+            generation,
+            echo_rules: adds <= ECHO_LIMIT,
+        };
+        let Encoded {
+            bytes,
+            texts,
+            rule_seqs,
+        } = encode::encode(tx, options)?;
         self.drain()?;
-        self.reserve(bytes.len(), texts.len())?;
+        let echoes = if options.echo_rules { adds } else { 0 };
+        self.reserve(bytes.len(), texts.len() + echoes)?;
         self.send(&bytes)?;
-        self.read_acks(&texts)?;
+        let handles = self.read_acks(&texts, options.echo_rules.then_some(&rule_seqs))?;
         Ok(ApplyReport {
             messages: texts.len(),
             bytes: bytes.len(),
+            rule_handles: handles,
         })
     }
 }
@@ -230,10 +409,6 @@ fn configure(step: &'static str) -> impl Fn(Errno) -> KernelError {
         step,
         source: e.into(),
     }
-}
-
-fn malformed(what: String) -> KernelError {
-    KernelError::Receive(io::Error::new(io::ErrorKind::InvalidData, what))
 }
 
 /// Sets a buffer size with the FORCE option (root may exceed the system
@@ -266,64 +441,6 @@ fn enable_netlink_flag(fd: &OwnedFd, flag: libc::c_int) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-struct Message<'a> {
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-const fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(buf.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// The netlink messages in one datagram.
-fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, KernelError>> {
-    std::iter::from_fn(move || {
-        if buf.is_empty() {
-            return None;
-        }
-        let len = u32_at(buf, 0).map(|l| l as usize);
-        let Some(len) = len.filter(|l| (NLMSG_HDRLEN..=buf.len()).contains(l)) else {
-            buf = &[];
-            return Some(Err(malformed(
-                "a netlink message overruns its datagram".into(),
-            )));
-        };
-        let msg = Message {
-            ty: u16_at(buf, 4)?,
-            flags: u16_at(buf, 6)?,
-            seq: u32_at(buf, 8)?,
-            payload: &buf[NLMSG_HDRLEN..len],
-        };
-        buf = buf.get(align4(len)..).unwrap_or_default();
-        Some(Ok(msg))
-    })
-}
-
-/// The attributes (type, value) in `buf`; stops at a malformed one.
-fn attributes(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = usize::from(u16_at(buf, 0)?);
-        let ty = u16_at(buf, 2)? & NLA_TYPE_MASK;
-        let value = buf.get(4..len)?;
-        buf = buf.get(align4(len)..).unwrap_or_default();
-        Some((ty, value))
-    })
-}
-
-fn without_nul(s: &[u8]) -> &[u8] {
-    s.strip_suffix(b"\0").unwrap_or(s)
 }
 
 /// An NLMSG_ERROR answer: errno 0 acknowledges success.
@@ -363,13 +480,67 @@ impl Ack {
     }
 }
 
-/// Whether a NEWTABLE message (nfgenmsg, then attributes) describes the inet
-/// table `name`.
-fn is_inet_table(payload: &[u8], name: &str) -> bool {
-    let Some((genmsg, attrs)) = payload.split_at_checked(4) else {
-        return false;
-    };
-    genmsg[0] == libc::NFPROTO_INET as u8
-        && attributes(attrs)
-            .any(|(ty, v)| ty == NFTA_TABLE_NAME && without_nul(v) == name.as_bytes())
+/// A socket subscribed to nftables change notifications of the current
+/// network namespace: every committed batch, whoever sent it, makes it
+/// readable. Used to notice hand edits of the runtime's table at once.
+#[derive(Debug)]
+pub struct Monitor {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Monitor {
+    pub fn new() -> Result<Self, KernelError> {
+        let fd = socket::socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockProtocol::NetlinkNetFilter,
+        )
+        .map_err(|e| KernelError::Open(e.into()))?;
+        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
+        let group = libc::NFNLGRP_NFTABLES as libc::c_int;
+        // SAFETY: a valid socket, and a pointer to an int of the size we pass.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_ADD_MEMBERSHIP,
+                (&raw const group).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(KernelError::Configure {
+                step: "NETLINK_ADD_MEMBERSHIP",
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(Monitor {
+            fd,
+            buf: vec![0; RECV_BUF],
+        })
+    }
+
+    /// Reads whatever is queued without blocking; returns how many
+    /// notifications (messages) there were. An overrun (ENOBUFS) counts as
+    /// one: something changed, details lost.
+    pub fn drain(&mut self) -> Result<usize, KernelError> {
+        let mut count = 0;
+        loop {
+            match socket::recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => count += messages(&self.buf[..n.min(self.buf.len())]).count(),
+                Err(Errno::ENOBUFS) => count += 1,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(count),
+                Err(e) => return Err(KernelError::Receive(e.into())),
+            }
+        }
+    }
+}
+
+impl AsRawFd for Monitor {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
 }

@@ -1,0 +1,110 @@
+//! An in-memory kernel for tests of pure logic: it holds tables in the
+//! planner's model and applies transactions with [`simulate`], all or
+//! nothing, refusing what the kernel would refuse.
+
+use std::collections::HashMap;
+
+use nix::errno::Errno;
+
+use super::{ApplyReport, Kernel, KernelError, Observation, next_generation};
+use crate::plan::{ObservedTable, Op, Transaction, simulate};
+
+#[derive(Debug, Default)]
+pub struct Fake {
+    tables: HashMap<String, ObservedTable>,
+    generation: u32,
+    next_handle: u64,
+    /// Batches applied so far.
+    pub batches: usize,
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        Fake {
+            generation: 1,
+            ..Fake::default()
+        }
+    }
+
+    pub fn table(&self, name: &str) -> Option<&ObservedTable> {
+        self.tables.get(name)
+    }
+
+    /// Edits a table by hand, as another program would: the generation moves.
+    pub fn edit(&mut self, name: &str, edit: impl FnOnce(&mut Option<ObservedTable>)) {
+        let mut table = self.tables.remove(name);
+        edit(&mut table);
+        if let Some(t) = table {
+            self.tables.insert(name.to_string(), t);
+        }
+        self.generation = next_generation(self.generation);
+    }
+
+    /// A fresh handle, as the kernel would give.
+    pub fn handle(&mut self) -> u64 {
+        self.next_handle += 1;
+        self.next_handle
+    }
+}
+
+impl Kernel for Fake {
+    fn generation(&mut self) -> Result<u32, KernelError> {
+        Ok(self.generation)
+    }
+
+    fn observe(&mut self, table: &str) -> Result<Observation, KernelError> {
+        Ok(Observation {
+            generation: self.generation,
+            table: self.tables.get(table).cloned(),
+        })
+    }
+
+    fn apply(
+        &mut self,
+        tx: &Transaction,
+        generation: Option<u32>,
+    ) -> Result<ApplyReport, KernelError> {
+        if tx.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        if generation.is_some_and(|g| g != self.generation) {
+            return Err(KernelError::Changed);
+        }
+        let mut handles = Vec::new();
+        let mut next = self.next_handle;
+        let after = simulate(self.tables.get(&tx.table), tx, &mut |_| {
+            next += 1;
+            handles.push(next);
+            Some(next)
+        })
+        .map_err(|e| KernelError::Rejected {
+            op: op_text(&tx.table, &tx.ops[e.index]),
+            errno: Errno::EINVAL,
+            extack: Some(e.reason),
+        })?;
+        self.next_handle = next;
+        match after {
+            Some(t) => self.tables.insert(tx.table.clone(), t),
+            None => self.tables.remove(&tx.table),
+        };
+        self.generation = next_generation(self.generation);
+        self.batches += 1;
+        Ok(ApplyReport {
+            messages: tx.ops.len(),
+            bytes: 0,
+            rule_handles: Some(handles),
+        })
+    }
+}
+
+fn op_text(table: &str, op: &Op) -> String {
+    let one = Transaction {
+        table: table.to_string(),
+        ops: vec![op.clone()],
+    };
+    one.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,561 @@
+//! Pure planning: from the desired table and the table the kernel holds to a
+//! [`Transaction`] of only the kernel operations that differ. No I/O happens
+//! here.
+//!
+//! Rules are matched by their tag (policy and hash of the canonical text)
+//! within each chain, keeping the order: the longest run of observed rules
+//! that already appears in the desired order stays, everything else is
+//! deleted by handle or inserted at its position. A rule without a tag (made
+//! by hand) is never kept. The transaction prints as nft-like text, so it can
+//! be shown before it is applied and compared in tests.
+
+mod model;
+mod simulate;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+
+use crate::ir::{BaseChain, ChainPolicy, Rule, SetElements};
+
+pub use model::{
+    ChainKind, DesiredChain, DesiredRule, DesiredSet, DesiredTable, ObservedChain, ObservedRule,
+    ObservedSet, ObservedTable, Ref, RuleTag, references,
+};
+pub use simulate::{Rejected, simulate};
+
+/// Where a new rule goes in its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// At the end.
+    Append,
+    /// Just before the rule with this handle.
+    Before(u64),
+}
+
+/// One kernel operation. Every name is a kernel name (`<policy>/<name>`), and
+/// every chain or set a rule refers to is a kernel name too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Create the table (no error if it exists).
+    AddTable,
+    /// Delete the table and everything in it.
+    DeleteTable,
+    AddChain {
+        name: String,
+        base: Option<BaseChain>,
+    },
+    /// Change an existing base chain's policy.
+    SetChainPolicy {
+        name: String,
+        base: BaseChain,
+        was: ChainPolicy,
+    },
+    /// Delete a chain and the rules left in it.
+    DeleteChain {
+        name: String,
+    },
+    /// Create a set and add its elements.
+    AddSet {
+        name: String,
+        elements: SetElements,
+    },
+    DeleteSet {
+        name: String,
+    },
+    AddElements {
+        set: String,
+        elements: SetElements,
+    },
+    DeleteElements {
+        set: String,
+        elements: SetElements,
+    },
+    AddRule {
+        chain: String,
+        rule: Rule,
+        tag: RuleTag,
+        position: Position,
+    },
+    DeleteRule {
+        chain: String,
+        handle: u64,
+        /// The tag the rule carried, if any (for the text only).
+        tag: Option<RuleTag>,
+    },
+}
+
+/// An ordered list of operations on one `inet` table, applied by the kernel
+/// adapter in one atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub table: String,
+    pub ops: Vec<Op>,
+}
+
+/// The table exists but is not the runtime's (it has no marker).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "table inet {0} exists but was not made by wasmwall; it is left alone (choose another `table` in the config, or delete it yourself)"
+)]
+pub struct NotOwned(pub String);
+
+impl Transaction {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// How many operations of each kind, for logs: "2 rule adds, 1 rule delete".
+    pub fn summary(&self) -> String {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for op in &self.ops {
+            let kind = match op {
+                Op::AddTable => "table add",
+                Op::DeleteTable => "table delete",
+                Op::AddChain { .. } => "chain add",
+                Op::SetChainPolicy { .. } => "chain policy change",
+                Op::DeleteChain { .. } => "chain delete",
+                Op::AddSet { .. } => "set add",
+                Op::DeleteSet { .. } => "set delete",
+                Op::AddElements { elements, .. } => {
+                    bump(&mut counts, "element add", elements.len());
+                    continue;
+                }
+                Op::DeleteElements { elements, .. } => {
+                    bump(&mut counts, "element delete", elements.len());
+                    continue;
+                }
+                Op::AddRule { .. } => "rule add",
+                Op::DeleteRule { .. } => "rule delete",
+            };
+            bump(&mut counts, kind, 1);
+        }
+        if counts.is_empty() {
+            return "no changes".into();
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn bump(counts: &mut Vec<(&'static str, usize)>, kind: &'static str, n: usize) {
+    match counts.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, c)) => *c += n,
+        None => counts.push((kind, n)),
+    }
+}
+
+/// Elements named in the text of one element operation.
+const ELEMENTS_SHOWN: usize = 8;
+
+/// "a, b, c" or "a, b, ... (10 more)".
+pub fn elements_text<K: fmt::Display>(keys: &[K], shown: usize) -> String {
+    let mut out: Vec<String> = keys.iter().take(shown).map(K::to_string).collect();
+    if keys.len() > shown {
+        out.push(format!("... ({} more)", keys.len() - shown));
+    }
+    out.join(", ")
+}
+
+/// `type filter hook input priority 0; policy drop;`
+pub fn base_chain_text(b: &BaseChain) -> String {
+    format!(
+        "type {} hook {} priority {}; policy {};",
+        b.chain_type.as_str(),
+        b.hook.as_str(),
+        b.priority,
+        b.policy.as_str()
+    )
+}
+
+fn tag_text(tag: Option<&RuleTag>) -> String {
+    match tag {
+        Some(t) => format!("{} {}", t.policy, t.hash),
+        None => "not made by wasmwall".into(),
+    }
+}
+
+impl fmt::Display for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.table;
+        for op in &self.ops {
+            match op {
+                Op::AddTable => writeln!(f, "add table inet {t}")?,
+                Op::DeleteTable => writeln!(f, "delete table inet {t}")?,
+                Op::AddChain { name, base: None } => writeln!(f, "add chain inet {t} {name}")?,
+                Op::AddChain {
+                    name,
+                    base: Some(b),
+                } => writeln!(f, "add chain inet {t} {name} {{ {} }}", base_chain_text(b))?,
+                Op::SetChainPolicy { name, base, was } => writeln!(
+                    f,
+                    "add chain inet {t} {name} {{ {} }}  # policy was {}",
+                    base_chain_text(base),
+                    was.as_str()
+                )?,
+                Op::DeleteChain { name } => writeln!(f, "delete chain inet {t} {name}")?,
+                Op::AddSet { name, elements } => {
+                    writeln!(
+                        f,
+                        "add set inet {t} {name} {{ type {}; }}",
+                        elements.type_name()
+                    )?;
+                    if !elements.is_empty() {
+                        writeln!(
+                            f,
+                            "add element inet {t} {name} {{ {} }}",
+                            elements_text(&elements.texts(), ELEMENTS_SHOWN)
+                        )?;
+                    }
+                }
+                Op::DeleteSet { name } => writeln!(f, "delete set inet {t} {name}")?,
+                Op::AddElements { set, elements } => writeln!(
+                    f,
+                    "add element inet {t} {set} {{ {} }}",
+                    elements_text(&elements.texts(), ELEMENTS_SHOWN)
+                )?,
+                Op::DeleteElements { set, elements } => writeln!(
+                    f,
+                    "delete element inet {t} {set} {{ {} }}",
+                    elements_text(&elements.texts(), ELEMENTS_SHOWN)
+                )?,
+                Op::AddRule {
+                    chain,
+                    rule,
+                    tag,
+                    position,
+                } => {
+                    let text = rule.render(&|c| c.to_string());
+                    let tag = tag_text(Some(tag));
+                    match position {
+                        Position::Append => {
+                            writeln!(f, "add rule inet {t} {chain} {text}  # {tag}")?
+                        }
+                        Position::Before(h) => writeln!(
+                            f,
+                            "insert rule inet {t} {chain} position {h} {text}  # {tag}"
+                        )?,
+                    }
+                }
+                Op::DeleteRule { chain, handle, tag } => writeln!(
+                    f,
+                    "delete rule inet {t} {chain} handle {handle}  # {}",
+                    tag_text(tag.as_ref())
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Operations grouped by phase; the phases run in an order the kernel
+/// accepts: references are dropped before what they refer to is deleted,
+/// and what a rule refers to exists before the rule is added.
+#[derive(Default)]
+struct Phases {
+    table: Vec<Op>,
+    delete_rules: Vec<Op>,
+    delete_chains: Vec<Op>,
+    delete_sets: Vec<Op>,
+    add_sets: Vec<Op>,
+    add_chains: Vec<Op>,
+    elements: Vec<Op>,
+    add_rules: Vec<Op>,
+}
+
+impl Phases {
+    fn into_ops(self) -> Vec<Op> {
+        [
+            self.table,
+            self.delete_rules,
+            self.delete_chains,
+            self.delete_sets,
+            self.add_sets,
+            self.add_chains,
+            self.elements,
+            self.add_rules,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Deletes a chain. Its rules that refer to other chains or sets go
+    /// first, one by one: the kernel drops the rest with the chain, but a
+    /// chain that another deleted chain still jumps to could not be deleted.
+    fn delete_chain(&mut self, chain: &ObservedChain) {
+        for r in chain.rules.iter().filter(|r| !r.refs.is_empty()) {
+            self.delete_rule(&chain.name, r);
+        }
+        self.delete_chains.push(Op::DeleteChain {
+            name: chain.name.clone(),
+        });
+    }
+
+    fn delete_rule(&mut self, chain: &str, r: &ObservedRule) {
+        self.delete_rules.push(Op::DeleteRule {
+            chain: chain.to_string(),
+            handle: r.handle,
+            tag: r.tag.clone(),
+        });
+    }
+
+    fn add_chain(&mut self, chain: &DesiredChain) {
+        self.add_chains.push(Op::AddChain {
+            name: chain.name.clone(),
+            base: chain.base,
+        });
+        for r in &chain.rules {
+            self.add_rule(&chain.name, r, Position::Append);
+        }
+    }
+
+    fn add_rule(&mut self, chain: &str, r: &DesiredRule, position: Position) {
+        self.add_rules.push(Op::AddRule {
+            chain: chain.to_string(),
+            rule: r.rule.clone(),
+            tag: r.tag.clone(),
+            position,
+        });
+    }
+}
+
+/// The operations that turn `observed` (None: the table does not exist)
+/// into `desired`, and nothing else. Refuses a table that is not owned.
+pub fn plan(
+    table: &str,
+    desired: &DesiredTable,
+    observed: Option<&ObservedTable>,
+) -> Result<Transaction, NotOwned> {
+    let mut phases = Phases::default();
+    let empty = ObservedTable {
+        owned: true,
+        ..ObservedTable::default()
+    };
+    let observed = match observed {
+        None => {
+            phases.table.push(Op::AddTable);
+            &empty
+        }
+        Some(t) if !t.owned => return Err(NotOwned(table.to_string())),
+        Some(t) => t,
+    };
+
+    // Sets. One whose kind changed is made again, and the rules using it
+    // with it.
+    let mut recreated_sets: HashSet<&str> = HashSet::new();
+    for want in &desired.sets {
+        let add = || Op::AddSet {
+            name: want.name.clone(),
+            elements: want.elements.clone(),
+        };
+        let Some(have) = observed.set(&want.name) else {
+            phases.add_sets.push(add());
+            continue;
+        };
+        match have
+            .elements
+            .as_ref()
+            .and_then(|h| want.elements.difference(h))
+        {
+            Some((add, delete)) => {
+                if !delete.is_empty() {
+                    phases.elements.push(Op::DeleteElements {
+                        set: want.name.clone(),
+                        elements: delete,
+                    });
+                }
+                if !add.is_empty() {
+                    phases.elements.push(Op::AddElements {
+                        set: want.name.clone(),
+                        elements: add,
+                    });
+                }
+            }
+            None => {
+                phases.delete_sets.push(Op::DeleteSet {
+                    name: want.name.clone(),
+                });
+                phases.add_sets.push(add());
+                recreated_sets.insert(&want.name);
+            }
+        }
+    }
+    let wanted_sets: HashSet<&str> = desired.sets.iter().map(|s| s.name.as_str()).collect();
+    for have in &observed.sets {
+        if !wanted_sets.contains(have.name.as_str()) {
+            phases.delete_sets.push(Op::DeleteSet {
+                name: have.name.clone(),
+            });
+        }
+    }
+
+    // Chains.
+    let observed_chains: HashMap<&str, &ObservedChain> = observed
+        .chains
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
+    for want in &desired.chains {
+        let Some(have) = observed_chains.get(want.name.as_str()) else {
+            phases.add_chain(want);
+            continue;
+        };
+        match (have.kind, want.base) {
+            (ChainKind::Regular, None) => {}
+            (ChainKind::Base(h), Some(w))
+                if (h.hook, h.chain_type, h.priority) == (w.hook, w.chain_type, w.priority) =>
+            {
+                if h.policy != w.policy {
+                    phases.add_chains.push(Op::SetChainPolicy {
+                        name: want.name.clone(),
+                        base: w,
+                        was: h.policy,
+                    });
+                }
+            }
+            // Hook, type or priority cannot change in place.
+            _ => {
+                phases.delete_chain(have);
+                phases.add_chain(want);
+                continue;
+            }
+        }
+        diff_rules(&mut phases, want, have, &recreated_sets);
+    }
+    let wanted_chains: HashSet<&str> = desired.chains.iter().map(|c| c.name.as_str()).collect();
+    for have in &observed.chains {
+        if !wanted_chains.contains(have.name.as_str()) {
+            phases.delete_chain(have);
+        }
+    }
+
+    Ok(Transaction {
+        table: table.to_string(),
+        ops: phases.into_ops(),
+    })
+}
+
+/// Deletes and inserts that turn the rules of `have` into those of `want`,
+/// keeping the longest common run of tagged rules in place.
+fn diff_rules(
+    phases: &mut Phases,
+    want: &DesiredChain,
+    have: &ObservedChain,
+    recreated_sets: &HashSet<&str>,
+) {
+    // The k-th desired occurrence of a tag pairs with the k-th observed one.
+    let mut by_tag: HashMap<&RuleTag, VecDeque<usize>> = HashMap::new();
+    for (i, r) in have.rules.iter().enumerate() {
+        if let Some(tag) = &r.tag {
+            by_tag.entry(tag).or_default().push_back(i);
+        }
+    }
+    let paired: Vec<Option<usize>> = want
+        .rules
+        .iter()
+        .map(|r| {
+            // A rule using a set that is made again must be made again too.
+            let stale = references(&r.rule)
+                .iter()
+                .any(|r| matches!(r, Ref::Set(s) if recreated_sets.contains(s.as_str())));
+            if stale {
+                return None;
+            }
+            by_tag.get_mut(&r.tag).and_then(VecDeque::pop_front)
+        })
+        .collect();
+    // Of the pairs, keep the longest run whose observed positions increase.
+    let pairs: Vec<(usize, usize)> = paired
+        .iter()
+        .enumerate()
+        .filter_map(|(w, h)| h.map(|h| (w, h)))
+        .collect();
+    let in_run = longest_increasing(&pairs.iter().map(|&(_, h)| h).collect::<Vec<_>>());
+    let mut kept_want = vec![None; want.rules.len()];
+    let mut kept_have = vec![false; have.rules.len()];
+    for (&(w, h), keep) in pairs.iter().zip(in_run) {
+        if keep {
+            kept_want[w] = Some(h);
+            kept_have[h] = true;
+        }
+    }
+
+    for (r, kept) in have.rules.iter().zip(&kept_have) {
+        if !kept {
+            phases.delete_rule(&have.name, r);
+        }
+    }
+    // Each new rule goes just before the next kept one, or at the end.
+    let mut positions = vec![Position::Append; want.rules.len()];
+    let mut next = Position::Append;
+    for w in (0..want.rules.len()).rev() {
+        match kept_want[w] {
+            Some(h) => next = Position::Before(have.rules[h].handle),
+            None => positions[w] = next,
+        }
+    }
+    for (w, r) in want.rules.iter().enumerate() {
+        if kept_want[w].is_none() {
+            phases.add_rule(&want.name, r, positions[w]);
+        }
+    }
+}
+
+/// Marks the members of one longest strictly increasing subsequence of
+/// `seq` (patience sorting, O(n log n)).
+fn longest_increasing(seq: &[usize]) -> Vec<bool> {
+    // tails[k]: index in seq of the smallest tail of a run of length k + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut prev: Vec<Option<usize>> = vec![None; seq.len()];
+    for (i, &v) in seq.iter().enumerate() {
+        let k = tails.partition_point(|&t| seq[t] < v);
+        prev[i] = k.checked_sub(1).map(|p| tails[p]);
+        if k == tails.len() {
+            tails.push(i);
+        } else {
+            tails[k] = i;
+        }
+    }
+    let mut member = vec![false; seq.len()];
+    let mut at = tails.last().copied();
+    while let Some(i) = at {
+        member[i] = true;
+        at = prev[i];
+    }
+    member
+}
+
+/// Replaces the whole table in one batch, whatever it held: for tests and
+/// benchmarks of the kernel adapter. The runtime itself plans a difference.
+pub fn replace_table(table: &str, desired: &DesiredTable) -> Transaction {
+    // "add" first so that "delete" cannot fail on a missing table.
+    let mut ops = vec![Op::AddTable, Op::DeleteTable];
+    let fresh = plan(table, desired, None).expect("an absent table is never foreign");
+    ops.extend(fresh.ops);
+    Transaction {
+        table: table.to_string(),
+        ops,
+    }
+}
+
+/// Removes the table if it exists and is the runtime's.
+pub fn remove_table(
+    table: &str,
+    observed: Option<&ObservedTable>,
+) -> Result<Transaction, NotOwned> {
+    let ops = match observed {
+        None => Vec::new(),
+        Some(t) if !t.owned => return Err(NotOwned(table.to_string())),
+        Some(_) => vec![Op::DeleteTable],
+    };
+    Ok(Transaction {
+        table: table.to_string(),
+        ops,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! What a transaction does to a table, by the kernel's rules: the in-memory
+//! fake kernel applies transactions with it, and the runtime uses it to
+//! predict the table after its own batch, so the next reconcile need not
+//! read the whole table back.
+//!
+//! It refuses what the kernel refuses: deleting what is not there, a rule
+//! whose chain, set or position is missing, a jump to a base chain, and a
+//! chain or set deleted while a rule still refers to it.
+
+use super::model::{ChainKind, ObservedChain, ObservedRule, ObservedSet, ObservedTable, Ref};
+use super::{Op, Position, Transaction, references};
+
+/// The operation the simulated kernel refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("operation {index} refused: {reason}")]
+pub struct Rejected {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// Applies `tx` to `table` (None: absent) all or nothing. `handle_for(i)`
+/// gives the handle of the rule that operation `i` adds.
+pub fn simulate(
+    table: Option<&ObservedTable>,
+    tx: &Transaction,
+    handle_for: &mut dyn FnMut(usize) -> Option<u64>,
+) -> Result<Option<ObservedTable>, Rejected> {
+    let mut table = table.cloned();
+    for (index, op) in tx.ops.iter().enumerate() {
+        step(&mut table, op, index, handle_for).map_err(|reason| Rejected { index, reason })?;
+    }
+    Ok(table)
+}
+
+fn step(
+    table: &mut Option<ObservedTable>,
+    op: &Op,
+    index: usize,
+    handle_for: &mut dyn FnMut(usize) -> Option<u64>,
+) -> Result<(), String> {
+    match op {
+        Op::AddTable => {
+            table.get_or_insert_with(|| ObservedTable {
+                owned: true,
+                ..ObservedTable::default()
+            });
+            return Ok(());
+        }
+        Op::DeleteTable => {
+            return match table.take() {
+                Some(_) => Ok(()),
+                None => Err("no such table".into()),
+            };
+        }
+        _ => {}
+    }
+    let t = table.as_mut().ok_or("no such table")?;
+    match op {
+        Op::AddTable | Op::DeleteTable => unreachable!("handled above"),
+        Op::AddChain { name, base } => {
+            let kind = ChainKind::of(*base);
+            match t.chains.iter_mut().find(|c| c.name == *name) {
+                None => t.chains.push(ObservedChain {
+                    name: name.clone(),
+                    kind,
+                    rules: Vec::new(),
+                }),
+                // An existing chain is updated: only a base chain's policy
+                // may change.
+                Some(c) => match (&mut c.kind, kind) {
+                    (ChainKind::Regular, ChainKind::Regular) => {}
+                    (ChainKind::Base(have), ChainKind::Base(want))
+                        if (have.hook, have.chain_type, have.priority)
+                            == (want.hook, want.chain_type, want.priority) =>
+                    {
+                        have.policy = want.policy;
+                    }
+                    _ => return Err(format!("chain {name} exists with another hook or type")),
+                },
+            }
+        }
+        Op::SetChainPolicy { name, base, .. } => match chain_mut(t, name)?.kind {
+            ChainKind::Base(ref mut have)
+                if (have.hook, have.chain_type, have.priority)
+                    == (base.hook, base.chain_type, base.priority) =>
+            {
+                have.policy = base.policy;
+            }
+            _ => return Err(format!("chain {name} is not that base chain")),
+        },
+        Op::DeleteChain { name } => {
+            let at = t
+                .chains
+                .iter()
+                .position(|c| c.name == *name)
+                .ok_or_else(|| format!("no chain {name}"))?;
+            let target = Ref::Chain(name.clone());
+            // The chain's own rules go with it; rules elsewhere must not
+            // refer to it.
+            if referenced(t, &target, Some(at)) {
+                return Err(format!("chain {name} is in use"));
+            }
+            t.chains.remove(at);
+        }
+        Op::AddSet { name, elements } => {
+            if t.set(name).is_some() {
+                return Err(format!("set {name} exists"));
+            }
+            t.sets.push(ObservedSet {
+                name: name.clone(),
+                elements: Some(elements.clone()),
+            });
+        }
+        Op::DeleteSet { name } => {
+            let at = t
+                .sets
+                .iter()
+                .position(|s| s.name == *name)
+                .ok_or_else(|| format!("no set {name}"))?;
+            if referenced(t, &Ref::Set(name.clone()), None) {
+                return Err(format!("set {name} is in use"));
+            }
+            t.sets.remove(at);
+        }
+        Op::AddElements { set, elements } | Op::DeleteElements { set, elements } => {
+            let add = matches!(op, Op::AddElements { .. });
+            let s = t
+                .sets
+                .iter_mut()
+                .find(|s| s.name == *set)
+                .ok_or_else(|| format!("no set {set}"))?;
+            let have = s
+                .elements
+                .as_ref()
+                .ok_or_else(|| format!("set {set} has another key type"))?;
+            if !add && !have.contains_all(elements) {
+                return Err(format!("an element to delete is not in set {set}"));
+            }
+            let merged = have
+                .combined(elements, add)
+                .ok_or_else(|| format!("set {set} has another key type"))?;
+            s.elements = Some(merged);
+        }
+        Op::AddRule {
+            chain,
+            rule,
+            tag,
+            position,
+        } => {
+            let refs = references(rule);
+            for r in &refs {
+                match r {
+                    Ref::Chain(c) => match t.chain(c).map(|c| c.kind) {
+                        Some(ChainKind::Regular) => {}
+                        Some(_) => return Err(format!("cannot jump to base chain {c}")),
+                        None => return Err(format!("no chain {c} to jump to")),
+                    },
+                    Ref::Set(s) if t.set(s).is_none() => return Err(format!("no set {s}")),
+                    Ref::Set(_) => {}
+                }
+            }
+            let handle = handle_for(index).ok_or("no handle for the new rule")?;
+            let c = chain_mut(t, chain)?;
+            let new = ObservedRule {
+                handle,
+                tag: Some(tag.clone()),
+                refs,
+            };
+            match position {
+                Position::Append => c.rules.push(new),
+                Position::Before(h) => {
+                    let at = c
+                        .rules
+                        .iter()
+                        .position(|r| r.handle == *h)
+                        .ok_or_else(|| format!("no rule with handle {h} in {chain}"))?;
+                    c.rules.insert(at, new);
+                }
+            }
+        }
+        Op::DeleteRule { chain, handle, .. } => {
+            let c = chain_mut(t, chain)?;
+            let at = c
+                .rules
+                .iter()
+                .position(|r| r.handle == *handle)
+                .ok_or_else(|| format!("no rule with handle {handle} in {chain}"))?;
+            c.rules.remove(at);
+        }
+    }
+    Ok(())
+}
+
+fn chain_mut<'a>(t: &'a mut ObservedTable, name: &str) -> Result<&'a mut ObservedChain, String> {
+    t.chains
+        .iter_mut()
+        .find(|c| c.name == name)
+        .ok_or_else(|| format!("no chain {name}"))
+}
+
+/// Whether any rule (outside chain number `except`) refers to `target`.
+fn referenced(t: &ObservedTable, target: &Ref, except: Option<usize>) -> bool {
+    t.chains
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != except)
+        .flat_map(|(_, c)| &c.rules)
+        .any(|r| r.refs.contains(target))
+}

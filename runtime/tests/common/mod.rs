@@ -1,0 +1,277 @@
+//! Helpers shared by the real-kernel tests: a private network namespace per
+//! test thread, nft, and rule builders.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use wasmwall::ir::*;
+use wasmwall::kernel::Netlink;
+use wasmwall::plan::DesiredTable;
+
+pub const TABLE: &str = "wasmwall";
+
+/// Moves the calling thread into a new, empty network namespace and opens
+/// the adapter there.
+pub fn fresh_netns() -> Netlink {
+    // SAFETY: unshare has no memory-safety preconditions.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET) failed (these tests need root): {}",
+        std::io::Error::last_os_error()
+    );
+    Netlink::new().expect("open the netlink socket")
+}
+
+/// Runs nft in this thread's namespace and returns its output.
+pub fn nft(args: &[&str]) -> String {
+    let out = Command::new("nft").args(args).output().expect("run nft");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("nft prints UTF-8")
+}
+
+pub fn ruleset() -> String {
+    nft(&["list", "ruleset"])
+}
+
+pub fn ruleset_json() -> String {
+    nft(&["-j", "list", "ruleset"])
+}
+
+pub fn rule(matches: Vec<Match>, action: Action) -> Rule {
+    Rule {
+        matches,
+        counter: false,
+        log_prefix: None,
+        action,
+        comment: None,
+    }
+}
+
+pub fn counted(mut r: Rule) -> Rule {
+    r.counter = true;
+    r
+}
+
+pub fn base(
+    hook: Hook,
+    chain_type: ChainType,
+    priority: i32,
+    policy: ChainPolicy,
+) -> Option<BaseChain> {
+    Some(BaseChain {
+        hook,
+        chain_type,
+        priority,
+        policy,
+    })
+}
+
+pub fn chain(name: &str, base: Option<BaseChain>, rules: Vec<Rule>) -> Chain {
+    Chain {
+        name: name.into(),
+        base,
+        rules,
+    }
+}
+
+pub fn dport(proto: Transport, first: u16, last: u16) -> Match {
+    Match::Port {
+        dir: Dir::Destination,
+        proto,
+        first,
+        last,
+        negate: false,
+    }
+}
+
+pub fn policy(name: &str, chains: Vec<Chain>, sets: Vec<NamedSet>) -> Vec<PolicyRules> {
+    vec![PolicyRules {
+        policy: name.into(),
+        rules: Ruleset {
+            chains,
+            sets,
+            sysctls: vec![],
+        },
+    }]
+}
+
+/// One policy using every kind of match and action the adapter encodes.
+pub fn everything() -> Vec<PolicyRules> {
+    let input = vec![
+        rule(
+            vec![Match::CtState(CtStates(
+                CtStates::ESTABLISHED | CtStates::RELATED,
+            ))],
+            Action::Accept,
+        ),
+        rule(
+            vec![Match::AddrInSet {
+                dir: Dir::Source,
+                family: Family::V4,
+                set: "friends".into(),
+            }],
+            Action::Jump("allowed".into()),
+        ),
+        counted(rule(
+            vec![dport(Transport::Tcp, 1000, 2000)],
+            Action::Accept,
+        )),
+        rule(
+            vec![Match::PortInSet {
+                dir: Dir::Destination,
+                proto: Transport::Udp,
+                set: "services".into(),
+            }],
+            Action::Accept,
+        ),
+        Rule {
+            log_prefix: Some("ten: ".into()),
+            ..rule(
+                vec![Match::Addr {
+                    dir: Dir::Source,
+                    net: "10.0.0.0/8".parse().unwrap(),
+                    negate: false,
+                }],
+                Action::Drop,
+            )
+        },
+        rule(
+            vec![
+                Match::Addr {
+                    dir: Dir::Destination,
+                    net: "fd00::/8".parse().unwrap(),
+                    negate: false,
+                },
+                dport(Transport::Udp, 53, 53),
+            ],
+            Action::Accept,
+        ),
+        rule(
+            vec![Match::L4Proto {
+                proto: L4Proto::Tcp,
+                negate: false,
+            }],
+            Action::Reject { tcp: true },
+        ),
+        rule(
+            vec![Match::Iifname {
+                name: "lan1".into(),
+                negate: false,
+            }],
+            Action::Goto("allowed".into()),
+        ),
+        rule(vec![dport(Transport::Udp, 5353, 5353)], Action::Continue),
+        rule(vec![], Action::Reject { tcp: false }),
+    ];
+    let allowed = vec![
+        rule(
+            vec![Match::Iifname {
+                name: "lan0".into(),
+                negate: true,
+            }],
+            Action::Return,
+        ),
+        counted(rule(vec![], Action::Accept)),
+    ];
+    let prerouting = vec![
+        Rule {
+            comment: Some("x".into()),
+            ..counted(rule(
+                vec![
+                    Match::Iifname {
+                        name: "lan0".into(),
+                        negate: false,
+                    },
+                    Match::Addr {
+                        dir: Dir::Source,
+                        net: "192.168.0.9/32".parse().unwrap(),
+                        negate: true,
+                    },
+                    dport(Transport::Tcp, 80, 80),
+                ],
+                Action::Dnat(NatTarget {
+                    address: "127.0.0.1".parse().unwrap(),
+                    port: Some(4000),
+                }),
+            ))
+        },
+        rule(
+            vec![
+                Match::Addr {
+                    dir: Dir::Source,
+                    net: "fd00::/64".parse().unwrap(),
+                    negate: false,
+                },
+                dport(Transport::Udp, 53, 53),
+            ],
+            Action::Dnat(NatTarget {
+                address: "fd00::1".parse().unwrap(),
+                port: Some(5353),
+            }),
+        ),
+    ];
+    let postrouting = vec![
+        rule(
+            vec![Match::Oifname {
+                name: "wan0".into(),
+                negate: false,
+            }],
+            Action::Masquerade,
+        ),
+        rule(
+            vec![Match::Oifname {
+                name: "wan1".into(),
+                negate: false,
+            }],
+            Action::Snat(NatTarget {
+                address: "203.0.113.1".parse().unwrap(),
+                port: None,
+            }),
+        ),
+    ];
+    policy(
+        "pf",
+        vec![
+            chain(
+                "input",
+                base(Hook::Input, ChainType::Filter, 0, ChainPolicy::Drop),
+                input,
+            ),
+            chain("allowed", None, allowed),
+            chain(
+                "prerouting",
+                base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
+                prerouting,
+            ),
+            chain(
+                "postrouting",
+                base(Hook::Postrouting, ChainType::Nat, 100, ChainPolicy::Accept),
+                postrouting,
+            ),
+        ],
+        vec![
+            NamedSet {
+                name: "friends".into(),
+                elements: SetElements::Ipv4(vec![
+                    "192.168.0.2".parse().unwrap(),
+                    "192.168.0.3".parse().unwrap(),
+                ]),
+            },
+            NamedSet {
+                name: "services".into(),
+                elements: SetElements::Ports(vec![53, 123]),
+            },
+        ],
+    )
+}
+
+/// `everything()` as the planner sees it.
+pub fn desired() -> DesiredTable {
+    DesiredTable::from_policies(&everything())
+}
