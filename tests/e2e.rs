@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use wasmwall_e2e::{
     Child, HttpServer, NetError, Netns, TempDir, files_in, find_line, http_get, policy_wasm,
-    require_root, run, tcp_connect, temp_dir, toml_string, veth_pair, wait_until, wasmwall_bin,
+    require_root, run, run_unchecked, tcp_connect, temp_dir, toml_string, veth_pair, wait_until,
+    wasmwall_bin,
 };
 
 const PHONE_IF: &str = "veth-p";
@@ -341,4 +342,159 @@ fn eval_runs_unprivileged_without_kernel() {
             "no line of `wasmwall eval` contains all of {fragments:?}\n{output}"
         );
     }
+}
+
+/// The value of `field=` in the last log line that has it.
+fn logged_field<'a>(log: &'a str, field: &str) -> Option<&'a str> {
+    let key = format!(" {field}=");
+    log.lines().rev().find_map(|line| {
+        let rest = &line[line.find(&key)? + key.len()..];
+        Some(rest.split(' ').next().unwrap_or(rest))
+    })
+}
+
+/// The handle of the first rule of `chain` whose text contains `needle`.
+fn handle_of(ns: &Netns, chain: &str, needle: &str) -> String {
+    let listed = ns
+        .run(["nft", "-a", "list", "chain", "inet", "wasmwall", chain])
+        .stdout;
+    let line = listed
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no rule with {needle:?} in\n{listed}"));
+    line.rsplit_once("# handle ")
+        .expect("nft -a prints handles")
+        .1
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn second_apply_sends_nothing_and_plan_shows_hand_edits() {
+    let lan = SeedLan::new();
+    let first = run(&mut lan.wasmwall("apply"));
+    assert_eq!(
+        logged_field(&first.stderr, "messages"),
+        Some("7"),
+        "{first}"
+    );
+
+    let second = run(&mut lan.wasmwall("apply"));
+    assert_eq!(
+        logged_field(&second.stderr, "messages"),
+        Some("0"),
+        "{second}"
+    );
+    assert!(second.stderr.contains("nothing to change"), "{second}");
+
+    let clean = run_unchecked(&mut lan.wasmwall("plan"));
+    assert_eq!(clean.status.code(), Some(0), "{clean}");
+    assert_eq!(clean.stdout, "", "{clean}");
+
+    // Hand edits: one of wasmwall's rules deleted, one rule added, the
+    // sysctl put back.
+    let h = handle_of(&lan.laptop, "port-forward/input", "tcp sport 4000");
+    lan.laptop.run([
+        "nft",
+        "delete",
+        "rule",
+        "inet",
+        "wasmwall",
+        "port-forward/input",
+        "handle",
+        &h,
+    ]);
+    lan.laptop.run([
+        "nft",
+        "insert",
+        "rule",
+        "inet",
+        "wasmwall",
+        "port-forward/input",
+        "tcp",
+        "dport",
+        "23",
+        "accept",
+    ]);
+    let added = handle_of(&lan.laptop, "port-forward/input", "tcp dport 23");
+    lan.laptop
+        .run(["sysctl", "-qw", "net.ipv4.conf.veth-l.route_localnet=0"]);
+    let before = lan.laptop.ruleset().text;
+
+    let pending = run_unchecked(&mut lan.wasmwall("plan"));
+    assert_eq!(pending.status.code(), Some(2), "{pending}");
+    let golden = format!(
+        "delete rule inet wasmwall port-forward/input handle {added}  # not made by wasmwall\n\
+         add rule inet wasmwall port-forward/input ip saddr 127.0.0.1 tcp sport 4000 accept  # port-forward 78c5d96a7a5b1b98\n\
+         sysctl net.ipv4.conf.veth-l.route_localnet: 0 -> 1\n"
+    );
+    assert_eq!(pending.stdout, golden, "{pending}");
+    assert!(
+        pending
+            .stderr
+            .contains("pending: 1 rule delete, 1 rule add, 1 sysctl(s)"),
+        "{pending}"
+    );
+    assert_eq!(lan.laptop.ruleset().text, before, "plan changes nothing");
+    assert_eq!(
+        lan.laptop.sysctl(ROUTE_LOCALNET),
+        "0",
+        "plan changes nothing"
+    );
+
+    let repair = run(&mut lan.wasmwall("apply"));
+    assert_eq!(
+        logged_field(&repair.stderr, "messages"),
+        Some("2"),
+        "{repair}"
+    );
+    assert_eq!(
+        run_unchecked(&mut lan.wasmwall("plan")).status.code(),
+        Some(0)
+    );
+    lan.assert_forwarding();
+
+    run(&mut lan.wasmwall("cleanup"));
+    lan.assert_pristine();
+}
+
+#[test]
+fn run_repairs_hand_edits_as_they_happen() {
+    let lan = SeedLan::new();
+    let mut daemon = lan.start();
+    let good = lan.laptop.ruleset().text;
+    let edits: [&[&str]; 3] = [
+        &["nft", "flush", "table", "inet", "wasmwall"],
+        &["nft", "delete", "table", "inet", "wasmwall"],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "wasmwall",
+            "port-forward/input",
+            "accept",
+        ],
+    ];
+    for edit in edits {
+        lan.laptop.run(edit);
+        // The timer is 30 s away: only the change notification can do this.
+        wait_until(
+            &format!("`wasmwall run` to repair `{}`", edit.join(" ")),
+            Duration::from_secs(5),
+            || {
+                if let Some(status) = daemon.try_status() {
+                    panic!("`wasmwall run` exited: {status}\n{daemon}");
+                }
+                let now = lan.laptop.ruleset().text;
+                if now == good { Ok(()) } else { Err(now) }
+            },
+        );
+    }
+    let log = daemon.stderr();
+    assert!(log.contains("reason=\"nftables changed\""), "{log}");
+    lan.assert_forwarding();
+    daemon.terminate();
+    assert!(daemon.wait_timeout(STOP_TIMEOUT).success(), "{daemon}");
+    lan.assert_pristine();
 }

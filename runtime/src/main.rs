@@ -26,8 +26,10 @@ use wasmwall::world::{self, EVENT_SYNTAX, Event, WorldState};
 #[derive(Debug, Parser)]
 #[command(name = "wasmwall", version, propagate_version = true)]
 struct Cli {
-    /// Log level or tracing filter (e.g. "debug", "wasmwall=trace"); the
-    /// WASMWALL_LOG environment variable does the same.
+    /// Log level or tracing filter. A bare level ("debug") applies to
+    /// wasmwall's own logs (others stay at "warn"); a filter such as
+    /// "wasmwall=trace,wasmtime=info" is used as given. The WASMWALL_LOG
+    /// environment variable does the same.
     #[arg(long, global = true, value_name = "FILTER")]
     log: Option<String>,
 
@@ -142,6 +144,12 @@ fn init_logging(filter: Option<&str>) {
         .map(str::to_string)
         .or_else(|| std::env::var("WASMWALL_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
+    // A bare level is meant for wasmwall's own logs: wasmtime and rustables
+    // are very chatty at debug.
+    let filter = match filter.parse::<tracing::Level>() {
+        Ok(level) => format!("warn,wasmwall={level}"),
+        Err(_) => filter,
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -301,12 +309,12 @@ fn apply_once(
     reconciler: &mut Reconciler,
 ) -> Result<(Policies, Vec<PolicyRules>)> {
     let (policies, desired) = evaluate(rt, config)?;
-    reconcile(kernel, reconciler, config, target, &desired, "start")?;
+    reconcile(kernel, reconciler, config, target, &desired, "start", true)?;
     Ok((policies, desired))
 }
 
-/// One reconcile, logged: at info when something was sent, at debug when
-/// the kernel already matched.
+/// One reconcile, logged at info when something was sent (or `always`), at
+/// debug when the kernel already matched.
 fn reconcile(
     kernel: &mut Netlink,
     reconciler: &mut Reconciler,
@@ -314,6 +322,7 @@ fn reconcile(
     target: &Target,
     desired: &[PolicyRules],
     reason: &str,
+    always: bool,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let applied = runtime::apply(kernel, reconciler, target, &config.sysctls, desired)?;
@@ -339,10 +348,10 @@ fn reconcile(
             )
         };
     }
-    if changed {
-        report!(info, "reconciled: changes applied in one batch");
-    } else {
-        report!(debug, "reconciled: nothing to change");
+    match (changed, always) {
+        (true, _) => report!(info, "reconciled: changes applied in one batch"),
+        (false, true) => report!(info, "reconciled: nothing to change"),
+        (false, false) => report!(debug, "reconciled: nothing to change"),
     }
     Ok(())
 }
@@ -425,7 +434,7 @@ fn run(config: &Config, target: &Target) -> Result<()> {
                     "nftables changed"
                 }
             };
-            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &desired, reason) {
+            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &desired, reason, false) {
                 tracing::error!(reason, error = %format!("{e:#}"), "reconcile failed; the kernel keeps its last rules; retrying at the next change or tick");
             }
         }

@@ -406,10 +406,12 @@ pub fn apply<K: Kernel>(
     allow: &AllowList,
     desired: &[PolicyRules],
 ) -> Result<Applied, RuntimeError> {
+    let mut read_first = false;
     let mut state = match state::load(&target.state_path)? {
         Some(s) => s,
         None => {
-            let (seen, _) = reconciler.observe(kernel)?;
+            let (seen, read) = reconciler.observe(kernel)?;
+            read_first = read;
             State::new(
                 target.netns.clone(),
                 target.table.clone(),
@@ -443,7 +445,7 @@ pub fn apply<K: Kernel>(
     let mut applied = Applied {
         rules: desired_table.rule_count(),
         summary: done.tx.summary(),
-        read_table: done.read_table,
+        read_table: read_first || done.read_table,
         kernel: Some(done.report),
         ..Applied::default()
     };
