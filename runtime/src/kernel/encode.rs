@@ -42,6 +42,7 @@ const ELEMENTS_PER_MESSAGE: usize = 1024;
 /// Elements named in the text of an element message.
 const ELEMENTS_SHOWN: usize = 4;
 const NLM_F_APPEND: u16 = libc::NLM_F_APPEND as u16;
+const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
 const NLM_F_ECHO: u16 = libc::NLM_F_ECHO as u16;
 const NFNL_BATCH_GENID: u16 = libc::NFNL_BATCH_GENID as u16;
 
@@ -179,7 +180,10 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         }
     }
     let mut bytes = batch.finalize();
-    patch_flags(&mut bytes, &patches.flags);
+    // No acknowledgements: the kernel handles the batch inside our send()
+    // and answers only what failed (and echoes), so success costs no
+    // answer per message.
+    patch_flags(&mut bytes, NLM_F_ACK, &patches.flags);
     if let Some(generation) = options.generation {
         bytes = with_generation(bytes, generation);
     }
@@ -190,24 +194,26 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     })
 }
 
-/// Sets and clears message flags by sequence number, in one pass.
-fn patch_flags(bytes: &mut [u8], patches: &[(u32, u16, u16)]) {
-    if patches.is_empty() {
-        return;
-    }
+/// Clears `clear_all` on every message but the batch's begin marker, and
+/// sets and clears flags by sequence number, in one pass.
+fn patch_flags(bytes: &mut [u8], clear_all: u16, patches: &[(u32, u16, u16)]) {
     let mut pending = patches.iter().peekable();
     let mut at = 0;
     while at + NLMSG_HDRLEN <= bytes.len() {
         let len = u32_at(bytes, at).unwrap_or(0) as usize;
         let seq = u32_at(bytes, at + 8).unwrap_or(0);
+        let mut flags = u16_at(bytes, at + 6).unwrap_or(0);
+        if seq != 0 {
+            flags &= !clear_all;
+        }
         // Patches are in sequence order, as the messages are.
         if let Some(&&(s, set, clear)) = pending.peek() {
             if s == seq {
-                let flags = (u16_at(bytes, at + 6).unwrap_or(0) | set) & !clear;
-                bytes[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
+                flags = (flags | set) & !clear;
                 pending.next();
             }
         }
+        bytes[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
         if len < NLMSG_HDRLEN {
             break;
         }

@@ -271,22 +271,41 @@ impl Netlink {
         }
     }
 
-    /// Reads the acknowledgement of every message (`texts[i]` describes the
-    /// message with sequence number `i + 1`), then reports the first refusal.
-    /// With `rule_seqs` (the added rules' sequence numbers, ascending), also
-    /// collects the handles the kernel echoes for them.
-    fn read_acks(
+    /// Reads the kernel's answers to a batch. The kernel handles the whole
+    /// batch inside our `send()`, so when it returns every answer is
+    /// queued: an error for each message it refused (`texts[i]` describes
+    /// the message with sequence number `i + 1`), one for the batch itself
+    /// if it was refused whole, and the echoes of added rules. Messages ask
+    /// for no acknowledgement, so an empty queue means success. With
+    /// `rule_seqs` (the added rules' sequence numbers, ascending), collects
+    /// the handles the echoes carry.
+    fn read_answers(
         &mut self,
         texts: &[String],
         rule_seqs: Option<&Vec<u32>>,
     ) -> Result<Option<Vec<u64>>, KernelError> {
-        let mut acked = vec![false; texts.len()];
-        let mut missing = texts.len();
         let mut first_error: Option<(usize, Ack)> = None;
         let mut handles: Option<Vec<Option<u64>>> = rule_seqs.map(|s| vec![None; s.len()]);
-        while missing > 0 {
-            let waiting_for = || format!("{missing} of {} messages", texts.len());
-            for msg in messages(self.recv(waiting_for)?) {
+        loop {
+            let n = match socket::recv(
+                self.fd.as_raw_fd(),
+                &mut self.buf,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(n) if n > self.buf.len() => {
+                    return Err(malformed(format!("a {n}-byte datagram was truncated")));
+                }
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::ENOBUFS) => {
+                    return Err(malformed(
+                        "answers to the batch were lost (receive buffer overrun); the kernel may or may not have applied it".into(),
+                    ));
+                }
+                Err(e) => return Err(KernelError::Receive(e.into())),
+            };
+            for msg in messages(&self.buf[..n]) {
                 let msg = msg?;
                 if msg.ty == nft(libc::NFT_MSG_NEWRULE) {
                     if let (Some(seqs), Some(handles)) = (rule_seqs, handles.as_mut()) {
@@ -301,25 +320,24 @@ impl Netlink {
                 }
                 let ack = Ack::parse(&msg)?;
                 let seq = msg.seq as usize;
+                if ack.errno == 0 {
+                    continue;
+                }
                 if seq == 0 {
                     // Addressed to the batch itself: the generation moved,
-                    // no permission, no memory, or the commit failed.
-                    match ack.errno {
-                        0 => continue,
-                        libc::ERESTART => return Err(KernelError::Changed),
-                        _ => {
-                            let op = format!("the batch of {} messages", texts.len());
-                            return Err(ack.rejected(op));
-                        }
+                    // no permission, or no memory.
+                    if ack.errno == libc::ERESTART {
+                        return Err(KernelError::Changed);
                     }
+                    let op = format!("the batch of {} messages", texts.len());
+                    return Err(ack.rejected(op));
                 }
-                let Some(seen) = acked.get_mut(seq - 1).filter(|seen| !**seen) else {
-                    continue;
-                };
-                *seen = true;
-                missing -= 1;
-                let earlier = first_error.as_ref().is_some_and(|(s, _)| *s < seq);
-                if ack.errno != 0 && !earlier {
+                if seq > texts.len() {
+                    // The commit itself failed: answered to the end marker.
+                    let op = format!("the commit of the batch of {} messages", texts.len());
+                    return Err(ack.rejected(op));
+                }
+                if first_error.as_ref().is_none_or(|(s, _)| seq < *s) {
                     first_error = Some((seq, ack));
                 }
             }
@@ -327,8 +345,7 @@ impl Netlink {
         if let Some((seq, ack)) = first_error {
             return Err(ack.rejected(texts[seq - 1].clone()));
         }
-        // Echoes come before the acknowledgements; one that is missing
-        // makes the handles unknown, not the batch failed.
+        // One echo missing makes the handles unknown, not the batch failed.
         Ok(handles.and_then(|h| h.into_iter().collect()))
     }
 }
@@ -395,7 +412,7 @@ impl Kernel for Netlink {
         let echoes = if options.echo_rules { adds } else { 0 };
         self.reserve(bytes.len(), texts.len() + echoes)?;
         self.send(&bytes)?;
-        let handles = self.read_acks(&texts, options.echo_rules.then_some(&rule_seqs))?;
+        let handles = self.read_answers(&texts, options.echo_rules.then_some(&rule_seqs))?;
         Ok(ApplyReport {
             messages: texts.len(),
             bytes: bytes.len(),

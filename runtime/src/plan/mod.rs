@@ -446,6 +446,23 @@ fn diff_rules(
     have: &ObservedChain,
     recreated_sets: &HashSet<&str>,
 ) {
+    // A rule using a set that is made again must be made again too.
+    let stale = |r: &DesiredRule| {
+        !recreated_sets.is_empty()
+            && references(&r.rule)
+                .iter()
+                .any(|x| matches!(x, Ref::Set(s) if recreated_sets.contains(s.as_str())))
+    };
+    // The common case, checked in one pass: nothing changed in this chain.
+    let same = want.rules.len() == have.rules.len()
+        && want
+            .rules
+            .iter()
+            .zip(&have.rules)
+            .all(|(w, h)| h.tag.as_ref() == Some(&w.tag) && !stale(w));
+    if same {
+        return;
+    }
     // The k-th desired occurrence of a tag pairs with the k-th observed one.
     let mut by_tag: HashMap<&RuleTag, VecDeque<usize>> = HashMap::new();
     for (i, r) in have.rules.iter().enumerate() {
@@ -457,11 +474,7 @@ fn diff_rules(
         .rules
         .iter()
         .map(|r| {
-            // A rule using a set that is made again must be made again too.
-            let stale = references(&r.rule)
-                .iter()
-                .any(|r| matches!(r, Ref::Set(s) if recreated_sets.contains(s.as_str())));
-            if stale {
+            if stale(r) {
                 return None;
             }
             by_tag.get_mut(&r.tag).and_then(VecDeque::pop_front)
