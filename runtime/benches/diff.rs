@@ -217,7 +217,8 @@ fn nft(args: &[&str], stdin: Option<&str>) {
     let status = match stdin {
         None => cmd.status(),
         Some(text) => {
-            let path = std::env::temp_dir().join(format!("wasmwall-bench-{}.nft", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("wasmwall-bench-{}.nft", std::process::id()));
             std::fs::write(&path, text).expect("write the nft script");
             let status = Command::new("nft")
                 .arg("-f")
@@ -243,6 +244,7 @@ fn ms(d: Duration) -> String {
 struct Row {
     n: u32,
     apply: Duration,
+    apply_cpu: (Duration, Duration),
     nft_f: Duration,
     observe: Duration,
     observe_user: Duration,
@@ -263,15 +265,21 @@ fn measure(n: u32) -> Row {
     let desired = DesiredTable::from_policies(&base);
     let script = nft_script(&base);
 
+    let mut apply_cpu = (Duration::ZERO, Duration::ZERO);
     let apply = median(
         (0..APPLY_RUNS)
             .map(|_| {
-                in_fresh_netns(|| {
+                let (d, user, sys) = in_fresh_netns(|| {
                     let mut k = Netlink::new().unwrap();
+                    let (user0, sys0) = thread_cpu();
                     let (d, r) = timed(|| Reconciler::new(TABLE).reconcile(&mut k, &desired));
+                    let (user1, sys1) = thread_cpu();
                     r.expect("initial apply");
-                    d
-                })
+                    (d, user1 - user0, sys1 - sys0)
+                });
+                apply_cpu.0 += user / APPLY_RUNS as u32;
+                apply_cpu.1 += sys / APPLY_RUNS as u32;
+                d
             })
             .collect(),
     );
@@ -362,6 +370,7 @@ fn measure(n: u32) -> Row {
         Row {
             n,
             apply,
+            apply_cpu,
             nft_f,
             observe,
             observe_user,
@@ -391,16 +400,18 @@ fn main() {
         sizes
     };
     println!(
-        "| forward rules (+10% DNAT, +1 set of {LEASES}) | initial apply | `nft -f` | speed-up | observe (user / kernel CPU) | `nft list ruleset` | ratio | rustables `list_rules_for_chain` | no-op, cold (read + plan) | no-op, warm (generation + plan) | hashing the desired rules | one rule changed (msgs) | one element added (msgs) |"
+        "| forward rules (+10% DNAT, +1 set of {LEASES}) | initial apply (user / kernel CPU) | `nft -f` | speed-up | observe (user / kernel CPU) | `nft list ruleset` | ratio | rustables `list_rules_for_chain` | no-op, cold (read + plan) | no-op, warm (generation + plan) | hashing the desired rules | one rule changed (msgs) | one element added (msgs) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let r = measure(n);
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         println!(
-            "| {} | {} | {} | {:.1}x | {} ({} / {}) | {} | {:.1}x faster | {} | {} | {} | {} | {} ({}) | {} ({}) |",
+            "| {} | {} ({} / {}) | {} | {:.1}x | {} ({} / {}) | {} | {:.1}x faster | {} | {} | {} | {} | {} ({}) | {} ({}) |",
             r.n,
             ms(r.apply),
+            ms(r.apply_cpu.0),
+            ms(r.apply_cpu.1),
             ms(r.nft_f),
             ratio(r.nft_f, r.apply),
             ms(r.observe),

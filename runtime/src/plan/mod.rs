@@ -323,7 +323,8 @@ impl Phases {
 }
 
 /// The operations that turn `observed` (None: the table does not exist)
-/// into `desired`, and nothing else. Refuses a table that is not owned.
+/// into `desired`, and nothing else: the chains and sets of kept policies
+/// are left as they are. Refuses a table that is not owned.
 pub fn plan(
     table: &str,
     desired: &DesiredTable,
@@ -385,7 +386,7 @@ pub fn plan(
     }
     let wanted_sets: HashSet<&str> = desired.sets.iter().map(|s| s.name.as_str()).collect();
     for have in &observed.sets {
-        if !wanted_sets.contains(have.name.as_str()) {
+        if !wanted_sets.contains(have.name.as_str()) && !desired.is_kept(&have.name) {
             phases.delete_sets.push(Op::DeleteSet {
                 name: have.name.clone(),
             });
@@ -427,7 +428,7 @@ pub fn plan(
     }
     let wanted_chains: HashSet<&str> = desired.chains.iter().map(|c| c.name.as_str()).collect();
     for have in &observed.chains {
-        if !wanted_chains.contains(have.name.as_str()) {
+        if !wanted_chains.contains(have.name.as_str()) && !desired.is_kept(&have.name) {
             phases.delete_chain(have);
         }
     }

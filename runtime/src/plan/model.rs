@@ -17,6 +17,9 @@ pub struct RuleTag {
 pub struct DesiredTable {
     pub chains: Vec<DesiredChain>,
     pub sets: Vec<DesiredSet>,
+    /// Policies whose chains and sets stay exactly as the kernel holds them
+    /// (their last known good rules), because their evaluation failed.
+    pub kept: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +82,12 @@ impl DesiredTable {
 
     pub fn rule_count(&self) -> usize {
         self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+
+    /// Whether the kernel object `name` belongs to a kept policy.
+    pub fn is_kept(&self, name: &str) -> bool {
+        name.split_once('/')
+            .is_some_and(|(policy, _)| self.kept.iter().any(|k| k == policy))
     }
 
     /// The table as the kernel would show it once the desired state is

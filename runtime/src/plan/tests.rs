@@ -261,6 +261,45 @@ fn rules_made_by_hand_are_replaced_and_foreign_chains_removed() {
 }
 
 #[test]
+fn a_kept_policy_keeps_its_last_known_good_rules() {
+    let mut fake = Fake::new();
+    let mut both = table(ChainPolicy::Drop, &[22], &[80]);
+    let other = DesiredTable::from_policies(&[PolicyRules {
+        policy: "other".into(),
+        rules: Ruleset {
+            chains: vec![Chain {
+                name: "input".into(),
+                base: input(ChainPolicy::Accept),
+                rules: vec![rule(vec![dport(1)], Action::Drop)],
+            }],
+            sets: vec![],
+            sysctls: vec![],
+        },
+    }]);
+    both.chains.extend(other.chains.clone());
+    fake.converge(&both);
+    // "pf" failed this time: only "other" is evaluated, and it changed.
+    let mut next = DesiredTable::from_policies(&[PolicyRules {
+        policy: "other".into(),
+        rules: Ruleset {
+            chains: vec![Chain {
+                name: "input".into(),
+                base: input(ChainPolicy::Accept),
+                rules: vec![rule(vec![dport(2)], Action::Drop)],
+            }],
+            sets: vec![],
+            sysctls: vec![],
+        },
+    }]);
+    next.kept = vec!["pf".into()];
+    let tx = fake.converge(&next);
+    assert_eq!(tx.summary(), "1 rule delete, 1 rule add", "{tx}");
+    let t = fake.table.as_ref().unwrap();
+    assert_eq!(t.chain("pf/input").unwrap().rules.len(), 2, "pf untouched");
+    assert!(t.set("pf/allowed").is_some());
+}
+
+#[test]
 fn a_table_without_the_marker_is_refused() {
     let foreign = ObservedTable::default();
     let err = plan(T, &DesiredTable::default(), Some(&foreign)).unwrap_err();
