@@ -278,7 +278,7 @@ impl Reconciler {
             return;
         };
         let mut handles = handles.iter().copied();
-        match plan::simulate(known.table.as_ref(), tx, &mut |_| handles.next()) {
+        match plan::simulate(known.table, tx, &mut |_| handles.next()) {
             Ok(table) => {
                 self.known = Some(Observation {
                     generation: next_generation(known.generation),

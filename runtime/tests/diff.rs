@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use common::*;
 use wasmwall::ir::*;
 use wasmwall::kernel::{Kernel, KernelError, Netlink};
-use wasmwall::plan::{self, DesiredTable, Op, Transaction};
+use wasmwall::plan::{self, DesiredTable, Op};
 use wasmwall::runtime::{Reconciler, RuntimeError};
 
 fn converge(kernel: &mut Netlink, reconciler: &mut Reconciler, desired: &DesiredTable) -> usize {
@@ -283,7 +283,8 @@ fn hand_edits_are_repaired_by_the_next_reconcile() {
         let line = listed.lines().find(|l| l.contains(needle)).unwrap();
         line.rsplit_once("# handle ").unwrap().1.trim().to_string()
     };
-    let edits: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Edit<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let edits: Vec<Edit> = vec![
         (
             "a rule deleted",
             Box::new(|| {

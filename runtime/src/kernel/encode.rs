@@ -207,11 +207,11 @@ fn patch_flags(bytes: &mut [u8], clear_all: u16, patches: &[(u32, u16, u16)]) {
             flags &= !clear_all;
         }
         // Patches are in sequence order, as the messages are.
-        if let Some(&&(s, set, clear)) = pending.peek() {
-            if s == seq {
-                flags = (flags | set) & !clear;
-                pending.next();
-            }
+        if let Some(&&(s, set, clear)) = pending.peek()
+            && s == seq
+        {
+            flags = (flags | set) & !clear;
+            pending.next();
         }
         bytes[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
         if len < NLMSG_HDRLEN {

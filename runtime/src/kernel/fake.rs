@@ -72,7 +72,7 @@ impl Kernel for Fake {
         }
         let mut handles = Vec::new();
         let mut next = self.next_handle;
-        let after = simulate(self.tables.get(&tx.table), tx, &mut |_| {
+        let after = simulate(self.tables.get(&tx.table).cloned(), tx, &mut |_| {
             next += 1;
             handles.push(next);
             Some(next)

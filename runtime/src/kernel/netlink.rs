@@ -308,10 +308,10 @@ impl Netlink {
             for msg in messages(&self.buf[..n]) {
                 let msg = msg?;
                 if msg.ty == nft(libc::NFT_MSG_NEWRULE) {
-                    if let (Some(seqs), Some(handles)) = (rule_seqs, handles.as_mut()) {
-                        if let Ok(at) = seqs.binary_search(&msg.seq) {
-                            handles[at] = observe::rule_handle(&msg);
-                        }
+                    if let (Some(seqs), Some(handles)) = (rule_seqs, handles.as_mut())
+                        && let Ok(at) = seqs.binary_search(&msg.seq)
+                    {
+                        handles[at] = observe::rule_handle(&msg);
                     }
                     continue;
                 }

@@ -18,14 +18,15 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Applies `tx` to `table` (None: absent) all or nothing. `handle_for(i)`
-/// gives the handle of the rule that operation `i` adds.
+/// Applies `tx` to `table` (None: absent). `handle_for(i)` gives the handle
+/// of the rule that operation `i` adds. On a refusal the table is gone with
+/// the error: callers that need all-or-nothing pass a copy.
 pub fn simulate(
-    table: Option<&ObservedTable>,
+    table: Option<ObservedTable>,
     tx: &Transaction,
     handle_for: &mut dyn FnMut(usize) -> Option<u64>,
 ) -> Result<Option<ObservedTable>, Rejected> {
-    let mut table = table.cloned();
+    let mut table = table;
     for (index, op) in tx.ops.iter().enumerate() {
         step(&mut table, op, index, handle_for).map_err(|reason| Rejected { index, reason })?;
     }

@@ -93,7 +93,7 @@ impl Fake {
 
     fn apply(&mut self, tx: &Transaction) -> Result<(), Rejected> {
         let mut next = self.next;
-        self.table = simulate(self.table.as_ref(), tx, &mut |_| {
+        self.table = simulate(self.table.clone(), tx, &mut |_| {
             next += 1;
             Some(next)
         })?;
