@@ -10,7 +10,7 @@ use wasmwall::config::{self, Config};
 use wasmwall::host::{Limits, PolicyEngine};
 use wasmwall::ir::{PolicyRules, TableView};
 use wasmwall::kernel::{Monitor, Netlink};
-use wasmwall::runtime::{self, Policies, Reconciler, Target};
+use wasmwall::runtime::{self, Evaluation, Policies, Reconciler, Target};
 use wasmwall::state;
 use wasmwall::sysctl::AllowList;
 use wasmwall::validate;
@@ -203,7 +203,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let mut kernel = Netlink::new()?;
             let mut reconciler = Reconciler::new(&target.table);
             let rt = tokio_runtime()?;
-            done(apply_once(&rt, &config, &target, &mut kernel, &mut reconciler).map(|_| ()))
+            let (_, evaluation) = apply_once(&rt, &config, &target, &mut kernel, &mut reconciler)?;
+            done(failures(&evaluation))
         }
         Command::Plan(args) => {
             let (config, target) = load_config(&args)?;
@@ -289,28 +290,52 @@ fn load_config(args: &ConfigArgs) -> Result<(Config, Target)> {
 }
 
 /// Loads the policies and evaluates them on the current world.
-fn evaluate(rt: &tokio::runtime::Runtime, config: &Config) -> Result<(Policies, Vec<PolicyRules>)> {
+fn evaluate(rt: &tokio::runtime::Runtime, config: &Config) -> Result<(Policies, Evaluation)> {
     let policies = Policies::load(config)?;
     let world = WorldState {
         interfaces: rt.block_on(world::read_interfaces())?,
         leases: Vec::new(),
     };
-    let desired = policies.evaluate(&world, &Event::Startup)?;
-    Ok((policies, desired))
+    let evaluation = policies.evaluate(&world, &Event::Startup);
+    Ok((policies, evaluation))
 }
 
 /// Reads the world, evaluates, applies the difference. Returns the loaded
-/// policies and their rules for reuse.
+/// policies and the evaluation for reuse.
 fn apply_once(
     rt: &tokio::runtime::Runtime,
     config: &Config,
     target: &Target,
     kernel: &mut Netlink,
     reconciler: &mut Reconciler,
-) -> Result<(Policies, Vec<PolicyRules>)> {
-    let (policies, desired) = evaluate(rt, config)?;
-    reconcile(kernel, reconciler, config, target, &desired, "start", true)?;
-    Ok((policies, desired))
+) -> Result<(Policies, Evaluation)> {
+    let (policies, evaluation) = evaluate(rt, config)?;
+    reconcile(
+        kernel,
+        reconciler,
+        config,
+        target,
+        &evaluation,
+        "start",
+        true,
+    )?;
+    Ok((policies, evaluation))
+}
+
+/// An error that sums up the policies that failed (each was logged).
+fn failures(evaluation: &Evaluation) -> Result<()> {
+    match evaluation.failed.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{}", one.error),
+        many => bail!(
+            "{} policies failed ({}); the others were applied",
+            many.len(),
+            many.iter()
+                .map(|f| f.policy.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// One reconcile, logged at info when something was sent (or `always`), at
@@ -320,12 +345,12 @@ fn reconcile(
     reconciler: &mut Reconciler,
     config: &Config,
     target: &Target,
-    desired: &[PolicyRules],
+    evaluation: &Evaluation,
     reason: &str,
     always: bool,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let applied = runtime::apply(kernel, reconciler, target, &config.sysctls, desired)?;
+    let applied = runtime::apply(kernel, reconciler, target, &config.sysctls, evaluation)?;
     let messages = applied.kernel.as_ref().map_or(0, |k| k.messages);
     let changed =
         messages > 0 || !applied.sysctls_set.is_empty() || !applied.sysctls_restored.is_empty();
@@ -336,7 +361,8 @@ fn reconcile(
                 reason,
                 table = %format!("inet {}", target.table),
                 netns = target.netns.as_deref().unwrap_or("(current)"),
-                policies = desired.len(),
+                policies = evaluation.rules.len(),
+                failed = evaluation.failed.len(),
                 rules = applied.rules,
                 messages,
                 changes = %applied.summary,
@@ -357,12 +383,16 @@ fn reconcile(
 }
 
 fn plan(config: &Config, target: &Target) -> Result<ExitCode> {
-    let (_, desired) = evaluate(&tokio_runtime()?, config)?;
+    let (_, evaluation) = evaluate(&tokio_runtime()?, config)?;
     let mut kernel = Netlink::new()?;
-    let pending = runtime::pending(&mut kernel, target, &config.sysctls, &desired)?;
+    let pending = runtime::pending(&mut kernel, target, &config.sysctls, &evaluation)?;
     print!("{}", pending.tx);
     for s in &pending.sysctls {
         println!("sysctl {s}");
+    }
+    if !evaluation.failed.is_empty() {
+        eprintln!("wasmwall: the plan leaves the failed policies' rules as they are");
+        failures(&evaluation)?;
     }
     if pending.is_empty() {
         eprintln!("wasmwall: nothing to change");
@@ -408,7 +438,7 @@ fn run(config: &Config, target: &Target) -> Result<()> {
             .map_err(|e| e.into_parts().1)
             .context("cannot watch nftables notifications")?
     };
-    let (_policies, desired) = apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
+    let (_policies, evaluation) = apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
     tracing::info!(
         interval_s = config.reconcile_interval.map(|d| d.as_secs()),
         "running; repairing hand edits of the table; SIGINT or SIGTERM stops and cleans up"
@@ -434,7 +464,7 @@ fn run(config: &Config, target: &Target) -> Result<()> {
                     "nftables changed"
                 }
             };
-            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &desired, reason, false) {
+            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &evaluation, reason, false) {
                 tracing::error!(reason, error = %format!("{e:#}"), "reconcile failed; the kernel keeps its last rules; retrying at the next change or tick");
             }
         }

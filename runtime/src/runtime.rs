@@ -60,16 +60,45 @@ fn sysctl_io(key: &str, action: &'static str, path: &Path, source: std::io::Erro
     }
 }
 
-/// The loaded policies and what is needed to evaluate them.
+/// The loaded policies and what is needed to evaluate them. A policy that
+/// failed to load stays in the list with its error, so that it is reported
+/// at every evaluation and its last known good rules are kept.
 pub struct Policies {
     engine: PolicyEngine,
-    loaded: Vec<(PolicyConfig, LoadedPolicy)>,
+    loaded: Vec<(PolicyConfig, Result<LoadedPolicy, String>)>,
     options: validate::Options,
 }
 
+/// A policy that produced no usable ruleset this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFailure {
+    pub policy: String,
+    /// The whole cause, e.g. "evaluation failed: deadline of 200 ms exceeded".
+    pub error: String,
+}
+
+/// The outcome of evaluating every policy: the rules of those that
+/// succeeded, and the failures. One policy's failure never stops the others.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub rules: Vec<PolicyRules>,
+    pub failed: Vec<PolicyFailure>,
+}
+
+impl Evaluation {
+    /// The desired table: the succeeded policies' rules; the failed ones
+    /// keep what the kernel holds for them.
+    pub fn desired(&self) -> DesiredTable {
+        let mut table = DesiredTable::from_policies(&self.rules);
+        table.kept = self.failed.iter().map(|f| f.policy.clone()).collect();
+        table
+    }
+}
+
 impl Policies {
-    /// Compiles every configured policy; the first that fails to load is
-    /// reported.
+    /// Compiles every configured policy. Only the engine itself can fail
+    /// here; a policy that does not load is logged and reported at each
+    /// evaluation.
     pub fn load(config: &Config) -> Result<Self, RuntimeError> {
         let engine = PolicyEngine::new(config.limits).map_err(|source| RuntimeError::Load {
             policy: "(engine)".into(),
@@ -77,13 +106,19 @@ impl Policies {
         })?;
         let mut loaded = Vec::new();
         for p in &config.policies {
-            let policy = engine
-                .load(&p.name, &p.path)
-                .map_err(|source| RuntimeError::Load {
-                    policy: p.name.clone(),
-                    source,
-                })?;
-            tracing::info!(policy = %p.name, path = %p.path.display(), "policy loaded");
+            let policy = match engine.load(&p.name, &p.path) {
+                Ok(policy) => {
+                    tracing::info!(policy = %p.name, path = %p.path.display(), "policy loaded");
+                    Ok(policy)
+                }
+                Err(source) => {
+                    let e = RuntimeError::Load {
+                        policy: p.name.clone(),
+                        source,
+                    };
+                    Err(error_chain(&e))
+                }
+            };
             loaded.push((p.clone(), policy));
         }
         Ok(Policies {
@@ -98,45 +133,71 @@ impl Policies {
     }
 
     /// Evaluates every policy on `world` and `event` and validates the
-    /// answers. All or nothing: the first failure is returned.
-    pub fn evaluate(
-        &self,
-        world: &WorldState,
-        event: &Event,
-    ) -> Result<Vec<PolicyRules>, RuntimeError> {
+    /// answers. Each failure is logged once, naming the policy and the cause.
+    pub fn evaluate(&self, world: &WorldState, event: &Event) -> Evaluation {
         let state = world.to_wit();
         let event = event.to_wit();
-        let mut out = Vec::new();
+        let mut out = Evaluation::default();
         for (cfg, policy) in &self.loaded {
             let started = std::time::Instant::now();
-            let answer = self
-                .engine
-                .evaluate(policy, &state, &event, &cfg.config)
-                .map_err(|source| RuntimeError::Evaluate {
-                    policy: cfg.name.clone(),
-                    source,
-                })?;
-            let mut rules = validate::validate(&answer, &self.options).map_err(|source| {
-                RuntimeError::Invalid {
-                    policy: cfg.name.clone(),
-                    source,
+            let result = match policy {
+                Ok(policy) => self.evaluate_one(cfg, policy, &state, &event),
+                Err(e) => Err(e.clone()),
+            };
+            match result {
+                Ok(rules) => {
+                    tracing::debug!(
+                        policy = %cfg.name,
+                        rules = rules.rule_count(),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "policy evaluated"
+                    );
+                    out.rules.push(PolicyRules {
+                        policy: cfg.name.clone(),
+                        rules,
+                    });
                 }
-            })?;
-            for base in rules.chains.iter_mut().filter_map(|c| c.base.as_mut()) {
-                base.priority = base.priority.saturating_add(cfg.priority_offset);
+                Err(error) => {
+                    tracing::error!(
+                        policy = %cfg.name,
+                        "{error}; its last known good rules stay in the kernel, the other policies go on"
+                    );
+                    out.failed.push(PolicyFailure {
+                        policy: cfg.name.clone(),
+                        error,
+                    });
+                }
             }
-            tracing::debug!(
-                policy = %cfg.name,
-                rules = rules.rule_count(),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "policy evaluated"
-            );
-            out.push(PolicyRules {
-                policy: cfg.name.clone(),
-                rules,
-            });
         }
-        Ok(out)
+        out
+    }
+
+    fn evaluate_one(
+        &self,
+        cfg: &PolicyConfig,
+        policy: &LoadedPolicy,
+        state: &crate::host::wit::WorldState,
+        event: &crate::host::wit::Event,
+    ) -> Result<crate::ir::Ruleset, String> {
+        let answer = self
+            .engine
+            .evaluate(policy, state, event, &cfg.config)
+            .map_err(|source| {
+                error_chain(&RuntimeError::Evaluate {
+                    policy: cfg.name.clone(),
+                    source,
+                })
+            })?;
+        let mut rules = validate::validate(&answer, &self.options).map_err(|source| {
+            error_chain(&RuntimeError::Invalid {
+                policy: cfg.name.clone(),
+                source,
+            })
+        })?;
+        for base in rules.chains.iter_mut().filter_map(|c| c.base.as_mut()) {
+            base.priority = base.priority.saturating_add(cfg.priority_offset);
+        }
+        Ok(rules)
     }
 }
 
@@ -356,9 +417,10 @@ pub fn pending<K: Kernel>(
     kernel: &mut K,
     target: &Target,
     allow: &AllowList,
-    desired: &[PolicyRules],
+    evaluation: &Evaluation,
 ) -> Result<Pending, RuntimeError> {
-    let tx = Reconciler::new(&target.table).plan(kernel, &DesiredTable::from_policies(desired))?;
+    let tx = Reconciler::new(&target.table).plan(kernel, &evaluation.desired())?;
+    let desired = &evaluation.rules;
     let wanted = wanted_sysctls(allow, desired)?;
     let mut sysctls = Vec::new();
     for w in &wanted {
@@ -394,8 +456,11 @@ pub struct Applied {
     pub sysctls_restored: Vec<String>,
 }
 
-/// Makes the kernel hold exactly `desired` in the runtime's table, changing
-/// only what differs, and the sysctls hold what the policies asked for.
+/// Makes the kernel hold exactly what the policies want in the runtime's
+/// table, changing only what differs, and the sysctls hold what they asked
+/// for. A failed policy's chains and sets stay as they are, and while any
+/// policy is failing no sysctl is restored (which sysctl a failed policy
+/// relied on is not known).
 ///
 /// Order matters for clean-up: the state file records every sysctl's current
 /// value (and whether the table existed) before anything is written.
@@ -404,8 +469,9 @@ pub fn apply<K: Kernel>(
     reconciler: &mut Reconciler,
     target: &Target,
     allow: &AllowList,
-    desired: &[PolicyRules],
+    evaluation: &Evaluation,
 ) -> Result<Applied, RuntimeError> {
+    let desired = &evaluation.rules;
     let mut read_first = false;
     let mut state = match state::load(&target.state_path)? {
         Some(s) => s,
@@ -437,7 +503,7 @@ pub fn apply<K: Kernel>(
         state::save(&target.state_path, &state)?;
     }
 
-    let desired_table = DesiredTable::from_policies(desired);
+    let desired_table = evaluation.desired();
     let done = reconciler.reconcile(kernel, &desired_table)?;
     if !done.tx.is_empty() {
         tracing::debug!(transaction = %done.tx, "applied");
@@ -461,6 +527,7 @@ pub fn apply<K: Kernel>(
     let stale: Vec<SavedSysctl> = state
         .sysctls
         .iter()
+        .filter(|_| evaluation.failed.is_empty())
         .filter(|s| !wanted.iter().any(|w| w.key == s.key))
         .cloned()
         .collect();
