@@ -69,10 +69,11 @@ impl Policies {
     /// Compiles every configured policy; the first that fails to load is
     /// reported.
     pub fn load(config: &Config) -> Result<Self, RuntimeError> {
-        let engine = PolicyEngine::new(config.limits).map_err(|source| RuntimeError::Load {
+        let mut engine = PolicyEngine::new(config.limits).map_err(|source| RuntimeError::Load {
             policy: "(engine)".into(),
             source,
         })?;
+        engine.set_cache(config.cache.open());
         let mut loaded = Vec::new();
         for p in &config.policies {
             let policy = engine
