@@ -147,7 +147,12 @@ fn languages_agree_on_tricky_inputs() {
         "x", "8٠", "1e3",
     ];
     let protocols = ["tcp", "udp", "TCP", "", "sctp\"\\\n\u{7f}é"];
-    let lists = [",, ,", "lan0, lan9 ,", "lan0.10", " 192.168.0.0/24 ,fd00::/8"];
+    let lists = [
+        ",, ,",
+        "lan0, lan9 ,",
+        "lan0.10",
+        " 192.168.0.0/24 ,fd00::/8",
+    ];
 
     let mut inputs: Vec<Vec<(String, String)>> = Vec::new();
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());

@@ -211,7 +211,9 @@ impl CompileCache {
         );
         match self.store(&key, &path, &component) {
             Ok(()) => self.evict(),
-            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write to the compile cache"),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write to the compile cache")
+            }
         }
         Ok(component)
     }
@@ -350,7 +352,11 @@ fn entry_mac(secret: &[u8; 32], key: &[u8; 32], payload: &[u8]) -> [u8; 32] {
 }
 
 /// The payload of an entry whose header matches `key` and whose MAC is right.
-fn verify_entry<'a>(secret: &[u8; 32], key: &[u8; 32], bytes: &'a [u8]) -> Result<&'a [u8], String> {
+fn verify_entry<'a>(
+    secret: &[u8; 32],
+    key: &[u8; 32],
+    bytes: &'a [u8],
+) -> Result<&'a [u8], String> {
     if bytes.len() < HEADER_LEN || !bytes.starts_with(MAGIC) {
         return Err("not a wasmwall cache entry (no header)".into());
     }

@@ -202,10 +202,8 @@ impl Config {
             return Err(invalid("no [[policy]] is configured".into()));
         }
 
-        let cache = CacheSettings::from_config(
-            raw.cache.dir.map(|d| base.join(d)),
-            raw.cache.max_mib,
-        );
+        let cache =
+            CacheSettings::from_config(raw.cache.dir.map(|d| base.join(d)), raw.cache.max_mib);
 
         Ok(Config {
             table,
@@ -308,7 +306,10 @@ mod tests {
 
     #[test]
     fn cache_dir_is_relative_to_the_file_and_0_mib_turns_it_off() {
-        let c = parse(&format!("[cache]\ndir = \"cache\"\nmax_mib = 10\n{MINIMAL}")).unwrap();
+        let c = parse(&format!(
+            "[cache]\ndir = \"cache\"\nmax_mib = 10\n{MINIMAL}"
+        ))
+        .unwrap();
         assert_eq!(c.cache.dir, Some(PathBuf::from("/etc/wasmwall/cache")));
         assert_eq!(c.cache.max_bytes, 10 << 20);
         let c = parse(&format!("[cache]\nmax_mib = 0\n{MINIMAL}")).unwrap();

@@ -209,9 +209,7 @@ pub fn load(dir: &Path) -> Result<Fixture, FixtureError> {
         let text = scalar_text(&value).ok_or_else(|| {
             invalid(
                 &toml_path,
-                format!(
-                    "config key `{key}` must be a string, number, boolean or a list of those"
-                ),
+                format!("config key `{key}` must be a string, number, boolean or a list of those"),
             )
         })?;
         config.push((key, text));
@@ -322,12 +320,7 @@ pub fn describe_mismatch(fixture: &Fixture, expected: &Outcome, actual: &Outcome
             Outcome::Ruleset(_) => "a ruleset",
             Outcome::Error(_) => "an error",
         };
-        let _ = writeln!(
-            out,
-            "expected {}, got {}",
-            kind(expected),
-            kind(actual)
-        );
+        let _ = writeln!(out, "expected {}, got {}", kind(expected), kind(actual));
     }
     let expected_text = with_final_newline(expected.text());
     let actual_text = with_final_newline(actual.text());
@@ -387,7 +380,10 @@ pub fn run(
         let fixture = match load(fixture_dir) {
             Ok(f) => f,
             Err(e) => {
-                let shown = fixture_dir.file_name().unwrap_or_default().to_string_lossy();
+                let shown = fixture_dir
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy();
                 write(out, format!("FAIL  {shown}\n      {}\n", error_chain(&e)));
                 summary.failed += 1;
                 continue;
@@ -553,7 +549,10 @@ mod tests {
             &Outcome::Ruleset("x".into()),
             &Outcome::Error("policy returned an error: no".into()),
         );
-        assert!(text.starts_with("expected a ruleset, got an error\n"), "{text}");
+        assert!(
+            text.starts_with("expected a ruleset, got an error\n"),
+            "{text}"
+        );
     }
 
     #[test]

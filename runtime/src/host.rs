@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 use wasmtime::component::{Component, HasData, Linker, ResourceTable};
-
-use crate::cache::CompileCache;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
@@ -29,6 +27,8 @@ use wasmtime_wasi::p2::bindings::sync as wasi;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::cache::CompileCache;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -344,7 +344,11 @@ impl HasData for HasTable {
 
 /// The interfaces [`link_sandbox`] defines. Imports of these, at any
 /// semver-compatible version, are resolved by the linker; any other import
-/// gets trapping stubs.
+/// gets trapping stubs. `tests/languages.rs` keeps this in step with
+/// `link_sandbox` for the interfaces the example policies import: one listed
+/// but not linked fails their loading, and so does one linked but not listed
+/// that the JavaScript policy imports (at the linker's exact version, so its
+/// stub would redefine what is linked).
 const SANDBOX_INTERFACES: &[&str] = &[
     "wasmwall:policy/types@0.1.0",
     "wasmwall:policy/log@0.1.0",

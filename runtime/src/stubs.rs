@@ -53,7 +53,10 @@ pub fn define_missing_as_traps<T: 'static>(
             }
             continue;
         }
-        tracing::debug!(import = name, "not provided by the sandbox: linked to trapping stubs");
+        tracing::debug!(
+            import = name,
+            "not provided by the sandbox: linked to trapping stubs"
+        );
         let mut stub = root.instance(name)?;
         stub_instance(&mut stub, name, instance, &engine, &mut seen)?;
     }
@@ -72,21 +75,23 @@ fn stub_instance<T: 'static>(
             ComponentItem::ComponentFunc(_) => {
                 let what = format!("{instance_name}#{name}");
                 linker.func_new(name, move |_, _, _, _| {
-                    wasmtime::bail!("the policy called `{what}`, which the sandbox does not provide")
+                    wasmtime::bail!(
+                        "the policy called `{what}`, which the sandbox does not provide"
+                    )
                 })?;
             }
-            ComponentItem::Resource(r) => {
-                if !seen.contains(&r) {
-                    seen.push(r);
-                    linker.resource(name, ResourceType::host::<Stubbed>(), |_, _| Ok(()))?;
-                }
+            // A resource seen before is a re-export: left to the linker.
+            ComponentItem::Resource(r) if !seen.contains(&r) => {
+                seen.push(r);
+                linker.resource(name, ResourceType::host::<Stubbed>(), |_, _| Ok(()))?;
             }
             ComponentItem::ComponentInstance(inner) => {
                 let what = format!("{instance_name}/{name}");
                 let mut nested = linker.instance(name)?;
                 stub_instance(&mut nested, &what, &inner, engine, seen)?;
             }
-            // Types need no definition; nothing else occurs in WIT interfaces.
+            // Types need no definition; nothing else occurs in WIT
+            // interfaces.
             _ => {}
         }
     }
@@ -152,7 +157,10 @@ mod tests {
     #[test]
     fn incompatible_names_do_not_match() {
         assert!(!same_interface("wasi:io/poll@0.2.12", "wasi:io/poll@0.3.0"));
-        assert!(!same_interface("wasi:io/poll@0.2.12", "wasi:io/streams@0.2.12"));
+        assert!(!same_interface(
+            "wasi:io/poll@0.2.12",
+            "wasi:io/streams@0.2.12"
+        ));
         assert!(!same_interface("a:b/c@1.4.0", "a:b/c@2.0.0"));
         assert!(!same_interface("a:b/c@0.0.1", "a:b/c@0.0.2"));
         assert!(!same_interface(

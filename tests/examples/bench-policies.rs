@@ -23,9 +23,12 @@ const CACHED_LOADS: usize = 10;
 const EVALUATIONS: usize = 300;
 
 fn main() {
-    let fixture = fixtures::load(&repo_root().join("policies/port-forward/fixtures/default-config"))
-        .expect("the default-config fixture");
-    println!("| policy | component size | first load (compile) | cached load | evaluation per event |");
+    let fixture =
+        fixtures::load(&repo_root().join("policies/port-forward/fixtures/default-config"))
+            .expect("the default-config fixture");
+    println!(
+        "| policy | component size | first load (compile) | cached load | evaluation per event |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: |");
     for (language, file) in LANGUAGES {
         let wasm = policy_wasm(file);
@@ -41,7 +44,9 @@ fn main() {
         cached.set_cache(Some(
             CompileCache::open(cache_dir.path(), DEFAULT_MAX_BYTES).expect("cache"),
         ));
-        let policy = cached.load("port-forward", &wasm).expect("first load fills the cache");
+        let policy = cached
+            .load("port-forward", &wasm)
+            .expect("first load fills the cache");
         let cached_load = median(CACHED_LOADS, || {
             cached.load("port-forward", &wasm).expect("load");
         });
