@@ -107,7 +107,10 @@ def port_forward(state: t.WorldState, config: "Config") -> t.Ruleset:
             )
         )
         forward_rules.append(to_target)
-        key = "net.ipv4.ip_forward" if target_ip.version == 4 else "net.ipv6.conf.all.forwarding"
+        if target_ip.version == 4:
+            key = "net.ipv4.ip_forward"
+        else:
+            key = "net.ipv6.conf.all.forwarding"
         sysctls.append(t.Sysctl(key, "1"))
 
     for iface in lan_interfaces:
@@ -141,11 +144,13 @@ def port_forward(state: t.WorldState, config: "Config") -> t.Ruleset:
                 )
             )
 
+    filter_, nat = t.ChainType.FILTER, t.ChainType.NAT
+    drop, accept = t.ChainPolicy.DROP, t.ChainPolicy.ACCEPT
     return t.Ruleset(
         chains=[
-            base_chain("input", t.Hook.INPUT, t.ChainType.FILTER, 0, t.ChainPolicy.DROP, input_rules),
-            base_chain("forward", t.Hook.FORWARD, t.ChainType.FILTER, 0, t.ChainPolicy.DROP, forward_rules),
-            base_chain("prerouting", t.Hook.PREROUTING, t.ChainType.NAT, -100, t.ChainPolicy.ACCEPT, prerouting_rules),
+            base_chain("input", t.Hook.INPUT, filter_, 0, drop, input_rules),
+            base_chain("forward", t.Hook.FORWARD, filter_, 0, drop, forward_rules),
+            base_chain("prerouting", t.Hook.PREROUTING, nat, -100, accept, prerouting_rules),
         ],
         sets=[],
         sysctls=sysctls,
