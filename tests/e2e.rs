@@ -1,5 +1,6 @@
 //! The scenario this project grew from, end to end: the real `wasmwall`
-//! binary, the real `port-forward` policy, a real kernel and real packets.
+//! binary, the real `port-forward` policy (in Rust, Python and JavaScript), a
+//! real kernel and real packets.
 //!
 //! Two network namespaces stand for the phone (192.168.0.2) and the laptop
 //! (192.168.0.9), joined by a veth pair. The laptop runs an HTTP server on
@@ -17,9 +18,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use wasmwall_e2e::{
-    Child, HttpServer, NetError, Netns, TempDir, files_in, find_line, http_get, policy_wasm,
-    require_root, run, run_unchecked, tcp_connect, temp_dir, toml_string, veth_pair, wait_until,
-    wasmwall_bin,
+    Child, HttpServer, NetError, Netns, TempDir, compile_cache_dir, files_in, find_line, http_get,
+    policy_wasm, require_root, run, run_unchecked, tcp_connect, temp_dir, toml_string, veth_pair,
+    wait_until, wasmwall_bin,
 };
 
 const PHONE_IF: &str = "veth-p";
@@ -34,7 +35,8 @@ const TABLE: &str = "inet wasmwall";
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A dropped SYN gets no answer at all; a refused one is answered at once.
 const DROP_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Includes compiling the policy component in a debug build.
+/// Includes compiling the policy component in a debug build, when the
+/// compile cache does not have it yet (seconds for Python and JavaScript).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -60,7 +62,10 @@ struct SeedLan {
 }
 
 impl SeedLan {
-    fn new() -> SeedLan {
+    /// The LAN, with wasmwall configured to run the port-forward policy
+    /// built as `target/policies/<policy_file>.wasm`, under the name
+    /// `port-forward` whatever its language.
+    fn new(policy_file: &str) -> SeedLan {
         let dir = temp_dir();
         let phone = Netns::new("phone");
         let laptop = Netns::new("laptop");
@@ -78,6 +83,9 @@ impl SeedLan {
             "table = \"wasmwall\"\n\
              state_dir = {state_dir}\n\
              \n\
+             [cache]\n\
+             dir = {cache_dir}\n\
+             \n\
              [[policy]]\n\
              name = \"port-forward\"\n\
              path = {policy}\n\
@@ -85,7 +93,8 @@ impl SeedLan {
              [policy.config]\n\
              lan_interface = \"{LAPTOP_IF}\"\n",
             state_dir = toml_string(&state_dir.to_string_lossy()),
-            policy = toml_string(&policy_wasm("port-forward").to_string_lossy()),
+            cache_dir = toml_string(&compile_cache_dir().to_string_lossy()),
+            policy = toml_string(&policy_wasm(policy_file).to_string_lossy()),
         );
         fs::write(&config, toml).expect("write wasmwall.toml");
 
@@ -245,7 +254,22 @@ impl SeedLan {
 
 #[test]
 fn seed_port_forward_and_clean_shutdown() {
-    let lan = SeedLan::new();
+    seed_scenario("port-forward");
+}
+
+#[test]
+fn seed_port_forward_in_python() {
+    seed_scenario("port-forward-py");
+}
+
+#[test]
+fn seed_port_forward_in_javascript() {
+    seed_scenario("port-forward-js");
+}
+
+/// Pristine, forwarding with `wasmwall run`, pristine again after SIGTERM.
+fn seed_scenario(policy_file: &str) {
+    let lan = SeedLan::new(policy_file);
     lan.assert_pristine();
 
     let mut daemon = lan.start();
@@ -262,7 +286,7 @@ fn seed_port_forward_and_clean_shutdown() {
 
 #[test]
 fn seed_cleanup_after_kill_9() {
-    let lan = SeedLan::new();
+    let lan = SeedLan::new("port-forward");
     let mut daemon = lan.start();
 
     daemon.kill();
@@ -277,7 +301,7 @@ fn seed_cleanup_after_kill_9() {
 
 #[test]
 fn apply_then_cleanup() {
-    let lan = SeedLan::new();
+    let lan = SeedLan::new("port-forward");
 
     run(&mut lan.wasmwall("apply"));
     lan.assert_forwarding();
@@ -371,7 +395,7 @@ fn handle_of(ns: &Netns, chain: &str, needle: &str) -> String {
 
 #[test]
 fn second_apply_sends_nothing_and_plan_shows_hand_edits() {
-    let lan = SeedLan::new();
+    let lan = SeedLan::new("port-forward");
     let first = run(&mut lan.wasmwall("apply"));
     assert_eq!(
         logged_field(&first.stderr, "messages"),
@@ -460,7 +484,7 @@ fn second_apply_sends_nothing_and_plan_shows_hand_edits() {
 
 #[test]
 fn run_repairs_hand_edits_as_they_happen() {
-    let lan = SeedLan::new();
+    let lan = SeedLan::new("port-forward");
     let mut daemon = lan.start();
     let good = lan.laptop.ruleset().text;
     let edits: [&[&str]; 3] = [

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::cache::CacheSettings;
 use crate::host::Limits;
 use crate::sysctl::{AllowList, KeyError};
 
@@ -41,6 +42,8 @@ struct RawConfig {
     sysctl_allow: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    cache: RawCache,
     #[serde(default, rename = "policy")]
     policies: Vec<RawPolicy>,
 }
@@ -53,6 +56,13 @@ struct RawLimits {
     max_rules: Option<usize>,
     max_set_elements: Option<usize>,
     log_lines: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    dir: Option<PathBuf>,
+    max_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +102,8 @@ pub struct Config {
     pub max_rules: usize,
     pub max_set_elements: usize,
     pub sysctls: AllowList,
+    /// Where compiled policies are kept.
+    pub cache: CacheSettings,
     pub policies: Vec<PolicyConfig>,
 }
 
@@ -208,6 +220,9 @@ impl Config {
             return Err(invalid("no [[policy]] is configured".into()));
         }
 
+        let cache =
+            CacheSettings::from_config(raw.cache.dir.map(|d| base.join(d)), raw.cache.max_mib);
+
         Ok(Config {
             table,
             state_dir: raw
@@ -220,13 +235,14 @@ impl Config {
             max_rules: raw.limits.max_rules.unwrap_or(100_000),
             max_set_elements: raw.limits.max_set_elements.unwrap_or(100_000),
             sysctls,
+            cache,
             policies,
         })
     }
 }
 
 /// A TOML value as the string a policy receives; lists are comma-joined.
-fn scalar_text(v: &toml::Value) -> Option<String> {
+pub(crate) fn scalar_text(v: &toml::Value) -> Option<String> {
     match v {
         toml::Value::String(s) => Some(s.clone()),
         toml::Value::Integer(i) => Some(i.to_string()),
@@ -246,7 +262,7 @@ fn scalar_text(v: &toml::Value) -> Option<String> {
 }
 
 /// "line L, column C: message" from a TOML error.
-fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+pub(crate) fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end().to_string();
     match e.span() {
         Some(span) => {
@@ -301,6 +317,22 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from("/run/wasmwall"));
         assert_eq!(c.policies[0].path, PathBuf::from("/etc/wasmwall/pf.wasm"));
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(
+            c.cache.dir.as_deref(),
+            Some(Path::new(crate::cache::DEFAULT_DIR))
+        );
+    }
+
+    #[test]
+    fn cache_dir_is_relative_to_the_file_and_0_mib_turns_it_off() {
+        let c = parse(&format!(
+            "[cache]\ndir = \"cache\"\nmax_mib = 10\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.cache.dir, Some(PathBuf::from("/etc/wasmwall/cache")));
+        assert_eq!(c.cache.max_bytes, 10 << 20);
+        let c = parse(&format!("[cache]\nmax_mib = 0\n{MINIMAL}")).unwrap();
+        assert_eq!(c.cache.dir, None);
     }
 
     #[test]

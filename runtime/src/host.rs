@@ -7,7 +7,10 @@
 //! into a small buffer that goes to the log, clocks, and a deterministic
 //! random source (so that, e.g., a hash map's iteration order cannot change
 //! between evaluations). Every other import (sockets, HTTP, ...) is linked to
-//! a stub that traps.
+//! a stub that traps (see [`crate::stubs`]).
+//!
+//! With a [`CompileCache`], compiled components are kept on disk so that a
+//! module is compiled once, not at every start.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use wasmtime_wasi::p2::bindings::sync as wasi;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::cache::CompileCache;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -102,6 +107,7 @@ pub struct PolicyEngine {
     engine: Engine,
     limits: Limits,
     stop_ticker: Arc<AtomicBool>,
+    cache: Option<CompileCache>,
 }
 
 impl PolicyEngine {
@@ -128,7 +134,13 @@ impl PolicyEngine {
             engine,
             limits,
             stop_ticker,
+            cache: None,
         })
+    }
+
+    /// Keeps compiled components in `cache` from now on.
+    pub fn set_cache(&mut self, cache: Option<CompileCache>) {
+        self.cache = cache;
     }
 
     pub fn limits(&self) -> Limits {
@@ -166,19 +178,21 @@ impl PolicyEngine {
                 "it is a core WebAssembly module; build the policy for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
             ));
         }
-        let component =
-            Component::new(&self.engine, bytes).map_err(|source| HostError::Compile {
-                path: shown.to_string(),
-                source,
-            })?;
+        let component = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes),
+            None => Component::new(&self.engine, bytes),
+        }
+        .map_err(|source| HostError::Compile {
+            path: shown.to_string(),
+            source,
+        })?;
         let wrong_world = |source| HostError::WrongWorld {
             path: shown.to_string(),
             source,
         };
         let mut linker = Linker::<Sandbox>::new(&self.engine);
         link_sandbox(&mut linker).map_err(HostError::Engine)?;
-        linker
-            .define_unknown_imports_as_traps(&component)
+        crate::stubs::define_missing_as_traps(&mut linker, &component, SANDBOX_INTERFACES)
             .map_err(wrong_world)?;
         let pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
         let pre = bindings::PolicyPre::new(pre).map_err(wrong_world)?;
@@ -327,6 +341,38 @@ struct HasTable;
 impl HasData for HasTable {
     type Data<'a> = &'a mut ResourceTable;
 }
+
+/// The interfaces [`link_sandbox`] defines. Imports of these, at any
+/// semver-compatible version, are resolved by the linker; any other import
+/// gets trapping stubs. `tests/languages.rs` keeps this in step with
+/// `link_sandbox` for the interfaces the example policies import: one listed
+/// but not linked fails their loading, and so does one linked but not listed
+/// that the JavaScript policy imports (at the linker's exact version, so its
+/// stub would redefine what is linked).
+const SANDBOX_INTERFACES: &[&str] = &[
+    "wasmwall:policy/types@0.1.0",
+    "wasmwall:policy/log@0.1.0",
+    "wasi:io/error@0.2.12",
+    "wasi:io/poll@0.2.12",
+    "wasi:io/streams@0.2.12",
+    "wasi:clocks/wall-clock@0.2.12",
+    "wasi:clocks/monotonic-clock@0.2.12",
+    "wasi:random/random@0.2.12",
+    "wasi:random/insecure@0.2.12",
+    "wasi:random/insecure-seed@0.2.12",
+    "wasi:cli/exit@0.2.12",
+    "wasi:cli/environment@0.2.12",
+    "wasi:cli/stdin@0.2.12",
+    "wasi:cli/stdout@0.2.12",
+    "wasi:cli/stderr@0.2.12",
+    "wasi:cli/terminal-input@0.2.12",
+    "wasi:cli/terminal-output@0.2.12",
+    "wasi:cli/terminal-stdin@0.2.12",
+    "wasi:cli/terminal-stdout@0.2.12",
+    "wasi:cli/terminal-stderr@0.2.12",
+    "wasi:filesystem/preopens@0.2.12",
+    "wasi:filesystem/types@0.2.12",
+];
 
 /// Links the policy's own import and the inert subset of WASI described in
 /// the module documentation. Sockets are deliberately absent.

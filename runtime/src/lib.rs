@@ -6,13 +6,16 @@
 //! [`ir`]), planned into a transaction ([`plan`], pure) and applied by the
 //! kernel adapter ([`kernel`]) in one atomic batch.
 
+pub mod cache;
 pub mod config;
+pub mod fixtures;
 pub mod host;
 pub mod ir;
 pub mod kernel;
 pub mod plan;
 pub mod runtime;
 pub mod state;
+mod stubs;
 pub mod sysctl;
 pub mod validate;
 pub mod world;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use wasmwall::cache::{self, CacheSettings};
 use wasmwall::config::{self, Config};
+use wasmwall::fixtures;
 use wasmwall::host::{Limits, PolicyEngine};
 use wasmwall::ir::{PolicyRules, TableView};
 use wasmwall::kernel::{Monitor, Netlink};
@@ -69,6 +71,71 @@ enum Command {
     /// Remove wasmwall's table and restore the sysctls recorded in the state
     /// file. Safe to run at any time, also after a crash or `kill -9`.
     Cleanup(CleanupArgs),
+    /// Check a policy against fixtures: inputs with the ruleset (or error)
+    /// each must give.
+    ///
+    /// FIXTURES_DIR holds one directory per fixture, each with a fixture.toml
+    /// (world state, event, config) and the expected outcome in expected.nft
+    /// (the ruleset as `wasmwall eval` prints it) or expected.err. Each
+    /// mismatch is shown as a diff; the exit status is 1 when any fixture
+    /// fails. Needs no root and touches no kernel.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// The policy component (.wasm).
+    policy: PathBuf,
+    /// The directory of fixtures.
+    fixtures: PathBuf,
+    /// Record the current outcome as the expectation of every fixture that
+    /// does not match (or has none yet), instead of failing.
+    #[arg(long)]
+    bless: bool,
+    /// The policy's name (prefix of its chains in the expected rulesets);
+    /// defaults to the file name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Run only this fixture (a directory name); repeatable.
+    #[arg(long = "fixture", value_name = "NAME")]
+    only: Vec<String>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Keep compiled policies in DIR (it must be 0700 and the user's own).
+    /// Default: `[cache] dir` of the config, else /var/lib/wasmwall/cache
+    /// for root and $XDG_CACHE_HOME/wasmwall or ~/.cache/wasmwall for others.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile policies at every load; read and write no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn settings(&self, default: CacheSettings) -> CacheSettings {
+        if self.no_cache {
+            CacheSettings::disabled()
+        } else if let Some(dir) = &self.cache_dir {
+            CacheSettings {
+                dir: Some(dir.clone()),
+                ..default
+            }
+        } else {
+            default
+        }
+    }
+
+    /// For commands run by users, without a config file.
+    fn user_settings(&self) -> CacheSettings {
+        self.settings(CacheSettings {
+            dir: cache::user_dir(),
+            max_bytes: cache::DEFAULT_MAX_BYTES,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +170,8 @@ struct EvalArgs {
     /// Memory cap for the policy, in MiB.
     #[arg(long, default_value_t = (Limits::default().memory_bytes >> 20) as u64)]
     memory_mib: u64,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +183,8 @@ struct ConfigArgs {
     /// config).
     #[arg(long, value_name = "NAME")]
     netns: Option<String>,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -215,14 +286,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             done(run(&config, &target))
         }
         Command::Cleanup(args) => done(cleanup(args)),
+        Command::Test(args) => done(test(args)),
     }
 }
 
-fn eval(args: EvalArgs) -> Result<()> {
-    let name = match &args.name {
+/// `--name`, else the file name; either must be a valid policy name.
+fn policy_name(name: &Option<String>, path: &std::path::Path) -> Result<String> {
+    let name = match name {
         Some(n) => n.clone(),
-        None => args
-            .policy
+        None => path
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("policy")
@@ -233,6 +305,47 @@ fn eval(args: EvalArgs) -> Result<()> {
             "policy name {name:?} must be 1-24 lower-case letters, digits or '-' (set one with --name)"
         );
     }
+    Ok(name)
+}
+
+fn test(args: TestArgs) -> Result<()> {
+    let name = policy_name(&args.name, &args.policy)?;
+    let mut engine = PolicyEngine::new(Limits::default())?;
+    engine.set_cache(args.cache.user_settings().open());
+    let policy = engine.load(&name, &args.policy)?;
+    println!(
+        "testing {} (policy {name}) against {}",
+        args.policy.display(),
+        args.fixtures.display()
+    );
+    let summary = fixtures::run(
+        &engine,
+        &policy,
+        &name,
+        &args.fixtures,
+        &args.only,
+        args.bless,
+        &mut std::io::stdout(),
+    )?;
+    if summary.blessed > 0 {
+        println!("blessed {} fixture(s)", summary.blessed);
+    }
+    println!(
+        "fixtures: {} passed, {} failed",
+        summary.passed, summary.failed
+    );
+    if summary.failed > 0 {
+        bail!(
+            "{} of {} fixture(s) failed",
+            summary.failed,
+            summary.passed + summary.failed + summary.blessed
+        );
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let name = policy_name(&args.name, &args.policy)?;
     let world = if let Some(path) = &args.state {
         world::load_json(path)?
     } else if args.local {
@@ -248,7 +361,8 @@ fn eval(args: EvalArgs) -> Result<()> {
         memory_bytes: (args.memory_mib as usize) << 20,
         ..Limits::default()
     };
-    let engine = PolicyEngine::new(limits)?;
+    let mut engine = PolicyEngine::new(limits)?;
+    engine.set_cache(args.cache.user_settings().open());
     let policy = engine.load(&name, &args.policy)?;
     let answer = engine
         .evaluate(
@@ -280,7 +394,8 @@ fn eval(args: EvalArgs) -> Result<()> {
 }
 
 fn load_config(args: &ConfigArgs) -> Result<(Config, Target)> {
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    config.cache = args.cache.settings(config.cache);
     let netns = args.netns.clone().or_else(|| config.netns.clone());
     if let Some(ns) = &netns {
         enter_netns(ns)?;

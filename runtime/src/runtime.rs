@@ -100,10 +100,11 @@ impl Policies {
     /// here; a policy that does not load is logged and reported at each
     /// evaluation.
     pub fn load(config: &Config) -> Result<Self, RuntimeError> {
-        let engine = PolicyEngine::new(config.limits).map_err(|source| RuntimeError::Load {
+        let mut engine = PolicyEngine::new(config.limits).map_err(|source| RuntimeError::Load {
             policy: "(engine)".into(),
             source,
         })?;
+        engine.set_cache(config.cache.open());
         let mut loaded = Vec::new();
         for p in &config.policies {
             let policy = match engine.load(&p.name, &p.path) {

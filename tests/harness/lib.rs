@@ -75,6 +75,20 @@ pub fn policy_wasm(name: &str) -> PathBuf {
     wasm
 }
 
+/// The compile cache the tests share with `scripts/test`: a policy is
+/// compiled once per machine, not once per test (a Python or JavaScript
+/// policy takes seconds). Created 0700, as the runtime requires.
+pub fn compile_cache_dir() -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = repo_root().join("target/compile-cache");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
 /// Panics unless the tests run as root: namespaces, nftables and `setpriv`
 /// need it.
 pub fn require_root() {

@@ -1,0 +1,572 @@
+//! Policy fixtures, and the runner behind `wasmwall test`: a policy author's
+//! way to test a policy in any language against expected rulesets.
+//!
+//! A fixtures directory holds one sub-directory per fixture:
+//!
+//! ```text
+//! fixtures/
+//!   lan.json                 shared files may sit at the top (ignored)
+//!   default-config/
+//!     fixture.toml           the input: state, event, config
+//!     expected.nft           the expected ruleset, as `wasmwall eval` prints it
+//!   bad-port/
+//!     fixture.toml
+//!     expected.err           or the expected error
+//! ```
+//!
+//! `fixture.toml`:
+//!
+//! ```toml
+//! description = "what this fixture checks"   # optional, shown on failure
+//! event = "interface-up=lan0"                # optional, default "startup"; as `eval --event`
+//! state = "../lan.json"                      # optional: world state as JSON, relative to this directory
+//! # or the state inline:
+//! # [[state.interfaces]]
+//! # name = "lan0"
+//! # up = true
+//! # addresses = ["192.168.0.9/24"]
+//!
+//! [config]                                   # the policy's config, as in wasmwall.toml
+//! lan_interface = "lan0"
+//! ```
+//!
+//! The outcome is either the ruleset, as nft-like text (the policy's chains
+//! in `table inet wasmwall`, then its sysctls), or an error: the policy's own
+//! error (`policy returned an error: ...`), the validation report when the
+//! runtime rejects the ruleset, or a trap or deadline. `expected.nft` or
+//! `expected.err` holds the expected outcome; exactly one of them exists.
+//! `--bless` writes the current outcome into the right one (and removes the
+//! other).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::config::{describe_toml_error, scalar_text};
+use crate::host::{LoadedPolicy, PolicyEngine};
+use crate::ir::{PolicyRules, TableView};
+use crate::runtime::error_chain;
+use crate::sysctl::AllowList;
+use crate::validate;
+use crate::world::{self, Event, WorldState};
+
+pub const FIXTURE_FILE: &str = "fixture.toml";
+pub const EXPECTED_RULESET: &str = "expected.nft";
+pub const EXPECTED_ERROR: &str = "expected.err";
+/// The table the rulesets are shown in.
+const TABLE: &str = "wasmwall";
+
+#[derive(Debug, Error)]
+pub enum FixtureError {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> FixtureError {
+    FixtureError::Invalid {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, FixtureError> {
+    std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// `fixture.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFixture {
+    description: Option<String>,
+    event: Option<String>,
+    state: Option<toml::Value>,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+/// One fixture: the input of one evaluation and what it should give.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    /// The directory's name.
+    pub name: String,
+    pub dir: PathBuf,
+    pub description: Option<String>,
+    pub state: WorldState,
+    pub event: Event,
+    pub config: Vec<(String, String)>,
+    /// None when neither expectation file exists yet.
+    pub expected: Option<Outcome>,
+}
+
+/// What an evaluation gave, or should give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The ruleset as nft-like text.
+    Ruleset(String),
+    /// The error, as text.
+    Error(String),
+}
+
+impl Outcome {
+    fn file_name(&self) -> &'static str {
+        match self {
+            Outcome::Ruleset(_) => EXPECTED_RULESET,
+            Outcome::Error(_) => EXPECTED_ERROR,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            Outcome::Ruleset(t) | Outcome::Error(t) => t,
+        }
+    }
+}
+
+/// The fixture directories in `dir`, sorted by name. An entry that is not a
+/// directory is ignored; a directory without `fixture.toml` is an error.
+pub fn fixture_dirs(dir: &Path) -> Result<Vec<PathBuf>, FixtureError> {
+    let read_dir = |source| FixtureError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_dir)? {
+        let path = entry.map_err(read_dir)?.path();
+        if path.is_dir() {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(invalid(
+            dir,
+            format!("no fixtures (each fixture is a directory holding a {FIXTURE_FILE})"),
+        ));
+    }
+    Ok(dirs)
+}
+
+/// Reads the fixture in `dir`.
+pub fn load(dir: &Path) -> Result<Fixture, FixtureError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    let toml_path = dir.join(FIXTURE_FILE);
+    if !toml_path.is_file() {
+        return Err(invalid(
+            dir,
+            format!("not a fixture: it has no {FIXTURE_FILE}"),
+        ));
+    }
+    let text = read(&toml_path)?;
+    let raw: RawFixture =
+        toml::from_str(&text).map_err(|e| invalid(&toml_path, describe_toml_error(&text, &e)))?;
+
+    let event = match &raw.event {
+        None => Event::Startup,
+        Some(e) => e
+            .parse()
+            .map_err(|e: world::EventParseError| invalid(&toml_path, format!("`event`: {e}")))?,
+    };
+    let state = match raw.state {
+        None => WorldState::default(),
+        Some(toml::Value::String(file)) => world::load_json(&dir.join(&file))
+            .map_err(|e| invalid(&toml_path, format!("`state`: {}", error_chain(&e))))?,
+        Some(value @ toml::Value::Table(_)) => {
+            let mut state: WorldState = value
+                .try_into()
+                .map_err(|e: toml::de::Error| invalid(&toml_path, format!("`state`: {e}")))?;
+            state.normalize();
+            state
+        }
+        Some(_) => {
+            return Err(invalid(
+                &toml_path,
+                "`state` must be a file name (a JSON world state) or a table",
+            ));
+        }
+    };
+    let mut config = Vec::new();
+    for (key, value) in raw.config {
+        let text = scalar_text(&value).ok_or_else(|| {
+            invalid(
+                &toml_path,
+                format!("config key `{key}` must be a string, number, boolean or a list of those"),
+            )
+        })?;
+        config.push((key, text));
+    }
+
+    let ruleset_path = dir.join(EXPECTED_RULESET);
+    let error_path = dir.join(EXPECTED_ERROR);
+    let expected = match (ruleset_path.exists(), error_path.exists()) {
+        (true, true) => {
+            return Err(invalid(
+                dir,
+                format!("has both {EXPECTED_RULESET} and {EXPECTED_ERROR}; keep one"),
+            ));
+        }
+        (true, false) => Some(Outcome::Ruleset(read(&ruleset_path)?)),
+        (false, true) => Some(Outcome::Error(read(&error_path)?)),
+        (false, false) => None,
+    };
+
+    Ok(Fixture {
+        name,
+        dir: dir.to_path_buf(),
+        description: raw.description,
+        state,
+        event,
+        config,
+        expected,
+    })
+}
+
+/// Evaluates `policy`, named `name`, on the fixture's input, and validates
+/// the answer as the runtime would before applying it.
+pub fn evaluate(
+    engine: &PolicyEngine,
+    policy: &LoadedPolicy,
+    name: &str,
+    fixture: &Fixture,
+) -> Outcome {
+    let answer = match engine.evaluate(
+        policy,
+        &fixture.state.to_wit(),
+        &fixture.event.to_wit(),
+        &fixture.config,
+    ) {
+        Ok(answer) => answer,
+        Err(e) => return Outcome::Error(error_chain(&e)),
+    };
+    let options = validate::Options {
+        max_rules: 100_000,
+        max_set_elements: 100_000,
+        sysctls: AllowList::new(&[]).expect("the built-in sysctl allow-list is valid"),
+    };
+    match validate::validate(&answer, &options) {
+        Err(invalid) => Outcome::Error(invalid.to_string()),
+        Ok(rules) => {
+            let policies = [PolicyRules {
+                policy: name.to_string(),
+                rules,
+            }];
+            Outcome::Ruleset(
+                TableView {
+                    table: TABLE,
+                    policies: &policies,
+                }
+                .to_string(),
+            )
+        }
+    }
+}
+
+/// Whether `actual` is what `expected` says; a missing final newline in the
+/// file does not matter.
+pub fn matches(expected: &Outcome, actual: &Outcome) -> bool {
+    std::mem::discriminant(expected) == std::mem::discriminant(actual)
+        && expected.text().trim_end_matches('\n') == actual.text().trim_end_matches('\n')
+}
+
+/// Writes `outcome` as the fixture's expectation; removes the other file.
+pub fn bless(fixture: &Fixture, outcome: &Outcome) -> Result<(), FixtureError> {
+    let path = fixture.dir.join(outcome.file_name());
+    let mut text = outcome.text().trim_end_matches('\n').to_string();
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|source| FixtureError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let other = match outcome {
+        Outcome::Ruleset(_) => EXPECTED_ERROR,
+        Outcome::Error(_) => EXPECTED_RULESET,
+    };
+    let other = fixture.dir.join(other);
+    match std::fs::remove_file(&other) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FixtureError::Write {
+            path: other.display().to_string(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A readable difference between the expected and the actual outcome: a
+/// unified diff of the text, and a note when one is an error and the other a
+/// ruleset.
+pub fn describe_mismatch(fixture: &Fixture, expected: &Outcome, actual: &Outcome) -> String {
+    let mut out = String::new();
+    if std::mem::discriminant(expected) != std::mem::discriminant(actual) {
+        let kind = |o: &Outcome| match o {
+            Outcome::Ruleset(_) => "a ruleset",
+            Outcome::Error(_) => "an error",
+        };
+        let _ = writeln!(out, "expected {}, got {}", kind(expected), kind(actual));
+    }
+    let expected_text = with_final_newline(expected.text());
+    let actual_text = with_final_newline(actual.text());
+    let expected_path = fixture.dir.join(expected.file_name());
+    let diff = similar::TextDiff::from_lines(&expected_text, &actual_text);
+    let _ = write!(
+        out,
+        "{}",
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&format!("expected ({})", expected_path.display()), "actual")
+    );
+    out
+}
+
+fn with_final_newline(text: &str) -> String {
+    let mut text = text.trim_end_matches('\n').to_string();
+    text.push('\n');
+    text
+}
+
+/// What `wasmwall test` did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub blessed: usize,
+}
+
+/// Runs every fixture in `dir` (or those named in `only`) against `policy`,
+/// writing a line per fixture and a diff per mismatch to `out`. With `bless`
+/// a mismatch or missing expectation is written instead of failing.
+pub fn run(
+    engine: &PolicyEngine,
+    policy: &LoadedPolicy,
+    name: &str,
+    dir: &Path,
+    only: &[String],
+    bless_mismatches: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<Summary, FixtureError> {
+    let mut dirs = fixture_dirs(dir)?;
+    if !only.is_empty() {
+        for wanted in only {
+            if !dirs.iter().any(|d| d.file_name() == Some(wanted.as_ref())) {
+                return Err(invalid(dir, format!("has no fixture {wanted:?}")));
+            }
+        }
+        dirs.retain(|d| only.iter().any(|w| d.file_name() == Some(w.as_ref())));
+    }
+    let write = |out: &mut dyn std::io::Write, text: String| {
+        // A closed stdout (e.g. `| head`) must not hide the exit status.
+        let _ = out.write_all(text.as_bytes());
+    };
+    let mut summary = Summary::default();
+    for fixture_dir in &dirs {
+        let fixture = match load(fixture_dir) {
+            Ok(f) => f,
+            Err(e) => {
+                let shown = fixture_dir
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy();
+                write(out, format!("FAIL  {shown}\n      {}\n", error_chain(&e)));
+                summary.failed += 1;
+                continue;
+            }
+        };
+        let actual = evaluate(engine, policy, name, &fixture);
+        match &fixture.expected {
+            Some(expected) if matches(expected, &actual) => {
+                write(out, format!("ok    {}\n", fixture.name));
+                summary.passed += 1;
+            }
+            _ if bless_mismatches => {
+                bless(&fixture, &actual)?;
+                write(
+                    out,
+                    format!(
+                        "bless {} (wrote {})\n",
+                        fixture.name,
+                        fixture.dir.join(actual.file_name()).display()
+                    ),
+                );
+                summary.blessed += 1;
+            }
+            None => {
+                write(
+                    out,
+                    format!(
+                        "FAIL  {}\n      no {EXPECTED_RULESET} or {EXPECTED_ERROR} in {}; \
+                         run with --bless to record the current outcome:\n{}",
+                        fixture.name,
+                        fixture.dir.display(),
+                        indent(actual.text())
+                    ),
+                );
+                summary.failed += 1;
+            }
+            Some(expected) => {
+                let mut text = format!("FAIL  {}\n", fixture.name);
+                if let Some(d) = &fixture.description {
+                    let _ = writeln!(text, "      ({d})");
+                }
+                text.push_str(&indent(&describe_mismatch(&fixture, expected, &actual)));
+                write(out, text);
+                summary.failed += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("      {l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, file: &str, text: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+
+    #[test]
+    fn loads_inline_state_event_and_config_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("seed");
+        write(
+            &dir,
+            FIXTURE_FILE,
+            "description = \"d\"\nevent = \"interface-up=lan0\"\n\
+             [[state.interfaces]]\nname = \"wan0\"\n[[state.interfaces]]\nname = \"lan0\"\nup = true\n\
+             [config]\nz = \"1\"\nlan_interface = [\"a\", \"b\"]\nport = 80\n",
+        );
+        write(&dir, EXPECTED_RULESET, "table inet wasmwall {\n}\n");
+        let f = load(&dir).unwrap();
+        assert_eq!(f.name, "seed");
+        assert_eq!(f.event, Event::InterfaceUp("lan0".into()));
+        assert_eq!(f.state.interfaces[0].name, "lan0", "sorted by name");
+        assert_eq!(
+            f.config,
+            [
+                ("z".to_string(), "1".to_string()),
+                ("lan_interface".into(), "a,b".into()),
+                ("port".into(), "80".into())
+            ]
+        );
+        assert_eq!(
+            f.expected,
+            Some(Outcome::Ruleset("table inet wasmwall {\n}\n".into()))
+        );
+    }
+
+    #[test]
+    fn state_file_is_relative_to_the_fixture() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "lan.json",
+            r#"{"interfaces":[{"name":"lan0","up":true}]}"#,
+        );
+        let dir = root.path().join("a");
+        write(&dir, FIXTURE_FILE, "state = \"../lan.json\"\n");
+        assert_eq!(load(&dir).unwrap().state.interfaces[0].name, "lan0");
+    }
+
+    #[test]
+    fn invalid_fixtures_name_the_file_and_problem() {
+        let root = tempfile::tempdir().unwrap();
+        let cases = [
+            ("a", "evnt = \"startup\"\n", "evnt"),
+            ("b", "event = \"reboot\"\n", "unknown event kind"),
+            ("c", "state = \"missing.json\"\n", "missing.json"),
+            ("d", "[state]\ninterfaces = [{ nme = \"x\" }]\n", "nme"),
+            ("e", "[config]\nx = { y = 1 }\n", "config key `x`"),
+            ("f", "event = [\n", "line 1"),
+            ("g", "state = 5\n", "`state` must be"),
+        ];
+        for (name, text, needle) in cases {
+            let dir = root.path().join(name);
+            write(&dir, FIXTURE_FILE, text);
+            let err = error_chain(&load(&dir).unwrap_err());
+            assert!(
+                err.contains(needle) && err.contains(&dir.display().to_string()),
+                "{name}: {err}"
+            );
+        }
+        let dir = root.path().join("both");
+        write(&dir, FIXTURE_FILE, "");
+        write(&dir, EXPECTED_RULESET, "");
+        write(&dir, EXPECTED_ERROR, "");
+        let err = load(&dir).unwrap_err().to_string();
+        assert!(err.contains("keep one"), "{err}");
+        let dir = root.path().join("empty");
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = load(&dir).unwrap_err().to_string();
+        assert!(err.contains("has no fixture.toml"), "{err}");
+    }
+
+    #[test]
+    fn matching_ignores_the_final_newline_but_not_the_kind() {
+        let r = |t: &str| Outcome::Ruleset(t.into());
+        assert!(matches(&r("a\n"), &r("a")));
+        assert!(!matches(&r("a\n"), &r("b")));
+        assert!(!matches(&Outcome::Error("a".into()), &r("a")));
+    }
+
+    #[test]
+    fn mismatch_is_a_unified_diff() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("f");
+        write(&dir, FIXTURE_FILE, "");
+        let fixture = load(&dir).unwrap();
+        let text = describe_mismatch(
+            &fixture,
+            &Outcome::Ruleset("one\ntwo\nthree\n".into()),
+            &Outcome::Ruleset("one\n2\nthree\n".into()),
+        );
+        assert!(text.contains("-two\n+2\n"), "{text}");
+        assert!(text.contains("expected.nft"), "{text}");
+        let text = describe_mismatch(
+            &fixture,
+            &Outcome::Ruleset("x".into()),
+            &Outcome::Error("policy returned an error: no".into()),
+        );
+        assert!(
+            text.starts_with("expected a ruleset, got an error\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bless_writes_one_expectation_and_removes_the_other() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("f");
+        write(&dir, FIXTURE_FILE, "");
+        write(&dir, EXPECTED_RULESET, "old");
+        let fixture = load(&dir).unwrap();
+        bless(&fixture, &Outcome::Error("boom".into())).unwrap();
+        assert!(!dir.join(EXPECTED_RULESET).exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(EXPECTED_ERROR)).unwrap(),
+            "boom\n"
+        );
+    }
+}
