@@ -105,6 +105,9 @@ pub struct Config {
     /// Where compiled policies are kept.
     pub cache: CacheSettings,
     pub policies: Vec<PolicyConfig>,
+    /// Use policy files that others could have written (never read from the
+    /// file itself: only the command line can say so).
+    pub insecure_permissions: bool,
 }
 
 impl Config {
@@ -237,6 +240,7 @@ impl Config {
             sysctls,
             cache,
             policies,
+            insecure_permissions: false,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod host;
 pub mod ir;
 pub mod kernel;
+pub mod perms;
 pub mod plan;
 pub mod runtime;
 pub mod state;

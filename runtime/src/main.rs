@@ -183,6 +183,11 @@ struct ConfigArgs {
     /// config).
     #[arg(long, value_name = "NAME")]
     netns: Option<String>,
+    /// Use a config or policy file even if someone other than root (or the
+    /// user running wasmwall) could have written it or a directory above it.
+    /// Without this, such files are refused, as sshd's StrictModes does.
+    #[arg(long)]
+    insecure_permissions: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -394,7 +399,11 @@ fn eval(args: EvalArgs) -> Result<()> {
 }
 
 fn load_config(args: &ConfigArgs) -> Result<(Config, Target)> {
+    if !args.insecure_permissions {
+        wasmwall::perms::check(&args.config, "config file")?;
+    }
     let mut config = Config::load(&args.config)?;
+    config.insecure_permissions = args.insecure_permissions;
     config.cache = args.cache.settings(config.cache);
     let netns = args.netns.clone().or_else(|| config.netns.clone());
     if let Some(ns) = &netns {

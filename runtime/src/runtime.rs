@@ -107,18 +107,25 @@ impl Policies {
         engine.set_cache(config.cache.open());
         let mut loaded = Vec::new();
         for p in &config.policies {
-            let policy = match engine.load(&p.name, &p.path) {
+            let checked = if config.insecure_permissions {
+                Ok(())
+            } else {
+                crate::perms::check(&p.path, "policy file")
+                    .map_err(|e| format!("policy {}: {e}", p.name))
+            };
+            let policy = match checked.and_then(|()| {
+                engine.load(&p.name, &p.path).map_err(|source| {
+                    error_chain(&RuntimeError::Load {
+                        policy: p.name.clone(),
+                        source,
+                    })
+                })
+            }) {
                 Ok(policy) => {
                     tracing::info!(policy = %p.name, path = %p.path.display(), "policy loaded");
                     Ok(policy)
                 }
-                Err(source) => {
-                    let e = RuntimeError::Load {
-                        policy: p.name.clone(),
-                        source,
-                    };
-                    Err(error_chain(&e))
-                }
+                Err(e) => Err(e),
             };
             loaded.push((p.clone(), policy));
         }

@@ -175,6 +175,16 @@ pub fn load(path: &Path) -> Result<Option<State>, StateError> {
     Ok(Some(state))
 }
 
+/// The file a new state is written to before it replaces the old one. Its
+/// name is fixed (only the lock holder writes), so a crash in the middle
+/// leaves at most this one file, overwritten by the next save and removed
+/// with the state.
+fn temp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
 /// Writes the state atomically: a complete new file replaces the old one by
 /// rename, and both are flushed to disk, so a crash leaves the old or the new
 /// content, never a torn file. The directory is created root-only.
@@ -186,30 +196,45 @@ pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
         path: shown.clone(),
         source,
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
+    let tmp = temp_path(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(write_err)?;
+    // The mode above applies only to a new file.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(write_err)?;
     let text = serde_json::to_string_pretty(state).expect("state serializes");
-    tmp.write_all(text.as_bytes()).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    file.write_all(text.as_bytes()).map_err(write_err)?;
+    file.sync_all().map_err(write_err)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(write_err)?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(write_err)?;
     Ok(())
 }
 
-/// Removes the state file (no error if it is gone already).
+/// Removes the state file, and a half-written new one a crash may have left
+/// (no error if they are gone already).
 pub fn remove(path: &Path) -> Result<(), StateError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StateError::Write {
-            path: path.display().to_string(),
-            source,
-        }),
+    for p in [temp_path(path), path.to_path_buf()] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StateError::Write {
+                    path: p.display().to_string(),
+                    source,
+                });
+            }
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
