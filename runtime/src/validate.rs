@@ -100,9 +100,10 @@ fn check_name(ctx: &mut Ctx, at: &str, what: &str, name: &str) -> bool {
     ok
 }
 
-/// Linux interface name rules (dev_valid_name).
-fn check_ifname(ctx: &mut Ctx, at: &str, name: &str) -> bool {
-    let problem = if name.is_empty() {
+/// What is wrong with an interface name by Linux's rules (dev_valid_name),
+/// as "is empty", "is 20 bytes long; ...".
+pub fn ifname_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
         Some("is empty".to_string())
     } else if name.len() >= libc::IFNAMSIZ {
         Some(format!(
@@ -119,7 +120,11 @@ fn check_ifname(ctx: &mut Ctx, at: &str, name: &str) -> bool {
         Some("contains '/', ':', a space or NUL".into())
     } else {
         None
-    };
+    }
+}
+
+fn check_ifname(ctx: &mut Ctx, at: &str, name: &str) -> bool {
+    let problem = ifname_problem(name);
     if let Some(p) = &problem {
         ctx.err(at, format!("interface name {name:?} {p}"));
     }

@@ -115,6 +115,109 @@ pub struct EventParseError {
     pub problem: String,
 }
 
+/// Checks of the fields of the world state and events, wherever they come
+/// from (a state file, `--event`, later the control socket): an interface
+/// name by Linux's rules, a MAC as six hex pairs, an address with a prefix
+/// length that fits its family, a host name of DNS characters.
+pub mod fields {
+    use std::net::IpAddr;
+
+    pub fn ifname(name: &str) -> Result<(), String> {
+        match crate::validate::ifname_problem(name) {
+            None => Ok(()),
+            Some(p) => Err(format!("interface name {name:?} {p}")),
+        }
+    }
+
+    /// Six pairs of hex digits separated by ':' (or '-'); returns the
+    /// lower-case ':' form.
+    pub fn mac(mac: &str) -> Result<String, String> {
+        let pairs: Vec<&str> = mac.split([':', '-']).collect();
+        let ok = pairs.len() == 6
+            && pairs
+                .iter()
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+        if ok {
+            Ok(pairs.join(":").to_ascii_lowercase())
+        } else {
+            Err(format!(
+                "MAC {mac:?} is not six hex pairs like 52:54:00:12:34:56"
+            ))
+        }
+    }
+
+    pub fn ip(ip: &str) -> Result<IpAddr, String> {
+        ip.parse()
+            .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))
+    }
+
+    /// "addr/len" with a length that fits the address family.
+    pub fn address_with_prefix(text: &str) -> Result<(), String> {
+        let bad = || format!("address {text:?} is not ADDR/LEN like 192.168.0.1/24");
+        let (addr, len) = text.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err(format!(
+                "address {text:?}: a prefix length of {len} is more than {max}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// 1-253 characters: letters, digits, '-', '_' and '.'.
+    pub fn hostname(name: &str) -> Result<(), String> {
+        let ok = (1..=253).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "host name {name:?} must be 1-253 letters, digits, '-', '_' or '.'"
+            ))
+        }
+    }
+}
+
+impl Lease {
+    /// Checks every field; returns the lease with its MAC normalized.
+    pub fn checked(mut self) -> Result<Lease, String> {
+        self.mac = fields::mac(&self.mac)?;
+        fields::ip(&self.ip)?;
+        fields::ifname(&self.iface)?;
+        if let Some(h) = &self.hostname {
+            fields::hostname(h)?;
+        }
+        Ok(self)
+    }
+}
+
+impl WorldState {
+    /// Checks every field of every interface and lease.
+    pub fn check(&mut self) -> Result<(), String> {
+        for (i, iface) in self.interfaces.iter_mut().enumerate() {
+            let at = |e: String| format!("interfaces[{i}]: {e}");
+            fields::ifname(&iface.name).map_err(at)?;
+            if let Some(mac) = &iface.mac {
+                iface.mac = Some(fields::mac(mac).map_err(at)?);
+            }
+            for a in &iface.addresses {
+                fields::address_with_prefix(a).map_err(at)?;
+            }
+        }
+        for (i, lease) in self.leases.iter_mut().enumerate() {
+            *lease = lease
+                .clone()
+                .checked()
+                .map_err(|e| format!("leases[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl std::str::FromStr for Event {
     type Err = EventParseError;
 
@@ -129,28 +232,29 @@ impl std::str::FromStr for Event {
         };
         let parts: Vec<&str> = args.map(|a| a.split(',').collect()).unwrap_or_default();
         let one = |parts: &[&str]| match parts {
-            [name] if !name.is_empty() => Ok(name.to_string()),
+            [name] if !name.is_empty() => fields::ifname(name)
+                .map(|()| name.to_string())
+                .map_err(|e| fail(&e)),
             _ => Err(fail("expects one interface name")),
         };
         let addr = |parts: &[&str]| match parts {
-            [iface, address] if !iface.is_empty() && address.contains('/') => {
+            [iface, address] if !iface.is_empty() => {
+                fields::ifname(iface).map_err(|e| fail(&e))?;
+                fields::address_with_prefix(address).map_err(|e| fail(&e))?;
                 Ok((iface.to_string(), address.to_string()))
             }
             _ => Err(fail("expects IFACE,ADDR/LEN")),
         };
         let lease = |parts: &[&str]| match parts {
-            [mac, ip, iface, rest @ ..] if rest.len() <= 1 => {
-                if ip.parse::<IpAddr>().is_err() {
-                    return Err(fail("the lease IP is not an address"));
-                }
-                Ok(Lease {
-                    mac: mac.to_ascii_lowercase(),
-                    ip: ip.to_string(),
-                    hostname: rest.first().map(|h| h.to_string()),
-                    iface: iface.to_string(),
-                    expires: None,
-                })
+            [mac, ip, iface, rest @ ..] if rest.len() <= 1 => Lease {
+                mac: mac.to_string(),
+                ip: ip.to_string(),
+                hostname: rest.first().map(|h| h.to_string()),
+                iface: iface.to_string(),
+                expires: None,
             }
+            .checked()
+            .map_err(|e| fail(&e)),
             _ => Err(fail("expects MAC,IP,IFACE[,HOSTNAME]")),
         };
         match (kind, args) {
@@ -223,8 +327,12 @@ pub fn load_json(path: &std::path::Path) -> Result<WorldState, WorldError> {
         source,
     })?;
     let mut state: WorldState = serde_json::from_str(&text).map_err(|e| WorldError::Parse {
-        path: shown,
+        path: shown.clone(),
         message: e.to_string(),
+    })?;
+    state.check().map_err(|message| WorldError::Parse {
+        path: shown,
+        message,
     })?;
     state.normalize();
     Ok(state)
@@ -326,12 +434,58 @@ mod tests {
             ("reboot", "unknown event kind"),
             ("interface-up", "one interface name"),
             ("address-added=lan0", "IFACE,ADDR/LEN"),
-            ("lease-added=aa,not-an-ip,lan0", "not an address"),
+            (
+                "lease-added=aa:bb:cc:dd:ee:ff,not-an-ip,lan0",
+                "not an IPv4 or IPv6 address",
+            ),
+            ("lease-added=aa,10.0.0.2,lan0", "not six hex pairs"),
+            (
+                "lease-added=aa:bb:cc:dd:ee:zz,10.0.0.2,lan0",
+                "not six hex pairs",
+            ),
+            (
+                "lease-added=aa:bb:cc:dd:ee:ff,10.0.0.2,lan0,bad host",
+                "host name",
+            ),
+            (
+                "lease-added=aa:bb:cc:dd:ee:ff,10.0.0.2,averyveryverylongname",
+                "at most 15 bytes",
+            ),
+            ("interface-up=a/b", "contains '/'"),
+            ("address-added=lan0,10.0.0.1/33", "more than 32"),
+            ("address-added=lan0,10.0.0.1", "ADDR/LEN"),
             ("startup=now", "takes no arguments"),
         ] {
             let err = text.parse::<Event>().unwrap_err().to_string();
             assert!(err.contains(needle) && err.contains(text), "{err}");
         }
+    }
+
+    #[test]
+    fn lease_fields_are_normalized() {
+        let Event::LeaseAdded(l) = "lease-added=AA-BB-CC-DD-EE-FF,10.0.0.2,lan0,nas"
+            .parse::<Event>()
+            .unwrap()
+        else {
+            panic!("a lease event")
+        };
+        assert_eq!(l.mac, "aa:bb:cc:dd:ee:ff");
+        assert_eq!(l.hostname.as_deref(), Some("nas"));
+    }
+
+    #[test]
+    fn state_json_fields_are_checked() {
+        let mut state: WorldState = serde_json::from_str(
+            r#"{"leases":[{"mac":"aa:bb:cc:dd:ee:ff","ip":"10.0.0.2","iface":"lan0"},
+                          {"mac":"nope","ip":"10.0.0.3","iface":"lan0"}]}"#,
+        )
+        .unwrap();
+        let err = state.check().unwrap_err();
+        assert!(err.starts_with("leases[1]: MAC \"nope\""), "{err}");
+        let mut state: WorldState =
+            serde_json::from_str(r#"{"interfaces":[{"name":"lan0","addresses":["10.0.0.1/40"]}]}"#)
+                .unwrap();
+        assert!(state.check().unwrap_err().contains("interfaces[0]"));
     }
 
     #[test]
