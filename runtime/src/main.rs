@@ -551,6 +551,8 @@ fn run(config: &Config, target: &Target) -> Result<()> {
         ))
     })?;
     let mut kernel = Netlink::new()?;
+    // The daemon remembers its table: have every new rule's handle echoed.
+    kernel.echo_all_rules();
     let mut reconciler = Reconciler::new(&target.table);
     // Subscribe before the first batch, so no change after it goes unseen.
     let monitor = {

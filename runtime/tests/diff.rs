@@ -359,3 +359,15 @@ fn hand_edits_are_repaired_by_the_next_reconcile() {
         assert!(again.tx.is_empty(), "{what}: converged:\n{}", again.tx);
     }
 }
+
+#[test]
+fn with_every_rule_echoed_a_large_apply_is_known_without_reading() {
+    let mut kernel = fresh_netns();
+    kernel.echo_all_rules();
+    let mut reconciler = Reconciler::new(TABLE);
+    converge(&mut kernel, &mut reconciler, &forward_rules(10_000, None));
+    let (known, read) = reconciler.observe(&mut kernel).unwrap();
+    assert!(!read, "10,000 handles echoed: nothing to read");
+    let known = known.clone();
+    assert_eq!(kernel.observe(TABLE).unwrap(), known);
+}

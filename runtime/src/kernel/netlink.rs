@@ -50,9 +50,12 @@ const NFTA_GEN_ID: u16 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const INET: u8 = libc::NFPROTO_INET as u8;
-/// Rule echoes are asked for up to this many added rules: enough for every
-/// event-driven change, while a first apply of a huge table is not slowed by
-/// reading it all back (the next reconcile reads the table instead).
+/// Rule echoes are asked for up to this many added rules by default: enough
+/// for every event-driven change, while a one-shot apply of a huge table is
+/// not slowed by the echoes (they cost the kernel about as much again as the
+/// batch; see BENCHMARKS.md). A daemon that keeps the table in memory asks
+/// for all of them ([`Netlink::echo_all_rules`]): reading a large table back
+/// later costs more.
 const ECHO_LIMIT: usize = 4096;
 /// Attempts at a consistent observation while others change the ruleset.
 const OBSERVE_ATTEMPTS: usize = 5;
@@ -68,6 +71,7 @@ pub struct Netlink {
     fd: OwnedFd,
     buf: Vec<u8>,
     seq: u32,
+    echo_limit: usize,
 }
 
 impl Netlink {
@@ -93,7 +97,14 @@ impl Netlink {
             fd,
             buf: vec![0; RECV_BUF],
             seq: 0,
+            echo_limit: ECHO_LIMIT,
         })
+    }
+
+    /// Asks the kernel for the handle of every rule added, however many, so
+    /// that the table after a batch is always known without reading it.
+    pub fn echo_all_rules(&mut self) {
+        self.echo_limit = usize::MAX;
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -401,7 +412,7 @@ impl Kernel for Netlink {
             .count();
         let options = encode::Options {
             generation,
-            echo_rules: adds <= ECHO_LIMIT,
+            echo_rules: adds <= self.echo_limit,
         };
         let Encoded {
             bytes,
