@@ -495,4 +495,86 @@ mod tests {
             .to_string();
         assert!(err.contains("upp"), "{err}");
     }
+
+    // Fuzzing of the event and state parsers, which the control socket will
+    // share: any input is an error or a checked value, never a panic. Short
+    // by default; PROPTEST_CASES=100000 runs it longer.
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Text that often looks like an event: kinds, separators, fields.
+        fn eventish() -> impl Strategy<Value = String> {
+            let kind = prop::sample::select(vec![
+                "startup",
+                "config-changed",
+                "interface-up",
+                "interface-down",
+                "address-added",
+                "address-removed",
+                "lease-added",
+                "lease-renewed",
+                "lease-expired",
+                "reboot",
+                "",
+            ]);
+            let field = prop_oneof![
+                "[a-z0-9]{0,20}",
+                "([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}",
+                "[0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,3})?",
+                "[0-9a-f:]{2,40}(/[0-9]{1,3})?",
+                ".{0,40}",
+            ];
+            (kind, prop::collection::vec(field, 0..6), any::<bool>()).prop_map(|(k, f, eq)| {
+                if eq || !f.is_empty() {
+                    format!("{k}={}", f.join(","))
+                } else {
+                    k.to_string()
+                }
+            })
+        }
+
+        fn checked_ok(e: &Event) -> bool {
+            match e {
+                Event::InterfaceUp(n) | Event::InterfaceDown(n) => fields::ifname(n).is_ok(),
+                Event::AddressAdded { iface, address }
+                | Event::AddressRemoved { iface, address } => {
+                    fields::ifname(iface).is_ok() && fields::address_with_prefix(address).is_ok()
+                }
+                Event::LeaseAdded(l) | Event::LeaseRenewed(l) | Event::LeaseExpired(l) => {
+                    l.clone().checked().as_ref() == Ok(l)
+                }
+                Event::Startup | Event::ConfigChanged => true,
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn event_parser_accepts_only_checked_events(text in eventish()) {
+                if let Ok(event) = text.parse::<Event>() {
+                    prop_assert!(checked_ok(&event), "{text:?} gave {event:?}");
+                }
+            }
+
+            #[test]
+            fn event_parser_never_panics_on_bytes(text in "\\PC{0,200}") {
+                let _ = text.parse::<Event>();
+            }
+
+            #[test]
+            fn state_json_is_checked_or_refused(text in "\\PC{0,300}", name in ".{0,30}", mac in ".{0,20}") {
+                let _ = serde_json::from_str::<WorldState>(&text).map(|mut s| s.check());
+                let json = serde_json::json!({
+                    "interfaces": [{"name": name, "mac": mac, "addresses": [format!("{name}/24")]}],
+                    "leases": [{"mac": mac, "ip": name, "iface": name}],
+                });
+                if let Ok(mut state) = serde_json::from_value::<WorldState>(json) {
+                    if state.check().is_ok() {
+                        prop_assert!(fields::ifname(&state.interfaces[0].name).is_ok());
+                        prop_assert!(state.leases[0].clone().checked().is_ok());
+                    }
+                }
+            }
+        }
+    }
 }
