@@ -568,11 +568,11 @@ mod tests {
                     "interfaces": [{"name": name, "mac": mac, "addresses": [format!("{name}/24")]}],
                     "leases": [{"mac": mac, "ip": name, "iface": name}],
                 });
-                if let Ok(mut state) = serde_json::from_value::<WorldState>(json) {
-                    if state.check().is_ok() {
-                        prop_assert!(fields::ifname(&state.interfaces[0].name).is_ok());
-                        prop_assert!(state.leases[0].clone().checked().is_ok());
-                    }
+                if let Ok(mut state) = serde_json::from_value::<WorldState>(json)
+                    && state.check().is_ok()
+                {
+                    prop_assert!(fields::ifname(&state.interfaces[0].name).is_ok());
+                    prop_assert!(state.leases[0].clone().checked().is_ok());
                 }
             }
         }
