@@ -56,6 +56,13 @@ pub struct Invalid {
     pub problems: Vec<Problem>,
 }
 
+/// Problems an error lists; the others are only counted. A policy can
+/// return thousands of bad elements, and the error goes to the log.
+pub const PROBLEMS_SHOWN: usize = 20;
+/// Longest problem line an error shows; the rest of a longer one (a huge
+/// string quoted) is cut.
+pub const PROBLEM_TEXT_MAX: usize = 300;
+
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -63,8 +70,22 @@ impl fmt::Display for Invalid {
             "{} problem(s) in the returned ruleset",
             self.problems.len()
         )?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
+        for p in self.problems.iter().take(PROBLEMS_SHOWN) {
+            let mut text = p.to_string();
+            if text.len() > PROBLEM_TEXT_MAX {
+                let mut cut = PROBLEM_TEXT_MAX;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push_str("... (cut)");
+            }
+            write!(f, "\n  - {text}")?;
+        }
+        if let Some(more) = self.problems.len().checked_sub(PROBLEMS_SHOWN)
+            && more > 0
+        {
+            write!(f, "\n  - ... and {more} more")?;
         }
         Ok(())
     }
@@ -861,5 +882,7 @@ fn convert_action(
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
