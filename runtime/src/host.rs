@@ -283,6 +283,9 @@ impl PolicyEngine {
         if let Some(over) = e.downcast_ref::<CapExceeded>() {
             return HostError::OverCap(over.clone());
         }
+        if let Some(wasmtime_wasi::I32Exit(status)) = e.downcast_ref() {
+            return HostError::Trap(format!("the policy called exit (status {status})"));
+        }
         tracing::debug!(policy, "the policy's trap in full: {e:?}");
         HostError::Trap(e.root_cause().to_string())
     }
@@ -600,6 +603,23 @@ mod tests {
             err.contains("core WebAssembly module") && err.contains("wasm32-wasip2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_memory_cap_holds_for_all_memories_together() {
+        let mut caps = StoreCaps::new(10 << 20);
+        assert!(caps.memory_growing(0, 6 << 20, None).unwrap());
+        // A second memory: alone it fits the cap, with the first it does not.
+        let err = caps.memory_growing(0, 6 << 20, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "policy exceeded its memory cap of 10 MiB (its memories would have grown to 12 MiB)"
+        );
+        assert!(caps.memory_growing(6 << 20, 10 << 20, None).unwrap());
+        // Beyond a memory's own maximum: a plain failure, nothing counted.
+        assert!(!caps.memory_growing(0, 1 << 20, Some(64 << 10)).unwrap());
+        assert!(caps.table_growing(0, TABLE_ELEMENTS_MAX, None).unwrap());
+        assert!(caps.table_growing(0, 1, None).is_err());
     }
 
     #[test]

@@ -29,12 +29,9 @@ pub enum RuntimeError {
         #[source]
         source: HostError,
     },
-    #[error("policy {policy}: {source}")]
-    Invalid {
-        policy: String,
-        #[source]
-        source: Invalid,
-    },
+    /// On one line: it goes to the log.
+    #[error("policy {policy}: {problems:#}")]
+    Invalid { policy: String, problems: Invalid },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -189,10 +186,10 @@ impl Policies {
                     source,
                 })
             })?;
-        let mut rules = validate::validate(&answer, &self.options).map_err(|source| {
+        let mut rules = validate::validate(&answer, &self.options).map_err(|problems| {
             error_chain(&RuntimeError::Invalid {
                 policy: cfg.name.clone(),
-                source,
+                problems,
             })
         })?;
         for base in rules.chains.iter_mut().filter_map(|c| c.base.as_mut()) {

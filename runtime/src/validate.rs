@@ -63,6 +63,8 @@ pub const PROBLEMS_SHOWN: usize = 20;
 /// string quoted) is cut.
 pub const PROBLEM_TEXT_MAX: usize = 300;
 
+/// `{}` gives a header line and one line per problem, as `wasmwall eval`
+/// and fixtures show it; `{:#}` gives the same on one line, for logs.
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -70,7 +72,12 @@ impl fmt::Display for Invalid {
             "{} problem(s) in the returned ruleset",
             self.problems.len()
         )?;
-        for p in self.problems.iter().take(PROBLEMS_SHOWN) {
+        let (first, next) = if f.alternate() {
+            (": ", "; ")
+        } else {
+            ("\n  - ", "\n  - ")
+        };
+        for (i, p) in self.problems.iter().take(PROBLEMS_SHOWN).enumerate() {
             let mut text = p.to_string();
             if text.len() > PROBLEM_TEXT_MAX {
                 let mut cut = PROBLEM_TEXT_MAX;
@@ -80,12 +87,13 @@ impl fmt::Display for Invalid {
                 text.truncate(cut);
                 text.push_str("... (cut)");
             }
-            write!(f, "\n  - {text}")?;
+            f.write_str(if i == 0 { first } else { next })?;
+            f.write_str(&text)?;
         }
         if let Some(more) = self.problems.len().checked_sub(PROBLEMS_SHOWN)
             && more > 0
         {
-            write!(f, "\n  - ... and {more} more")?;
+            write!(f, "{next}... and {more} more")?;
         }
         Ok(())
     }

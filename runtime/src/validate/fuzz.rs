@@ -488,6 +488,10 @@ fn check(answer: &wit::Ruleset, options: &Options) -> Result<(), TestCaseError> 
                 text.len(),
                 text
             );
+            // The log's form: one line, as short.
+            let line = format!("{invalid:#}");
+            prop_assert!(!line.contains('\n'), "a line break in {:?}", line);
+            prop_assert!(line.len() <= bound);
             Ok(())
         }
     }
@@ -712,6 +716,10 @@ fn thousands_of_problems_make_a_short_error() {
     assert!(text.ends_with("  - ... and 985 more"), "{text}");
     assert!(text.contains("... (cut)"), "{text}");
     assert!(text.len() < 8_000, "{} bytes", text.len());
+    let line = format!("{invalid:#}");
+    assert!(!line.contains('\n'), "{line}");
+    assert!(line.ends_with("; ... and 985 more"), "{line}");
+    assert!(line.len() < 8_000, "{} bytes", line.len());
 }
 
 fn jump_graph_of(n: usize) -> wit::Ruleset {
