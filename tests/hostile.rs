@@ -220,6 +220,40 @@ const CASES: &[Case] = &[
         "sysctl-not-allowed",
         &["sysctl key \"net.core.rmem_max\" is not on the allow-list"],
     ),
+    // What the kernel would refuse (and refuse the whole batch for).
+    attack(
+        "deep-jumps",
+        &[
+            "chain \"deep16\": reached through 16 nested jumps or gotos (bad -> deep1 -> deep2 -> ... -> deep14 -> deep15 -> deep16); the kernel allows at most 15",
+        ],
+    ),
+    case(
+        "deep gotos",
+        Source::Attack("deep-jumps", &[("target", "goto")]),
+        &["chain \"deep16\": reached through 16 nested jumps or gotos"],
+    ),
+    attack(
+        "priority",
+        &[
+            "chain \"early-nat\": a nat chain needs a priority above -200 (connection tracking runs at -200); this one has -2147483648",
+        ],
+    ),
+    case(
+        "priority with the policy's offset",
+        Source::Attack(
+            "priority",
+            &[("count", "-150"), ("priority_offset", "-100")],
+        ),
+        &[
+            "chain \"early-nat\", with the policy's priority_offset -100: a nat chain needs a priority above -200",
+            "this one has -250",
+        ],
+    ),
+    case(
+        "many-matches (25)",
+        Source::Attack("many-matches", &[("count", "25")]),
+        &["chain \"bad\" rule 1: has 25 matches; at most 24 allowed"],
+    ),
     // Reaching into another policy's objects.
     case(
         "foreign-chain",
@@ -369,11 +403,19 @@ impl Lab {
             Source::File(bad) => (self.bad_file(bad), Vec::new()),
         };
         let mut toml = format!(
-            "[[policy]]\nname = {}\npath = {}\n[policy.config]\n",
+            "[[policy]]\nname = {}\npath = {}\n",
             toml_string(name),
             toml_string(&path.to_string_lossy())
         );
-        for (key, value) in settings {
+        // `priority_offset` belongs to the policy's table, not its config.
+        let (offset, config): (Vec<_>, Vec<_>) = settings
+            .into_iter()
+            .partition(|(key, _)| key == "priority_offset");
+        for (key, value) in offset {
+            toml.push_str(&format!("{key} = {value}\n"));
+        }
+        toml.push_str("[policy.config]\n");
+        for (key, value) in config {
             toml.push_str(&format!("{key} = {}\n", toml_string(&value)));
         }
         toml
@@ -862,6 +904,51 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
         "starting with {} hostile policies took {start_time:?}",
         CASES.len()
     );
+}
+
+/// Validation's limits are the kernel's: what it lets through at each limit
+/// the kernel takes (a chain 15 jumps and gotos deep, a rule of 24 matches,
+/// a nat chain at -199), so no policy can get the whole batch refused.
+#[test]
+fn the_kernel_takes_what_validation_lets_through_at_its_limits() {
+    let lab = Lab::new();
+    lab.configure(
+        &[
+            (
+                "jumps".into(),
+                Source::Attack("deep-jumps", &[("count", "15")]),
+            ),
+            (
+                "gotos".into(),
+                Source::Attack("deep-jumps", &[("count", "15"), ("target", "goto")]),
+            ),
+            (
+                "matches".into(),
+                Source::Attack("many-matches", &[("count", "24")]),
+            ),
+            (
+                "nat".into(),
+                Source::Attack("priority", &[("count", "-199")]),
+            ),
+        ],
+        80,
+    );
+    let done = lab.apply("apply-limits");
+    assert!(done.status.success(), "{}", done.stderr);
+    let listing = lab.listing();
+    for chain in [
+        "jumps/deep15",
+        "gotos/deep15",
+        "matches/bad",
+        "nat/early-nat",
+        "good/prerouting",
+    ] {
+        assert!(
+            listing.contains(&format!("chain {chain} {{")),
+            "no chain {chain}\n{listing}"
+        );
+    }
+    assert!(listing.contains("priority -199;"), "{listing}");
 }
 
 /// Each case's policy name is unique in the one-daemon test, and every

@@ -76,7 +76,7 @@ pub struct PolicyFailure {
 
 /// The outcome of evaluating every policy: the rules of those that
 /// succeeded, and the failures. One policy's failure never stops the others.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Evaluation {
     pub rules: Vec<PolicyRules>,
     pub failed: Vec<PolicyFailure>,
@@ -192,8 +192,17 @@ impl Policies {
                 problems,
             })
         })?;
-        for base in rules.chains.iter_mut().filter_map(|c| c.base.as_mut()) {
+        for chain in &mut rules.chains {
+            let Some(base) = chain.base.as_mut() else {
+                continue;
+            };
             base.priority = base.priority.saturating_add(cfg.priority_offset);
+            if let Some(problem) = validate::nat_priority_problem(base) {
+                return Err(format!(
+                    "policy {}: chain {:?}, with the policy's priority_offset {}: {problem}",
+                    cfg.name, chain.name, cfg.priority_offset
+                ));
+            }
         }
         Ok(rules)
     }
@@ -542,6 +551,64 @@ pub fn apply<K: Kernel>(
     Ok(applied)
 }
 
+/// [`apply`], with one more line of defence for "one policy's failure never
+/// stops the others": validation should let through only what the kernel
+/// accepts, but if the kernel still refuses an object of one policy, the
+/// whole batch is refused. Then that policy fails like one whose evaluation
+/// failed (logged, its last known good rules kept) and the batch is planned
+/// again without it. Returns, when that happened, the evaluation with such
+/// policies moved to the failures, to use from then on.
+pub fn apply_isolating<K: Kernel>(
+    kernel: &mut K,
+    reconciler: &mut Reconciler,
+    target: &Target,
+    allow: &AllowList,
+    evaluation: &Evaluation,
+) -> Result<(Applied, Option<Evaluation>), RuntimeError> {
+    let mut narrowed: Option<Evaluation> = None;
+    loop {
+        let current = narrowed.as_ref().unwrap_or(evaluation);
+        let refused = match apply(kernel, reconciler, target, allow, current) {
+            Ok(applied) => return Ok((applied, narrowed)),
+            Err(RuntimeError::Kernel(e)) => match refused_policy(&e, &target.table) {
+                Some(p) if current.rules.iter().any(|r| r.policy == p) => (p, e),
+                _ => return Err(RuntimeError::Kernel(e)),
+            },
+            Err(e) => return Err(e),
+        };
+        let (policy, e) = refused;
+        let error = format!("policy {policy}: the kernel refused its rules: {e}");
+        tracing::error!(
+            policy = %policy,
+            "{error}; its last known good rules stay in the kernel, the other policies go on"
+        );
+        let mut next = current.clone();
+        next.rules.retain(|r| r.policy != policy);
+        next.failed.push(PolicyFailure { policy, error });
+        narrowed = Some(next);
+    }
+}
+
+/// The policy whose object the kernel refused to add, from the operation's
+/// text (`add rule inet <table> <policy>/<chain> ...`).
+fn refused_policy(e: &KernelError, table: &str) -> Option<String> {
+    let (KernelError::Rejected { op, .. } | KernelError::Encode { op, .. }) = e else {
+        return None;
+    };
+    let words: Vec<&str> = op.split_whitespace().collect();
+    match words.as_slice() {
+        [
+            "add" | "insert",
+            "chain" | "set" | "element" | "rule",
+            "inet",
+            t,
+            object,
+            ..,
+        ] if *t == table => object.split_once('/').map(|(policy, _)| policy.to_string()),
+        _ => None,
+    }
+}
+
 fn restore_sysctl(allow: &AllowList, s: &SavedSysctl) -> Result<(), RuntimeError> {
     // Keys in the state file were allow-listed when recorded; check again so
     // an edited state file cannot steer writes elsewhere.
@@ -631,3 +698,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

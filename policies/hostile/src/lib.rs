@@ -53,6 +53,18 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "prints `count` bytes (default 100 MiB), whatever the writes return, then answers as `none`",
     ),
     ("refuse", "returns an error"),
+    (
+        "deep-jumps",
+        "a path of `count` regular chains, each jumping (`target = \"goto\"`: going) to the next (default 16)",
+    ),
+    (
+        "priority",
+        "base chains (filter input, nat prerouting) at priority `count`",
+    ),
+    (
+        "many-matches",
+        "a rule of `count` matches (default 24), prefixes and port ranges, with a counter and a log prefix",
+    ),
     ("bad-prefix", "a prefix with host bits set"),
     ("bad-address", "an address that is not one"),
     ("port-zero", "a rule matching port 0"),
@@ -154,7 +166,7 @@ impl Policy for Hostile {
                 Ok(last_known_good())
             }
             "refuse" => Err("the hostile policy refuses on purpose".into()),
-            invalid => invalid_ruleset(invalid, target),
+            other => other_ruleset(other, config),
         }
     }
 }
@@ -251,8 +263,10 @@ fn open_sockets() -> String {
     format!("socket: tcp connect {tcp:?}; udp bind {udp:?}; tcp listen {listen:?}")
 }
 
-/// A valid ruleset with one thing wrong, as `attack` names.
-fn invalid_ruleset(attack: &str, target: &str) -> Result<Ruleset, String> {
+/// The valid ruleset with one thing added, as `attack` names: something
+/// invalid, or something the kernel might refuse.
+fn other_ruleset(attack: &str, config: &Config) -> Result<Ruleset, String> {
+    let target = config.get_or("target", "");
     let in_input =
         |rule: Rule| Ok(last_known_good().chain(Chain::filter("bad", Hook::Input, 0).rule(rule)));
     let sysctl = |key: &str| {
@@ -281,6 +295,44 @@ fn invalid_ruleset(attack: &str, target: &str) -> Result<Ruleset, String> {
         "foreign-chain" => Ok(last_known_good()
             .chain(Chain::filter(target, Hook::Input, -500).rule(Rule::new().drop()))),
         "jump-foreign" => in_input(Rule::new().jump(target)),
+        "deep-jumps" => {
+            let depth: usize = config.parse_or("count", 16)?;
+            let mut ruleset = last_known_good()
+                .chain(Chain::filter("bad", Hook::Input, 0).rule(Rule::new().jump("deep1")));
+            for i in 1..=depth {
+                let mut chain = Chain::regular(format!("deep{i}"));
+                if i < depth {
+                    let next = format!("deep{}", i + 1);
+                    chain = chain.rule(if target == "goto" {
+                        Rule::new().goto(next)
+                    } else {
+                        Rule::new().jump(next)
+                    });
+                }
+                ruleset = ruleset.chain(chain);
+            }
+            Ok(ruleset)
+        }
+        "many-matches" => {
+            let n: u16 = config.parse_or("count", 24)?;
+            let mut rule = Rule::new().counter().log("many matches ");
+            for i in 0..n {
+                rule = if i % 2 == 0 {
+                    rule.saddr(format!("10.{i}.0.0/16"))
+                } else {
+                    rule.dport_range(wasmwall_sdk::Transport::Tcp, 1000 + i, 2000 + i)
+                };
+            }
+            in_input(rule.accept())
+        }
+        "priority" => {
+            let priority: i32 = config.parse_or("count", i32::MIN)?;
+            Ok(last_known_good()
+                .chain(Chain::filter("early", Hook::Input, priority).rule(Rule::new().accept()))
+                .chain(
+                    Chain::nat("early-nat", Hook::Prerouting, priority).rule(Rule::new().accept()),
+                ))
+        }
         "foreign-set" => in_input(Rule::new().saddr_in(target).accept()),
         other => {
             let known: Vec<&str> = ATTACKS.iter().map(|(name, _)| *name).collect();

@@ -420,33 +420,57 @@ fn ruleset() -> impl Strategy<Value = wit::Ruleset> {
         })
 }
 
-/// Chains `c0`..`cN`, the first a base chain, with a path through all of
-/// them (so long paths are common), more jumps forward, and now and then one
-/// backward (a loop, or a jump to the base chain) or to a missing chain.
+/// Chains `c0`..`cN` in layers: those of the first layer are base chains,
+/// each of the others is jumped to from the layer before (so the deepest is
+/// as many jumps deep as there are layers after the first, now and then
+/// more than the kernel allows), with more jumps forward across layers
+/// (diamonds), and now and then one backward (a loop when there is a way
+/// back, a jump to a base chain) or to a missing chain.
 fn jump_graph() -> impl Strategy<Value = wit::Ruleset> {
     (
-        1usize..300,
-        prop::collection::vec((any::<u16>(), any::<u16>(), any::<bool>()), 0..200),
-        prop::option::weighted(0.5, (any::<u16>(), any::<u16>(), any::<bool>())),
+        1usize..200,
+        1usize..20,
+        prop::collection::vec(any::<u16>(), 200),
+        prop::collection::vec((any::<u16>(), any::<u16>(), any::<bool>()), 0..100),
+        prop::option::weighted(0.3, (any::<u16>(), any::<u16>(), any::<bool>())),
     )
-        .prop_map(|(n, forward, odd)| {
-            let mut answer = jump_graph_of(n);
+        .prop_map(|(n, layers, callers, forward, odd)| {
+            let layers = layers.min(n);
+            let layer = |i: usize| i * layers / n;
+            // The chains of each layer: [start, end).
+            let first_of = |l: usize| (l * n).div_ceil(layers);
+            let mut answer = bare_chains(n);
+            for (i, pick) in callers.iter().take(n).enumerate() {
+                let l = layer(i);
+                if l == 0 {
+                    answer.chains[i].base = answer.chains[0].base;
+                    continue;
+                }
+                let (start, end) = (first_of(l - 1), first_of(l));
+                let caller = start + usize::from(*pick) % (end - start);
+                answer.chains[caller]
+                    .rules
+                    .push(jump(&format!("c{i}"), i % 2 == 0));
+            }
             for (a, b, goto) in forward {
                 let (a, b) = (usize::from(a) % n, usize::from(b) % n);
-                if a != b {
-                    let (from, to) = (a.min(b), a.max(b));
+                let (from, to) = (a.min(b), a.max(b));
+                if layer(from) < layer(to) {
                     answer.chains[from]
                         .rules
                         .push(jump(&format!("c{to}"), goto));
                 }
             }
-            if let Some((from, to, goto)) = odd {
-                // Backward, to itself, or one past the end: never accepted.
+            if let Some((from, to, backward)) = odd {
                 let from = usize::from(from) % n;
-                let to = usize::from(to) % (from + 1) + if goto { 0 } else { n - from };
+                let to = if backward {
+                    usize::from(to) % (from + 1)
+                } else {
+                    n + usize::from(to) % 3
+                };
                 answer.chains[from]
                     .rules
-                    .push(jump(&format!("c{to}"), goto));
+                    .push(jump(&format!("c{to}"), false));
             }
             answer
         })
@@ -588,7 +612,24 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
             }
         }
     }
-    prop_assert!(acyclic(&rules.chains), "accepted a jump loop");
+    let depth = jump_depth(&rules.chains);
+    prop_assert!(depth.is_some(), "accepted a jump loop");
+    prop_assert!(
+        depth <= Some(JUMP_DEPTH_MAX),
+        "accepted a chain {:?} jumps deep",
+        depth
+    );
+    for chain in &rules.chains {
+        if let Some(b) = chain.base
+            && b.chain_type == ir::ChainType::Nat
+        {
+            prop_assert!(
+                b.priority > NAT_PRIORITY_FLOOR,
+                "nat chain at {}",
+                b.priority
+            );
+        }
+    }
     for s in &rules.sysctls {
         prop_assert!(options.sysctls.check(&s.key).is_ok(), "sysctl {:?}", s.key);
         prop_assert!(
@@ -622,9 +663,10 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
     Ok(())
 }
 
-/// Whether the jump graph has no cycle (Kahn's algorithm, independent of
-/// the validator's own search).
-fn acyclic(chains: &[ir::Chain]) -> bool {
+/// How many jumps deep the deepest chain reachable from a base chain is;
+/// None when the jumps loop. Kahn's algorithm, independent of the
+/// validator's own searches.
+fn jump_depth(chains: &[ir::Chain]) -> Option<usize> {
     let index: HashMap<&str, usize> = chains
         .iter()
         .enumerate()
@@ -642,18 +684,22 @@ fn acyclic(chains: &[ir::Chain]) -> bool {
             }
         }
     }
+    let mut depth: Vec<Option<usize>> = chains.iter().map(|c| c.base.map(|_| 0)).collect();
     let mut ready: Vec<usize> = (0..chains.len()).filter(|&i| incoming[i] == 0).collect();
     let mut seen = 0;
     while let Some(i) = ready.pop() {
         seen += 1;
         for &j in &edges[i] {
+            if let Some(d) = depth[i] {
+                depth[j] = Some(depth[j].map_or(d + 1, |old| old.max(d + 1)));
+            }
             incoming[j] -= 1;
             if incoming[j] == 0 {
                 ready.push(j);
             }
         }
     }
-    seen == chains.len()
+    (seen == chains.len()).then(|| depth.iter().flatten().copied().max().unwrap_or(0))
 }
 
 proptest! {
@@ -674,13 +720,25 @@ proptest! {
 }
 
 #[test]
-fn a_long_jump_path_is_accepted_and_a_loop_at_its_end_is_not() {
-    let mut answer = jump_graph_of(5_000);
+fn jumps_may_nest_as_deep_as_the_kernel_allows_and_no_deeper() {
     let limits = Options {
         max_rules: 10_000,
         ..opts()
     };
-    assert!(validate(&answer, &limits).is_ok());
+    // c0 (base) -> c1 -> ... -> c15: 15 jumps deep.
+    assert!(validate(&chains_with_base(16), &limits).is_ok());
+    let err = validate(&chains_with_base(17), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "chain \"c16\": reached through 16 nested jumps or gotos (c0 -> c1 -> c2 -> ... -> c14 -> c15 -> c16); the kernel allows at most 15"
+        ),
+        "{err}"
+    );
+    // Far deeper, and a loop at the end of it.
+    let mut answer = chains_with_base(5_000);
+    assert!(validate(&answer, &limits).is_err());
     answer.chains[4_999].rules.push(jump("c1", true));
     let err = validate(&answer, &limits).unwrap_err().to_string();
     assert!(err.contains("jump loop"), "{}", &err[..err.len().min(500)]);
@@ -688,6 +746,30 @@ fn a_long_jump_path_is_accepted_and_a_loop_at_its_end_is_not() {
         err.len() < 4_000,
         "the loop is shown cut: {} bytes",
         err.len()
+    );
+}
+
+#[test]
+fn a_nat_chain_must_run_after_conntrack() {
+    let nat_at = |priority| wit::Ruleset {
+        chains: vec![wit::Chain {
+            name: "pre".into(),
+            base: Some(wit::BaseChain {
+                hook: wit::Hook::Prerouting,
+                type_: wit::ChainType::Nat,
+                priority,
+                policy: wit::ChainPolicy::Accept,
+            }),
+            rules: vec![],
+        }],
+        sets: vec![],
+        sysctls: vec![],
+    };
+    assert!(validate(&nat_at(-199), &opts()).is_ok());
+    let err = validate(&nat_at(-200), &opts()).unwrap_err().to_string();
+    assert!(
+        err.contains("chain \"pre\": a nat chain needs a priority above -200 (connection tracking runs at -200); this one has -200"),
+        "{err}"
     );
 }
 
@@ -722,7 +804,19 @@ fn thousands_of_problems_make_a_short_error() {
     assert!(line.len() < 8_000, "{} bytes", line.len());
 }
 
-fn jump_graph_of(n: usize) -> wit::Ruleset {
+/// Chains `c0` (a filter base chain) to `c<n-1>`, each jumping to the next.
+fn chains_with_base(n: usize) -> wit::Ruleset {
+    let mut answer = bare_chains(n);
+    for i in 1..n {
+        answer.chains[i - 1]
+            .rules
+            .push(jump(&format!("c{i}"), false));
+    }
+    answer
+}
+
+/// Chains `c0` (a filter base chain) to `c<n-1>`, with no rules.
+fn bare_chains(n: usize) -> wit::Ruleset {
     let mut chains: Vec<wit::Chain> = (0..n)
         .map(|i| wit::Chain {
             name: format!("c{i}"),
@@ -736,9 +830,6 @@ fn jump_graph_of(n: usize) -> wit::Ruleset {
         priority: 0,
         policy: wit::ChainPolicy::Accept,
     });
-    for i in 1..n {
-        chains[i - 1].rules.push(jump(&format!("c{i}"), false));
-    }
     wit::Ruleset {
         chains,
         sets: vec![],
@@ -755,6 +846,7 @@ fn the_generators_produce_accepted_answers_too() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let mut accepted = [0usize; 3];
+    let mut too_deep = 0;
     const DRAWS: usize = 500;
     for _ in 0..DRAWS {
         let answer = ruleset().new_tree(&mut runner).expect("a value").current();
@@ -768,10 +860,15 @@ fn the_generators_produce_accepted_answers_too() {
             .new_tree(&mut runner)
             .expect("a value")
             .current();
-        accepted[2] += usize::from(validate(&graph, &graph_opts()).is_ok());
+        match validate(&graph, &graph_opts()) {
+            Ok(_) => accepted[2] += 1,
+            Err(e) if e.to_string().contains("nested jumps") => too_deep += 1,
+            Err(_) => {}
+        }
     }
+    assert!(too_deep > 0, "no jump graph too deep");
     eprintln!(
-        "accepted of {DRAWS}: any {}, honest-looking {}, jump graphs {}",
+        "accepted of {DRAWS}: any {}, honest-looking {}, jump graphs {} ({too_deep} too deep)",
         accepted[0], accepted[1], accepted[2]
     );
     // The fully random answers are for the rejecting side; a few pass.
