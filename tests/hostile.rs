@@ -254,6 +254,13 @@ const CASES: &[Case] = &[
         Source::Attack("many-matches", &[("count", "25")]),
         &["chain \"bad\" rule 1: has 25 matches; at most 24 allowed"],
     ),
+    case(
+        "sysctl of a missing interface",
+        Source::Attack("sysctl", &[("target", "net.ipv4.conf.nosuch0.forwarding")]),
+        &[
+            "sysctl net.ipv4.conf.nosuch0.forwarding: cannot read /proc/sys/net/ipv4/conf/nosuch0/forwarding: No such file or directory",
+        ],
+    ),
     // Reaching into another policy's objects.
     case(
         "foreign-chain",

@@ -552,12 +552,17 @@ pub fn apply<K: Kernel>(
 }
 
 /// [`apply`], with one more line of defence for "one policy's failure never
-/// stops the others": validation should let through only what the kernel
-/// accepts, but if the kernel still refuses an object of one policy, the
-/// whole batch is refused. Then that policy fails like one whose evaluation
-/// failed (logged, its last known good rules kept) and the batch is planned
-/// again without it. Returns, when that happened, the evaluation with such
-/// policies moved to the failures, to use from then on.
+/// stops the others". Validation should let through only what can be
+/// applied, but if the kernel still refuses an object of one policy (and
+/// with it the whole batch), or a sysctl a policy asked for cannot be read
+/// or written (an interface that does not exist), that policy fails like one
+/// whose evaluation failed: logged, its last known good rules kept, and the
+/// rest applied again without it. Returns, when that happened, the
+/// evaluation with such policies moved to the failures, to use from then on.
+///
+/// A sysctl is written after the batch (so that, e.g., forwarding is never
+/// on before the forward chain is in place): when the write or a late read
+/// fails, the failing policy's new rules are already in the kernel.
 pub fn apply_isolating<K: Kernel>(
     kernel: &mut K,
     reconciler: &mut Reconciler,
@@ -568,16 +573,25 @@ pub fn apply_isolating<K: Kernel>(
     let mut narrowed: Option<Evaluation> = None;
     loop {
         let current = narrowed.as_ref().unwrap_or(evaluation);
-        let refused = match apply(kernel, reconciler, target, allow, current) {
+        let e = match apply(kernel, reconciler, target, allow, current) {
             Ok(applied) => return Ok((applied, narrowed)),
-            Err(RuntimeError::Kernel(e)) => match refused_policy(&e, &target.table) {
-                Some(p) if current.rules.iter().any(|r| r.policy == p) => (p, e),
-                _ => return Err(RuntimeError::Kernel(e)),
-            },
-            Err(e) => return Err(e),
+            Err(e) => e,
         };
-        let (policy, e) = refused;
-        let error = format!("policy {policy}: the kernel refused its rules: {e}");
+        let culprit = match &e {
+            RuntimeError::Kernel(k) => refused_policy(k, &target.table)
+                .filter(|p| current.rules.iter().any(|r| &r.policy == p))
+                .map(|p| (p, format!("the kernel refused its rules: {k}"))),
+            RuntimeError::Sysctl { key, .. } => current
+                .rules
+                .iter()
+                .find(|r| r.rules.sysctls.iter().any(|s| &s.key == key))
+                .map(|r| (r.policy.clone(), error_chain(&e))),
+            _ => None,
+        };
+        let Some((policy, cause)) = culprit else {
+            return Err(e);
+        };
+        let error = format!("policy {policy}: {cause}");
         tracing::error!(
             policy = %policy,
             "{error}; its last known good rules stay in the kernel, the other policies go on"

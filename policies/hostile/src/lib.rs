@@ -79,6 +79,7 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "asks for net/../../kernel/core_pattern",
     ),
     ("sysctl-not-allowed", "asks for net.core.rmem_max"),
+    ("sysctl", "asks for the allowed sysctl `target` with the value `count` (default 1)"),
     (
         "foreign-chain",
         "a chain named after another policy's (`target`)",
@@ -292,6 +293,14 @@ fn other_ruleset(attack: &str, config: &Config) -> Result<Ruleset, String> {
         "sysctl-kernel" => sysctl("kernel.core_pattern"),
         "sysctl-path-trick" => sysctl("net/../../kernel/core_pattern"),
         "sysctl-not-allowed" => sysctl("net.core.rmem_max"),
+        "sysctl" => {
+            let mut r = last_known_good();
+            r.sysctls.push(Sysctl {
+                key: target.into(),
+                value: config.get_or("count", "1").into(),
+            });
+            Ok(r)
+        }
         "foreign-chain" => Ok(last_known_good()
             .chain(Chain::filter(target, Hook::Input, -500).rule(Rule::new().drop()))),
         "jump-foreign" => in_input(Rule::new().jump(target)),

@@ -47,6 +47,10 @@ impl Kernel for Refusing {
 }
 
 fn rules(policy: &str, comment: &str) -> PolicyRules {
+    rules_with_sysctls(policy, comment, vec![])
+}
+
+fn rules_with_sysctls(policy: &str, comment: &str, sysctls: Vec<ir::Sysctl>) -> PolicyRules {
     PolicyRules {
         policy: policy.into(),
         rules: ir::Ruleset {
@@ -67,7 +71,7 @@ fn rules(policy: &str, comment: &str) -> PolicyRules {
                 }],
             }],
             sets: vec![],
-            sysctls: vec![],
+            sysctls,
         },
     }
 }
@@ -144,6 +148,60 @@ fn a_policy_the_kernel_refuses_keeps_its_rules_and_the_others_go_on() {
     let (_, again) =
         apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &narrowed).unwrap();
     assert!(again.is_none());
+}
+
+#[test]
+fn a_policy_whose_sysctl_does_not_exist_keeps_its_rules_and_the_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::new("ww", None, dir.path());
+    let allow = AllowList::new(&[]).unwrap();
+    let mut kernel = Refusing {
+        inner: Fake::new(),
+        refuse: None,
+    };
+    let mut reconciler = Reconciler::new("ww");
+    let bad_v1 = rules("bad", "v1");
+    let first = Evaluation {
+        rules: vec![bad_v1.clone(), rules("good", "v1")],
+        failed: vec![],
+    };
+    apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &first).unwrap();
+
+    // Allowed by the pattern, but there is no such interface: only read,
+    // never written.
+    let missing = ir::Sysctl {
+        key: "net.ipv4.conf.no-such-if0.forwarding".into(),
+        value: "1".into(),
+    };
+    let good_v2 = rules("good", "v2");
+    let second = Evaluation {
+        rules: vec![
+            rules_with_sysctls("bad", "v2", vec![missing]),
+            good_v2.clone(),
+        ],
+        failed: vec![],
+    };
+    let (_, narrowed) =
+        apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &second).unwrap();
+    let narrowed = narrowed.expect("the bad policy is moved to the failures");
+    assert_eq!(narrowed.failed[0].policy, "bad");
+    assert!(
+        narrowed.failed[0].error.starts_with(
+            "policy bad: sysctl net.ipv4.conf.no-such-if0.forwarding: cannot read /proc/sys/net/ipv4/conf/no-such-if0/forwarding"
+        ),
+        "{}",
+        narrowed.failed[0].error
+    );
+    assert_eq!(
+        tags(&kernel, "bad/input"),
+        expected_tags(&bad_v1),
+        "last known good kept"
+    );
+    assert_eq!(
+        tags(&kernel, "good/input"),
+        expected_tags(&good_v2),
+        "the other policy applied"
+    );
 }
 
 #[test]
