@@ -100,6 +100,11 @@ const CASES: &[Case] = &[
     // Memory and stack.
     attack("memory", &["exceeded its memory cap of 32 MiB"]),
     attack("stack", &["policy trapped", "call stack exhausted"]),
+    // Rust keeps big locals on a stack in linear memory, below its data.
+    attack(
+        "stack-frames",
+        &["policy trapped", "out of bounds memory access"],
+    ),
     // Huge output.
     case(
         "rules (2,000,000)",

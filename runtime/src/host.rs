@@ -242,6 +242,8 @@ impl PolicyEngine {
                 .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a; 32]))
                 .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5; 32]))
                 .insecure_random_seed(0)
+                // Random bytes are made in the host before they are copied in.
+                .max_random_size(self.limits.memory_bytes as u64)
                 .build(),
             table: ResourceTable::new(),
             caps: StoreCaps::new(self.limits.memory_bytes),

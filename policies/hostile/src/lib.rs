@@ -33,6 +33,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "allocates 1 MiB blocks until the memory cap stops it",
     ),
     ("stack", "unbounded recursion"),
+    (
+        "stack-frames",
+        "unbounded recursion with 64 KiB frames on the shadow stack in linear memory",
+    ),
     ("rules", "`count` rules (default 2,000,000)"),
     ("elements", "a set of `count` ports (default 100,000)"),
     (
@@ -79,7 +83,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "asks for net/../../kernel/core_pattern",
     ),
     ("sysctl-not-allowed", "asks for net.core.rmem_max"),
-    ("sysctl", "asks for the allowed sysctl `target` with the value `count` (default 1)"),
+    (
+        "sysctl",
+        "asks for the allowed sysctl `target` with the value `count` (default 1)",
+    ),
     (
         "foreign-chain",
         "a chain named after another policy's (`target`)",
@@ -119,6 +126,10 @@ impl Policy for Hostile {
                     black_box(&blocks);
                 }
             }
+            "stack-frames" => Ok(Ruleset::new().chain(
+                Chain::regular("deep")
+                    .rule(Rule::new().comment(recurse_big(0).to_string()).accept()),
+            )),
             "stack" => Ok(Ruleset::new().chain(
                 Chain::regular("deep").rule(Rule::new().comment(recurse(0).to_string()).accept()),
             )),
@@ -215,6 +226,16 @@ fn recurse(depth: u64) -> u64 {
         return 0;
     }
     1 + black_box(recurse(depth + 1))
+}
+
+/// As [`recurse`], with a big local array that lives in linear memory.
+fn recurse_big(depth: u64) -> u64 {
+    let mut frame = [0u8; 64 * 1024];
+    frame[(depth % 1024) as usize] = depth as u8;
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    u64::from(black_box(&frame)[7]) + black_box(recurse_big(depth + 1))
 }
 
 fn trap() -> ! {
