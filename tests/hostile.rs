@@ -260,6 +260,19 @@ const CASES: &[Case] = &[
         &["chain \"bad\" rule 1: has 25 matches; at most 24 allowed"],
     ),
     case(
+        "sysctl value beyond an int",
+        Source::Attack(
+            "sysctl",
+            &[
+                ("target", "net.ipv4.conf.lan0.forwarding"),
+                ("count", "99999999999999999999"),
+            ],
+        ),
+        &[
+            "sysctl 1: net.ipv4.conf.lan0.forwarding: sysctl value \"99999999999999999999\" is not a number",
+        ],
+    ),
+    case(
         "sysctl of a missing interface",
         Source::Attack("sysctl", &[("target", "net.ipv4.conf.nosuch0.forwarding")]),
         &[
