@@ -156,6 +156,11 @@ const CASES: &[Case] = &[
         "refuse",
         &["policy returned an error: the hostile policy refuses on purpose"],
     ),
+    case(
+        "refuse (16 MiB message)",
+        Source::Attack("refuse", &[("count", "16777216")]),
+        &["policy returned an error: rrrrrrrrrr", "rrrr... (cut)"],
+    ),
     // No capabilities.
     case(
         "snoop",

@@ -55,6 +55,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 const STDIO_CAPTURE: usize = 16 * 1024;
 /// Longest log message a policy can write; longer ones are truncated.
 const LOG_MESSAGE_MAX: usize = 4096;
+/// Longest error message a policy can return; the rest is cut (it goes to
+/// the log).
+const REFUSAL_MAX: usize = 2048;
 /// Table elements all of a policy's instances may hold together (the host
 /// keeps a pointer for each). The Python and JavaScript policies use under
 /// 10,000.
@@ -272,7 +275,13 @@ impl PolicyEngine {
         }
         match result {
             Ok(Ok(ruleset)) => Ok(ruleset),
-            Ok(Err(message)) => Err(HostError::Refused(message)),
+            Ok(Err(mut message)) => {
+                if message.len() > REFUSAL_MAX {
+                    truncate(&mut message, REFUSAL_MAX);
+                    message.push_str("... (cut)");
+                }
+                Err(HostError::Refused(message))
+            }
             Err(e) => Err(self.trapped(&policy.name, e)),
         }
     }
@@ -469,11 +478,7 @@ impl bindings::wasmwall::policy::log::Host for Sandbox {
         self.log_lines_left -= 1;
         let mut message = message;
         if message.len() > LOG_MESSAGE_MAX {
-            let mut cut = LOG_MESSAGE_MAX;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+            truncate(&mut message, LOG_MESSAGE_MAX);
             message.push_str("... (truncated)");
         }
         let policy = self.policy.as_str();
@@ -491,6 +496,15 @@ impl bindings::wasmwall::policy::log::Host for Sandbox {
             );
         }
     }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    let mut cut = max.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
 }
 
 struct HasSandbox;

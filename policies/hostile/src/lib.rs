@@ -56,7 +56,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "stdout-flood",
         "prints `count` bytes (default 100 MiB), whatever the writes return, then answers as `none`",
     ),
-    ("refuse", "returns an error"),
+    (
+        "refuse",
+        "returns an error of `count` bytes (default: a short one)",
+    ),
     (
         "deep-jumps",
         "a path of `count` regular chains, each jumping (`target = \"goto\"`: going) to the next (default 16)",
@@ -177,7 +180,10 @@ impl Policy for Hostile {
                 }
                 Ok(last_known_good())
             }
-            "refuse" => Err("the hostile policy refuses on purpose".into()),
+            "refuse" => match config.get("count") {
+                None => Err("the hostile policy refuses on purpose".into()),
+                Some(_) => Err("r".repeat(usize::try_from(count(0)?).map_err(|e| e.to_string())?)),
+            },
             other => other_ruleset(other, config),
         }
     }
