@@ -601,8 +601,7 @@ fn without_counter_values(line: &str) -> String {
     kept.join(" ")
 }
 
-/// The statements of one chain (`nft list chain`), to find the good
-/// policy's forward in.
+/// Whether some statement of `chain` in the listing holds every fragment.
 fn chain_has(listing: &str, chain: &str, fragments: &[&str]) -> bool {
     let mut inside = false;
     for line in listing.lines().map(str::trim) {
@@ -981,8 +980,7 @@ fn the_kernel_takes_what_validation_lets_through_at_its_limits() {
     assert!(listing.contains("priority -199;"), "{listing}");
 }
 
-/// Each case's policy name is unique in the one-daemon test, and every
-/// attack of the fixture is covered by a case.
+/// Every attack the fixture knows (its `ATTACKS` table) has a case here.
 #[test]
 fn every_attack_of_the_fixture_has_a_case() {
     let source = fs::read_to_string(wasmwall_e2e::repo_root().join("policies/hostile/src/lib.rs"))
