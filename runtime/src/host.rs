@@ -4,10 +4,17 @@
 //! A policy gets no capability. Of WASI it sees only what language runtimes
 //! need to start and to report a panic: an empty environment and argument
 //! list, no preopened directories, closed stdin, stdout and stderr captured
-//! into a small buffer that goes to the log, clocks, and a deterministic
-//! random source (so that, e.g., a hash map's iteration order cannot change
-//! between evaluations). Every other import (sockets, HTTP, ...) is linked to
-//! a stub that traps (see [`crate::stubs`]).
+//! into a small buffer that goes to the log, clocks it can read but not wait
+//! on, and a deterministic random source (so that, e.g., a hash map's
+//! iteration order cannot change between evaluations). Every other import
+//! (sockets, HTTP, ...) is linked to a stub that traps (see [`crate::stubs`]).
+//!
+//! What one evaluation may use is capped: wall-clock time (an epoch
+//! deadline), linear memory of all its instances together, table elements,
+//! instances, and the bytes the host copies out of the policy's memory (its
+//! answer, a log line), which are held to the memory cap too, so that an
+//! answer pointing many times at the same bytes cannot make the host
+//! allocate more than the policy itself could hold.
 //!
 //! With a [`CompileCache`], compiled components are kept on disk so that a
 //! module is compiled once, not at every start.
@@ -18,11 +25,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
-use wasmtime::component::{Component, HasData, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::bindings::sync as wasi;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::WasiRandom;
@@ -46,13 +55,27 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 const STDIO_CAPTURE: usize = 16 * 1024;
 /// Longest log message a policy can write; longer ones are truncated.
 const LOG_MESSAGE_MAX: usize = 4096;
+/// Longest error message a policy can return; the rest is cut (it goes to
+/// the log).
+const REFUSAL_MAX: usize = 2048;
+/// Table elements all of a policy's instances may hold together (the host
+/// keeps a pointer for each). The Python and JavaScript policies use under
+/// 10,000.
+const TABLE_ELEMENTS_MAX: usize = 1 << 20;
+/// Core instances, memories and tables one evaluation may create. The Python
+/// policy, the largest here, has about 60 instances.
+const INSTANCES_MAX: usize = 1000;
+const MEMORIES_MAX: usize = 100;
+const TABLES_MAX: usize = 100;
 
 /// Limits applied to every evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time one evaluation may take.
     pub deadline: Duration,
-    /// Linear memory a policy may use, in bytes.
+    /// Linear memory a policy may use, in bytes: all its memories together.
+    /// Also the most the host copies out of it in one call (its answer, a
+    /// log line).
     pub memory_bytes: usize,
     /// Log lines a policy may write per evaluation.
     pub log_lines: usize,
@@ -96,8 +119,12 @@ pub enum HostError {
     },
     #[error("policy exceeded its deadline of {0:?}")]
     Deadline(Duration),
-    #[error("policy trapped")]
-    Trap(#[source] wasmtime::Error),
+    #[error("{0}")]
+    OverCap(CapExceeded),
+    /// The cause only (e.g. "wasm trap: call stack exhausted"); the wasm
+    /// backtrace is logged at debug level.
+    #[error("policy trapped: {0}")]
+    Trap(String),
     #[error("policy returned an error: {0}")]
     Refused(String),
 }
@@ -218,17 +245,17 @@ impl PolicyEngine {
                 .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a; 32]))
                 .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5; 32]))
                 .insecure_random_seed(0)
+                // Random bytes are made in the host before they are copied in.
+                .max_random_size(self.limits.memory_bytes as u64)
                 .build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            caps: StoreCaps::new(self.limits.memory_bytes),
             policy: policy.name.clone(),
             log_lines_left: self.limits.log_lines,
         };
         let mut store = Store::new(&self.engine, sandbox);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.caps);
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         let ticks = self
             .limits
             .deadline
@@ -248,17 +275,30 @@ impl PolicyEngine {
         }
         match result {
             Ok(Ok(ruleset)) => Ok(ruleset),
-            Ok(Err(message)) => Err(HostError::Refused(message)),
-            Err(e)
-                if matches!(
-                    e.downcast_ref::<wasmtime::Trap>(),
-                    Some(wasmtime::Trap::Interrupt)
-                ) =>
-            {
-                Err(HostError::Deadline(self.limits.deadline))
+            Ok(Err(mut message)) => {
+                if message.len() > REFUSAL_MAX {
+                    truncate(&mut message, REFUSAL_MAX);
+                    message.push_str("... (cut)");
+                }
+                Err(HostError::Refused(message))
             }
-            Err(e) => Err(HostError::Trap(e)),
+            Err(e) => Err(self.trapped(&policy.name, e)),
         }
+    }
+
+    /// Names why a call ended early, in one line.
+    fn trapped(&self, policy: &str, e: wasmtime::Error) -> HostError {
+        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+            return HostError::Deadline(self.limits.deadline);
+        }
+        if let Some(over) = e.downcast_ref::<CapExceeded>() {
+            return HostError::OverCap(over.clone());
+        }
+        if let Some(wasmtime_wasi::I32Exit(status)) = e.downcast_ref() {
+            return HostError::Trap(format!("the policy called exit (status {status})"));
+        }
+        tracing::debug!(policy, "the policy's trap in full: {e:?}");
+        HostError::Trap(e.root_cause().to_string())
     }
 }
 
@@ -284,9 +324,139 @@ impl LoadedPolicy {
 struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    caps: StoreCaps,
     policy: String,
     log_lines_left: usize,
+}
+
+/// A cap one evaluation ran into.
+#[derive(Debug, Clone, Error)]
+pub enum CapExceeded {
+    #[error(
+        "policy exceeded its memory cap of {} MiB (its memories would have grown to {} MiB)",
+        cap >> 20,
+        wanted.div_ceil(1 << 20)
+    )]
+    Memory { cap: usize, wanted: usize },
+    #[error(
+        "policy exceeded the cap of {cap} table elements (its tables would have grown to {wanted})"
+    )]
+    TableElements { cap: usize, wanted: usize },
+}
+
+/// The store's resource limiter. Unlike wasmtime's `StoreLimits`, which caps
+/// each memory on its own, it caps all the store's memories together: a
+/// component can hold many core instances, each with its own memory.
+/// Growing past a cap traps, naming the cap.
+#[derive(Debug)]
+struct StoreCaps {
+    memory_cap: usize,
+    memory_used: usize,
+    table_elements_used: usize,
+}
+
+impl StoreCaps {
+    fn new(memory_cap: usize) -> Self {
+        StoreCaps {
+            memory_cap,
+            memory_used: 0,
+            table_elements_used: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for StoreCaps {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            // Beyond the memory's own maximum: the grow fails anyway.
+            return Ok(false);
+        }
+        let wanted = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if wanted > self.memory_cap {
+            return Err(CapExceeded::Memory {
+                cap: self.memory_cap,
+                wanted,
+            }
+            .into());
+        }
+        self.memory_used = wanted;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let wanted = self
+            .table_elements_used
+            .saturating_add(desired.saturating_sub(current));
+        if wanted > TABLE_ELEMENTS_MAX {
+            return Err(CapExceeded::TableElements {
+                cap: TABLE_ELEMENTS_MAX,
+                wanted,
+            }
+            .into());
+        }
+        self.table_elements_used = wanted;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        INSTANCES_MAX
+    }
+
+    fn memories(&self) -> usize {
+        MEMORIES_MAX
+    }
+
+    fn tables(&self) -> usize {
+        TABLES_MAX
+    }
+}
+
+/// Clocks a policy can read but not wait on: a wait would block in the host,
+/// where the deadline cannot interrupt it (`pollable.block` on a timer of an
+/// hour blocks for an hour). A policy has nothing to wait for.
+impl monotonic_clock::Host for Sandbox {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        monotonic_clock::Host::now(&mut self.clocks())
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        monotonic_clock::Host::resolution(&mut self.clocks())
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        _when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        cannot_wait("subscribe-instant")
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        _duration: monotonic_clock::Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        cannot_wait("subscribe-duration")
+    }
+}
+
+fn cannot_wait(function: &str) -> wasmtime::Result<Resource<DynPollable>> {
+    wasmtime::bail!(
+        "the policy called `wasi:clocks/monotonic-clock#{function}` to sleep or wait, which the sandbox does not allow"
+    )
 }
 
 impl WasiView for Sandbox {
@@ -308,11 +478,7 @@ impl bindings::wasmwall::policy::log::Host for Sandbox {
         self.log_lines_left -= 1;
         let mut message = message;
         if message.len() > LOG_MESSAGE_MAX {
-            let mut cut = LOG_MESSAGE_MAX;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+            truncate(&mut message, LOG_MESSAGE_MAX);
             message.push_str("... (truncated)");
         }
         let policy = self.policy.as_str();
@@ -330,6 +496,15 @@ impl bindings::wasmwall::policy::log::Host for Sandbox {
             );
         }
     }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    let mut cut = max.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
 }
 
 struct HasSandbox;
@@ -390,10 +565,7 @@ fn link_sandbox(l: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
         l,
         <Sandbox as WasiClocksView>::clocks,
     )?;
-    clocks::monotonic_clock::add_to_linker::<Sandbox, WasiClocks>(
-        l,
-        <Sandbox as WasiClocksView>::clocks,
-    )?;
+    monotonic_clock::add_to_linker::<Sandbox, HasSandbox>(l, |s| s)?;
     random::random::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure_seed::add_to_linker::<Sandbox, WasiRandom>(l, |s| s.wasi.random())?;
@@ -447,6 +619,23 @@ mod tests {
             err.contains("core WebAssembly module") && err.contains("wasm32-wasip2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_memory_cap_holds_for_all_memories_together() {
+        let mut caps = StoreCaps::new(10 << 20);
+        assert!(caps.memory_growing(0, 6 << 20, None).unwrap());
+        // A second memory: alone it fits the cap, with the first it does not.
+        let err = caps.memory_growing(0, 6 << 20, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "policy exceeded its memory cap of 10 MiB (its memories would have grown to 12 MiB)"
+        );
+        assert!(caps.memory_growing(6 << 20, 10 << 20, None).unwrap());
+        // Beyond a memory's own maximum: a plain failure, nothing counted.
+        assert!(!caps.memory_growing(0, 1 << 20, Some(64 << 10)).unwrap());
+        assert!(caps.table_growing(0, TABLE_ELEMENTS_MAX, None).unwrap());
+        assert!(caps.table_growing(0, 1, None).is_err());
     }
 
     #[test]

@@ -433,13 +433,13 @@ fn apply_once(
     kernel: &mut Netlink,
     reconciler: &mut Reconciler,
 ) -> Result<(Policies, Evaluation)> {
-    let (policies, evaluation) = evaluate(rt, config)?;
+    let (policies, mut evaluation) = evaluate(rt, config)?;
     reconcile(
         kernel,
         reconciler,
         config,
         target,
-        &evaluation,
+        &mut evaluation,
         "start",
         true,
     )?;
@@ -463,18 +463,23 @@ fn failures(evaluation: &Evaluation) -> Result<()> {
 }
 
 /// One reconcile, logged at info when something was sent (or `always`), at
-/// debug when the kernel already matched.
+/// debug when the kernel already matched. A policy whose rules the kernel
+/// refused is moved to the evaluation's failures.
 fn reconcile(
     kernel: &mut Netlink,
     reconciler: &mut Reconciler,
     config: &Config,
     target: &Target,
-    evaluation: &Evaluation,
+    evaluation: &mut Evaluation,
     reason: &str,
     always: bool,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let applied = runtime::apply(kernel, reconciler, target, &config.sysctls, evaluation)?;
+    let (applied, narrowed) =
+        runtime::apply_isolating(kernel, reconciler, target, &config.sysctls, evaluation)?;
+    if let Some(narrowed) = narrowed {
+        *evaluation = narrowed;
+    }
     let messages = applied.kernel.as_ref().map_or(0, |k| k.messages);
     let changed =
         messages > 0 || !applied.sysctls_set.is_empty() || !applied.sysctls_restored.is_empty();
@@ -564,7 +569,8 @@ fn run(config: &Config, target: &Target) -> Result<()> {
             .map_err(|e| e.into_parts().1)
             .context("cannot watch nftables notifications")?
     };
-    let (_policies, evaluation) = apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
+    let (_policies, mut evaluation) =
+        apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
     tracing::info!(
         interval_s = config.reconcile_interval.map(|d| d.as_secs()),
         "running; repairing hand edits of the table; SIGINT or SIGTERM stops and cleans up"
@@ -590,7 +596,7 @@ fn run(config: &Config, target: &Target) -> Result<()> {
                     "nftables changed"
                 }
             };
-            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &evaluation, reason, false) {
+            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &mut evaluation, reason, false) {
                 tracing::error!(reason, error = %format!("{e:#}"), "reconcile failed; the kernel keeps its last rules; retrying at the next change or tick");
             }
         }

@@ -29,12 +29,9 @@ pub enum RuntimeError {
         #[source]
         source: HostError,
     },
-    #[error("policy {policy}: {source}")]
-    Invalid {
-        policy: String,
-        #[source]
-        source: Invalid,
-    },
+    /// On one line: it goes to the log.
+    #[error("policy {policy}: {problems:#}")]
+    Invalid { policy: String, problems: Invalid },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -79,7 +76,7 @@ pub struct PolicyFailure {
 
 /// The outcome of evaluating every policy: the rules of those that
 /// succeeded, and the failures. One policy's failure never stops the others.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Evaluation {
     pub rules: Vec<PolicyRules>,
     pub failed: Vec<PolicyFailure>,
@@ -196,14 +193,23 @@ impl Policies {
                     source,
                 })
             })?;
-        let mut rules = validate::validate(&answer, &self.options).map_err(|source| {
+        let mut rules = validate::validate(&answer, &self.options).map_err(|problems| {
             error_chain(&RuntimeError::Invalid {
                 policy: cfg.name.clone(),
-                source,
+                problems,
             })
         })?;
-        for base in rules.chains.iter_mut().filter_map(|c| c.base.as_mut()) {
+        for chain in &mut rules.chains {
+            let Some(base) = chain.base.as_mut() else {
+                continue;
+            };
             base.priority = base.priority.saturating_add(cfg.priority_offset);
+            if let Some(problem) = validate::nat_priority_problem(base) {
+                return Err(format!(
+                    "policy {}: chain {:?}, with the policy's priority_offset {}: {problem}",
+                    cfg.name, chain.name, cfg.priority_offset
+                ));
+            }
         }
         Ok(rules)
     }
@@ -552,6 +558,78 @@ pub fn apply<K: Kernel>(
     Ok(applied)
 }
 
+/// [`apply`], with one more line of defence for "one policy's failure never
+/// stops the others". Validation should let through only what can be
+/// applied, but if the kernel still refuses an object of one policy (and
+/// with it the whole batch), or a sysctl a policy asked for cannot be read
+/// or written (an interface that does not exist), that policy fails like one
+/// whose evaluation failed: logged, its last known good rules kept, and the
+/// rest applied again without it. Returns, when that happened, the
+/// evaluation with such policies moved to the failures, to use from then on.
+///
+/// A sysctl is written after the batch (so that, e.g., forwarding is never
+/// on before the forward chain is in place): when the write or a late read
+/// fails, the failing policy's new rules are already in the kernel.
+pub fn apply_isolating<K: Kernel>(
+    kernel: &mut K,
+    reconciler: &mut Reconciler,
+    target: &Target,
+    allow: &AllowList,
+    evaluation: &Evaluation,
+) -> Result<(Applied, Option<Evaluation>), RuntimeError> {
+    let mut narrowed: Option<Evaluation> = None;
+    loop {
+        let current = narrowed.as_ref().unwrap_or(evaluation);
+        let e = match apply(kernel, reconciler, target, allow, current) {
+            Ok(applied) => return Ok((applied, narrowed)),
+            Err(e) => e,
+        };
+        let culprit = match &e {
+            RuntimeError::Kernel(k) => refused_policy(k, &target.table)
+                .filter(|p| current.rules.iter().any(|r| &r.policy == p))
+                .map(|p| (p, format!("the kernel refused its rules: {k}"))),
+            RuntimeError::Sysctl { key, .. } => current
+                .rules
+                .iter()
+                .find(|r| r.rules.sysctls.iter().any(|s| &s.key == key))
+                .map(|r| (r.policy.clone(), error_chain(&e))),
+            _ => None,
+        };
+        let Some((policy, cause)) = culprit else {
+            return Err(e);
+        };
+        let error = format!("policy {policy}: {cause}");
+        tracing::error!(
+            policy = %policy,
+            "{error}; its last known good rules stay in the kernel, the other policies go on"
+        );
+        let mut next = current.clone();
+        next.rules.retain(|r| r.policy != policy);
+        next.failed.push(PolicyFailure { policy, error });
+        narrowed = Some(next);
+    }
+}
+
+/// The policy whose object the kernel refused to add, from the operation's
+/// text (`add rule inet <table> <policy>/<chain> ...`).
+fn refused_policy(e: &KernelError, table: &str) -> Option<String> {
+    let (KernelError::Rejected { op, .. } | KernelError::Encode { op, .. }) = e else {
+        return None;
+    };
+    let words: Vec<&str> = op.split_whitespace().collect();
+    match words.as_slice() {
+        [
+            "add" | "insert",
+            "chain" | "set" | "element" | "rule",
+            "inet",
+            t,
+            object,
+            ..,
+        ] if *t == table => object.split_once('/').map(|(policy, _)| policy.to_string()),
+        _ => None,
+    }
+}
+
 fn restore_sysctl(allow: &AllowList, s: &SavedSysctl) -> Result<(), RuntimeError> {
     // Keys in the state file were allow-listed when recorded; check again so
     // an edited state file cannot steer writes elsewhere.
@@ -641,3 +719,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

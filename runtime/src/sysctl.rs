@@ -109,19 +109,22 @@ fn key_path(parts: &[&str]) -> PathBuf {
     path
 }
 
-/// Checks a value: digits, spaces and '-' only, as the `net.` integer
-/// sysctls take.
+/// Checks a value: one or more integers separated by spaces, each in the
+/// range of a C `int`, as the `net.` integer sysctls take. The kernel
+/// refuses anything else (a number beyond 2147483647, a lone '-', a '+'),
+/// and the refusal would come only after the rules are in.
 pub fn check_value(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
+    let ok = value.len() <= 64
         && value
             .chars()
-            .all(|c| c.is_ascii_digit() || c == ' ' || c == '\t' || c == '-');
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '\t' || c == '-')
+        && value.split_whitespace().next().is_some()
+        && value.split_whitespace().all(|n| n.parse::<i32>().is_ok());
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "sysctl value {value:?} is not a number (digits, spaces and '-' only, at most 64 bytes)"
+            "sysctl value {value:?} is not a number (one or more integers from -2147483648 to 2147483647, separated by spaces; at most 64 bytes)"
         ))
     }
 }
@@ -207,5 +210,10 @@ mod tests {
         let err = check_value("1; rm -rf /").unwrap_err();
         assert!(err.contains("1; rm -rf /"));
         assert!(check_value("").is_err());
+        // What the kernel would refuse after the rules are in.
+        assert!(check_value("-2147483648").is_ok() && check_value("2147483647").is_ok());
+        for refused in ["2147483648", "99999999999999999999", "-", "+1", "1-2", "  "] {
+            assert!(check_value(refused).is_err(), "{refused:?}");
+        }
     }
 }

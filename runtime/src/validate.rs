@@ -23,6 +23,13 @@ pub const MATCHES_MAX: usize = 24;
 pub const COMMENT_MAX: usize = 127;
 /// Longest log prefix, in bytes.
 pub const LOG_PREFIX_MAX: usize = 127;
+/// Most nested jumps and gotos from a base chain to a regular chain: the
+/// kernel's jump stack holds 16 levels (NFT_JUMP_STACK_SIZE) and it refuses
+/// a ruleset with a chain at level 16 ("Too many links").
+pub const JUMP_DEPTH_MAX: usize = 15;
+/// A nat base chain's priority must be above this (NF_IP_PRI_CONNTRACK);
+/// the kernel refuses one at or below it.
+pub const NAT_PRIORITY_FLOOR: i32 = -200;
 
 /// Limits on the size of one policy's output.
 #[derive(Debug, Clone)]
@@ -56,6 +63,15 @@ pub struct Invalid {
     pub problems: Vec<Problem>,
 }
 
+/// Problems an error lists; the others are only counted. A policy can
+/// return thousands of bad elements, and the error goes to the log.
+pub const PROBLEMS_SHOWN: usize = 20;
+/// Longest problem line an error shows; the rest of a longer one (a huge
+/// string quoted) is cut.
+pub const PROBLEM_TEXT_MAX: usize = 300;
+
+/// `{}` gives a header line and one line per problem, as `wasmwall eval`
+/// and fixtures show it; `{:#}` gives the same on one line, for logs.
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -63,8 +79,28 @@ impl fmt::Display for Invalid {
             "{} problem(s) in the returned ruleset",
             self.problems.len()
         )?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
+        let (first, next) = if f.alternate() {
+            (": ", "; ")
+        } else {
+            ("\n  - ", "\n  - ")
+        };
+        for (i, p) in self.problems.iter().take(PROBLEMS_SHOWN).enumerate() {
+            let mut text = p.to_string();
+            if text.len() > PROBLEM_TEXT_MAX {
+                let mut cut = PROBLEM_TEXT_MAX;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push_str("... (cut)");
+            }
+            f.write_str(if i == 0 { first } else { next })?;
+            f.write_str(&text)?;
+        }
+        if let Some(more) = self.problems.len().checked_sub(PROBLEMS_SHOWN)
+            && more > 0
+        {
+            write!(f, "{next}... and {more} more")?;
         }
         Ok(())
     }
@@ -484,6 +520,94 @@ fn find_cycle(chains: &[wit::Chain]) -> Option<Vec<String>> {
     None
 }
 
+/// The path from a base chain to the first chain (in the answer's order)
+/// that sits more than [`JUMP_DEPTH_MAX`] jumps deep, if any. The jump graph
+/// must have no loop.
+fn too_deep(chains: &[wit::Chain], infos: &HashMap<&str, ChainInfo>) -> Option<Vec<String>> {
+    let index: HashMap<&str, usize> = chains
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| infos.contains_key(c.name.as_str()))
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    // Edges to regular chains only: a jump to a base chain is reported
+    // elsewhere.
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); chains.len()];
+    let mut incoming = vec![0usize; chains.len()];
+    // In the answer's order, so that the path reported does not vary.
+    for (from, chain) in chains.iter().enumerate() {
+        if index.get(chain.name.as_str()) != Some(&from) {
+            continue;
+        }
+        for rule in &chain.rules {
+            if let wit::Action::Jump(t) | wit::Action::Goto(t) = &rule.action
+                && let Some(&to) = index.get(t.as_str())
+                && infos.get(t.as_str()).is_some_and(|i| i.base.is_none())
+                && to != from
+            {
+                edges[from].push(to);
+                incoming[to] += 1;
+            }
+        }
+    }
+    // Longest distance from a base chain, in topological order (Kahn).
+    let mut depth: Vec<Option<usize>> = chains
+        .iter()
+        .map(|c| infos.get(c.name.as_str()).and_then(|i| i.base).map(|_| 0))
+        .collect();
+    let mut parent: Vec<Option<usize>> = vec![None; chains.len()];
+    let mut ready: Vec<usize> = (0..chains.len())
+        .filter(|&i| index.get(chains[i].name.as_str()) == Some(&i) && incoming[i] == 0)
+        .collect();
+    while let Some(from) = ready.pop() {
+        for &to in &edges[from] {
+            if let Some(d) = depth[from]
+                && depth[to].is_none_or(|old| d + 1 > old)
+            {
+                depth[to] = Some(d + 1);
+                parent[to] = Some(from);
+            }
+            incoming[to] -= 1;
+            if incoming[to] == 0 {
+                ready.push(to);
+            }
+        }
+    }
+    let deepest = (0..chains.len()).find(|&i| depth[i].is_some_and(|d| d > JUMP_DEPTH_MAX))?;
+    let mut path = vec![chains[deepest].name.clone()];
+    let mut at = deepest;
+    while let Some(p) = parent[at] {
+        path.push(chains[p].name.clone());
+        at = p;
+    }
+    path.reverse();
+    Some(path)
+}
+
+/// "a -> b -> c", with the middle of a long path left out.
+fn shorten_path(path: &[String]) -> String {
+    if path.len() <= 8 {
+        return path.join(" -> ");
+    }
+    format!(
+        "{} -> ... -> {}",
+        path[..3].join(" -> "),
+        path[path.len() - 3..].join(" -> ")
+    )
+}
+
+/// Why the kernel would refuse a nat base chain at this priority, if it
+/// would: nat chains must run after connection tracking, which hooks at
+/// -200.
+pub fn nat_priority_problem(base: &BaseChain) -> Option<String> {
+    (base.chain_type == ChainType::Nat && base.priority <= NAT_PRIORITY_FLOOR).then(|| {
+        format!(
+            "a nat chain needs a priority above {NAT_PRIORITY_FLOOR} (connection tracking runs at {NAT_PRIORITY_FLOOR}); this one has {}",
+            base.priority
+        )
+    })
+}
+
 fn check_text(ctx: &mut Ctx, at: &str, what: &str, text: &str, max: usize) -> bool {
     if text.len() > max {
         ctx.err(
@@ -675,6 +799,9 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     "a nat chain cannot have policy drop (filter in a filter chain)",
                 );
             }
+            if let Some(problem) = nat_priority_problem(b) {
+                ctx.err(&at, problem);
+            }
         }
         infos.insert(chain.name.as_str(), ChainInfo { base });
     }
@@ -683,6 +810,15 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         ctx.err(
             format!("chain {:?}", cycle[0]),
             format!("jump loop: {}", cycle.join(" -> ")),
+        );
+    } else if let Some(path) = too_deep(&ruleset.chains, &infos) {
+        ctx.err(
+            format!("chain {:?}", path[path.len() - 1]),
+            format!(
+                "reached through {} nested jumps or gotos ({}); the kernel allows at most {JUMP_DEPTH_MAX}",
+                path.len() - 1,
+                shorten_path(&path)
+            ),
         );
     }
     let reach = reaching_hooks(&ruleset.chains, &infos);
@@ -866,5 +1002,7 @@ fn convert_action(
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
