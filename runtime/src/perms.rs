@@ -15,8 +15,12 @@ const S_ISVTX: u32 = 0o1000;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PermError {
-    #[error("cannot check {path}: {message}")]
-    Unreadable { path: String, message: String },
+    #[error("cannot read {what} {path}: {message}")]
+    Unreadable {
+        what: String,
+        path: String,
+        message: String,
+    },
     #[error(
         "refusing {what} {path}: {culprit} {problem}; anyone who can write there controls the firewall (fix it with chown/chmod, or pass --insecure-permissions)"
     )]
@@ -62,6 +66,11 @@ fn problem(uid: u32, gid: u32, mode: u32, is_dir: bool, me: u32) -> Option<Strin
 pub fn check(path: &Path, what: &str) -> Result<(), PermError> {
     let me = nix::unistd::geteuid().as_raw();
     let unreadable = |p: &Path, e: std::io::Error| PermError::Unreadable {
+        what: if p == path {
+            what.to_string()
+        } else {
+            format!("the directory above {what}")
+        },
         path: p.display().to_string(),
         message: e.to_string(),
     };

@@ -108,7 +108,7 @@ impl Policies {
                 Ok(())
             } else {
                 crate::perms::check(&p.path, "policy file")
-                    .map_err(|e| format!("policy {}: {e}", p.name))
+                    .map_err(|e| format!("policy {}: cannot load: {e}", p.name))
             };
             let policy = match checked.and_then(|()| {
                 engine.load(&p.name, &p.path).map_err(|source| {
