@@ -26,19 +26,7 @@ impl Setup {
         require_root();
         let tmp = temp_dir();
         let ns = Netns::new("bad");
-        ns.run([
-            "ip",
-            "link",
-            "add",
-            "lan0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "lan0-peer",
-        ]);
-        ns.run(["ip", "addr", "add", "192.168.7.1/24", "dev", "lan0"]);
-        ns.run(["ip", "link", "set", "lan0", "up"]);
+        ns.add_interface("lan0", "192.168.7.1/24");
         Setup {
             ns,
             launcher: Netns::new("launcher"),

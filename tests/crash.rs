@@ -129,21 +129,7 @@ fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
         launcher: Netns::new("launcher"),
         dir: tmp.path().to_path_buf(),
     };
-    router.ns.run([
-        "ip",
-        "link",
-        "add",
-        "lan0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "lan0-peer",
-    ]);
-    router
-        .ns
-        .run(["ip", "addr", "add", "192.168.7.1/24", "dev", "lan0"]);
-    router.ns.run(["ip", "link", "set", "lan0", "up"]);
+    router.ns.add_interface("lan0", "192.168.7.1/24");
     let configs = [
         write_config(&router.dir, "a", 1),
         write_config(&router.dir, "b", 2),
@@ -177,10 +163,12 @@ fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
         "kill -9 campaign: seed {seed}, a full switch takes {switch:?}"
     ));
     let mut rng = Rng(seed);
-    // Kills land from half-way through a switch (policy loaded, the table
-    // being read) to a little after it would have finished.
-    let switch_us = switch.as_micros() as u64;
-    let (earliest, window) = (switch_us / 2, (switch_us * 8 / 10).max(1000));
+    // Kills land around the moment the batch goes in: a random delay around
+    // a centre that starts at the measured switch time and follows the
+    // outcomes (later after a kill that was too early, earlier after one
+    // that was too late), so that a loaded machine does not turn every kill
+    // into an early one.
+    let mut centre = switch.as_micros() as f64;
     let (mut old, mut new, mut adopted, mut cleaned) = (0, 0, 0, 0);
 
     for i in 0..KILLS {
@@ -191,7 +179,9 @@ fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
             &router.dir,
             &format!("apply-{i}"),
         );
-        std::thread::sleep(Duration::from_micros(earliest + rng.below(window)));
+        let window = (centre * 0.8).max(1000.0) as u64;
+        let delay = (centre * 0.6) as u64 + rng.below(window);
+        std::thread::sleep(Duration::from_micros(delay));
         child.kill();
         child.wait_timeout(Duration::from_secs(10));
 
@@ -199,8 +189,10 @@ fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
         let complete = [&complete_a, &complete_b][which];
         if after == before {
             old += 1;
+            centre *= 1.15;
         } else if after.as_deref() == Some(complete.as_str()) {
             new += 1;
+            centre *= 0.9;
         } else {
             panic!(
                 "kill {i} (seed {seed}) left a ruleset that is neither the old nor the new one:\n{}",
@@ -232,6 +224,11 @@ fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
         "kill -9 campaign: {KILLS} kills: {old} left the old ruleset, {new} the new one, none a mix; \
          {adopted} restarts adopted the live rules with 0 messages, {cleaned} clean-ups restored everything"
     ));
+    // Both outcomes must have happened for the campaign to mean anything.
+    assert!(
+        old >= 3 && new >= 3,
+        "the kills did not straddle the batch (old {old}, new {new}); seed {seed}"
+    );
     run(&mut router.wasmwall("cleanup", &configs[0]));
     router.assert_pristine("at the end");
 }

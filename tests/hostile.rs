@@ -369,21 +369,7 @@ impl Lab {
         let dir = temp_dir();
         let router = Netns::new("router");
         let launcher = Netns::new("launcher");
-        // A veth pair with both ends here (this kernel has no dummy links).
-        router.run([
-            "ip",
-            "link",
-            "add",
-            "lan0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "lan0-peer",
-        ]);
-        router.run(["ip", "link", "set", "lan0-peer", "up"]);
-        router.run(["ip", "addr", "add", "192.168.0.9/24", "dev", "lan0"]);
-        router.run(["ip", "link", "set", "lan0", "up"]);
+        router.add_interface("lan0", "192.168.0.9/24");
         // A table of someone else's, which nothing here may touch.
         router.run(["nft", "add", "table", "inet", "other"]);
         router.run([

@@ -333,6 +333,19 @@ impl Netns {
             .to_string()
     }
 
+    /// Adds an interface `name` with address `cidr`, up, whose other end
+    /// stays in this namespace too: a veth pair (this kernel has no dummy
+    /// driver), so a policy has a LAN interface to refer to.
+    pub fn add_interface(&self, name: &str, cidr: &str) {
+        let peer = format!("{name}-peer");
+        self.run([
+            "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
+        ]);
+        self.run(["ip", "link", "set", &peer, "up"]);
+        self.run(["ip", "addr", "add", cidr, "dev", name]);
+        self.run(["ip", "link", "set", name, "up"]);
+    }
+
     /// The namespace's whole nftables ruleset.
     pub fn ruleset(&self) -> Ruleset {
         Ruleset::parse(&self.run(["nft", "list", "ruleset"]).stdout)
