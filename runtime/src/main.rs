@@ -22,9 +22,11 @@ use wasmwall::world::{self, EVENT_SYNTAX, Event, WorldState};
 ///
 /// A policy receives the network state (interfaces, addresses, DHCP leases)
 /// and an event, and returns the rules and sysctls it wants. wasmwall puts
-/// them into the kernel (nftables, in its own `inet` table only) in one
-/// atomic batch, and on exit removes its table and restores every sysctl it
-/// changed.
+/// them into the kernel (nftables, in its own `inet` table only), sending
+/// only what differs from what is there, in one atomic batch; it repairs
+/// hand edits of its table, and on exit removes it and restores every sysctl
+/// it changed. A policy that fails keeps its last known good rules; the
+/// others go on.
 #[derive(Debug, Parser)]
 #[command(name = "wasmwall", version, propagate_version = true)]
 struct Cli {
