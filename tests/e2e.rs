@@ -409,6 +409,11 @@ fn second_apply_sends_nothing_and_plan_shows_hand_edits() {
         Some("0"),
         "{second}"
     );
+    assert_eq!(
+        logged_field(&second.stderr, "read_table"),
+        Some("false"),
+        "the snapshot the first apply left is current: nothing is read\n{second}"
+    );
     assert!(second.stderr.contains("nothing to change"), "{second}");
 
     let clean = run_unchecked(&mut lan.wasmwall("plan"));

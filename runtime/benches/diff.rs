@@ -20,6 +20,7 @@ use wasmwall::ir::*;
 use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::DesiredTable;
 use wasmwall::runtime::Reconciler;
+use wasmwall::snapshot::SnapshotFile;
 
 const TABLE: &str = "wasmwall";
 const LEASES: u32 = 1000;
@@ -252,6 +253,7 @@ struct Row {
     rustables: Duration,
     nft_list: Duration,
     noop_cold: Duration,
+    noop_snapshot: Duration,
     noop_warm: Duration,
     hash: Duration,
     one_rule: Duration,
@@ -298,7 +300,9 @@ fn measure(n: u32) -> Row {
 
     in_fresh_netns(|| {
         let mut k = Netlink::new().unwrap();
-        let mut rec = Reconciler::new(TABLE);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let state = dir.path().join("netns-bench.wasmwall.json");
+        let mut rec = Reconciler::new(TABLE).with_snapshot(SnapshotFile::beside(&state, true));
         rec.reconcile(&mut k, &desired).expect("apply");
 
         let (user0, sys0) = thread_cpu();
@@ -341,6 +345,22 @@ fn measure(n: u32) -> Row {
                 .collect(),
         );
         rec.reconcile(&mut k, &desired).unwrap();
+        // A new process that finds a current snapshot beside the state file.
+        let noop_snapshot = median(
+            (0..RUNS)
+                .map(|_| {
+                    let (d, r) = timed(|| {
+                        Reconciler::new(TABLE)
+                            .with_snapshot(SnapshotFile::beside(&state, false))
+                            .reconcile(&mut k, &desired)
+                    });
+                    let r = r.unwrap();
+                    assert_eq!(r.report.messages, 0);
+                    assert!(!r.read_table, "the snapshot is current");
+                    d
+                })
+                .collect(),
+        );
         let noop_warm = median(
             (0..RUNS)
                 .map(|_| {
@@ -351,6 +371,9 @@ fn measure(n: u32) -> Row {
                 .collect(),
         );
 
+        // As `wasmwall run` does after its start: the table is kept in
+        // memory only.
+        rec.stop_saving_snapshot();
         // One rule changed, back and forth; one lease added and removed.
         let changed = DesiredTable::from_policies(&ruleset(n, true, false));
         let more = DesiredTable::from_policies(&ruleset(n, false, true));
@@ -378,6 +401,7 @@ fn measure(n: u32) -> Row {
             rustables,
             nft_list,
             noop_cold,
+            noop_snapshot,
             noop_warm,
             hash,
             one_rule,
@@ -400,14 +424,14 @@ fn main() {
         sizes
     };
     println!(
-        "| forward rules (+10% DNAT, +1 set of {LEASES}) | initial apply (user / kernel CPU) | `nft -f` | speed-up | observe (user / kernel CPU) | `nft list ruleset` | ratio | rustables `list_rules_for_chain` | no-op, cold (read + plan) | no-op, warm (generation + plan) | hashing the desired rules | one rule changed (msgs) | one element added (msgs) |"
+        "| forward rules (+10% DNAT, +1 set of {LEASES}) | initial apply (user / kernel CPU) | `nft -f` | speed-up | observe (user / kernel CPU) | `nft list ruleset` | ratio | rustables `list_rules_for_chain` | no-op, cold (read + plan) | no-op, new process with a current snapshot | no-op, warm (generation + plan) | hashing the desired rules | one rule changed (msgs) | one element added (msgs) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let r = measure(n);
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         println!(
-            "| {} | {} ({} / {}) | {} | {:.1}x | {} ({} / {}) | {} | {:.1}x faster | {} | {} | {} | {} | {} ({}) | {} ({}) |",
+            "| {} | {} ({} / {}) | {} | {:.1}x | {} ({} / {}) | {} | {:.1}x faster | {} | {} | {} | {} | {} | {} ({}) | {} ({}) |",
             r.n,
             ms(r.apply),
             ms(r.apply_cpu.0),
@@ -421,6 +445,7 @@ fn main() {
             ratio(r.nft_list, r.observe),
             ms(r.rustables),
             ms(r.noop_cold),
+            ms(r.noop_snapshot),
             ms(r.noop_warm),
             ms(r.hash),
             ms(r.one_rule),

@@ -12,7 +12,9 @@ use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
 
 /// Netfilter hook of a base chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Hook {
     Prerouting,
     Input,
@@ -34,7 +36,7 @@ impl Hook {
 }
 
 /// Type of a base chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ChainType {
     Filter,
     Nat,
@@ -50,7 +52,7 @@ impl ChainType {
 }
 
 /// Verdict at the end of a base chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ChainPolicy {
     Accept,
     Drop,
@@ -65,7 +67,7 @@ impl ChainPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct BaseChain {
     pub hook: Hook,
     pub chain_type: ChainType,
@@ -372,7 +374,7 @@ impl Rule {
 }
 
 /// Elements of a named set, sorted and without duplicates.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SetElements {
     Ipv4(Vec<std::net::Ipv4Addr>),
     Ipv6(Vec<std::net::Ipv6Addr>),

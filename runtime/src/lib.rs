@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod perms;
 pub mod plan;
 pub mod runtime;
+pub mod snapshot;
 pub mod state;
 mod stubs;
 pub mod sysctl;

@@ -13,6 +13,7 @@ use wasmwall::host::{Limits, PolicyEngine};
 use wasmwall::ir::{PolicyRules, TableView};
 use wasmwall::kernel::{Monitor, Netlink};
 use wasmwall::runtime::{self, Evaluation, Policies, Reconciler, Target};
+use wasmwall::snapshot::SnapshotFile;
 use wasmwall::state;
 use wasmwall::sysctl::AllowList;
 use wasmwall::validate;
@@ -279,7 +280,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let (config, target) = load_config(&args)?;
             let _lock = state::lock(&target.state_path)?;
             let mut kernel = Netlink::new()?;
-            let mut reconciler = Reconciler::new(&target.table);
+            let mut reconciler = Reconciler::new(&target.table)
+                .with_snapshot(SnapshotFile::beside(&target.state_path, true));
             let rt = tokio_runtime()?;
             let (_, evaluation) = apply_once(&rt, &config, &target, &mut kernel, &mut reconciler)?;
             done(failures(&evaluation))
@@ -560,7 +562,8 @@ fn run(config: &Config, target: &Target) -> Result<()> {
     let mut kernel = Netlink::new()?;
     // The daemon remembers its table: have every new rule's handle echoed.
     kernel.echo_all_rules();
-    let mut reconciler = Reconciler::new(&target.table);
+    let mut reconciler = Reconciler::new(&target.table)
+        .with_snapshot(SnapshotFile::beside(&target.state_path, true));
     // Subscribe before the first batch, so no change after it goes unseen.
     let monitor = {
         let _guard = rt.enter();
@@ -573,6 +576,10 @@ fn run(config: &Config, target: &Target) -> Result<()> {
     };
     let (_policies, mut evaluation) =
         apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
+    // From here on the table is kept in memory; writing the snapshot at
+    // every change would cost each event a serialization of the table. The
+    // one written at start goes stale (and unused) at the first change.
+    reconciler.stop_saving_snapshot();
     tracing::info!(
         interval_s = config.reconcile_interval.map(|d| d.as_secs()),
         "running; repairing hand edits of the table; SIGINT or SIGTERM stops and cleans up"

@@ -10,6 +10,7 @@ use crate::host::{HostError, LoadedPolicy, PolicyEngine};
 use crate::ir::PolicyRules;
 use crate::kernel::{ApplyReport, Kernel, KernelError, Observation, next_generation};
 use crate::plan::{self, DesiredTable, NotOwned, Transaction};
+use crate::snapshot::SnapshotFile;
 use crate::state::{self, SavedSysctl, State, StateError};
 use crate::sysctl::{self, AllowList};
 use crate::validate::{self, Invalid};
@@ -245,6 +246,10 @@ const ATTEMPTS: usize = 3;
 pub struct Reconciler {
     table: String,
     known: Option<Observation>,
+    /// The table as a previous process left it (see `snapshot`), and the
+    /// generation last written there.
+    snapshot: Option<SnapshotFile>,
+    saved: Option<u32>,
 }
 
 /// What one reconcile did.
@@ -264,12 +269,49 @@ impl Reconciler {
         Reconciler {
             table: table.to_string(),
             known: None,
+            snapshot: None,
+            saved: None,
         }
+    }
+
+    /// Starts from the snapshot a previous process left, when it is
+    /// provably current, and (if `writable`) keeps it up to date: written
+    /// after every read of the table and every batch whose result is known.
+    pub fn with_snapshot(mut self, snapshot: Option<SnapshotFile>) -> Self {
+        if let Some(seen) = snapshot.as_ref().and_then(|s| s.load(&self.table)) {
+            self.saved = Some(seen.generation);
+            self.known = Some(seen);
+        }
+        self.snapshot = snapshot;
+        self
     }
 
     /// Forgets what is known: the next look reads the whole table.
     pub fn forget(&mut self) {
         self.known = None;
+    }
+
+    /// Stops writing the snapshot (it is still removed by clean-up).
+    pub fn stop_saving_snapshot(&mut self) {
+        if let Some(file) = &mut self.snapshot {
+            file.writable = false;
+        }
+    }
+
+    /// Writes what is known to the snapshot, if it changed since.
+    fn save_snapshot(&mut self) {
+        let (Some(file), Some(known)) = (&self.snapshot, &self.known) else {
+            return;
+        };
+        if !file.writable || self.saved == Some(known.generation) {
+            return;
+        }
+        match file.save(&self.table, known) {
+            Ok(()) => self.saved = Some(known.generation),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the table snapshot; the next start reads the table")
+            }
+        }
     }
 
     /// The table as the kernel holds it now, and whether it had to be read.
@@ -283,6 +325,7 @@ impl Reconciler {
         };
         if !current {
             self.known = Some(kernel.observe(&self.table)?);
+            self.save_snapshot();
         }
         Ok((self.known.as_ref().expect("just set"), !current))
     }
@@ -359,6 +402,7 @@ impl Reconciler {
                     generation: next_generation(known.generation),
                     table,
                 });
+                self.save_snapshot();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot predict the table after the batch; it will be read again")
@@ -433,7 +477,9 @@ pub fn pending<K: Kernel>(
     allow: &AllowList,
     evaluation: &Evaluation,
 ) -> Result<Pending, RuntimeError> {
-    let tx = Reconciler::new(&target.table).plan(kernel, &evaluation.desired())?;
+    let tx = Reconciler::new(&target.table)
+        .with_snapshot(SnapshotFile::beside(&target.state_path, false))
+        .plan(kernel, &evaluation.desired())?;
     let desired = &evaluation.rules;
     let wanted = wanted_sysctls(allow, desired)?;
     let mut sysctls = Vec::new();
@@ -686,6 +732,8 @@ pub fn cleanup<K: Kernel>(
             }
         }
     }
+    // The table is gone (or not ours): a snapshot of it would be stale.
+    crate::snapshot::remove(&target.state_path);
     let Some(mut state) = state else {
         return Ok(done);
     };

@@ -371,3 +371,34 @@ fn with_every_rule_echoed_a_large_apply_is_known_without_reading() {
     let known = known.clone();
     assert_eq!(kernel.observe(TABLE).unwrap(), known);
 }
+
+#[test]
+fn a_new_process_trusts_a_current_snapshot_and_only_that() {
+    use wasmwall::snapshot::SnapshotFile;
+    let mut kernel = fresh_netns();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("netns-x.wasmwall.json");
+    let snapshot = |writable| SnapshotFile::beside(&state, writable);
+    let want = forward_rules(500, None);
+    converge(
+        &mut kernel,
+        &mut Reconciler::new(TABLE).with_snapshot(snapshot(true)),
+        &want,
+    );
+    // The next process: nothing changed, so nothing is read and nothing sent.
+    let next = Reconciler::new(TABLE)
+        .with_snapshot(snapshot(true))
+        .reconcile(&mut kernel, &want)
+        .unwrap();
+    assert!(!next.read_table, "the snapshot is current");
+    assert_eq!(next.report.messages, 0);
+    // Someone changes the ruleset: the snapshot is stale and not used.
+    nft(&["flush", "chain", "inet", TABLE, "big/forward"]);
+    let repaired = Reconciler::new(TABLE)
+        .with_snapshot(snapshot(false))
+        .reconcile(&mut kernel, &want)
+        .unwrap();
+    assert!(repaired.read_table, "a stale snapshot is not trusted");
+    assert_eq!(repaired.report.messages, 500);
+    assert_eq!(observed(&mut kernel), want.expected().normalized());
+}

@@ -5,7 +5,9 @@ use crate::ir::{self, Action, BaseChain, Match, PolicyRules, Rule, SetElements};
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
 /// its canonical text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct RuleTag {
     pub policy: String,
     pub hash: String,
@@ -143,7 +145,9 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
 
 /// A chain a rule jumps to or a set it looks up: the kernel counts these,
 /// and such a chain or set cannot be deleted while the rule exists.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Ref {
     Chain(String),
     Set(String),
@@ -170,7 +174,7 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
 }
 
 /// The runtime's table as the kernel holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ObservedTable {
     /// Whether the table carries the runtime's marker. A table of the same
     /// name without it belongs to someone else and is never touched.
@@ -205,7 +209,7 @@ impl ObservedTable {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedChain {
     pub name: String,
     pub kind: ChainKind,
@@ -214,7 +218,7 @@ pub struct ObservedChain {
 }
 
 /// What kind of chain the kernel holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChainKind {
     Regular,
     Base(BaseChain),
@@ -232,7 +236,7 @@ impl ChainKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRule {
     /// The kernel's handle: how a rule is deleted or used as a position.
     pub handle: u64,
@@ -242,7 +246,7 @@ pub struct ObservedRule {
     pub refs: Vec<Ref>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSet {
     pub name: String,
     /// `None` when the set is of a kind the runtime never makes (another key
