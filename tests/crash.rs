@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use wasmwall_e2e::{
-    Child, Netns, compile_cache_dir, files_in, policy_wasm, require_root, run, run_unchecked,
-    temp_dir, toml_string, wasmwall_bin,
+    Child, Netns, compile_cache_dir, files_in, logged_field, policy_wasm, require_root, run,
+    run_unchecked, temp_dir, toml_string, wasmwall_bin,
 };
 
 /// At least 50 kills, as the issue asks.
@@ -111,15 +111,6 @@ fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// The value of `field=` in the last log line that has it.
-fn logged(log: &str, field: &str) -> Option<String> {
-    let key = format!(" {field}=");
-    log.lines().rev().find_map(|line| {
-        let rest = &line[line.find(&key)? + key.len()..];
-        Some(rest.split(' ').next().unwrap_or(rest).to_string())
-    })
-}
-
 #[test]
 fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
     require_root();
@@ -206,7 +197,7 @@ fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
             let matching = if *live == complete_a { 0 } else { 1 };
             let restart = run(&mut router.wasmwall("apply", &configs[matching]));
             assert_eq!(
-                logged(&restart.stderr, "messages").as_deref(),
+                logged_field(&restart.stderr, "messages"),
                 Some("0"),
                 "kill {i}: a restart adopts the live rules without writing\n{restart}"
             );

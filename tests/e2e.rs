@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use wasmwall_e2e::{
     Child, HttpServer, NetError, Netns, TempDir, compile_cache_dir, files_in, find_line, http_get,
-    policy_wasm, require_root, run, run_unchecked, tcp_connect, temp_dir, toml_string, veth_pair,
-    wait_until, wasmwall_bin,
+    logged_field, policy_wasm, require_root, run, run_unchecked, tcp_connect, temp_dir,
+    toml_string, veth_pair, wait_until, wasmwall_bin,
 };
 
 const PHONE_IF: &str = "veth-p";
@@ -366,15 +366,6 @@ fn eval_runs_unprivileged_without_kernel() {
             "no line of `wasmwall eval` contains all of {fragments:?}\n{output}"
         );
     }
-}
-
-/// The value of `field=` in the last log line that has it.
-fn logged_field<'a>(log: &'a str, field: &str) -> Option<&'a str> {
-    let key = format!(" {field}=");
-    log.lines().rev().find_map(|line| {
-        let rest = &line[line.find(&key)? + key.len()..];
-        Some(rest.split(' ').next().unwrap_or(rest))
-    })
 }
 
 /// The handle of the first rule of `chain` whose text contains `needle`.

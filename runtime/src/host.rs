@@ -365,6 +365,28 @@ impl StoreCaps {
     }
 }
 
+/// Counts a growth from `current` to `desired` into `used`, all of a
+/// policy's memories (or tables) together: `Ok(false)` when it is beyond the
+/// object's own maximum (the grow fails anyway), `Err(wanted)` when the
+/// total would pass `cap`.
+fn grow(
+    used: &mut usize,
+    current: usize,
+    desired: usize,
+    maximum: Option<usize>,
+    cap: usize,
+) -> Result<bool, usize> {
+    if maximum.is_some_and(|max| desired > max) {
+        return Ok(false);
+    }
+    let wanted = used.saturating_add(desired.saturating_sub(current));
+    if wanted > cap {
+        return Err(wanted);
+    }
+    *used = wanted;
+    Ok(true)
+}
+
 impl ResourceLimiter for StoreCaps {
     fn memory_growing(
         &mut self,
@@ -372,22 +394,9 @@ impl ResourceLimiter for StoreCaps {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            // Beyond the memory's own maximum: the grow fails anyway.
-            return Ok(false);
-        }
-        let wanted = self
-            .memory_used
-            .saturating_add(desired.saturating_sub(current));
-        if wanted > self.memory_cap {
-            return Err(CapExceeded::Memory {
-                cap: self.memory_cap,
-                wanted,
-            }
-            .into());
-        }
-        self.memory_used = wanted;
-        Ok(true)
+        let cap = self.memory_cap;
+        grow(&mut self.memory_used, current, desired, maximum, cap)
+            .map_err(|wanted| CapExceeded::Memory { cap, wanted }.into())
     }
 
     fn table_growing(
@@ -396,21 +405,15 @@ impl ResourceLimiter for StoreCaps {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
-        let wanted = self
-            .table_elements_used
-            .saturating_add(desired.saturating_sub(current));
-        if wanted > TABLE_ELEMENTS_MAX {
-            return Err(CapExceeded::TableElements {
-                cap: TABLE_ELEMENTS_MAX,
-                wanted,
-            }
-            .into());
-        }
-        self.table_elements_used = wanted;
-        Ok(true)
+        let cap = TABLE_ELEMENTS_MAX;
+        grow(
+            &mut self.table_elements_used,
+            current,
+            desired,
+            maximum,
+            cap,
+        )
+        .map_err(|wanted| CapExceeded::TableElements { cap, wanted }.into())
     }
 
     fn instances(&self) -> usize {

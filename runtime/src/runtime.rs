@@ -77,19 +77,41 @@ pub struct PolicyFailure {
 
 /// The outcome of evaluating every policy: the rules of those that
 /// succeeded, and the failures. One policy's failure never stops the others.
-#[derive(Debug, Clone, Default)]
+///
+/// The desired table is built (every rule rendered and hashed) once per
+/// evaluation, not at every reconcile: `run` reconciles the same evaluation
+/// on every timer tick and change notification. Change `rules` or `failed`
+/// only on a clone (cloning drops the built table).
+#[derive(Debug, Default)]
 pub struct Evaluation {
     pub rules: Vec<PolicyRules>,
     pub failed: Vec<PolicyFailure>,
+    desired: std::cell::OnceCell<DesiredTable>,
+}
+
+impl Clone for Evaluation {
+    fn clone(&self) -> Self {
+        Evaluation::new(self.rules.clone(), self.failed.clone())
+    }
 }
 
 impl Evaluation {
+    pub fn new(rules: Vec<PolicyRules>, failed: Vec<PolicyFailure>) -> Self {
+        Evaluation {
+            rules,
+            failed,
+            desired: std::cell::OnceCell::new(),
+        }
+    }
+
     /// The desired table: the succeeded policies' rules; the failed ones
     /// keep what the kernel holds for them.
-    pub fn desired(&self) -> DesiredTable {
-        let mut table = DesiredTable::from_policies(&self.rules);
-        table.kept = self.failed.iter().map(|f| f.policy.clone()).collect();
-        table
+    pub fn desired(&self) -> &DesiredTable {
+        self.desired.get_or_init(|| {
+            let mut table = DesiredTable::from_policies(&self.rules);
+            table.kept = self.failed.iter().map(|f| f.policy.clone()).collect();
+            table
+        })
     }
 }
 
@@ -479,7 +501,7 @@ pub fn pending<K: Kernel>(
 ) -> Result<Pending, RuntimeError> {
     let tx = Reconciler::new(&target.table)
         .with_snapshot(SnapshotFile::beside(&target.state_path, false))
-        .plan(kernel, &evaluation.desired())?;
+        .plan(kernel, evaluation.desired())?;
     let desired = &evaluation.rules;
     let wanted = wanted_sysctls(allow, desired)?;
     let mut sysctls = Vec::new();
@@ -564,7 +586,7 @@ pub fn apply<K: Kernel>(
     }
 
     let desired_table = evaluation.desired();
-    let done = reconciler.reconcile(kernel, &desired_table)?;
+    let done = reconciler.reconcile(kernel, desired_table)?;
     if !done.tx.is_empty() {
         tracing::debug!(transaction = %done.tx, "applied");
     }

@@ -10,8 +10,7 @@
 //! batch in the namespace changes, whoever sends it. Anything else, or any
 //! error reading it, and the table is read from the kernel as before.
 
-use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -78,9 +77,10 @@ impl SnapshotFile {
         })
     }
 
-    /// Writes the snapshot atomically (temp file, rename), root-only. Does
-    /// nothing before the state directory exists (it is made with the state
-    /// file, before the first kernel write; the next save then writes).
+    /// Writes the snapshot as the state file is written (atomically,
+    /// root-only). Does nothing before the state directory exists (it is
+    /// made with the state file, before the first kernel write; the next
+    /// save then writes).
     pub fn save(&self, table: &str, seen: &Observation) -> std::io::Result<()> {
         if !self.path.parent().is_some_and(Path::is_dir) {
             return Ok(());
@@ -93,19 +93,8 @@ impl SnapshotFile {
             generation: seen.generation,
             observed: seen.table.clone(),
         };
-        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = self.path.with_file_name(tmp_name);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        file.write_all(&serde_json::to_vec(&snapshot).expect("a snapshot serializes"))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path)
+        let bytes = serde_json::to_vec(&snapshot).expect("a snapshot serializes");
+        crate::state::write_private(&self.path, &bytes)
     }
 }
 
@@ -116,11 +105,8 @@ pub fn path_beside(state_path: &Path) -> PathBuf {
 
 /// Removes the snapshot and a half-written one (no error if absent).
 pub fn remove(state_path: &Path) {
-    let path = path_beside(state_path);
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    for p in [path.with_file_name(tmp_name), path] {
-        let _ = std::fs::remove_file(p);
+    if let Err((path, e)) = crate::state::remove_private(&path_beside(state_path)) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the table snapshot");
     }
 }
 

@@ -175,27 +175,22 @@ pub fn load(path: &Path) -> Result<Option<State>, StateError> {
     Ok(Some(state))
 }
 
-/// The file a new state is written to before it replaces the old one. Its
+/// The file a new version is written to before it replaces the old one. Its
 /// name is fixed (only the lock holder writes), so a crash in the middle
-/// leaves at most this one file, overwritten by the next save and removed
-/// with the state.
-fn temp_path(path: &Path) -> std::path::PathBuf {
+/// leaves at most this one file, overwritten by the next write and removed
+/// with the file.
+fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     path.with_file_name(name)
 }
 
-/// Writes the state atomically: a complete new file replaces the old one by
-/// rename, and both are flushed to disk, so a crash leaves the old or the new
-/// content, never a torn file. The directory is created root-only.
-pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
+/// Replaces `path` atomically with `bytes`, root-only (0600): a complete new
+/// file replaces the old one by rename, and both are flushed to disk, so a
+/// crash leaves the old or the new content, never a torn file. Never writes
+/// through a symbolic link.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let shown = path.display().to_string();
-    create_dir(dir)?;
-    let write_err = |source| StateError::Write {
-        path: shown.clone(),
-        source,
-    };
     let tmp = temp_path(path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -203,38 +198,47 @@ pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
         .truncate(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(write_err)?;
+        .open(&tmp)?;
     // The mode above applies only to a new file.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(write_err)?;
-    let text = serde_json::to_string_pretty(state).expect("state serializes");
-    file.write_all(text.as_bytes()).map_err(write_err)?;
-    file.sync_all().map_err(write_err)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(write_err)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_err)?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// Removes `path` and a half-written new version a crash may have left (no
+/// error if they are gone already).
+pub(crate) fn remove_private(path: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    for p in [temp_path(path), path.to_path_buf()] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err((p, e)),
+        }
+    }
     Ok(())
+}
+
+/// Writes the state atomically (see [`write_private`]); the directory is
+/// created root-only.
+pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
+    create_dir(path.parent().unwrap_or(Path::new(".")))?;
+    let text = serde_json::to_string_pretty(state).expect("state serializes");
+    write_private(path, text.as_bytes()).map_err(|source| StateError::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Removes the state file, and a half-written new one a crash may have left
 /// (no error if they are gone already).
 pub fn remove(path: &Path) -> Result<(), StateError> {
-    for p in [temp_path(path), path.to_path_buf()] {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(StateError::Write {
-                    path: p.display().to_string(),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(())
+    remove_private(path).map_err(|(p, source)| StateError::Write {
+        path: p.display().to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

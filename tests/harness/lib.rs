@@ -218,6 +218,16 @@ pub fn run(cmd: &mut Command) -> Output {
     output
 }
 
+/// The value of `field=` in the last line of a wasmwall log that has it
+/// (tracing's `key=value` fields), e.g. `messages` of a reconcile.
+pub fn logged_field<'a>(log: &'a str, field: &str) -> Option<&'a str> {
+    let key = format!(" {field}=");
+    log.lines().rev().find_map(|line| {
+        let rest = &line[line.find(&key)? + key.len()..];
+        Some(rest.split(' ').next().unwrap_or(rest))
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Waiting
 // ---------------------------------------------------------------------------

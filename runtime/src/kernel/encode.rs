@@ -85,34 +85,31 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                     .with_name(t)
                     .with_userdata(tlv(UDATA_COMMENT, &nul_terminated(TABLE_COMMENT)));
                 batch.add(&comment, MsgType::Add);
-                texts.push(format!("add table inet {t}"));
+                texts.push(op.command(t));
             }
             Op::DeleteTable => {
                 batch.add(&table, MsgType::Del);
-                texts.push(format!("delete table inet {t}"));
+                texts.push(op.command(t));
             }
             Op::AddChain { name, base } => {
                 batch.add(&chain_object(&table, name, base.as_ref()), MsgType::Add);
-                texts.push(chain_text(t, name, base.as_ref()));
+                texts.push(op.command(t));
             }
             Op::SetChainPolicy { name, base, .. } => {
                 // An existing chain sent again with its hook is updated.
                 batch.add(&chain_object(&table, name, Some(base)), MsgType::Add);
-                texts.push(chain_text(t, name, Some(base)));
+                texts.push(op.command(t));
             }
             Op::DeleteChain { name } => {
                 batch.add(&Chain::new(&table).with_name(name), MsgType::Del);
-                texts.push(format!("delete chain inet {t} {name}"));
+                texts.push(op.command(t));
             }
             Op::AddSet { name, elements } => {
                 // The kernel wants an id, unique in the batch, for every new
                 // set: the set message's sequence number is one.
                 let set = set_object(&table, name, elements).with_id(texts.len() as u32 + 1);
                 batch.add(&set, MsgType::Add);
-                texts.push(format!(
-                    "add set inet {t} {name} {{ type {}; }}",
-                    elements.type_name()
-                ));
+                texts.push(op.command(t));
                 for (list, text) in element_lists(&table, name, elements) {
                     batch.add(&list, MsgType::Add);
                     texts.push(format!("add element inet {t} {name} {{ {text} }}"));
@@ -122,7 +119,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 let mut set = Set::default().with_table(t).with_name(name);
                 set.family = ProtocolFamily::Inet;
                 batch.add(&set, MsgType::Del);
-                texts.push(format!("delete set inet {t} {name}"));
+                texts.push(op.command(t));
             }
             Op::AddElements { set, elements } | Op::DeleteElements { set, elements } => {
                 let (kind, verb) = match op {
@@ -141,13 +138,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 position,
             } => {
                 let seq = texts.len() as u32 + 1;
-                let rendered = rule.render(&|c| c.to_string());
-                let text = match position {
-                    Position::Append => format!("add rule inet {t} {chain} {rendered}"),
-                    Position::Before(h) => {
-                        format!("insert rule inet {t} {chain} position {h} {rendered}")
-                    }
-                };
+                let text = op.command(t);
                 let mut object = match rule_object(&table, chain, rule, tag) {
                     Ok(r) => r,
                     Err(reason) => return Err(KernelError::Encode { op: text, reason }),
@@ -175,7 +166,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                     .expect("the chain has a table and a name")
                     .with_handle(*handle);
                 batch.add(&object, MsgType::Del);
-                texts.push(format!("delete rule inet {t} {chain} handle {handle}"));
+                texts.push(op.command(t));
             }
         }
     }
@@ -300,16 +291,6 @@ fn chain_object(table: &Table, name: &str, base: Option<&BaseChain>) -> Chain {
         .with_hook(Hook::new(hook, b.priority))
         .with_type(chain_type)
         .with_policy(policy)
-}
-
-fn chain_text(t: &str, name: &str, base: Option<&BaseChain>) -> String {
-    match base {
-        None => format!("add chain inet {t} {name}"),
-        Some(b) => format!(
-            "add chain inet {t} {name} {{ {} }}",
-            crate::plan::base_chain_text(b)
-        ),
-    }
 }
 
 /// An `inet_service` set key: a port in network byte order.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use nix::errno::Errno;
 
 use super::{ApplyReport, Kernel, KernelError, Observation, next_generation};
-use crate::plan::{ObservedTable, Op, Transaction, simulate};
+use crate::plan::{ObservedTable, Transaction, simulate};
 
 #[derive(Debug, Default)]
 pub struct Fake {
@@ -78,7 +78,7 @@ impl Kernel for Fake {
             Some(next)
         })
         .map_err(|e| KernelError::Rejected {
-            op: op_text(&tx.table, &tx.ops[e.index]),
+            op: tx.ops[e.index].command(&tx.table),
             errno: Errno::EINVAL,
             extack: Some(e.reason),
         })?;
@@ -95,16 +95,4 @@ impl Kernel for Fake {
             rule_handles: Some(handles),
         })
     }
-}
-
-fn op_text(table: &str, op: &Op) -> String {
-    let one = Transaction {
-        table: table.to_string(),
-        ops: vec![op.clone()],
-    };
-    one.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }

@@ -177,73 +177,84 @@ fn tag_text(tag: Option<&RuleTag>) -> String {
     }
 }
 
+impl Op {
+    /// The operation as one nft-like command on table `t`, without the
+    /// comment `Display` adds: for a new set the set alone (its elements are
+    /// messages of their own), for an element change all its elements
+    /// (abbreviated). The kernel adapter names a refused message with it.
+    pub fn command(&self, t: &str) -> String {
+        let elements_line = |verb: &str, set: &str, elements: &SetElements| {
+            format!(
+                "{verb} element inet {t} {set} {{ {} }}",
+                elements_text(&elements.texts(), ELEMENTS_SHOWN)
+            )
+        };
+        match self {
+            Op::AddTable => format!("add table inet {t}"),
+            Op::DeleteTable => format!("delete table inet {t}"),
+            Op::AddChain { name, base: None } => format!("add chain inet {t} {name}"),
+            Op::AddChain {
+                name,
+                base: Some(base),
+            }
+            | Op::SetChainPolicy { name, base, .. } => {
+                format!("add chain inet {t} {name} {{ {} }}", base_chain_text(base))
+            }
+            Op::DeleteChain { name } => format!("delete chain inet {t} {name}"),
+            Op::AddSet { name, elements } => {
+                format!(
+                    "add set inet {t} {name} {{ type {}; }}",
+                    elements.type_name()
+                )
+            }
+            Op::DeleteSet { name } => format!("delete set inet {t} {name}"),
+            Op::AddElements { set, elements } => elements_line("add", set, elements),
+            Op::DeleteElements { set, elements } => elements_line("delete", set, elements),
+            Op::AddRule {
+                chain,
+                rule,
+                position,
+                ..
+            } => {
+                let text = rule.render(&|c| c.to_string());
+                match position {
+                    Position::Append => format!("add rule inet {t} {chain} {text}"),
+                    Position::Before(h) => {
+                        format!("insert rule inet {t} {chain} position {h} {text}")
+                    }
+                }
+            }
+            Op::DeleteRule { chain, handle, .. } => {
+                format!("delete rule inet {t} {chain} handle {handle}")
+            }
+        }
+    }
+}
+
 impl fmt::Display for Transaction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.table;
         for op in &self.ops {
+            let command = op.command(t);
             match op {
-                Op::AddTable => writeln!(f, "add table inet {t}")?,
-                Op::DeleteTable => writeln!(f, "delete table inet {t}")?,
-                Op::AddChain { name, base: None } => writeln!(f, "add chain inet {t} {name}")?,
-                Op::AddChain {
-                    name,
-                    base: Some(b),
-                } => writeln!(f, "add chain inet {t} {name} {{ {} }}", base_chain_text(b))?,
-                Op::SetChainPolicy { name, base, was } => writeln!(
-                    f,
-                    "add chain inet {t} {name} {{ {} }}  # policy was {}",
-                    base_chain_text(base),
-                    was.as_str()
-                )?,
-                Op::DeleteChain { name } => writeln!(f, "delete chain inet {t} {name}")?,
+                Op::SetChainPolicy { was, .. } => {
+                    writeln!(f, "{command}  # policy was {}", was.as_str())?
+                }
                 Op::AddSet { name, elements } => {
-                    writeln!(
-                        f,
-                        "add set inet {t} {name} {{ type {}; }}",
-                        elements.type_name()
-                    )?;
+                    writeln!(f, "{command}")?;
                     if !elements.is_empty() {
-                        writeln!(
-                            f,
-                            "add element inet {t} {name} {{ {} }}",
-                            elements_text(&elements.texts(), ELEMENTS_SHOWN)
-                        )?;
+                        let add = Op::AddElements {
+                            set: name.clone(),
+                            elements: elements.clone(),
+                        };
+                        writeln!(f, "{}", add.command(t))?;
                     }
                 }
-                Op::DeleteSet { name } => writeln!(f, "delete set inet {t} {name}")?,
-                Op::AddElements { set, elements } => writeln!(
-                    f,
-                    "add element inet {t} {set} {{ {} }}",
-                    elements_text(&elements.texts(), ELEMENTS_SHOWN)
-                )?,
-                Op::DeleteElements { set, elements } => writeln!(
-                    f,
-                    "delete element inet {t} {set} {{ {} }}",
-                    elements_text(&elements.texts(), ELEMENTS_SHOWN)
-                )?,
-                Op::AddRule {
-                    chain,
-                    rule,
-                    tag,
-                    position,
-                } => {
-                    let text = rule.render(&|c| c.to_string());
-                    let tag = tag_text(Some(tag));
-                    match position {
-                        Position::Append => {
-                            writeln!(f, "add rule inet {t} {chain} {text}  # {tag}")?
-                        }
-                        Position::Before(h) => writeln!(
-                            f,
-                            "insert rule inet {t} {chain} position {h} {text}  # {tag}"
-                        )?,
-                    }
+                Op::AddRule { tag, .. } => writeln!(f, "{command}  # {}", tag_text(Some(tag)))?,
+                Op::DeleteRule { tag, .. } => {
+                    writeln!(f, "{command}  # {}", tag_text(tag.as_ref()))?
                 }
-                Op::DeleteRule { chain, handle, tag } => writeln!(
-                    f,
-                    "delete rule inet {t} {chain} handle {handle}  # {}",
-                    tag_text(tag.as_ref())
-                )?,
+                _ => writeln!(f, "{command}")?,
             }
         }
         Ok(())

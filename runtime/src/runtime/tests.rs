@@ -107,20 +107,14 @@ fn a_policy_the_kernel_refuses_keeps_its_rules_and_the_others_go_on() {
     let mut reconciler = Reconciler::new("ww");
 
     let (bad_v1, good_v1) = (rules("bad", "v1"), rules("good", "v1"));
-    let first = Evaluation {
-        rules: vec![bad_v1.clone(), good_v1],
-        failed: vec![],
-    };
+    let first = Evaluation::new(vec![bad_v1.clone(), good_v1], vec![]);
     let (_, narrowed) =
         apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &first).unwrap();
     assert!(narrowed.is_none());
 
     kernel.refuse = Some("bad");
     let good_v2 = rules("good", "v2");
-    let second = Evaluation {
-        rules: vec![rules("bad", "v2"), good_v2.clone()],
-        failed: vec![],
-    };
+    let second = Evaluation::new(vec![rules("bad", "v2"), good_v2.clone()], vec![]);
     let (_, narrowed) =
         apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &second).unwrap();
     let narrowed = narrowed.expect("the bad policy is moved to the failures");
@@ -161,10 +155,7 @@ fn a_policy_whose_sysctl_does_not_exist_keeps_its_rules_and_the_others_go_on() {
     };
     let mut reconciler = Reconciler::new("ww");
     let bad_v1 = rules("bad", "v1");
-    let first = Evaluation {
-        rules: vec![bad_v1.clone(), rules("good", "v1")],
-        failed: vec![],
-    };
+    let first = Evaluation::new(vec![bad_v1.clone(), rules("good", "v1")], vec![]);
     apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &first).unwrap();
 
     // Allowed by the pattern, but there is no such interface: only read,
@@ -174,13 +165,13 @@ fn a_policy_whose_sysctl_does_not_exist_keeps_its_rules_and_the_others_go_on() {
         value: "1".into(),
     };
     let good_v2 = rules("good", "v2");
-    let second = Evaluation {
-        rules: vec![
+    let second = Evaluation::new(
+        vec![
             rules_with_sysctls("bad", "v2", vec![missing]),
             good_v2.clone(),
         ],
-        failed: vec![],
-    };
+        vec![],
+    );
     let (_, narrowed) =
         apply_isolating(&mut kernel, &mut reconciler, &target, &allow, &second).unwrap();
     let narrowed = narrowed.expect("the bad policy is moved to the failures");
