@@ -38,6 +38,10 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     netns: Option<String>,
     reconcile_interval_s: Option<u64>,
+    control_socket: Option<PathBuf>,
+    watch_files: Option<bool>,
+    #[serde(default)]
+    leases: RawLeases,
     #[serde(default)]
     sysctl_allow: Vec<String>,
     #[serde(default)]
@@ -56,6 +60,13 @@ struct RawLimits {
     max_rules: Option<usize>,
     max_set_elements: Option<usize>,
     log_lines: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeases {
+    dnsmasq_file: Option<PathBuf>,
+    max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +99,18 @@ pub struct PolicyConfig {
     pub config: Vec<(String, String)>,
 }
 
+/// Where `run` learns of DHCP leases besides its control socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// dnsmasq's lease file, watched.
+    pub dnsmasq_file: Option<PathBuf>,
+    /// Leases held at most.
+    pub max: usize,
+}
+
+/// Leases `run` holds at most when the config does not say.
+pub const DEFAULT_MAX_LEASES: usize = 65_536;
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -98,6 +121,12 @@ pub struct Config {
     /// repairs them (besides reacting to nftables change notifications);
     /// None: never on a timer.
     pub reconcile_interval: Option<Duration>,
+    /// The daemon's control socket; None: beside the state file.
+    pub control_socket: Option<PathBuf>,
+    /// Whether `run` watches the config and policy files and swaps in new
+    /// versions.
+    pub watch_files: bool,
+    pub leases: LeaseConfig,
     pub limits: Limits,
     pub max_rules: usize,
     pub max_set_elements: usize,
@@ -180,6 +209,11 @@ impl Config {
             return Err(invalid("`limits.memory_mib` must be 1-4096".into()));
         }
 
+        let leases_max = raw.leases.max.unwrap_or(DEFAULT_MAX_LEASES);
+        if !(1..=1_000_000).contains(&leases_max) {
+            return Err(invalid("`leases.max` must be 1-1000000".into()));
+        }
+
         let sysctls = AllowList::new(&raw.sysctl_allow).map_err(|e| match e {
             KeyError::BadPattern(p) => invalid(format!(
                 "`sysctl_allow` entry {p:?} must be a key under `net.` ('*' for an interface)"
@@ -234,6 +268,12 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             netns: raw.netns,
             reconcile_interval,
+            control_socket: raw.control_socket.map(|p| base.join(p)),
+            watch_files: raw.watch_files.unwrap_or(true),
+            leases: LeaseConfig {
+                dnsmasq_file: raw.leases.dnsmasq_file.map(|p| base.join(p)),
+                max: leases_max,
+            },
             limits,
             max_rules: raw.limits.max_rules.unwrap_or(100_000),
             max_set_elements: raw.limits.max_set_elements.unwrap_or(100_000),
@@ -242,6 +282,26 @@ impl Config {
             policies,
             insecure_permissions: false,
         })
+    }
+}
+
+impl Config {
+    /// The first setting that differs between `self` and `new` and that a
+    /// running daemon cannot change (it names its table, namespace, files or
+    /// sockets, or the engine's limits), if any.
+    pub fn restart_only_difference(&self, new: &Config) -> Option<&'static str> {
+        [
+            ("table", self.table == new.table),
+            ("state_dir", self.state_dir == new.state_dir),
+            ("netns", self.netns == new.netns),
+            ("control_socket", self.control_socket == new.control_socket),
+            ("watch_files", self.watch_files == new.watch_files),
+            ("leases", self.leases == new.leases),
+            ("limits", self.limits == new.limits),
+        ]
+        .into_iter()
+        .find(|(_, same)| !same)
+        .map(|(key, _)| key)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod daemon;
 pub mod fixtures;
 pub mod host;
 pub mod ir;

@@ -11,7 +11,7 @@ use wasmwall::config::{self, Config};
 use wasmwall::fixtures;
 use wasmwall::host::{Limits, PolicyEngine};
 use wasmwall::ir::{PolicyRules, TableView};
-use wasmwall::kernel::{Monitor, Netlink};
+use wasmwall::kernel::Netlink;
 use wasmwall::runtime::{self, Evaluation, Policies, Reconciler, Target};
 use wasmwall::snapshot::SnapshotFile;
 use wasmwall::state;
@@ -63,14 +63,27 @@ enum Command {
     /// current ones) and the sysctls that would change. Exit status: 0 when
     /// nothing is pending, 2 when changes are pending, 1 on error.
     Plan(ConfigArgs),
-    /// Apply the configured policies and stay until SIGINT or SIGTERM, then
-    /// remove wasmwall's table and restore every sysctl it changed.
+    /// Run as a daemon: apply the policies and keep the kernel in line with
+    /// them as the network changes, until SIGINT or SIGTERM; then remove
+    /// wasmwall's table and restore every sysctl it changed.
     ///
-    /// While running, hand edits of wasmwall's table (a rule added or
-    /// deleted, the table flushed or deleted) are repaired: at once on
-    /// nftables change notifications, and every `reconcile_interval_s`
-    /// seconds (config; default 30, 0 turns the timer off).
+    /// The policies are evaluated again, and only the difference applied in
+    /// one batch, when an interface goes up or down or an address changes
+    /// (rtnetlink), when a DHCP lease is added, renewed, released or expires
+    /// (`wasmwall event lease` over the control socket, e.g. from dnsmasq's
+    /// dhcp-script, and/or dnsmasq's lease file, `[leases] dnsmasq_file`),
+    /// and when a policy file or the config changes (hot swap: the new
+    /// version is compiled and tried on the current state first; a broken one
+    /// is rejected with one log line and the running one stays). Bursts of
+    /// events are coalesced. Hand edits of the table are repaired at once
+    /// (nftables notifications) and every `reconcile_interval_s` seconds.
+    /// `wasmwall status` shows what the daemon is doing.
     Run(ConfigArgs),
+    /// Tell the running daemon about an event (for DHCP server hooks).
+    Event(EventArgs),
+    /// Show the running daemon's policies, world state, last reconcile and
+    /// pending errors.
+    Status(StatusArgs),
     /// Remove wasmwall's table and restore the sysctls recorded in the state
     /// file. Safe to run at any time, also after a crash or `kill -9`.
     Cleanup(CleanupArgs),
@@ -195,6 +208,85 @@ struct ConfigArgs {
     cache: CacheArgs,
 }
 
+/// How a command finds the running daemon.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct DaemonAddress {
+    /// The daemon's configuration file (gives its control socket).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl DaemonAddress {
+    fn socket(&self) -> Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        let path = self.config.as_ref().expect("clap requires one of the two");
+        let config = Config::load(path)?;
+        Ok(config.control_socket.clone().unwrap_or_else(|| {
+            let state = state::path(&config.state_dir, config.netns.as_deref(), &config.table);
+            wasmwall::daemon::control::default_path(&state)
+        }))
+    }
+}
+
+#[derive(Debug, Args)]
+struct EventArgs {
+    #[command(subcommand)]
+    kind: EventKind,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventKind {
+    /// A DHCP lease was handed out, renewed or released.
+    ///
+    /// Works as dnsmasq's `dhcp-script` (see contrib/dnsmasq-hook): the
+    /// interface and expiry default to dnsmasq's DNSMASQ_INTERFACE and
+    /// DNSMASQ_LEASE_EXPIRES, and dnsmasq's other actions (init, tftp,
+    /// arp-add, arp-del) are accepted and ignored.
+    Lease(LeaseArgs),
+}
+
+#[derive(Debug, Args)]
+struct LeaseArgs {
+    /// add, old (or renew), or del (released or expired).
+    action: String,
+    /// The client's hardware address.
+    #[arg(long)]
+    mac: String,
+    /// The leased address.
+    #[arg(long)]
+    ip: String,
+    /// The host name the client sent.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// The interface the lease was served on [default: $DNSMASQ_INTERFACE].
+    #[arg(long)]
+    iface: Option<String>,
+    /// Expiry, seconds since the Unix epoch; 0 for none [default:
+    /// $DNSMASQ_LEASE_EXPIRES].
+    #[arg(long)]
+    expires: Option<u64>,
+    /// Return only once the daemon applied the change to the kernel.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    daemon: DaemonAddress,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    daemon: DaemonAddress,
+}
+
 #[derive(Debug, Args)]
 struct CleanupArgs {
     /// The configuration file; gives the table, state directory and netns.
@@ -292,8 +384,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Run(args) => {
             let (config, target) = load_config(&args)?;
-            done(run(&config, &target))
+            done(run(&args, config, &target))
         }
+        Command::Event(EventArgs {
+            kind: EventKind::Lease(args),
+        }) => lease_event(args),
+        Command::Status(args) => status(args),
         Command::Cleanup(args) => done(cleanup(args)),
         Command::Test(args) => done(test(args)),
     }
@@ -438,7 +534,7 @@ fn apply_once(
     reconciler: &mut Reconciler,
 ) -> Result<(Policies, Evaluation)> {
     let (policies, mut evaluation) = evaluate(rt, config)?;
-    reconcile(
+    wasmwall::daemon::reconcile_logged(
         kernel,
         reconciler,
         config,
@@ -464,55 +560,6 @@ fn failures(evaluation: &Evaluation) -> Result<()> {
                 .join(", ")
         ),
     }
-}
-
-/// One reconcile, logged at info when something was sent (or `always`), at
-/// debug when the kernel already matched. A policy whose rules the kernel
-/// refused is moved to the evaluation's failures.
-fn reconcile(
-    kernel: &mut Netlink,
-    reconciler: &mut Reconciler,
-    config: &Config,
-    target: &Target,
-    evaluation: &mut Evaluation,
-    reason: &str,
-    always: bool,
-) -> Result<()> {
-    let started = std::time::Instant::now();
-    let (applied, narrowed) =
-        runtime::apply_isolating(kernel, reconciler, target, &config.sysctls, evaluation)?;
-    if let Some(narrowed) = narrowed {
-        *evaluation = narrowed;
-    }
-    let messages = applied.kernel.as_ref().map_or(0, |k| k.messages);
-    let changed =
-        messages > 0 || !applied.sysctls_set.is_empty() || !applied.sysctls_restored.is_empty();
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    macro_rules! report {
-        ($level:ident, $what:literal) => {
-            tracing::$level!(
-                reason,
-                table = %format!("inet {}", target.table),
-                netns = target.netns.as_deref().unwrap_or("(current)"),
-                policies = evaluation.rules.len(),
-                failed = evaluation.failed.len(),
-                rules = applied.rules,
-                messages,
-                changes = %applied.summary,
-                read_table = applied.read_table,
-                sysctls_set = %applied.sysctls_set.join(" "),
-                sysctls_restored = %applied.sysctls_restored.join(" "),
-                elapsed_us,
-                $what
-            )
-        };
-    }
-    match (changed, always) {
-        (true, _) => report!(info, "reconciled: changes applied in one batch"),
-        (false, true) => report!(info, "reconciled: nothing to change"),
-        (false, false) => report!(debug, "reconciled: nothing to change"),
-    }
-    Ok(())
 }
 
 fn plan(config: &Config, target: &Target) -> Result<ExitCode> {
@@ -543,75 +590,89 @@ fn plan(config: &Config, target: &Target) -> Result<ExitCode> {
     }
 }
 
-/// Waits after a change notification so that a burst (someone running a
-/// script of nft commands) leads to one reconcile.
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
-
-fn run(config: &Config, target: &Target) -> Result<()> {
+fn run(args: &ConfigArgs, config: Config, target: &Target) -> Result<()> {
     let _lock = state::lock(&target.state_path)?;
-    // Catch the signals before the first write, so that one arriving while
-    // the rules go in still leads to a clean-up.
-    let rt = tokio_runtime()?;
-    let (mut term, mut int) = rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        ))
-    })?;
-    let mut kernel = Netlink::new()?;
-    // The daemon remembers its table: have every new rule's handle echoed.
-    kernel.echo_all_rules();
-    let mut reconciler = Reconciler::new(&target.table)
-        .with_snapshot(SnapshotFile::beside(&target.state_path, true));
-    // Subscribe before the first batch, so no change after it goes unseen.
-    let monitor = {
-        let _guard = rt.enter();
-        let monitor = Monitor::new()?;
-        // SAFETY: the Monitor owns its socket for its whole life, closes it
-        // only when dropped, and always returns the same descriptor.
-        unsafe { tokio::io::unix::AsyncFd::register(monitor) }
-            .map_err(|e| e.into_parts().1)
-            .context("cannot watch nftables notifications")?
-    };
-    let (_policies, mut evaluation) =
-        apply_once(&rt, config, target, &mut kernel, &mut reconciler)?;
-    // From here on the table is kept in memory; writing the snapshot at
-    // every change would cost each event a serialization of the table. The
-    // one written at start goes stale (and unused) at the first change.
-    reconciler.stop_saving_snapshot();
-    tracing::info!(
-        interval_s = config.reconcile_interval.map(|d| d.as_secs()),
-        "running; repairing hand edits of the table; SIGINT or SIGTERM stops and cleans up"
-    );
-    let signal = rt.block_on(async {
-        let mut monitor = monitor;
-        let period = config
-            .reconcile_interval
-            .unwrap_or(std::time::Duration::from_secs(u64::MAX >> 2));
-        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let reason = tokio::select! {
-                _ = term.recv() => return "SIGTERM",
-                _ = int.recv() => return "SIGINT",
-                _ = timer.tick(), if config.reconcile_interval.is_some() => "timer",
-                ready = monitor.readable_mut() => {
-                    let Ok(mut guard) = ready else { return "monitor failure" };
-                    let _ = guard.get_inner_mut().drain();
-                    guard.clear_ready();
-                    tokio::time::sleep(SETTLE).await;
-                    let _ = monitor.get_mut().drain();
-                    "nftables changed"
-                }
-            };
-            if let Err(e) = reconcile(&mut kernel, &mut reconciler, config, target, &mut evaluation, reason, false) {
-                tracing::error!(reason, error = %format!("{e:#}"), "reconcile failed; the kernel keeps its last rules; retrying at the next change or tick");
-            }
-        }
-    });
+    let signal = wasmwall::daemon::run(&args.config, config.clone(), target.clone())?;
     tracing::info!(signal, "stopping; cleaning up");
     cleanup_target(target, &config.sysctls)
+}
+
+/// How long a command waits for the daemon's answer.
+const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn lease_event(args: LeaseArgs) -> Result<ExitCode> {
+    use wasmwall::daemon::control::{LeaseRequest, Request, request};
+    if matches!(
+        args.action.as_str(),
+        "init" | "tftp" | "arp-add" | "arp-del" | "arp-old"
+    ) {
+        tracing::debug!(action = %args.action, "dnsmasq action with no lease change; ignored");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let iface = match args
+        .iface
+        .or_else(|| std::env::var("DNSMASQ_INTERFACE").ok())
+    {
+        Some(i) => i,
+        None => bail!("the lease's interface is unknown: give --iface (or set DNSMASQ_INTERFACE)"),
+    };
+    let expires = match args.expires {
+        Some(e) => Some(e),
+        None => match std::env::var("DNSMASQ_LEASE_EXPIRES") {
+            Ok(v) => Some(v.trim().parse::<u64>().with_context(|| {
+                format!("DNSMASQ_LEASE_EXPIRES {v:?} is not a number of seconds")
+            })?),
+            Err(_) => None,
+        },
+    };
+    let req = Request {
+        lease: Some(LeaseRequest {
+            action: args.action,
+            mac: args.mac,
+            ip: args.ip,
+            hostname: args.hostname,
+            iface,
+            expires,
+        }),
+        status: None,
+        wait: args.wait,
+    };
+    let answer = request(&args.daemon.socket()?, &req, DAEMON_TIMEOUT)?;
+    if !answer.ok {
+        bail!(
+            "the daemon refused the event: {}",
+            answer.error.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: StatusArgs) -> Result<ExitCode> {
+    use wasmwall::daemon::control::{Empty, Request, request};
+    let req = Request {
+        status: Some(Empty {}),
+        ..Request::default()
+    };
+    let answer = request(&args.daemon.socket()?, &req, DAEMON_TIMEOUT)?;
+    let Some(status) = answer.status.filter(|_| answer.ok) else {
+        bail!(
+            "the daemon gave no status: {}",
+            answer.error.unwrap_or_default()
+        );
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        print!("{}", status.render(now));
+    }
+    Ok(if status.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn cleanup(args: CleanupArgs) -> Result<()> {

@@ -62,9 +62,68 @@ fn sysctl_io(key: &str, action: &'static str, path: &Path, source: std::io::Erro
 /// failed to load stays in the list with its error, so that it is reported
 /// at every evaluation and its last known good rules are kept.
 pub struct Policies {
-    engine: PolicyEngine,
-    loaded: Vec<(PolicyConfig, Result<LoadedPolicy, String>)>,
+    engine: std::sync::Arc<PolicyEngine>,
+    slots: Vec<Slot>,
     options: validate::Options,
+}
+
+/// One configured policy and the component running for it.
+#[derive(Clone)]
+pub struct Slot {
+    pub config: PolicyConfig,
+    pub policy: Result<std::sync::Arc<LoadedPolicy>, String>,
+    /// SHA-256 of the running component (hex), when one loaded.
+    pub hash: Option<String>,
+    /// When the running component was loaded.
+    pub loaded_at: Option<std::time::SystemTime>,
+}
+
+/// A component compiled and type-checked from a file, not running yet.
+pub struct Candidate {
+    pub policy: LoadedPolicy,
+    pub hash: String,
+}
+
+/// The hex SHA-256 of a policy component.
+pub fn component_hash(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads (after the permission check, unless `insecure`), compiles and
+/// type-checks one policy file. The error is one line naming the policy.
+pub fn load_candidate(
+    engine: &PolicyEngine,
+    config: &PolicyConfig,
+    insecure: bool,
+) -> Result<Candidate, String> {
+    if !insecure {
+        crate::perms::check(&config.path, "policy file")
+            .map_err(|e| format!("policy {}: cannot load: {e}", config.name))?;
+    }
+    let fail = |source| {
+        error_chain(&RuntimeError::Load {
+            policy: config.name.clone(),
+            source,
+        })
+    };
+    let shown = config.path.display().to_string();
+    let bytes = std::fs::read(&config.path).map_err(|source| {
+        fail(HostError::Read {
+            path: shown.clone(),
+            source,
+        })
+    })?;
+    let policy = engine
+        .load_bytes(&config.name, &shown, &bytes)
+        .map_err(fail)?;
+    Ok(Candidate {
+        policy,
+        hash: component_hash(&bytes),
+    })
 }
 
 /// A policy that produced no usable ruleset this time.
@@ -115,6 +174,29 @@ impl Evaluation {
     }
 }
 
+impl Slot {
+    /// Loads a policy; a failure is kept in the slot (and logged).
+    pub fn load(engine: &PolicyEngine, config: &PolicyConfig, insecure: bool) -> Slot {
+        match load_candidate(engine, config, insecure) {
+            Ok(c) => {
+                tracing::info!(policy = %config.name, path = %config.path.display(), hash = %&c.hash[..12], "policy loaded");
+                Slot {
+                    config: config.clone(),
+                    policy: Ok(std::sync::Arc::new(c.policy)),
+                    hash: Some(c.hash),
+                    loaded_at: Some(std::time::SystemTime::now()),
+                }
+            }
+            Err(e) => Slot {
+                config: config.clone(),
+                policy: Err(e),
+                hash: None,
+                loaded_at: None,
+            },
+        }
+    }
+}
+
 impl Policies {
     /// Compiles every configured policy. Only the engine itself can fail
     /// here; a policy that does not load is logged and reported at each
@@ -125,51 +207,108 @@ impl Policies {
             source,
         })?;
         engine.set_cache(config.cache.open());
-        let mut loaded = Vec::new();
-        for p in &config.policies {
-            let checked = if config.insecure_permissions {
-                Ok(())
-            } else {
-                crate::perms::check(&p.path, "policy file")
-                    .map_err(|e| format!("policy {}: cannot load: {e}", p.name))
-            };
-            let policy = match checked.and_then(|()| {
-                engine.load(&p.name, &p.path).map_err(|source| {
-                    error_chain(&RuntimeError::Load {
-                        policy: p.name.clone(),
-                        source,
-                    })
-                })
-            }) {
-                Ok(policy) => {
-                    tracing::info!(policy = %p.name, path = %p.path.display(), "policy loaded");
-                    Ok(policy)
-                }
-                Err(e) => Err(e),
-            };
-            loaded.push((p.clone(), policy));
-        }
+        let engine = std::sync::Arc::new(engine);
+        let slots = config
+            .policies
+            .iter()
+            .map(|p| Slot::load(&engine, p, config.insecure_permissions))
+            .collect();
         Ok(Policies {
             engine,
-            loaded,
-            options: validate::Options {
-                max_rules: config.max_rules,
-                max_set_elements: config.max_set_elements,
-                sysctls: config.sysctls.clone(),
-            },
+            slots,
+            options: Self::options(config),
         })
+    }
+
+    fn options(config: &Config) -> validate::Options {
+        validate::Options {
+            max_rules: config.max_rules,
+            max_set_elements: config.max_set_elements,
+            sysctls: config.sysctls.clone(),
+        }
+    }
+
+    /// The same engine with other slots (a changed config), for trying them
+    /// out before swapping them in.
+    pub fn with_slots(&self, config: &Config, slots: Vec<Slot>) -> Policies {
+        Policies {
+            engine: self.engine.clone(),
+            slots,
+            options: Self::options(config),
+        }
+    }
+
+    pub fn engine(&self) -> std::sync::Arc<PolicyEngine> {
+        self.engine.clone()
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// Puts a new component in place of the named policy's.
+    pub fn swap(&mut self, name: &str, candidate: Candidate) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.config.name == name) {
+            slot.policy = Ok(std::sync::Arc::new(candidate.policy));
+            slot.hash = Some(candidate.hash);
+            slot.loaded_at = Some(std::time::SystemTime::now());
+        }
+    }
+
+    /// Evaluates one policy's candidate component on `world` and validates
+    /// its answer, without changing anything: a new version must pass this
+    /// before it is swapped in.
+    pub fn try_candidate(
+        &self,
+        name: &str,
+        candidate: &Candidate,
+        world: &WorldState,
+        event: &Event,
+    ) -> Result<(), String> {
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.config.name == name)
+            .ok_or_else(|| format!("policy {name} is not configured"))?;
+        self.evaluate_one(
+            &slot.config,
+            &candidate.policy,
+            &world.to_wit(),
+            &event.to_wit(),
+        )
+        .map(|_| ())
     }
 
     /// Evaluates every policy on `world` and `event` and validates the
     /// answers. Each failure is logged once, naming the policy and the cause.
     pub fn evaluate(&self, world: &WorldState, event: &Event) -> Evaluation {
+        let evaluation = self.evaluate_each(world, |_| event);
+        for f in &evaluation.failed {
+            tracing::error!(
+                policy = %f.policy,
+                "{}; its last known good rules stay in the kernel, the other policies go on",
+                f.error
+            );
+        }
+        evaluation
+    }
+
+    /// As [`Policies::evaluate`], with the event chosen per policy (a policy
+    /// just swapped in sees `startup`), and without logging the failures.
+    pub fn evaluate_each<'e>(
+        &self,
+        world: &WorldState,
+        event_for: impl Fn(&str) -> &'e Event,
+    ) -> Evaluation {
         let state = world.to_wit();
-        let event = event.to_wit();
         let mut out = Evaluation::default();
-        for (cfg, policy) in &self.loaded {
+        for slot in &self.slots {
+            let cfg = &slot.config;
             let started = std::time::Instant::now();
-            let result = match policy {
-                Ok(policy) => self.evaluate_one(cfg, policy, &state, &event),
+            let result = match &slot.policy {
+                Ok(policy) => {
+                    self.evaluate_one(cfg, policy, &state, &event_for(&cfg.name).to_wit())
+                }
                 Err(e) => Err(e.clone()),
             };
             match result {
@@ -186,10 +325,6 @@ impl Policies {
                     });
                 }
                 Err(error) => {
-                    tracing::error!(
-                        policy = %cfg.name,
-                        "{error}; its last known good rules stay in the kernel, the other policies go on"
-                    );
                     out.failed.push(PolicyFailure {
                         policy: cfg.name.clone(),
                         error,

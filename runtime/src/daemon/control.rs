@@ -1,0 +1,355 @@
+//! The control socket: how `wasmwall event` (a DHCP server's hook) and
+//! `wasmwall status` reach the running daemon.
+//!
+//! A Unix stream socket, mode 0600 in a 0700 directory, and a peer must be
+//! root or the daemon's own user (checked with SO_PEERCRED, whatever the
+//! file modes). One request per connection: one JSON object on one line of
+//! at most [`MAX_REQUEST`] bytes, read within [`READ_TIMEOUT`]; one JSON
+//! answer line; then the connection is closed. Anything else is answered
+//! with an error (when the peer is still there) and changes nothing.
+
+use std::io::{BufRead as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::leases::LeaseAction;
+use super::status::Status;
+use crate::world::Lease;
+
+/// The longest request line accepted.
+pub const MAX_REQUEST: usize = 64 * 1024;
+/// How long a peer has to send its request.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// A request as written on the socket.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Empty>,
+    /// Answer only after the reconcile that includes this change.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    pub action: String,
+    pub mac: String,
+    pub ip: String,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    pub iface: String,
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+/// A checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Lease {
+        action: LeaseAction,
+        lease: Lease,
+        wait: bool,
+    },
+    Status,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Box<Status>>,
+}
+
+impl Response {
+    pub fn ok() -> Self {
+        Response {
+            ok: true,
+            ..Response::default()
+        }
+    }
+
+    pub fn error(e: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(e.into()),
+            status: None,
+        }
+    }
+}
+
+/// Parses and checks one request line. Every field of a lease is checked as
+/// in a world-state file; the error names the problem.
+pub fn parse_request(line: &[u8]) -> Result<Command, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "the request is not UTF-8".to_string())?;
+    let request: Request =
+        serde_json::from_str(text.trim_end()).map_err(|e| format!("bad request: {e}"))?;
+    match (request.lease, request.status) {
+        (Some(l), None) => {
+            let action: LeaseAction = l.action.parse()?;
+            // A lease with an expiry of 0 is an infinite one (dnsmasq's way).
+            let lease = Lease {
+                mac: l.mac,
+                ip: l.ip,
+                hostname: l.hostname.filter(|h| !h.is_empty() && h != "*"),
+                iface: l.iface,
+                expires: l.expires.filter(|e| *e != 0),
+            }
+            .checked()?;
+            Ok(Command::Lease {
+                action,
+                lease,
+                wait: request.wait,
+            })
+        }
+        (None, Some(_)) => Ok(Command::Status),
+        (Some(_), Some(_)) => Err("bad request: give either `lease` or `status`, not both".into()),
+        (None, None) => Err("bad request: expected `lease` or `status`".into()),
+    }
+}
+
+/// A request on its way to the daemon's loop, with where the answer goes.
+pub struct Incoming {
+    pub command: Command,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Binds the socket: any stale file of that name is removed (the caller
+/// holds the state lock, so no other daemon serves this table), and the
+/// socket is made with mode 0600 from the start.
+pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    // SAFETY: umask only changes the process's file-creation mask; it is
+    // restored right after. No other thread creates files at this point of
+    // the start-up.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = tokio::net::UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Accepts connections until the receiving end of `tx` is gone. Each is
+/// served in its own task; at most [`MAX_CONNECTIONS`] at once.
+pub async fn serve(listener: tokio::net::UnixListener, tx: mpsc::Sender<Incoming>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // SAFETY: geteuid cannot fail.
+    let own_uid = unsafe { libc::geteuid() };
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            serve_one(stream, tx, own_uid).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_one(stream: tokio::net::UnixStream, tx: mpsc::Sender<Incoming>, own_uid: u32) {
+    let peer = stream.peer_cred();
+    let (read, mut write) = stream.into_split();
+    let answer = match peer {
+        Ok(cred) if cred.uid() == 0 || cred.uid() == own_uid => handle(read, tx, cred.pid()).await,
+        Ok(cred) => {
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "control socket: refused a peer that is neither root nor wasmwall's user"
+            );
+            Response::error("permission denied: only root or wasmwall's user may use this socket")
+        }
+        Err(e) => Response::error(format!("cannot tell who is connecting: {e}")),
+    };
+    let mut line = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    line.push(b'\n');
+    let _ = tokio::time::timeout(READ_TIMEOUT, write.write_all(&line)).await;
+}
+
+async fn handle(
+    read: tokio::net::unix::OwnedReadHalf,
+    tx: mpsc::Sender<Incoming>,
+    pid: Option<i32>,
+) -> Response {
+    let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST as u64 + 1);
+    let mut line = Vec::new();
+    match tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await {
+        Err(_) => return Response::error("no request within 5 s"),
+        Ok(Err(e)) => return Response::error(format!("cannot read the request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    if line.len() > MAX_REQUEST {
+        tracing::warn!(
+            ?pid,
+            "control socket: refused a request of more than {MAX_REQUEST} bytes"
+        );
+        return Response::error(format!("request longer than {MAX_REQUEST} bytes"));
+    }
+    let command = match parse_request(&line) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(?pid, error = %e, "control socket: refused a request");
+            return Response::error(e);
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    if tx.send(Incoming { command, reply }).await.is_err() {
+        return Response::error("the daemon is stopping");
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| Response::error("the daemon is stopping"))
+}
+
+/// Sends one request and waits for the answer (for the command-line side).
+pub fn request(socket: &Path, request: &Request, timeout: Duration) -> anyhow::Result<Response> {
+    use anyhow::Context as _;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the wasmwall daemon at {} (is `wasmwall run` running with this config?)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .context("cannot send the request to the daemon")?;
+    let mut answer = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut answer)
+        .context("no answer from the daemon")?;
+    if answer.is_empty() {
+        anyhow::bail!("the daemon closed the connection without an answer");
+    }
+    serde_json::from_str(&answer).context("the daemon's answer is not valid")
+}
+
+/// The socket's default path: the state file's, with extension `.sock`.
+pub fn default_path(state_path: &Path) -> PathBuf {
+    state_path.with_extension("sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lease_and_status_requests() {
+        let c = parse_request(
+            br#"{"lease":{"action":"old","mac":"AA:BB:CC:DD:EE:FF","ip":"192.168.1.9","hostname":"nas","iface":"lan0","expires":0},"wait":true}"#,
+        )
+        .unwrap();
+        let Command::Lease {
+            action,
+            lease,
+            wait,
+        } = c
+        else {
+            panic!("{c:?}")
+        };
+        assert_eq!(action, LeaseAction::Renew);
+        assert_eq!(lease.mac, "aa:bb:cc:dd:ee:ff");
+        assert_eq!(lease.expires, None);
+        assert!(wait);
+        assert_eq!(parse_request(b"{\"status\":{}}\n"), Ok(Command::Status));
+    }
+
+    #[test]
+    fn bad_requests_name_the_problem() {
+        for (text, needle) in [
+            (&b"\xff\xfe"[..], "not UTF-8"),
+            (b"hello", "bad request"),
+            (b"{}", "expected `lease` or `status`"),
+            (b"{\"status\":{},\"lease\":null,\"x\":1}", "unknown field"),
+            (
+                br#"{"lease":{"action":"add","mac":"zz","ip":"1.2.3.4","iface":"lan0"}}"#,
+                "not six hex pairs",
+            ),
+            (
+                br#"{"lease":{"action":"boom","mac":"02:00:00:00:00:01","ip":"1.2.3.4","iface":"lan0"}}"#,
+                "lease action",
+            ),
+            (
+                br#"{"lease":{"action":"add","mac":"02:00:00:00:00:01","ip":"1.2.3.4","iface":"a/b"}}"#,
+                "interface name",
+            ),
+            (
+                br#"{"lease":{"action":"add","mac":"02:00:00:00:00:01","ip":"1.2.3.4","iface":"lan0","hostname":"a b"}}"#,
+                "host name",
+            ),
+        ] {
+            let err = parse_request(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_are_a_checked_command_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+                if let Ok(Command::Lease { lease, .. }) = parse_request(&bytes) {
+                    prop_assert_eq!(lease.clone().checked(), Ok(lease));
+                }
+            }
+
+            #[test]
+            fn leaseish_json_is_checked(
+                action in "(add|old|renew|del|[a-z]{0,5})",
+                mac in "(([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}|.{0,20})",
+                ip in "([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9a-f:]{2,20}|.{0,10})",
+                host in prop::option::of("\\PC{0,30}"),
+                iface in "\\PC{0,20}",
+                expires in prop::option::of(any::<u64>()),
+            ) {
+                let json = serde_json::json!({"lease": {
+                    "action": action, "mac": mac, "ip": ip, "hostname": host,
+                    "iface": iface, "expires": expires}});
+                if let Ok(Command::Lease { lease, .. }) = parse_request(json.to_string().as_bytes()) {
+                    prop_assert_eq!(lease.clone().checked(), Ok(lease));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The DHCP leases the daemon knows, from its control socket (a DHCP
+//! server's hook, `wasmwall event lease`) and from dnsmasq's lease file. Pure:
+//! no I/O, the time is passed in.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use crate::world::{Event, Interface, Lease, fields};
+
+/// What a DHCP server says happened to a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseAction {
+    /// Handed out.
+    Add,
+    /// Renewed (dnsmasq says "old"): same address, new expiry or host name.
+    Renew,
+    /// Released or expired.
+    Del,
+}
+
+impl std::str::FromStr for LeaseAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "add" => Ok(LeaseAction::Add),
+            "old" | "renew" => Ok(LeaseAction::Renew),
+            "del" => Ok(LeaseAction::Del),
+            other => Err(format!(
+                "lease action {other:?} is not add, old (or renew) or del"
+            )),
+        }
+    }
+}
+
+/// The leases, by address, bounded in number.
+#[derive(Debug, Clone)]
+pub struct Leases {
+    by_ip: BTreeMap<IpAddr, Lease>,
+    /// The lease file as last read, to tell what changed in it.
+    from_file: BTreeMap<IpAddr, Lease>,
+    max: usize,
+}
+
+impl Leases {
+    pub fn new(max: usize) -> Self {
+        Leases {
+            by_ip: BTreeMap::new(),
+            from_file: BTreeMap::new(),
+            max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    /// The current leases, sorted by address (as the policies see them).
+    pub fn list(&self) -> Vec<Lease> {
+        self.by_ip.values().cloned().collect()
+    }
+
+    /// Applies one change (the lease's fields already checked). Returns the
+    /// event it makes, or None when nothing changed. A lease whose expiry has
+    /// passed is not added (and removes the one it names).
+    pub fn apply(
+        &mut self,
+        action: LeaseAction,
+        lease: Lease,
+        now: u64,
+    ) -> Result<Option<Event>, String> {
+        let ip: IpAddr = fields::ip(&lease.ip)?;
+        let expired = lease.expires.is_some_and(|e| e <= now);
+        if action == LeaseAction::Del || expired {
+            return Ok(self.by_ip.remove(&ip).map(Event::LeaseExpired));
+        }
+        match self.by_ip.get(&ip) {
+            Some(old) if *old == lease => Ok(None),
+            Some(old) => {
+                // The same device keeping its address is a renewal; another
+                // device on that address is a new lease.
+                let event = if old.mac == lease.mac {
+                    Event::LeaseRenewed(lease.clone())
+                } else {
+                    Event::LeaseAdded(lease.clone())
+                };
+                self.by_ip.insert(ip, lease);
+                Ok(Some(event))
+            }
+            None if self.by_ip.len() >= self.max => Err(format!(
+                "lease for {} refused: the daemon holds its maximum of {} leases (config `leases.max`)",
+                lease.ip, self.max
+            )),
+            None => {
+                self.by_ip.insert(ip, lease.clone());
+                Ok(Some(Event::LeaseAdded(lease)))
+            }
+        }
+    }
+
+    /// Removes every lease whose expiry is at or before `now`.
+    pub fn expire(&mut self, now: u64) -> Vec<Event> {
+        let gone: Vec<IpAddr> = self
+            .by_ip
+            .iter()
+            .filter(|(_, l)| l.expires.is_some_and(|e| e <= now))
+            .map(|(ip, _)| *ip)
+            .collect();
+        gone.iter()
+            .filter_map(|ip| self.by_ip.remove(ip))
+            .map(Event::LeaseExpired)
+            .collect()
+    }
+
+    /// The earliest expiry among the leases.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.by_ip.values().filter_map(|l| l.expires).min()
+    }
+
+    /// Takes in the lease file's content as now read: what appeared or
+    /// changed in it is added, what left it is removed (if the lease is
+    /// still the one the file had).
+    pub fn sync_file(&mut self, leases: Vec<Lease>, now: u64) -> (Vec<Event>, Vec<String>) {
+        let mut events = Vec::new();
+        let mut problems = Vec::new();
+        let mut next = BTreeMap::new();
+        for lease in leases {
+            if let Ok(ip) = lease.ip.parse::<IpAddr>() {
+                next.insert(ip, lease);
+            }
+        }
+        let previous = std::mem::take(&mut self.from_file);
+        for (ip, old) in &previous {
+            if !next.contains_key(ip) && self.by_ip.get(ip) == Some(old) {
+                events.extend(self.by_ip.remove(ip).map(Event::LeaseExpired));
+            }
+        }
+        for (ip, lease) in &next {
+            if previous.get(ip) == Some(lease) && self.by_ip.get(ip) == Some(lease) {
+                continue;
+            }
+            match self.apply(LeaseAction::Add, lease.clone(), now) {
+                Ok(event) => events.extend(event),
+                Err(e) => problems.push(e),
+            }
+        }
+        self.from_file = next;
+        (events, problems)
+    }
+}
+
+/// Parses dnsmasq's lease file: one line per lease, `EXPIRY MAC IP HOSTNAME
+/// CLIENT-ID`, with `*` for no host name and an expiry of 0 for an infinite
+/// lease. IPv6 leases (after the `duid` line) are skipped: the policies see
+/// DHCPv4 leases. The file does not name the interface; it is the one whose
+/// IPv4 prefix holds the address. Returns the leases and one line per line
+/// that could not be used.
+pub fn parse_dnsmasq(text: &str, interfaces: &[Interface]) -> (Vec<Lease>, Vec<String>) {
+    let mut leases = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("duid ") {
+            break;
+        }
+        let at = |p: String| format!("line {}: {p}", n + 1);
+        let words: Vec<&str> = line.split_ascii_whitespace().collect();
+        let [expiry, mac, ip, hostname, ..] = words.as_slice() else {
+            problems.push(at(format!(
+                "{line:?} is not EXPIRY MAC IP HOSTNAME CLIENT-ID"
+            )));
+            continue;
+        };
+        let Ok(expiry) = expiry.parse::<u64>() else {
+            problems.push(at(format!("expiry {expiry:?} is not a number")));
+            continue;
+        };
+        let Ok(addr) = ip.parse::<IpAddr>() else {
+            problems.push(at(format!("{ip:?} is not an address")));
+            continue;
+        };
+        let Some(iface) = interface_holding(interfaces, addr) else {
+            problems.push(at(format!(
+                "no interface has a prefix holding {ip}; lease ignored until one does"
+            )));
+            continue;
+        };
+        let lease = Lease {
+            mac: mac.to_string(),
+            ip: ip.to_string(),
+            hostname: (*hostname != "*").then(|| hostname.to_string()),
+            iface,
+            expires: (expiry != 0).then_some(expiry),
+        };
+        match lease.checked() {
+            Ok(l) => leases.push(l),
+            Err(e) => problems.push(at(e)),
+        }
+    }
+    (leases, problems)
+}
+
+/// The interface with an address whose prefix holds `ip`.
+pub fn interface_holding(interfaces: &[Interface], ip: IpAddr) -> Option<String> {
+    interfaces
+        .iter()
+        .find(|i| {
+            i.addresses.iter().any(|a| {
+                a.parse::<IpNetwork>()
+                    .is_ok_and(|net| net.prefix() > 0 && net.contains(ip))
+            })
+        })
+        .map(|i| i.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ip: &str, mac: &str, host: Option<&str>, expires: Option<u64>) -> Lease {
+        Lease {
+            mac: mac.into(),
+            ip: ip.into(),
+            hostname: host.map(str::to_string),
+            iface: "lan0".into(),
+            expires,
+        }
+    }
+
+    const A: &str = "02:00:00:00:00:0a";
+    const B: &str = "02:00:00:00:00:0b";
+
+    #[test]
+    fn add_renew_del_make_the_right_events() {
+        let mut l = Leases::new(10);
+        let first = lease("192.168.1.10", A, Some("nas"), Some(1000));
+        assert_eq!(
+            l.apply(LeaseAction::Add, first.clone(), 0),
+            Ok(Some(Event::LeaseAdded(first.clone())))
+        );
+        assert_eq!(l.apply(LeaseAction::Add, first.clone(), 0), Ok(None));
+        let renewed = lease("192.168.1.10", A, Some("nas"), Some(2000));
+        assert_eq!(
+            l.apply(LeaseAction::Renew, renewed.clone(), 0),
+            Ok(Some(Event::LeaseRenewed(renewed.clone())))
+        );
+        let other = lease("192.168.1.10", B, None, None);
+        assert_eq!(
+            l.apply(LeaseAction::Add, other.clone(), 0),
+            Ok(Some(Event::LeaseAdded(other.clone())))
+        );
+        assert_eq!(
+            l.apply(LeaseAction::Del, other.clone(), 0),
+            Ok(Some(Event::LeaseExpired(other)))
+        );
+        assert_eq!(l.apply(LeaseAction::Del, renewed, 0), Ok(None));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn expiry_is_honoured() {
+        let mut l = Leases::new(10);
+        let soon = lease("192.168.1.10", A, None, Some(100));
+        let later = lease("192.168.1.11", B, None, Some(200));
+        let never = lease("192.168.1.12", B, None, None);
+        for x in [&soon, &later, &never] {
+            l.apply(LeaseAction::Add, x.clone(), 0).unwrap();
+        }
+        assert_eq!(l.next_expiry(), Some(100));
+        assert_eq!(l.expire(99), vec![]);
+        assert_eq!(l.expire(100), vec![Event::LeaseExpired(soon)]);
+        assert_eq!(l.next_expiry(), Some(200));
+        assert_eq!(l.expire(1000), vec![Event::LeaseExpired(later)]);
+        assert_eq!(l.next_expiry(), None);
+        assert_eq!(l.list(), vec![never]);
+        // A lease that arrives already expired is not added.
+        let stale = lease("192.168.1.13", A, None, Some(50));
+        assert_eq!(l.apply(LeaseAction::Add, stale, 1000), Ok(None));
+        assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn the_number_of_leases_is_bounded() {
+        let mut l = Leases::new(2);
+        l.apply(LeaseAction::Add, lease("10.0.0.1", A, None, None), 0)
+            .unwrap();
+        l.apply(LeaseAction::Add, lease("10.0.0.2", A, None, None), 0)
+            .unwrap();
+        let err = l
+            .apply(LeaseAction::Add, lease("10.0.0.3", A, None, None), 0)
+            .unwrap_err();
+        assert!(err.contains("maximum of 2 leases"), "{err}");
+        // Changing a held lease is still possible.
+        assert!(
+            l.apply(LeaseAction::Renew, lease("10.0.0.2", A, None, Some(9)), 0)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn leases_are_listed_by_address() {
+        let mut l = Leases::new(10);
+        for ip in ["192.168.1.20", "192.168.1.3", "10.0.0.1"] {
+            l.apply(LeaseAction::Add, lease(ip, A, None, None), 0)
+                .unwrap();
+        }
+        let ips: Vec<String> = l.list().into_iter().map(|l| l.ip).collect();
+        assert_eq!(ips, ["10.0.0.1", "192.168.1.3", "192.168.1.20"]);
+    }
+
+    fn lan() -> Vec<Interface> {
+        vec![
+            Interface {
+                name: "lo".into(),
+                index: 1,
+                up: true,
+                mac: None,
+                addresses: vec!["127.0.0.1/8".into()],
+            },
+            Interface {
+                name: "lan0".into(),
+                index: 2,
+                up: true,
+                mac: None,
+                addresses: vec!["192.168.1.1/24".into(), "fd00::1/64".into()],
+            },
+        ]
+    }
+
+    #[test]
+    fn parses_dnsmasq_lease_files() {
+        let text = "1764000000 02:00:00:00:00:0a 192.168.1.23 nas 01:02:00:00:00:00:0a\n\
+                    0 02:00:00:00:00:0b 192.168.1.24 * *\n\
+                    12 02:00:00:00:00:0c 10.9.9.9 far *\n\
+                    oops\n\
+                    duid 00:01:00:01:2c:5f\n\
+                    1764000000 1234 fd00::23 v6host 00:01\n";
+        let (leases, problems) = parse_dnsmasq(text, &lan());
+        assert_eq!(
+            leases,
+            vec![
+                lease("192.168.1.23", A, Some("nas"), Some(1_764_000_000)),
+                lease("192.168.1.24", B, None, None),
+            ]
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("line 3: no interface"),
+            "{problems:?}"
+        );
+        assert!(problems[1].starts_with("line 4:"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_lease_file_is_followed_by_difference() {
+        let mut l = Leases::new(10);
+        let a = lease("192.168.1.10", A, Some("nas"), None);
+        let b = lease("192.168.1.11", B, None, None);
+        let (events, _) = l.sync_file(vec![a.clone(), b.clone()], 0);
+        assert_eq!(events.len(), 2);
+        // Reading the same file again changes nothing.
+        assert_eq!(l.sync_file(vec![a.clone(), b.clone()], 0).0, vec![]);
+        // b leaves the file; a's host name changes.
+        let a2 = lease("192.168.1.10", A, Some("nas2"), None);
+        let (events, _) = l.sync_file(vec![a2.clone()], 0);
+        assert_eq!(
+            events,
+            vec![Event::LeaseExpired(b), Event::LeaseRenewed(a2.clone())]
+        );
+        assert_eq!(l.list(), vec![a2]);
+    }
+}
