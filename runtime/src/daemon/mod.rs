@@ -265,18 +265,34 @@ struct Daemon {
     compile_seq: HashMap<String, u64>,
 }
 
+/// What woke the daemon's loop, when it is more than a flag to set.
+enum Woke {
+    Stop(&'static str),
+    /// A new version of a policy finished compiling.
+    Compiled(String, Result<Candidate, String>),
+    /// Watched files changed (and settled).
+    Files,
+    Other,
+}
+
+type Compiles = tokio::task::JoinSet<(String, u64, Result<Candidate, String>)>;
+
 /// Runs the daemon until SIGINT or SIGTERM; returns the signal's name. The
 /// caller cleans up.
+///
+/// The loop waits for input inside the async runtime and does the work
+/// (evaluating policies, reconciling) outside it: a policy's WASI calls
+/// (a flush of its stdout) block on an async runtime of their own, which
+/// cannot run inside this one. While the work is done, the socket server
+/// and the rtnetlink reader wait; what arrives meanwhile is taken in at the
+/// next wait, together.
 pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_async(config_path, config, target))
-}
-
-async fn run_async(config_path: &Path, config: Config, target: Target) -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
+    let entered = rt.enter();
     // Catch the signals before the first write, so that one arriving while
     // the rules go in still leads to a clean-up.
     let mut term = signal(SignalKind::terminate())?;
@@ -290,7 +306,7 @@ async fn run_async(config_path: &Path, config: Config, target: Target) -> Result
         rtnetlink::MulticastGroup::Ipv6Ifaddr,
     ])
     .context("cannot subscribe to interface and address changes (rtnetlink)")?;
-    tokio::spawn(links_conn);
+    rt.spawn(links_conn);
     let mut monitor = {
         let monitor = Monitor::new()?;
         // SAFETY: the Monitor owns its socket for its whole life, closes it
@@ -306,7 +322,8 @@ async fn run_async(config_path: &Path, config: Config, target: Target) -> Result
     let listener = control::bind(&socket_path)
         .with_context(|| format!("cannot make the control socket {}", socket_path.display()))?;
     let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(QUEUE);
-    let server = tokio::spawn(control::serve(listener, control_tx));
+    let server = rt.spawn(control::serve(listener, control_tx));
+    drop(entered);
 
     let watched = Arc::new(Watched {
         paths: Mutex::new(HashMap::new()),
@@ -337,7 +354,7 @@ async fn run_async(config_path: &Path, config: Config, target: Target) -> Result
         reconciles: 0,
         events: 0,
         started_at: epoch_now(),
-        watched,
+        watched: watched.clone(),
         watcher: None,
         watched_dirs: BTreeSet::new(),
         compile_seq: HashMap::new(),
@@ -345,7 +362,7 @@ async fn run_async(config_path: &Path, config: Config, target: Target) -> Result
     if daemon.config.watch_files {
         daemon.start_watching()?;
     }
-    daemon.interfaces = world::read_interfaces().await?;
+    daemon.interfaces = rt.block_on(world::read_interfaces())?;
     daemon.read_lease_file();
     daemon.pending = Pending::default();
     daemon.evaluation = daemon.evaluate_all(&Event::Startup);
@@ -372,68 +389,92 @@ async fn run_async(config_path: &Path, config: Config, target: Target) -> Result
         "running: following interfaces, leases and policy files; SIGINT or SIGTERM stops and cleans up"
     );
 
-    let period = daemon
-        .config
-        .reconcile_interval
-        .unwrap_or(Duration::from_secs(u64::MAX >> 2));
-    let mut timer = tokio::time::interval_at(Instant::now() + period, period);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut compiles: tokio::task::JoinSet<(String, u64, Result<Candidate, String>)> =
-        tokio::task::JoinSet::new();
+    let mut timer = {
+        let _entered = rt.enter();
+        let period = daemon
+            .config
+            .reconcile_interval
+            .unwrap_or(Duration::from_secs(u64::MAX >> 2));
+        let mut timer = tokio::time::interval_at(Instant::now() + period, period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    };
+    let mut compiles = Compiles::new();
     let mut files_due: Option<Instant> = None;
     let mut drift_due: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
-    let watched = daemon.watched.clone();
 
     let signal = loop {
         let expiry_at = daemon
             .leases
             .next_expiry()
             .map(|e| Instant::now() + Duration::from_secs(e.saturating_sub(epoch_now())));
-        tokio::select! {
-            _ = term.recv() => break "SIGTERM",
-            _ = int.recv() => break "SIGINT",
-            Some(incoming) = control_rx.recv() => daemon.handle(incoming),
-            Some(_) = links.next() => daemon.pending.links = true,
-            _ = watched.notify.notified() => {
-                files_due.get_or_insert_with(|| Instant::now() + FILE_SETTLE);
-            }
-            _ = tokio::time::sleep_until(files_due.unwrap_or_else(far)), if files_due.is_some() => {
-                files_due = None;
-                daemon.files_changed(&mut compiles);
-            }
-            Some(done) = compiles.join_next(), if !compiles.is_empty() => match done {
-                Ok((name, seq, candidate)) => {
-                    if daemon.compile_seq.get(&name) == Some(&seq) {
-                        daemon.compiled(&name, candidate);
-                    } else {
-                        tracing::debug!(policy = %name, "an older compile finished after a newer one started; dropped");
+        let woke = rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => Woke::Stop("SIGTERM"),
+                _ = int.recv() => Woke::Stop("SIGINT"),
+                Some(incoming) = control_rx.recv() => {
+                    daemon.handle(incoming);
+                    Woke::Other
+                }
+                Some(_) = links.next() => {
+                    daemon.pending.links = true;
+                    Woke::Other
+                }
+                _ = watched.notify.notified() => {
+                    files_due.get_or_insert_with(|| Instant::now() + FILE_SETTLE);
+                    Woke::Other
+                }
+                _ = tokio::time::sleep_until(files_due.unwrap_or_else(far)), if files_due.is_some() => {
+                    files_due = None;
+                    Woke::Files
+                }
+                Some(done) = compiles.join_next(), if !compiles.is_empty() => match done {
+                    Ok((name, seq, candidate)) if daemon.compile_seq.get(&name) == Some(&seq) => {
+                        Woke::Compiled(name, candidate)
                     }
+                    Ok((name, _, _)) => {
+                        tracing::debug!(policy = %name, "an older compile finished after a newer one started; dropped");
+                        Woke::Other
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a policy compile task failed");
+                        Woke::Other
+                    }
+                },
+                ready = monitor.readable_mut() => {
+                    let Ok(mut guard) = ready else { return Woke::Stop("nftables monitor failure") };
+                    let _ = guard.get_inner_mut().drain();
+                    guard.clear_ready();
+                    drift_due.get_or_insert_with(|| Instant::now() + DRIFT_SETTLE);
+                    Woke::Other
                 }
-                Err(e) => tracing::error!(error = %e, "a policy compile task failed"),
-            },
-            ready = monitor.readable_mut() => {
-                let Ok(mut guard) = ready else { break "nftables monitor failure" };
-                let _ = guard.get_inner_mut().drain();
-                guard.clear_ready();
-                drift_due.get_or_insert_with(|| Instant::now() + DRIFT_SETTLE);
-            }
-            _ = tokio::time::sleep_until(drift_due.unwrap_or_else(far)), if drift_due.is_some() => {
-                drift_due = None;
-                daemon.pending.because("nftables changed");
-                daemon.pending.reconcile = true;
-            }
-            _ = timer.tick(), if daemon.config.reconcile_interval.is_some() => {
-                daemon.pending.because("timer");
-                daemon.pending.links = true;
-                daemon.pending.lease_file = daemon.config.leases.dnsmasq_file.is_some();
-                daemon.pending.reconcile = true;
-            }
-            _ = tokio::time::sleep_until(expiry_at.unwrap_or_else(far)), if expiry_at.is_some() => {
-                for e in daemon.leases.expire(epoch_now()) {
-                    daemon.pending.event(e);
+                _ = tokio::time::sleep_until(drift_due.unwrap_or_else(far)), if drift_due.is_some() => {
+                    drift_due = None;
+                    daemon.pending.because("nftables changed");
+                    daemon.pending.reconcile = true;
+                    Woke::Other
+                }
+                _ = timer.tick(), if daemon.config.reconcile_interval.is_some() => {
+                    daemon.pending.because("timer");
+                    daemon.pending.links = true;
+                    daemon.pending.lease_file = daemon.config.leases.dnsmasq_file.is_some();
+                    daemon.pending.reconcile = true;
+                    Woke::Other
+                }
+                _ = tokio::time::sleep_until(expiry_at.unwrap_or_else(far)), if expiry_at.is_some() => {
+                    for e in daemon.leases.expire(epoch_now()) {
+                        daemon.pending.event(e);
+                    }
+                    Woke::Other
                 }
             }
+        });
+        match woke {
+            Woke::Stop(signal) => break signal,
+            Woke::Compiled(name, candidate) => daemon.compiled(&name, candidate),
+            Woke::Files => daemon.files_changed(&mut compiles, rt.handle()),
+            Woke::Other => {}
         }
         // Take in whatever else is ready: a burst makes one reconcile.
         while let Ok(incoming) = control_rx.try_recv() {
@@ -442,7 +483,7 @@ async fn run_async(config_path: &Path, config: Config, target: Target) -> Result
         while let Ok(_message) = links.try_recv() {
             daemon.pending.links = true;
         }
-        daemon.settle().await;
+        daemon.settle(&rt);
     };
     server.abort();
     let _ = std::fs::remove_file(&socket_path);
@@ -528,9 +569,9 @@ impl Daemon {
     /// Applies what is pending: reads interfaces and the lease file again
     /// if asked, evaluates if the world or a policy changed, reconciles, and
     /// answers the requests that waited for it.
-    async fn settle(&mut self) {
+    fn settle(&mut self, rt: &tokio::runtime::Runtime) {
         if std::mem::take(&mut self.pending.links) {
-            match world::read_interfaces().await {
+            match rt.block_on(world::read_interfaces()) {
                 Ok(now) => {
                     let events = links::interface_events(&self.interfaces, &now);
                     self.interfaces = now;
@@ -703,10 +744,7 @@ impl Daemon {
 
     /// Files changed: the config is read again, policies compiled off the
     /// loop, the lease file read.
-    fn files_changed(
-        &mut self,
-        compiles: &mut tokio::task::JoinSet<(String, u64, Result<Candidate, String>)>,
-    ) {
+    fn files_changed(&mut self, compiles: &mut Compiles, rt: &tokio::runtime::Handle) {
         let changed = std::mem::take(
             &mut *self
                 .watched
@@ -732,10 +770,13 @@ impl Daemon {
             let seq = self.compile_seq.entry(config.name.clone()).or_default();
             *seq += 1;
             let seq = *seq;
-            compiles.spawn_blocking(move || {
-                let candidate = runtime::load_candidate(&engine, &config, insecure);
-                (config.name, seq, candidate)
-            });
+            compiles.spawn_blocking_on(
+                move || {
+                    let candidate = runtime::load_candidate(&engine, &config, insecure);
+                    (config.name, seq, candidate)
+                },
+                rt,
+            );
         }
     }
 
