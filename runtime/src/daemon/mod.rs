@@ -43,6 +43,12 @@ const DRIFT_SETTLE: Duration = Duration::from_millis(50);
 /// Wait after a file change, so that a file written in several steps is
 /// read once, whole.
 const FILE_SETTLE: Duration = Duration::from_millis(20);
+/// Wait after an interface or address notification: `ip` commands and
+/// link flaps come in runs; the interfaces are read once per run.
+const LINK_SETTLE: Duration = Duration::from_millis(20);
+/// Reconciles during a burst of events are at least this far apart; the
+/// first event after a quiet spell is reconciled at once.
+const MIN_GAP: Duration = Duration::from_millis(10);
 /// Requests waiting for the daemon's loop at most; more wait in the socket.
 const QUEUE: usize = 1024;
 
@@ -263,6 +269,9 @@ struct Daemon {
     /// The newest compile started per policy: an older one that finishes
     /// later (a big component, then a quick fix) is dropped.
     compile_seq: HashMap<String, u64>,
+    /// When the last reconcile ended, and when the next may start.
+    last_reconcile_at: Option<Instant>,
+    settle_due: Option<Instant>,
 }
 
 /// What woke the daemon's loop, when it is more than a flag to set.
@@ -358,6 +367,8 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
         watcher: None,
         watched_dirs: BTreeSet::new(),
         compile_seq: HashMap::new(),
+        last_reconcile_at: None,
+        settle_due: None,
     };
     if daemon.config.watch_files {
         daemon.start_watching()?;
@@ -402,6 +413,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
     let mut compiles = Compiles::new();
     let mut files_due: Option<Instant> = None;
     let mut drift_due: Option<Instant> = None;
+    let mut links_due: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
 
     let signal = loop {
@@ -418,7 +430,16 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
                     Woke::Other
                 }
                 Some(_) = links.next() => {
+                    links_due.get_or_insert_with(|| Instant::now() + LINK_SETTLE);
+                    Woke::Other
+                }
+                _ = tokio::time::sleep_until(links_due.unwrap_or_else(far)), if links_due.is_some() => {
+                    links_due = None;
                     daemon.pending.links = true;
+                    Woke::Other
+                }
+                _ = tokio::time::sleep_until(daemon.settle_due.unwrap_or_else(far)), if daemon.settle_due.is_some() => {
+                    daemon.settle_due = None;
                     Woke::Other
                 }
                 _ = watched.notify.notified() => {
@@ -481,7 +502,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
             daemon.handle(incoming);
         }
         while let Ok(_message) = links.try_recv() {
-            daemon.pending.links = true;
+            links_due.get_or_insert_with(|| Instant::now() + LINK_SETTLE);
         }
         daemon.settle(&rt);
     };
@@ -596,6 +617,13 @@ impl Daemon {
             self.answer_waiters(None);
             return;
         }
+        if let Some(at) = self.last_reconcile_at
+            && at.elapsed() < MIN_GAP
+        {
+            // In a burst: gather more before the next reconcile.
+            self.settle_due = Some(at + MIN_GAP);
+            return;
+        }
         let pending = std::mem::take(&mut self.pending);
         self.pending.fresh = pending.fresh.clone();
         let reason = pending.reason();
@@ -621,6 +649,7 @@ impl Daemon {
         );
         self.evaluation = evaluation;
         self.reconciles += 1;
+        self.last_reconcile_at = Some(Instant::now());
         let mut record = ReconcileStatus {
             reason: reason.clone(),
             at: epoch_now(),

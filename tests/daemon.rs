@@ -1,0 +1,501 @@
+//! The daemon's own surfaces, end to end: the control socket (root only,
+//! junk, oversized and idle connections, strangers), and coalescing (a
+//! burst of a thousand lease events, an interface flapping) with bounded
+//! memory. Real binary, real kernel, a router namespace per test.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wasmwall::daemon::control::{self, LeaseRequest, Request, Response};
+use wasmwall::daemon::status::Status;
+use wasmwall_e2e::{
+    Child, Netns, TempDir, compile_cache_dir, policy_wasm, temp_dir, toml_string, wait_until,
+    wasmwall_bin,
+};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A router namespace with `lan0` and `wan0`, and a config for `wasmwall run`.
+struct Lab {
+    router: Netns,
+    launcher: Netns,
+    dir: TempDir,
+    config: PathBuf,
+}
+
+impl Lab {
+    /// `policy` is (name, component file, config lines of [policy.config]);
+    /// `extra` goes to the top of the config.
+    fn new(policy: (&str, &str, &str), extra: &str) -> Lab {
+        let dir = temp_dir();
+        let router = Netns::new("router");
+        let launcher = Netns::new("launcher");
+        router.add_interface("lan0", "192.168.1.1/24");
+        router.add_interface("wan0", "203.0.113.1/24");
+        let (name, file, settings) = policy;
+        let config = dir.path().join("wasmwall.toml");
+        let toml = format!(
+            "state_dir = {state}\n\
+             reconcile_interval_s = 0\n\
+             {extra}\n\
+             [cache]\n\
+             dir = {cache}\n\n\
+             [[policy]]\n\
+             name = \"{name}\"\n\
+             path = {path}\n\n\
+             [policy.config]\n\
+             {settings}\n",
+            state = toml_string(&dir.path().join("state").to_string_lossy()),
+            cache = toml_string(&compile_cache_dir().to_string_lossy()),
+            path = toml_string(&policy_wasm(file).to_string_lossy()),
+        );
+        fs::write(&config, toml).expect("write the config");
+        Lab {
+            router,
+            launcher,
+            dir,
+            config,
+        }
+    }
+
+    fn wasmwall(&self, subcommand: &str) -> Command {
+        let mut cmd = self.launcher.command(wasmwall_bin());
+        cmd.arg(subcommand)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--netns", self.router.name()]);
+        cmd
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("state/netns-{}.wasmwall.sock", self.router.name()))
+    }
+
+    /// Starts `wasmwall run` and waits until it is running.
+    fn start(&self) -> Child {
+        let mut daemon = Child::spawn(&mut self.wasmwall("run"), self.dir.path(), "wasmwall-run");
+        wait_until("`wasmwall run` to start", START_TIMEOUT, || {
+            if let Some(status) = daemon.try_status() {
+                panic!("`wasmwall run` exited: {status}\n{daemon}");
+            }
+            if daemon.stderr().contains("running: following") {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        });
+        daemon
+    }
+
+    fn ask(&self, request: &Request) -> Response {
+        control::request(&self.socket(), request, ANSWER_TIMEOUT)
+            .unwrap_or_else(|e| panic!("request to the daemon: {e:#}"))
+    }
+
+    fn status(&self) -> Status {
+        let answer = self.ask(&Request {
+            status: Some(control::Empty {}),
+            ..Request::default()
+        });
+        *answer.status.expect("a status")
+    }
+
+    fn lease(&self, action: &str, ip: &str, mac: &str, hostname: &str) -> Response {
+        self.ask(&lease_request(action, ip, mac, hostname))
+    }
+
+    fn listing(&self) -> String {
+        self.router.run(["nft", "list", "ruleset"]).stdout
+    }
+}
+
+fn lease_request(action: &str, ip: &str, mac: &str, hostname: &str) -> Request {
+    Request {
+        lease: Some(LeaseRequest {
+            action: action.into(),
+            mac: mac.into(),
+            ip: ip.into(),
+            hostname: Some(hostname.into()),
+            iface: "lan0".into(),
+            expires: None,
+        }),
+        status: None,
+        wait: false,
+    }
+}
+
+/// Sends raw bytes on a fresh connection and returns the answer line.
+fn raw(socket: &Path, bytes: &[u8]) -> String {
+    let mut stream = UnixStream::connect(socket).expect("connect to the control socket");
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
+    // The daemon may answer (and close) before it read everything.
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = String::new();
+    let _ = BufReader::new(&stream).read_line(&mut answer);
+    answer
+}
+
+/// Runs `f` on a thread whose user is `nobody` (setresuid on that thread
+/// only: the raw system call, unlike libc's wrapper, changes one thread).
+fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: changes the credentials of this thread only; it ends
+        // right after `f`.
+        let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(rc, 0, "setresuid(nobody)");
+        f()
+    })
+    .join()
+    .expect("the nobody thread")
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn the_control_socket_is_root_only_and_shrugs_off_junk() {
+    let lab = Lab::new(("pf", "port-forward", "lan_interface = \"lan0\""), "");
+    let mut daemon = lab.start();
+    let socket = lab.socket();
+
+    let meta = fs::metadata(&socket).expect("the control socket exists");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.mode() & 0o777, 0o600, "socket mode");
+    assert_eq!(meta.uid(), 0, "socket owner");
+
+    // Junk: each gets an error answer naming the problem, and changes nothing.
+    let big = [vec![b'a'; 70 * 1024], b"\n".to_vec()].concat();
+    for (bytes, needle) in [
+        (&b"\x00\x01\x02\xff garbage\n"[..], "not UTF-8"),
+        (b"{not json}\n", "bad request"),
+        (b"\n", "bad request"),
+        (b"{\"status\":{}", "bad request"),
+        (b"{\"lease\":{\"action\":\"add\"}}\n", "missing field"),
+        (b"{\"reboot\":true}\n", "unknown field"),
+        (
+            b"{\"lease\":{\"action\":\"add\",\"mac\":\"02:00:00:00:00:01\",\"ip\":\"10.0.0.1\",\"iface\":\"../../etc\"}}\n",
+            "interface name",
+        ),
+        (&big, "longer than 65536 bytes"),
+    ] {
+        let answer = raw(&socket, bytes);
+        assert!(
+            answer.contains("\"ok\":false") && answer.contains(needle),
+            "{:?}... answered {answer:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+        );
+    }
+
+    // Strangers: the file mode keeps them out; with the mode opened up, the
+    // daemon still refuses them (SO_PEERCRED).
+    // (The directories are opened up too, so that only the socket's own
+    // mode, then the daemon, stand in the way.)
+    let opened = [lab.dir.path().to_path_buf(), lab.dir.path().join("state")];
+    for dir in &opened {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    let path = socket.clone();
+    let refused = as_nobody(move || UnixStream::connect(&path).map(|_| ()).map_err(|e| e.kind()));
+    assert_eq!(refused, Err(std::io::ErrorKind::PermissionDenied));
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o666)).unwrap();
+    let path = socket.clone();
+    let answer = as_nobody(move || raw(&path, b"{\"status\":{}}\n"));
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600)).unwrap();
+    for dir in &opened {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert!(
+        answer.contains("\"ok\":false") && answer.contains("permission denied"),
+        "{answer}"
+    );
+    assert!(
+        daemon
+            .stderr()
+            .contains("refused a peer that is neither root")
+    );
+
+    // Idle connections hold no one up for long: they are dropped after 5 s.
+    let idle: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&socket).expect("connect"))
+        .collect();
+    let started = Instant::now();
+    let status = lab.status();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "status took {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    // A half-written request from a peer that goes away is no harm either.
+    let mut half = UnixStream::connect(&socket).unwrap();
+    half.write_all(b"{\"lease\":").unwrap();
+    drop(half);
+
+    // After all that: still running, no lease taken, and a good event works.
+    assert!(daemon.try_status().is_none(), "the daemon died\n{daemon}");
+    assert!(status.world.leases.is_empty());
+    assert_eq!(status.policies.len(), 1);
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
+    let ok = lab.lease("add", "192.168.1.23", "02:00:00:00:00:23", "nas");
+    assert!(ok.ok, "{ok:?}");
+    wait_until("the lease in the status", SETTLE_TIMEOUT, || {
+        match lab.status().world.leases.as_slice() {
+            [l] if l.ip == "192.168.1.23" && l.hostname.as_deref() == Some("nas") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // The command-line client says what went wrong, with exit status 1.
+    let out = wasmwall_e2e::run_unchecked(
+        Command::new(wasmwall_bin())
+            .args([
+                "event",
+                "lease",
+                "add",
+                "--mac",
+                "nope",
+                "--ip",
+                "192.168.1.9",
+            ])
+            .args(["--iface", "lan0", "--socket"])
+            .arg(&socket),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains("MAC \"nope\" is not six hex pairs"),
+        "{out}"
+    );
+
+    daemon.terminate();
+    let exit = daemon.wait_timeout(SETTLE_TIMEOUT);
+    assert!(exit.success(), "{exit}\n{daemon}");
+    assert!(!socket.exists(), "the socket file is left behind");
+    assert!(!lab.router.has_table("inet", "wasmwall"));
+}
+
+/// The home-router policy blocking 20 of a thousand hosts by name: their
+/// addresses go into its `blocked` set as their leases arrive.
+fn blocking_lab(max_leases: usize) -> Lab {
+    let blocked: Vec<String> = (0..20).map(|i| format!("\"h{}\"", i * 50)).collect();
+    Lab::new(
+        (
+            "router",
+            "home-router",
+            &format!(
+                "lan = \"lan0\"\nwan = \"wan0\"\nblock = [{}]",
+                blocked.join(", ")
+            ),
+        ),
+        &format!("[leases]\nmax = {max_leases}\n"),
+    )
+}
+
+fn host_ip(i: usize) -> String {
+    format!("10.10.{}.{}", i / 250, i % 250 + 1)
+}
+
+fn host_mac(i: usize) -> String {
+    format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256)
+}
+
+/// The elements of the router's `blocked` set, sorted.
+fn blocked_set(lab: &Lab) -> Vec<String> {
+    let listing = lab.listing();
+    let Some(start) = listing.find("set router/blocked") else {
+        return Vec::new();
+    };
+    let block = &listing[start..];
+    let block = &block[..block.find('}').map_or(block.len(), |e| e + 1)];
+    let mut ips: Vec<String> = match block.find("elements = {") {
+        Some(i) => block[i + 12..]
+            .split(|c: char| c == ',' || c == '}' || c.is_whitespace())
+            .filter(|w| w.starts_with("10."))
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    ips.sort();
+    ips
+}
+
+fn expected_blocked(hosts: usize) -> Vec<String> {
+    let mut ips: Vec<String> = (0..hosts)
+        .filter(|i| i % 50 == 0 && *i < 1000)
+        .map(host_ip)
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// Sends `action` for hosts `range` from four threads at once.
+fn burst(lab: &Lab, action: &'static str, range: std::ops::Range<usize>) {
+    let socket = lab.socket();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let socket = socket.clone();
+            let range = range.clone();
+            std::thread::spawn(move || {
+                for i in range.filter(|i| i % 4 == t) {
+                    let request =
+                        lease_request(action, &host_ip(i), &host_mac(i), &format!("h{i}"));
+                    let answer = control::request(&socket, &request, ANSWER_TIMEOUT)
+                        .unwrap_or_else(|e| panic!("lease {i}: {e:#}"));
+                    assert!(answer.ok, "lease {i}: {answer:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a burst thread");
+    }
+}
+
+#[test]
+fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
+    let lab = blocking_lab(1000);
+    let mut daemon = lab.start();
+    let before = lab.status();
+
+    let started = Instant::now();
+    burst(&lab, "add", 0..1000);
+    let want = expected_blocked(1000);
+    wait_until(
+        "the blocked set to hold the 20 blocked hosts",
+        SETTLE_TIMEOUT,
+        || {
+            let now = blocked_set(&lab);
+            if now == want {
+                Ok(())
+            } else {
+                Err(format!("{} of 20", now.len()))
+            }
+        },
+    );
+    let elapsed = started.elapsed();
+    let after = lab.status();
+    assert_eq!(after.world.leases.len(), 1000);
+    assert_eq!(after.events - before.events, 1000);
+    let reconciles = after.reconciles - before.reconciles;
+    eprintln!(
+        "burst: 1000 lease events in {} ms -> {reconciles} reconciles",
+        elapsed.as_millis()
+    );
+    // In a burst, reconciles are at least 10 ms apart, so there can be no
+    // more than one per 10 ms of the burst (and a few at its edges).
+    assert!(
+        reconciles <= elapsed.as_millis() as u64 / 10 + 3 && reconciles < 500,
+        "{reconciles} reconciles for 1000 events in {elapsed:?}"
+    );
+
+    // The bound on leases: one more is refused, clearly.
+    let refused = lab.lease("add", "10.99.0.1", "02:00:00:99:00:01", "extra");
+    assert!(!refused.ok);
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("maximum of 1000 leases"),
+        "{refused:?}"
+    );
+
+    // Churn: every lease released and handed out again, four times over.
+    let rss_before = vm_rss_kib(daemon.id());
+    for _ in 0..4 {
+        burst(&lab, "del", 0..1000);
+        burst(&lab, "add", 0..1000);
+    }
+    wait_until("the blocked set after the churn", SETTLE_TIMEOUT, || {
+        let now = blocked_set(&lab);
+        if now == want {
+            Ok(())
+        } else {
+            Err(format!("{} of 20", now.len()))
+        }
+    });
+    let rss_after = vm_rss_kib(daemon.id());
+    eprintln!("churn: 8000 more events; resident memory {rss_before} KiB -> {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "resident memory grew from {rss_before} KiB to {rss_after} KiB over 8000 events"
+    );
+    let status = lab.status();
+    assert_eq!(status.world.leases.len(), 1000);
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
+
+    daemon.terminate();
+    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+}
+
+#[test]
+fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
+    let lab = blocking_lab(100);
+    lab.router.run(["ip", "link", "set", "wan0", "down"]);
+    let mut daemon = lab.start();
+    assert!(!lab.listing().contains("masquerade"));
+    let before = lab.status();
+
+    // 100 flaps in one `ip -batch`, ending up.
+    let batch = lab.dir.path().join("flap.batch");
+    let mut lines = String::new();
+    for _ in 0..100 {
+        lines.push_str("link set wan0 up\nlink set wan0 down\n");
+    }
+    lines.push_str("link set wan0 up\n");
+    fs::write(&batch, lines).unwrap();
+    lab.router
+        .run(["ip", "-batch", batch.to_str().expect("utf-8 path")]);
+
+    wait_until("the masquerade after the flapping", SETTLE_TIMEOUT, || {
+        if lab.listing().contains("masquerade") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    });
+    assert_eq!(lab.router.sysctl("net/ipv4/ip_forward"), "1");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = lab.status();
+    let reconciles = after.reconciles - before.reconciles;
+    eprintln!("flapping: 201 link changes -> {reconciles} reconciles");
+    assert!(
+        reconciles <= 10,
+        "{reconciles} reconciles for one burst of flaps"
+    );
+    assert!(
+        after
+            .world
+            .interfaces
+            .iter()
+            .any(|i| i.name == "wan0" && i.up)
+    );
+
+    // And down again: its rules go.
+    lab.router.run(["ip", "link", "set", "wan0", "down"]);
+    wait_until("the masquerade to go", SETTLE_TIMEOUT, || {
+        if lab.listing().contains("masquerade") {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(lab.router.sysctl("net/ipv4/ip_forward"), "0");
+
+    daemon.terminate();
+    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+}
