@@ -841,7 +841,10 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
         if let Some(status) = daemon.try_status() {
             panic!("`wasmwall run` exited: {status}\n{daemon}");
         }
-        if daemon.stderr().contains("running: following interfaces, leases and policy files") {
+        if daemon
+            .stderr()
+            .contains("running: following interfaces, leases and policy files")
+        {
             Ok(())
         } else {
             Err("not yet".to_string())

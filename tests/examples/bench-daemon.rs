@@ -1,0 +1,363 @@
+//! Measures the daemon (`wasmwall run`) with the home-router policy, in a
+//! network namespace of its own:
+//!
+//! - event -> kernel latency: from a lease event sent on the control socket
+//!   until the kernel holds exactly the rules the policy wants for the new
+//!   state (this process polls the nftables generation, reads the table when
+//!   it moves and plans against it: an empty plan means live), with 10 and
+//!   1,000 other leases held;
+//! - hot swap: from the rename of a new policy file into place until the
+//!   kernel holds that version's rules, for versions seen before (compile
+//!   cache) and for never-seen ones (compiled at the swap);
+//! - the daemon's resident memory with two policies loaded.
+//!
+//! Run (as root; release builds):
+//!   cargo build --release -p wasmwall
+//!   cargo run --release -p wasmwall-e2e --example bench-daemon
+//! `WASMWALL_BIN` picks another binary; `BENCH_SAMPLES` (default 300) the
+//! number of lease events per size.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wasmwall::config::Config;
+use wasmwall::daemon::control::{self, LeaseRequest, Request};
+use wasmwall::daemon::leases::{LeaseAction, Leases};
+use wasmwall::kernel::{Kernel, Netlink};
+use wasmwall::plan::{self, DesiredTable};
+use wasmwall::runtime::Policies;
+use wasmwall::world::{self, Event, Interface, Lease, WorldState};
+use wasmwall_e2e::{
+    Child, Netns, compile_cache_dir, policy_wasm, repo_root, require_root, temp_dir, toml_string,
+    wait_until,
+};
+
+const TABLE: &str = "wasmwall";
+const QUIET: Duration = Duration::from_millis(25);
+
+fn daemon_bin() -> PathBuf {
+    match std::env::var_os("WASMWALL_BIN") {
+        Some(b) => PathBuf::from(b),
+        None => {
+            let bin = repo_root().join("target/release/wasmwall");
+            assert!(
+                bin.is_file(),
+                "build it first: cargo build --release -p wasmwall"
+            );
+            bin
+        }
+    }
+}
+
+struct Lab {
+    router: Netns,
+    dir: wasmwall_e2e::TempDir,
+    config_path: PathBuf,
+    policy_path: PathBuf,
+    daemon: Child,
+}
+
+impl Lab {
+    /// A router with lan0 and wan0 up, running home-router (from a copy in
+    /// the lab's directory, so that it can be swapped) with a port forward
+    /// to host "target"; `extra_policy` adds port-forward as a second policy.
+    fn start(extra_policy: bool, cache: bool) -> Lab {
+        let dir = temp_dir();
+        let router = Netns::new("bench");
+        router.add_interface("lan0", "192.168.1.1/24");
+        router.add_interface("wan0", "203.0.113.1/24");
+        let policy_path = dir.path().join("home-router.wasm");
+        fs::copy(policy_wasm("home-router"), &policy_path).unwrap();
+        let mut toml = format!(
+            "state_dir = {state}\nreconcile_interval_s = 0\n\
+             [leases]\nmax = 100000\n\
+             [cache]\ndir = {cache}\n\n\
+             [[policy]]\nname = \"router\"\npath = {path}\n\
+             [policy.config]\nlan = \"lan0\"\nwan = \"wan0\"\nforward = [\"tcp 8080 target 80\"]\n",
+            state = toml_string(&dir.path().join("state").to_string_lossy()),
+            cache = toml_string(&compile_cache_dir().to_string_lossy()),
+            path = toml_string(&policy_path.to_string_lossy()),
+        );
+        if extra_policy {
+            toml.push_str(&format!(
+                "\n[[policy]]\nname = \"pf\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\n",
+                toml_string(&policy_wasm("port-forward").to_string_lossy())
+            ));
+        }
+        let config_path = dir.path().join("wasmwall.toml");
+        fs::write(&config_path, toml).unwrap();
+        let mut cmd = router.command(daemon_bin());
+        cmd.args(["run", "--log", "warn", "--config"]).arg(&config_path);
+        if !cache {
+            cmd.arg("--no-cache");
+        }
+        let mut daemon = Child::spawn(&mut cmd, dir.path(), "wasmwall-run");
+        let lab_socket = dir
+            .path()
+            .join("state/host.wasmwall.sock");
+        wait_until("the daemon's socket", Duration::from_secs(60), || {
+            if let Some(s) = daemon.try_status() {
+                panic!("the daemon exited: {s}\n{daemon}");
+            }
+            if lab_socket.exists() { Ok(()) } else { Err("not yet".to_string()) }
+        });
+        Lab {
+            router,
+            dir,
+            config_path,
+            policy_path,
+            daemon,
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("state/host.wasmwall.sock")
+    }
+
+    fn config(&self) -> Config {
+        Config::load(&self.config_path).expect("the bench config")
+    }
+}
+
+fn lease(i: usize, hostname: &str) -> Lease {
+    Lease {
+        mac: format!("02:00:00:{:02x}:{:02x}:{:02x}", i >> 16, (i >> 8) & 255, i & 255),
+        ip: format!("10.{}.{}.{}", 10 + i / 62500, (i / 250) % 250, i % 250 + 1),
+        hostname: Some(hostname.to_string()),
+        iface: "lan0".into(),
+        expires: None,
+    }
+}
+
+fn send(socket: &Path, action: &str, l: &Lease, wait: bool) {
+    let request = Request {
+        lease: Some(LeaseRequest {
+            action: action.into(),
+            mac: l.mac.clone(),
+            ip: l.ip.clone(),
+            hostname: l.hostname.clone(),
+            iface: l.iface.clone(),
+            expires: None,
+        }),
+        status: None,
+        wait,
+    };
+    let answer = control::request(socket, &request, Duration::from_secs(30)).expect("request");
+    assert!(answer.ok, "{answer:?}");
+}
+
+/// Waits until the kernel holds exactly `desired`; returns when it saw it.
+fn until_live(kernel: &mut Netlink, desired: &DesiredTable, deadline: Duration) -> Instant {
+    let started = Instant::now();
+    let mut seen = u32::MAX;
+    loop {
+        let generation = kernel.generation().expect("generation");
+        if generation != seen {
+            let observed = kernel.observe(TABLE).expect("observe");
+            seen = observed.generation;
+            let tx = plan::plan(TABLE, desired, observed.table.as_ref()).expect("owned table");
+            if tx.is_empty() {
+                return Instant::now();
+            }
+        }
+        assert!(started.elapsed() < deadline, "not live within {deadline:?}");
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn interfaces() -> Vec<Interface> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(world::read_interfaces())
+        .expect("interfaces")
+}
+
+fn latency(background: usize, samples: usize) {
+    let lab = Lab::start(false, true);
+    let socket = lab.socket();
+    let mut leases = Leases::new(1_000_000);
+    for i in 0..background {
+        let l = lease(i, &format!("h{i}"));
+        send(&socket, "add", &l, i + 1 == background);
+        leases.apply(LeaseAction::Add, l, 0).unwrap();
+    }
+    let config = lab.config();
+    let (adds, dels) = lab.router.enter(|| {
+        let policies = Policies::load(&config).expect("policies");
+        let ifaces = interfaces();
+        let mut kernel = Netlink::new().expect("netlink");
+        let mut adds = Vec::new();
+        let mut dels = Vec::new();
+        for s in 0..samples {
+            let target = lease(500_000 + s, "target");
+            for (action, list) in [(LeaseAction::Add, &mut adds), (LeaseAction::Del, &mut dels)] {
+                let event = leases.apply(action, target.clone(), 0).unwrap().expect("a change");
+                let world = WorldState {
+                    interfaces: ifaces.clone(),
+                    leases: leases.list(),
+                };
+                let evaluation = policies.evaluate(&world, &event);
+                let desired = evaluation.desired().clone();
+                // Let the daemon's burst window close: this measures a lone event.
+                std::thread::sleep(QUIET);
+                let sent = Instant::now();
+                let word = if action == LeaseAction::Add { "add" } else { "del" };
+                send(&socket, word, &target, false);
+                let live = until_live(&mut kernel, &desired, Duration::from_secs(10));
+                list.push(live - sent);
+            }
+        }
+        (adds, dels)
+    });
+    for (what, mut list) in [("lease added -> forward live", adds), ("lease released -> forward gone", dels)] {
+        list.sort();
+        println!(
+            "| {background} | {what} | {} | {} | {} | {} |",
+            list.len(),
+            ms(percentile(&list, 0.5)),
+            ms(percentile(&list, 0.99)),
+            ms(*list.last().unwrap())
+        );
+    }
+    drop(lab);
+}
+
+/// A component with a custom section appended: the same code, other bytes
+/// (so the compile cache has never seen it).
+fn with_custom_section(wasm: &[u8], tag: usize) -> Vec<u8> {
+    let name = b"wasmwall-bench";
+    let payload = tag.to_le_bytes();
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(&payload);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    out.push(section.len() as u8);
+    out.extend_from_slice(&section);
+    out
+}
+
+fn hot_swap(swaps: usize) {
+    let versions = [
+        fs::read(policy_wasm("home-router")).unwrap(),
+        fs::read(policy_wasm("home-router-counters")).unwrap(),
+    ];
+    for (label, cache, fresh) in [
+        ("version seen before (compile cache)", true, false),
+        ("never-seen version (compiled at the swap)", false, true),
+    ] {
+        let lab = Lab::start(false, cache);
+        let config = lab.config();
+        let tmp = lab.dir.path().join("new.wasm");
+        let times = lab.router.enter(|| {
+            let ifaces = interfaces();
+            let world = WorldState {
+                interfaces: ifaces,
+                leases: Vec::new(),
+            };
+            // Each version's rules, evaluated here on the same state.
+            let desired: Vec<DesiredTable> = versions
+                .iter()
+                .enumerate()
+                .map(|(v, bytes)| {
+                    let path = lab.dir.path().join(format!("v{v}.wasm"));
+                    fs::write(&path, bytes).unwrap();
+                    let mut c = config.clone();
+                    c.policies[0].path = path;
+                    c.cache = wasmwall::cache::CacheSettings::disabled();
+                    let p = Policies::load(&c).unwrap();
+                    p.evaluate(&world, &Event::Startup).desired().clone()
+                })
+                .collect();
+            let mut kernel = Netlink::new().unwrap();
+            let mut times = Vec::new();
+            for i in 0..swaps {
+                let v = (i + 1) % 2;
+                let bytes = if fresh {
+                    with_custom_section(&versions[v], i)
+                } else {
+                    versions[v].clone()
+                };
+                fs::write(&tmp, &bytes).unwrap();
+                std::thread::sleep(QUIET);
+                let written = Instant::now();
+                fs::rename(&tmp, &lab.policy_path).unwrap();
+                let live = until_live(&mut kernel, &desired[v], Duration::from_secs(30));
+                times.push(live - written);
+            }
+            times
+        });
+        // Before the first swap every version was compiled once (cached
+        // run): the first two swaps of that run may include a compile.
+        let mut sorted = times.clone();
+        sorted.sort();
+        println!(
+            "| {label} | {} | {} | {} | {} |",
+            sorted.len(),
+            ms(percentile(&sorted, 0.5)),
+            ms(percentile(&sorted, 0.9)),
+            ms(*sorted.last().unwrap())
+        );
+    }
+}
+
+fn memory() {
+    let lab = Lab::start(true, true);
+    let kib = |field: &str| -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", lab.daemon.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let start = (kib("VmRSS:"), kib("VmHWM:"));
+    let socket = lab.socket();
+    for i in 0..1000 {
+        send(&socket, "add", &lease(i, &format!("h{i}")), i == 999);
+    }
+    let leased = (kib("VmRSS:"), kib("VmHWM:"));
+    println!(
+        "| two policies (home-router, port-forward), no lease | {} MiB | {} MiB |",
+        start.0 / 1024,
+        start.1 / 1024
+    );
+    println!(
+        "| the same with 1,000 leases | {} MiB | {} MiB |",
+        leased.0 / 1024,
+        leased.1 / 1024
+    );
+}
+
+fn main() {
+    require_root();
+    let samples: usize = std::env::var("BENCH_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    println!("binary: {}\n", daemon_bin().display());
+    println!("| leases held | event | samples | p50 | p99 | max |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
+    for background in [10, 1000] {
+        latency(background, samples);
+    }
+    println!("\n| hot swap (Rust home-router, two versions alternating) | swaps | p50 | p90 | max |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    hot_swap(20);
+    println!("\n| daemon | resident (VmRSS) | peak (VmHWM) |");
+    println!("| --- | ---: | ---: |");
+    memory();
+}
