@@ -388,6 +388,55 @@ mod tests {
     }
 
     #[test]
+    fn daemon_settings() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.control_socket, None);
+        assert!(c.watch_files);
+        assert_eq!(c.leases.dnsmasq_file, None);
+        assert_eq!(c.leases.max, DEFAULT_MAX_LEASES);
+        let c = parse(&format!(
+            "control_socket = \"run/w.sock\"\nwatch_files = false\n\
+             [leases]\ndnsmasq_file = \"leases\"\nmax = 10\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.control_socket,
+            Some(PathBuf::from("/etc/wasmwall/run/w.sock"))
+        );
+        assert!(!c.watch_files);
+        assert_eq!(
+            c.leases.dnsmasq_file,
+            Some(PathBuf::from("/etc/wasmwall/leases"))
+        );
+        assert_eq!(c.leases.max, 10);
+        let err = parse(&format!("[leases]\nmax = 0\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("`leases.max` must be"), "{err}");
+        let err = parse(&format!("[leases]\nfile = \"x\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `file`"), "{err}");
+    }
+
+    #[test]
+    fn what_a_running_daemon_cannot_change_is_named() {
+        let old = parse(MINIMAL).unwrap();
+        let policy_changed = parse(&format!(
+            "sysctl_allow = [\"net.ipv4.conf.*.arp_ignore\"]\n{MINIMAL}[policy.config]\nk = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(old.restart_only_difference(&policy_changed), None);
+        for (text, key) in [
+            ("table = \"other\"\n", "table"),
+            ("netns = \"r\"\n", "netns"),
+            ("state_dir = \"/tmp/s\"\n", "state_dir"),
+            ("control_socket = \"/tmp/s.sock\"\n", "control_socket"),
+            ("[leases]\nmax = 5\n", "leases"),
+            ("[limits]\nmemory_mib = 5\n", "limits"),
+        ] {
+            let new = parse(&format!("{text}{MINIMAL}")).unwrap();
+            assert_eq!(old.restart_only_difference(&new), Some(key), "{text}");
+        }
+    }
+
+    #[test]
     fn cache_dir_is_relative_to_the_file_and_0_mib_turns_it_off() {
         let c = parse(&format!(
             "[cache]\ndir = \"cache\"\nmax_mib = 10\n{MINIMAL}"

@@ -968,3 +968,61 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::Lease;
+
+    fn lease(ip: &str) -> Lease {
+        Lease {
+            mac: "02:00:00:00:00:01".into(),
+            ip: ip.into(),
+            hostname: Some("nas".into()),
+            iface: "lan0".into(),
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn a_burst_is_summed_up_in_one_reason() {
+        let mut p = Pending::default();
+        assert_eq!(p.reason(), "");
+        p.event(Event::LeaseAdded(lease("10.0.0.1")));
+        assert_eq!(p.reason(), "lease-added 10.0.0.1 02:00:00:00:00:01 (nas)");
+        assert!(p.evaluate);
+        for i in 2..=1000 {
+            p.event(Event::LeaseAdded(lease(&format!(
+                "10.0.{}.{}",
+                i / 250,
+                i % 250
+            ))));
+        }
+        p.event(Event::InterfaceUp("wan0".into()));
+        p.because("nftables changed");
+        p.because("nftables changed");
+        assert_eq!(
+            p.reason(),
+            "1001 events (interface-up x1, lease-added x1000); nftables changed"
+        );
+        // Bounded whatever the burst: a count per kind and the last event.
+        assert_eq!(p.counts.len(), 2);
+        assert_eq!(p.last, Some(Event::InterfaceUp("wan0".into())));
+    }
+
+    #[test]
+    fn watched_paths_map_to_their_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.wasm");
+        let cfg = dir.path().join("w.toml");
+        let (dirs, map) = watch_map(&[&a, &cfg, Path::new("/nonexistent-dir/x")]);
+        let canonical = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            dirs.into_iter().collect::<Vec<_>>(),
+            vec![canonical.clone()]
+        );
+        assert_eq!(map.get(&canonical.join("a.wasm")), Some(&a));
+        assert_eq!(map.get(&canonical.join("w.toml")), Some(&cfg));
+        assert_eq!(map.len(), 2);
+    }
+}
