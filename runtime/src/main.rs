@@ -83,6 +83,10 @@ enum Command {
     Event(EventArgs),
     /// Show the running daemon's policies, world state, last reconcile and
     /// pending errors.
+    ///
+    /// Exit status: 0 when there is no pending error, 2 when there are
+    /// (a failing policy, a rejected new version, a failed reconcile, lease
+    /// file lines that could not be used), 1 when the daemon cannot be asked.
     Status(StatusArgs),
     /// Remove wasmwall's table and restore the sysctls recorded in the state
     /// file. Safe to run at any time, also after a crash or `kill -9`.
@@ -221,14 +225,16 @@ struct DaemonAddress {
 }
 
 impl DaemonAddress {
-    fn socket(&self) -> Result<PathBuf> {
+    /// `netns`: the daemon's `--netns`, which names its default socket.
+    fn socket(&self, netns: Option<&str>) -> Result<PathBuf> {
         if let Some(s) = &self.socket {
             return Ok(s.clone());
         }
         let path = self.config.as_ref().expect("clap requires one of the two");
         let config = Config::load(path)?;
+        let netns = netns.or(config.netns.as_deref());
         Ok(config.control_socket.clone().unwrap_or_else(|| {
-            let state = state::path(&config.state_dir, config.netns.as_deref(), &config.table);
+            let state = state::path(&config.state_dir, netns, &config.table);
             wasmwall::daemon::control::default_path(&state)
         }))
     }
@@ -274,6 +280,10 @@ struct LeaseArgs {
     /// Return only once the daemon applied the change to the kernel.
     #[arg(long)]
     wait: bool,
+    /// The namespace the daemon was started for with `--netns`: the default
+    /// socket's name includes it (not needed with --socket).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
     #[command(flatten)]
     daemon: DaemonAddress,
 }
@@ -283,6 +293,10 @@ struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     json: bool,
+    /// The namespace the daemon was started for with `--netns`: the default
+    /// socket's name includes it (not needed with --socket).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
     #[command(flatten)]
     daemon: DaemonAddress,
 }
@@ -637,7 +651,7 @@ fn lease_event(args: LeaseArgs) -> Result<ExitCode> {
         status: None,
         wait: args.wait,
     };
-    let answer = request(&args.daemon.socket()?, &req, DAEMON_TIMEOUT)?;
+    let answer = request(&args.daemon.socket(args.netns.as_deref())?, &req, DAEMON_TIMEOUT)?;
     if !answer.ok {
         bail!(
             "the daemon refused the event: {}",
@@ -653,7 +667,7 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
         status: Some(Empty {}),
         ..Request::default()
     };
-    let answer = request(&args.daemon.socket()?, &req, DAEMON_TIMEOUT)?;
+    let answer = request(&args.daemon.socket(args.netns.as_deref())?, &req, DAEMON_TIMEOUT)?;
     let Some(status) = answer.status.filter(|_| answer.ok) else {
         bail!(
             "the daemon gave no status: {}",
