@@ -296,6 +296,11 @@ impl Netns {
         &self.name
     }
 
+    /// Its file, /run/netns/NAME.
+    pub fn path(&self) -> PathBuf {
+        Path::new(NETNS_DIR).join(&self.name)
+    }
+
     /// `ip netns exec NAME program`, to which the caller adds arguments.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("ip");
@@ -371,20 +376,10 @@ impl Netns {
     /// returns its result. Sockets created by `f` stay in the namespace after
     /// the thread is gone; the calling thread never changes namespace.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = Path::new(NETNS_DIR).join(&self.name);
+        let path = self.path();
         thread::scope(|scope| {
             let entered = scope.spawn(move || {
-                let netns = File::open(&path)
-                    .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-                // SAFETY: a valid namespace fd; CLONE_NEWNET changes only the
-                // calling thread's network namespace.
-                if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    panic!(
-                        "setns into {}: {}",
-                        path.display(),
-                        io::Error::last_os_error()
-                    );
-                }
+                enter_namespace(&path).unwrap_or_else(|e| panic!("{e}"));
                 f()
             });
             entered
@@ -398,6 +393,21 @@ impl Drop for Netns {
     fn drop(&mut self) {
         remove_namespace(&self.name);
     }
+}
+
+/// Moves the calling thread (only) into the network namespace at `path`.
+fn enter_namespace(path: &Path) -> Result<(), String> {
+    let netns = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: a valid namespace fd; CLONE_NEWNET changes only the calling
+    // thread's network namespace.
+    if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "setns into {}: {}",
+            path.display(),
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 fn remove_namespace(name: &str) {
@@ -463,9 +473,9 @@ fn owner_pid(name: &str) -> Option<u32> {
 /// length (e.g. "192.168.0.2/24").
 pub type VethEnd<'a> = (&'a Netns, &'a str, &'a str);
 
-/// Joins two namespaces with a veth pair, both ends addressed and up. The
-/// pair is created inside the first namespace and never exists in the root
-/// one.
+/// Joins two namespaces with a veth pair, both ends up and addressed (an
+/// empty address leaves that end without one, for a DHCP client). The pair
+/// is created inside the first namespace and never exists in the root one.
 pub fn veth_pair(a: VethEnd<'_>, b: VethEnd<'_>) {
     let ((a_netns, a_if, _), (b_netns, b_if, _)) = (a, b);
     let peer = ["peer", "name", b_if, "netns", &b_netns.name];
@@ -475,7 +485,9 @@ pub fn veth_pair(a: VethEnd<'_>, b: VethEnd<'_>) {
             .chain(peer),
     );
     for (netns, iface, addr) in [a, b] {
-        netns.run(["ip", "addr", "add", addr, "dev", iface]);
+        if !addr.is_empty() {
+            netns.run(["ip", "addr", "add", addr, "dev", iface]);
+        }
         netns.run(["ip", "link", "set", iface, "up"]);
     }
 }
@@ -719,6 +731,245 @@ fn read_lossy(path: &Path) -> String {
 }
 
 // ---------------------------------------------------------------------------
+// DHCP: a real server and a real client, each in a namespace
+// ---------------------------------------------------------------------------
+
+/// How long a DHCP server or client gets to start, or to stop after SIGTERM.
+const DHCP_PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends SIGTERM and waits at most `timeout` for the process to exit;
+/// whether it did. Never panics (it runs in Drop).
+fn terminate_within(child: &mut Child, timeout: Duration) -> bool {
+    child.terminate();
+    let deadline = Instant::now() + timeout;
+    while child.try_status().is_none() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+    true
+}
+
+/// Writes an executable (0755) shell script.
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("cannot make {} executable: {e}", path.display()));
+}
+
+/// dnsmasq serving DHCP (and no DNS) on one interface of a namespace, in the
+/// foreground, with its own lease file and no config file of the host's.
+/// Killed on drop.
+#[derive(Debug)]
+pub struct Dnsmasq {
+    child: Child,
+    lease_file: PathBuf,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq in `netns` on `iface` handing out `range` (dnsmasq's
+    /// `--dhcp-range` value, e.g. "192.168.1.100,192.168.1.200,1h") and
+    /// running `script`, if any, as its `--dhcp-script` (`script ACTION MAC
+    /// IP [HOSTNAME]` for each lease added, renewed or deleted), with `env`
+    /// added to its environment (dnsmasq passes its environment on to the
+    /// script). Its lease file, pid file and output go to `dir`. Returns once
+    /// it serves.
+    pub fn start(
+        netns: &Netns,
+        iface: &str,
+        range: &str,
+        script: Option<&Path>,
+        env: &[(&str, &OsStr)],
+        dir: &Path,
+    ) -> Dnsmasq {
+        let lease_file = dir.join("dnsmasq.leases");
+        let mut cmd = netns.command("dnsmasq");
+        cmd.args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            // No DNS: only DHCP.
+            "--port=0",
+            &format!("--interface={iface}"),
+            "--bind-interfaces",
+            &format!("--dhcp-range={range}"),
+        ])
+        .arg(flag("--dhcp-leasefile=", &lease_file))
+        .args(script.map(|script| flag("--dhcp-script=", script)))
+        .args([
+            "--user=root",
+            // Offer at once, without first pinging the address.
+            "--no-ping",
+            "--log-dhcp",
+            // Its log to stderr (our file), not the host's syslog.
+            "--log-facility=-",
+        ])
+        .arg(flag("--pid-file=", &dir.join("dnsmasq.pid")))
+        .arg("--dhcp-authoritative");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut child = Child::spawn(&mut cmd, dir, "dnsmasq");
+        wait_until("dnsmasq to serve DHCP", DHCP_PROCESS_TIMEOUT, || {
+            if let Some(status) = child.try_status() {
+                panic!("dnsmasq exited: {status}\n{child}");
+            }
+            if child.stderr().contains("DHCP, IP range") {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        });
+        Dnsmasq { child, lease_file }
+    }
+
+    /// Its lease file (`--dhcp-leasefile`).
+    pub fn lease_file(&self) -> &Path {
+        &self.lease_file
+    }
+
+    /// Its log so far (each DHCP exchange, the script's output).
+    pub fn log(&self) -> String {
+        self.child.stderr()
+    }
+}
+
+impl fmt::Display for Dnsmasq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.child.fmt(f)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        // Its lease-script helper exits with it; Child's Drop kills it if
+        // SIGTERM was not enough.
+        terminate_within(&mut self.child, DHCP_PROCESS_TIMEOUT);
+    }
+}
+
+fn flag(name: &str, path: &Path) -> std::ffi::OsString {
+    let mut flag = std::ffi::OsString::from(name);
+    flag.push(path);
+    flag
+}
+
+/// busybox's DHCP client `udhcpc` on one interface of a namespace, in the
+/// foreground, with a script of ours (never the system's, which would write
+/// the host's /etc/resolv.conf): it puts the leased address and default
+/// route on the interface with `ip`, removes them on `deconfig`, and records
+/// every event. With `-R`, SIGTERM makes it release its lease first; that
+/// happens on [`Udhcpc::release`] and on drop.
+#[derive(Debug)]
+pub struct Udhcpc {
+    child: Child,
+    events: PathBuf,
+}
+
+impl Udhcpc {
+    /// Starts `udhcpc` in `netns` on `iface` (up, without an address),
+    /// sending `hostname` in its requests; its script, event record and
+    /// output go to `dir`.
+    pub fn start(netns: &Netns, iface: &str, hostname: &str, dir: &Path) -> Udhcpc {
+        let script = dir.join(format!("udhcpc-{iface}.script"));
+        let events = dir.join(format!("udhcpc-{iface}.events"));
+        write_script(&script, &udhcpc_script(&events));
+        let mut cmd = netns.command("udhcpc");
+        cmd.args(["-f", "-i", iface, "-s"])
+            .arg(&script)
+            .args(["-x", &format!("hostname:{hostname}")])
+            // Release the lease on SIGTERM; 5 discovers 1 s apart, then a
+            // pause and again.
+            .args(["-R", "-t", "5", "-T", "1"]);
+        let child = Child::spawn(&mut cmd, dir, &format!("udhcpc-{iface}"));
+        Udhcpc { child, events }
+    }
+
+    /// The script's events so far, one per line: "EVENT [IP]" (`deconfig`,
+    /// `bound 192.168.1.123`, `renew ...`, `leasefail`, `nak`).
+    pub fn events(&self) -> Vec<String> {
+        match fs::read_to_string(&self.events) {
+            Ok(text) => text.lines().map(str::to_string).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("cannot read {}: {e}", self.events.display()),
+        }
+    }
+
+    /// The address it holds now: that of its last `bound` or `renew`, unless
+    /// a `deconfig` came after it.
+    pub fn address(&self) -> Option<String> {
+        let events = self.events();
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.starts_with("bound ") || e.starts_with("renew ") || e == &"deconfig")?;
+        last.split_once(' ').map(|(_, ip)| ip.to_string())
+    }
+
+    /// Waits until it holds a lease, and returns the address.
+    pub fn wait_for_lease(&mut self, timeout: Duration) -> String {
+        wait_until("udhcpc to get a lease", timeout, || {
+            if let Some(status) = self.child.try_status() {
+                panic!("udhcpc exited: {status}\n{}", self.child);
+            }
+            self.address()
+                .ok_or_else(|| format!("events so far: {:?}", self.events()))
+        })
+    }
+
+    /// Releases the lease (a DHCPRELEASE to the server), unconfigures the
+    /// interface and exits: SIGTERM, as it runs with `-R`. Panics unless it
+    /// exits within a few seconds.
+    pub fn release(&mut self) {
+        assert!(
+            terminate_within(&mut self.child, DHCP_PROCESS_TIMEOUT),
+            "udhcpc did not exit on SIGTERM\n{}",
+            self.child
+        );
+    }
+}
+
+impl fmt::Display for Udhcpc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.child.fmt(f)?;
+        write!(f, "\n--- script events ---\n{}", self.events().join("\n"))
+    }
+}
+
+impl Drop for Udhcpc {
+    fn drop(&mut self) {
+        terminate_within(&mut self.child, DHCP_PROCESS_TIMEOUT);
+    }
+}
+
+/// The script udhcpc runs for each event, with `$1` the event and the
+/// lease's details in the environment (`interface`, `ip`, `mask` as a prefix
+/// length, `router`).
+fn udhcpc_script(events: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+# Written by the wasmwall tests' harness for udhcpc -s: configures the
+# interface in this network namespace, and nothing else of the host's.
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound | renew)
+    ip addr replace "$ip/${{mask:-24}}" dev "$interface"
+    if [ -n "$router" ]; then
+      ip route replace default via "${{router%% *}}" dev "$interface"
+    fi
+    ;;
+esac
+echo "$1${{ip:+ $ip}}" >> {events}
+"#,
+        events = quote(events.as_os_str())
+    )
+}
+
+// ---------------------------------------------------------------------------
 // TCP and HTTP inside namespaces
 // ---------------------------------------------------------------------------
 
@@ -763,40 +1014,164 @@ pub fn tcp_connect(netns: &Netns, addr: SocketAddr, timeout: Duration) -> Result
 
 /// Sends `GET /` to `addr` from inside `netns`; the body of a 200 answer.
 pub fn http_get(netns: &Netns, addr: SocketAddr, timeout: Duration) -> Result<String, NetError> {
-    netns.enter(|| {
-        let deadline = Instant::now() + timeout;
-        let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(NetError::from_io)?;
-        let remaining = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        stream
-            .set_read_timeout(Some(remaining))
-            .and_then(|()| stream.set_write_timeout(Some(remaining)))
-            .map_err(NetError::from_io)?;
-        let request = format!("GET / HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .map_err(NetError::from_io)?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .map_err(NetError::from_io)?;
-        let response = String::from_utf8_lossy(&response);
-        match response.split_once("\r\n\r\n") {
-            Some((head, body)) if head.split(' ').nth(1) == Some("200") => Ok(body.to_string()),
-            _ => Err(NetError::Other(format!("unexpected answer: {response:?}"))),
+    netns.enter(|| get(addr, timeout))
+}
+
+/// `GET /` on a new connection from the calling thread's namespace.
+fn get(addr: SocketAddr, timeout: Duration) -> Result<String, NetError> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(NetError::from_io)?;
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream
+        .set_read_timeout(Some(remaining))
+        .and_then(|()| stream.set_write_timeout(Some(remaining)))
+        .map_err(NetError::from_io)?;
+    let request = format!("GET / HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(NetError::from_io)?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(NetError::from_io)?;
+    let response = String::from_utf8_lossy(&response);
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.split(' ').nth(1) == Some("200") => Ok(body.to_string()),
+        _ => Err(NetError::Other(format!("unexpected answer: {response:?}"))),
+    }
+}
+
+/// What a [`ContinuousClient`] saw so far.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Requests answered with the expected body.
+    pub successes: usize,
+    /// One line per failed request: when it started (since the client
+    /// started) and why it failed.
+    pub failures: Vec<String>,
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} request(s) answered, {} failed",
+            self.successes,
+            self.failures.len()
+        )?;
+        for failure in &self.failures {
+            write!(f, "\n  {failure}")?;
         }
-    })
+        Ok(())
+    }
+}
+
+/// A client sending `GET /` to one address from inside a namespace, again
+/// and again, each request on a new connection (so each one goes through
+/// the firewall's NAT anew), from a background thread until it is stopped.
+/// An answer counts as a success only when its body is the expected one.
+#[derive(Debug)]
+pub struct ContinuousClient {
+    tally: Arc<Mutex<Tally>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ContinuousClient {
+    /// Starts sending from `netns` to `addr`, expecting `body` (an
+    /// [`HttpServer::token`]); each request may take up to `timeout`, and
+    /// `pause` separates one from the next.
+    pub fn start(
+        netns: &Netns,
+        addr: SocketAddr,
+        body: &str,
+        timeout: Duration,
+        pause: Duration,
+    ) -> ContinuousClient {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (entered, has_entered) = std::sync::mpsc::channel();
+        let thread = thread::spawn({
+            let path = netns.path();
+            let body = body.to_string();
+            let tally = Arc::clone(&tally);
+            let stop = Arc::clone(&stop);
+            move || {
+                let result = enter_namespace(&path);
+                let ok = result.is_ok();
+                let _ = entered.send(result);
+                if !ok {
+                    return;
+                }
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let at = started.elapsed();
+                    let outcome = match get(addr, timeout) {
+                        Ok(got) if got == body => Ok(()),
+                        Ok(got) => Err(format!("answered by another server: {got:?}")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                    match outcome {
+                        Ok(()) => tally.successes += 1,
+                        Err(why) => tally
+                            .failures
+                            .push(format!("at {:.3} s: GET {addr}: {why}", at.as_secs_f64())),
+                    }
+                    drop(tally);
+                    thread::sleep(pause);
+                }
+            }
+        });
+        match has_entered.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("continuous client: {e}"),
+            Err(_) => panic!("the continuous client's thread died"),
+        }
+        ContinuousClient {
+            tally,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// What it saw so far.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops it (after the request under way) and returns what it saw.
+    pub fn stop(mut self) -> Tally {
+        self.halt();
+        self.tally()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ContinuousClient {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }
 
 static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(0);
 
 /// A minimal HTTP server listening inside a namespace. It answers every
 /// request with a body token unique to this server, so a test knows exactly
-/// which server answered. It stops when dropped.
+/// which server answered, and records the address each request came from
+/// (what a NAT in between made of it). It stops when dropped.
 #[derive(Debug)]
 pub struct HttpServer {
     token: String,
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -817,13 +1192,16 @@ impl HttpServer {
             addr.port()
         );
         let stop = Arc::new(AtomicBool::new(false));
+        let peers = Arc::new(Mutex::new(Vec::new()));
         let thread = thread::spawn({
             let token = token.clone();
+            let peers = Arc::clone(&peers);
             let stop = Arc::clone(&stop);
-            move || serve(&listener, &token, &stop)
+            move || serve(&listener, &token, &peers, &stop)
         });
         HttpServer {
             token,
+            peers,
             stop,
             thread: Some(thread),
         }
@@ -832,6 +1210,11 @@ impl HttpServer {
     /// The body of every answer.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The peer address of every request answered so far, oldest first.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -844,7 +1227,7 @@ impl Drop for HttpServer {
     }
 }
 
-fn serve(listener: &TcpListener, token: &str, stop: &AtomicBool) {
+fn serve(listener: &TcpListener, token: &str, peers: &Mutex<Vec<SocketAddr>>, stop: &AtomicBool) {
     const WAKE_UP_MS: libc::c_int = 50;
     while !stop.load(Ordering::Relaxed) {
         let mut readable = libc::pollfd {
@@ -855,11 +1238,10 @@ fn serve(listener: &TcpListener, token: &str, stop: &AtomicBool) {
         // SAFETY: one valid pollfd; the wake-up lets the loop see `stop`.
         unsafe { libc::poll(&mut readable, 1, WAKE_UP_MS) };
         match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(e) = answer(stream, token) {
-                    eprintln!("test HTTP server: {e}");
-                }
-            }
+            Ok((stream, peer)) => match answer(stream, token) {
+                Ok(()) => peers.lock().unwrap_or_else(|e| e.into_inner()).push(peer),
+                Err(e) => eprintln!("test HTTP server: {peer}: {e}"),
+            },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => eprintln!("test HTTP server: accept: {e}"),
         }
