@@ -651,7 +651,11 @@ fn lease_event(args: LeaseArgs) -> Result<ExitCode> {
         status: None,
         wait: args.wait,
     };
-    let answer = request(&args.daemon.socket(args.netns.as_deref())?, &req, DAEMON_TIMEOUT)?;
+    let answer = request(
+        &args.daemon.socket(args.netns.as_deref())?,
+        &req,
+        DAEMON_TIMEOUT,
+    )?;
     if !answer.ok {
         bail!(
             "the daemon refused the event: {}",
@@ -667,7 +671,11 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
         status: Some(Empty {}),
         ..Request::default()
     };
-    let answer = request(&args.daemon.socket(args.netns.as_deref())?, &req, DAEMON_TIMEOUT)?;
+    let answer = request(
+        &args.daemon.socket(args.netns.as_deref())?,
+        &req,
+        DAEMON_TIMEOUT,
+    )?;
     let Some(status) = answer.status.filter(|_| answer.ok) else {
         bail!(
             "the daemon gave no status: {}",

@@ -88,19 +88,22 @@ impl Lab {
         let config_path = dir.path().join("wasmwall.toml");
         fs::write(&config_path, toml).unwrap();
         let mut cmd = router.command(daemon_bin());
-        cmd.args(["run", "--log", "warn", "--config"]).arg(&config_path);
+        cmd.args(["run", "--log", "warn", "--config"])
+            .arg(&config_path);
         if !cache {
             cmd.arg("--no-cache");
         }
         let mut daemon = Child::spawn(&mut cmd, dir.path(), "wasmwall-run");
-        let lab_socket = dir
-            .path()
-            .join("state/host.wasmwall.sock");
+        let lab_socket = dir.path().join("state/host.wasmwall.sock");
         wait_until("the daemon's socket", Duration::from_secs(60), || {
             if let Some(s) = daemon.try_status() {
                 panic!("the daemon exited: {s}\n{daemon}");
             }
-            if lab_socket.exists() { Ok(()) } else { Err("not yet".to_string()) }
+            if lab_socket.exists() {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
         });
         Lab {
             router,
@@ -122,7 +125,12 @@ impl Lab {
 
 fn lease(i: usize, hostname: &str) -> Lease {
     Lease {
-        mac: format!("02:00:00:{:02x}:{:02x}:{:02x}", i >> 16, (i >> 8) & 255, i & 255),
+        mac: format!(
+            "02:00:00:{:02x}:{:02x}:{:02x}",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ),
         ip: format!("10.{}.{}.{}", 10 + i / 62500, (i / 250) % 250, i % 250 + 1),
         hostname: Some(hostname.to_string()),
         iface: "lan0".into(),
@@ -203,7 +211,10 @@ fn latency(background: usize, samples: usize) {
         for s in 0..samples {
             let target = lease(500_000 + s, "target");
             for (action, list) in [(LeaseAction::Add, &mut adds), (LeaseAction::Del, &mut dels)] {
-                let event = leases.apply(action, target.clone(), 0).unwrap().expect("a change");
+                let event = leases
+                    .apply(action, target.clone(), 0)
+                    .unwrap()
+                    .expect("a change");
                 let world = WorldState {
                     interfaces: ifaces.clone(),
                     leases: leases.list(),
@@ -213,7 +224,11 @@ fn latency(background: usize, samples: usize) {
                 // Let the daemon's burst window close: this measures a lone event.
                 std::thread::sleep(QUIET);
                 let sent = Instant::now();
-                let word = if action == LeaseAction::Add { "add" } else { "del" };
+                let word = if action == LeaseAction::Add {
+                    "add"
+                } else {
+                    "del"
+                };
                 send(&socket, word, &target, false);
                 let live = until_live(&mut kernel, &desired, Duration::from_secs(10));
                 list.push(live - sent);
@@ -221,7 +236,10 @@ fn latency(background: usize, samples: usize) {
         }
         (adds, dels)
     });
-    for (what, mut list) in [("lease added -> forward live", adds), ("lease released -> forward gone", dels)] {
+    for (what, mut list) in [
+        ("lease added -> forward live", adds),
+        ("lease released -> forward gone", dels),
+    ] {
         list.sort();
         println!(
             "| {background} | {what} | {} | {} | {} | {} |",
@@ -354,7 +372,9 @@ fn main() {
     for background in [10, 1000] {
         latency(background, samples);
     }
-    println!("\n| hot swap (Rust home-router, two versions alternating) | swaps | p50 | p90 | max |");
+    println!(
+        "\n| hot swap (Rust home-router, two versions alternating) | swaps | p50 | p90 | max |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: |");
     hot_swap(20);
     println!("\n| daemon | resident (VmRSS) | peak (VmHWM) |");
