@@ -316,8 +316,17 @@ fn wan_up_opens_masquerade_and_wan_down_removes_it() {
     assert_eq!(lab.ip_forward(), "0");
     assert!(http_get(&lab.client, to_server, PROBE_TIMEOUT).is_err());
 
-    // WAN up: the client reaches the server, which sees the router.
+    // WAN up: the masquerade comes, the client reaches the server, which
+    // sees the router.
+    let up = Instant::now();
     lab.router.run(["ip", "link", "set", "wan0", "up"]);
+    lab.wait_for_table("the masquerade after wan0 came up", |t| {
+        t.contains("masquerade")
+    });
+    eprintln!(
+        "wan0 up -> the masquerade in the kernel in {} ms",
+        up.elapsed().as_millis()
+    );
     let took = wait_for_answer(
         &lab.client,
         to_server,
@@ -325,7 +334,7 @@ fn wan_up_opens_masquerade_and_wan_down_removes_it() {
         "the client to reach the wan server after wan0 came up",
     );
     eprintln!(
-        "wan0 up -> the client's request answered in {} ms",
+        "then the client's request answered in {} ms more",
         took.as_millis()
     );
     let peers = server.peers();
@@ -535,6 +544,23 @@ fn without_counters(table: &str) -> String {
         .join("\n")
 }
 
+/// Waits until `client` has `count` more answers than now; panics at once,
+/// with the details, on any failed request.
+fn wait_for_answers(client: &ContinuousClient, after: &str, count: usize) {
+    let answered = client.tally().successes;
+    wait_until(
+        &format!("{count} answers after {after}"),
+        SWAP_TIMEOUT,
+        || match client.tally() {
+            tally if !tally.failures.is_empty() => {
+                panic!("requests failed after {after}: {tally}")
+            }
+            tally if tally.successes - answered >= count => Ok(()),
+            tally => Err(format!("{} so far", tally.successes - answered)),
+        },
+    );
+}
+
 #[test]
 fn hot_swap_under_traffic_loses_no_request() {
     let lab = Lab::new(ClientAddress::Static);
@@ -585,22 +611,13 @@ fn hot_swap_under_traffic_loses_no_request() {
                 _ => Err(format!("{} swap(s) logged: {swaps:?}", swaps.len())),
             }
         });
-        let answered = client.tally().successes;
-        wait_until(
-            &format!("{ANSWERS_PER_VERSION} answers after swap {n}"),
-            SWAP_TIMEOUT,
-            || match client.tally().successes - answered {
-                more if more >= ANSWERS_PER_VERSION => Ok(()),
-                more => Err(format!("{more} so far")),
-            },
-        );
+        wait_for_answers(&client, &format!("swap {n}"), ANSWERS_PER_VERSION);
     }
     let swapping = started.elapsed();
     assert_eq!(sha256(&lab.policy), first_hash, "an even number of swaps");
 
     // A broken version: a core WebAssembly module, not a component.
     let before = without_counters(&lab.table());
-    let answered = client.tally().successes;
     replace_file(&lab.policy, b"\0asm\x01\0\0\0");
     wait_until("the broken version to be rejected", SWAP_TIMEOUT, || {
         if daemon.stderr().contains("rejected") {
@@ -610,12 +627,7 @@ fn hot_swap_under_traffic_loses_no_request() {
         }
     });
     // Traffic goes on meanwhile; a second log line would come now.
-    wait_until("answers after the rejection", SWAP_TIMEOUT, || {
-        match client.tally().successes - answered {
-            more if more >= 2 * ANSWERS_PER_VERSION => Ok(()),
-            more => Err(format!("{more} so far")),
-        }
-    });
+    wait_for_answers(&client, "the rejection", 2 * ANSWERS_PER_VERSION);
     thread::sleep(Duration::from_millis(500));
     let tally = client.stop();
     let log = daemon.stderr();
