@@ -637,6 +637,7 @@ fn hot_swap_under_traffic_loses_no_request() {
         1,
         "one log line for the rejection\n{daemon}"
     );
+    eprintln!("the broken version: {}", rejected[0]);
     assert!(
         rejected[0].contains(&format!("policy {POLICY}")),
         "the line names the policy: {}",
