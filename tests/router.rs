@@ -879,7 +879,8 @@ fn lab_check_without_wasmwall() {
 }
 
 /// The example files in contrib/ are valid: the config for wasmwall's own
-/// parser, the dnsmasq config for dnsmasq's syntax check.
+/// parser and its policy settings for home-router, the dnsmasq config for
+/// dnsmasq's syntax check.
 #[test]
 fn contrib_examples_are_valid() {
     let contrib = repo_root().join("contrib");
@@ -891,6 +892,13 @@ fn contrib_examples_are_valid() {
         config.leases.dnsmasq_file.as_deref(),
         Some(Path::new("/var/lib/misc/dnsmasq.leases"))
     );
+    // Its policy settings are the home-router policy's.
+    let mut eval = Command::new(wasmwall_bin());
+    eval.arg("eval").arg(policy_wasm("home-router"));
+    for (key, value) in &config.policies[0].config {
+        eval.arg("--set").arg(format!("{key}={value}"));
+    }
+    run(&mut eval);
     run(Command::new("dnsmasq").arg("--test").arg(format!(
         "--conf-file={}",
         contrib.join("dnsmasq.conf").display()
