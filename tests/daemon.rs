@@ -499,3 +499,173 @@ fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
     daemon.terminate();
     assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
 }
+
+/// Writes `bytes` beside `path` and renames it into place, as an operator
+/// should (the daemon never reads half a file).
+fn replace_file(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    fs::write(&tmp, bytes).expect("write the new version");
+    fs::rename(&tmp, path).expect("rename it into place");
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
+    let lab = Lab::new(
+        ("router", "home-router", "lan = \"lan0\"\nwan = \"wan0\""),
+        "",
+    );
+    // Run a copy of the policy that the test can replace, with the config
+    // naming it.
+    let policy = lab.dir.path().join("router.wasm");
+    fs::copy(policy_wasm("home-router"), &policy).unwrap();
+    let config = fs::read_to_string(&lab.config).unwrap().replace(
+        &toml_string(&policy_wasm("home-router").to_string_lossy()),
+        &toml_string(&policy.to_string_lossy()),
+    );
+    fs::write(&lab.config, &config).unwrap();
+    let mut daemon = lab.start();
+    let table = lab.listing();
+    assert!(table.contains("masquerade"), "{table}");
+    let running_hash = lab.status().policies[0].hash.clone();
+
+    let rejected = "policy router: new version rejected:";
+    for (what, bytes, cause) in [
+        (
+            "bytes that are not WebAssembly",
+            b"not wasm at all".to_vec(),
+            "not a WebAssembly file",
+        ),
+        (
+            "a core module",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module",
+        ),
+        (
+            "a component of another world",
+            fs::read(policy_wasm("hostile-wrong-world")).unwrap(),
+            "cannot load",
+        ),
+        (
+            "a component that forges its answer",
+            fs::read(policy_wasm("hostile-forged")).unwrap(),
+            "evaluation failed",
+        ),
+        (
+            "a policy that refuses this config",
+            fs::read(policy_wasm("port-forward")).unwrap(),
+            "unknown config key `lan`",
+        ),
+    ] {
+        let before = count(&daemon.stderr(), rejected);
+        replace_file(&policy, &bytes);
+        let line = wait_until(&format!("{what} to be rejected"), SETTLE_TIMEOUT, || {
+            let log = daemon.stderr();
+            if count(&log, rejected) > before {
+                Ok(log
+                    .lines()
+                    .filter(|l| l.contains(rejected))
+                    .last()
+                    .unwrap()
+                    .to_string())
+            } else {
+                Err("no rejection logged yet".to_string())
+            }
+        });
+        assert!(
+            line.contains(cause) && line.contains("the running version stays"),
+            "{what}: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            count(&daemon.stderr(), rejected),
+            before + 1,
+            "{what}: one line"
+        );
+        assert_eq!(lab.listing(), table, "{what}: the kernel changed");
+        let status = lab.status();
+        assert_eq!(
+            status.policies[0].hash, running_hash,
+            "{what}: swapped anyway"
+        );
+        assert!(
+            status.errors.iter().any(|e| e.contains(rejected)),
+            "{:?}",
+            status.errors
+        );
+        assert!(
+            daemon.try_status().is_none(),
+            "{what}: the daemon died\n{daemon}"
+        );
+    }
+
+    // A good new version is swapped in, and clears the error.
+    replace_file(
+        &policy,
+        &fs::read(policy_wasm("home-router-counters")).unwrap(),
+    );
+    wait_until("the counters version to be live", SETTLE_TIMEOUT, || {
+        let listing = lab.listing();
+        if listing.contains("oifname \"wan0\" counter") {
+            Ok(())
+        } else {
+            Err(listing)
+        }
+    });
+    let status = lab.status();
+    assert_ne!(status.policies[0].hash, running_hash);
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
+
+    // The config: broken TOML, and a change that needs a restart, are
+    // rejected; a good change is applied.
+    let config_rejected = "new version rejected:";
+    for (what, text, cause) in [
+        ("broken TOML", format!("{config}\n[[policy"), "line"),
+        (
+            "another table",
+            format!("table = \"other\"\n{config}"),
+            "changing `table` needs a restart",
+        ),
+    ] {
+        let before = count(&daemon.stderr(), config_rejected);
+        replace_file(&lab.config, text.as_bytes());
+        let line = wait_until(&format!("{what} to be rejected"), SETTLE_TIMEOUT, || {
+            let log = daemon.stderr();
+            if count(&log, config_rejected) > before {
+                Ok(log
+                    .lines()
+                    .filter(|l| l.contains(config_rejected))
+                    .last()
+                    .unwrap()
+                    .to_string())
+            } else {
+                Err("no rejection logged yet".to_string())
+            }
+        });
+        assert!(
+            line.contains("config ")
+                && line.contains(cause)
+                && line.contains("the running config stays"),
+            "{what}: {line}"
+        );
+        assert!(lab.router.has_table("inet", "wasmwall"));
+    }
+    let with_forward = config.replace("wan = \"wan0\"", "wan = \"wan0\"\nlan_tcp = [22, 53, 80]");
+    replace_file(&lab.config, with_forward.as_bytes());
+    wait_until("the new config to be live", SETTLE_TIMEOUT, || {
+        let listing = lab.listing();
+        if listing.contains("elements = { 22, 53, 80 }") {
+            Ok(())
+        } else {
+            Err(listing)
+        }
+    });
+    assert!(lab.status().errors.is_empty());
+
+    daemon.terminate();
+    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    assert!(!lab.router.has_table("inet", "wasmwall"));
+}

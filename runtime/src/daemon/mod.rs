@@ -269,7 +269,7 @@ struct Daemon {
     /// The newest compile started per policy: an older one that finishes
     /// later (a big component, then a quick fix) is dropped.
     compile_seq: HashMap<String, u64>,
-    /// When the last reconcile ended, and when the next may start.
+    /// When the last reconcile for events ended, and when the next may start.
     last_reconcile_at: Option<Instant>,
     settle_due: Option<Instant>,
 }
@@ -617,7 +617,10 @@ impl Daemon {
             self.answer_waiters(None);
             return;
         }
-        if let Some(at) = self.last_reconcile_at
+        // Only reconciles for events count: a drift check (which follows
+        // each of the daemon's own batches) must not hold up the next event.
+        if self.pending.evaluate
+            && let Some(at) = self.last_reconcile_at
             && at.elapsed() < MIN_GAP
         {
             // In a burst: gather more before the next reconcile.
@@ -649,7 +652,9 @@ impl Daemon {
         );
         self.evaluation = evaluation;
         self.reconciles += 1;
-        self.last_reconcile_at = Some(Instant::now());
+        if pending.evaluate {
+            self.last_reconcile_at = Some(Instant::now());
+        }
         let mut record = ReconcileStatus {
             reason: reason.clone(),
             at: epoch_now(),
