@@ -125,7 +125,7 @@ fn lease_request(action: &str, ip: &str, mac: &str, hostname: &str) -> Request {
             mac: mac.into(),
             ip: ip.into(),
             hostname: Some(hostname.into()),
-            iface: "lan0".into(),
+            iface: Some("lan0".into()),
             expires: None,
         }),
         status: None,
@@ -257,6 +257,28 @@ fn the_control_socket_is_root_only_and_shrugs_off_junk() {
     wait_until("the lease in the status", SETTLE_TIMEOUT, || {
         match lab.status().world.leases.as_slice() {
             [l] if l.ip == "192.168.1.23" && l.hostname.as_deref() == Some("nas") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // Without an interface (dnsmasq's reports after its restart), the
+    // daemon takes the one whose prefix holds the address, or says why not.
+    let mut request = lease_request("old", "192.168.1.24", "02:00:00:00:00:24", "tv");
+    request.lease.as_mut().unwrap().iface = None;
+    assert!(lab.ask(&request).ok);
+    request.lease.as_mut().unwrap().ip = "10.9.9.9".into();
+    let refused = lab.ask(&request);
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("none has a prefix holding"),
+        "{refused:?}"
+    );
+    wait_until("the lease on lan0", SETTLE_TIMEOUT, || {
+        let leases = lab.status().world.leases;
+        match leases.iter().find(|l| l.ip == "192.168.1.24") {
+            Some(l) if l.iface == "lan0" => Ok(()),
             other => Err(format!("{other:?}")),
         }
     });
@@ -567,8 +589,7 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
             if count(&log, rejected) > before {
                 Ok(log
                     .lines()
-                    .filter(|l| l.contains(rejected))
-                    .last()
+                    .rfind(|l| l.contains(rejected))
                     .unwrap()
                     .to_string())
             } else {
@@ -637,8 +658,7 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
             if count(&log, config_rejected) > before {
                 Ok(log
                     .lines()
-                    .filter(|l| l.contains(config_rejected))
-                    .last()
+                    .rfind(|l| l.contains(config_rejected))
                     .unwrap()
                     .to_string())
             } else {

@@ -253,7 +253,8 @@ enum EventKind {
     /// Works as dnsmasq's `dhcp-script` (see contrib/dnsmasq-hook): the
     /// interface and expiry default to dnsmasq's DNSMASQ_INTERFACE and
     /// DNSMASQ_LEASE_EXPIRES, and dnsmasq's other actions (init, tftp,
-    /// arp-add, arp-del) are accepted and ignored.
+    /// arp-add, arp-del, relay-snoop, and, when called by dnsmasq, any it
+    /// adds later) are accepted and ignored.
     Lease(LeaseArgs),
 }
 
@@ -270,7 +271,8 @@ struct LeaseArgs {
     /// The host name the client sent.
     #[arg(long)]
     hostname: Option<String>,
-    /// The interface the lease was served on [default: $DNSMASQ_INTERFACE].
+    /// The interface the lease was served on [default: $DNSMASQ_INTERFACE,
+    /// else the daemon's interface whose prefix holds the address].
     #[arg(long)]
     iface: Option<String>,
     /// Expiry, seconds since the Unix epoch; 0 for none [default:
@@ -616,20 +618,31 @@ const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn lease_event(args: LeaseArgs) -> Result<ExitCode> {
     use wasmwall::daemon::control::{LeaseRequest, Request, request};
-    if matches!(
+    // dnsmasq's other actions (and any it adds later: its manual asks
+    // scripts to ignore what they do not know) change no lease.
+    let from_dnsmasq = [
+        "DNSMASQ_INTERFACE",
+        "DNSMASQ_LEASE_EXPIRES",
+        "DNSMASQ_TIME_REMAINING",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some());
+    let known = matches!(args.action.as_str(), "add" | "old" | "renew" | "del");
+    let dnsmasq_only = matches!(
         args.action.as_str(),
-        "init" | "tftp" | "arp-add" | "arp-del" | "arp-old"
-    ) {
-        tracing::debug!(action = %args.action, "dnsmasq action with no lease change; ignored");
+        "init" | "tftp" | "arp-add" | "arp-del" | "arp-old" | "relay-snoop"
+    );
+    if dnsmasq_only || (!known && from_dnsmasq) {
+        tracing::debug!(action = %args.action, "not a lease change; ignored");
         return Ok(ExitCode::SUCCESS);
     }
-    let iface = match args
+    // Without it, the daemon takes its interface whose prefix holds the
+    // address (dnsmasq does not name it for the leases it reports again
+    // when it restarts).
+    let iface = args
         .iface
         .or_else(|| std::env::var("DNSMASQ_INTERFACE").ok())
-    {
-        Some(i) => i,
-        None => bail!("the lease's interface is unknown: give --iface (or set DNSMASQ_INTERFACE)"),
-    };
+        .filter(|i| !i.is_empty());
     let expires = match args.expires {
         Some(e) => Some(e),
         None => match std::env::var("DNSMASQ_LEASE_EXPIRES") {

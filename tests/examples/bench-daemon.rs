@@ -145,7 +145,7 @@ fn send(socket: &Path, action: &str, l: &Lease, wait: bool) {
             mac: l.mac.clone(),
             ip: l.ip.clone(),
             hostname: l.hostname.clone(),
-            iface: l.iface.clone(),
+            iface: Some(l.iface.clone()),
             expires: None,
         }),
         status: None,

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::leases::LeaseAction;
 use super::status::Status;
-use crate::world::Lease;
+use crate::world::{Lease, fields};
 
 /// The longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -53,7 +53,10 @@ pub struct LeaseRequest {
     pub ip: String,
     #[serde(default)]
     pub hostname: Option<String>,
-    pub iface: String,
+    /// None: the interface with a prefix holding the address (dnsmasq does
+    /// not name it for the leases it reports again when it restarts).
+    #[serde(default)]
+    pub iface: Option<String>,
     #[serde(default)]
     pub expires: Option<u64>,
 }
@@ -105,14 +108,23 @@ pub fn parse_request(line: &[u8]) -> Result<Command, String> {
         (Some(l), None) => {
             let action: LeaseAction = l.action.parse()?;
             // A lease with an expiry of 0 is an infinite one (dnsmasq's way).
-            let lease = Lease {
-                mac: l.mac,
-                ip: l.ip,
-                hostname: l.hostname.filter(|h| !h.is_empty() && h != "*"),
-                iface: l.iface,
-                expires: l.expires.filter(|e| *e != 0),
+            let iface = l.iface.filter(|i| !i.is_empty());
+            if let Some(i) = &iface {
+                fields::ifname(i)?;
             }
-            .checked()?;
+            fields::ip(&l.ip)?;
+            let hostname = l.hostname.filter(|h| !h.is_empty() && h != "*");
+            if let Some(h) = &hostname {
+                fields::hostname(h)?;
+            }
+            // An empty interface is resolved by the daemon from the address.
+            let lease = Lease {
+                mac: fields::mac(&l.mac)?,
+                ip: l.ip,
+                hostname,
+                iface: iface.unwrap_or_default(),
+                expires: l.expires.filter(|e| *e != 0),
+            };
             Ok(Command::Lease {
                 action,
                 lease,
@@ -291,6 +303,12 @@ mod tests {
         assert_eq!(lease.expires, None);
         assert!(wait);
         assert_eq!(parse_request(b"{\"status\":{}}\n"), Ok(Command::Status));
+        let Ok(Command::Lease { lease, .. }) = parse_request(
+            br#"{"lease":{"action":"del","mac":"02:00:00:00:00:01","ip":"10.0.0.1"}}"#,
+        ) else {
+            panic!("a lease without its interface")
+        };
+        assert_eq!(lease.iface, "", "left for the daemon to resolve");
     }
 
     #[test]
@@ -326,11 +344,20 @@ mod tests {
         use super::super::*;
         use proptest::prelude::*;
 
+        /// Every field checked; the interface may be left for the daemon.
+        fn checked_but_iface(lease: &Lease) -> bool {
+            let mut with_iface = lease.clone();
+            if with_iface.iface.is_empty() {
+                with_iface.iface = "lan0".into();
+            }
+            with_iface.clone().checked() == Ok(with_iface)
+        }
+
         proptest! {
             #[test]
             fn any_bytes_are_a_checked_command_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
                 if let Ok(Command::Lease { lease, .. }) = parse_request(&bytes) {
-                    prop_assert_eq!(lease.clone().checked(), Ok(lease));
+                    prop_assert!(checked_but_iface(&lease));
                 }
             }
 
@@ -340,14 +367,14 @@ mod tests {
                 mac in "(([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}|.{0,20})",
                 ip in "([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9a-f:]{2,20}|.{0,10})",
                 host in prop::option::of("\\PC{0,30}"),
-                iface in "\\PC{0,20}",
+                iface in prop::option::of("\\PC{0,20}"),
                 expires in prop::option::of(any::<u64>()),
             ) {
                 let json = serde_json::json!({"lease": {
                     "action": action, "mac": mac, "ip": ip, "hostname": host,
                     "iface": iface, "expires": expires}});
                 if let Ok(Command::Lease { lease, .. }) = parse_request(json.to_string().as_bytes()) {
-                    prop_assert_eq!(lease.clone().checked(), Ok(lease));
+                    prop_assert!(checked_but_iface(&lease));
                 }
             }
         }

@@ -553,6 +553,22 @@ impl Daemon {
         evaluation
     }
 
+    /// A lease told without its interface gets the one whose prefix holds
+    /// its address.
+    fn resolve_iface(&self, lease: &mut world::Lease) -> Result<(), String> {
+        if !lease.iface.is_empty() {
+            return Ok(());
+        }
+        let ip = world::fields::ip(&lease.ip)?;
+        lease.iface = leases::interface_holding(&self.interfaces, ip).ok_or_else(|| {
+            format!(
+                "lease for {}: no interface given, and none has a prefix holding the address",
+                lease.ip
+            )
+        })?;
+        Ok(())
+    }
+
     fn handle(&mut self, incoming: Incoming) {
         match incoming.command {
             Command::Status => {
@@ -565,9 +581,12 @@ impl Daemon {
             }
             Command::Lease {
                 action,
-                lease,
+                mut lease,
                 wait,
-            } => match self.leases.apply(action, lease, epoch_now()) {
+            } => match self
+                .resolve_iface(&mut lease)
+                .and_then(|()| self.leases.apply(action, lease, epoch_now()))
+            {
                 Err(e) => {
                     tracing::warn!("{e}");
                     let _ = incoming.reply.send(Response::error(e));
