@@ -689,3 +689,40 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
     assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
     assert!(!lab.router.has_table("inet", "wasmwall"));
 }
+
+#[test]
+fn a_lease_goes_when_it_expires() {
+    let lab = blocking_lab(100);
+    let mut daemon = lab.start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut request = lease_request("add", &host_ip(0), &host_mac(0), "h0");
+    request.lease.as_mut().unwrap().expires = Some(now + 2);
+    assert!(lab.ask(&request).ok);
+    wait_until("the blocked host in the set", SETTLE_TIMEOUT, || {
+        let set = blocked_set(&lab);
+        if set == [host_ip(0)] {
+            Ok(())
+        } else {
+            Err(format!("{set:?}"))
+        }
+    });
+    // Nobody says anything more: the daemon's own timer removes it.
+    wait_until("the lease to expire", SETTLE_TIMEOUT, || {
+        let set = blocked_set(&lab);
+        if set.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{set:?}"))
+        }
+    });
+    assert!(
+        daemon.stderr().contains("reason=\"lease-expired 10.10.0.1"),
+        "{daemon}"
+    );
+    assert!(lab.status().world.leases.is_empty());
+    daemon.terminate();
+    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+}
