@@ -417,10 +417,13 @@ fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
         "burst: 1000 lease events in {} ms -> {reconciles} reconciles",
         elapsed.as_millis()
     );
-    // In a burst, reconciles are at least 10 ms apart, so there can be no
-    // more than one per 10 ms of the burst (and a few at its edges).
+    // In a burst, reconciles for events are at least 10 ms apart, and the
+    // drift checks that follow the daemon's own batches at least 50 ms: no
+    // more than that over the burst (and a few at its edges), however
+    // slowly a loaded machine delivers the events.
+    let ms = elapsed.as_millis() as u64;
     assert!(
-        reconciles <= elapsed.as_millis() as u64 / 10 + 3 && reconciles < 500,
+        reconciles <= ms / 10 + ms / 50 + 3,
         "{reconciles} reconciles for 1000 events in {elapsed:?}"
     );
 
@@ -480,8 +483,10 @@ fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
     }
     lines.push_str("link set wan0 up\n");
     fs::write(&batch, lines).unwrap();
+    let started = Instant::now();
     lab.router
         .run(["ip", "-batch", batch.to_str().expect("utf-8 path")]);
+    let flapping = started.elapsed();
 
     wait_until("the masquerade after the flapping", SETTLE_TIMEOUT, || {
         if lab.listing().contains("masquerade") {
@@ -494,10 +499,14 @@ fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
     std::thread::sleep(Duration::from_millis(300));
     let after = lab.status();
     let reconciles = after.reconciles - before.reconciles;
-    eprintln!("flapping: 201 link changes -> {reconciles} reconciles");
+    eprintln!("flapping: 201 link changes in {flapping:?} -> {reconciles} reconciles");
+    // The interfaces are read once per 20 ms run of notifications, plus the
+    // drift checks (one per 50 ms at most) and a few at the edges: a handful
+    // when `ip` is quick, never one per flap.
+    let ms = flapping.as_millis() as u64;
     assert!(
-        reconciles <= 10,
-        "{reconciles} reconciles for one burst of flaps"
+        reconciles <= ms / 20 + ms / 50 + 4 && reconciles < 201,
+        "{reconciles} reconciles for 201 link changes in {flapping:?}"
     );
     assert!(
         after
