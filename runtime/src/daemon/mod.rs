@@ -779,6 +779,12 @@ impl Daemon {
             files.push(f);
         }
         let (dirs, map) = watch_map(&files);
+        for file in files.iter().filter(|f| !map.values().any(|m| m == *f)) {
+            tracing::warn!(
+                file = %file.display(),
+                "its directory does not exist: changes to this file are not followed (restart wasmwall once it exists)"
+            );
+        }
         *self.watched.paths.lock().unwrap_or_else(|e| e.into_inner()) = map;
         let Some(watcher) = self.watcher.as_mut() else {
             return Ok(());
