@@ -414,6 +414,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
     let mut files_due: Option<Instant> = None;
     let mut drift_due: Option<Instant> = None;
     let mut links_due: Option<Instant> = None;
+    let mut links_open = true;
     let far = || Instant::now() + Duration::from_secs(86_400);
 
     let signal = loop {
@@ -429,8 +430,13 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
                     daemon.handle(incoming);
                     Woke::Other
                 }
-                Some(_) = links.next() => {
-                    links_due.get_or_insert_with(|| Instant::now() + LINK_SETTLE);
+                message = links.next(), if links_open => {
+                    if message.is_some() {
+                        links_due.get_or_insert_with(|| Instant::now() + LINK_SETTLE);
+                    } else {
+                        links_open = false;
+                        tracing::error!("the rtnetlink subscription ended: interface changes are now seen only at the reconcile timer");
+                    }
                     Woke::Other
                 }
                 _ = tokio::time::sleep_until(links_due.unwrap_or_else(far)), if links_due.is_some() => {
