@@ -734,3 +734,54 @@ fn a_lease_goes_when_it_expires() {
     daemon.terminate();
     assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
 }
+
+#[test]
+fn leases_told_over_the_socket_survive_a_restart() {
+    let lab = blocking_lab(100);
+    let mut daemon = lab.start();
+    let mut request = lease_request("add", &host_ip(0), &host_mac(0), "h0");
+    request.wait = true;
+    assert!(lab.ask(&request).ok);
+    assert_eq!(blocked_set(&lab), [host_ip(0)]);
+    let kept = lab
+        .dir
+        .path()
+        .join(format!("state/netns-{}.wasmwall.leases", lab.router.name()));
+    wait_until(
+        "the leases to be kept",
+        SETTLE_TIMEOUT,
+        || match fs::read_to_string(&kept) {
+            Ok(text) if text.contains(&host_ip(0)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(fs::metadata(&kept).unwrap().mode() & 0o777, 0o600);
+
+    // A crash: the rules stay, and the restarted daemon, knowing the lease
+    // again, adopts them without sending anything.
+    daemon.kill();
+    daemon.wait_timeout(SETTLE_TIMEOUT);
+    let mut daemon = lab.start();
+    let log = daemon.stderr();
+    assert!(log.contains("restored=1"), "{daemon}");
+    let start = log
+        .lines()
+        .find(|l| l.contains("reason=\"start\""))
+        .expect("the start reconcile");
+    assert_eq!(
+        wasmwall_e2e::logged_field(start, "messages"),
+        Some("0"),
+        "{start}"
+    );
+    assert_eq!(blocked_set(&lab), [host_ip(0)]);
+
+    // A clean stop removes the rules; the next start puts the lease back.
+    daemon.terminate();
+    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    assert!(!lab.router.has_table("inet", "wasmwall"));
+    let mut daemon = lab.start();
+    assert_eq!(blocked_set(&lab), [host_ip(0)]);
+    assert_eq!(lab.status().world.leases.len(), 1);
+    daemon.terminate();
+    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+}

@@ -49,6 +49,9 @@ const LINK_SETTLE: Duration = Duration::from_millis(20);
 /// Reconciles during a burst of events are at least this far apart; the
 /// first event after a quiet spell is reconciled at once.
 const MIN_GAP: Duration = Duration::from_millis(10);
+/// The lease table is written to disk at most this often (after the
+/// reconcile that took a change in, so never in an event's way).
+const LEASES_SAVE_GAP: Duration = Duration::from_secs(1);
 /// Requests waiting for the daemon's loop at most; more wait in the socket.
 const QUEUE: usize = 1024;
 
@@ -272,6 +275,73 @@ struct Daemon {
     /// When the last reconcile for events ended, and when the next may start.
     last_reconcile_at: Option<Instant>,
     settle_due: Option<Instant>,
+    /// Where the leases told over the socket are kept across restarts, and
+    /// when they were last written.
+    leases_path: PathBuf,
+    leases_dirty: bool,
+    leases_saved_at: Option<Instant>,
+    save_due: Option<Instant>,
+    keeper: Keeper,
+}
+
+/// Writes the newest lease table to its file on a thread of its own, one
+/// write at a time; a newer table replaces one not written yet.
+struct Keeper {
+    shared: Arc<(Mutex<KeeperState>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct KeeperState {
+    next: Option<Vec<u8>>,
+    stop: bool,
+}
+
+impl Keeper {
+    fn new(path: PathBuf) -> Keeper {
+        let shared: Arc<(Mutex<KeeperState>, std::sync::Condvar)> = Arc::default();
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("lease-keeper".into())
+            .spawn(move || {
+                let (lock, wake) = &*theirs;
+                loop {
+                    let (bytes, stop) = {
+                        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while state.next.is_none() && !state.stop {
+                            state = wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                        }
+                        (state.next.take(), state.stop)
+                    };
+                    if let Some(bytes) = bytes
+                        && let Err(e) = crate::state::write_private(&path, &bytes)
+                    {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot keep the leases for a restart");
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        Keeper { shared, thread }
+    }
+
+    fn keep(&self, bytes: Vec<u8>) {
+        let (lock, wake) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).next = Some(bytes);
+        wake.notify_one();
+    }
+
+    /// Writes what is pending and stops.
+    fn finish(&mut self) {
+        let (lock, wake) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// What woke the daemon's loop, when it is more than a flag to set.
@@ -345,6 +415,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
     let policies = Policies::load(&config)?;
     let reconciler = Reconciler::new(&target.table)
         .with_snapshot(SnapshotFile::beside(&target.state_path, true));
+    let leases_path = target.state_path.with_extension("leases");
     let mut daemon = Daemon {
         config_path: config_path.to_path_buf(),
         leases: Leases::new(config.leases.max),
@@ -369,11 +440,17 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
         compile_seq: HashMap::new(),
         last_reconcile_at: None,
         settle_due: None,
+        leases_path: leases_path.clone(),
+        leases_dirty: false,
+        leases_saved_at: None,
+        save_due: None,
+        keeper: Keeper::new(leases_path.clone()),
     };
     if daemon.config.watch_files {
         daemon.start_watching()?;
     }
     daemon.interfaces = rt.block_on(world::read_interfaces())?;
+    daemon.restore_leases();
     daemon.read_lease_file();
     daemon.pending = Pending::default();
     daemon.evaluation = daemon.evaluate_all(&Event::Startup);
@@ -442,6 +519,11 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
                 _ = tokio::time::sleep_until(links_due.unwrap_or_else(far)), if links_due.is_some() => {
                     links_due = None;
                     daemon.pending.links = true;
+                    Woke::Other
+                }
+                _ = tokio::time::sleep_until(daemon.save_due.unwrap_or_else(far)), if daemon.save_due.is_some() => {
+                    daemon.save_due = None;
+                    daemon.save_leases();
                     Woke::Other
                 }
                 _ = tokio::time::sleep_until(daemon.settle_due.unwrap_or_else(far)), if daemon.settle_due.is_some() => {
@@ -514,6 +596,10 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
     };
     server.abort();
     let _ = std::fs::remove_file(&socket_path);
+    if daemon.leases_dirty {
+        daemon.save_leases();
+    }
+    daemon.keeper.finish();
     Ok(signal)
 }
 
@@ -702,6 +788,75 @@ impl Daemon {
         self.last_reconcile = Some(record);
         self.pending.waiters = pending.waiters;
         self.answer_waiters(error);
+        if pending.counts.keys().any(|k| k.starts_with("lease-")) {
+            self.leases_dirty = true;
+        }
+        if self.leases_dirty && self.save_due.is_none() {
+            match self.leases_saved_at {
+                Some(at) if at.elapsed() < LEASES_SAVE_GAP => {
+                    self.save_due = Some(at + LEASES_SAVE_GAP);
+                }
+                _ => self.save_leases(),
+            }
+        }
+    }
+
+    /// Keeps the leases across a restart of wasmwall: dnsmasq reports a
+    /// lease to its hook once, not again when wasmwall restarts. Written
+    /// root-only beside the state file; only when no lease file is
+    /// configured (then the lease file, which dnsmasq keeps, is the truth).
+    fn save_leases(&mut self) {
+        if self.config.leases.dnsmasq_file.is_some() {
+            self.leases_dirty = false;
+            return;
+        }
+        match serde_json::to_vec(&self.leases.list()) {
+            // Written (and synced) off the loop: never in an event's way.
+            Ok(bytes) => {
+                self.keeper.keep(bytes);
+                self.leases_dirty = false;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot serialize the leases"),
+        }
+        self.leases_saved_at = Some(Instant::now());
+    }
+
+    /// Takes in the leases a previous run kept (expired ones dropped, each
+    /// checked again), unless a lease file is configured.
+    fn restore_leases(&mut self) {
+        if self.config.leases.dnsmasq_file.is_some() {
+            return;
+        }
+        let text = match std::fs::read(&self.leases_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(file = %self.leases_path.display(), error = %e, "cannot read the kept leases");
+                return;
+            }
+        };
+        let kept: Vec<world::Lease> = match serde_json::from_slice(&text) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(file = %self.leases_path.display(), error = %e, "the kept leases are not valid; ignored");
+                return;
+            }
+        };
+        let now = epoch_now();
+        let mut restored = 0;
+        for lease in kept {
+            match lease
+                .checked()
+                .and_then(|l| self.leases.apply(leases::LeaseAction::Add, l, now))
+            {
+                Ok(Some(_)) => restored += 1,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(file = %self.leases_path.display(), "kept lease ignored: {e}")
+                }
+            }
+        }
+        tracing::info!(file = %self.leases_path.display(), restored, "leases kept by the previous run restored");
     }
 
     fn answer_waiters(&mut self, error: Option<String>) {
