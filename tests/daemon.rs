@@ -83,16 +83,7 @@ impl Lab {
     /// Starts `wasmwall run` and waits until it is running.
     fn start(&self) -> Child {
         let mut daemon = Child::spawn(&mut self.wasmwall("run"), self.dir.path(), "wasmwall-run");
-        wait_until("`wasmwall run` to start", START_TIMEOUT, || {
-            if let Some(status) = daemon.try_status() {
-                panic!("`wasmwall run` exited: {status}\n{daemon}");
-            }
-            if daemon.stderr().contains("running: following") {
-                Ok(())
-            } else {
-                Err("not yet".into())
-            }
-        });
+        daemon.wait_until_running(START_TIMEOUT);
         daemon
     }
 
@@ -157,15 +148,6 @@ fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     })
     .join()
     .expect("the nobody thread")
-}
-
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 #[test]
@@ -440,7 +422,7 @@ fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
     );
 
     // Churn: every lease released and handed out again, four times over.
-    let rss_before = vm_rss_kib(daemon.id());
+    let rss_before = daemon.memory_kib("VmRSS");
     for _ in 0..4 {
         burst(&lab, "del", 0..1000);
         burst(&lab, "add", 0..1000);
@@ -453,7 +435,7 @@ fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
             Err(format!("{} of 20", now.len()))
         }
     });
-    let rss_after = vm_rss_kib(daemon.id());
+    let rss_after = daemon.memory_kib("VmRSS");
     eprintln!("churn: 8000 more events; resident memory {rss_before} KiB -> {rss_after} KiB");
     assert!(
         rss_after < rss_before + 32 * 1024,

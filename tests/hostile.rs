@@ -837,19 +837,7 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
     );
     let started = Instant::now();
     let mut daemon = Child::spawn(&mut lab.wasmwall("run"), lab.dir.path(), "wasmwall-run");
-    wait_until("`wasmwall run` to apply and settle", START_TIMEOUT, || {
-        if let Some(status) = daemon.try_status() {
-            panic!("`wasmwall run` exited: {status}\n{daemon}");
-        }
-        if daemon
-            .stderr()
-            .contains("running: following interfaces, leases and policy files")
-        {
-            Ok(())
-        } else {
-            Err("not yet".to_string())
-        }
-    });
+    daemon.wait_until_running(START_TIMEOUT);
     let start_time = started.elapsed();
 
     let log = daemon.stderr();

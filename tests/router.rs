@@ -202,16 +202,7 @@ impl Lab {
     fn start(&self) -> Child {
         let mut run = self.wasmwall([OsStr::new("run"), OsStr::new("-c"), self.config.as_os_str()]);
         let mut daemon = Child::spawn(&mut run, self.dir.path(), "wasmwall-run");
-        wait_until("`wasmwall run` to start", START_TIMEOUT, || {
-            if let Some(status) = daemon.try_status() {
-                panic!("`wasmwall run` exited: {status}\n{daemon}");
-            }
-            if daemon.stderr().contains("running: following") {
-                Ok(())
-            } else {
-                Err("not yet".into())
-            }
-        });
+        daemon.wait_until_running(START_TIMEOUT);
         daemon
     }
 

@@ -233,10 +233,8 @@ impl DaemonAddress {
         let path = self.config.as_ref().expect("clap requires one of the two");
         let config = Config::load(path)?;
         let netns = netns.or(config.netns.as_deref());
-        Ok(config.control_socket.clone().unwrap_or_else(|| {
-            let state = state::path(&config.state_dir, netns, &config.table);
-            wasmwall::daemon::control::default_path(&state)
-        }))
+        let state = state::path(&config.state_dir, netns, &config.table);
+        Ok(wasmwall::daemon::control::socket_path(&config, &state))
     }
 }
 

@@ -284,11 +284,7 @@ impl Policies {
     pub fn evaluate(&self, world: &WorldState, event: &Event) -> Evaluation {
         let evaluation = self.evaluate_each(world, |_| event);
         for f in &evaluation.failed {
-            tracing::error!(
-                policy = %f.policy,
-                "{}; its last known good rules stay in the kernel, the other policies go on",
-                f.error
-            );
+            log_failure(&f.policy, &f.error);
         }
         evaluation
     }
@@ -802,15 +798,20 @@ pub fn apply_isolating<K: Kernel>(
             return Err(e);
         };
         let error = format!("policy {policy}: {cause}");
-        tracing::error!(
-            policy = %policy,
-            "{error}; its last known good rules stay in the kernel, the other policies go on"
-        );
+        log_failure(&policy, &error);
         let mut next = current.clone();
         next.rules.retain(|r| r.policy != policy);
         next.failed.push(PolicyFailure { policy, error });
         narrowed = Some(next);
     }
+}
+
+/// The one log line of a policy that failed.
+pub fn log_failure(policy: &str, error: &str) {
+    tracing::error!(
+        policy = %policy,
+        "{error}; its last known good rules stay in the kernel, the other policies go on"
+    );
 }
 
 /// The policy whose object the kernel refused to add, from the operation's

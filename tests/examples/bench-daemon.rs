@@ -333,21 +333,14 @@ fn hot_swap(swaps: usize) {
 
 fn memory() {
     let lab = Lab::start(true, true);
-    let kib = |field: &str| -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", lab.daemon.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    };
+    let kib = |field: &str| lab.daemon.memory_kib(field);
     std::thread::sleep(Duration::from_millis(500));
-    let start = (kib("VmRSS:"), kib("VmHWM:"));
+    let start = (kib("VmRSS"), kib("VmHWM"));
     let socket = lab.socket();
     for i in 0..1000 {
         send(&socket, "add", &lease(i, &format!("h{i}")), i == 999);
     }
-    let leased = (kib("VmRSS:"), kib("VmHWM:"));
+    let leased = (kib("VmRSS"), kib("VmHWM"));
     println!(
         "| two policies (home-router, port-forward), no lease | {} MiB | {} MiB |",
         start.0 / 1024,

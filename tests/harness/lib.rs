@@ -697,6 +697,32 @@ impl Child {
     pub fn stderr(&self) -> String {
         read_lossy(&self.stderr)
     }
+
+    /// For a `wasmwall run`: waits until it logs that it runs (its first
+    /// batch is in), panicking with its output if it exits first.
+    pub fn wait_until_running(&mut self, timeout: Duration) {
+        wait_until("`wasmwall run` to start", timeout, || {
+            if let Some(status) = self.try_status() {
+                panic!("`wasmwall run` exited: {status}\n{self}");
+            }
+            if self.stderr().contains("running: following") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        });
+    }
+
+    /// A `kB` field of /proc/PID/status, e.g. "VmRSS" (resident memory).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.id()))
+            .unwrap_or_else(|e| panic!("/proc/{}/status: {e}", self.id()));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.id()))
+    }
 }
 
 impl fmt::Display for Child {

@@ -275,9 +275,13 @@ pub fn request(socket: &Path, request: &Request, timeout: Duration) -> anyhow::R
     serde_json::from_str(&answer).context("the daemon's answer is not valid")
 }
 
-/// The socket's default path: the state file's, with extension `.sock`.
-pub fn default_path(state_path: &Path) -> PathBuf {
-    state_path.with_extension("sock")
+/// The daemon's socket: `control_socket` of the config, else the state
+/// file's path with extension `.sock`.
+pub fn socket_path(config: &crate::config::Config, state_path: &Path) -> PathBuf {
+    config
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| state_path.with_extension("sock"))
 }
 
 #[cfg(test)]

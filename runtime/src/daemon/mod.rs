@@ -180,7 +180,6 @@ struct Pending {
     lease_file: bool,
     /// Policies just (re)loaded: they see `startup`.
     fresh: BTreeSet<String>,
-    config_changed: bool,
     waiters: Vec<oneshot::Sender<Response>>,
 }
 
@@ -394,10 +393,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
             .map_err(|e| e.into_parts().1)
             .context("cannot watch nftables notifications")?
     };
-    let socket_path = config
-        .control_socket
-        .clone()
-        .unwrap_or_else(|| control::default_path(&target.state_path));
+    let socket_path = control::socket_path(&config, &target.state_path);
     let listener = control::bind(&socket_path)
         .with_context(|| format!("cannot make the control socket {}", socket_path.display()))?;
     let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(QUEUE);
@@ -453,7 +449,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<&'stati
     daemon.restore_leases();
     daemon.read_lease_file();
     daemon.pending = Pending::default();
-    daemon.evaluation = daemon.evaluate_all(&Event::Startup);
+    daemon.evaluation = daemon.evaluate_all(&Event::Startup, &BTreeSet::new());
     let mut evaluation = std::mem::take(&mut daemon.evaluation);
     reconcile_logged(
         &mut daemon.kernel,
@@ -611,10 +607,10 @@ impl Daemon {
         }
     }
 
-    /// Evaluates every policy; a policy just loaded sees `startup`, the
-    /// others `event`. Failures are logged when new or changed.
-    fn evaluate_all(&mut self, event: &Event) -> Evaluation {
-        let fresh = std::mem::take(&mut self.pending.fresh);
+    /// Evaluates every policy; a policy just loaded (`fresh`) sees
+    /// `startup`, the others `event`. Failures are logged when new or
+    /// changed.
+    fn evaluate_all(&mut self, event: &Event, fresh: &BTreeSet<String>) -> Evaluation {
         let startup = Event::Startup;
         let evaluation = self.policies.evaluate_each(&self.world(), |name| {
             if fresh.contains(name) {
@@ -630,10 +626,7 @@ impl Daemon {
             .collect();
         for (policy, error) in &now {
             if self.logged_failures.get(policy) != Some(error) {
-                tracing::error!(
-                    policy = %policy,
-                    "{error}; its last known good rules stay in the kernel, the other policies go on"
-                );
+                runtime::log_failure(policy, error);
             }
         }
         for policy in self.logged_failures.keys() {
@@ -739,17 +732,13 @@ impl Daemon {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        self.pending.fresh = pending.fresh.clone();
         let reason = pending.reason();
         let span = tracing::info_span!("reconcile", reason = %reason);
         let _entered = span.enter();
         if pending.evaluate {
-            let event = pending.last.clone().unwrap_or(if pending.config_changed {
-                Event::ConfigChanged
-            } else {
-                Event::Startup
-            });
-            self.evaluation = self.evaluate_all(&event);
+            // A swap alone is no event: the others see `startup` too.
+            let event = pending.last.clone().unwrap_or(Event::Startup);
+            self.evaluation = self.evaluate_all(&event, &pending.fresh);
         }
         let mut evaluation = std::mem::take(&mut self.evaluation);
         let result = reconcile_logged(
@@ -1101,7 +1090,6 @@ impl Daemon {
                 if let Err(e) = self.rewatch() {
                     tracing::warn!(error = %format!("{e:#}"), "cannot watch the files of the new config");
                 }
-                self.pending.config_changed = true;
                 self.pending.last = Some(Event::ConfigChanged);
                 self.pending.because("config changed");
                 self.pending.evaluate = true;
