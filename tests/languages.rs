@@ -8,9 +8,10 @@
 
 use std::path::PathBuf;
 
-use wasmwall::cache::{CompileCache, DEFAULT_MAX_BYTES};
+use wasmwall::fixtures::Judge;
 use wasmwall::fixtures::{self, Fixture, Outcome};
-use wasmwall::host::{Limits, LoadedPolicy, PolicyEngine};
+use wasmwall::sandbox::cache::{CompileCache, DEFAULT_MAX_BYTES};
+use wasmwall::sandbox::{Limits, LoadedPolicy, PolicyEngine};
 use wasmwall::world::{Event, Interface, WorldState};
 use wasmwall_e2e::{compile_cache_dir, policy_wasm, repo_root};
 
@@ -47,15 +48,12 @@ fn fixtures_dir() -> PathBuf {
 
 /// The outcome of every language for `fixture`; a message for each language
 /// whose outcome differs from the Rust one.
-fn differences(
-    engine: &PolicyEngine,
-    policies: &[(&str, LoadedPolicy)],
-    fixture: &Fixture,
-) -> (Outcome, Vec<String>) {
-    let reference = fixtures::evaluate(engine, &policies[0].1, NAME, fixture);
+fn differences(policies: &[(&str, LoadedPolicy)], fixture: &Fixture) -> (Outcome, Vec<String>) {
+    let judge = Judge::defaults(NAME);
+    let reference = fixtures::evaluate(&policies[0].1, &judge, fixture);
     let mut differ = Vec::new();
     for (language, policy) in &policies[1..] {
-        let outcome = fixtures::evaluate(engine, policy, NAME, fixture);
+        let outcome = fixtures::evaluate(policy, &judge, fixture);
         if outcome != reference {
             differ.push(format!(
                 "{language} differs from Rust ({}):\n{}",
@@ -86,7 +84,7 @@ fn every_language_matches_every_fixture() {
             .expected
             .clone()
             .unwrap_or_else(|| panic!("fixture {} has no expectation", fixture.name));
-        let (reference, differ) = differences(&engine, &policies, &fixture);
+        let (reference, differ) = differences(&policies, &fixture);
         if !fixtures::matches(&expected, &reference) {
             failures.push(format!(
                 "Rust does not match fixture {}:\n{}",
@@ -191,7 +189,7 @@ fn languages_agree_on_tricky_inputs() {
             config,
             expected: None,
         };
-        failures.extend(differences(&engine, &policies, &fixture).1);
+        failures.extend(differences(&policies, &fixture).1);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -16,10 +16,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use wasmwall::engine::Reconciler;
 use wasmwall::ir::*;
 use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::DesiredTable;
-use wasmwall::runtime::Reconciler;
 use wasmwall::snapshot::SnapshotFile;
 
 const TABLE: &str = "wasmwall";
@@ -167,7 +167,7 @@ fn nft_script(policies: &[PolicyRules]) -> String {
             b.policy.as_str()
         );
         for rule in &chain.rules {
-            let _ = writeln!(out, "    {}", rule.render(&|c| c.to_string()));
+            let _ = writeln!(out, "    {}", rule);
         }
         out.push_str("  }\n");
     }

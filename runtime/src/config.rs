@@ -7,9 +7,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::cache::CacheSettings;
-use crate::host::Limits;
+use crate::fields;
+use crate::sandbox::Limits;
+use crate::sandbox::cache::CacheSettings;
 use crate::sysctl::{AllowList, KeyError};
+use crate::validate;
 
 pub const DEFAULT_TABLE: &str = "wasmwall";
 pub const DEFAULT_STATE_DIR: &str = "/run/wasmwall";
@@ -170,7 +172,7 @@ impl Config {
             )));
         }
         if let Some(ns) = &raw.netns
-            && !valid_netns(ns)
+            && !fields::valid_netns(ns)
         {
             return Err(invalid(format!(
                 "`netns` {ns:?} is not a valid namespace name"
@@ -224,7 +226,7 @@ impl Config {
         let mut policies: Vec<PolicyConfig> = Vec::new();
         for (i, p) in raw.policies.into_iter().enumerate() {
             let at = format!("[[policy]] #{} ({:?})", i + 1, p.name);
-            if !valid_policy_name(&p.name) {
+            if !fields::valid_policy_name(&p.name) {
                 return Err(invalid(format!(
                     "{at}: `name` must be 1-24 lower-case letters, digits or '-', starting with a letter"
                 )));
@@ -275,8 +277,11 @@ impl Config {
                 max: leases_max,
             },
             limits,
-            max_rules: raw.limits.max_rules.unwrap_or(100_000),
-            max_set_elements: raw.limits.max_set_elements.unwrap_or(100_000),
+            max_rules: raw.limits.max_rules.unwrap_or(validate::DEFAULT_MAX_RULES),
+            max_set_elements: raw
+                .limits
+                .max_set_elements
+                .unwrap_or(validate::DEFAULT_MAX_SET_ELEMENTS),
             sysctls,
             cache,
             policies,
@@ -286,6 +291,15 @@ impl Config {
 }
 
 impl Config {
+    /// How a policy's answer is judged under this config.
+    pub fn validation(&self) -> validate::Options {
+        validate::Options {
+            max_rules: self.max_rules,
+            max_set_elements: self.max_set_elements,
+            sysctls: self.sysctls.clone(),
+        }
+    }
+
     /// The first setting that differs between `self` and `new` and that a
     /// running daemon cannot change (it names its table, namespace, files or
     /// sockets, or the engine's limits), if any.
@@ -346,24 +360,6 @@ fn valid_ident(s: &str, max: usize) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Policy names become chain-name prefixes and rule tags.
-pub fn valid_policy_name(s: &str) -> bool {
-    s.len() <= 24
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// Names under /run/netns.
-pub fn valid_netns(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s != "."
-        && s != ".."
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,7 +379,7 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(
             c.cache.dir.as_deref(),
-            Some(Path::new(crate::cache::DEFAULT_DIR))
+            Some(Path::new(crate::sandbox::cache::DEFAULT_DIR))
         );
     }
 

@@ -44,11 +44,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::config::{describe_toml_error, scalar_text};
-use crate::host::{LoadedPolicy, PolicyEngine};
-use crate::ir::{PolicyRules, TableView};
-use crate::runtime::error_chain;
-use crate::sysctl::AllowList;
+use crate::config::{PolicyConfig, describe_toml_error, scalar_text};
+use crate::engine::{Evaluate, PolicyError, evaluate_policy};
+use crate::ir::PolicyRules;
+use crate::text::error_chain;
 use crate::validate;
 use crate::world::{self, Event, WorldState};
 
@@ -240,43 +239,56 @@ pub fn load(dir: &Path) -> Result<Fixture, FixtureError> {
     })
 }
 
-/// Evaluates `policy`, named `name`, on the fixture's input, and validates
-/// the answer as the runtime would before applying it.
-pub fn evaluate(
-    engine: &PolicyEngine,
-    policy: &LoadedPolicy,
-    name: &str,
-    fixture: &Fixture,
-) -> Outcome {
-    let answer = match engine.evaluate(
+/// How `wasmwall test` judges a policy: the name it runs under (the prefix
+/// of its chains), its priority offset and the validation limits, the same
+/// as `wasmwall run` would with a config, or that config's defaults.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    pub policy: String,
+    pub priority_offset: i32,
+    pub validation: validate::Options,
+}
+
+impl Judge {
+    /// The rules of a config that says nothing but the policy's name.
+    pub fn defaults(policy: &str) -> Judge {
+        Judge {
+            policy: policy.to_string(),
+            priority_offset: 0,
+            validation: validate::Options::default(),
+        }
+    }
+}
+
+/// Evaluates `policy` on the fixture's input and judges the answer as the
+/// runtime does before applying it ([`evaluate_policy`]).
+pub fn evaluate(policy: &dyn Evaluate, judge: &Judge, fixture: &Fixture) -> Outcome {
+    let config = PolicyConfig {
+        name: judge.policy.clone(),
+        path: PathBuf::new(),
+        priority_offset: judge.priority_offset,
+        config: fixture.config.clone(),
+    };
+    let answer = evaluate_policy(
         policy,
+        &config,
+        &judge.validation,
         &fixture.state.to_wit(),
         &fixture.event.to_wit(),
-        &fixture.config,
-    ) {
-        Ok(answer) => answer,
-        Err(e) => return Outcome::Error(error_chain(&e)),
-    };
-    let options = validate::Options {
-        max_rules: 100_000,
-        max_set_elements: 100_000,
-        sysctls: AllowList::new(&[]).expect("the built-in sysctl allow-list is valid"),
-    };
-    match validate::validate(&answer, &options) {
-        Err(invalid) => Outcome::Error(invalid.to_string()),
-        Ok(rules) => {
-            let policies = [PolicyRules {
-                policy: name.to_string(),
+    );
+    match answer {
+        Ok(rules) => Outcome::Ruleset(crate::plan::table_text(
+            TABLE,
+            &[PolicyRules {
+                policy: judge.policy.clone(),
                 rules,
-            }];
-            Outcome::Ruleset(
-                TableView {
-                    table: TABLE,
-                    policies: &policies,
-                }
-                .to_string(),
-            )
-        }
+            }],
+        )),
+        // The policy's own words, or the sandbox's, as `eval` shows them.
+        Err(PolicyError::Evaluate(e)) => Outcome::Error(error_chain(&e)),
+        // One problem a line.
+        Err(PolicyError::Invalid(invalid)) => Outcome::Error(invalid.to_string()),
+        Err(other) => Outcome::Error(error_chain(&other)),
     }
 }
 
@@ -350,13 +362,13 @@ pub struct Summary {
     pub blessed: usize,
 }
 
-/// Runs every fixture in `dir` (or those named in `only`) against `policy`,
+/// Runs every fixture in `dir` (or those named in `only`) against `policy`
+/// judged by `judge`,
 /// writing a line per fixture and a diff per mismatch to `out`. With `bless`
 /// a mismatch or missing expectation is written instead of failing.
 pub fn run(
-    engine: &PolicyEngine,
-    policy: &LoadedPolicy,
-    name: &str,
+    policy: &dyn Evaluate,
+    judge: &Judge,
     dir: &Path,
     only: &[String],
     bless_mismatches: bool,
@@ -389,7 +401,7 @@ pub fn run(
                 continue;
             }
         };
-        let actual = evaluate(engine, policy, name, &fixture);
+        let actual = evaluate(policy, judge, &fixture);
         match &fixture.expected {
             Some(expected) if matches(expected, &actual) => {
                 write(out, format!("ok    {}\n", fixture.name));

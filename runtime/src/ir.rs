@@ -5,7 +5,7 @@
 //! `Display` renders nft-like text. The text of a rule is also its canonical
 //! form: its hash is the rule's identity in the kernel.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
@@ -339,37 +339,37 @@ pub struct Rule {
     pub comment: Option<String>,
 }
 
-impl Rule {
-    /// The rule as nft-like text, with chain references resolved to kernel
-    /// chain names by `chain_name`.
-    pub fn render(&self, chain_name: &dyn Fn(&str) -> String) -> String {
-        let mut out = String::new();
+/// The rule as nft-like text: its canonical form (its hash is its identity
+/// in the kernel), with the chains and sets it refers to as named in the
+/// rule.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in &self.matches {
-            let _ = write!(out, "{m} ");
+            write!(f, "{m} ")?;
         }
         if self.counter {
-            out.push_str("counter ");
+            f.write_str("counter ")?;
         }
         if let Some(prefix) = &self.log_prefix {
-            let _ = write!(out, "log prefix {prefix:?} ");
+            write!(f, "log prefix {prefix:?} ")?;
         }
-        let _ = match &self.action {
-            Action::Accept => write!(out, "accept"),
-            Action::Drop => write!(out, "drop"),
-            Action::Reject { tcp: true } => write!(out, "reject with tcp reset"),
-            Action::Reject { tcp: false } => write!(out, "reject"),
-            Action::Jump(c) => write!(out, "jump {}", chain_name(c)),
-            Action::Goto(c) => write!(out, "goto {}", chain_name(c)),
-            Action::Return => write!(out, "return"),
-            Action::Continue => write!(out, "continue"),
-            Action::Dnat(t) => write!(out, "dnat {t}"),
-            Action::Snat(t) => write!(out, "snat {t}"),
-            Action::Masquerade => write!(out, "masquerade"),
-        };
+        match &self.action {
+            Action::Accept => write!(f, "accept"),
+            Action::Drop => write!(f, "drop"),
+            Action::Reject { tcp: true } => write!(f, "reject with tcp reset"),
+            Action::Reject { tcp: false } => write!(f, "reject"),
+            Action::Jump(c) => write!(f, "jump {c}"),
+            Action::Goto(c) => write!(f, "goto {c}"),
+            Action::Return => write!(f, "return"),
+            Action::Continue => write!(f, "continue"),
+            Action::Dnat(t) => write!(f, "dnat {t}"),
+            Action::Snat(t) => write!(f, "snat {t}"),
+            Action::Masquerade => write!(f, "masquerade"),
+        }?;
         if let Some(c) = &self.comment {
-            let _ = write!(out, " comment {c:?}");
+            write!(f, " comment {c:?}")?;
         }
-        out
+        Ok(())
     }
 }
 
@@ -447,12 +447,6 @@ impl Ruleset {
     }
 }
 
-/// The kernel name of a policy's chain or set: `<policy>/<name>`. Policy
-/// names cannot contain '/', so names of different policies never collide.
-pub fn kernel_name(policy: &str, name: &str) -> String {
-    format!("{policy}/{name}")
-}
-
 /// A policy's validated ruleset, placed in the runtime's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRules {
@@ -465,68 +459,7 @@ pub struct PolicyRules {
 /// chains it jumps to), as 16 hex digits.
 pub fn rule_hash(canonical: &str) -> String {
     let digest = Sha256::digest(canonical.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The whole table the runtime wants, as nft-like text: what `wasmwall eval`
-/// prints and what `nft list table` should resemble once applied.
-pub struct TableView<'a> {
-    pub table: &'a str,
-    pub policies: &'a [PolicyRules],
-}
-
-impl fmt::Display for TableView<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "table inet {} {{", self.table)?;
-        let mut first = true;
-        for p in self.policies {
-            let name = |c: &str| kernel_name(&p.policy, c);
-            for set in &p.rules.sets {
-                if !first {
-                    writeln!(f)?;
-                }
-                first = false;
-                writeln!(f, "\tset {} {{", name(&set.name))?;
-                writeln!(f, "\t\ttype {}", set.elements.type_name())?;
-                if !set.elements.is_empty() {
-                    writeln!(
-                        f,
-                        "\t\telements = {{ {} }}",
-                        set.elements.texts().join(", ")
-                    )?;
-                }
-                writeln!(f, "\t}}")?;
-            }
-            for chain in &p.rules.chains {
-                if !first {
-                    writeln!(f)?;
-                }
-                first = false;
-                writeln!(f, "\tchain {} {{", name(&chain.name))?;
-                if let Some(b) = &chain.base {
-                    writeln!(
-                        f,
-                        "\t\ttype {} hook {} priority {}; policy {};",
-                        b.chain_type.as_str(),
-                        b.hook.as_str(),
-                        b.priority,
-                        b.policy.as_str()
-                    )?;
-                }
-                for rule in &chain.rules {
-                    writeln!(f, "\t\t{}", rule.render(&name))?;
-                }
-                writeln!(f, "\t}}")?;
-            }
-        }
-        writeln!(f, "}}")?;
-        for p in self.policies {
-            for s in &p.rules.sysctls {
-                writeln!(f, "# sysctl {} = {} (policy {})", s.key, s.value, p.policy)?;
-            }
-        }
-        Ok(())
-    }
+    crate::text::hex(&digest[..8])
 }
 
 #[cfg(test)]
@@ -563,7 +496,7 @@ mod tests {
             comment: Some("seed".into()),
         };
         assert_eq!(
-            rule.render(&|c| c.to_string()),
+            rule.to_string(),
             "iifname \"lan0\" ip saddr != 192.168.0.9 tcp dport 80 counter dnat ip to 127.0.0.1:4000 comment \"seed\""
         );
     }

@@ -32,10 +32,6 @@ pub enum StateError {
     },
     #[error("state file {path} is corrupt: {message}")]
     Corrupt { path: String, message: String },
-    #[error(
-        "another wasmwall is working on this table and namespace ({holder}; lock {path}); stop it first (SIGTERM)"
-    )]
-    Busy { path: String, holder: String },
 }
 
 /// A sysctl the runtime changed, with the value it found.
@@ -87,58 +83,7 @@ pub fn path(dir: &Path, netns: Option<&str>, table: &str) -> PathBuf {
     }
 }
 
-/// An exclusive hold on one (namespace, table): two wasmwall processes must
-/// never reconcile or clean up the same table at once. Released when dropped
-/// or when the process dies, however it dies.
-#[derive(Debug)]
-pub struct Lock {
-    _file: nix::fcntl::Flock<std::fs::File>,
-}
-
-/// Takes the lock beside the state file `state_path`, without waiting.
-pub fn lock(state_path: &Path) -> Result<Lock, StateError> {
-    use std::io::{Read as _, Seek as _};
-    let dir = state_path.parent().unwrap_or(Path::new("."));
-    create_dir(dir)?;
-    let path = state_path.with_extension("lock");
-    let shown = path.display().to_string();
-    let io_err = |source| StateError::Write {
-        path: shown.clone(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err)?;
-    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(mut locked) => {
-            // Record the holder for the error message of the next one.
-            locked.set_len(0).map_err(io_err)?;
-            locked.rewind().map_err(io_err)?;
-            write!(locked, "pid {}", std::process::id()).map_err(io_err)?;
-            Ok(Lock { _file: locked })
-        }
-        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            Err(StateError::Busy {
-                path: shown,
-                holder: if holder.is_empty() {
-                    "unknown pid".into()
-                } else {
-                    holder
-                },
-            })
-        }
-        Err((_, errno)) => Err(io_err(errno.into())),
-    }
-}
-
-fn create_dir(dir: &Path) -> Result<(), StateError> {
+pub(crate) fn create_dir(dir: &Path) -> Result<(), StateError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -268,21 +213,6 @@ mod tests {
         remove(&p).unwrap();
         remove(&p).unwrap();
         assert!(load(&p).unwrap().is_none());
-    }
-
-    #[test]
-    fn lock_is_exclusive_and_released_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), None, "t");
-        let held = lock(&p).unwrap();
-        let err = lock(&p).unwrap_err().to_string();
-        assert!(
-            err.contains("another wasmwall")
-                && err.contains(&format!("pid {}", std::process::id())),
-            "{err}"
-        );
-        drop(held);
-        lock(&p).unwrap();
     }
 
     #[test]

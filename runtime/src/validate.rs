@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::host::wit;
+use crate::bindings::wit;
 use crate::ir::{
     self, Action, BaseChain, ChainPolicy, ChainType, CtStates, Dir, Family, Hook, L4Proto, Match,
     NatTarget, SetElements, Transport,
@@ -31,12 +31,29 @@ pub const JUMP_DEPTH_MAX: usize = 15;
 /// the kernel refuses one at or below it.
 pub const NAT_PRIORITY_FLOOR: i32 = -200;
 
-/// Limits on the size of one policy's output.
+/// Rules a policy's answer may have at most, unless the config says.
+pub const DEFAULT_MAX_RULES: usize = 100_000;
+/// Elements one set may have at most, unless the config says.
+pub const DEFAULT_MAX_SET_ELEMENTS: usize = 100_000;
+
+/// Limits on the size of one policy's output, and the sysctls it may ask
+/// for.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub max_rules: usize,
     pub max_set_elements: usize,
     pub sysctls: AllowList,
+}
+
+/// What a config that says nothing about them gives.
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_rules: DEFAULT_MAX_RULES,
+            max_set_elements: DEFAULT_MAX_SET_ELEMENTS,
+            sysctls: AllowList::default(),
+        }
+    }
 }
 
 /// One thing wrong with a policy's output.
@@ -86,12 +103,7 @@ impl fmt::Display for Invalid {
         };
         for (i, p) in self.problems.iter().take(PROBLEMS_SHOWN).enumerate() {
             let mut text = p.to_string();
-            if text.len() > PROBLEM_TEXT_MAX {
-                let mut cut = PROBLEM_TEXT_MAX;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                text.truncate(cut);
+            if crate::text::cut(&mut text, PROBLEM_TEXT_MAX) {
                 text.push_str("... (cut)");
             }
             f.write_str(if i == 0 { first } else { next })?;
@@ -136,31 +148,8 @@ fn check_name(ctx: &mut Ctx, at: &str, what: &str, name: &str) -> bool {
     ok
 }
 
-/// What is wrong with an interface name by Linux's rules (dev_valid_name),
-/// as "is empty", "is 20 bytes long; ...".
-pub fn ifname_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        Some("is empty".to_string())
-    } else if name.len() >= libc::IFNAMSIZ {
-        Some(format!(
-            "is {} bytes long; interface names are at most {} bytes",
-            name.len(),
-            libc::IFNAMSIZ - 1
-        ))
-    } else if name == "." || name == ".." {
-        Some("is not a valid interface name".into())
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
-    {
-        Some("contains '/', ':', a space or NUL".into())
-    } else {
-        None
-    }
-}
-
 fn check_ifname(ctx: &mut Ctx, at: &str, name: &str) -> bool {
-    let problem = ifname_problem(name);
+    let problem = crate::fields::ifname_problem(name);
     if let Some(p) = &problem {
         ctx.err(at, format!("interface name {name:?} {p}"));
     }

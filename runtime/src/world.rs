@@ -11,7 +11,8 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::host::wit;
+use crate::bindings::wit;
+use crate::fields;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,73 +114,6 @@ lease-added=MAC,IP,IFACE[,HOSTNAME] | lease-renewed=... | lease-expired=...";
 pub struct EventParseError {
     pub text: String,
     pub problem: String,
-}
-
-/// Checks of the fields of the world state and events, wherever they come
-/// from (a state file, `--event`, later the control socket): an interface
-/// name by Linux's rules, a MAC as six hex pairs, an address with a prefix
-/// length that fits its family, a host name of DNS characters.
-pub mod fields {
-    use std::net::IpAddr;
-
-    pub fn ifname(name: &str) -> Result<(), String> {
-        match crate::validate::ifname_problem(name) {
-            None => Ok(()),
-            Some(p) => Err(format!("interface name {name:?} {p}")),
-        }
-    }
-
-    /// Six pairs of hex digits separated by ':' (or '-'); returns the
-    /// lower-case ':' form.
-    pub fn mac(mac: &str) -> Result<String, String> {
-        let pairs: Vec<&str> = mac.split([':', '-']).collect();
-        let ok = pairs.len() == 6
-            && pairs
-                .iter()
-                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
-        if ok {
-            Ok(pairs.join(":").to_ascii_lowercase())
-        } else {
-            Err(format!(
-                "MAC {mac:?} is not six hex pairs like 52:54:00:12:34:56"
-            ))
-        }
-    }
-
-    pub fn ip(ip: &str) -> Result<IpAddr, String> {
-        ip.parse()
-            .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))
-    }
-
-    /// "addr/len" with a length that fits the address family.
-    pub fn address_with_prefix(text: &str) -> Result<(), String> {
-        let bad = || format!("address {text:?} is not ADDR/LEN like 192.168.0.1/24");
-        let (addr, len) = text.split_once('/').ok_or_else(bad)?;
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let len: u8 = len.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if len > max {
-            return Err(format!(
-                "address {text:?}: a prefix length of {len} is more than {max}"
-            ));
-        }
-        Ok(())
-    }
-
-    /// 1-253 characters: letters, digits, '-', '_' and '.'.
-    pub fn hostname(name: &str) -> Result<(), String> {
-        let ok = (1..=253).contains(&name.len())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "host name {name:?} must be 1-253 letters, digits, '-', '_' or '.'"
-            ))
-        }
-    }
 }
 
 impl Lease {
@@ -340,12 +274,26 @@ pub fn load_json(path: &std::path::Path) -> Result<WorldState, WorldError> {
 
 fn format_mac(bytes: &[u8]) -> Option<String> {
     (bytes.len() == 6 && bytes.iter().any(|b| *b != 0)).then(|| {
-        bytes
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        let hex = crate::text::hex(bytes);
+        let pairs: Vec<&str> = (0..6).map(|i| &hex[2 * i..2 * i + 2]).collect();
+        pairs.join(":")
     })
+}
+
+/// A single-threaded async runtime: rtnetlink needs one (and the daemon's
+/// loop runs on one).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Reads the interfaces of the current network namespace from outside any
+/// async runtime.
+pub fn read_interfaces_now() -> Result<Vec<Interface>, WorldError> {
+    runtime()
+        .map_err(WorldError::Socket)?
+        .block_on(read_interfaces())
 }
 
 /// Reads the interfaces and addresses of the current network namespace.

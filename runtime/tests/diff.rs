@@ -7,10 +7,10 @@ mod common;
 use std::net::Ipv4Addr;
 
 use common::*;
+use wasmwall::engine::{EngineError, Reconciler};
 use wasmwall::ir::*;
 use wasmwall::kernel::{Kernel, KernelError, Netlink};
 use wasmwall::plan::{self, DesiredTable, Op};
-use wasmwall::runtime::{Reconciler, RuntimeError};
 
 fn converge(kernel: &mut Netlink, reconciler: &mut Reconciler, desired: &DesiredTable) -> usize {
     reconciler
@@ -267,7 +267,7 @@ fn tables_that_are_not_ours_are_never_touched() {
     let err = Reconciler::new(TABLE)
         .reconcile(&mut kernel, &desired())
         .unwrap_err();
-    assert!(matches!(err, RuntimeError::NotOwned(_)), "{err}");
+    assert!(matches!(err, EngineError::NotOwned(_)), "{err}");
     assert_eq!(nft(&["-j", "list", "table", "inet", TABLE]), theirs);
 }
 

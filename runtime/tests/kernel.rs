@@ -106,7 +106,7 @@ fn five_thousand_rules_apply_in_one_batch() {
             chain: "big/input".into(),
             tag: RuleTag {
                 policy: "big".into(),
-                hash: rule_hash(&r.render(&|c| c.to_string())),
+                hash: rule_hash(&r.to_string()),
             },
             rule: r,
             position: Position::Append,

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use wasmwall::config::Config;
 use wasmwall::daemon::control::{self, LeaseRequest, Request};
 use wasmwall::daemon::leases::{LeaseAction, Leases};
+use wasmwall::engine::Policies;
 use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::{self, DesiredTable};
-use wasmwall::runtime::Policies;
 use wasmwall::world::{self, Event, Interface, Lease, WorldState};
 use wasmwall_e2e::{
     Child, Netns, compile_cache_dir, policy_wasm, repo_root, require_root, temp_dir, toml_string,
@@ -203,7 +203,7 @@ fn latency(background: usize, samples: usize) {
     }
     let config = lab.config();
     let (adds, dels) = lab.router.enter(|| {
-        let policies = Policies::load(&config).expect("policies");
+        let policies = Policies::compile(&config).expect("policies");
         let ifaces = interfaces();
         let mut kernel = Netlink::new().expect("netlink");
         let mut adds = Vec::new();
@@ -294,8 +294,8 @@ fn hot_swap(swaps: usize) {
                     fs::write(&path, bytes).unwrap();
                     let mut c = config.clone();
                     c.policies[0].path = path;
-                    c.cache = wasmwall::cache::CacheSettings::disabled();
-                    let p = Policies::load(&c).unwrap();
+                    c.cache = wasmwall::sandbox::cache::CacheSettings::disabled();
+                    let p = Policies::compile(&c).unwrap();
                     p.evaluate(&world, &Event::Startup).desired().clone()
                 })
                 .collect();

@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use wasmwall::cache::{CompileCache, DEFAULT_MAX_BYTES};
 use wasmwall::fixtures;
-use wasmwall::host::{Limits, PolicyEngine};
+use wasmwall::sandbox::cache::{CompileCache, DEFAULT_MAX_BYTES};
+use wasmwall::sandbox::{Limits, PolicyEngine};
 use wasmwall_e2e::{policy_wasm, repo_root};
 
 const LANGUAGES: [(&str, &str); 3] = [
@@ -53,15 +53,19 @@ fn main() {
 
         // The answer is checked once, so that a broken build cannot make a
         // fast figure.
-        let outcome = fixtures::evaluate(&cached, &policy, "port-forward", &fixture);
+        let outcome = fixtures::evaluate(
+            &policy,
+            &fixtures::Judge::defaults("port-forward"),
+            &fixture,
+        );
         assert!(
             matches!(&fixture.expected, Some(e) if fixtures::matches(e, &outcome)),
             "{language}: unexpected outcome {outcome:?}"
         );
         let (state, event) = (fixture.state.to_wit(), fixture.event.to_wit());
         let evaluation = median(EVALUATIONS, || {
-            cached
-                .evaluate(&policy, &state, &event, &fixture.config)
+            policy
+                .evaluate(&state, &event, &fixture.config)
                 .expect("evaluate");
         });
 

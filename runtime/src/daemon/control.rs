@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::leases::LeaseAction;
 use super::status::Status;
-use crate::world::{Lease, fields};
+use crate::fields;
+use crate::world::Lease;
 
 /// The longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::world::{Event, Interface, Lease, fields};
+use crate::fields;
+use crate::world::{Event, Interface, Lease};
 
 /// What a DHCP server says happened to a lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

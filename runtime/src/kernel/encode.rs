@@ -56,10 +56,12 @@ pub(crate) struct Options {
 }
 
 /// A finished batch, and the text of every message in it: `texts[i]` is the
-/// message with sequence number `i + 1` (0 is the batch-begin marker).
+/// message with sequence number `i + 1` (0 is the batch-begin marker), made
+/// for operation `ops[i]` of the transaction.
 pub(crate) struct Encoded {
     pub bytes: Vec<u8>,
     pub texts: Vec<String>,
+    pub ops: Vec<usize>,
     /// The sequence number of each added rule's message, in order.
     pub rule_seqs: Vec<u32>,
 }
@@ -76,9 +78,10 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     let table = Table::new(ProtocolFamily::Inet).with_name(t);
     let mut batch = Batch::new();
     let mut texts = Vec::new();
+    let mut ops = Vec::new();
     let mut rule_seqs = Vec::new();
     let mut patches = Patches::default();
-    for op in &tx.ops {
+    for (index, op) in tx.ops.iter().enumerate() {
         match op {
             Op::AddTable => {
                 let comment = Table::new(ProtocolFamily::Inet)
@@ -101,7 +104,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 texts.push(op.command(t));
             }
             Op::DeleteChain { name } => {
-                batch.add(&Chain::new(&table).with_name(name), MsgType::Del);
+                batch.add(&Chain::new(&table).with_name(name.as_str()), MsgType::Del);
                 texts.push(op.command(t));
             }
             Op::AddSet { name, elements } => {
@@ -116,7 +119,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 }
             }
             Op::DeleteSet { name } => {
-                let mut set = Set::default().with_table(t).with_name(name);
+                let mut set = Set::default().with_table(t).with_name(name.as_str());
                 set.family = ProtocolFamily::Inet;
                 batch.add(&set, MsgType::Del);
                 texts.push(op.command(t));
@@ -141,7 +144,13 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 let text = op.command(t);
                 let mut object = match rule_object(&table, chain, rule, tag) {
                     Ok(r) => r,
-                    Err(reason) => return Err(KernelError::Encode { op: text, reason }),
+                    Err(reason) => {
+                        return Err(KernelError::Encode {
+                            op: text,
+                            index,
+                            reason,
+                        });
+                    }
                 };
                 let mut set_flags = 0;
                 let mut clear_flags = 0;
@@ -162,13 +171,15 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 texts.push(text);
             }
             Op::DeleteRule { chain, handle, .. } => {
-                let object = Rule::new(&Chain::new(&table).with_name(chain))
+                let object = Rule::new(&Chain::new(&table).with_name(chain.as_str()))
                     .expect("the chain has a table and a name")
                     .with_handle(*handle);
                 batch.add(&object, MsgType::Del);
                 texts.push(op.command(t));
             }
         }
+        // Every message this operation made belongs to it.
+        ops.resize(texts.len(), index);
     }
     let mut bytes = batch.finalize();
     // No acknowledgements: the kernel handles the batch inside our send()
@@ -181,6 +192,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     Ok(Encoded {
         bytes,
         texts,
+        ops,
         rule_seqs,
     })
 }

@@ -1,8 +1,10 @@
 //! An in-memory kernel for tests of pure logic: it holds tables in the
 //! planner's model and applies transactions with [`simulate`], all or
-//! nothing, refusing what the kernel would refuse.
+//! nothing, refusing what the kernel would refuse; and sysctls, by path.
 
 use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
@@ -14,8 +16,12 @@ pub struct Fake {
     tables: HashMap<String, ObservedTable>,
     generation: u32,
     next_handle: u64,
+    /// Sysctls by /proc/sys path; one not here does not exist.
+    sysctls: HashMap<PathBuf, String>,
     /// Batches applied so far.
     pub batches: usize,
+    /// Sysctl writes so far.
+    pub sysctl_writes: usize,
 }
 
 impl Fake {
@@ -40,11 +46,31 @@ impl Fake {
         self.generation = next_generation(self.generation);
     }
 
+    /// Sets a sysctl by hand (it exists from then on), e.g.
+    /// `net.ipv4.ip_forward`.
+    pub fn set_sysctl(&mut self, key: &str, value: &str) {
+        self.sysctls.insert(sysctl_path(key), value.to_string());
+    }
+
+    /// A sysctl's value, if it exists.
+    pub fn sysctl(&self, key: &str) -> Option<&str> {
+        self.sysctls.get(&sysctl_path(key)).map(String::as_str)
+    }
+
     /// A fresh handle, as the kernel would give.
     pub fn handle(&mut self) -> u64 {
         self.next_handle += 1;
         self.next_handle
     }
+}
+
+/// The /proc/sys path of a dotted key, as the allow-list gives it.
+fn sysctl_path(key: &str) -> PathBuf {
+    let mut path = PathBuf::from("/proc/sys");
+    for part in key.split('.') {
+        path.push(part.replace('/', "."));
+    }
+    path
 }
 
 impl Kernel for Fake {
@@ -79,6 +105,7 @@ impl Kernel for Fake {
         })
         .map_err(|e| KernelError::Rejected {
             op: tx.ops[e.index].command(&tx.table),
+            index: Some(e.index),
             errno: Errno::EINVAL,
             extack: Some(e.reason),
         })?;
@@ -94,5 +121,23 @@ impl Kernel for Fake {
             bytes: 0,
             rule_handles: Some(handles),
         })
+    }
+
+    fn read_sysctl(&mut self, path: &Path) -> io::Result<String> {
+        self.sysctls
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+
+    fn write_sysctl(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        match self.sysctls.get_mut(path) {
+            Some(v) => {
+                *v = value.to_string();
+                self.sysctl_writes += 1;
+                Ok(())
+            }
+            None => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Kernel adapter: reads the runtime's table back and applies a planned
-//! [`Transaction`] to nftables in one atomic batch.
+//! [`Transaction`] to nftables in one atomic batch; reads and writes the
+//! namespace's sysctls.
 //!
 //! `encode` turns operations into netlink messages the way `nft` itself
 //! does, so `nft list ruleset` prints them readably; [`Netlink`] sends the
@@ -14,6 +15,7 @@ mod observe;
 mod wire;
 
 use std::io;
+use std::path::Path;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -40,6 +42,11 @@ pub trait Kernel {
         tx: &Transaction,
         generation: Option<u32>,
     ) -> Result<ApplyReport, KernelError>;
+    /// Reads a sysctl of the network namespace by its /proc/sys path,
+    /// trimmed.
+    fn read_sysctl(&mut self, path: &Path) -> io::Result<String>;
+    /// Writes a sysctl of the network namespace.
+    fn write_sysctl(&mut self, path: &Path, value: &str) -> io::Result<()>;
 }
 
 /// The runtime's table and the generation it was read at.
@@ -94,6 +101,9 @@ pub enum KernelError {
     Rejected {
         /// The operation, as nft-like text.
         op: String,
+        /// Which operation of the transaction it is (None for a request
+        /// that is not part of a transaction, or for the batch as a whole).
+        index: Option<usize>,
         errno: Errno,
         /// The kernel's extended-ack message, when it gave one.
         extack: Option<String>,
@@ -104,9 +114,26 @@ pub enum KernelError {
         after: Duration,
     },
     #[error("cannot encode `{op}`: {reason}")]
-    Encode { op: String, reason: String },
+    Encode {
+        op: String,
+        /// Which operation of the transaction it is.
+        index: usize,
+        reason: String,
+    },
     /// Someone else changed the ruleset between reading and writing; the
     /// batch was refused whole.
     #[error("the ruleset changed while wasmwall was applying its batch; nothing was applied")]
     Changed,
+}
+
+impl KernelError {
+    /// The operation of the transaction the kernel refused (or that could
+    /// not be encoded), when it is one.
+    pub fn op_index(&self) -> Option<usize> {
+        match self {
+            KernelError::Rejected { index, .. } => *index,
+            KernelError::Encode { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
 }

@@ -165,6 +165,7 @@ impl Netlink {
     ) -> Result<(Option<super::ObservedTable>, bool), KernelError> {
         let failed = |what: &str, errno: Errno| KernelError::Rejected {
             op: what.to_string(),
+            index: None,
             errno,
             extack: None,
         };
@@ -292,9 +293,11 @@ impl Netlink {
     /// the handles the echoes carry.
     fn read_answers(
         &mut self,
-        texts: &[String],
-        rule_seqs: Option<&Vec<u32>>,
+        encoded: &Encoded,
+        with_echoes: bool,
     ) -> Result<Option<Vec<u64>>, KernelError> {
+        let texts = &encoded.texts;
+        let rule_seqs = with_echoes.then_some(&encoded.rule_seqs);
         let mut first_error: Option<(usize, Ack)> = None;
         let mut handles: Option<Vec<Option<u64>>> = rule_seqs.map(|s| vec![None; s.len()]);
         loop {
@@ -341,12 +344,12 @@ impl Netlink {
                         return Err(KernelError::Changed);
                     }
                     let op = format!("the batch of {} messages", texts.len());
-                    return Err(ack.rejected(op));
+                    return Err(ack.rejected(op, None));
                 }
                 if seq > texts.len() {
                     // The commit itself failed: answered to the end marker.
                     let op = format!("the commit of the batch of {} messages", texts.len());
-                    return Err(ack.rejected(op));
+                    return Err(ack.rejected(op, None));
                 }
                 if first_error.as_ref().is_none_or(|(s, _)| seq < *s) {
                     first_error = Some((seq, ack));
@@ -354,7 +357,8 @@ impl Netlink {
             }
         }
         if let Some((seq, ack)) = first_error {
-            return Err(ack.rejected(texts[seq - 1].clone()));
+            let index = encoded.ops[seq - 1];
+            return Err(ack.rejected(texts[seq - 1].clone(), Some(index)));
         }
         // One echo missing makes the handles unknown, not the batch failed.
         Ok(handles.and_then(|h| h.into_iter().collect()))
@@ -375,6 +379,7 @@ impl Kernel for Netlink {
         if let Err(errno) = answer {
             return Err(KernelError::Rejected {
                 op: "get generation".into(),
+                index: None,
                 errno,
                 extack: None,
             });
@@ -414,21 +419,25 @@ impl Kernel for Netlink {
             generation,
             echo_rules: adds <= self.echo_limit,
         };
-        let Encoded {
-            bytes,
-            texts,
-            rule_seqs,
-        } = encode::encode(tx, options)?;
+        let encoded = encode::encode(tx, options)?;
         self.drain()?;
         let echoes = if options.echo_rules { adds } else { 0 };
-        self.reserve(bytes.len(), texts.len() + echoes)?;
-        self.send(&bytes)?;
-        let handles = self.read_answers(&texts, options.echo_rules.then_some(&rule_seqs))?;
+        self.reserve(encoded.bytes.len(), encoded.texts.len() + echoes)?;
+        self.send(&encoded.bytes)?;
+        let handles = self.read_answers(&encoded, options.echo_rules)?;
         Ok(ApplyReport {
-            messages: texts.len(),
-            bytes: bytes.len(),
+            messages: encoded.texts.len(),
+            bytes: encoded.bytes.len(),
             rule_handles: handles,
         })
+    }
+
+    fn read_sysctl(&mut self, path: &std::path::Path) -> io::Result<String> {
+        crate::sysctl::read(path)
+    }
+
+    fn write_sysctl(&mut self, path: &std::path::Path, value: &str) -> io::Result<()> {
+        crate::sysctl::write(path, value)
     }
 }
 
@@ -499,9 +508,10 @@ impl Ack {
         })
     }
 
-    fn rejected(self, op: String) -> KernelError {
+    fn rejected(self, op: String, index: Option<usize>) -> KernelError {
         KernelError::Rejected {
             op,
+            index,
             errno: Errno::from_raw(self.errno),
             extack: self.extack,
         }

@@ -128,7 +128,7 @@ impl<'a> Collector<'a> {
         };
         self.chains.insert(name.clone(), self.out.chains.len());
         self.out.chains.push(ObservedChain {
-            name,
+            name: name.into(),
             kind,
             rules: Vec::new(),
         });
@@ -232,7 +232,10 @@ impl<'a> Collector<'a> {
     pub fn finish(mut self) -> ObservedTable {
         for (name, kind, keys) in self.sets {
             let elements = kind.and_then(|k| decode_keys(&k, &keys));
-            self.out.sets.push(ObservedSet { name, elements });
+            self.out.sets.push(ObservedSet {
+                name: name.into(),
+                elements,
+            });
         }
         self.out
     }
@@ -308,12 +311,12 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
                     .and_then(|d| attribute(d, NFTA_DATA_VERDICT))
                     .and_then(|v| attribute(v, NFTA_VERDICT_CHAIN));
                 if let Some(c) = chain {
-                    refs.push(Ref::Chain(string(c)));
+                    refs.push(Ref::Chain(string(c).into()));
                 }
             }
             b"lookup\0" => {
                 if let Some(s) = attribute(data, NFTA_LOOKUP_SET) {
-                    refs.push(Ref::Set(string(s)));
+                    refs.push(Ref::Set(string(s).into()));
                 }
             }
             _ => {}

@@ -10,7 +10,9 @@
 //! be shown before it is applied and compared in tests.
 
 mod model;
+mod name;
 mod simulate;
+mod text;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -21,7 +23,9 @@ pub use model::{
     ChainKind, DesiredChain, DesiredRule, DesiredSet, DesiredTable, ObservedChain, ObservedRule,
     ObservedSet, ObservedTable, Ref, RuleTag, references,
 };
+pub use name::KernelName;
 pub use simulate::{Rejected, simulate};
+pub use text::table_text;
 
 /// Where a new rule goes in its chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,43 +45,43 @@ pub enum Op {
     /// Delete the table and everything in it.
     DeleteTable,
     AddChain {
-        name: String,
+        name: KernelName,
         base: Option<BaseChain>,
     },
     /// Change an existing base chain's policy.
     SetChainPolicy {
-        name: String,
+        name: KernelName,
         base: BaseChain,
         was: ChainPolicy,
     },
     /// Delete a chain and the rules left in it.
     DeleteChain {
-        name: String,
+        name: KernelName,
     },
     /// Create a set and add its elements.
     AddSet {
-        name: String,
+        name: KernelName,
         elements: SetElements,
     },
     DeleteSet {
-        name: String,
+        name: KernelName,
     },
     AddElements {
-        set: String,
+        set: KernelName,
         elements: SetElements,
     },
     DeleteElements {
-        set: String,
+        set: KernelName,
         elements: SetElements,
     },
     AddRule {
-        chain: String,
+        chain: KernelName,
         rule: Rule,
         tag: RuleTag,
         position: Position,
     },
     DeleteRule {
-        chain: String,
+        chain: KernelName,
         handle: u64,
         /// The tag the rule carried, if any (for the text only).
         tag: Option<RuleTag>,
@@ -178,6 +182,25 @@ fn tag_text(tag: Option<&RuleTag>) -> String {
 }
 
 impl Op {
+    /// The policy whose object this operation adds or changes, if it does:
+    /// when the kernel refuses such an operation, it is that policy's rules
+    /// it refuses. Deletes and the table itself belong to no policy.
+    pub fn added_by(&self) -> Option<&str> {
+        match self {
+            Op::AddChain { name, .. }
+            | Op::SetChainPolicy { name, .. }
+            | Op::AddSet { name, .. } => name.policy(),
+            Op::AddElements { set, .. } => set.policy(),
+            Op::AddRule { chain, .. } => chain.policy(),
+            Op::AddTable
+            | Op::DeleteTable
+            | Op::DeleteChain { .. }
+            | Op::DeleteSet { .. }
+            | Op::DeleteElements { .. }
+            | Op::DeleteRule { .. } => None,
+        }
+    }
+
     /// The operation as one nft-like command on table `t`, without the
     /// comment `Display` adds: for a new set the set alone (its elements are
     /// messages of their own), for an element change all its elements
@@ -216,7 +239,7 @@ impl Op {
                 position,
                 ..
             } => {
-                let text = rule.render(&|c| c.to_string());
+                let text = rule.to_string();
                 match position {
                     Position::Append => format!("add rule inet {t} {chain} {text}"),
                     Position::Before(h) => {
@@ -305,9 +328,9 @@ impl Phases {
         });
     }
 
-    fn delete_rule(&mut self, chain: &str, r: &ObservedRule) {
+    fn delete_rule(&mut self, chain: &KernelName, r: &ObservedRule) {
         self.delete_rules.push(Op::DeleteRule {
-            chain: chain.to_string(),
+            chain: chain.clone(),
             handle: r.handle,
             tag: r.tag.clone(),
         });
@@ -323,9 +346,9 @@ impl Phases {
         }
     }
 
-    fn add_rule(&mut self, chain: &str, r: &DesiredRule, position: Position) {
+    fn add_rule(&mut self, chain: &KernelName, r: &DesiredRule, position: Position) {
         self.add_rules.push(Op::AddRule {
-            chain: chain.to_string(),
+            chain: chain.clone(),
             rule: r.rule.clone(),
             tag: r.tag.clone(),
             position,

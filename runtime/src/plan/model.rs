@@ -1,7 +1,8 @@
 //! The two sides the planner compares: what the policies want (in kernel
 //! names, each rule with its tag) and what the kernel holds.
 
-use crate::ir::{self, Action, BaseChain, Match, PolicyRules, Rule, SetElements};
+use super::KernelName;
+use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements};
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
 /// its canonical text.
@@ -26,7 +27,7 @@ pub struct DesiredTable {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredChain {
-    pub name: String,
+    pub name: KernelName,
     pub base: Option<BaseChain>,
     pub rules: Vec<DesiredRule>,
 }
@@ -40,7 +41,7 @@ pub struct DesiredRule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredSet {
-    pub name: String,
+    pub name: KernelName,
     pub elements: SetElements,
 }
 
@@ -52,7 +53,7 @@ impl DesiredTable {
         for p in policies {
             for set in &p.rules.sets {
                 table.sets.push(DesiredSet {
-                    name: ir::kernel_name(&p.policy, &set.name),
+                    name: KernelName::new(&p.policy, &set.name),
                     elements: set.elements.clone(),
                 });
             }
@@ -62,7 +63,7 @@ impl DesiredTable {
                     .iter()
                     .map(|rule| {
                         let rule = to_kernel_names(&p.policy, rule);
-                        let hash = ir::rule_hash(&rule.render(&|c| c.to_string()));
+                        let hash = crate::ir::rule_hash(&rule.to_string());
                         DesiredRule {
                             rule,
                             tag: RuleTag {
@@ -73,7 +74,7 @@ impl DesiredTable {
                     })
                     .collect();
                 table.chains.push(DesiredChain {
-                    name: ir::kernel_name(&p.policy, &chain.name),
+                    name: KernelName::new(&p.policy, &chain.name),
                     base: chain.base,
                     rules,
                 });
@@ -87,9 +88,9 @@ impl DesiredTable {
     }
 
     /// Whether the kernel object `name` belongs to a kept policy.
-    pub fn is_kept(&self, name: &str) -> bool {
-        name.split_once('/')
-            .is_some_and(|(policy, _)| self.kept.iter().any(|k| k == policy))
+    pub fn is_kept(&self, name: &KernelName) -> bool {
+        name.policy()
+            .is_some_and(|policy| self.kept.iter().any(|k| k == policy))
     }
 
     /// The table as the kernel would show it once the desired state is
@@ -132,13 +133,13 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
     for m in &mut rule.matches {
         match m {
             Match::AddrInSet { set, .. } | Match::PortInSet { set, .. } => {
-                *set = ir::kernel_name(policy, set);
+                *set = KernelName::new(policy, set).to_string();
             }
             _ => {}
         }
     }
     if let Action::Jump(c) | Action::Goto(c) = &mut rule.action {
-        *c = ir::kernel_name(policy, c);
+        *c = KernelName::new(policy, c).to_string();
     }
     rule
 }
@@ -149,8 +150,8 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Ref {
-    Chain(String),
-    Set(String),
+    Chain(KernelName),
+    Set(KernelName),
 }
 
 /// The chains and sets a rule refers to, sorted.
@@ -160,13 +161,13 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
         .iter()
         .filter_map(|m| match m {
             Match::AddrInSet { set, .. } | Match::PortInSet { set, .. } => {
-                Some(Ref::Set(set.clone()))
+                Some(Ref::Set(set.as_str().into()))
             }
             _ => None,
         })
         .collect();
     if let Action::Jump(c) | Action::Goto(c) = &rule.action {
-        refs.push(Ref::Chain(c.clone()));
+        refs.push(Ref::Chain(c.as_str().into()));
     }
     refs.sort();
     refs.dedup();
@@ -211,7 +212,7 @@ impl ObservedTable {
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedChain {
-    pub name: String,
+    pub name: KernelName,
     pub kind: ChainKind,
     /// In kernel order.
     pub rules: Vec<ObservedRule>,
@@ -248,7 +249,7 @@ pub struct ObservedRule {
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSet {
-    pub name: String,
+    pub name: KernelName,
     /// `None` when the set is of a kind the runtime never makes (another key
     /// type, intervals, a map, ...).
     pub elements: Option<SetElements>,

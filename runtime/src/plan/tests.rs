@@ -493,7 +493,7 @@ fn disturb(g: &mut Gen, fake: &mut Fake) {
             3 => {
                 // A chain made by hand.
                 t.chains.push(ObservedChain {
-                    name: format!("hand{handle}"),
+                    name: format!("hand{handle}").into(),
                     kind: if g.chance(50) {
                         ChainKind::Foreign
                     } else {
@@ -530,7 +530,7 @@ fn disturb(g: &mut Gen, fake: &mut Fake) {
             _ => {
                 // A set made by hand, of a kind the runtime never makes.
                 t.sets.push(ObservedSet {
-                    name: format!("hand{handle}"),
+                    name: format!("hand{handle}").into(),
                     elements: None,
                 });
             }

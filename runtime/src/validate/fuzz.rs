@@ -14,11 +14,11 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::host::wit;
-use crate::ir::{PolicyRules, TableView};
+use crate::bindings::wit;
+use crate::engine::Reconciler;
+use crate::ir::PolicyRules;
 use crate::kernel::Fake;
 use crate::plan::DesiredTable;
-use crate::runtime::Reconciler;
 
 const MAX_RULES: usize = 40;
 const MAX_SET_ELEMENTS: usize = 8;
@@ -644,11 +644,7 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
         policy: "p".into(),
         rules: rules.clone(),
     }];
-    let _ = TableView {
-        table: "ww",
-        policies: &policies,
-    }
-    .to_string();
+    let _ = crate::plan::table_text("ww", &policies);
     let desired = DesiredTable::from_policies(&policies);
     let mut fake = Fake::new();
     let mut reconciler = Reconciler::new("ww");

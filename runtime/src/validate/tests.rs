@@ -2,7 +2,7 @@
 //! place and the problem.
 
 use super::*;
-use crate::host::wit::{self, Action as A, Matcher as M};
+use crate::bindings::wit::{self, Action as A, Matcher as M};
 
 fn opts() -> Options {
     Options {

@@ -1,0 +1,88 @@
+//! `wasmwall apply` and `wasmwall plan`: the configured policies evaluated
+//! once on this machine's interfaces, and the difference applied in one
+//! batch, or shown.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use super::ConfigArgs;
+use super::resolve::{self, Resolved};
+use crate::config::Config;
+use crate::engine::{Evaluation, Firewall, Policies, Target};
+use crate::kernel::Netlink;
+use crate::world::{self, Event, WorldState};
+
+/// The firewall of `config` on the real kernel, with the table snapshot
+/// (written only by the lock holder).
+fn firewall(config: &Config, target: Target, writable: bool) -> Result<Firewall<Netlink>> {
+    let policies = Policies::compile(config)?;
+    Ok(
+        Firewall::new(Netlink::new()?, target, config.sysctls.clone(), policies)
+            .with_snapshot(writable),
+    )
+}
+
+/// Evaluates the policies on the interfaces as they are now.
+fn evaluate(firewall: &Firewall<Netlink>) -> Result<Evaluation> {
+    let world = WorldState {
+        interfaces: world::read_interfaces_now()?,
+        leases: Vec::new(),
+    };
+    Ok(firewall.evaluate(&world, &Event::Startup))
+}
+
+/// An error that sums up the policies that failed (each was logged).
+fn failures(evaluation: &Evaluation) -> Result<()> {
+    match evaluation.failed.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{one}"),
+        many => bail!(
+            "{} policies failed ({}); the others were applied",
+            many.len(),
+            many.iter()
+                .map(|f| f.policy.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub fn apply(args: &ConfigArgs) -> Result<ExitCode> {
+    let Resolved { config, target } = resolve::load_config(args)?;
+    let _lock = resolve::lock(&target)?;
+    let mut firewall = firewall(&config, target, true)?;
+    let mut evaluation = evaluate(&firewall)?;
+    firewall.reconcile(&mut evaluation, "start", true)?;
+    failures(&evaluation)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plan(args: &ConfigArgs) -> Result<ExitCode> {
+    let Resolved { config, target } = resolve::load_config(args)?;
+    let mut firewall = firewall(&config, target, false)?;
+    let evaluation = evaluate(&firewall)?;
+    let pending = firewall.pending(&evaluation)?;
+    print!("{}", pending.tx);
+    for s in &pending.sysctls {
+        println!("sysctl {s}");
+    }
+    if !evaluation.failed.is_empty() {
+        eprintln!("wasmwall: the plan leaves the failed policies' rules as they are");
+        failures(&evaluation)?;
+    }
+    if pending.is_empty() {
+        eprintln!("wasmwall: nothing to change");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "wasmwall: pending: {}{}",
+            pending.tx.summary(),
+            match pending.sysctls.len() {
+                0 => String::new(),
+                n => format!(", {n} sysctl(s)"),
+            }
+        );
+        Ok(ExitCode::from(2))
+    }
+}

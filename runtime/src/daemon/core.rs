@@ -1,0 +1,526 @@
+//! The daemon's logic without its I/O loop: the world it follows
+//! (interfaces, leases), the work pending for the next reconcile and its
+//! deadlines, the firewall, and what `status` shows. The loop
+//! ([`super::run`]) feeds it what its sources bring and calls
+//! [`Daemon::settle`] after each wake. Generic over [`Kernel`]: hot swap,
+//! config reload, coalescing and waiters are tested on the fake kernel.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::control::{Command, Incoming, Response};
+use super::keeper::LeaseKeeper;
+use super::leases::{self, Leases};
+use super::links;
+use super::pending::{Due, Pending};
+use super::status::{PolicyStatus, ReconcileStatus, Status};
+use super::timers::{self, Timer, Timers};
+use crate::config::Config;
+use crate::engine::{EngineError, Evaluation, Firewall, log_failure};
+use crate::kernel::Kernel;
+use crate::text::error_chain;
+use crate::world::{self, Event, Interface, WorldError, WorldState};
+
+pub(super) fn epoch_now() -> u64 {
+    epoch_of(SystemTime::now())
+}
+
+pub(super) fn epoch_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The reconciles so far, for `status`.
+#[derive(Debug, Default)]
+pub(super) struct Record {
+    /// The last reconcile of any kind, and the last that changed something.
+    pub last: Option<ReconcileStatus>,
+    pub last_change: Option<ReconcileStatus>,
+    pub reconciles: u64,
+    pub events: u64,
+    pub started_at: u64,
+    /// When the last reconcile for events ended (the burst gap counts from
+    /// there).
+    pub last_for_events: Option<Instant>,
+}
+
+pub struct Daemon<K: Kernel> {
+    pub(super) config_path: PathBuf,
+    pub(super) config: Config,
+    pub(super) firewall: Firewall<K>,
+    pub(super) evaluation: Evaluation,
+    pub(super) interfaces: Vec<Interface>,
+    pub(super) leases: Leases,
+    /// Lease-file lines (or reads) that could not be used, as last seen.
+    pub(super) lease_problems: Vec<String>,
+    pub(super) pending: Pending,
+    pub(super) timers: Timers,
+    /// Failures as last logged, so that a failing policy is logged when it
+    /// fails or its error changes, not at every event.
+    pub(super) logged_failures: BTreeMap<String, String>,
+    /// Rejected new versions (policy or config) not superseded yet.
+    pub(super) rejected: BTreeMap<String, String>,
+    pub(super) record: Record,
+    /// The newest compile started per policy: an older one that finishes
+    /// later (a big component, then a quick fix) is dropped.
+    pub(super) compile_seq: HashMap<String, u64>,
+    pub(super) keeper: LeaseKeeper,
+}
+
+impl<K: Kernel> Daemon<K> {
+    /// A daemon for `config` (read from `config_path`), acting through
+    /// `firewall`; nothing is evaluated or applied before [`Daemon::start`].
+    pub fn new(config_path: &Path, config: Config, firewall: Firewall<K>, now: Instant) -> Self {
+        let keeper = LeaseKeeper::new(
+            firewall.target().state_path.with_extension("leases"),
+            config.leases.dnsmasq_file.is_none(),
+        );
+        let mut timers = Timers::default();
+        if let Some(every) = config.reconcile_interval {
+            timers.set(Timer::Tick, now + every);
+        }
+        timers.set(Timer::Sysctls, now + timers::SYSCTL_CHECK);
+        Daemon {
+            config_path: config_path.to_path_buf(),
+            leases: Leases::new(config.leases.max),
+            config,
+            firewall,
+            evaluation: Evaluation::default(),
+            interfaces: Vec::new(),
+            lease_problems: Vec::new(),
+            pending: Pending::default(),
+            timers,
+            logged_failures: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            record: Record {
+                started_at: epoch_now(),
+                ..Record::default()
+            },
+            compile_seq: HashMap::new(),
+            keeper,
+        }
+    }
+
+    /// Takes in the world as it is at start (the interfaces read, the kept
+    /// leases, the lease file), evaluates every policy on `startup` and
+    /// applies the difference. An error here stops the daemon.
+    pub fn start(&mut self, interfaces: Vec<Interface>, now: Instant) -> Result<(), EngineError> {
+        self.interfaces = interfaces;
+        self.keeper.restore(&mut self.leases, epoch_now());
+        self.read_lease_file();
+        self.pending = Pending::default();
+        self.evaluation = self.evaluate_all(&Event::Startup, &BTreeSet::new());
+        self.reconcile("start".into(), true, false, now)?;
+        self.arm_expiry(now);
+        Ok(())
+    }
+
+    pub fn world(&self) -> WorldState {
+        WorldState {
+            interfaces: self.interfaces.clone(),
+            leases: self.leases.list(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn firewall(&self) -> &Firewall<K> {
+        &self.firewall
+    }
+
+    pub fn firewall_mut(&mut self) -> &mut Firewall<K> {
+        &mut self.firewall
+    }
+
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.evaluation
+    }
+
+    /// The files to watch: the config, the policies and the lease file.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.config_path.clone()];
+        files.extend(self.config.policies.iter().map(|p| p.path.clone()));
+        files.extend(self.config.leases.dnsmasq_file.clone());
+        files
+    }
+
+    /// The earliest deadline: when the loop should wake at the latest.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// A run of interface or address notifications began or goes on.
+    pub fn links_changed(&mut self, now: Instant) {
+        self.timers
+            .set_once(Timer::Links, now + timers::LINK_SETTLE);
+    }
+
+    /// nftables sent a change notification (ours or someone else's).
+    pub fn nftables_changed(&mut self, now: Instant) {
+        self.timers
+            .set_once(Timer::Drift, now + timers::DRIFT_SETTLE);
+    }
+
+    /// A watched file changed; it is read once changes settled.
+    pub fn files_notified(&mut self, now: Instant) {
+        self.timers
+            .set_once(Timer::Files, now + timers::FILE_SETTLE);
+    }
+
+    /// Handles the deadlines that are due; returns them (the loop takes the
+    /// changed files itself when [`Timer::Files`] is among them).
+    pub fn fire_due(&mut self, now: Instant) -> Vec<Timer> {
+        let due = self.timers.take_due(now);
+        for timer in &due {
+            match timer {
+                Timer::Links => self.pending.links = true,
+                Timer::Files | Timer::Burst => {}
+                Timer::Drift => {
+                    self.pending.because("nftables changed");
+                    self.pending.reconcile = true;
+                }
+                Timer::SaveLeases => {
+                    if let Some(at) = self.keeper.save_if_due(&self.leases, now) {
+                        self.timers.set(Timer::SaveLeases, at);
+                    }
+                }
+                Timer::Expiry => {
+                    for e in self.leases.expire(epoch_now()) {
+                        self.record.events += 1;
+                        self.pending.event(e);
+                    }
+                }
+                Timer::Tick => {
+                    self.pending.because("timer");
+                    self.pending.links = true;
+                    self.pending.lease_file = self.config.leases.dnsmasq_file.is_some();
+                    self.pending.reconcile = true;
+                    if let Some(every) = self.config.reconcile_interval {
+                        self.timers.set(Timer::Tick, now + every);
+                    }
+                }
+                Timer::Sysctls => {
+                    self.check_sysctls();
+                    self.timers.set(Timer::Sysctls, now + timers::SYSCTL_CHECK);
+                }
+            }
+        }
+        due
+    }
+
+    /// Whether the interfaces should be read again before [`Daemon::settle`].
+    pub fn wants_interfaces(&self) -> bool {
+        self.pending.links
+    }
+
+    /// The interfaces as read now: what changed becomes events.
+    pub fn interfaces_read(&mut self, now: Result<Vec<Interface>, WorldError>) {
+        self.pending.links = false;
+        match now {
+            Ok(now) => {
+                let events = links::interface_events(&self.interfaces, &now);
+                self.interfaces = now;
+                if !events.is_empty() && self.config.leases.dnsmasq_file.is_some() {
+                    // Which interface holds a lease of the file may have changed.
+                    self.pending.lease_file = true;
+                }
+                self.record.events += events.len() as u64;
+                for e in events {
+                    self.pending.event(e);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read the interfaces; keeping the last reading")
+            }
+        }
+    }
+
+    /// Someone changed a sysctl a policy asked for: repair it now, not at
+    /// the next timer tick.
+    fn check_sysctls(&mut self) {
+        let drifted = self.firewall.sysctls_drifted(&self.evaluation);
+        if !drifted.is_empty() {
+            tracing::info!(sysctls = %drifted.join(", "), "a sysctl was changed by hand; putting it back");
+            self.pending
+                .because(format!("sysctl changed ({})", drifted.join(", ")));
+            self.pending.reconcile = true;
+        }
+    }
+
+    /// A lease told without its interface gets the one whose prefix holds
+    /// its address.
+    fn resolve_iface(&self, lease: &mut world::Lease) -> Result<(), String> {
+        if !lease.iface.is_empty() {
+            return Ok(());
+        }
+        let ip = crate::fields::ip(&lease.ip)?;
+        lease.iface = leases::interface_holding(&self.interfaces, ip).ok_or_else(|| {
+            format!(
+                "lease for {}: no interface given, and none has a prefix holding the address",
+                lease.ip
+            )
+        })?;
+        Ok(())
+    }
+
+    /// A request of the control socket.
+    pub fn handle(&mut self, incoming: Incoming) {
+        match incoming.command {
+            Command::Status => {
+                let _ = incoming.reply.send(Response {
+                    ok: true,
+                    error: None,
+                    status: Some(Box::new(self.status())),
+                });
+            }
+            Command::Lease {
+                action,
+                mut lease,
+                wait,
+            } => match self
+                .resolve_iface(&mut lease)
+                .and_then(|()| self.leases.apply(action, lease, epoch_now()))
+            {
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    let _ = incoming.reply.send(Response::error(e));
+                }
+                Ok(event) => {
+                    self.record.events += 1;
+                    if let Some(e) = event {
+                        self.pending.event(e);
+                    }
+                    if wait {
+                        self.pending.waiters.push(incoming.reply);
+                    } else {
+                        let _ = incoming.reply.send(Response::ok());
+                    }
+                }
+            },
+        }
+    }
+
+    pub(super) fn read_lease_file(&mut self) {
+        let Some(path) = self.config.leases.dnsmasq_file.clone() else {
+            return;
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            // No file yet: no leases from it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                let problem = format!("cannot read the lease file {}: {e}", path.display());
+                if !self.lease_problems.contains(&problem) {
+                    tracing::warn!("{problem}");
+                }
+                self.lease_problems = vec![problem];
+                return;
+            }
+        };
+        let (found, mut problems) = leases::parse_dnsmasq(&text, &self.interfaces);
+        let (events, refused) = self.leases.sync_file(found, epoch_now());
+        problems.extend(refused);
+        let problems: Vec<String> = problems
+            .into_iter()
+            .map(|p| format!("lease file {}: {p}", path.display()))
+            .collect();
+        for p in problems.iter().filter(|p| !self.lease_problems.contains(p)) {
+            tracing::warn!("{p}");
+        }
+        self.lease_problems = problems;
+        self.record.events += events.len() as u64;
+        for e in events {
+            self.pending.event(e);
+        }
+    }
+
+    /// Evaluates every policy; a policy just loaded (`fresh`) sees
+    /// `startup`, the others `event`. Failures are logged when new or
+    /// changed.
+    pub(super) fn evaluate_all(&mut self, event: &Event, fresh: &BTreeSet<String>) -> Evaluation {
+        let startup = Event::Startup;
+        let world = self.world();
+        let evaluation = self.firewall.policies().evaluate_each(&world, |name| {
+            if fresh.contains(name) {
+                &startup
+            } else {
+                event
+            }
+        });
+        let now: BTreeMap<String, String> = evaluation
+            .failed
+            .iter()
+            .map(|f| (f.policy.clone(), f.to_string()))
+            .collect();
+        for f in &evaluation.failed {
+            if self.logged_failures.get(&f.policy) != now.get(&f.policy) {
+                log_failure(f);
+            }
+        }
+        for policy in self.logged_failures.keys() {
+            if !now.contains_key(policy) {
+                tracing::info!(policy = %policy, "policy works again");
+            }
+        }
+        self.logged_failures = now;
+        evaluation
+    }
+
+    /// Does what is pending: reads the lease file again if asked, evaluates
+    /// if the world or a policy changed, reconciles, and answers the
+    /// requests that waited for it. In a burst, waits for the gap instead.
+    /// The interfaces, when asked for ([`Daemon::wants_interfaces`]), must
+    /// have been read first.
+    pub fn settle(&mut self, now: Instant) {
+        if std::mem::take(&mut self.pending.lease_file) {
+            self.read_lease_file();
+        }
+        match self.pending.due(now, self.record.last_for_events) {
+            Due::Nothing => answer(std::mem::take(&mut self.pending.waiters), None),
+            Due::At(at) => self.timers.set(Timer::Burst, at),
+            Due::Now => {
+                let pending = std::mem::take(&mut self.pending);
+                let reason = pending.reason();
+                let span = tracing::info_span!("reconcile", reason = %reason);
+                let _entered = span.enter();
+                if pending.evaluate {
+                    // A swap alone is no event: the others see `startup` too.
+                    let event = pending.last.clone().unwrap_or(Event::Startup);
+                    self.evaluation = self.evaluate_all(&event, &pending.fresh);
+                }
+                let error = self
+                    .reconcile(reason, false, pending.evaluate, now)
+                    .err()
+                    .map(|e| {
+                        let e = error_chain(&e);
+                        tracing::error!(error = %e, "reconcile failed; the kernel keeps its last rules; retrying at the next change or tick");
+                        e
+                    });
+                if pending.has_lease_events() {
+                    self.keeper.changed();
+                }
+                answer(pending.waiters, error);
+            }
+        }
+        if !self.timers.is_set(Timer::SaveLeases)
+            && let Some(at) = self.keeper.save_if_due(&self.leases, now)
+        {
+            self.timers.set(Timer::SaveLeases, at);
+        }
+        self.arm_expiry(now);
+    }
+
+    /// One reconcile of the current evaluation, recorded for `status`.
+    fn reconcile(
+        &mut self,
+        reason: String,
+        always: bool,
+        for_events: bool,
+        now: Instant,
+    ) -> Result<(), EngineError> {
+        let result = self
+            .firewall
+            .reconcile(&mut self.evaluation, &reason, always);
+        self.record.reconciles += 1;
+        if for_events {
+            self.record.last_for_events = Some(now);
+        }
+        let mut record = ReconcileStatus {
+            reason,
+            at: epoch_now(),
+            ..ReconcileStatus::default()
+        };
+        match &result {
+            Ok(o) => {
+                record.duration_us = o.elapsed_us;
+                record.messages = o.messages;
+                record.changes = o.changes.clone();
+                if o.changed {
+                    self.record.last_change = Some(record.clone());
+                }
+            }
+            Err(e) => record.error = Some(error_chain(e)),
+        }
+        self.record.last = Some(record);
+        result.map(|_| ())
+    }
+
+    /// The expiry deadline follows the earliest lease expiry.
+    fn arm_expiry(&mut self, now: Instant) {
+        match self.leases.next_expiry() {
+            Some(at) => {
+                let wait = Duration::from_secs(at.saturating_sub(epoch_now()));
+                self.timers.set(Timer::Expiry, now + wait);
+            }
+            None => self.timers.cancel(Timer::Expiry),
+        }
+    }
+
+    /// Writes what is pending to disk; the daemon is stopping.
+    pub fn finish(&mut self) {
+        self.keeper.finish(&self.leases);
+    }
+
+    pub fn status(&self) -> Status {
+        let mut errors: Vec<String> = self
+            .evaluation
+            .failed
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        errors.extend(self.rejected.values().cloned());
+        if let Some(e) = self.record.last.as_ref().and_then(|r| r.error.clone()) {
+            errors.push(format!("last reconcile failed: {e}"));
+        }
+        errors.extend(self.lease_problems.iter().cloned());
+        let target = self.firewall.target();
+        Status {
+            pid: std::process::id(),
+            started_at: self.record.started_at,
+            table: target.table.clone(),
+            netns: target.netns.clone(),
+            policies: self
+                .firewall
+                .policies()
+                .slots()
+                .iter()
+                .map(|s| PolicyStatus {
+                    name: s.config.name.clone(),
+                    path: s.config.path.display().to_string(),
+                    hash: s.hash.clone(),
+                    loaded_at: s.loaded_at.map(epoch_of),
+                    last_result: match (
+                        self.evaluation
+                            .rules
+                            .iter()
+                            .find(|r| r.policy == s.config.name),
+                        self.evaluation.failure(&s.config.name),
+                    ) {
+                        (Some(r), _) => format!("ok: {} rules", r.rules.rule_count()),
+                        (_, Some(f)) => format!("failed: {f}"),
+                        _ => "not evaluated yet".into(),
+                    },
+                })
+                .collect(),
+            world: self.world(),
+            last_reconcile: self.record.last.clone(),
+            last_change: self.record.last_change.clone(),
+            errors,
+            reconciles: self.record.reconciles,
+            events: self.record.events,
+        }
+    }
+}
+
+/// Answers the requests that waited for a reconcile.
+fn answer(waiters: Vec<tokio::sync::oneshot::Sender<Response>>, error: Option<String>) {
+    for w in waiters {
+        let _ = w.send(match &error {
+            None => Response::ok(),
+            Some(e) => Response::error(format!("reconcile failed: {e}")),
+        });
+    }
+}

@@ -1,0 +1,290 @@
+//! One reconcile: the state file written before anything changes, the
+//! table made to hold exactly what the policies want in one batch, the
+//! sysctls set (and those no policy wants any more restored); a policy whose
+//! rules or sysctls the kernel refuses is isolated and the rest applied
+//! again; and the same planned without changing anything.
+
+use std::time::Instant;
+
+use crate::kernel::{ApplyReport, Kernel};
+use crate::plan::Transaction;
+use crate::state::{self, SavedSysctl, State};
+
+use super::error::{EngineError, PolicyError, PolicyFailure};
+use super::evaluate::{Evaluation, log_failure};
+use super::{Firewall, sysctls};
+
+/// What one apply did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub kernel: Option<ApplyReport>,
+    pub summary: String,
+    pub read_table: bool,
+    pub rules: usize,
+    pub sysctls_set: Vec<String>,
+    pub sysctls_restored: Vec<String>,
+}
+
+impl Applied {
+    /// Netlink messages sent.
+    pub fn messages(&self) -> usize {
+        self.kernel.as_ref().map_or(0, |k| k.messages)
+    }
+
+    /// Whether anything in the kernel or a sysctl changed.
+    pub fn changed(&self) -> bool {
+        self.messages() > 0 || !self.sysctls_set.is_empty() || !self.sysctls_restored.is_empty()
+    }
+}
+
+/// One reconcile's figures, for the log and `status`.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub messages: usize,
+    pub changes: String,
+    pub elapsed_us: u64,
+    /// Whether anything in the kernel or a sysctl changed.
+    pub changed: bool,
+}
+
+/// What `apply` would change, found without changing anything.
+#[derive(Debug)]
+pub struct Pending {
+    pub tx: Transaction,
+    /// `key: current -> wanted` for sysctls to set or restore.
+    pub sysctls: Vec<String>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty() && self.sysctls.is_empty()
+    }
+}
+
+impl<K: Kernel> Firewall<K> {
+    /// Makes the kernel hold exactly what the policies want in the runtime's
+    /// table, changing only what differs, and the sysctls hold what they
+    /// asked for. A failed policy's chains and sets stay as they are, and
+    /// while any policy is failing no sysctl is restored (which sysctl a
+    /// failed policy relied on is not known).
+    ///
+    /// Order matters for clean-up: the state file records every sysctl's
+    /// current value (and whether the table existed) before anything is
+    /// written. A sysctl is written after the batch, so that, e.g.,
+    /// forwarding is never on before the forward chain is in place.
+    pub fn apply(&mut self, evaluation: &Evaluation) -> Result<Applied, EngineError> {
+        let target = self.target.clone();
+        let mut read_first = false;
+        let mut state = match state::load(&target.state_path)? {
+            Some(s) => s,
+            None => {
+                let (seen, read) = self.reconciler.observe(&mut self.kernel)?;
+                read_first = read;
+                State::new(
+                    target.netns.clone(),
+                    target.table.clone(),
+                    seen.table.is_some(),
+                )
+            }
+        };
+
+        let wanted = sysctls::wanted(&self.allow, &evaluation.rules)?;
+        let mut changed_state = false;
+        for w in &wanted {
+            if state.original(&w.key).is_none() {
+                let original = sysctls::read(&mut self.kernel, &w.key, &w.path)?;
+                state.sysctls.push(SavedSysctl {
+                    key: w.key.clone(),
+                    original,
+                });
+                changed_state = true;
+            }
+        }
+        if changed_state || !target.state_path.exists() {
+            state::save(&target.state_path, &state)?;
+        }
+
+        let desired = evaluation.desired();
+        let done = self.reconciler.reconcile(&mut self.kernel, desired)?;
+        if !done.tx.is_empty() {
+            tracing::debug!(transaction = %done.tx, "applied");
+        }
+        let mut applied = Applied {
+            rules: desired.rule_count(),
+            summary: done.tx.summary(),
+            read_table: read_first || done.read_table,
+            kernel: Some(done.report),
+            ..Applied::default()
+        };
+
+        for w in &wanted {
+            let current = sysctls::read(&mut self.kernel, &w.key, &w.path)?;
+            if current != w.value {
+                sysctls::write(&mut self.kernel, &w.key, &w.path, &w.value)?;
+                applied.sysctls_set.push(format!("{}={}", w.key, w.value));
+            }
+        }
+        // Sysctls no policy wants any more go back to what they were.
+        let stale: Vec<SavedSysctl> = state
+            .sysctls
+            .iter()
+            .filter(|_| evaluation.failed.is_empty())
+            .filter(|s| !wanted.iter().any(|w| w.key == s.key))
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            for s in &stale {
+                sysctls::restore(&mut self.kernel, &self.allow, s)?;
+                applied
+                    .sysctls_restored
+                    .push(format!("{}={}", s.key, s.original));
+            }
+            state.sysctls.retain(|s| !stale.contains(s));
+            state::save(&target.state_path, &state)?;
+        }
+        Ok(applied)
+    }
+
+    /// [`Firewall::apply`], with one more line of defence for "one policy's
+    /// failure never stops the others". Validation should let through only
+    /// what can be applied, but if the kernel still refuses an object of one
+    /// policy (and with it the whole batch), or a sysctl a policy asked for
+    /// cannot be read or written (an interface that does not exist), that
+    /// policy fails like one whose evaluation failed: logged, its last known
+    /// good rules kept, and the rest applied again without it. Such a policy
+    /// is moved to `evaluation`'s failures, to be used from then on.
+    ///
+    /// When a sysctl write or a late read fails, the failing policy's new
+    /// rules are already in the kernel.
+    pub fn apply_isolating(&mut self, evaluation: &mut Evaluation) -> Result<Applied, EngineError> {
+        loop {
+            let e = match self.apply(evaluation) {
+                Ok(applied) => return Ok(applied),
+                Err(e) => e,
+            };
+            let failure = match e {
+                EngineError::Kernel {
+                    source,
+                    policy: Some(policy),
+                } if evaluation.rules.iter().any(|r| r.policy == policy) => {
+                    PolicyFailure::new(&policy, PolicyError::Refused(source))
+                }
+                EngineError::Sysctl(error) => {
+                    let Some(owner) = evaluation
+                        .rules
+                        .iter()
+                        .find(|r| r.rules.sysctls.iter().any(|s| s.key == error.key))
+                    else {
+                        return Err(EngineError::Sysctl(error));
+                    };
+                    PolicyFailure::new(&owner.policy.clone(), PolicyError::Sysctl(error))
+                }
+                other => return Err(other),
+            };
+            log_failure(&failure);
+            *evaluation = evaluation.without(failure);
+        }
+    }
+
+    /// One reconcile of `evaluation` (isolating a policy the kernel refuses,
+    /// see [`Firewall::apply_isolating`]), logged at info when something was
+    /// sent or changed (or `always`), at debug when the kernel already
+    /// matched.
+    pub fn reconcile(
+        &mut self,
+        evaluation: &mut Evaluation,
+        reason: &str,
+        always: bool,
+    ) -> Result<Outcome, EngineError> {
+        let started = Instant::now();
+        let applied = self.apply_isolating(evaluation)?;
+        let messages = applied.messages();
+        let changed = applied.changed();
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        let target = &self.target;
+        macro_rules! report {
+            ($level:ident, $what:literal) => {
+                tracing::$level!(
+                    reason,
+                    table = %format!("inet {}", target.table),
+                    netns = target.netns.as_deref().unwrap_or("(current)"),
+                    policies = evaluation.rules.len(),
+                    failed = evaluation.failed.len(),
+                    rules = applied.rules,
+                    messages,
+                    changes = %applied.summary,
+                    read_table = applied.read_table,
+                    sysctls_set = %applied.sysctls_set.join(" "),
+                    sysctls_restored = %applied.sysctls_restored.join(" "),
+                    elapsed_us,
+                    $what
+                )
+            };
+        }
+        match (changed, always) {
+            (true, _) => report!(info, "reconciled: changes applied in one batch"),
+            (false, true) => report!(info, "reconciled: nothing to change"),
+            (false, false) => report!(debug, "reconciled: nothing to change"),
+        }
+        Ok(Outcome {
+            messages,
+            changes: applied.summary,
+            elapsed_us,
+            changed,
+        })
+    }
+
+    /// What [`Firewall::apply`] would change against the live kernel and
+    /// sysctls, changing nothing.
+    pub fn pending(&mut self, evaluation: &Evaluation) -> Result<Pending, EngineError> {
+        let tx = self
+            .reconciler
+            .plan(&mut self.kernel, evaluation.desired())?;
+        let wanted = sysctls::wanted(&self.allow, &evaluation.rules)?;
+        let mut changes = Vec::new();
+        for w in &wanted {
+            let current = sysctls::read(&mut self.kernel, &w.key, &w.path)?;
+            if current != w.value {
+                changes.push(format!("{}: {current} -> {}", w.key, w.value));
+            }
+        }
+        if let Some(state) = state::load(&self.target.state_path)? {
+            for s in state
+                .sysctls
+                .iter()
+                .filter(|s| !wanted.iter().any(|w| w.key == s.key))
+            {
+                let path = sysctls::checked_path(&self.allow, &s.key)?;
+                let current = self
+                    .kernel
+                    .read_sysctl(&path)
+                    .unwrap_or_else(|_| "(gone)".into());
+                if current != s.original {
+                    changes.push(format!("{}: {current} -> {} (restored)", s.key, s.original));
+                }
+            }
+        }
+        Ok(Pending {
+            tx,
+            sysctls: changes,
+        })
+    }
+
+    /// The sysctls `evaluation` wants that hold another value now (someone
+    /// changed them by hand), as `key: current -> wanted`. Cheap: a read of
+    /// each, nothing else.
+    pub fn sysctls_drifted(&mut self, evaluation: &Evaluation) -> Vec<String> {
+        let Ok(wanted) = sysctls::wanted(&self.allow, &evaluation.rules) else {
+            return Vec::new();
+        };
+        wanted
+            .iter()
+            .filter_map(|w| match self.kernel.read_sysctl(&w.path) {
+                Ok(current) if current != w.value => {
+                    Some(format!("{}: {current} -> {}", w.key, w.value))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
