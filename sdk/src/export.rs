@@ -2,8 +2,9 @@
 //! [`export_policy!`](crate::export_policy), and the conversions between the
 //! SDK's types and the ones wit-bindgen generates. This is the only module
 //! that knows the generated types, so a change of the contract is absorbed
-//! here. Every conversion matches exhaustively: a new case in the WIT is a
-//! compile error here, not a silent gap.
+//! here. Every conversion matches exhaustively: a case added to the SDK
+//! cannot be left out of the answer, and a case the WIT adds to what a
+//! policy is given (an event) is a compile error here, not a silent gap.
 
 use std::marker::PhantomData;
 
@@ -129,6 +130,29 @@ impl IntoSdk for w::Event {
 
 // --- Out: the ruleset and the log -------------------------------------------
 
+/// `IntoWit` for an SDK enum whose cases are those of a generated one, by
+/// name.
+macro_rules! into_wit_by_name {
+    ($sdk:ident => $wit:ty { $($case:ident),+ $(,)? }) => {
+        impl IntoWit for $sdk {
+            type Wit = $wit;
+            fn into_wit(self) -> $wit {
+                match self {
+                    $($sdk::$case => <$wit>::$case,)+
+                }
+            }
+        }
+    };
+}
+
+into_wit_by_name!(Hook => w::Hook { Prerouting, Input, Forward, Output, Postrouting });
+into_wit_by_name!(ChainType => w::ChainType { Filter, Nat });
+into_wit_by_name!(ChainPolicy => w::ChainPolicy { Accept, Drop });
+into_wit_by_name!(Transport => w::Transport { Tcp, Udp });
+into_wit_by_name!(L4Protocol => w::L4Protocol { Tcp, Udp, Icmp, Icmpv6 });
+into_wit_by_name!(CtState => w::CtState { New, Established, Related, Invalid, Untracked });
+into_wit_by_name!(Level => wlog::Level { Trace, Debug, Info, Warn, Error });
+
 impl IntoWit for Ruleset {
     type Wit = w::Ruleset;
     fn into_wit(self) -> w::Ruleset {
@@ -159,39 +183,6 @@ impl IntoWit for BaseChain {
             type_: self.chain_type.into_wit(),
             priority: self.priority,
             policy: self.policy.into_wit(),
-        }
-    }
-}
-
-impl IntoWit for Hook {
-    type Wit = w::Hook;
-    fn into_wit(self) -> w::Hook {
-        match self {
-            Hook::Prerouting => w::Hook::Prerouting,
-            Hook::Input => w::Hook::Input,
-            Hook::Forward => w::Hook::Forward,
-            Hook::Output => w::Hook::Output,
-            Hook::Postrouting => w::Hook::Postrouting,
-        }
-    }
-}
-
-impl IntoWit for ChainType {
-    type Wit = w::ChainType;
-    fn into_wit(self) -> w::ChainType {
-        match self {
-            ChainType::Filter => w::ChainType::Filter,
-            ChainType::Nat => w::ChainType::Nat,
-        }
-    }
-}
-
-impl IntoWit for ChainPolicy {
-    type Wit = w::ChainPolicy;
-    fn into_wit(self) -> w::ChainPolicy {
-        match self {
-            ChainPolicy::Accept => w::ChainPolicy::Accept,
-            ChainPolicy::Drop => w::ChainPolicy::Drop,
         }
     }
 }
@@ -256,41 +247,6 @@ impl IntoWit for Matcher {
     }
 }
 
-impl IntoWit for Transport {
-    type Wit = w::Transport;
-    fn into_wit(self) -> w::Transport {
-        match self {
-            Transport::Tcp => w::Transport::Tcp,
-            Transport::Udp => w::Transport::Udp,
-        }
-    }
-}
-
-impl IntoWit for L4Protocol {
-    type Wit = w::L4Protocol;
-    fn into_wit(self) -> w::L4Protocol {
-        match self {
-            L4Protocol::Tcp => w::L4Protocol::Tcp,
-            L4Protocol::Udp => w::L4Protocol::Udp,
-            L4Protocol::Icmp => w::L4Protocol::Icmp,
-            L4Protocol::Icmpv6 => w::L4Protocol::Icmpv6,
-        }
-    }
-}
-
-impl IntoWit for CtState {
-    type Wit = w::CtState;
-    fn into_wit(self) -> w::CtState {
-        match self {
-            CtState::New => w::CtState::New,
-            CtState::Established => w::CtState::Established,
-            CtState::Related => w::CtState::Related,
-            CtState::Invalid => w::CtState::Invalid,
-            CtState::Untracked => w::CtState::Untracked,
-        }
-    }
-}
-
 impl IntoWit for Verdict {
     type Wit = w::Action;
     fn into_wit(self) -> w::Action {
@@ -339,19 +295,6 @@ impl IntoWit for Sysctl {
         w::Sysctl {
             key: self.key,
             value: self.value,
-        }
-    }
-}
-
-impl IntoWit for Level {
-    type Wit = wlog::Level;
-    fn into_wit(self) -> wlog::Level {
-        match self {
-            Level::Trace => wlog::Level::Trace,
-            Level::Debug => wlog::Level::Debug,
-            Level::Info => wlog::Level::Info,
-            Level::Warn => wlog::Level::Warn,
-            Level::Error => wlog::Level::Error,
         }
     }
 }
