@@ -54,7 +54,7 @@ use std::net::Ipv4Addr;
 
 use wasmwall_sdk::{
     Chain, ChainPolicy, Config, CtState, Event, Hook, L4Protocol, Lease, NamedSet, Policy, Rule,
-    Ruleset, Transport, WorldState,
+    RuleBuilder, Ruleset, Transport, WorldState,
 };
 
 const KNOWN_KEYS: &[&str] = &[
@@ -108,13 +108,6 @@ impl<'a> Forward<'a> {
             host,
             host_port: port_of(host_port)?,
         })
-    }
-
-    fn proto_name(&self) -> &'static str {
-        match self.protocol {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
     }
 }
 
@@ -217,9 +210,7 @@ fn settings(config: &Config) -> Result<Settings<'_>, String> {
         {
             return Err(format!(
                 "config key `forward`: {text:?} forwards {} port {} again (already forwarded by {:?})",
-                f.proto_name(),
-                f.port,
-                first.text
+                f.protocol, f.port, first.text
             ));
         }
         forwards.push(f);
@@ -338,13 +329,13 @@ fn debug(message: &str) {
     let _ = message;
 }
 
-/// Adds a counter to every rule in the `counters` build (the second
-/// version of this policy the hot-swap test swaps in).
-fn finish(rule: Rule) -> Rule {
+/// Starts a rule; in the `counters` build (the second version of this
+/// policy the hot-swap test swaps in) every rule has a counter.
+fn new_rule() -> RuleBuilder {
     if cfg!(feature = "counters") {
-        rule.counter()
+        Rule::new().counter()
     } else {
-        rule
+        Rule::new()
     }
 }
 
@@ -352,67 +343,67 @@ impl Policy for HomeRouter {
     fn evaluate(state: &WorldState, _event: &Event, config: &Config) -> Result<Ruleset, String> {
         let s = settings(config)?;
         let wan_up = state.interface(s.wan).is_some_and(|i| i.up);
-        let established = || Rule::new().ct_state([CtState::Established, CtState::Related]);
-        let invalid = || Rule::new().ct_state([CtState::Invalid]);
+        let established = || new_rule().ct_state([CtState::Established, CtState::Related]);
+        let invalid = || new_rule().ct_state([CtState::Invalid]);
 
         // The router itself: only what it serves.
         let mut input = vec![
-            Rule::new().iifname("lo").accept(),
+            new_rule().iifname("lo").accept(),
             established().accept(),
             invalid().drop(),
-            Rule::new()
+            new_rule()
                 .l4proto(L4Protocol::Icmpv6)
-                .accept()
-                .comment("neighbour discovery and the rest of ICMPv6"),
+                .comment("neighbour discovery and the rest of ICMPv6")
+                .accept(),
         ];
         for lan in &s.lan {
-            input.push(Rule::new().iifname(*lan).l4proto(L4Protocol::Icmp).accept());
+            input.push(new_rule().iifname(*lan).l4proto(L4Protocol::Icmp).accept());
             if !s.lan_tcp.is_empty() {
                 input.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(*lan)
                         .dport_in(Transport::Tcp, "lan-tcp")
-                        .accept()
-                        .comment("what the router serves the LAN"),
+                        .comment("what the router serves the LAN")
+                        .accept(),
                 );
             }
             if !s.lan_udp.is_empty() {
                 input.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(*lan)
                         .dport_in(Transport::Udp, "lan-udp")
-                        .accept()
-                        .comment("what the router serves the LAN"),
+                        .comment("what the router serves the LAN")
+                        .accept(),
                 );
             }
         }
         for guest in &s.guest {
             input.push(
-                Rule::new()
+                new_rule()
                     .iifname(*guest)
                     .l4proto(L4Protocol::Icmp)
                     .accept(),
             );
             input.push(
-                Rule::new()
+                new_rule()
                     .iifname(*guest)
                     .udp_dport(67)
-                    .accept()
-                    .comment("guest DHCP"),
+                    .comment("guest DHCP")
+                    .accept(),
             );
             input.push(
-                Rule::new()
+                new_rule()
                     .iifname(*guest)
                     .udp_dport(53)
-                    .accept()
-                    .comment("guest DNS"),
+                    .comment("guest DNS")
+                    .accept(),
             );
             input.push(
-                Rule::new()
+                new_rule()
                     .iifname(*guest)
                     .tcp_dport(53)
-                    .accept()
-                    .comment("guest DNS"),
+                    .comment("guest DNS")
+                    .accept(),
             );
         }
 
@@ -431,16 +422,16 @@ impl Policy for HomeRouter {
         blocked.dedup();
         if !s.block.is_empty() {
             forward.push(
-                Rule::new()
+                new_rule()
                     .saddr_in("blocked")
-                    .drop()
-                    .comment("blocked hosts"),
+                    .comment("blocked hosts")
+                    .drop(),
             );
             forward.push(
-                Rule::new()
+                new_rule()
                     .daddr_in("blocked")
-                    .drop()
-                    .comment("blocked hosts"),
+                    .comment("blocked hosts")
+                    .drop(),
             );
         }
         forward.push(established().accept());
@@ -449,11 +440,11 @@ impl Policy for HomeRouter {
             for to in &s.lan {
                 if from != to {
                     forward.push(
-                        Rule::new()
+                        new_rule()
                             .iifname(*from)
                             .oifname(*to)
-                            .accept()
-                            .comment("between LAN interfaces"),
+                            .comment("between LAN interfaces")
+                            .accept(),
                     );
                 }
             }
@@ -461,18 +452,18 @@ impl Policy for HomeRouter {
         for guest in &s.guest {
             for lan in &s.lan {
                 forward.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(*guest)
                         .oifname(*lan)
-                        .drop()
-                        .comment("guests never reach the LAN"),
+                        .comment("guests never reach the LAN")
+                        .drop(),
                 );
                 forward.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(*lan)
                         .oifname(*guest)
-                        .drop()
-                        .comment("the LAN never reaches guests"),
+                        .comment("the LAN never reaches guests")
+                        .drop(),
                 );
             }
         }
@@ -483,11 +474,11 @@ impl Policy for HomeRouter {
         if wan_up {
             for inside in &inside {
                 forward.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(*inside)
                         .oifname(s.wan)
-                        .accept()
-                        .comment("out to the WAN"),
+                        .comment("out to the WAN")
+                        .accept(),
                 );
             }
             let forward_leases = HostLeases::new(state, s.forwards.iter().map(|f| f.host), &s.lan);
@@ -501,33 +492,33 @@ impl Policy for HomeRouter {
                 };
                 let text = format!(
                     "forward {} {} -> {} ({ip}:{})",
-                    f.proto_name(),
+                    f.protocol,
                     f.port,
                     shown(f.host),
                     f.host_port
                 );
                 prerouting.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(s.wan)
                         .dport_range(f.protocol, f.port, f.port)
-                        .dnat(&format!("{ip}:{}", f.host_port))
-                        .comment(text.clone()),
+                        .comment(text.clone())
+                        .dnat(&format!("{ip}:{}", f.host_port)),
                 );
                 forward.push(
-                    Rule::new()
+                    new_rule()
                         .iifname(s.wan)
                         .oifname(lease.iface.clone())
                         .daddr(ip.to_string())
                         .dport_range(f.protocol, f.host_port, f.host_port)
-                        .accept()
-                        .comment(text),
+                        .comment(text)
+                        .accept(),
                 );
             }
-            postrouting.push(Rule::new().oifname(s.wan).masquerade());
+            postrouting.push(new_rule().oifname(s.wan).masquerade());
             ruleset = ruleset.sysctl("net.ipv4.ip_forward", "1");
         }
 
-        let chain = |c: Chain, rules: Vec<Rule>| c.rules(rules.into_iter().map(finish));
+        let chain = |c: Chain, rules: Vec<Rule>| c.extend(rules);
         ruleset = ruleset
             .chain(chain(
                 Chain::filter("input", Hook::Input, 0).policy(ChainPolicy::Drop),
@@ -569,26 +560,20 @@ wasmwall_sdk::export_policy!(HomeRouter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmwall_sdk::{Action, Matcher, NetworkInterface, SetElements};
+    use wasmwall_sdk::{Matcher, NetworkInterface, SetElements, Verdict};
 
     fn iface(name: &str, up: bool, address: &str) -> NetworkInterface {
-        NetworkInterface {
-            name: name.into(),
-            index: 2,
-            up,
-            mac: None,
-            addresses: vec![address.into()],
-        }
+        let mut i = NetworkInterface::new(name);
+        i.index = 2;
+        i.up = up;
+        i.addresses = vec![address.into()];
+        i
     }
 
     fn lease_on(iface: &str, ip: &str, mac: &str, host: Option<&str>) -> Lease {
-        Lease {
-            mac: mac.into(),
-            ip: ip.into(),
-            hostname: host.map(str::to_string),
-            iface: iface.into(),
-            expires: None,
-        }
+        let mut l = Lease::new(mac, ip, iface);
+        l.hostname = host.map(str::to_string);
+        l
     }
 
     fn lease(ip: &str, mac: &str, host: Option<&str>) -> Lease {
@@ -596,15 +581,15 @@ mod tests {
     }
 
     fn state(wan_up: bool, leases: Vec<Lease>) -> WorldState {
-        WorldState {
-            interfaces: vec![
+        WorldState::new(
+            vec![
                 iface("guest0", true, "192.168.2.1/24"),
                 iface("lan0", true, "192.168.1.1/24"),
                 iface("lan1", true, "192.168.3.1/24"),
                 iface("wan0", wan_up, "203.0.113.1/24"),
             ],
             leases,
-        }
+        )
     }
 
     fn eval(state: &WorldState, pairs: &[(&str, &str)]) -> Result<Ruleset, String> {
@@ -615,27 +600,24 @@ mod tests {
     }
 
     fn chain<'a>(r: &'a Ruleset, name: &str) -> Option<&'a Chain> {
-        r.chains.iter().find(|c| c.name == name)
+        r.chains().iter().find(|c| c.name() == name)
     }
 
     fn comments<'a>(r: &'a Ruleset, name: &str) -> Vec<&'a str> {
         chain(r, name)
-            .map(|c| {
-                c.rules
-                    .iter()
-                    .filter_map(|r| r.comment.as_deref())
-                    .collect()
-            })
+            .map(|c| c.rules().iter().filter_map(|r| r.comment()).collect())
             .unwrap_or_default()
     }
 
     fn dnat_targets(r: &Ruleset) -> Vec<String> {
         chain(r, "prerouting")
             .map(|c| {
-                c.rules
+                c.rules()
                     .iter()
-                    .filter_map(|rule| match &rule.action {
-                        Action::Dnat(t) => Some(format!("{}:{}", t.address, t.port.unwrap_or(0))),
+                    .filter_map(|rule| match rule.verdict() {
+                        Verdict::Dnat(t) => {
+                            Some(format!("{}:{}", t.address(), t.port().unwrap_or(0)))
+                        }
                         _ => None,
                     })
                     .collect()
@@ -644,12 +626,12 @@ mod tests {
     }
 
     fn blocked_set(r: &Ruleset) -> Vec<String> {
-        match &r
-            .sets
+        match r
+            .sets()
             .iter()
-            .find(|s| s.name == "blocked")
+            .find(|s| s.name() == "blocked")
             .unwrap()
-            .elements
+            .elements()
         {
             SetElements::Ipv4(v) => v.clone(),
             other => panic!("blocked is not an IPv4 set: {other:?}"),
@@ -658,10 +640,10 @@ mod tests {
 
     /// Rules that go from `from` to `to` (by iifname and oifname).
     fn between<'a>(r: &'a Ruleset, from: &str, to: &str) -> Vec<&'a Rule> {
-        let has = |rule: &Rule, m: Matcher| rule.matches.iter().any(|x| x.matcher == m);
+        let has = |rule: &Rule, m: Matcher| rule.matches().iter().any(|x| x.matcher() == &m);
         chain(r, "forward")
             .unwrap()
-            .rules
+            .rules()
             .iter()
             .filter(|rule| {
                 has(rule, Matcher::Iifname(from.into())) && has(rule, Matcher::Oifname(to.into()))
@@ -673,20 +655,20 @@ mod tests {
     fn wan_up_masquerades_and_wan_down_removes_its_rules() {
         let up = eval(&state(true, vec![]), &[]).unwrap();
         let post = chain(&up, "postrouting").expect("postrouting while the WAN is up");
-        assert_eq!(post.rules.len(), 1);
-        assert_eq!(post.rules[0].action, Action::Masquerade);
+        assert_eq!(post.rules().len(), 1);
+        assert_eq!(post.rules()[0].verdict(), &Verdict::Masquerade);
         assert!(chain(&up, "prerouting").is_some());
-        assert_eq!(up.sysctls.len(), 1);
-        assert_eq!(up.sysctls[0].key, "net.ipv4.ip_forward");
-        assert_eq!(up.sysctls[0].value, "1");
+        assert_eq!(up.sysctls().len(), 1);
+        assert_eq!(up.sysctls()[0].key(), "net.ipv4.ip_forward");
+        assert_eq!(up.sysctls()[0].value(), "1");
         let out = between(&up, "lan0", "wan0");
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].action, Action::Accept);
+        assert_eq!(out[0].verdict(), &Verdict::Accept);
 
         let down = eval(&state(false, vec![]), &[]).unwrap();
         assert!(chain(&down, "postrouting").is_none());
         assert!(chain(&down, "prerouting").is_none());
-        assert!(down.sysctls.is_empty());
+        assert!(down.sysctls().is_empty());
         assert!(between(&down, "lan0", "wan0").is_empty());
         // The router's own input rules do not depend on the WAN.
         assert_eq!(chain(&up, "input"), chain(&down, "input"));
@@ -700,24 +682,24 @@ mod tests {
     fn input_serves_the_lan_its_ports_through_sets() {
         let r = eval(&state(true, vec![]), &[]).unwrap();
         let set = |name: &str| {
-            r.sets
+            r.sets()
                 .iter()
-                .find(|s| s.name == name)
+                .find(|s| s.name() == name)
                 .unwrap()
-                .elements
+                .elements()
                 .clone()
         };
         assert_eq!(set("lan-tcp"), SetElements::Ports(vec![22, 53]));
         assert_eq!(set("lan-udp"), SetElements::Ports(vec![53, 67, 123]));
         let input = chain(&r, "input").unwrap();
-        assert_eq!(input.base.unwrap().policy, ChainPolicy::Drop);
-        assert!(input.rules.iter().any(|rule| {
-            rule.matches.iter().any(|m| {
-                m.matcher
-                    == Matcher::DportIn(wasmwall_sdk::PortSetRef {
+        assert_eq!(input.base().unwrap().policy(), ChainPolicy::Drop);
+        assert!(input.rules().iter().any(|rule| {
+            rule.matches().iter().any(|m| {
+                m.matcher()
+                    == &Matcher::DportIn {
                         protocol: Transport::Tcp,
                         set: "lan-tcp".into(),
-                    })
+                    }
             })
         }));
         // Custom lists, sorted and without repeats; an empty one, no set.
@@ -726,9 +708,9 @@ mod tests {
             &[("lan_tcp", "443, 22,443"), ("lan_udp", "")],
         )
         .unwrap();
-        let names: Vec<_> = r.sets.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<_> = r.sets().iter().map(|s| s.name()).collect();
         assert_eq!(names, ["lan-tcp"]);
-        assert_eq!(r.sets[0].elements, SetElements::Ports(vec![22, 443]));
+        assert_eq!(r.sets()[0].elements(), &SetElements::Ports(vec![22, 443]));
         assert_eq!(
             comments(&r, "input").len(),
             2,
@@ -750,16 +732,16 @@ mod tests {
         assert_eq!(to_nas.len(), 2);
         assert!(
             to_nas[0]
-                .matches
+                .matches()
                 .iter()
-                .any(|m| m.matcher == Matcher::Daddr("192.168.1.23".into()))
+                .any(|m| m.matcher() == &Matcher::Daddr("192.168.1.23".into()))
         );
-        assert!(to_nas[0].matches.iter().any(|m| m.matcher
-            == Matcher::Dport(wasmwall_sdk::Ports {
+        assert!(to_nas[0].matches().iter().any(|m| m.matcher()
+            == &Matcher::Dport {
                 protocol: Transport::Tcp,
                 first: 80,
                 last: 80
-            })));
+            }));
         assert_eq!(
             comments(&r, "prerouting"),
             [
@@ -775,7 +757,7 @@ mod tests {
             vec!["192.168.1.99:80", "192.168.1.99:51820"]
         );
         assert_eq!(chain(&r, "input"), chain(&r2, "input"));
-        assert_eq!(r.sets, r2.sets);
+        assert_eq!(r.sets(), r2.sets());
         // No lease: no forward; WAN down: no forward.
         let r = eval(&state(true, vec![]), &forwards).unwrap();
         assert!(dnat_targets(&r).is_empty());
@@ -871,29 +853,29 @@ mod tests {
             ["192.168.1.4", "192.168.1.30", "192.168.2.9"]
         );
         // Both ways, before established connections are let through.
-        let forward = &chain(&r, "forward").unwrap().rules;
+        let forward = chain(&r, "forward").unwrap().rules();
         assert_eq!(
-            forward[0].matches[0].matcher,
-            Matcher::SaddrIn("blocked".into())
+            forward[0].matches()[0].matcher(),
+            &Matcher::SaddrIn("blocked".into())
         );
         assert_eq!(
-            forward[1].matches[0].matcher,
-            Matcher::DaddrIn("blocked".into())
+            forward[1].matches()[0].matcher(),
+            &Matcher::DaddrIn("blocked".into())
         );
-        assert_eq!(forward[0].action, Action::Drop);
-        assert_eq!(forward[1].action, Action::Drop);
+        assert_eq!(forward[0].verdict(), &Verdict::Drop);
+        assert_eq!(forward[1].verdict(), &Verdict::Drop);
         // A new lease of a blocked host changes the set, no rule.
         let moved = vec![lease("192.168.1.31", "02:00:00:00:00:30", Some("tv"))];
         let r2 = eval(&state(true, moved), &block).unwrap();
         assert_eq!(blocked_set(&r2), ["192.168.1.31"]);
-        assert_eq!(r.chains, r2.chains);
+        assert_eq!(r.chains(), r2.chains());
         // Nobody blocked has a lease: the set is empty, the rules stay.
         let r3 = eval(&state(true, vec![]), &block).unwrap();
         assert!(blocked_set(&r3).is_empty());
-        assert_eq!(r.chains, r3.chains);
+        assert_eq!(r.chains(), r3.chains());
         // No `block`: no set, no rules.
         let r4 = eval(&state(true, vec![]), &[]).unwrap();
-        assert!(r4.sets.iter().all(|s| s.name != "blocked"));
+        assert!(r4.sets().iter().all(|s| s.name() != "blocked"));
         assert!(!comments(&r4, "forward").contains(&"blocked hosts"));
     }
 
@@ -904,27 +886,31 @@ mod tests {
             for (from, to) in [("guest0", "lan0"), ("lan0", "guest0")] {
                 let rules = between(&r, from, to);
                 assert_eq!(rules.len(), 1, "{from} -> {to}");
-                assert_eq!(rules[0].action, Action::Drop);
+                assert_eq!(rules[0].verdict(), &Verdict::Drop);
             }
             let out = between(&r, "guest0", "wan0");
             assert_eq!(out.len(), usize::from(wan_up));
             // Guests get ICMP, DHCP and DNS from the router, nothing else.
-            let input = &chain(&r, "input").unwrap().rules;
+            let input = chain(&r, "input").unwrap().rules();
             let guest_rules: Vec<_> = input
                 .iter()
                 .filter(|rule| {
-                    rule.matches
+                    rule.matches()
                         .iter()
-                        .any(|m| m.matcher == Matcher::Iifname("guest0".into()))
+                        .any(|m| m.matcher() == &Matcher::Iifname("guest0".into()))
                 })
                 .collect();
             assert_eq!(guest_rules.len(), 4);
-            assert!(guest_rules.iter().all(|rule| rule.action == Action::Accept));
+            assert!(
+                guest_rules
+                    .iter()
+                    .all(|rule| rule.verdict() == &Verdict::Accept)
+            );
             assert!(guest_rules.iter().all(|rule| {
                 !rule
-                    .matches
+                    .matches()
                     .iter()
-                    .any(|m| matches!(m.matcher, Matcher::DportIn(_)))
+                    .any(|m| matches!(m.matcher(), Matcher::DportIn { .. }))
             }));
         }
     }
@@ -935,7 +921,7 @@ mod tests {
         assert_eq!(between(&r, "lan0", "lan1").len(), 1);
         assert_eq!(between(&r, "lan1", "lan0").len(), 1);
         assert!(between(&r, "lan0", "lan0").is_empty());
-        assert_eq!(between(&r, "lan0", "lan1")[0].action, Action::Accept);
+        assert_eq!(between(&r, "lan0", "lan1")[0].verdict(), &Verdict::Accept);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use wasmwall_sdk::{
-    Chain, ChainPolicy, Config, Event, Hook, Policy, Rule, Ruleset, Transport, WorldState,
+    Chain, ChainPolicy, Config, Event, Hook, Policy, Rule, RuleBuilder, Ruleset, Transport,
+    WorldState,
 };
 
 const KNOWN_KEYS: &[&str] = &[
@@ -74,7 +75,7 @@ fn settings<'a>(state: &'a WorldState, config: &'a Config) -> Result<Settings<'a
     })
 }
 
-fn with_port(rule: Rule, protocol: Transport, port: u16, source: bool) -> Rule {
+fn with_port(rule: RuleBuilder, protocol: Transport, port: u16, source: bool) -> RuleBuilder {
     if source {
         rule.sport_range(protocol, port, port)
     } else {
@@ -151,8 +152,8 @@ impl Policy for PortForward {
                 prerouting = prerouting.rule(
                     with_port(rule, s.protocol, s.listen_port, false)
                         .counter()
-                        .dnat(&target_text)
-                        .comment(format!("port {} to {}", s.listen_port, target_text)),
+                        .comment(format!("port {} to {}", s.listen_port, target_text))
+                        .dnat(&target_text),
                 );
             }
             // Routing outside traffic to 127.0.0.0/8 must be allowed on the
@@ -180,19 +181,14 @@ wasmwall_sdk::export_policy!(PortForward);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmwall_sdk::{Action, NatTarget, NetworkInterface};
+    use wasmwall_sdk::{NetworkInterface, Verdict};
 
     fn state() -> WorldState {
-        WorldState {
-            interfaces: vec![NetworkInterface {
-                name: "lan0".into(),
-                index: 2,
-                up: true,
-                mac: None,
-                addresses: vec!["192.168.0.9/24".into()],
-            }],
-            leases: vec![],
-        }
+        let mut lan = NetworkInterface::new("lan0");
+        lan.index = 2;
+        lan.up = true;
+        lan.addresses = vec!["192.168.0.9/24".into()];
+        WorldState::new(vec![lan], vec![])
     }
 
     fn eval(pairs: &[(&str, &str)]) -> Result<Ruleset, String> {
@@ -203,36 +199,35 @@ mod tests {
         )
     }
 
+    fn chain<'a>(rs: &'a Ruleset, name: &str) -> &'a Chain {
+        rs.chains().iter().find(|c| c.name() == name).unwrap()
+    }
+
     #[test]
     fn default_config_is_the_seed() {
         let rs = eval(&[]).unwrap();
-        let pre = rs.chains.iter().find(|c| c.name == "prerouting").unwrap();
-        assert_eq!(pre.rules.len(), 1);
-        assert_eq!(
-            pre.rules[0].action,
-            Action::Dnat(NatTarget {
-                address: "127.0.0.1".into(),
-                port: Some(4000)
-            })
-        );
-        assert_eq!(rs.sysctls[0].key, "net.ipv4.conf.lan0.route_localnet");
-        let input = rs.chains.iter().find(|c| c.name == "input").unwrap();
-        assert_eq!(input.base.unwrap().policy, ChainPolicy::Drop);
+        let pre = chain(&rs, "prerouting");
+        assert_eq!(pre.rules().len(), 1);
+        let Verdict::Dnat(target) = pre.rules()[0].verdict() else {
+            panic!("not a DNAT: {:?}", pre.rules()[0]);
+        };
+        assert_eq!((target.address(), target.port()), ("127.0.0.1", Some(4000)));
+        assert_eq!(rs.sysctls()[0].key(), "net.ipv4.conf.lan0.route_localnet");
+        let input = chain(&rs, "input");
+        assert_eq!(input.base().unwrap().policy(), ChainPolicy::Drop);
     }
 
     #[test]
     fn one_dnat_rule_per_allowed_source() {
         let rs = eval(&[("allowed_sources", "192.168.0.2, 192.168.0.3")]).unwrap();
-        let pre = rs.chains.iter().find(|c| c.name == "prerouting").unwrap();
-        assert_eq!(pre.rules.len(), 2);
+        assert_eq!(chain(&rs, "prerouting").rules().len(), 2);
     }
 
     #[test]
     fn remote_target_opens_forwarding_instead() {
         let rs = eval(&[("target", "192.168.0.20:8080")]).unwrap();
-        let fwd = rs.chains.iter().find(|c| c.name == "forward").unwrap();
-        assert_eq!(fwd.rules.len(), 2);
-        assert_eq!(rs.sysctls[0].key, "net.ipv4.ip_forward");
+        assert_eq!(chain(&rs, "forward").rules().len(), 2);
+        assert_eq!(rs.sysctls()[0].key(), "net.ipv4.ip_forward");
     }
 
     #[test]

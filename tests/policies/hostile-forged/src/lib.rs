@@ -15,7 +15,7 @@
 #[cfg(target_arch = "wasm32")]
 mod forged {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../../wit",
         world: "policy",
     });
 

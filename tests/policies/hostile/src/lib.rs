@@ -18,8 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use wasmwall_sdk::{
-    Chain, ChainPolicy, Config, Event, Hook, Level, NamedSet, Policy, Rule, Ruleset, Sysctl,
-    WorldState,
+    Chain, ChainPolicy, Config, Event, Hook, Level, NamedSet, Policy, Rule, Ruleset, WorldState,
 };
 
 /// Every attack, with what it does.
@@ -139,7 +138,7 @@ impl Policy for Hostile {
             "rules" => {
                 let n = count(2_000_000)?;
                 let rules = (0..n).map(|i| Rule::new().tcp_dport(1 + (i % 65_535) as u16).accept());
-                Ok(Ruleset::new().chain(Chain::filter("input", Hook::Input, 0).rules(rules)))
+                Ok(Ruleset::new().chain(Chain::filter("input", Hook::Input, 0).extend(rules)))
             }
             "elements" => {
                 let n = count(100_000)?;
@@ -297,14 +296,7 @@ fn other_ruleset(attack: &str, config: &Config) -> Result<Ruleset, String> {
     let target = config.get_or("target", "");
     let in_input =
         |rule: Rule| Ok(last_known_good().chain(Chain::filter("bad", Hook::Input, 0).rule(rule)));
-    let sysctl = |key: &str| {
-        let mut r = last_known_good();
-        r.sysctls.push(Sysctl {
-            key: key.into(),
-            value: "1".into(),
-        });
-        Ok(r)
-    };
+    let sysctl = |key: &str| Ok(last_known_good().sysctl(key, "1"));
     match attack {
         "bad-prefix" => in_input(Rule::new().saddr("10.1.2.3/8").accept()),
         "bad-address" => in_input(Rule::new().daddr("300.1.2.3").accept()),
@@ -320,14 +312,7 @@ fn other_ruleset(attack: &str, config: &Config) -> Result<Ruleset, String> {
         "sysctl-kernel" => sysctl("kernel.core_pattern"),
         "sysctl-path-trick" => sysctl("net/../../kernel/core_pattern"),
         "sysctl-not-allowed" => sysctl("net.core.rmem_max"),
-        "sysctl" => {
-            let mut r = last_known_good();
-            r.sysctls.push(Sysctl {
-                key: target.into(),
-                value: config.get_or("count", "1").into(),
-            });
-            Ok(r)
-        }
+        "sysctl" => Ok(last_known_good().sysctl(target, config.get_or("count", "1"))),
         "foreign-chain" => Ok(last_known_good()
             .chain(Chain::filter(target, Hook::Input, -500).rule(Rule::new().drop()))),
         "jump-foreign" => in_input(Rule::new().jump(target)),
@@ -385,12 +370,8 @@ mod tests {
     use super::*;
 
     fn evaluate(pairs: &[(&str, &str)]) -> Result<Ruleset, String> {
-        let state = WorldState {
-            interfaces: vec![],
-            leases: vec![],
-        };
         Hostile::evaluate(
-            &state,
+            &WorldState::default(),
             &Event::Startup,
             &Config::from_pairs(pairs.iter().copied()),
         )
@@ -429,19 +410,16 @@ mod tests {
     #[test]
     fn the_last_known_good_ruleset_has_chains_rules_and_a_set() {
         let r = evaluate(&[]).unwrap();
-        assert_eq!(r.chains.len(), 2);
-        assert_eq!(r.chains[0].rules.len(), 3);
-        assert_eq!(r.sets.len(), 1);
+        assert_eq!(r.chains().len(), 2);
+        assert_eq!(r.chains()[0].rules().len(), 3);
+        assert_eq!(r.sets().len(), 1);
     }
 
     #[test]
     fn sizes_can_be_set() {
         let r = evaluate(&[("attack", "rules"), ("count", "3")]).unwrap();
-        assert_eq!(r.chains[0].rules.len(), 3);
+        assert_eq!(r.chains()[0].rules().len(), 3);
         let r = evaluate(&[("attack", "string"), ("count", "200")]).unwrap();
-        assert_eq!(
-            r.chains[0].rules[0].comment.as_ref().map(String::len),
-            Some(200)
-        );
+        assert_eq!(r.chains()[0].rules()[0].comment().map(str::len), Some(200));
     }
 }
