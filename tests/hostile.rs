@@ -3,7 +3,7 @@
 //! policy and the cause, keeps that policy's last known good rules in the
 //! kernel, and applies the others.
 //!
-//! The policies are the test fixtures in `policies/hostile*` (one component
+//! The policies are the test fixtures in `tests/policies/hostile*` (one component
 //! whose `attack` config key picks the misbehaviour, one that forges its
 //! answer at the ABI level, two built against other WIT worlds) and files
 //! made here (not wasm, a core module, a truncated component, a missing
@@ -960,8 +960,9 @@ fn the_kernel_takes_what_validation_lets_through_at_its_limits() {
 /// Every attack the fixture knows (its `ATTACKS` table) has a case here.
 #[test]
 fn every_attack_of_the_fixture_has_a_case() {
-    let source = fs::read_to_string(wasmwall_e2e::repo_root().join("policies/hostile/src/lib.rs"))
-        .expect("read the hostile policy's source");
+    let source =
+        fs::read_to_string(wasmwall_e2e::repo_root().join("tests/policies/hostile/src/lib.rs"))
+            .expect("read the hostile policy's source");
     let start = source.find("pub const ATTACKS").expect("the ATTACKS table");
     let end = start + source[start..].find("];").expect("its end");
     let attacks: BTreeSet<&str> = source[start..end]

@@ -197,9 +197,17 @@ impl Lab {
         let chain = table.chain("p/input").expect("the chain exists");
         let tag = chain.rules[0].tag.clone().expect("tagged");
         let evaluation = self.daemon.evaluation();
-        let rules = &evaluation.rules.iter().find(|r| r.policy == "p").unwrap().rules;
+        let rules = &evaluation
+            .rules
+            .iter()
+            .find(|r| r.policy == "p")
+            .unwrap()
+            .rules;
         let desired = crate::plan::DesiredTable::from_policies(&evaluation.rules);
-        assert_eq!(desired.chains[0].rules[0].tag, tag, "the kernel holds what was evaluated");
+        assert_eq!(
+            desired.chains[0].rules[0].tag, tag,
+            "the kernel holds what was evaluated"
+        );
         rules.chains[0].rules[0].comment.clone().unwrap()
     }
 
@@ -401,12 +409,18 @@ fn a_burst_of_lease_events_makes_one_reconcile_and_the_next_waits_for_the_gap() 
 fn a_waiting_request_is_answered_once_its_change_is_in_the_kernel() {
     let mut lab = Lab::start("version 1\n");
     let mut answer = lab.lease("192.168.1.50", true);
-    assert!(answer.try_recv().is_err(), "not answered before the reconcile");
+    assert!(
+        answer.try_recv().is_err(),
+        "not answered before the reconcile"
+    );
     assert!(lab.leases_in_kernel().is_empty());
     lab.settle();
     let answer = answer.try_recv().expect("answered by the reconcile");
     assert!(answer.ok, "{:?}", answer.error);
-    assert_eq!(lab.leases_in_kernel(), ["192.168.1.50".parse::<std::net::Ipv4Addr>().unwrap()]);
+    assert_eq!(
+        lab.leases_in_kernel(),
+        ["192.168.1.50".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
 
     // Without `wait`, the answer comes at once.
     let mut quick = lab.lease("192.168.1.51", false);
@@ -428,11 +442,19 @@ fn a_waiting_request_learns_that_its_reconcile_failed() {
     let answer = answer.try_recv().expect("answered");
     assert!(!answer.ok);
     assert!(
-        answer.error.as_deref().unwrap_or("").contains("reconcile failed: table inet ww exists but was not made by wasmwall"),
+        answer
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("reconcile failed: table inet ww exists but was not made by wasmwall"),
         "{answer:?}"
     );
     assert!(
-        lab.daemon.status().errors.iter().any(|e| e.starts_with("last reconcile failed")),
+        lab.daemon
+            .status()
+            .errors
+            .iter()
+            .any(|e| e.starts_with("last reconcile failed")),
         "{:?}",
         lab.daemon.status().errors
     );
@@ -471,7 +493,10 @@ fn a_sysctl_changed_by_hand_is_put_back_at_the_next_check() {
 fn status_shows_the_start_and_the_last_change_beside_the_last_check() {
     let mut lab = Lab::start("version 1\n");
     let status = lab.daemon.status();
-    let start = status.last_change.clone().expect("the start changed the kernel");
+    let start = status
+        .last_change
+        .clone()
+        .expect("the start changed the kernel");
     assert_eq!(start.reason, "start");
     assert!(start.messages > 0);
     assert_eq!(status.last_reconcile.unwrap().reason, "start");
@@ -484,11 +509,21 @@ fn status_shows_the_start_and_the_last_change_beside_the_last_check() {
     lab.daemon.settle(later);
     let status = lab.daemon.status();
     let check = status.last_reconcile.clone().unwrap();
-    assert_eq!((check.reason.as_str(), check.messages), ("nftables changed", 0));
-    assert_eq!(status.last_change.clone().unwrap().reason, "start", "still the start");
+    assert_eq!(
+        (check.reason.as_str(), check.messages),
+        ("nftables changed", 0)
+    );
+    assert_eq!(
+        status.last_change.clone().unwrap().reason,
+        "start",
+        "still the start"
+    );
     let text = status.render(status.started_at);
     assert!(text.contains("last change: 0 s ago, start: "), "{text}");
-    assert!(text.contains("last check: 0 s ago, nftables changed: 0 message(s)"), "{text}");
+    assert!(
+        text.contains("last check: 0 s ago, nftables changed: 0 message(s)"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -633,7 +633,7 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
     for s in &rules.sysctls {
         prop_assert!(options.sysctls.check(&s.key).is_ok(), "sysctl {:?}", s.key);
         prop_assert!(
-            sysctl::check_value(&s.value).is_ok(),
+            crate::sysctl::check_value(&s.value).is_ok(),
             "sysctl value {:?}",
             s.value
         );
