@@ -158,12 +158,12 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    // SAFETY: umask only changes the process's file-creation mask; it is
-    // restored right after. No other thread creates files at this point of
-    // the start-up.
-    let old = unsafe { libc::umask(0o177) };
+    // The mask is the process's: restored right after. No other thread
+    // creates files at this point of the start-up.
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o177));
     let bound = tokio::net::UnixListener::bind(path);
-    unsafe { libc::umask(old) };
+    umask(old);
     let listener = bound?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
@@ -173,8 +173,7 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
 /// served in its own task; at most [`MAX_CONNECTIONS`] at once.
 pub async fn serve(listener: tokio::net::UnixListener, tx: mpsc::Sender<Incoming>) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    // SAFETY: geteuid cannot fail.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;

@@ -35,7 +35,6 @@ const UDATA_TAG: u8 = 0xf0;
 const TAG_PREFIX: &str = "ww1:";
 /// The kernel's limit on a rule's userdata (NFT_USERDATA_MAXLEN).
 const USERDATA_MAX: usize = 256;
-const IFNAMSIZ: usize = 16;
 /// Set elements per message: keeps the element list attribute far below the
 /// 64 KiB a netlink attribute can hold (an IPv6 element takes 28 bytes).
 const ELEMENTS_PER_MESSAGE: usize = 1024;
@@ -597,15 +596,15 @@ fn eq_or_neq(negate: bool) -> CmpOp {
     if negate { CmpOp::Neq } else { CmpOp::Eq }
 }
 
-/// An interface name as the kernel compares it: zero-padded to IFNAMSIZ.
-fn ifname(name: &str) -> Result<[u8; IFNAMSIZ], String> {
-    if name.is_empty() || name.len() >= IFNAMSIZ {
+/// An interface name as the kernel compares it: zero-padded to libc::IFNAMSIZ.
+fn ifname(name: &str) -> Result<[u8; libc::IFNAMSIZ], String> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(format!(
             "interface name {name:?} must have 1 to {} bytes",
-            IFNAMSIZ - 1
+            libc::IFNAMSIZ - 1
         ));
     }
-    let mut padded = [0; IFNAMSIZ];
+    let mut padded = [0; libc::IFNAMSIZ];
     padded[..name.len()].copy_from_slice(name.as_bytes());
     Ok(padded)
 }

@@ -91,7 +91,7 @@ impl Netlink {
         // Optional: error answers without the echoed request, and with the
         // kernel's explanation when it has one. Older kernels work without.
         for flag in [libc::NETLINK_CAP_ACK, libc::NETLINK_EXT_ACK] {
-            let _ = enable_netlink_flag(&fd, flag);
+            let _ = set_netlink_option(&fd, flag, 1);
         }
         Ok(Netlink {
             fd,
@@ -461,15 +461,15 @@ where
     }
 }
 
-fn enable_netlink_flag(fd: &OwnedFd, flag: libc::c_int) -> io::Result<()> {
-    let one: libc::c_int = 1;
+/// Sets a SOL_NETLINK option that takes an int (nix has none of them).
+fn set_netlink_option(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: a valid socket, and a pointer to an int of the size we pass.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             libc::SOL_NETLINK,
-            flag,
-            (&raw const one).cast(),
+            option,
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -538,22 +538,12 @@ impl Monitor {
         .map_err(|e| KernelError::Open(e.into()))?;
         socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
         let group = libc::NFNLGRP_NFTABLES as libc::c_int;
-        // SAFETY: a valid socket, and a pointer to an int of the size we pass.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_NETLINK,
-                libc::NETLINK_ADD_MEMBERSHIP,
-                (&raw const group).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(KernelError::Configure {
+        set_netlink_option(&fd, libc::NETLINK_ADD_MEMBERSHIP, group).map_err(|source| {
+            KernelError::Configure {
                 step: "NETLINK_ADD_MEMBERSHIP",
-                source: io::Error::last_os_error(),
-            });
-        }
+                source,
+            }
+        })?;
         Ok(Monitor {
             fd,
             buf: vec![0; RECV_BUF],
