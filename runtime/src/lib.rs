@@ -1,5 +1,25 @@
 //! wasmwall: run firewall policies written as sandboxed WebAssembly
 //! components, and keep the kernel's nftables rules in line with them.
+//!
+//! The flow goes one way, and the modules are listed in its order; none
+//! reaches back up:
+//!
+//! - [`world`]: the world state and the events (from files, the command
+//!   line, rtnetlink), checked by [`fields`];
+//! - [`sandbox`]: compiling and evaluating a policy component with no
+//!   capability, under a deadline and a memory cap, through the contract's
+//!   types in [`bindings`];
+//! - [`validate`]: the answer checked and turned into the rule IR ([`ir`]);
+//! - [`plan`]: pure, the desired table against the observed one, as a
+//!   transaction of only what differs;
+//! - [`kernel`]: the adapter that reads the table back and applies a
+//!   transaction in one atomic batch (and reads and writes sysctls);
+//! - [`engine`]: the policy set and the kernel kept in line with it, with
+//!   the [`state`] file, the table [`snapshot`] and clean-up;
+//! - [`daemon`]: `wasmwall run`, following the network and the files;
+//! - [`cli`]: the subcommands, on top. Beside them: the [`config`] file,
+//!   [`fixtures`], the [`lock`] and the network namespace ([`netns`]),
+//!   file permissions ([`perms`]), [`sysctl`] keys and [`text`] helpers.
 
 pub mod bindings;
 pub mod cli;

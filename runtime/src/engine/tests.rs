@@ -282,3 +282,96 @@ fn only_operations_that_add_a_policys_object_name_it() {
     };
     assert_eq!(by_hand.added_by(), None);
 }
+
+/// A policy that answers with a fixed outcome.
+struct Fixed(fn() -> Result<crate::bindings::wit::Ruleset, crate::sandbox::HostError>);
+
+impl Evaluate for Fixed {
+    fn evaluate(
+        &self,
+        _state: &crate::bindings::wit::WorldState,
+        _event: &crate::bindings::wit::Event,
+        _config: &[(String, String)],
+    ) -> Result<crate::bindings::wit::Ruleset, crate::sandbox::HostError> {
+        (self.0)()
+    }
+}
+
+fn nat_chain_answer() -> Result<crate::bindings::wit::Ruleset, crate::sandbox::HostError> {
+    use crate::bindings::wit;
+    Ok(wit::Ruleset {
+        chains: vec![wit::Chain {
+            name: "nat".into(),
+            base: Some(wit::BaseChain {
+                hook: wit::Hook::Prerouting,
+                type_: wit::ChainType::Nat,
+                priority: -100,
+                policy: wit::ChainPolicy::Accept,
+            }),
+            rules: vec![wit::Rule {
+                matches: vec![],
+                action: wit::Action::Jump("nowhere".into()),
+                counter: false,
+                log_prefix: None,
+                comment: None,
+            }],
+        }],
+        sets: vec![],
+        sysctls: vec![],
+    })
+}
+
+#[test]
+fn callers_can_tell_a_deadline_from_a_trap_from_an_invalid_answer() {
+    use crate::config::PolicyConfig;
+    use crate::sandbox::HostError;
+    let config = |offset| PolicyConfig {
+        name: "p".into(),
+        path: "p.wasm".into(),
+        priority_offset: offset,
+        config: vec![],
+    };
+    let judge = |policy: &dyn Evaluate, offset| {
+        evaluate_policy(
+            policy,
+            &config(offset),
+            &crate::validate::Options::default(),
+            &crate::world::WorldState::default().to_wit(),
+            &crate::world::Event::Startup.to_wit(),
+        )
+        .unwrap_err()
+    };
+    let deadline = Fixed(|| Err(HostError::Deadline(std::time::Duration::from_millis(200))));
+    assert!(matches!(
+        judge(&deadline, 0),
+        PolicyError::Evaluate(HostError::Deadline(_))
+    ));
+    let trap = Fixed(|| Err(HostError::Trap("wasm trap: unreachable".into())));
+    assert!(matches!(
+        judge(&trap, 0),
+        PolicyError::Evaluate(HostError::Trap(_))
+    ));
+    let invalid = Fixed(nat_chain_answer);
+    match judge(&invalid, 0) {
+        PolicyError::Invalid(invalid) => {
+            assert_eq!(invalid.problems.len(), 1);
+            assert!(
+                invalid.problems[0]
+                    .message
+                    .contains("unknown chain \"nowhere\"")
+            );
+        }
+        other => panic!("{other}"),
+    }
+    // Valid alone, but not with the config's offset: the kernel would refuse
+    // a nat chain at -250, and so does the one evaluation path.
+    let fine = Fixed(|| {
+        let mut answer = nat_chain_answer()?;
+        answer.chains[0].rules.clear();
+        Ok(answer)
+    });
+    assert!(matches!(
+        judge(&fine, -150),
+        PolicyError::PriorityOffset { offset: -150, .. }
+    ));
+}

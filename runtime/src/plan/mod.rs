@@ -15,7 +15,6 @@ mod simulate;
 mod text;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt;
 
 use crate::ir::{BaseChain, ChainPolicy, Rule, SetElements};
 
@@ -25,7 +24,7 @@ pub use model::{
 };
 pub use name::KernelName;
 pub use simulate::{Rejected, simulate};
-pub use text::table_text;
+pub use text::{base_chain_text, elements_text, table_text};
 
 /// Where a new rule goes in its chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,36 +150,6 @@ fn bump(counts: &mut Vec<(&'static str, usize)>, kind: &'static str, n: usize) {
     }
 }
 
-/// Elements named in the text of one element operation.
-const ELEMENTS_SHOWN: usize = 8;
-
-/// "a, b, c" or "a, b, ... (10 more)".
-pub fn elements_text<K: fmt::Display>(keys: &[K], shown: usize) -> String {
-    let mut out: Vec<String> = keys.iter().take(shown).map(K::to_string).collect();
-    if keys.len() > shown {
-        out.push(format!("... ({} more)", keys.len() - shown));
-    }
-    out.join(", ")
-}
-
-/// `type filter hook input priority 0; policy drop;`
-pub fn base_chain_text(b: &BaseChain) -> String {
-    format!(
-        "type {} hook {} priority {}; policy {};",
-        b.chain_type.as_str(),
-        b.hook.as_str(),
-        b.priority,
-        b.policy.as_str()
-    )
-}
-
-fn tag_text(tag: Option<&RuleTag>) -> String {
-    match tag {
-        Some(t) => format!("{} {}", t.policy, t.hash),
-        None => "not made by wasmwall".into(),
-    }
-}
-
 impl Op {
     /// The policy whose object this operation adds or changes, if it does:
     /// when the kernel refuses such an operation, it is that policy's rules
@@ -199,88 +168,6 @@ impl Op {
             | Op::DeleteElements { .. }
             | Op::DeleteRule { .. } => None,
         }
-    }
-
-    /// The operation as one nft-like command on table `t`, without the
-    /// comment `Display` adds: for a new set the set alone (its elements are
-    /// messages of their own), for an element change all its elements
-    /// (abbreviated). The kernel adapter names a refused message with it.
-    pub fn command(&self, t: &str) -> String {
-        let elements_line = |verb: &str, set: &str, elements: &SetElements| {
-            format!(
-                "{verb} element inet {t} {set} {{ {} }}",
-                elements_text(&elements.texts(), ELEMENTS_SHOWN)
-            )
-        };
-        match self {
-            Op::AddTable => format!("add table inet {t}"),
-            Op::DeleteTable => format!("delete table inet {t}"),
-            Op::AddChain { name, base: None } => format!("add chain inet {t} {name}"),
-            Op::AddChain {
-                name,
-                base: Some(base),
-            }
-            | Op::SetChainPolicy { name, base, .. } => {
-                format!("add chain inet {t} {name} {{ {} }}", base_chain_text(base))
-            }
-            Op::DeleteChain { name } => format!("delete chain inet {t} {name}"),
-            Op::AddSet { name, elements } => {
-                format!(
-                    "add set inet {t} {name} {{ type {}; }}",
-                    elements.type_name()
-                )
-            }
-            Op::DeleteSet { name } => format!("delete set inet {t} {name}"),
-            Op::AddElements { set, elements } => elements_line("add", set, elements),
-            Op::DeleteElements { set, elements } => elements_line("delete", set, elements),
-            Op::AddRule {
-                chain,
-                rule,
-                position,
-                ..
-            } => {
-                let text = rule.to_string();
-                match position {
-                    Position::Append => format!("add rule inet {t} {chain} {text}"),
-                    Position::Before(h) => {
-                        format!("insert rule inet {t} {chain} position {h} {text}")
-                    }
-                }
-            }
-            Op::DeleteRule { chain, handle, .. } => {
-                format!("delete rule inet {t} {chain} handle {handle}")
-            }
-        }
-    }
-}
-
-impl fmt::Display for Transaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = &self.table;
-        for op in &self.ops {
-            let command = op.command(t);
-            match op {
-                Op::SetChainPolicy { was, .. } => {
-                    writeln!(f, "{command}  # policy was {}", was.as_str())?
-                }
-                Op::AddSet { name, elements } => {
-                    writeln!(f, "{command}")?;
-                    if !elements.is_empty() {
-                        let add = Op::AddElements {
-                            set: name.clone(),
-                            elements: elements.clone(),
-                        };
-                        writeln!(f, "{}", add.command(t))?;
-                    }
-                }
-                Op::AddRule { tag, .. } => writeln!(f, "{command}  # {}", tag_text(Some(tag)))?,
-                Op::DeleteRule { tag, .. } => {
-                    writeln!(f, "{command}  # {}", tag_text(tag.as_ref()))?
-                }
-                _ => writeln!(f, "{command}")?,
-            }
-        }
-        Ok(())
     }
 }
 
