@@ -44,7 +44,7 @@ impl Setup {
         for (name, path, extra) in policies {
             toml.push_str(&format!(
                 "[[policy]]\nname = \"{name}\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\n{extra}\n",
-                toml_path(&path)
+                toml_path(path)
             ));
         }
         let path = self.dir.join(file);

@@ -576,13 +576,11 @@ fn hot_swap_under_traffic_loses_no_request() {
     // A broken version: a core WebAssembly module, not a component.
     let before = without_counter_values(&lab.table());
     replace_file(&lab.policy, b"\0asm\x01\0\0\0");
-    wait_until("the broken version to be rejected", SWAP_TIMEOUT, || {
-        if daemon.stderr().contains("rejected") {
-            Ok(())
-        } else {
-            Err("not yet".to_string())
-        }
-    });
+    daemon.wait_for_stderr(
+        "the broken version to be rejected",
+        "rejected",
+        SWAP_TIMEOUT,
+    );
     // Traffic goes on meanwhile; a second log line would come now.
     wait_for_answers(&client, "the rejection", 2 * ANSWERS_PER_VERSION);
     thread::sleep(Duration::from_millis(500));

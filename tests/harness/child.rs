@@ -135,19 +135,25 @@ impl Child {
         read_lossy(&self.stderr)
     }
 
-    /// For a `wasmwall run`: waits until it logs that it runs (its first
-    /// batch is in), panicking with its output if it exits first.
-    pub fn wait_until_running(&mut self, timeout: Duration) {
-        wait_until("`wasmwall run` to start", timeout, || {
+    /// Waits at most `timeout` until its stderr holds `needle`, panicking
+    /// with its output if it exits first; `what` names the wait.
+    pub fn wait_for_stderr(&mut self, what: &str, needle: &str, timeout: Duration) {
+        wait_until(what, timeout, || {
             if let Some(status) = self.try_status() {
-                panic!("`wasmwall run` exited: {status}\n{self}");
+                panic!("{} exited: {status}\n{self}", self.label);
             }
-            if self.stderr().contains("running: following") {
+            if self.stderr().contains(needle) {
                 Ok(())
             } else {
                 Err("not yet".to_string())
             }
         });
+    }
+
+    /// For a `wasmwall run`: waits until it logs that it runs (its first
+    /// batch is in), panicking with its output if it exits first.
+    pub fn wait_until_running(&mut self, timeout: Duration) {
+        self.wait_for_stderr("`wasmwall run` to start", "running: following", timeout);
     }
 
     /// A `kB` field of /proc/PID/status, e.g. "VmRSS" (resident memory).

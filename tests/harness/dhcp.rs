@@ -70,16 +70,11 @@ impl Dnsmasq {
             cmd.env(key, value);
         }
         let mut child = Child::spawn(&mut cmd, dir, "dnsmasq");
-        wait_until("dnsmasq to serve DHCP", DHCP_PROCESS_TIMEOUT, || {
-            if let Some(status) = child.try_status() {
-                panic!("dnsmasq exited: {status}\n{child}");
-            }
-            if child.stderr().contains("DHCP, IP range") {
-                Ok(())
-            } else {
-                Err("not yet".into())
-            }
-        });
+        child.wait_for_stderr(
+            "dnsmasq to serve DHCP",
+            "DHCP, IP range",
+            DHCP_PROCESS_TIMEOUT,
+        );
         Dnsmasq { child, lease_file }
     }
 
