@@ -37,11 +37,12 @@ pub fn skip_unless_root() -> bool {
     // libtest runs each test on a thread named after the test.
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("a test");
-    // Straight to stderr: libtest keeps what eprintln! prints in a test that
-    // passes to itself.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: {test} needs root (network namespaces, nftables); run scripts/test as root"
+    // Straight to stderr, as one write so that the lines of tests running
+    // beside it cannot cut it: libtest keeps what eprintln! prints in a test
+    // that passes to itself.
+    let line = format!(
+        "skipped: {test} needs root (network namespaces, nftables); run scripts/test as root\n"
     );
+    let _ = std::io::stderr().write_all(line.as_bytes());
     true
 }

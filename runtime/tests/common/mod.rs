@@ -20,15 +20,16 @@ pub fn fresh_netns() -> Option<Netlink> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         // libtest runs each test on a thread named after it, and keeps what
-        // eprintln! prints in a test that passes: straight to stderr.
+        // eprintln! prints in a test that passes: straight to stderr, in one
+        // write so that the output of tests beside it cannot cut the line.
         let test = std::thread::current()
             .name()
             .unwrap_or("a test")
             .to_string();
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {test} needs root (network namespaces, nftables); run scripts/test as root"
+        let line = format!(
+            "skipped: {test} needs root (network namespaces, nftables); run scripts/test as root\n"
         );
+        let _ = std::io::stderr().write_all(line.as_bytes());
         return None;
     }
     // SAFETY: unshare has no memory-safety preconditions.
