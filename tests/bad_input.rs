@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use wasmwall_e2e::{
-    Netns, Output, compile_cache_dir, policy_wasm, require_root, run, run_unchecked, temp_dir,
-    toml_string, wasmwall_bin,
+    Netns, Output, compile_cache_dir, policy_wasm, run, run_unchecked, skip_unless_root, temp_dir,
+    toml_path, wasmwall_bin,
 };
 
 struct Setup {
@@ -23,7 +23,6 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        require_root();
         let tmp = temp_dir();
         let ns = Netns::new("bad");
         ns.add_interface("lan0", "192.168.7.1/24");
@@ -39,13 +38,13 @@ impl Setup {
     fn config(&self, file: &str, policies: &[(&str, &Path, &str)]) -> PathBuf {
         let mut toml = format!(
             "state_dir = {}\n[cache]\ndir = {}\n",
-            toml_string(&self.dir.join("state").to_string_lossy()),
-            toml_string(&compile_cache_dir().to_string_lossy()),
+            toml_path(&self.dir.join("state")),
+            toml_path(&compile_cache_dir()),
         );
         for (name, path, extra) in policies {
             toml.push_str(&format!(
                 "[[policy]]\nname = \"{name}\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\n{extra}\n",
-                toml_string(&path.to_string_lossy())
+                toml_path(path)
             ));
         }
         let path = self.dir.join(file);
@@ -76,6 +75,9 @@ fn assert_error(out: &Output, code: i32, needles: &[&str]) {
 
 #[test]
 fn broken_configs_and_files_are_named_and_change_nothing() {
+    if skip_unless_root() {
+        return;
+    }
     let s = Setup::new();
     let good = s.config("good.toml", &[("pf", &policy_wasm("port-forward"), "")]);
     let g = good.to_string_lossy().to_string();
@@ -159,6 +161,9 @@ fn broken_configs_and_files_are_named_and_change_nothing() {
 
 #[test]
 fn invalid_events_are_refused_with_the_reason() {
+    if skip_unless_root() {
+        return;
+    }
     let s = Setup::new();
     let wasm = policy_wasm("port-forward");
     for (event, reason) in [
@@ -198,6 +203,9 @@ fn invalid_events_are_refused_with_the_reason() {
 
 #[test]
 fn files_others_could_write_are_refused_unless_overridden() {
+    if skip_unless_root() {
+        return;
+    }
     let s = Setup::new();
     // Copies of the policy in a directory of the test's own.
     let policies = s.dir.join("policies");

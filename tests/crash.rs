@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use wasmwall_e2e::{
-    Child, Netns, compile_cache_dir, files_in, logged_field, policy_wasm, require_root, run,
-    run_unchecked, temp_dir, toml_string, wasmwall_bin,
+    Child, Netns, compile_cache_dir, files_in, logged_field, policy_wasm, run, run_unchecked,
+    skip_unless_root, temp_dir, toml_path, wasmwall_in,
 };
 
 /// At least 50 kills, as the issue asks.
@@ -51,9 +51,9 @@ fn write_config(dir: &Path, name: &str, net: u32) -> PathBuf {
          [policy.config]\n\
          lan_interface = \"lan0\"\n\
          allowed_sources = \"{sources}\"\n",
-        state = toml_string(&dir.join("state").to_string_lossy()),
-        cache = toml_string(&compile_cache_dir().to_string_lossy()),
-        policy = toml_string(&policy_wasm("port-forward").to_string_lossy()),
+        state = toml_path(&dir.join("state")),
+        cache = toml_path(&compile_cache_dir()),
+        policy = toml_path(&policy_wasm("port-forward")),
         sources = sources.join(","),
     );
     fs::write(&path, toml).expect("write the config");
@@ -68,20 +68,12 @@ struct Router {
 
 impl Router {
     fn wasmwall(&self, subcommand: &str, config: &Path) -> std::process::Command {
-        let mut cmd = self.launcher.command(wasmwall_bin());
-        cmd.arg(subcommand)
-            .arg("--config")
-            .arg(config)
-            .args(["--netns", self.ns.name()]);
-        cmd
+        wasmwall_in(&self.launcher, &self.ns, subcommand, config)
     }
 
     /// The table as nft prints it (no handles), or None without it.
     fn table(&self) -> Option<String> {
-        let out = self
-            .ns
-            .run_unchecked(["nft", "list", "table", "inet", "wasmwall"]);
-        out.success().then_some(out.stdout)
+        self.ns.table("inet", "wasmwall")
     }
 
     fn state_files(&self) -> Vec<PathBuf> {
@@ -113,7 +105,9 @@ fn report(line: &str) {
 
 #[test]
 fn kill_9_during_applies_leaves_old_or_new_never_a_mix() {
-    require_root();
+    if skip_unless_root() {
+        return;
+    }
     let tmp = temp_dir();
     let router = Router {
         ns: Netns::new("crash"),

@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use wasmwall::daemon::control::{self, LeaseRequest, Request, Response};
 use wasmwall::daemon::status::Status;
 use wasmwall_e2e::{
-    Child, Netns, TempDir, compile_cache_dir, policy_wasm, temp_dir, toml_string, wait_until,
-    wasmwall_bin,
+    Child, Netns, START_TIMEOUT, TempDir, compile_cache_dir, policy_wasm, replace_file,
+    skip_unless_root, temp_dir, toml_path, wait_until, wasmwall_bin, wasmwall_in,
 };
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,9 +51,9 @@ impl Lab {
              path = {path}\n\n\
              [policy.config]\n\
              {settings}\n",
-            state = toml_string(&dir.path().join("state").to_string_lossy()),
-            cache = toml_string(&compile_cache_dir().to_string_lossy()),
-            path = toml_string(&policy_wasm(file).to_string_lossy()),
+            state = toml_path(&dir.path().join("state")),
+            cache = toml_path(&compile_cache_dir()),
+            path = toml_path(&policy_wasm(file)),
         );
         fs::write(&config, toml).expect("write the config");
         Lab {
@@ -66,12 +65,7 @@ impl Lab {
     }
 
     fn wasmwall(&self, subcommand: &str) -> Command {
-        let mut cmd = self.launcher.command(wasmwall_bin());
-        cmd.arg(subcommand)
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--netns", self.router.name()]);
-        cmd
+        wasmwall_in(&self.launcher, &self.router, subcommand, &self.config)
     }
 
     fn socket(&self) -> PathBuf {
@@ -152,6 +146,9 @@ fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 
 #[test]
 fn the_control_socket_is_root_only_and_shrugs_off_junk() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new(("pf", "port-forward", "lan_interface = \"lan0\""), "");
     let mut daemon = lab.start();
     let socket = lab.socket();
@@ -285,9 +282,7 @@ fn the_control_socket_is_root_only_and_shrugs_off_junk() {
         "{out}"
     );
 
-    daemon.terminate();
-    let exit = daemon.wait_timeout(SETTLE_TIMEOUT);
-    assert!(exit.success(), "{exit}\n{daemon}");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
     assert!(!socket.exists(), "the socket file is left behind");
     assert!(!lab.router.has_table("inet", "wasmwall"));
 }
@@ -371,6 +366,9 @@ fn burst(lab: &Lab, action: &'static str, range: std::ops::Range<usize>) {
 
 #[test]
 fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = blocking_lab(1000);
     let mut daemon = lab.start();
     let before = lab.status();
@@ -445,12 +443,14 @@ fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
     assert_eq!(status.world.leases.len(), 1000);
     assert!(status.errors.is_empty(), "{:?}", status.errors);
 
-    daemon.terminate();
-    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
 }
 
 #[test]
 fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = blocking_lab(100);
     lab.router.run(["ip", "link", "set", "wan0", "down"]);
     let mut daemon = lab.start();
@@ -509,24 +509,35 @@ fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
     });
     assert_eq!(lab.router.sysctl("net/ipv4/ip_forward"), "0");
 
-    daemon.terminate();
-    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
-}
-
-/// Writes `bytes` beside `path` and renames it into place, as an operator
-/// should (the daemon never reads half a file).
-fn replace_file(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("new");
-    fs::write(&tmp, bytes).expect("write the new version");
-    fs::rename(&tmp, path).expect("rename it into place");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
 }
 
 fn count(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
 
+/// Waits until the daemon has logged more lines holding `rejected` than the
+/// `before` it had; the last of them.
+fn wait_for_rejection(daemon: &Child, rejected: &str, before: usize, what: &str) -> String {
+    wait_until(&format!("{what} to be rejected"), SETTLE_TIMEOUT, || {
+        let log = daemon.stderr();
+        if count(&log, rejected) > before {
+            Ok(log
+                .lines()
+                .rfind(|l| l.contains(rejected))
+                .unwrap()
+                .to_string())
+        } else {
+            Err("no rejection logged yet".to_string())
+        }
+    })
+}
+
 #[test]
 fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new(
         ("router", "home-router", "lan = \"lan0\"\nwan = \"wan0\""),
         "",
@@ -535,10 +546,9 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
     // naming it.
     let policy = lab.dir.path().join("router.wasm");
     fs::copy(policy_wasm("home-router"), &policy).unwrap();
-    let config = fs::read_to_string(&lab.config).unwrap().replace(
-        &toml_string(&policy_wasm("home-router").to_string_lossy()),
-        &toml_string(&policy.to_string_lossy()),
-    );
+    let config = fs::read_to_string(&lab.config)
+        .unwrap()
+        .replace(&toml_path(&policy_wasm("home-router")), &toml_path(&policy));
     fs::write(&lab.config, &config).unwrap();
     let mut daemon = lab.start();
     let table = lab.listing();
@@ -575,18 +585,7 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
     ] {
         let before = count(&daemon.stderr(), rejected);
         replace_file(&policy, &bytes);
-        let line = wait_until(&format!("{what} to be rejected"), SETTLE_TIMEOUT, || {
-            let log = daemon.stderr();
-            if count(&log, rejected) > before {
-                Ok(log
-                    .lines()
-                    .rfind(|l| l.contains(rejected))
-                    .unwrap()
-                    .to_string())
-            } else {
-                Err("no rejection logged yet".to_string())
-            }
-        });
+        let line = wait_for_rejection(&daemon, rejected, before, what);
         assert!(
             line.contains(cause) && line.contains("the running version stays"),
             "{what}: {line}"
@@ -644,18 +643,7 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
     ] {
         let before = count(&daemon.stderr(), config_rejected);
         replace_file(&lab.config, text.as_bytes());
-        let line = wait_until(&format!("{what} to be rejected"), SETTLE_TIMEOUT, || {
-            let log = daemon.stderr();
-            if count(&log, config_rejected) > before {
-                Ok(log
-                    .lines()
-                    .rfind(|l| l.contains(config_rejected))
-                    .unwrap()
-                    .to_string())
-            } else {
-                Err("no rejection logged yet".to_string())
-            }
-        });
+        let line = wait_for_rejection(&daemon, config_rejected, before, what);
         assert!(
             line.contains("config ")
                 && line.contains(cause)
@@ -676,13 +664,15 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
     });
     assert!(lab.status().errors.is_empty());
 
-    daemon.terminate();
-    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
     assert!(!lab.router.has_table("inet", "wasmwall"));
 }
 
 #[test]
 fn a_lease_goes_when_it_expires() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = blocking_lab(100);
     let mut daemon = lab.start();
     let now = std::time::SystemTime::now()
@@ -713,12 +703,14 @@ fn a_lease_goes_when_it_expires() {
         "{daemon}"
     );
     assert!(lab.status().world.leases.is_empty());
-    daemon.terminate();
-    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
 }
 
 #[test]
 fn leases_told_over_the_socket_survive_a_restart() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = blocking_lab(100);
     let mut daemon = lab.start();
     let mut request = lease_request("add", &host_ip(0), &host_mac(0), "h0");
@@ -758,12 +750,10 @@ fn leases_told_over_the_socket_survive_a_restart() {
     assert_eq!(blocked_set(&lab), [host_ip(0)]);
 
     // A clean stop removes the rules; the next start puts the lease back.
-    daemon.terminate();
-    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
     assert!(!lab.router.has_table("inet", "wasmwall"));
     let mut daemon = lab.start();
     assert_eq!(blocked_set(&lab), [host_ip(0)]);
     assert_eq!(lab.status().world.leases.len(), 1);
-    daemon.terminate();
-    assert!(daemon.wait_timeout(SETTLE_TIMEOUT).success(), "{daemon}");
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
 }

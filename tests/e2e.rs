@@ -18,9 +18,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use wasmwall_e2e::{
-    Child, HttpServer, NetError, Netns, TempDir, compile_cache_dir, files_in, find_line, http_get,
-    logged_field, policy_wasm, require_root, run, run_unchecked, tcp_connect, temp_dir,
-    toml_string, veth_pair, wait_until, wasmwall_bin,
+    Child, HttpServer, NetError, Netns, START_TIMEOUT, STOP_TIMEOUT, TempDir, compile_cache_dir,
+    files_in, find_line, http_get, is_root, logged_field, policy_wasm, run, run_unchecked,
+    skip_unless_root, tcp_connect, temp_dir, toml_path, veth_pair, wait_until, wasmwall_bin,
+    wasmwall_in,
 };
 
 const PHONE_IF: &str = "veth-p";
@@ -35,10 +36,6 @@ const TABLE: &str = "inet wasmwall";
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A dropped SYN gets no answer at all; a refused one is answered at once.
 const DROP_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Includes compiling the policy component in a debug build, when the
-/// compile cache does not have it yet (seconds for Python and JavaScript).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn laptop_port(port: u16) -> SocketAddr {
     SocketAddr::from(([192, 168, 0, 9], port))
@@ -52,9 +49,7 @@ struct SeedLan {
     other_port: HttpServer,
     phone: Netns,
     laptop: Netns,
-    // wasmwall is started from this throwaway namespace, never from the root
-    // one: if `--netns` were ignored it would firewall this namespace (and
-    // the test would fail), not the host.
+    // wasmwall is started from this throwaway namespace (see `wasmwall_in`).
     launcher: Netns,
     config: PathBuf,
     state_dir: PathBuf,
@@ -92,9 +87,9 @@ impl SeedLan {
              \n\
              [policy.config]\n\
              lan_interface = \"{LAPTOP_IF}\"\n",
-            state_dir = toml_string(&state_dir.to_string_lossy()),
-            cache_dir = toml_string(&compile_cache_dir().to_string_lossy()),
-            policy = toml_string(&policy_wasm(policy_file).to_string_lossy()),
+            state_dir = toml_path(&state_dir),
+            cache_dir = toml_path(&compile_cache_dir()),
+            policy = toml_path(&policy_wasm(policy_file)),
         );
         fs::write(&config, toml).expect("write wasmwall.toml");
 
@@ -112,12 +107,7 @@ impl SeedLan {
 
     /// `wasmwall SUBCOMMAND --config <config> --netns <laptop>`.
     fn wasmwall(&self, subcommand: &str) -> Command {
-        let mut cmd = self.launcher.command(wasmwall_bin());
-        cmd.arg(subcommand)
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--netns", self.laptop.name()]);
-        cmd
+        wasmwall_in(&self.launcher, &self.laptop, subcommand, &self.config)
     }
 
     /// Starts `wasmwall run` and waits until its rules and sysctl are live.
@@ -254,16 +244,25 @@ impl SeedLan {
 
 #[test]
 fn seed_port_forward_and_clean_shutdown() {
+    if skip_unless_root() {
+        return;
+    }
     seed_scenario("port-forward");
 }
 
 #[test]
 fn seed_port_forward_in_python() {
+    if skip_unless_root() {
+        return;
+    }
     seed_scenario("port-forward-py");
 }
 
 #[test]
 fn seed_port_forward_in_javascript() {
+    if skip_unless_root() {
+        return;
+    }
     seed_scenario("port-forward-js");
 }
 
@@ -275,17 +274,15 @@ fn seed_scenario(policy_file: &str) {
     let mut daemon = lan.start();
     lan.assert_forwarding();
 
-    daemon.terminate();
-    let status = daemon.wait_timeout(STOP_TIMEOUT);
-    assert!(
-        status.success(),
-        "`wasmwall run` should exit 0 on SIGTERM, not {status}"
-    );
+    daemon.stop_cleanly(STOP_TIMEOUT);
     lan.assert_pristine();
 }
 
 #[test]
 fn seed_cleanup_after_kill_9() {
+    if skip_unless_root() {
+        return;
+    }
     let lan = SeedLan::new("port-forward");
     let mut daemon = lan.start();
 
@@ -301,6 +298,9 @@ fn seed_cleanup_after_kill_9() {
 
 #[test]
 fn apply_then_cleanup() {
+    if skip_unless_root() {
+        return;
+    }
     let lan = SeedLan::new("port-forward");
 
     run(&mut lan.wasmwall("apply"));
@@ -312,9 +312,9 @@ fn apply_then_cleanup() {
 
 #[test]
 fn eval_runs_unprivileged_without_kernel() {
-    // Root only to switch to nobody. The evaluation runs as nobody, outside
-    // any test namespace: unprivileged, it cannot change the host.
-    require_root();
+    // The evaluation runs unprivileged, outside any test namespace: as
+    // nobody when the tests run as root (which switches to it), else as the
+    // user they run as. Unprivileged, it cannot change the host.
     let dir = temp_dir();
     let with_mode = |path: &Path, mode: u32| {
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
@@ -339,9 +339,16 @@ fn eval_runs_unprivileged_without_kernel() {
     .expect("write state.json");
     with_mode(&state, 0o644);
 
-    let output = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&bin)
+    let mut eval = if is_root() {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin);
+        setpriv
+    } else {
+        Command::new(&bin)
+    };
+    let output = run(eval
         .arg("eval")
         .arg(&wasm)
         .arg("--state")
@@ -386,6 +393,9 @@ fn handle_of(ns: &Netns, chain: &str, needle: &str) -> String {
 
 #[test]
 fn second_apply_sends_nothing_and_plan_shows_hand_edits() {
+    if skip_unless_root() {
+        return;
+    }
     let lan = SeedLan::new("port-forward");
     let first = run(&mut lan.wasmwall("apply"));
     assert_eq!(
@@ -480,6 +490,9 @@ fn second_apply_sends_nothing_and_plan_shows_hand_edits() {
 
 #[test]
 fn run_repairs_hand_edits_as_they_happen() {
+    if skip_unless_root() {
+        return;
+    }
     let lan = SeedLan::new("port-forward");
     let mut daemon = lan.start();
     let good = lan.laptop.ruleset().text;
@@ -514,7 +527,6 @@ fn run_repairs_hand_edits_as_they_happen() {
     let log = daemon.stderr();
     assert!(log.contains("reason=\"nftables changed\""), "{log}");
     lan.assert_forwarding();
-    daemon.terminate();
-    assert!(daemon.wait_timeout(STOP_TIMEOUT).success(), "{daemon}");
+    daemon.stop_cleanly(STOP_TIMEOUT);
     lan.assert_pristine();
 }

@@ -18,8 +18,9 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use wasmwall_e2e::{
-    Child, Netns, TempDir, compile_cache_dir, policy_wasm, temp_dir, toml_string, wait_until,
-    wasmwall_bin,
+    Child, Netns, START_TIMEOUT, STOP_TIMEOUT, TempDir, compile_cache_dir, policy_wasm, repo_root,
+    skip_unless_root, temp_dir, toml_path, toml_string, wait_until, wasmwall_in,
+    without_counter_values,
 };
 
 const TABLE: &str = "inet wasmwall";
@@ -33,8 +34,6 @@ const LOG_LINES: usize = 20;
 /// An apply loads two small policies (from the compile cache) and runs them
 /// for at most the deadline each; the rest is slack for a loaded machine.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// The end of the error line the runtime logs for a failed policy.
 const KEPT: &str = "its last known good rules stay in the kernel, the other policies go on";
 
@@ -355,7 +354,7 @@ const CASES: &[Case] = &[
 /// a temporary directory, and a secret the policies must never see.
 struct Lab {
     router: Netns,
-    // wasmwall starts from here, never from the root namespace (see e2e.rs).
+    // wasmwall starts from here (see `wasmwall_in`).
     launcher: Netns,
     config: PathBuf,
     state_dir: PathBuf,
@@ -421,7 +420,7 @@ impl Lab {
         let mut toml = format!(
             "[[policy]]\nname = {}\npath = {}\n",
             toml_string(name),
-            toml_string(&path.to_string_lossy())
+            toml_path(&path)
         );
         // `priority_offset` belongs to the policy's table, not its config.
         let (offset, config): (Vec<_>, Vec<_>) = settings
@@ -478,8 +477,8 @@ impl Lab {
              max_set_elements = {MAX_SET_ELEMENTS}\n\
              log_lines = {LOG_LINES}\n\
              \n",
-            state_dir = toml_string(&self.state_dir.to_string_lossy()),
-            cache = toml_string(&compile_cache_dir().to_string_lossy()),
+            state_dir = toml_path(&self.state_dir),
+            cache = toml_path(&compile_cache_dir()),
         );
         for (name, source) in hostile {
             toml.push_str(&self.policy_toml(name, *source));
@@ -487,7 +486,7 @@ impl Lab {
         }
         toml.push_str(&format!(
             "[[policy]]\nname = \"good\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\nlisten_port = {port}\n",
-            toml_string(&policy_wasm("port-forward").to_string_lossy())
+            toml_path(&policy_wasm("port-forward"))
         ));
         fs::write(&self.config, toml).expect("write wasmwall.toml");
     }
@@ -495,12 +494,8 @@ impl Lab {
     /// `wasmwall SUBCOMMAND` on the router, with the secret in its
     /// environment.
     fn wasmwall(&self, subcommand: &str) -> Command {
-        let mut cmd = self.launcher.command(wasmwall_bin());
-        cmd.arg(subcommand)
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--netns", self.router.name()])
-            .env("WASMWALL_TEST_SECRET", &self.secret);
+        let mut cmd = wasmwall_in(&self.launcher, &self.router, subcommand, &self.config);
+        cmd.env("WASMWALL_TEST_SECRET", &self.secret);
         cmd
     }
 
@@ -572,19 +567,14 @@ fn table_block(listing: &str, table: &str) -> String {
     out
 }
 
-fn without_counter_values(line: &str) -> String {
-    let words: Vec<&str> = line.split(' ').collect();
-    let mut kept = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        kept.push(words[i]);
-        i += if words[i] == "counter" && words.get(i + 1) == Some(&"packets") {
-            5
-        } else {
-            1
-        };
+/// Panics, showing the listing, unless it has every one of `chains`.
+fn assert_chains(listing: &str, chains: &[&str]) {
+    for chain in chains {
+        assert!(
+            listing.contains(&format!("chain {chain} {{")),
+            "no chain {chain}\n{listing}"
+        );
     }
-    kept.join(" ")
 }
 
 /// Whether some statement of `chain` in the listing holds every fragment.
@@ -689,6 +679,9 @@ fn check_log(case: &Case, policy: &str, log: &str, lab: &Lab) -> Vec<String> {
 
 #[test]
 fn each_hostile_policy_fails_alone_under_apply() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new();
     let core_pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").ok();
     let baseline_source = Source::Attack("none", &[]);
@@ -703,17 +696,15 @@ fn each_hostile_policy_fails_alone_under_apply() {
     );
     let listing = lab.listing();
     let baseline = objects_of(&listing, "hostile");
-    for chain in [
-        "hostile/input",
-        "hostile/audit",
-        "good/input",
-        "good/prerouting",
-    ] {
-        assert!(
-            listing.contains(&format!("chain {chain} {{")),
-            "no chain {chain}\n{listing}"
-        );
-    }
+    assert_chains(
+        &listing,
+        &[
+            "hostile/input",
+            "hostile/audit",
+            "good/input",
+            "good/prerouting",
+        ],
+    );
     assert!(baseline.contains("set hostile/trusted {"), "{baseline}");
     assert!(
         chain_has(&listing, "good/prerouting", &["tcp dport 80", "dnat"]),
@@ -807,6 +798,9 @@ fn each_hostile_policy_fails_alone_under_apply() {
 /// cleans up on SIGTERM.
 #[test]
 fn one_daemon_survives_every_hostile_policy_at_once() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new();
     let names: Vec<String> = (0..CASES.len()).map(|i| format!("h{i}")).collect();
     let none = Source::Attack("none", &[]);
@@ -890,12 +884,7 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
         },
     );
 
-    daemon.terminate();
-    let status = daemon.wait_timeout(STOP_TIMEOUT);
-    assert!(
-        status.success(),
-        "`wasmwall run` should exit 0 on SIGTERM\n{daemon}"
-    );
+    daemon.stop_cleanly(STOP_TIMEOUT);
     let after = lab.listing();
     assert!(
         !after.contains(&format!("table {TABLE}")),
@@ -917,6 +906,9 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
 /// a nat chain at -199), so no policy can get the whole batch refused.
 #[test]
 fn the_kernel_takes_what_validation_lets_through_at_its_limits() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new();
     lab.configure(
         &[
@@ -942,27 +934,24 @@ fn the_kernel_takes_what_validation_lets_through_at_its_limits() {
     let done = lab.apply("apply-limits");
     assert!(done.status.success(), "{}", done.stderr);
     let listing = lab.listing();
-    for chain in [
-        "jumps/deep15",
-        "gotos/deep15",
-        "matches/bad",
-        "nat/early-nat",
-        "good/prerouting",
-    ] {
-        assert!(
-            listing.contains(&format!("chain {chain} {{")),
-            "no chain {chain}\n{listing}"
-        );
-    }
+    assert_chains(
+        &listing,
+        &[
+            "jumps/deep15",
+            "gotos/deep15",
+            "matches/bad",
+            "nat/early-nat",
+            "good/prerouting",
+        ],
+    );
     assert!(listing.contains("priority -199;"), "{listing}");
 }
 
 /// Every attack the fixture knows (its `ATTACKS` table) has a case here.
 #[test]
 fn every_attack_of_the_fixture_has_a_case() {
-    let source =
-        fs::read_to_string(wasmwall_e2e::repo_root().join("tests/policies/hostile/src/lib.rs"))
-            .expect("read the hostile policy's source");
+    let source = fs::read_to_string(repo_root().join("tests/policies/hostile/src/lib.rs"))
+        .expect("read the hostile policy's source");
     let start = source.find("pub const ATTACKS").expect("the ATTACKS table");
     let end = start + source[start..].find("];").expect("its end");
     let attacks: BTreeSet<&str> = source[start..end]

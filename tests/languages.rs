@@ -13,14 +13,8 @@ use wasmwall::fixtures::{self, Fixture, Outcome};
 use wasmwall::sandbox::cache::{CompileCache, DEFAULT_MAX_BYTES};
 use wasmwall::sandbox::{Limits, LoadedPolicy, PolicyEngine};
 use wasmwall::world::{Event, Interface, WorldState};
-use wasmwall_e2e::{compile_cache_dir, policy_wasm, repo_root};
+use wasmwall_e2e::{PORT_FORWARD_LANGUAGES, compile_cache_dir, policy_wasm, repo_root};
 
-/// The reference first: the others are compared with it.
-const LANGUAGES: [(&str, &str); 3] = [
-    ("Rust", "port-forward"),
-    ("Python", "port-forward-py"),
-    ("JavaScript", "port-forward-js"),
-];
 const NAME: &str = "port-forward";
 
 fn engine() -> PolicyEngine {
@@ -31,7 +25,7 @@ fn engine() -> PolicyEngine {
 }
 
 fn load_all(engine: &PolicyEngine) -> Vec<(&'static str, LoadedPolicy)> {
-    LANGUAGES
+    PORT_FORWARD_LANGUAGES
         .iter()
         .map(|(language, file)| {
             let policy = engine

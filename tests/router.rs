@@ -35,9 +35,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmwall_e2e::{
-    Child, ContinuousClient, Dnsmasq, HttpServer, Netns, TempDir, Udhcpc, compile_cache_dir,
-    find_line, http_get, policy_wasm, repo_root, run, run_unchecked, temp_dir, toml_string,
-    veth_pair, wait_until, wasmwall_bin, write_script,
+    Child, ContinuousClient, Dnsmasq, HttpServer, Netns, START_TIMEOUT, STOP_TIMEOUT, TempDir,
+    Udhcpc, compile_cache_dir, find_line, http_get, policy_wasm, replace_file, repo_root, run,
+    run_unchecked, skip_unless_root, temp_dir, toml_path, toml_string, veth_pair, wait_until,
+    wasmwall_bin, without_counter_values, write_script,
 };
 
 const ROUTER_LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
@@ -53,9 +54,6 @@ const FORWARD: &str = "tcp 8080 nas 80";
 const FORWARD_PORT: u16 = 8080;
 const POLICY: &str = "router";
 
-/// Includes compiling the policy in a debug build when the compile cache
-/// does not have it yet.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// From an event (a link going up, a lease) to the rules working: it takes
 /// milliseconds; the rest is slack for a loaded machine.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,7 +64,6 @@ const LEASE_TIMEOUT: Duration = Duration::from_secs(20);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// One request on a path that should work.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
     SocketAddr::from((ip, port))
@@ -152,9 +149,8 @@ impl Lab {
         let policies = self.policy.parent().expect("a directory");
         fs::create_dir_all(policies).expect("create the policies directory");
         fs::copy(policy_wasm("home-router"), &self.policy).expect("copy the policy");
-        let path = |p: &Path| toml_string(&p.to_string_lossy());
         let leases = match lease_file {
-            Some(file) => format!("[leases]\ndnsmasq_file = {}\n", path(file)),
+            Some(file) => format!("[leases]\ndnsmasq_file = {}\n", toml_path(file)),
             None => String::new(),
         };
         let forwards: Vec<String> = forwards.iter().map(|f| toml_string(f)).collect();
@@ -178,10 +174,10 @@ impl Lab {
              wan = \"wan0\"\n\
              forward = [{forwards}]\n",
             netns = toml_string(self.router.name()),
-            state = path(&self.path("state")),
-            socket = path(&self.socket),
-            cache = path(&compile_cache_dir()),
-            policy = path(&self.policy),
+            state = toml_path(&self.path("state")),
+            socket = toml_path(&self.socket),
+            cache = toml_path(&compile_cache_dir()),
+            policy = toml_path(&self.policy),
             forwards = forwards.join(", "),
         );
         fs::write(&self.config, toml).expect("write wasmwall.toml");
@@ -221,14 +217,7 @@ impl Lab {
     /// `nft list table inet wasmwall` in the router; empty when there is no
     /// such table.
     fn table(&self) -> String {
-        let out = self
-            .router
-            .run_unchecked(["nft", "list", "table", "inet", "wasmwall"]);
-        if out.success() {
-            out.stdout
-        } else {
-            String::new()
-        }
+        self.router.table("inet", "wasmwall").unwrap_or_default()
     }
 
     /// Waits until the router's table satisfies `check` (given the listing).
@@ -249,12 +238,7 @@ impl Lab {
 
     /// Stops the daemon with SIGTERM: it must exit 0 and take its table.
     fn stop(&self, mut daemon: Child) {
-        daemon.terminate();
-        let status = daemon.wait_timeout(STOP_TIMEOUT);
-        assert!(
-            status.success(),
-            "`wasmwall run` on SIGTERM: {status}\n{daemon}"
-        );
+        daemon.stop_cleanly(STOP_TIMEOUT);
         assert!(
             !self.router.has_table("inet", "wasmwall"),
             "the table is still there after SIGTERM\n{}",
@@ -289,6 +273,9 @@ fn wait_for_no_answer(from: &Netns, to: SocketAddr, what: &str) {
 
 #[test]
 fn wan_up_opens_masquerade_and_wan_down_removes_it() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new(ClientAddress::Static);
     let server = HttpServer::start(&lab.wan, addr(WAN_HOST_IP, 80));
     let to_server = addr(WAN_HOST_IP, 80);
@@ -441,11 +428,17 @@ fn lease_opens_and_release_closes_the_forward(source: LeaseSource) {
 
 #[test]
 fn dhcp_lease_opens_and_release_closes_the_port_forward() {
+    if skip_unless_root() {
+        return;
+    }
     lease_opens_and_release_closes_the_forward(LeaseSource::Hook);
 }
 
 #[test]
 fn dhcp_lease_file_opens_and_release_closes_the_port_forward() {
+    if skip_unless_root() {
+        return;
+    }
     lease_opens_and_release_closes_the_forward(LeaseSource::LeaseFile);
 }
 
@@ -464,14 +457,6 @@ fn sha256(file: &Path) -> String {
         .next()
         .expect("sha256sum prints the hash")
         .to_string()
-}
-
-/// Replaces `target` the way the README says to: a new file in the same
-/// directory, renamed over it, so the daemon never reads half a file.
-fn replace_file(target: &Path, bytes: &[u8]) {
-    let temp = target.with_extension("wasm.new");
-    fs::write(&temp, bytes).expect("write the new policy file");
-    fs::rename(&temp, target).expect("rename the new policy file into place");
 }
 
 /// The "policy swapped" lines of a daemon's log, with their hashes.
@@ -513,28 +498,6 @@ fn second_version(lab: &Lab) -> Vec<u8> {
     bytes
 }
 
-/// The table's text without counter values, to compare listings.
-fn without_counters(table: &str) -> String {
-    table
-        .lines()
-        .map(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let mut kept = Vec::with_capacity(words.len());
-            let mut i = 0;
-            while i < words.len() {
-                kept.push(words[i]);
-                i += if words[i] == "counter" && words.get(i + 1) == Some(&"packets") {
-                    5
-                } else {
-                    1
-                };
-            }
-            kept.join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Waits until `client` has `count` more answers than now; panics at once,
 /// with the details, on any failed request.
 fn wait_for_answers(client: &ContinuousClient, after: &str, count: usize) {
@@ -554,6 +517,9 @@ fn wait_for_answers(client: &ContinuousClient, after: &str, count: usize) {
 
 #[test]
 fn hot_swap_under_traffic_loses_no_request() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new(ClientAddress::Static);
     lab.configure(&[FORWARD], None);
     let nas = HttpServer::start(&lab.client, SocketAddr::from(([0, 0, 0, 0], 80)));
@@ -608,15 +574,13 @@ fn hot_swap_under_traffic_loses_no_request() {
     assert_eq!(sha256(&lab.policy), first_hash, "an even number of swaps");
 
     // A broken version: a core WebAssembly module, not a component.
-    let before = without_counters(&lab.table());
+    let before = without_counter_values(&lab.table());
     replace_file(&lab.policy, b"\0asm\x01\0\0\0");
-    wait_until("the broken version to be rejected", SWAP_TIMEOUT, || {
-        if daemon.stderr().contains("rejected") {
-            Ok(())
-        } else {
-            Err("not yet".to_string())
-        }
-    });
+    daemon.wait_for_stderr(
+        "the broken version to be rejected",
+        "rejected",
+        SWAP_TIMEOUT,
+    );
     // Traffic goes on meanwhile; a second log line would come now.
     wait_for_answers(&client, "the rejection", 2 * ANSWERS_PER_VERSION);
     thread::sleep(Duration::from_millis(500));
@@ -635,7 +599,7 @@ fn hot_swap_under_traffic_loses_no_request() {
         rejected[0]
     );
     assert_eq!(
-        without_counters(&lab.table()),
+        without_counter_values(&lab.table()),
         before,
         "the table changed with the broken version"
     );
@@ -665,6 +629,9 @@ fn hot_swap_under_traffic_loses_no_request() {
 /// recording its arguments stands in for wasmwall.
 #[test]
 fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
+    if skip_unless_root() {
+        return;
+    }
     let dir = temp_dir();
     // In a namespace of its own with a LAN, for the hook's route look-up.
     let router = Netns::new("router");
@@ -742,6 +709,9 @@ fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
 /// with the router's address.
 #[test]
 fn lab_check_without_wasmwall() {
+    if skip_unless_root() {
+        return;
+    }
     let lab = Lab::new(ClientAddress::Dhcp);
     let dnsmasq_dir = lab.path("dnsmasq");
     fs::create_dir(&dnsmasq_dir).expect("create dnsmasq's directory");

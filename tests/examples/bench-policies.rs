@@ -11,13 +11,8 @@ use std::time::{Duration, Instant};
 use wasmwall::fixtures;
 use wasmwall::sandbox::cache::{CompileCache, DEFAULT_MAX_BYTES};
 use wasmwall::sandbox::{Limits, PolicyEngine};
-use wasmwall_e2e::{policy_wasm, repo_root};
+use wasmwall_e2e::{PORT_FORWARD_LANGUAGES, policy_wasm, repo_root};
 
-const LANGUAGES: [(&str, &str); 3] = [
-    ("Rust", "port-forward"),
-    ("Python", "port-forward-py"),
-    ("JavaScript", "port-forward-js"),
-];
 const COMPILES: usize = 3;
 const CACHED_LOADS: usize = 10;
 const EVALUATIONS: usize = 300;
@@ -30,7 +25,7 @@ fn main() {
         "| policy | component size | first load (compile) | cached load | evaluation per event |"
     );
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for (language, file) in LANGUAGES {
+    for (language, file) in PORT_FORWARD_LANGUAGES {
         let wasm = policy_wasm(file);
         let size = std::fs::metadata(&wasm).expect("policy file").len();
 

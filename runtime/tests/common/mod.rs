@@ -1,7 +1,9 @@
 //! Helpers shared by the real-kernel tests: a private network namespace per
-//! test thread, nft, and rule builders.
+//! test thread (or a skip, saying so, when not root), nft, and rule
+//! builders.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::process::Command;
 
 use wasmwall::ir::*;
@@ -11,17 +13,34 @@ use wasmwall::plan::DesiredTable;
 pub const TABLE: &str = "wasmwall";
 
 /// Moves the calling thread into a new, empty network namespace and opens
-/// the adapter there.
-pub fn fresh_netns() -> Netlink {
+/// the adapter there. Unless the tests run as root, it prints one line
+/// saying that the calling test is skipped, and gives `None`: the test
+/// returns at once, and passes (Rust tests cannot skip).
+pub fn fresh_netns() -> Option<Netlink> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // libtest runs each test on a thread named after it, and keeps what
+        // eprintln! prints in a test that passes: straight to stderr, in one
+        // write so that the output of tests beside it cannot cut the line.
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let line = format!(
+            "skipped: {test} needs root (network namespaces, nftables); run scripts/test as root\n"
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        return None;
+    }
     // SAFETY: unshare has no memory-safety preconditions.
     let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
     assert_eq!(
         rc,
         0,
-        "unshare(CLONE_NEWNET) failed (these tests need root): {}",
+        "unshare(CLONE_NEWNET) failed: {}",
         std::io::Error::last_os_error()
     );
-    Netlink::new().expect("open the netlink socket")
+    Some(Netlink::new().expect("open the netlink socket"))
 }
 
 /// Runs nft in this thread's namespace and returns its output.
