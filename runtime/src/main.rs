@@ -124,6 +124,9 @@ fn init_logging(filter: Option<&str>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A log line that cannot be written (the pipe the log went to was
+        // closed) is lost; reporting that on stderr would panic.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

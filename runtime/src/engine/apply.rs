@@ -35,6 +35,24 @@ impl Applied {
     pub fn changed(&self) -> bool {
         self.messages() > 0 || !self.sysctls_set.is_empty() || !self.sysctls_restored.is_empty()
     }
+
+    /// What changed, in words: "2 rule adds; sysctls set: k=v".
+    pub fn changes(&self) -> String {
+        let mut parts = Vec::new();
+        if self.messages() > 0 || !self.changed() {
+            parts.push(self.summary.clone());
+        }
+        if !self.sysctls_set.is_empty() {
+            parts.push(format!("sysctls set: {}", self.sysctls_set.join(" ")));
+        }
+        if !self.sysctls_restored.is_empty() {
+            parts.push(format!(
+                "sysctls restored: {}",
+                self.sysctls_restored.join(" ")
+            ));
+        }
+        parts.join("; ")
+    }
 }
 
 /// One reconcile's figures, for the log and `status`.
@@ -228,7 +246,7 @@ impl<K: Kernel> Firewall<K> {
         }
         Ok(Outcome {
             messages,
-            changes: applied.summary,
+            changes: applied.changes(),
             elapsed_us,
             changed,
         })

@@ -1,0 +1,115 @@
+//! The example policies' fixtures against the kernel and against `run`:
+//! every expected ruleset is nft text that `nft -f` takes as it is, and a
+//! fixture is judged by `wasmwall test --config` exactly as `wasmwall apply`
+//! with that config judges the policy's answer.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use wasmwall_e2e::{
+    Netns, compile_cache_dir, files_in, policy_wasm, repo_root, run, run_unchecked,
+    skip_unless_root, temp_dir, toml_path, wasmwall_bin, wasmwall_in,
+};
+
+/// Every `expected.nft` of every example policy.
+fn expected_rulesets() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for policy in files_in(&repo_root().join("policies")).into_iter().filter(|p| p.is_dir()) {
+            for fixture in files_in(&policy.join("fixtures")) {
+            let nft = fixture.join("expected.nft");
+            if nft.is_file() {
+                found.push(nft);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_expected_ruleset_loads_with_nft() {
+    if skip_unless_root() {
+        return;
+    }
+    let rulesets = expected_rulesets();
+    assert!(rulesets.len() >= 20, "found only {rulesets:?}");
+    let ns = Netns::new("nftcheck");
+    let mut refused = Vec::new();
+    for file in &rulesets {
+        let out = ns.run_unchecked([Path::new("nft"), Path::new("-c"), Path::new("-f"), file]);
+        if !out.success() {
+            refused.push(format!("{}:\n{}", file.display(), out.stderr));
+        }
+    }
+    assert!(refused.is_empty(), "nft -c -f refused:\n{}", refused.join("\n"));
+    println!("{} expected rulesets load with nft -f", rulesets.len());
+}
+
+/// A config for port-forward with `settings` in its [[policy]] and `top`
+/// at the top.
+fn config(dir: &Path, name: &str, top: &str, settings: &str) -> PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "state_dir = {state}\n{top}\n[cache]\ndir = {cache}\n\n\
+         [[policy]]\nname = \"port-forward\"\npath = {policy}\n{settings}\n\
+         [policy.config]\nlan_interface = \"lan0\"\n",
+        state = toml_path(&dir.join("state")),
+        cache = toml_path(&compile_cache_dir()),
+        policy = toml_path(&policy_wasm("port-forward")),
+    );
+    fs::write(&path, text).expect("write the config");
+    path
+}
+
+#[test]
+fn a_fixture_fails_under_wasmwall_test_as_its_policy_fails_under_apply() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = temp_dir();
+    let fixtures = repo_root().join("policies/port-forward/fixtures");
+    let test = |config: Option<&Path>| {
+        let mut cmd = std::process::Command::new(wasmwall_bin());
+        cmd.arg("test")
+            .arg(policy_wasm("port-forward"))
+            .arg(&fixtures)
+            .args(["--name", "port-forward", "--fixture", "default-config"])
+            .arg("--cache-dir")
+            .arg(compile_cache_dir());
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        run_unchecked(&mut cmd)
+    };
+    assert!(test(None).success(), "{}", test(None));
+
+    let fw = Netns::new("fw");
+    fw.add_interface("lan0", "192.168.0.9/24");
+    let launcher = Netns::new("launcher");
+    // Rules `run` holds the policy to that the defaults do not: its nat
+    // chain moved below connection tracking by the offset; fewer rules.
+    for (name, top, settings, why) in [
+        (
+            "offset.toml",
+            "",
+            "priority_offset = -150",
+            "with the policy's priority_offset -150",
+        ),
+        ("rules.toml", "[limits]\nmax_rules = 2", "", "the limit is 2"),
+    ] {
+        let config = config(dir.path(), name, top, settings);
+        let apply = run_unchecked(&mut wasmwall_in(&launcher, &fw, "apply", &config));
+        assert!(!apply.success() && apply.stderr.contains(why), "{apply}");
+        let tested = test(Some(&config));
+        assert!(!tested.success(), "{tested}");
+        assert!(
+            tested.stdout.contains("FAIL  default-config") && tested.stdout.contains(why),
+            "{tested}"
+        );
+    }
+    // A config that says nothing more passes both.
+    let plain = config(dir.path(), "plain.toml", "", "");
+    run(&mut wasmwall_in(&launcher, &fw, "apply", &plain));
+    assert!(test(Some(&plain)).success());
+    run(&mut wasmwall_in(&launcher, &fw, "cleanup", &plain));
+}
