@@ -14,8 +14,11 @@ use wasmwall_e2e::{
 /// Every `expected.nft` of every example policy.
 fn expected_rulesets() -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for policy in files_in(&repo_root().join("policies")).into_iter().filter(|p| p.is_dir()) {
-            for fixture in files_in(&policy.join("fixtures")) {
+    for policy in files_in(&repo_root().join("policies"))
+        .into_iter()
+        .filter(|p| p.is_dir())
+    {
+        for fixture in files_in(&policy.join("fixtures")) {
             let nft = fixture.join("expected.nft");
             if nft.is_file() {
                 found.push(nft);
@@ -41,7 +44,11 @@ fn every_expected_ruleset_loads_with_nft() {
             refused.push(format!("{}:\n{}", file.display(), out.stderr));
         }
     }
-    assert!(refused.is_empty(), "nft -c -f refused:\n{}", refused.join("\n"));
+    assert!(
+        refused.is_empty(),
+        "nft -c -f refused:\n{}",
+        refused.join("\n")
+    );
     println!("{} expected rulesets load with nft -f", rulesets.len());
 }
 
@@ -95,7 +102,12 @@ fn a_fixture_fails_under_wasmwall_test_as_its_policy_fails_under_apply() {
             "priority_offset = -150",
             "with the policy's priority_offset -150",
         ),
-        ("rules.toml", "[limits]\nmax_rules = 2", "", "the limit is 2"),
+        (
+            "rules.toml",
+            "[limits]\nmax_rules = 2",
+            "",
+            "the limit is 2",
+        ),
     ] {
         let config = config(dir.path(), name, top, settings);
         let apply = run_unchecked(&mut wasmwall_in(&launcher, &fw, "apply", &config));

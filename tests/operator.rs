@@ -113,17 +113,33 @@ fn one_wasmwall_per_table_and_namespace_however_each_entered_it() {
     // lock is the namespace's and the table's, not the state file's.
     let second = lab.config("second.toml", "state-b", "", 80);
     for subcommand in ["run", "apply", "cleanup"] {
-        let out = run_unchecked(&mut lab.wasmwall(subcommand, &second));
-        assert!(!out.success(), "a second wasmwall ran\n{out}");
+        let mut second_one = Child::spawn(
+            &mut lab.wasmwall(subcommand, &second),
+            lab.dir.path(),
+            subcommand,
+        );
+        // A second daemon that is let in runs on: that is a failure too.
+        let status = second_one.wait_timeout(STOP_TIMEOUT);
+        let stderr = second_one.stderr();
         assert!(
-            out.stderr
-                .contains("another wasmwall is working on table inet wasmwall in this network namespace (pid ")
-                && out.stderr.contains("state-a"),
-            "{out}"
+            !status.success(),
+            "a second wasmwall {subcommand} ran\n{second_one}"
+        );
+        assert!(
+            stderr.contains(
+                "another wasmwall is working on table inet wasmwall in this network namespace (pid "
+            ) && stderr.contains("state-a"),
+            "{second_one}"
         );
     }
-    assert!(lab.table().is_some(), "the refused ones left the table alone");
-    assert!(daemon.try_status().is_none(), "the first one runs on\n{daemon}");
+    assert!(
+        lab.table().is_some(),
+        "the refused ones left the table alone"
+    );
+    assert!(
+        daemon.try_status().is_none(),
+        "the first one runs on\n{daemon}"
+    );
 
     // A crash, then a clean-up from the other config, entering the
     // namespace by name: it finds the state the first run recorded.
@@ -132,8 +148,9 @@ fn one_wasmwall_per_table_and_namespace_however_each_entered_it() {
     assert_eq!(lab.route_localnet(), "1", "fail closed");
     let out = run(&mut lab.wasmwall("cleanup", &second));
     assert!(
-        out.stderr
-            .contains("clean-up done: table removed; sysctls restored: net.ipv4.conf.lan0.route_localnet=0"),
+        out.stderr.contains(
+            "clean-up done: table removed; sysctls restored: net.ipv4.conf.lan0.route_localnet=0"
+        ),
         "{out}"
     );
     assert_eq!(lab.route_localnet(), "0");
@@ -161,13 +178,20 @@ fn sighup_reloads_the_config_and_the_daemon_goes_on() {
     lab.config("w.toml", "state", "watch_files = false", 8080);
     daemon.signal(libc::SIGHUP);
     wait_for("the new listen port after SIGHUP", || {
-        assert!(daemon.try_status().is_none(), "SIGHUP stopped the daemon\n{daemon}");
+        assert!(
+            daemon.try_status().is_none(),
+            "SIGHUP stopped the daemon\n{daemon}"
+        );
         match lab.table() {
             Some(t) if t.contains("tcp dport 8080") => Ok(()),
             other => Err(format!("{other:?}")),
         }
     });
-    assert!(daemon.stderr().contains("reloading the config and policy files (SIGHUP)"));
+    assert!(
+        daemon
+            .stderr()
+            .contains("reloading the config and policy files (SIGHUP)")
+    );
     daemon.stop_cleanly(STOP_TIMEOUT);
     assert!(lab.table().is_none(), "cleaned up after SIGTERM");
     assert_eq!(lab.route_localnet(), "0");
@@ -316,7 +340,10 @@ fn status_right_after_start_shows_the_batch_that_did_the_work() {
     let config = lab.config("w.toml", "state", "", 80);
     let mut daemon = lab.start(&mut lab.wasmwall("run", &config), "run");
     let status = lab.status(&config);
-    let start = status.last_change.clone().expect("the start is the last change");
+    let start = status
+        .last_change
+        .clone()
+        .expect("the start is the last change");
     assert_eq!(start.reason, "start");
     assert!(start.messages > 0, "{start:?}");
 
@@ -334,11 +361,16 @@ fn status_right_after_start_shows_the_batch_that_did_the_work() {
     assert_eq!(status.last_change.unwrap().reason, "start");
     let text = run(&mut lab.wasmwall("status", &config)).stdout;
     assert!(
-        text.contains("last change: ") && text.contains(", start: ") && text.contains("last check: "),
+        text.contains("last change: ")
+            && text.contains(", start: ")
+            && text.contains("last check: "),
         "{text}"
     );
     daemon.stop_cleanly(STOP_TIMEOUT);
-    assert!(lab.fw.has_table("inet", "other"), "not wasmwall's: left alone");
+    assert!(
+        lab.fw.has_table("inet", "other"),
+        "not wasmwall's: left alone"
+    );
 }
 
 #[test]
@@ -351,7 +383,8 @@ fn cleanup_says_it_left_alone_a_table_wasmwall_did_not_make() {
     let config = lab.config("w.toml", "state", "", 80);
     let out = run(&mut lab.wasmwall("cleanup", &config));
     assert!(
-        out.stderr.contains("clean-up done: table left alone: it was not made by wasmwall"),
+        out.stderr
+            .contains("clean-up done: table left alone: it was not made by wasmwall"),
         "{out}"
     );
     assert!(!out.stderr.contains("table removed"), "{out}");
@@ -360,7 +393,8 @@ fn cleanup_says_it_left_alone_a_table_wasmwall_did_not_make() {
     lab.fw.run(["nft", "delete", "table", "inet", "wasmwall"]);
     let out = run(&mut lab.wasmwall("cleanup", &config));
     assert!(
-        out.stderr.contains("clean-up done: no table to remove; no state file"),
+        out.stderr
+            .contains("clean-up done: no table to remove; no state file"),
         "{out}"
     );
 }

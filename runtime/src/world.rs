@@ -237,6 +237,8 @@ impl Event {
 
 #[derive(Debug, Error)]
 pub enum WorldError {
+    #[error("cannot start the async runtime rtnetlink runs on")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot open an rtnetlink socket")]
     Socket(#[source] std::io::Error),
     #[error("cannot list network interfaces")]
@@ -292,7 +294,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// async runtime.
 pub fn read_interfaces_now() -> Result<Vec<Interface>, WorldError> {
     runtime()
-        .map_err(WorldError::Socket)?
+        .map_err(WorldError::Runtime)?
         .block_on(read_interfaces())
 }
 
