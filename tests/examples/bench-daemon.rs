@@ -29,12 +29,21 @@ use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::{self, DesiredTable};
 use wasmwall::world::{self, Event, Interface, Lease, WorldState};
 use wasmwall_e2e::{
-    Child, Netns, compile_cache_dir, policy_wasm, repo_root, require_root, temp_dir, toml_path,
-    wait_until,
+    Child, Netns, compile_cache_dir, files_in, policy_wasm, repo_root, require_root, temp_dir,
+    toml_path, wait_until,
 };
 
 const TABLE: &str = "wasmwall";
 const QUIET: Duration = Duration::from_millis(25);
+
+/// The daemon's control socket in the lab's state directory, whatever the
+/// daemon named it (after the namespace it runs in, or `host.` for a
+/// version that does not find that name).
+fn socket_in(dir: &Path) -> Option<PathBuf> {
+    files_in(&dir.join("state"))
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "sock"))
+}
 
 fn daemon_bin() -> PathBuf {
     match std::env::var_os("WASMWALL_BIN") {
@@ -94,15 +103,13 @@ impl Lab {
             cmd.arg("--no-cache");
         }
         let mut daemon = Child::spawn(&mut cmd, dir.path(), "wasmwall-run");
-        let lab_socket = dir.path().join("state/host.wasmwall.sock");
         wait_until("the daemon's socket", Duration::from_secs(60), || {
             if let Some(s) = daemon.try_status() {
                 panic!("the daemon exited: {s}\n{daemon}");
             }
-            if lab_socket.exists() {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
+            match socket_in(dir.path()) {
+                Some(_) => Ok(()),
+                None => Err("not yet".to_string()),
             }
         });
         Lab {
@@ -115,7 +122,7 @@ impl Lab {
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("state/host.wasmwall.sock")
+        socket_in(self.dir.path()).expect("the daemon's socket")
     }
 
     fn config(&self) -> Config {

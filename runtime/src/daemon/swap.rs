@@ -10,11 +10,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::core::Daemon;
-use crate::config::{Config, PolicyConfig};
-use crate::engine::{Candidate, LoadError, Loader, PolicyError};
+use thiserror::Error;
+
+use crate::config::{Config, ConfigError, PolicyConfig};
+use crate::engine::{Candidate, LoadError, Loader, PolicyError, PolicyFailure};
 use crate::kernel::Kernel;
+use crate::perms::PermError;
 use crate::text::error_chain;
 use crate::world::Event;
+
+/// Why a changed config is not taken.
+#[derive(Debug, Error)]
+enum ConfigRejected {
+    #[error(transparent)]
+    Permissions(#[from] PermError),
+    #[error(transparent)]
+    Unreadable(#[from] ConfigError),
+    #[error("changing `{0}` needs a restart of wasmwall")]
+    RestartOnly(&'static str),
+    /// A policy that works now would fail under it.
+    #[error("{0}")]
+    PolicyFails(PolicyFailure),
+}
 
 /// A compile of a new version of a policy file, to run off the loop.
 pub struct CompileJob {
@@ -158,7 +175,7 @@ impl<K: Kernel> Daemon<K> {
         let what = format!("config {}", self.config_path.display());
         match self.try_config() {
             Err(e) => {
-                self.reject(&what, &e, "config");
+                self.reject(&what, &error_chain(&e), "config");
                 false
             }
             Ok(new) => {
@@ -178,15 +195,15 @@ impl<K: Kernel> Daemon<K> {
 
     /// Reads the config, loads its policies and evaluates them on the
     /// current world; on success the firewall runs them from now on.
-    fn try_config(&mut self) -> Result<Config, String> {
+    fn try_config(&mut self) -> Result<Config, ConfigRejected> {
         if !self.config.insecure_permissions {
-            crate::perms::check(&self.config_path, "config file").map_err(|e| e.to_string())?;
+            crate::perms::check(&self.config_path, "config file")?;
         }
-        let mut new = Config::load(&self.config_path).map_err(|e| error_chain(&e))?;
+        let mut new = Config::load(&self.config_path)?;
         new.insecure_permissions = self.config.insecure_permissions;
         new.cache = self.config.cache.clone();
         if let Some(key) = self.config.restart_only_difference(&new) {
-            return Err(format!("changing `{key}` needs a restart of wasmwall"));
+            return Err(ConfigRejected::RestartOnly(key));
         }
         let candidate = self.firewall.policies().reconfigured(&new);
         let evaluation = candidate.evaluate_each(&self.world(), |_| &Event::ConfigChanged);
@@ -195,7 +212,7 @@ impl<K: Kernel> Daemon<K> {
             .iter()
             .find(|f| self.evaluation.failure(&f.policy).is_none())
         {
-            return Err(f.to_string());
+            return Err(ConfigRejected::PolicyFails(f.clone()));
         }
         self.firewall.reconfigure(candidate, new.sysctls.clone());
         Ok(new)
