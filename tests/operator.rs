@@ -398,3 +398,45 @@ fn cleanup_says_it_left_alone_a_table_wasmwall_did_not_make() {
         "{out}"
     );
 }
+
+#[test]
+fn a_lock_left_by_a_namespace_that_reused_this_inode_hands_over_no_state() {
+    if skip_unless_root() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::new();
+    let config = lab.config("w.toml", "state", "", 80);
+    // What a crashed run in an earlier namespace with this inode left: its
+    // lock file, naming a state recorded for another namespace.
+    let elsewhere = lab.dir.path().join("elsewhere/netns-gone.wasmwall.json");
+    fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    fs::write(
+        &elsewhere,
+        r#"{"version":1,"netns":"gone","table":"wasmwall","table_existed_before":false,
+           "sysctls":[{"key":"net.ipv4.conf.lan0.route_localnet","original":"1"}]}"#,
+    )
+    .unwrap();
+    let ns = fs::metadata(lab.fw.path()).unwrap();
+    let lock = Path::new("/run/wasmwall/locks").join(format!(
+        "ns-{}-{}.wasmwall.lock",
+        ns.dev(),
+        ns.ino()
+    ));
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    fs::write(
+        &lock,
+        format!("pid 999999\nstate {}\n", elsewhere.display()),
+    )
+    .unwrap();
+
+    let out = run(&mut lab.wasmwall("cleanup", &config));
+    assert!(
+        out.stderr
+            .contains("the lock names the state of another namespace or table; not taken over"),
+        "{out}"
+    );
+    assert!(elsewhere.exists(), "the other namespace's state stays");
+    assert_eq!(lab.route_localnet(), "0", "nothing restored from it");
+    assert!(!lock.exists(), "the lock is let go");
+}

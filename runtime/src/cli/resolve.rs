@@ -62,10 +62,23 @@ pub fn lock(target: &Target) -> Result<Lock> {
     )?;
     if let Some(old) = lock.previous.as_ref().and_then(|p| p.state.clone())
         && old != target.state_path
-        && old.exists()
         && !target.state_path.exists()
     {
-        adopt(&old, &target.state_path)?;
+        // A namespace's inode can be reused by a later one: take over only
+        // a state recorded for this table in a namespace of this name.
+        match crate::state::load(&old) {
+            Ok(Some(state)) if state.table == target.table && state.netns == target.netns => {
+                adopt(&old, &target.state_path)?
+            }
+            Ok(Some(_)) => tracing::warn!(
+                state = %old.display(),
+                "the lock names the state of another namespace or table; not taken over"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %crate::text::error_chain(&e), "the state the lock names cannot be read; not taken over")
+            }
+        }
     }
     Ok(lock)
 }
