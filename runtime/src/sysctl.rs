@@ -108,6 +108,12 @@ impl AllowList {
     }
 }
 
+/// The /proc/sys path of a dotted key (`/` in a part stands for a `.` in an
+/// interface name), without any check: [`AllowList::check`] checks first.
+pub fn proc_path(key: &str) -> PathBuf {
+    key_path(&key.split('.').collect::<Vec<_>>())
+}
+
 fn key_path(parts: &[&str]) -> PathBuf {
     let mut path = PathBuf::from("/proc/sys");
     for p in parts {

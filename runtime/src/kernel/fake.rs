@@ -49,12 +49,15 @@ impl Fake {
     /// Sets a sysctl by hand (it exists from then on), e.g.
     /// `net.ipv4.ip_forward`.
     pub fn set_sysctl(&mut self, key: &str, value: &str) {
-        self.sysctls.insert(sysctl_path(key), value.to_string());
+        self.sysctls
+            .insert(crate::sysctl::proc_path(key), value.to_string());
     }
 
     /// A sysctl's value, if it exists.
     pub fn sysctl(&self, key: &str) -> Option<&str> {
-        self.sysctls.get(&sysctl_path(key)).map(String::as_str)
+        self.sysctls
+            .get(&crate::sysctl::proc_path(key))
+            .map(String::as_str)
     }
 
     /// A fresh handle, as the kernel would give.
@@ -62,15 +65,6 @@ impl Fake {
         self.next_handle += 1;
         self.next_handle
     }
-}
-
-/// The /proc/sys path of a dotted key, as the allow-list gives it.
-fn sysctl_path(key: &str) -> PathBuf {
-    let mut path = PathBuf::from("/proc/sys");
-    for part in key.split('.') {
-        path.push(part.replace('/', "."));
-    }
-    path
 }
 
 impl Kernel for Fake {

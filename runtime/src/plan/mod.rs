@@ -24,7 +24,7 @@ pub use model::{
 };
 pub use name::KernelName;
 pub use simulate::{Rejected, simulate};
-pub use text::{base_chain_text, elements_text, table_text};
+pub use text::{elements_text, table_text};
 
 /// Where a new rule goes in its chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,7 +71,7 @@ pub fn elements_text<K: fmt::Display>(keys: &[K], shown: usize) -> String {
 }
 
 /// `type filter hook input priority 0; policy drop;`
-pub fn base_chain_text(b: &BaseChain) -> String {
+fn base_chain_text(b: &BaseChain) -> String {
     format!(
         "type {} hook {} priority {}; policy {};",
         b.chain_type.as_str(),
