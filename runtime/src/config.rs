@@ -12,6 +12,7 @@ use crate::sandbox::Limits;
 use crate::sandbox::cache::CacheSettings;
 use crate::sysctl::{AllowList, KeyError};
 use crate::validate;
+use crate::validate::budget::{self, PolicyBudget, TableBudget};
 
 pub const DEFAULT_TABLE: &str = "wasmwall";
 pub const DEFAULT_STATE_DIR: &str = "/run/wasmwall";
@@ -49,6 +50,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    table_budget: RawTableBudget,
+    #[serde(default)]
     cache: RawCache,
     #[serde(default, rename = "policy")]
     policies: Vec<RawPolicy>,
@@ -62,6 +65,20 @@ struct RawLimits {
     max_rules: Option<usize>,
     max_set_elements: Option<usize>,
     log_lines: Option<usize>,
+    max_chains: Option<usize>,
+    max_base_chains: Option<usize>,
+    max_sets: Option<usize>,
+    max_elements: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTableBudget {
+    rules: Option<usize>,
+    chains: Option<usize>,
+    base_chains_per_hook: Option<usize>,
+    sets: Option<usize>,
+    elements: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,8 +147,11 @@ pub struct Config {
     pub watch_files: bool,
     pub leases: LeaseConfig,
     pub limits: Limits,
-    pub max_rules: usize,
+    /// What one policy may ask for (`[limits]`).
+    pub budget: PolicyBudget,
     pub max_set_elements: usize,
+    /// What the whole table may hold (`[table_budget]`).
+    pub table_budget: TableBudget,
     pub sysctls: AllowList,
     /// Where compiled policies are kept.
     pub cache: CacheSettings,
@@ -211,6 +231,8 @@ impl Config {
             return Err(invalid("`limits.memory_mib` must be 1-4096".into()));
         }
 
+        let (budget, table_budget) = budgets(&raw.limits, &raw.table_budget).map_err(invalid)?;
+
         let leases_max = raw.leases.max.unwrap_or(DEFAULT_MAX_LEASES);
         if !(1..=1_000_000).contains(&leases_max) {
             return Err(invalid("`leases.max` must be 1-1000000".into()));
@@ -277,7 +299,8 @@ impl Config {
                 max: leases_max,
             },
             limits,
-            max_rules: raw.limits.max_rules.unwrap_or(validate::DEFAULT_MAX_RULES),
+            budget,
+            table_budget,
             max_set_elements: raw
                 .limits
                 .max_set_elements
@@ -290,11 +313,85 @@ impl Config {
     }
 }
 
+/// The budgets of kernel objects. Each key is 1 up to a ceiling that only
+/// keeps numbers sane (raising a budget raises the kernel memory a batch
+/// may take: SECURITY.md has the cost per object); a policy's budget is at
+/// most the table's.
+fn budgets(
+    limits: &RawLimits,
+    table: &RawTableBudget,
+) -> Result<(PolicyBudget, TableBudget), String> {
+    fn key(value: Option<usize>, default: usize, max: usize, name: &str) -> Result<usize, String> {
+        let v = value.unwrap_or(default);
+        if (1..=max).contains(&v) {
+            Ok(v)
+        } else if name.starts_with("limits.") {
+            Err(format!(
+                "`{name}` must be 1-{max} (a policy's budget is at most the table's, `[table_budget]`); it is {v}"
+            ))
+        } else {
+            Err(format!("`{name}` must be 1-{max}; it is {v}"))
+        }
+    }
+    let d = TableBudget::default();
+    let table = TableBudget {
+        rules: key(table.rules, d.rules, 1_000_000, "table_budget.rules")?,
+        chains: key(table.chains, d.chains, 100_000, "table_budget.chains")?,
+        base_chains_per_hook: key(
+            table.base_chains_per_hook,
+            d.base_chains_per_hook,
+            budget::BASE_CHAINS_PER_HOOK_MAX,
+            "table_budget.base_chains_per_hook",
+        )?,
+        sets: key(table.sets, d.sets, 100_000, "table_budget.sets")?,
+        elements: key(
+            table.elements,
+            d.elements,
+            10_000_000,
+            "table_budget.elements",
+        )?,
+    };
+    let d = PolicyBudget::default();
+    let policy = PolicyBudget {
+        rules: key(
+            limits.max_rules,
+            d.rules.min(table.rules),
+            table.rules,
+            "limits.max_rules",
+        )?,
+        chains: key(
+            limits.max_chains,
+            d.chains.min(table.chains),
+            table.chains,
+            "limits.max_chains",
+        )?,
+        base_chains: key(
+            limits.max_base_chains,
+            d.base_chains,
+            budget::HOOKS.len() * table.base_chains_per_hook,
+            "limits.max_base_chains",
+        )?,
+        sets: key(
+            limits.max_sets,
+            d.sets.min(table.sets),
+            table.sets,
+            "limits.max_sets",
+        )?,
+        elements: key(
+            limits.max_elements,
+            d.elements.min(table.elements),
+            table.elements,
+            "limits.max_elements",
+        )?,
+    };
+    Ok((policy, table))
+}
+
 impl Config {
     /// How a policy's answer is judged under this config.
     pub fn validation(&self) -> validate::Options {
         validate::Options {
-            max_rules: self.max_rules,
+            budget: self.budget,
             max_set_elements: self.max_set_elements,
             sysctls: self.sysctls.clone(),
         }

@@ -378,16 +378,28 @@ fn hand_edits_are_repaired_by_the_next_reconcile() {
     }
 }
 
+/// Echoes cost the kernel about 8 KiB each until the commit ends, so they
+/// are asked for up to 4,096 added rules: such a batch is known without
+/// reading the table back; a larger one is read back.
 #[test]
-fn with_every_rule_echoed_a_large_apply_is_known_without_reading() {
+fn up_to_4096_added_rules_are_echoed_and_a_larger_batch_is_read_back() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    kernel.echo_all_rules();
     let mut reconciler = Reconciler::new(TABLE);
-    converge(&mut kernel, &mut reconciler, &forward_rules(10_000, None));
+    converge(&mut kernel, &mut reconciler, &forward_rules(4_096, None));
     let (known, read) = reconciler.observe(&mut kernel).unwrap();
-    assert!(!read, "10,000 handles echoed: nothing to read");
+    assert!(!read, "4,096 handles echoed: nothing to read");
+    let known = known.clone();
+    assert_eq!(kernel.observe(TABLE).unwrap(), known);
+
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let mut reconciler = Reconciler::new(TABLE);
+    converge(&mut kernel, &mut reconciler, &forward_rules(4_097, None));
+    let (known, read) = reconciler.observe(&mut kernel).unwrap();
+    assert!(read, "4,097 added rules are not echoed: the table is read");
     let known = known.clone();
     assert_eq!(kernel.observe(TABLE).unwrap(), known);
 }
@@ -423,4 +435,47 @@ fn a_new_process_trusts_a_current_snapshot_and_only_that() {
     assert!(repaired.read_table, "a stale snapshot is not trusted");
     assert_eq!(repaired.report.messages, 500);
     assert_eq!(observed(&mut kernel), want.expected().normalized());
+}
+
+/// While a process listens to nftables notifications, the kernel builds one
+/// (about 8 KiB) for every object a batch changes and holds them all until
+/// the commit ends. The daemon's monitor is unsubscribed while its own batch
+/// is in the kernel: it hears nothing of it, and still hears others.
+#[test]
+fn the_monitor_hears_nothing_of_our_own_batches_and_all_of_others() {
+    use wasmwall::kernel::Monitor;
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let mut monitor = Monitor::new().unwrap();
+    let mut reconciler = Reconciler::new(TABLE);
+    converge(&mut kernel, &mut reconciler, &forward_rules(50, None));
+    let heard = monitor.drain().unwrap();
+    assert!(heard >= 50, "unmuted, the monitor hears each rule: {heard}");
+
+    kernel.mute_while_applying(&monitor).unwrap();
+    converge(
+        &mut kernel,
+        &mut reconciler,
+        &forward_rules(50, Some((7, 7007))),
+    );
+    converge(&mut kernel, &mut reconciler, &forward_rules(100, None));
+    assert_eq!(
+        monitor.drain().unwrap(),
+        0,
+        "our own batches make no notification"
+    );
+    assert!(!kernel.take_missed(), "nobody else changed anything");
+
+    let mut other = Netlink::new().unwrap();
+    other
+        .apply(
+            &plan::replace_table("other", &DesiredTable::default()),
+            None,
+        )
+        .unwrap();
+    assert!(
+        monitor.drain().unwrap() > 0,
+        "a change by someone else is heard"
+    );
 }

@@ -61,8 +61,8 @@ pub fn apply(args: &ConfigArgs) -> Result<ExitCode> {
 pub fn plan(args: &ConfigArgs) -> Result<ExitCode> {
     let Resolved { config, target } = resolve::load_config(args)?;
     let mut firewall = firewall(&config, target, false)?;
-    let evaluation = evaluate(&firewall)?;
-    let pending = firewall.pending(&evaluation)?;
+    let mut evaluation = evaluate(&firewall)?;
+    let pending = firewall.pending(&mut evaluation)?;
     print!("{}", pending.tx);
     for s in &pending.sysctls {
         println!("sysctl {s}");

@@ -162,8 +162,9 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
     drop(entered);
 
     let mut kernel = Netlink::new().map_err(DaemonError::Kernel)?;
-    // The daemon remembers its table: have every new rule's handle echoed.
-    kernel.echo_all_rules();
+    kernel
+        .mute_while_applying(monitor.get_ref())
+        .map_err(DaemonError::Kernel)?;
     let policies = Policies::compile(&config)?;
     let firewall =
         Firewall::new(kernel, target, config.sysctls.clone(), policies).with_snapshot(true);
@@ -271,6 +272,11 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
             daemon.interfaces_read(rt.block_on(world::read_interfaces()));
         }
         daemon.settle(Instant::now());
+        // The monitor hears nothing while a batch of ours is in the kernel;
+        // what someone else did meanwhile is checked for as if notified.
+        if daemon.firewall_mut().kernel_mut().take_missed() {
+            daemon.nftables_changed(Instant::now());
+        }
     };
     server.abort();
     let _ = std::fs::remove_file(&socket_path);

@@ -175,6 +175,7 @@ impl<K: Kernel> Firewall<K> {
     /// When a sysctl write or a late read fails, the failing policy's new
     /// rules are already in the kernel.
     pub fn apply_isolating(&mut self, evaluation: &mut Evaluation) -> Result<Applied, EngineError> {
+        self.hold_table_budget(evaluation)?;
         loop {
             let e = match self.apply(evaluation) {
                 Ok(applied) => return Ok(applied),
@@ -254,7 +255,10 @@ impl<K: Kernel> Firewall<K> {
 
     /// What [`Firewall::apply`] would change against the live kernel and
     /// sysctls, changing nothing.
-    pub fn pending(&mut self, evaluation: &Evaluation) -> Result<Pending, EngineError> {
+    /// A policy over the table's budget is moved to `evaluation`'s failures,
+    /// as `apply` would.
+    pub fn pending(&mut self, evaluation: &mut Evaluation) -> Result<Pending, EngineError> {
+        self.hold_table_budget(evaluation)?;
         let tx = self
             .reconciler
             .plan(&mut self.kernel, evaluation.desired())?;

@@ -14,6 +14,7 @@ use crate::plan::NotOwned;
 use crate::sandbox::HostError;
 use crate::state::StateError;
 use crate::validate::Invalid;
+use crate::validate::budget::TableOverrun;
 
 /// A step of the engine that failed as a whole (not one policy).
 #[derive(Debug, Error)]
@@ -87,6 +88,8 @@ pub enum PolicyError {
     },
     #[error("the kernel refused its rules")]
     Refused(#[source] KernelError),
+    #[error("{0}")]
+    OverTableBudget(TableOverrun),
     #[error(transparent)]
     Sysctl(SysctlError),
 }

@@ -11,6 +11,7 @@
 //!   the kernel refuses; `cleanup`: removing it all.
 
 mod apply;
+mod budget;
 mod cleanup;
 pub mod error;
 pub mod evaluate;

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use crate::config::{Config, PolicyConfig};
 use crate::sandbox::PolicyEngine;
 use crate::validate;
+use crate::validate::budget::TableBudget;
 use crate::world::{Event, WorldState};
 
 use super::error::{EngineError, LoadError, PolicyError, PolicyFailure};
@@ -105,6 +106,7 @@ pub struct Policies {
     loader: Arc<dyn Loader>,
     slots: Vec<Slot>,
     options: validate::Options,
+    table_budget: TableBudget,
     insecure: bool,
 }
 
@@ -120,6 +122,7 @@ impl Policies {
             loader,
             slots,
             options: config.validation(),
+            table_budget: config.table_budget,
             insecure: config.insecure_permissions,
         }
     }
@@ -130,6 +133,7 @@ impl Policies {
             loader: Arc::new(NoEngine),
             slots: Vec::new(),
             options: validate::Options::default(),
+            table_budget: TableBudget::default(),
             insecure: false,
         }
     }
@@ -166,8 +170,21 @@ impl Policies {
             loader: self.loader.clone(),
             slots,
             options: config.validation(),
+            table_budget: config.table_budget,
             insecure: config.insecure_permissions,
         }
+    }
+
+    /// The same policies held to another table budget.
+    #[cfg(test)]
+    pub(crate) fn with_table_budget(mut self, budget: TableBudget) -> Policies {
+        self.table_budget = budget;
+        self
+    }
+
+    /// What the whole table may hold, all these policies together.
+    pub fn table_budget(&self) -> &TableBudget {
+        &self.table_budget
     }
 
     pub fn loader(&self) -> Arc<dyn Loader> {

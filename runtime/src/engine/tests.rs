@@ -375,3 +375,44 @@ fn callers_can_tell_a_deadline_from_a_trap_from_an_invalid_answer() {
         PolicyError::PriorityOffset { offset: -150, .. }
     ));
 }
+
+/// A policy whose answer would take the table over its budget fails alone,
+/// before anything is sent, and keeps what the kernel holds for it; the
+/// policy earlier in the config is served first.
+#[test]
+fn a_policy_over_the_tables_budget_fails_alone_and_keeps_its_rules() {
+    use crate::validate::budget::TableBudget;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = firewall(dir.path());
+    fw.policies = Policies::none().with_table_budget(TableBudget {
+        rules: 3,
+        ..TableBudget::default()
+    });
+    let grown = |policy: &str, comment: &str| {
+        let mut p = rules(policy, comment);
+        let extra = p.rules.chains[0].rules[0].clone();
+        p.rules.chains[0].rules.push(ir::Rule {
+            comment: Some(format!("{comment}+")),
+            ..extra
+        });
+        p
+    };
+    let mut first = Evaluation::new(vec![rules("a", "a1"), rules("b", "b1")], vec![]);
+    fw.apply_isolating(&mut first).unwrap();
+    assert!(first.failed.is_empty());
+    let b_before = tags(&fw, "b/input");
+
+    let mut second = Evaluation::new(vec![grown("a", "a2"), grown("b", "b2")], vec![]);
+    let batches = fw.kernel().inner.batches;
+    fw.apply_isolating(&mut second).unwrap();
+    assert_eq!(fw.kernel().inner.batches, batches + 1, "one batch, b left out");
+    let failure = second.failure("b").expect("b failed");
+    let cause = failure.cause();
+    assert!(
+        cause.contains("over the table's budget: the table would hold 4 rules; its budget is 3 (table_budget.rules)"),
+        "{cause}"
+    );
+    assert!(second.failure("a").is_none());
+    assert_eq!(tags(&fw, "a/input"), expected_tags(&grown("a", "a2")));
+    assert_eq!(tags(&fw, "b/input"), b_before, "b keeps its last known good rules");
+}

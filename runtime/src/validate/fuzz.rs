@@ -25,7 +25,10 @@ const MAX_SET_ELEMENTS: usize = 8;
 
 fn opts() -> Options {
     Options {
-        max_rules: MAX_RULES,
+        budget: crate::validate::budget::PolicyBudget {
+            rules: MAX_RULES,
+            ..Default::default()
+        },
         max_set_elements: MAX_SET_ELEMENTS,
         sysctls: AllowList::new(&[]).expect("the default allow-list is valid"),
     }
@@ -34,7 +37,10 @@ fn opts() -> Options {
 /// For jump graphs: room for their rules.
 fn graph_opts() -> Options {
     Options {
-        max_rules: 1_000,
+        budget: crate::validate::budget::PolicyBudget {
+            rules: 1_000,
+            ..Default::default()
+        },
         ..opts()
     }
 }
@@ -549,7 +555,7 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
         }
     }
     let total: usize = rules.chains.iter().map(|c| c.rules.len()).sum();
-    prop_assert!(total <= options.max_rules);
+    prop_assert!(total <= options.budget.rules);
 
     for chain in &rules.chains {
         for rule in &chain.rules {
@@ -718,7 +724,11 @@ proptest! {
 #[test]
 fn jumps_may_nest_as_deep_as_the_kernel_allows_and_no_deeper() {
     let limits = Options {
-        max_rules: 10_000,
+        budget: crate::validate::budget::PolicyBudget {
+            rules: 10_000,
+            chains: 10_000,
+            ..Default::default()
+        },
         ..opts()
     };
     // c0 (base) -> c1 -> ... -> c15: 15 jumps deep.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::{Ctx, Options, check_name};
+use super::{Ctx, Options, PORT_SET_ELEMENTS_MAX, check_name};
 use crate::bindings::wit;
 use crate::ir::{self, SetElements};
 
@@ -31,8 +31,17 @@ pub(super) fn convert_sets(
             ctx.err(
                 &at,
                 format!(
-                    "has {count} elements; the limit is {}",
+                    "has {count} elements; the limit is {} (limits.max_set_elements)",
                     opts.max_set_elements
+                ),
+            );
+            continue;
+        }
+        if matches!(set.elements, wit::SetElements::Ports(_)) && count > PORT_SET_ELEMENTS_MAX {
+            ctx.err(
+                &at,
+                format!(
+                    "has {count} ports; a set of ports holds at most {PORT_SET_ELEMENTS_MAX} (the kernel's set of ports costs the square of its size to load)"
                 ),
             );
             continue;

@@ -6,7 +6,10 @@ use crate::bindings::wit::{self, Action as A, Matcher as M};
 
 fn opts() -> Options {
     Options {
-        max_rules: 100,
+        budget: crate::validate::budget::PolicyBudget {
+            rules: 100,
+            ..Default::default()
+        },
         max_set_elements: 10,
         sysctls: AllowList::new(&[]).unwrap(),
     }
@@ -700,4 +703,77 @@ fn every_problem_is_reported_not_just_the_first() {
     assert_eq!(err.problems.len(), 2, "{err}");
     assert_eq!(err.problems[0].at, "chain \"input\" rule 1 match 1");
     assert_eq!(err.problems[1].at, "chain \"input\" rule 2");
+}
+
+#[test]
+fn an_answer_over_its_budget_is_refused_before_conversion_naming_each_key() {
+    let options = Options {
+        budget: crate::validate::budget::PolicyBudget {
+            rules: 100,
+            chains: 3,
+            base_chains: 1,
+            sets: 2,
+            elements: 10,
+        },
+        ..opts()
+    };
+    let base = |name: &str| wit::Chain {
+        name: name.into(),
+        base: Some(wit::BaseChain {
+            hook: wit::Hook::Input,
+            type_: wit::ChainType::Filter,
+            priority: 0,
+            policy: wit::ChainPolicy::Accept,
+        }),
+        rules: vec![],
+    };
+    let set = |name: &str, n: u16| wit::NamedSet {
+        name: name.into(),
+        elements: wit::SetElements::Ports((1..=n).collect()),
+    };
+    let answer = wit::Ruleset {
+        chains: vec![base("a"), base("b"), base("c"), base("d")],
+        sets: vec![set("s1", 4), set("s2", 4), set("s3", 4)],
+        sysctls: vec![],
+    };
+    let err = validate(&answer, &options).unwrap_err();
+    let text = err.to_string();
+    for expected in [
+        "4 chains; the limit is 3 (limits.max_chains)",
+        "4 base chains; the limit is 1 (limits.max_base_chains)",
+        "3 sets; the limit is 2 (limits.max_sets)",
+        "12 set elements (all its sets together); the limit is 10 (limits.max_elements)",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    assert_eq!(err.problems.len(), 4, "{text}");
+    // Within every budget, the same shape passes.
+    let fits = wit::Ruleset {
+        chains: vec![base("a")],
+        sets: vec![set("s1", 4), set("s2", 4)],
+        sysctls: vec![],
+    };
+    assert!(validate(&fits, &options).is_ok());
+}
+
+#[test]
+fn a_set_of_ports_holds_at_most_4096() {
+    let ports = |n: u16| wit::Ruleset {
+        chains: vec![],
+        sets: vec![wit::NamedSet {
+            name: "p".into(),
+            elements: wit::SetElements::Ports((1..=n).collect()),
+        }],
+        sysctls: vec![],
+    };
+    let options = Options {
+        max_set_elements: 100_000,
+        ..Options::default()
+    };
+    assert!(validate(&ports(4_096), &options).is_ok());
+    let err = validate(&ports(4_097), &options).unwrap_err().to_string();
+    assert!(
+        err.contains("has 4097 ports; a set of ports holds at most 4096"),
+        "{err}"
+    );
 }

@@ -1,0 +1,399 @@
+//! Budgets of kernel objects: how many rules, chains, base chains, sets and
+//! set elements one policy may ask for, and the whole table may hold. An
+//! answer inside every other limit can still make the kernel allocate
+//! without bound while it holds a batch (each object costs it a transaction
+//! entry, and the whole batch is held until its commit), and base chains use
+//! up hook slots that every table on the machine shares (the kernel allows
+//! 1024 functions per hook). Counting is pure and costs a pass over the
+//! answer, done before anything is converted or sent.
+
+use std::fmt;
+
+use crate::bindings::wit;
+use crate::ir::{self, Hook};
+
+/// Most rules one policy's answer may have, unless the config says.
+pub const DEFAULT_MAX_RULES: usize = 50_000;
+/// Most chains (base and regular) of one policy.
+pub const DEFAULT_MAX_CHAINS: usize = 1_000;
+/// Most base chains of one policy, all hooks together.
+pub const DEFAULT_MAX_BASE_CHAINS: usize = 32;
+/// Most sets of one policy.
+pub const DEFAULT_MAX_SETS: usize = 500;
+/// Most set elements of one policy, all its sets together.
+pub const DEFAULT_MAX_ELEMENTS: usize = 250_000;
+
+/// The whole table's defaults: one policy may use all of it.
+pub const DEFAULT_TABLE: TableBudget = TableBudget {
+    rules: 50_000,
+    chains: 2_000,
+    base_chains_per_hook: 64,
+    sets: 1_000,
+    elements: 250_000,
+};
+
+/// The kernel's limit of functions on one hook of one family in a network
+/// namespace (MAX_HOOK_COUNT, net/netfilter/core.c), shared by every table
+/// and every tool. A table budget may not take more than a quarter of it.
+pub const HOOK_SLOTS: usize = 1024;
+/// The most base chains per hook a config may give the table.
+pub const BASE_CHAINS_PER_HOOK_MAX: usize = HOOK_SLOTS / 4;
+
+/// What one policy may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyBudget {
+    pub rules: usize,
+    pub chains: usize,
+    pub base_chains: usize,
+    pub sets: usize,
+    pub elements: usize,
+}
+
+impl Default for PolicyBudget {
+    fn default() -> Self {
+        PolicyBudget {
+            rules: DEFAULT_MAX_RULES,
+            chains: DEFAULT_MAX_CHAINS,
+            base_chains: DEFAULT_MAX_BASE_CHAINS,
+            sets: DEFAULT_MAX_SETS,
+            elements: DEFAULT_MAX_ELEMENTS,
+        }
+    }
+}
+
+/// What the whole table may hold, all policies together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableBudget {
+    pub rules: usize,
+    pub chains: usize,
+    pub base_chains_per_hook: usize,
+    pub sets: usize,
+    pub elements: usize,
+}
+
+impl Default for TableBudget {
+    fn default() -> Self {
+        DEFAULT_TABLE
+    }
+}
+
+/// Every hook, in the order counts keep them.
+pub const HOOKS: [Hook; 5] = [
+    Hook::Prerouting,
+    Hook::Input,
+    Hook::Forward,
+    Hook::Output,
+    Hook::Postrouting,
+];
+
+fn hook_index(hook: Hook) -> usize {
+    HOOKS.iter().position(|h| *h == hook).unwrap_or(0)
+}
+
+/// The kernel objects of one policy (or of many, added up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rules: usize,
+    pub chains: usize,
+    pub base_chains: [usize; HOOKS.len()],
+    pub sets: usize,
+    pub elements: usize,
+}
+
+impl Counts {
+    /// Of a policy's answer, before it is converted.
+    pub fn of_answer(answer: &wit::Ruleset) -> Counts {
+        let mut c = Counts {
+            chains: answer.chains.len(),
+            sets: answer.sets.len(),
+            ..Counts::default()
+        };
+        for chain in &answer.chains {
+            c.rules += chain.rules.len();
+            if let Some(base) = &chain.base {
+                c.base_chains[hook_index(super::rules::hook(base.hook))] += 1;
+            }
+        }
+        c.elements = answer.sets.iter().map(|s| elements(&s.elements)).sum();
+        c
+    }
+
+    /// Of a validated ruleset.
+    pub fn of_ruleset(rules: &ir::Ruleset) -> Counts {
+        let mut c = Counts {
+            chains: rules.chains.len(),
+            sets: rules.sets.len(),
+            rules: rules.rule_count(),
+            ..Counts::default()
+        };
+        for chain in &rules.chains {
+            if let Some(base) = &chain.base {
+                c.base_chains[hook_index(base.hook)] += 1;
+            }
+        }
+        c.elements = rules.sets.iter().map(|s| s.elements.len()).sum();
+        c
+    }
+
+    /// Adds one base chain on `hook`.
+    pub fn add_base_chain(&mut self, hook: Hook) {
+        self.base_chains[hook_index(hook)] += 1;
+    }
+
+    pub fn base_chains_total(&self) -> usize {
+        self.base_chains.iter().sum()
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.rules += other.rules;
+        self.chains += other.chains;
+        self.sets += other.sets;
+        self.elements += other.elements;
+        for (a, b) in self.base_chains.iter_mut().zip(other.base_chains) {
+            *a += b;
+        }
+    }
+
+    fn sub(&mut self, other: &Counts) {
+        self.rules = self.rules.saturating_sub(other.rules);
+        self.chains = self.chains.saturating_sub(other.chains);
+        self.sets = self.sets.saturating_sub(other.sets);
+        self.elements = self.elements.saturating_sub(other.elements);
+        for (a, b) in self.base_chains.iter_mut().zip(other.base_chains) {
+            *a = a.saturating_sub(b);
+        }
+    }
+}
+
+fn elements(e: &wit::SetElements) -> usize {
+    match e {
+        wit::SetElements::Ipv4(v) | wit::SetElements::Ipv6(v) => v.len(),
+        wit::SetElements::Ports(v) => v.len(),
+    }
+}
+
+/// Where one policy's answer goes over its budget, as problem messages
+/// naming the count, the limit and the config key.
+pub fn policy_overruns(counts: &Counts, budget: &PolicyBudget) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |what: &str, have: usize, max: usize, key: &str| {
+        if have > max {
+            out.push(format!(
+                "the ruleset has {have} {what}; the limit is {max} (limits.{key})"
+            ));
+        }
+    };
+    check("rules", counts.rules, budget.rules, "max_rules");
+    check("chains", counts.chains, budget.chains, "max_chains");
+    check(
+        "base chains",
+        counts.base_chains_total(),
+        budget.base_chains,
+        "max_base_chains",
+    );
+    check("sets", counts.sets, budget.sets, "max_sets");
+    check(
+        "set elements (all its sets together)",
+        counts.elements,
+        budget.elements,
+        "max_elements",
+    );
+    out
+}
+
+/// A policy whose answer would take the table over its budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableOverrun {
+    pub policy: String,
+    /// e.g. "the table would hold 60000 rules; its budget is 50000
+    /// (table_budget.rules)".
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for TableOverrun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "over the table's budget: {}", self.problems.join("; "))
+    }
+}
+
+/// Which policies' answers the table cannot take. `policies` are in config
+/// order, each with what the kernel holds for it now and what it asks for
+/// (None: it failed, and keeps what it holds). Starting from what the table
+/// holds, each policy's change is taken in turn when the table stays within
+/// budget (or does not grow past what it holds already, after a budget was
+/// lowered); otherwise that policy is refused and keeps what it holds. So
+/// the policies earlier in the config are served first, and an answer over
+/// budget never costs another policy its rules.
+pub fn table_overruns(
+    policies: &[(&str, Counts, Option<Counts>)],
+    budget: &TableBudget,
+) -> Vec<TableOverrun> {
+    let mut total = Counts::default();
+    for (_, live, _) in policies {
+        total.add(live);
+    }
+    let mut out = Vec::new();
+    for (policy, live, wanted) in policies {
+        let Some(wanted) = wanted else { continue };
+        let mut next = total;
+        next.sub(live);
+        next.add(wanted);
+        let problems = table_problems(&total, &next, budget);
+        if problems.is_empty() {
+            total = next;
+        } else {
+            out.push(TableOverrun {
+                policy: policy.to_string(),
+                problems,
+            });
+        }
+    }
+    out
+}
+
+fn table_problems(now: &Counts, next: &Counts, budget: &TableBudget) -> Vec<String> {
+    let mut out = Vec::new();
+    // Growing past the budget is refused; a table already over it (the
+    // budget was lowered) may shrink or stay.
+    let mut check = |what: String, now: usize, next: usize, max: usize, key: &str| {
+        if next > max && next > now {
+            out.push(format!(
+                "the table would hold {next} {what}; its budget is {max} (table_budget.{key})"
+            ));
+        }
+    };
+    check("rules".into(), now.rules, next.rules, budget.rules, "rules");
+    check(
+        "chains".into(),
+        now.chains,
+        next.chains,
+        budget.chains,
+        "chains",
+    );
+    check("sets".into(), now.sets, next.sets, budget.sets, "sets");
+    check(
+        "set elements".into(),
+        now.elements,
+        next.elements,
+        budget.elements,
+        "elements",
+    );
+    for (i, hook) in HOOKS.iter().enumerate() {
+        check(
+            format!("base chains on the {} hook", hook.as_str()),
+            now.base_chains[i],
+            next.base_chains[i],
+            budget.base_chains_per_hook,
+            "base_chains_per_hook",
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(rules: usize, input_chains: usize) -> Counts {
+        let mut c = Counts {
+            rules,
+            chains: input_chains,
+            ..Counts::default()
+        };
+        c.base_chains[hook_index(Hook::Input)] = input_chains;
+        c
+    }
+
+    fn small() -> TableBudget {
+        TableBudget {
+            rules: 100,
+            chains: 10,
+            base_chains_per_hook: 4,
+            sets: 10,
+            elements: 100,
+        }
+    }
+
+    #[test]
+    fn a_policy_over_its_own_budget_is_told_each_overrun_and_its_key() {
+        let budget = PolicyBudget {
+            rules: 10,
+            chains: 2,
+            base_chains: 1,
+            sets: 1,
+            elements: 5,
+        };
+        let mut c = counts(11, 3);
+        c.sets = 2;
+        c.elements = 6;
+        let problems = policy_overruns(&c, &budget);
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[0].contains("11 rules; the limit is 10 (limits.max_rules)"));
+        assert!(problems[2].contains("3 base chains; the limit is 1 (limits.max_base_chains)"));
+        assert!(policy_overruns(&counts(10, 1), &PolicyBudget { sets: 0, ..budget }).is_empty());
+    }
+
+    #[test]
+    fn the_earlier_policy_is_served_first_and_the_later_one_refused() {
+        let policies = [
+            ("a", Counts::default(), Some(counts(60, 2))),
+            ("b", Counts::default(), Some(counts(60, 2))),
+            ("c", Counts::default(), Some(counts(40, 2))),
+        ];
+        let out = table_overruns(&policies, &small());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].policy, "b");
+        assert!(
+            out[0].problems[0].contains("120 rules; its budget is 100 (table_budget.rules)"),
+            "{:?}",
+            out[0].problems
+        );
+        // c fits beside a, since b's answer was not taken.
+    }
+
+    #[test]
+    fn base_chains_are_counted_per_hook() {
+        let policies = [
+            ("a", Counts::default(), Some(counts(0, 3))),
+            ("b", Counts::default(), Some(counts(0, 2))),
+        ];
+        let out = table_overruns(&policies, &small());
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].problems[0].contains("5 base chains on the input hook"),
+            "{:?}",
+            out[0].problems
+        );
+    }
+
+    #[test]
+    fn what_a_failed_policy_holds_stays_counted() {
+        // b failed and holds 90 rules: a may not grow past 10.
+        let policies = [
+            ("a", counts(5, 0), Some(counts(20, 0))),
+            ("b", counts(90, 0), None),
+        ];
+        let out = table_overruns(&policies, &small());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].policy, "a");
+        let fits = [
+            ("a", counts(5, 0), Some(counts(10, 0))),
+            ("b", counts(90, 0), None),
+        ];
+        assert!(table_overruns(&fits, &small()).is_empty());
+    }
+
+    #[test]
+    fn a_table_over_a_lowered_budget_may_shrink_but_not_grow() {
+        let policies = [("a", counts(200, 0), Some(counts(150, 0)))];
+        assert!(table_overruns(&policies, &small()).is_empty());
+        let policies = [("a", counts(200, 0), Some(counts(201, 0)))];
+        assert_eq!(table_overruns(&policies, &small()).len(), 1);
+    }
+
+    #[test]
+    fn a_policy_replacing_its_objects_counts_only_the_new_ones() {
+        let policies = [("a", counts(100, 4), Some(counts(100, 4)))];
+        assert!(table_overruns(&policies, &small()).is_empty());
+    }
+}
