@@ -31,6 +31,10 @@ const MEMORY_MIB: u64 = 32;
 const MAX_RULES: usize = 1000;
 const MAX_SET_ELEMENTS: usize = 500;
 const LOG_LINES: usize = 20;
+const MAX_CHAINS: usize = 100;
+const MAX_BASE_CHAINS: usize = 8;
+const MAX_SETS: usize = 50;
+const MAX_ELEMENTS: usize = 2000;
 /// An apply loads two small policies (from the compile cache) and runs them
 /// for at most the deadline each; the rest is slack for a loaded machine.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -348,6 +352,30 @@ const CASES: &[Case] = &[
             "No such file or directory",
         ],
     ),
+    // Kernel-object budgets, per policy: each refused before anything is
+    // sent, by counting.
+    case(
+        "chains (2,000)",
+        Source::Attack("chains", &[]),
+        &["the ruleset has 2002 chains; the limit is 100 (limits.max_chains)"],
+    ),
+    case(
+        "base chains (1,021)",
+        Source::Attack("base-chains", &[]),
+        &["the ruleset has 1022 base chains; the limit is 8 (limits.max_base_chains)"],
+    ),
+    case(
+        "sets (1,000)",
+        Source::Attack("sets", &[]),
+        &["the ruleset has 1001 sets; the limit is 50 (limits.max_sets)"],
+    ),
+    case(
+        "elements over all sets (10 x 400)",
+        Source::Attack("elements-total", &[]),
+        &[
+            "the ruleset has 4002 set elements (all its sets together); the limit is 2000 (limits.max_elements)",
+        ],
+    ),
 ];
 
 /// A router namespace with a LAN interface, wasmwall's config and state in
@@ -360,6 +388,8 @@ struct Lab {
     state_dir: PathBuf,
     secret: String,
     secret_file: PathBuf,
+    /// Lines of a `[table_budget]` section, if the test wants one.
+    table_budget: Option<&'static str>,
     dir: TempDir,
 }
 
@@ -393,6 +423,7 @@ impl Lab {
             launcher,
             secret,
             secret_file,
+            table_budget: None,
             dir,
         }
     }
@@ -476,10 +507,17 @@ impl Lab {
              max_rules = {MAX_RULES}\n\
              max_set_elements = {MAX_SET_ELEMENTS}\n\
              log_lines = {LOG_LINES}\n\
+             max_chains = {MAX_CHAINS}\n\
+             max_base_chains = {MAX_BASE_CHAINS}\n\
+             max_sets = {MAX_SETS}\n\
+             max_elements = {MAX_ELEMENTS}\n\
              \n",
             state_dir = toml_path(&self.state_dir),
             cache = toml_path(&compile_cache_dir()),
         );
+        if let Some(lines) = self.table_budget {
+            toml.push_str(&format!("[table_budget]\n{lines}\n"));
+        }
         for (name, source) in hostile {
             toml.push_str(&self.policy_toml(name, *source));
             toml.push('\n');
@@ -791,6 +829,69 @@ fn each_hostile_policy_fails_alone_under_apply() {
         CASES.len(),
         failures.join("\n\n")
     );
+}
+
+/// Base chains take slots of the kernel's hooks, which every table in the
+/// namespace shares (1024 per hook): a policy may have `max_base_chains`,
+/// and the table `table_budget.base_chains_per_hook` on each hook, so other
+/// tools always find slots. Before these budgets, 1,021 empty base chains
+/// on input made the kernel refuse every later base chain on that hook,
+/// wasmwall's and other tables' alike.
+#[test]
+fn base_chains_cannot_use_up_the_slots_of_a_hook() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.table_budget = Some("base_chains_per_hook = 20");
+    // 7 and the last known good `input`: 8 input base chains each.
+    let eight = Source::Attack("base-chains", &[("count", "7")]);
+    let hostile: Vec<(String, Source)> = ["h1", "h2", "h3"]
+        .iter()
+        .map(|n| (n.to_string(), eight))
+        .collect();
+    lab.configure(&hostile, 80);
+    let done = lab.apply("apply-hooks");
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    let h3 = failure_lines(&done.stderr, "h3");
+    assert_eq!(h3.len(), 1, "one line for h3\n{}", done.stderr);
+    assert!(
+        h3[0].contains("the table would hold 24 base chains on the input hook; its budget is 20 (table_budget.base_chains_per_hook)")
+            && h3[0].contains(KEPT),
+        "{}",
+        h3[0]
+    );
+    for policy in ["h1", "h2", "good"] {
+        assert!(
+            failure_lines(&done.stderr, policy).is_empty(),
+            "{policy} failed\n{}",
+            done.stderr
+        );
+    }
+    let listing = lab.listing();
+    let chains_of = |policy: &str| {
+        listing
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("chain {policy}/")))
+            .count()
+    };
+    assert_eq!(chains_of("h1"), 9, "{listing}");
+    assert_eq!(chains_of("h2"), 9, "{listing}");
+    assert_eq!(chains_of("h3"), 0, "{listing}");
+    assert!(
+        chain_has(&listing, "good/prerouting", &["tcp dport 80", "dnat"]),
+        "{listing}"
+    );
+    // Another tool still finds slots on the hook.
+    lab.router.run([
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "other",
+        "late",
+        "{ type filter hook input priority 5; }",
+    ]);
 }
 
 /// One daemon, every hostile policy at once: it starts, applies the good

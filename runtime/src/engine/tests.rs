@@ -405,7 +405,11 @@ fn a_policy_over_the_tables_budget_fails_alone_and_keeps_its_rules() {
     let mut second = Evaluation::new(vec![grown("a", "a2"), grown("b", "b2")], vec![]);
     let batches = fw.kernel().inner.batches;
     fw.apply_isolating(&mut second).unwrap();
-    assert_eq!(fw.kernel().inner.batches, batches + 1, "one batch, b left out");
+    assert_eq!(
+        fw.kernel().inner.batches,
+        batches + 1,
+        "one batch, b left out"
+    );
     let failure = second.failure("b").expect("b failed");
     let cause = failure.cause();
     assert!(
@@ -414,5 +418,9 @@ fn a_policy_over_the_tables_budget_fails_alone_and_keeps_its_rules() {
     );
     assert!(second.failure("a").is_none());
     assert_eq!(tags(&fw, "a/input"), expected_tags(&grown("a", "a2")));
-    assert_eq!(tags(&fw, "b/input"), b_before, "b keeps its last known good rules");
+    assert_eq!(
+        tags(&fw, "b/input"),
+        b_before,
+        "b keeps its last known good rules"
+    );
 }

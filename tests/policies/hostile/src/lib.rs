@@ -98,6 +98,17 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "a jump to another policy's chain (`target`)",
     ),
     ("foreign-set", "a match on another policy's set (`target`)"),
+    // Kernel-object budgets.
+    ("chains", "`count` empty regular chains (default 2,000)"),
+    (
+        "base-chains",
+        "`count` empty base chains on the input hook (default 1,021: what used up the kernel's slots of the hook)",
+    ),
+    ("sets", "`count` sets of one port each (default 1,000)"),
+    (
+        "elements-total",
+        "`count` sets of 400 ports each (default 10), each within the per-set limit",
+    ),
 ];
 
 struct Hostile;
@@ -144,6 +155,30 @@ impl Policy for Hostile {
                 let n = count(100_000)?;
                 let ports = (0..n).map(|i| 1 + (i % 65_535) as u16);
                 Ok(last_known_good().set(NamedSet::ports("many", ports)))
+            }
+            "chains" => {
+                let n = count(2_000)?;
+                Ok((0..n).fold(last_known_good(), |r, i| {
+                    r.chain(Chain::regular(&format!("c{i}")))
+                }))
+            }
+            "base-chains" => {
+                let n = count(1_021)?;
+                Ok((0..n).fold(last_known_good(), |r, i| {
+                    r.chain(Chain::filter(&format!("b{i}"), Hook::Input, 0))
+                }))
+            }
+            "sets" => {
+                let n = count(1_000)?;
+                Ok((0..n).fold(last_known_good(), |r, i| {
+                    r.set(NamedSet::ports(&format!("s{i}"), [1 + (i % 65_535) as u16]))
+                }))
+            }
+            "elements-total" => {
+                let n = count(10)?;
+                Ok((0..n).fold(last_known_good(), |r, i| {
+                    r.set(NamedSet::ports(&format!("e{i}"), 1..=400))
+                }))
             }
             "string" => {
                 // Larger, and the guest's own allocator gives up before asking the host.
