@@ -159,25 +159,25 @@ impl Policy for Hostile {
             "chains" => {
                 let n = count(2_000)?;
                 Ok((0..n).fold(last_known_good(), |r, i| {
-                    r.chain(Chain::regular(&format!("c{i}")))
+                    r.chain(Chain::regular(format!("c{i}")))
                 }))
             }
             "base-chains" => {
                 let n = count(1_021)?;
                 Ok((0..n).fold(last_known_good(), |r, i| {
-                    r.chain(Chain::filter(&format!("b{i}"), Hook::Input, 0))
+                    r.chain(Chain::filter(format!("b{i}"), Hook::Input, 0))
                 }))
             }
             "sets" => {
                 let n = count(1_000)?;
                 Ok((0..n).fold(last_known_good(), |r, i| {
-                    r.set(NamedSet::ports(&format!("s{i}"), [1 + (i % 65_535) as u16]))
+                    r.set(NamedSet::ports(format!("s{i}"), [1 + (i % 65_535) as u16]))
                 }))
             }
             "elements-total" => {
                 let n = count(10)?;
                 Ok((0..n).fold(last_known_good(), |r, i| {
-                    r.set(NamedSet::ports(&format!("e{i}"), 1..=400))
+                    r.set(NamedSet::ports(format!("e{i}"), 1..=400))
                 }))
             }
             "string" => {
