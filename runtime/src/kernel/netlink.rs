@@ -32,6 +32,12 @@ use crate::plan::Transaction;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receive-buffer budget per acknowledged message (nft budgets the same).
 const ACK_BUDGET: usize = 1024;
+/// Receive-buffer budget per echoed rule: the kernel builds each echo in a
+/// buffer of up to NLMSG_GOODSIZE (a page or 8 KiB, trimmed when much is
+/// left unused), and the socket is charged the buffer's true size. A rule of
+/// 24 matches with a 127-byte comment and log prefix overran a budget of
+/// 1 KiB per echo.
+const ECHO_BUDGET: usize = 12 << 10;
 const MIN_RCVBUF: usize = 256 << 10;
 /// Acknowledgements beyond this (about 260,000 messages) could be dropped.
 const MAX_RCVBUF: usize = 256 << 20;
@@ -280,13 +286,13 @@ impl Netlink {
         }
     }
 
-    /// Makes room for a batch of `bytes` and for the acknowledgements of its
-    /// `messages`.
-    fn reserve(&self, bytes: usize, messages: usize) -> Result<(), KernelError> {
+    /// Makes room for a batch of `bytes`, for the acknowledgements of its
+    /// `messages` and for `echoes` echoed rules.
+    fn reserve(&self, bytes: usize, messages: usize, echoes: usize) -> Result<(), KernelError> {
         let snd = bytes + SNDBUF_MARGIN;
         set_buffer(&self.fd, sockopt::SndBufForce, sockopt::SndBuf, snd)
             .map_err(configure("SO_SNDBUF"))?;
-        let rcv = (messages * ACK_BUDGET).clamp(MIN_RCVBUF, MAX_RCVBUF);
+        let rcv = (messages * ACK_BUDGET + echoes * ECHO_BUDGET).clamp(MIN_RCVBUF, MAX_RCVBUF);
         set_buffer(&self.fd, sockopt::RcvBufForce, sockopt::RcvBuf, rcv)
             .map_err(configure("SO_RCVBUF"))
     }
@@ -465,7 +471,7 @@ impl Kernel for Netlink {
         let encoded = encode::encode(tx, options)?;
         self.drain()?;
         let echoes = if options.echo_rules { adds } else { 0 };
-        self.reserve(encoded.bytes.len(), encoded.texts.len() + echoes)?;
+        self.reserve(encoded.bytes.len(), encoded.texts.len(), echoes)?;
         self.set_monitor_membership(false);
         let sent = self
             .send(&encoded.bytes)

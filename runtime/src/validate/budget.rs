@@ -13,7 +13,7 @@ use crate::bindings::wit;
 use crate::ir::{self, Hook};
 
 /// Most rules one policy's answer may have, unless the config says.
-pub const DEFAULT_MAX_RULES: usize = 50_000;
+pub const DEFAULT_MAX_RULES: usize = 20_000;
 /// Most chains (base and regular) of one policy.
 pub const DEFAULT_MAX_CHAINS: usize = 1_000;
 /// Most base chains of one policy, all hooks together.
@@ -21,15 +21,18 @@ pub const DEFAULT_MAX_BASE_CHAINS: usize = 32;
 /// Most sets of one policy.
 pub const DEFAULT_MAX_SETS: usize = 500;
 /// Most set elements of one policy, all its sets together.
-pub const DEFAULT_MAX_ELEMENTS: usize = 250_000;
+pub const DEFAULT_MAX_ELEMENTS: usize = 200_000;
 
-/// The whole table's defaults: one policy may use all of it.
+/// The whole table's defaults. Their largest batch (every object of a full
+/// table replaced: old and new are both held until the commit ends) is
+/// measured in SECURITY.md (`kernel-memory`), and must stay under 256 MiB
+/// of kernel memory. One policy may use all the rules and elements.
 pub const DEFAULT_TABLE: TableBudget = TableBudget {
-    rules: 50_000,
+    rules: 20_000,
     chains: 2_000,
     base_chains_per_hook: 64,
     sets: 1_000,
-    elements: 250_000,
+    elements: 200_000,
 };
 
 /// The kernel's limit of functions on one hook of one family in a network

@@ -109,6 +109,10 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "elements-total",
         "`count` sets of 400 ports each (default 10), each within the per-set limit",
     ),
+    (
+        "budget",
+        "`count` percent (default 100) of every default budget of the table at once, in rules of 24 matches with a counter, a 127-byte log prefix and a 127-byte comment; `target = \"b\"` gives another answer of the same size (for `kernel-memory`)",
+    ),
 ];
 
 struct Hostile;
@@ -180,6 +184,7 @@ impl Policy for Hostile {
                     r.set(NamedSet::ports(format!("e{i}"), 1..=400))
                 }))
             }
+            "budget" => Ok(budget(count(100)?, target == "b")),
             "string" => {
                 // Larger, and the guest's own allocator gives up before asking the host.
                 let n = usize::try_from(count(3 << 29)?).map_err(|e| e.to_string())?;
@@ -224,6 +229,64 @@ impl Policy for Hostile {
 }
 
 wasmwall_sdk::export_policy!(Hostile);
+
+/// `percent` of each default budget of the whole table (20,000 rules,
+/// 2,000 chains of which 64 base chains on each of the 5 hooks, 1,000 sets,
+/// 200,000 elements) at once: at 100, the largest table the defaults allow
+/// (given per-policy limits raised to the table's). `other`: different
+/// values, the same size.
+fn budget(percent: u64, other: bool) -> Ruleset {
+    let shift: u64 = if other { 1 } else { 0 };
+    let chains = (20 * percent).max(1);
+    let base_chains = 320 * percent / 100;
+    let rules = 200 * percent;
+    let sets = 10 * percent;
+    let hooks = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+    let rule = |i: u64| {
+        let a = (i * 2 + shift) as u32;
+        let mut r = Rule::new().ct_state_established_related();
+        for k in 0..11u32 {
+            let v = a.wrapping_mul(11).wrapping_add(k);
+            r = r
+                .not_saddr(format!("10.{}.{}.{}/32", v >> 16 & 255, v >> 8 & 255, v & 255))
+                .not_daddr(format!("172.{}.{}.{}/32", v >> 16 & 255, v >> 8 & 255, v & 255));
+        }
+        r.tcp_dport(1 + (i % 65_000) as u16)
+            .counter()
+            .log(format!("budget {i:0>119} "))
+            .comment(format!("{:0>127}", i + shift))
+            .accept()
+    };
+    let mut out = Ruleset::new();
+    let per_chain = rules.div_ceil(chains);
+    let mut made = 0;
+    for c in 0..chains {
+        let mut chain = if c < base_chains {
+            Chain::filter(format!("b{c}"), hooks[(c % 5) as usize], c as i32)
+        } else {
+            Chain::regular(format!("c{c}"))
+        };
+        while made < rules && made < (c + 1) * per_chain {
+            chain = chain.rule(rule(made));
+            made += 1;
+        }
+        out = out.chain(chain);
+    }
+    for s in 0..sets {
+        let addrs = (0..200u64).map(|e| {
+            let v = s * 200 + e + shift * 1_000_000;
+            format!("2001:db8:{:x}:{:x}::{:x}", v >> 32, v >> 16 & 0xffff, v & 0xffff)
+        });
+        out = out.set(NamedSet::ipv6(format!("s{s}"), addrs));
+    }
+    out
+}
 
 fn last_known_good() -> Ruleset {
     let input = Chain::filter("input", Hook::Input, 0)
