@@ -74,8 +74,12 @@ pub fn comment_problem(text: &str) -> Option<String> {
 
 /// What in a rule's log prefix nft would not list and load back
 /// unchanged: as for a comment ([`comment_problem`]), and '$' too, which
-/// nft reads as the start of a variable in a log prefix.
+/// nft reads as the start of a variable in a log prefix. An empty prefix
+/// the kernel refuses (ERANGE, and with it the policy's whole batch).
 pub fn log_prefix_problem(text: &str) -> Option<String> {
+    if text.is_empty() {
+        return Some("is empty; a rule without a prefix logs with none".into());
+    }
     nft_string_problem(text, "log prefixes", &['"', '$'])
 }
 

@@ -287,7 +287,7 @@ impl LoadedPolicy {
         let output = stdio.contents();
         if !output.is_empty() {
             let text = String::from_utf8_lossy(&output);
-            tracing::warn!(policy = %self.name, output = %Quoted(text.trim_end()), "policy wrote to stdout/stderr");
+            tracing::warn!(policy = self.name.as_str(), output = %Quoted(text.trim_end()), "policy wrote to stdout/stderr");
         }
         match result {
             Ok(Ok(ruleset)) => Ok(ruleset),

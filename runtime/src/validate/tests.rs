@@ -649,6 +649,13 @@ fn strings_nft_would_not_list_back_are_refused() {
         ),
         (
             wit::Rule {
+                log_prefix: Some(String::new()),
+                ..rule(vec![], A::Accept)
+            },
+            "log prefix is empty",
+        ),
+        (
+            wit::Rule {
                 log_prefix: Some("line\n".into()),
                 ..rule(vec![], A::Accept)
             },
