@@ -953,6 +953,22 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
         tail(&log, 8000)
     );
 
+    // What `wasmwall status` shows of them, as text and as JSON, holds no
+    // raw control character and no line a policy started.
+    for args in [&["status"][..], &["status", "--json"]] {
+        let mut cmd = lab.wasmwall(args[0]);
+        cmd.args(&args[1..]);
+        let shown = wasmwall_e2e::run_unchecked(&mut cmd);
+        assert_eq!(shown.status.code(), Some(2), "{args:?}: {}", shown.stderr);
+        assert!(
+            shown.stdout.contains("FORGED"),
+            "{args:?} does not show the refusal\n{}",
+            shown.stdout
+        );
+        let wrong = check_log_text(&shown.stdout, "status");
+        assert!(wrong.is_empty(), "{args:?}: {wrong:?}\n{}", shown.stdout);
+    }
+
     // Still up, and still doing its job: a hand edit is repaired.
     std::thread::sleep(Duration::from_millis(500));
     assert!(
