@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use wasmwall::fields::{comment_problem, log_prefix_problem, match_ifname_problem};
 use wasmwall::validate::{COMMENT_MAX, LOG_PREFIX_MAX};
 use wasmwall_e2e::{
-    Netns, TempDir, compile_cache_dir, policy_wasm, run_unchecked, skip_unless_root, temp_dir,
-    toml_path, toml_string, wasmwall_in,
+    Netns, TempDir, compile_cache_dir, policy_wasm, run, run_unchecked, skip_unless_root,
+    temp_dir, toml_path, toml_string, wasmwall_bin, wasmwall_in,
 };
 
 /// Longest interface name (IFNAMSIZ less its NUL).
@@ -170,6 +170,19 @@ impl Lab {
     }
 }
 
+/// The rule lines of `chain` in a listing, trimmed.
+fn rule_lines<'a>(listing: &'a str, chain: &str) -> Vec<&'a str> {
+    let header = format!("chain {chain} {{");
+    listing
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| *l != "}")
+        .filter(|l| !l.starts_with("type "))
+        .collect()
+}
+
 /// The first line where two listings differ, for the failure message.
 fn first_difference(a: &str, b: &str) -> String {
     let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
@@ -236,6 +249,25 @@ fn accepted_strings_list_and_load_back_unchanged() {
                 "the listing lacks {text:?} (seed {seed:#x})"
             );
         }
+    }
+
+    // `wasmwall eval` shows the rules as the kernel lists them.
+    let mut eval = std::process::Command::new(wasmwall_bin());
+    eval.arg("eval")
+        .arg(policy_wasm("hostile"))
+        .args(["--name", "strings", "--set", "attack=strings"]);
+    for (key, value) in &settings {
+        eval.arg("--set").arg(format!("{key}={value}"));
+    }
+    let shown = run(&mut eval).stdout;
+    for chain in ["strings/strings-in", "strings/strings-out"] {
+        let (listed, evaluated) = (rule_lines(&first, chain), rule_lines(&shown, chain));
+        assert!(listed.len() > 100, "{chain}: {} rules listed", listed.len());
+        assert!(
+            listed == evaluated,
+            "{chain}: wasmwall eval differs from the listing (seed {seed:#x}): {}",
+            first_difference(&listed.join("\n"), &evaluated.join("\n"))
+        );
     }
 
     let saved = lab.dir.path().join("ruleset.nft");
