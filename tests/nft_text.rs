@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use wasmwall::fields::{comment_problem, log_prefix_problem, match_ifname_problem};
 use wasmwall::validate::{COMMENT_MAX, LOG_PREFIX_MAX};
 use wasmwall_e2e::{
-    Netns, TempDir, compile_cache_dir, policy_wasm, run, run_unchecked, skip_unless_root,
-    temp_dir, toml_path, toml_string, wasmwall_bin, wasmwall_in,
+    Netns, TempDir, compile_cache_dir, policy_wasm, run, run_unchecked, skip_unless_root, temp_dir,
+    toml_path, toml_string, wasmwall_bin, wasmwall_in,
 };
 
 /// Longest interface name (IFNAMSIZ less its NUL).
@@ -109,7 +109,9 @@ impl Field {
             out.push(format!("x{c}{c}y"));
         }
         let random = |rng: &mut Rng, len: usize| -> String {
-            (0..len).map(|_| allowed[rng.below(allowed.len())]).collect()
+            (0..len)
+                .map(|_| allowed[rng.below(allowed.len())])
+                .collect()
         };
         for _ in 0..3 {
             out.push(random(rng, self.max));
@@ -188,12 +190,7 @@ fn first_difference(a: &str, b: &str) -> String {
     let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
     for i in 0..la.len().max(lb.len()) {
         if la.get(i) != lb.get(i) {
-            return format!(
-                "line {}: {:?} became {:?}",
-                i + 1,
-                la.get(i),
-                lb.get(i)
-            );
+            return format!("line {}: {:?} became {:?}", i + 1, la.get(i), lb.get(i));
         }
     }
     "the same lines, different line endings".into()
@@ -207,12 +204,17 @@ fn accepted_strings_list_and_load_back_unchanged() {
     // The characters the test relies on being accepted, so that it cannot
     // pass by the checks refusing everything.
     let comment = FIELDS[0].allowed();
-    for c in ['a', 'Z', '0', ' ', '\\', '#', ';', '{', '}', '$', '@', '\'', '~'] {
+    for c in [
+        'a', 'Z', '0', ' ', '\\', '#', ';', '{', '}', '$', '@', '\'', '~',
+    ] {
         assert!(comment.contains(&c), "comments refuse {c:?}");
     }
     assert!(FIELDS[1].allowed().contains(&'#'));
     for c in ['a', 'Z', '0', '-', '_', '.'] {
-        assert!(FIELDS[2].allowed().contains(&c), "interface names refuse {c:?}");
+        assert!(
+            FIELDS[2].allowed().contains(&c),
+            "interface names refuse {c:?}"
+        );
     }
 
     let seed = std::time::SystemTime::now()
@@ -253,9 +255,12 @@ fn accepted_strings_list_and_load_back_unchanged() {
 
     // `wasmwall eval` shows the rules as the kernel lists them.
     let mut eval = std::process::Command::new(wasmwall_bin());
-    eval.arg("eval")
-        .arg(policy_wasm("hostile"))
-        .args(["--name", "strings", "--set", "attack=strings"]);
+    eval.arg("eval").arg(policy_wasm("hostile")).args([
+        "--name",
+        "strings",
+        "--set",
+        "attack=strings",
+    ]);
     for (key, value) in &settings {
         eval.arg("--set").arg(format!("{key}={value}"));
     }

@@ -172,7 +172,19 @@ mod tests {
             assert!(!quoted.chars().any(must_escape), "{c:?} -> {quoted:?}");
             assert_eq!(shown == s, !must_escape(c), "{c:?}");
         }
-        for c in ['\n', '\r', '\u{1b}', '\u{7f}', '\u{9b}', '\u{202e}', '\u{2066}', '\u{200b}', '\u{feff}', '\u{2028}', '\u{e0041}'] {
+        for c in [
+            '\n',
+            '\r',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{9b}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{200b}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{e0041}',
+        ] {
             assert!(must_escape(c), "{c:?}");
         }
     }
@@ -203,6 +215,9 @@ mod tests {
         let shown = quote(&long);
         assert!(shown.ends_with("\"... (1000000 bytes)"), "{shown}");
         assert!(shown.len() < QUOTE_MAX + 30, "{shown}");
-        assert_eq!(quote(&"x".repeat(QUOTE_MAX)), format!("\"{}\"", "x".repeat(QUOTE_MAX)));
+        assert_eq!(
+            quote(&"x".repeat(QUOTE_MAX)),
+            format!("\"{}\"", "x".repeat(QUOTE_MAX))
+        );
     }
 }

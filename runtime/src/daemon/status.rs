@@ -209,7 +209,8 @@ mod tests {
 
     /// What a hostile policy can get into the status: its failure (with
     /// what it returned) in `errors` and `last_result`.
-    const HOSTILE: &str = "x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}\u{7f}";
+    const HOSTILE: &str =
+        "x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}\u{7f}";
 
     fn status() -> Status {
         Status {
@@ -232,13 +233,16 @@ mod tests {
     #[test]
     fn the_text_shows_no_control_character_and_no_forged_line() {
         let text = status().render(0);
-        let bad: Vec<char> = text.chars().filter(|&c| must_escape(c) && c != '\n').collect();
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|&c| must_escape(c) && c != '\n')
+            .collect();
         assert!(bad.is_empty(), "{bad:?} in\n{text}");
+        assert!(!text.lines().any(|l| l.starts_with("2026-01-01")), "{text}");
         assert!(
-            !text.lines().any(|l| l.starts_with("2026-01-01")),
+            text.contains(r"x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned"),
             "{text}"
         );
-        assert!(text.contains(r"x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned"), "{text}");
     }
 
     #[test]

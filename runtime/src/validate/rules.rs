@@ -11,10 +11,10 @@ use ipnetwork::IpNetwork;
 use super::{COMMENT_MAX, ChainInfo, Ctx, LOG_PREFIX_MAX, MATCHES_MAX};
 use crate::bindings::wit;
 use crate::fields;
-use crate::text::quote;
 use crate::ir::{
     self, Action, BaseChain, CtStates, Dir, Family, Hook, L4Proto, Match, NatTarget, Transport,
 };
+use crate::text::quote;
 
 /// Converts one rule of a chain whose base is `base` (none for a regular
 /// chain) and that runs in `hooks`; None when something is wrong with it
@@ -65,7 +65,14 @@ pub(super) fn convert_rule(
     }
     let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
     if let Some(p) = &rule.log_prefix {
-        check_text(ctx, at, "log prefix", p, LOG_PREFIX_MAX, fields::log_prefix_problem);
+        check_text(
+            ctx,
+            at,
+            "log prefix",
+            p,
+            LOG_PREFIX_MAX,
+            fields::log_prefix_problem,
+        );
     }
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);

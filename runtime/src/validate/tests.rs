@@ -671,8 +671,8 @@ fn strings_nft_would_not_list_back_are_refused() {
         ),
     ];
     for (r, fragment) in cases {
-        let invalid = validate(&ruleset(vec![filter_input(vec![r])]), &Options::default())
-            .unwrap_err();
+        let invalid =
+            validate(&ruleset(vec![filter_input(vec![r])]), &Options::default()).unwrap_err();
         let shown = invalid.problems[0].to_string();
         assert!(
             shown.starts_with("chain \"input\" rule 1") && shown.contains(fragment),
