@@ -312,7 +312,13 @@ impl LoadedPolicy {
         if let Some(wasmtime_wasi::I32Exit(status)) = e.downcast_ref() {
             return HostError::Trap(format!("the policy called exit (status {status})"));
         }
-        tracing::debug!(policy = %self.name, "the policy's trap in full: {e:?}");
+        // The backtrace names the policy's functions as its name section
+        // says, which can hold any text: escaped, on one line.
+        tracing::debug!(
+            policy = self.name.as_str(),
+            "the policy's trap in full: {}",
+            escape(&format!("{e:?}"))
+        );
         HostError::Trap(e.root_cause().to_string())
     }
 }
