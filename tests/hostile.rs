@@ -303,6 +303,46 @@ const CASES: &[Case] = &[
         Source::Attack("foreign-set", &[("target", "good/sources")]),
         &["unknown set \"good/sources\""],
     ),
+    // Text that escapes: nft syntax in what nft lists, and forged lines
+    // and terminal escapes in what wasmwall shows (the log checks of every
+    // case look for those too).
+    case(
+        "comment-inject",
+        Source::Attack("strings", &[("comments", COMMENT_INJECT)]),
+        &["chain \"strings-in\" rule 1: comment has '\"' at byte 12; comments are printable ASCII"],
+    ),
+    case(
+        "ifname-quote",
+        Source::Attack("strings", &[("ifnames", "lan\"0")]),
+        &["chain \"strings-in\" rule 1 match 1: interface name \"lan\\\"0\" has '\"'"],
+    ),
+    case(
+        "log prefix with a variable",
+        Source::Attack("strings", &[("prefixes", "in $lan: ")]),
+        &["chain \"strings-in\" rule 1: log prefix has '$' at byte 3"],
+    ),
+    case(
+        "comment with an escape",
+        Source::Attack("strings", &[("comments", "\u{1b}]0;owned\u{7}")]),
+        &["comment has '\\u{1b}' at byte 0"],
+    ),
+    Case {
+        name: "log-forge",
+        source: Source::Attack("log-forge", &[]),
+        expect: Expect::Answers,
+    },
+    Case {
+        name: "stdout-ansi",
+        source: Source::Attack("stdout-ansi", &[]),
+        expect: Expect::Answers,
+    },
+    attack(
+        "refuse-ansi",
+        &[
+            "policy returned an error: no\\n2000-01-01T00:00:00.000000Z ERROR",
+            "policy=\"good\"\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{1b}[1;31m\\u{202e}\\u{9b}2J",
+        ],
+    ),
     // Not a policy component.
     case(
         "wrong types",
@@ -377,6 +417,11 @@ const CASES: &[Case] = &[
         ],
     ),
 ];
+
+/// The comment of issue 12: a quote ends it in `nft list ruleset`, and
+/// what follows would make `nft -f` of the listing create a table and a
+/// base chain of the policy's choosing (108 bytes, under the 127 allowed).
+const COMMENT_INJECT: &str = "backup-proof\" accept; }} table inet evil { chain c { type filter hook input priority -400; policy drop; }} #";
 
 /// A router namespace with a LAN interface, wasmwall's config and state in
 /// a temporary directory, and a secret the policies must never see.
@@ -630,12 +675,45 @@ fn chain_has(listing: &str, chain: &str, fragments: &[&str]) -> bool {
     false
 }
 
-/// The log lines that report `policy` as failed.
+/// The log lines that report `policy` as failed: their message (after
+/// the target's `: `) starts with `policy NAME: `, not just has it
+/// somewhere (the text attacks put a forged one in theirs).
 fn failure_lines<'a>(log: &'a str, policy: &str) -> Vec<&'a str> {
     let prefix = format!("policy {policy}: ");
     log.lines()
-        .filter(|l| l.contains(" ERROR ") && l.contains(&prefix) && l.contains(KEPT))
+        .filter(|l| {
+            l.contains(" ERROR ")
+                && l.split_once(": ")
+                    .is_some_and(|(_, message)| message.starts_with(&prefix))
+                && l.contains(KEPT)
+        })
         .collect()
+}
+
+/// What no log may hold, whatever a policy did: a raw control or format
+/// character (a terminal would act on it), a line of a policy's text that
+/// starts a log line of its own, or a failure line that a policy other than
+/// `good` made look like `good`'s.
+fn check_log_text(log: &str, policy: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let raw: BTreeSet<String> = log
+        .chars()
+        .filter(|&c| wasmwall::text::must_escape(c) && c != '\n')
+        .map(|c| format!("{c:?}"))
+        .collect();
+    if !raw.is_empty() {
+        wrong.push(format!("raw control characters in the log: {raw:?}"));
+    }
+    if let Some(forged) = log.lines().find(|l| l.starts_with("2000-01-01")) {
+        wrong.push(format!("a forged log line: {forged}"));
+    }
+    if policy != "good" && !failure_lines(log, "good").is_empty() {
+        wrong.push(format!(
+            "the log has a failure line of the policy good: {:?}",
+            failure_lines(log, "good")
+        ));
+    }
+    wrong
 }
 
 /// Checks what one policy's case must show in the log; a description of
@@ -667,6 +745,7 @@ fn check_log(case: &Case, policy: &str, log: &str, lab: &Lab) -> Vec<String> {
         }
         Expect::Answers => {}
     }
+    wrong.extend(check_log_text(log, policy));
     // What the cases of a kind show besides.
     match case.name {
         "panic"
@@ -691,6 +770,24 @@ fn check_log(case: &Case, policy: &str, log: &str, lab: &Lab) -> Vec<String> {
             }
             if !log.contains("policy reached its log limit") {
                 wrong.push("no line says the log limit was reached".into());
+            }
+        }
+        "log-forge" | "stdout-ansi" => {
+            let said = if case.name == "log-forge" {
+                "\"hello\\n2000-01-01"
+            } else {
+                "output=\"out\\n2000-01-01"
+            };
+            let shown = log
+                .lines()
+                .find(|l| l.contains(said) && l.contains(&format!("policy=\"{policy}\"")));
+            // Quoted: the forged field is there only with its quotes escaped.
+            match shown {
+                None => wrong.push(format!("no log line of {policy} shows {said:?} escaped")),
+                Some(l) if !l.contains(r#"policy=\"good\"\u{1b}]0;owned\u{7}"#) => {
+                    wrong.push(format!("the forged text is not escaped in quotes: {l}"));
+                }
+                Some(_) => {}
             }
         }
         "stdout-flood" => {
@@ -956,6 +1053,22 @@ fn one_daemon_survives_every_hostile_policy_at_once() {
         wrong.join("\n"),
         tail(&log, 8000)
     );
+
+    // What `wasmwall status` shows of them, as text and as JSON, holds no
+    // raw control character and no line a policy started.
+    for args in [&["status"][..], &["status", "--json"]] {
+        let mut cmd = lab.wasmwall(args[0]);
+        cmd.args(&args[1..]);
+        let shown = wasmwall_e2e::run_unchecked(&mut cmd);
+        assert_eq!(shown.status.code(), Some(2), "{args:?}: {}", shown.stderr);
+        assert!(
+            shown.stdout.contains("FORGED"),
+            "{args:?} does not show the refusal\n{}",
+            shown.stdout
+        );
+        let wrong = check_log_text(&shown.stdout, "status");
+        assert!(wrong.is_empty(), "{args:?}: {wrong:?}\n{}", shown.stdout);
+    }
 
     // Still up, and still doing its job: a hand edit is repaired.
     std::thread::sleep(Duration::from_millis(500));

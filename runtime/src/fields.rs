@@ -3,9 +3,14 @@
 //! on the command line or the control socket, the config): an interface name
 //! by Linux's rules, a MAC as six hex pairs, an address with a prefix length
 //! that fits its family, a host name of DNS characters, a policy or
-//! namespace name. Each error names the value and what is wrong with it.
+//! namespace name; and what a policy may put in the strings nft lists (the
+//! interface names its rules match, its comments and log prefixes). Each
+//! error names the value (its start only, when long: see
+//! [`crate::text::quote`]) and what is wrong with it.
 
 use std::net::IpAddr;
+
+use crate::text::quote;
 
 /// What is wrong with an interface name by Linux's rules (dev_valid_name),
 /// as "is empty", "is 20 bytes long; ...".
@@ -33,8 +38,60 @@ pub fn ifname_problem(name: &str) -> Option<String> {
 pub fn ifname(name: &str) -> Result<(), String> {
     match ifname_problem(name) {
         None => Ok(()),
-        Some(p) => Err(format!("interface name {name:?} {p}")),
+        Some(p) => Err(format!("interface name {} {p}", quote(name))),
     }
+}
+
+/// What is wrong with an interface name a rule matches: Linux's rules
+/// ([`ifname_problem`]), and only letters, digits, '_', '-', '.' and '+'.
+/// nft lists the name between double quotes without escaping anything, so a
+/// '"' would end it early (the listing no longer loads, or loads as
+/// something else); the set is what Linux interface names use in practice
+/// (eth0, br-lan, eth0.10, wg0, enp3s0, phy0-ap0), each character of it
+/// proven to list and load back unchanged (`tests/nft_text.rs`).
+pub fn match_ifname_problem(name: &str) -> Option<String> {
+    ifname_problem(name).or_else(|| {
+        name.chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+')))
+            .map(|c| {
+                format!(
+                    "has {c:?}; a rule matches interface names of letters, digits, '_', '-', '.' and '+' only"
+                )
+            })
+    })
+}
+
+/// What in a rule's comment nft would not list and load back unchanged:
+/// anything but printable ASCII (space to '~'), and '"', which would end
+/// the quoted comment in the listing and let the rest be read as nft
+/// commands (`nft list ruleset > f; nft -f f` would then create what the
+/// comment says). Everything else printable, '\', '#', ';', '{', '}',
+/// '$' and '@' included, lists and loads back as it is
+/// (`tests/nft_text.rs`).
+pub fn comment_problem(text: &str) -> Option<String> {
+    nft_string_problem(text, "comments", &['"'])
+}
+
+/// What in a rule's log prefix nft would not list and load back
+/// unchanged: as for a comment ([`comment_problem`]), and '$' too, which
+/// nft reads as the start of a variable in a log prefix. An empty prefix
+/// the kernel refuses (ERANGE, and with it the policy's whole batch).
+pub fn log_prefix_problem(text: &str) -> Option<String> {
+    if text.is_empty() {
+        return Some("is empty; a rule without a prefix logs with none".into());
+    }
+    nft_string_problem(text, "log prefixes", &['"', '$'])
+}
+
+fn nft_string_problem(text: &str, what: &str, forbidden: &[char]) -> Option<String> {
+    let (at, c) = text
+        .char_indices()
+        .find(|&(_, c)| !(' '..='~').contains(&c) || forbidden.contains(&c))?;
+    let except: Vec<String> = forbidden.iter().map(|c| format!("{c:?}")).collect();
+    Some(format!(
+        "has {c:?} at byte {at}; {what} are printable ASCII (space to '~') without {}",
+        except.join(" or ")
+    ))
 }
 
 /// Six pairs of hex digits separated by ':' (or '-'); returns the
@@ -49,26 +106,33 @@ pub fn mac(mac: &str) -> Result<String, String> {
         Ok(pairs.join(":").to_ascii_lowercase())
     } else {
         Err(format!(
-            "MAC {mac:?} is not six hex pairs like 52:54:00:12:34:56"
+            "MAC {} is not six hex pairs like 52:54:00:12:34:56",
+            quote(mac)
         ))
     }
 }
 
 pub fn ip(ip: &str) -> Result<IpAddr, String> {
     ip.parse()
-        .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))
+        .map_err(|_| format!("{} is not an IPv4 or IPv6 address", quote(ip)))
 }
 
 /// "addr/len" with a length that fits the address family.
 pub fn address_with_prefix(text: &str) -> Result<(), String> {
-    let bad = || format!("address {text:?} is not ADDR/LEN like 192.168.0.1/24");
+    let bad = || {
+        format!(
+            "address {} is not ADDR/LEN like 192.168.0.1/24",
+            quote(text)
+        )
+    };
     let (addr, len) = text.split_once('/').ok_or_else(bad)?;
     let addr: IpAddr = addr.parse().map_err(|_| bad())?;
     let len: u8 = len.parse().map_err(|_| bad())?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if len > max {
         return Err(format!(
-            "address {text:?}: a prefix length of {len} is more than {max}"
+            "address {}: a prefix length of {len} is more than {max}",
+            quote(text)
         ));
     }
     Ok(())
@@ -84,7 +148,8 @@ pub fn hostname(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "host name {name:?} must be 1-253 letters, digits, '-', '_' or '.'"
+            "host name {} must be 1-253 letters, digits, '-', '_' or '.'",
+            quote(name)
         ))
     }
 }

@@ -248,8 +248,10 @@ fn neq(negate: bool) -> &'static str {
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Match::Iifname { name, negate } => write!(f, "iifname {}{name:?}", neq(*negate)),
-            Match::Oifname { name, negate } => write!(f, "oifname {}{name:?}", neq(*negate)),
+            // Validation keeps these strings to what nft lists as they are
+            // between quotes (see `fields`); `{:?}` would double a '\'.
+            Match::Iifname { name, negate } => write!(f, "iifname {}\"{name}\"", neq(*negate)),
+            Match::Oifname { name, negate } => write!(f, "oifname {}\"{name}\"", neq(*negate)),
             Match::Addr { dir, net, negate } => {
                 let fam = Family::of(&net.ip()).keyword();
                 let full = net.prefix() == if net.is_ipv4() { 32 } else { 128 };
@@ -351,7 +353,7 @@ impl fmt::Display for Rule {
             f.write_str("counter ")?;
         }
         if let Some(prefix) = &self.log_prefix {
-            write!(f, "log prefix {prefix:?} ")?;
+            write!(f, "log prefix \"{prefix}\" ")?;
         }
         match &self.action {
             Action::Accept => write!(f, "accept"),
@@ -367,7 +369,7 @@ impl fmt::Display for Rule {
             Action::Masquerade => write!(f, "masquerade"),
         }?;
         if let Some(c) = &self.comment {
-            write!(f, " comment {c:?}")?;
+            write!(f, " comment \"{c}\"")?;
         }
         Ok(())
     }
@@ -498,6 +500,24 @@ mod tests {
         assert_eq!(
             rule.to_string(),
             "iifname \"lan0\" ip saddr != 192.168.0.9 tcp dport 80 counter dnat ip to 127.0.0.1:4000 comment \"seed\""
+        );
+    }
+
+    #[test]
+    fn strings_read_as_nft_lists_them() {
+        let rule = Rule {
+            matches: vec![Match::Oifname {
+                name: "br-lan.1".into(),
+                negate: true,
+            }],
+            counter: false,
+            log_prefix: Some("in\\ #1; ".into()),
+            action: Action::Accept,
+            comment: Some("a\\b {c}".into()),
+        };
+        assert_eq!(
+            rule.to_string(),
+            r#"oifname != "br-lan.1" log prefix "in\ #1; " accept comment "a\b {c}""#
         );
     }
 

@@ -148,7 +148,11 @@ fn main() -> ExitCode {
     match done {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("wasmwall: error: {e:#}");
+            // The chain can hold what a policy or a file said.
+            eprintln!(
+                "wasmwall: error: {}",
+                wasmwall::text::escape(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -184,7 +184,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         );
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        println!("{}", status.json()?);
     } else {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,11 +1,15 @@
 //! What `wasmwall status` shows: the daemon's policies, world state, last
 //! reconcile and pending errors. Sent as JSON over the control socket and
-//! printed as text by the command.
+//! printed as text or JSON by the command. Both forms show every string
+//! escaped ([`crate::text::escape`]): the errors quote what policies said,
+//! and interface names are whatever the kernel holds; nothing of it may
+//! drive the terminal that shows it.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::{escape, must_escape};
 use crate::world::WorldState;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -65,6 +69,28 @@ impl Status {
     pub fn render(&self, now: u64) -> String {
         Rendered { status: self, now }.to_string()
     }
+
+    /// The JSON `wasmwall status --json` prints. serde_json writes C0
+    /// controls as `\u00XX` but DEL, C1 and Unicode format characters as
+    /// they are; those become `\uXXXX` escapes too, so the JSON means the
+    /// same and shows nothing a terminal acts on.
+    pub fn json(&self) -> serde_json::Result<String> {
+        let text = serde_json::to_string_pretty(self)?;
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            // A newline here is the pretty form's own (serde escapes those in
+            // strings).
+            if must_escape(c) && c != '\n' {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
 }
 
 struct Rendered<'a> {
@@ -87,17 +113,17 @@ impl Rendered<'_> {
             f,
             "  {what}: {}, {}: {} message(s), {} us, {}",
             ago(self.now, r.at),
-            r.reason,
+            escape(&r.reason),
             r.messages,
             r.duration_us,
             if r.changes.is_empty() {
-                "no changes"
+                "no changes".into()
             } else {
-                &r.changes
+                escape(&r.changes)
             }
         )?;
         if let Some(e) = &r.error {
-            writeln!(f, "    failed: {e}")?;
+            writeln!(f, "    failed: {}", escape(e))?;
         }
         Ok(())
     }
@@ -110,8 +136,8 @@ impl fmt::Display for Rendered<'_> {
             f,
             "wasmwall daemon (pid {}), table inet {}, netns {}, up since {}",
             s.pid,
-            s.table,
-            s.netns.as_deref().unwrap_or("(its own)"),
+            escape(&s.table),
+            escape(s.netns.as_deref().unwrap_or("(its own)")),
             ago(self.now, s.started_at)
         )?;
         writeln!(f, "\npolicies:")?;
@@ -121,7 +147,10 @@ impl fmt::Display for Rendered<'_> {
             writeln!(
                 f,
                 "  {:<16} {hash:<12}  loaded {loaded:<12}  {}\n  {:<16} {}",
-                p.name, p.last_result, "", p.path
+                escape(&p.name),
+                escape(&p.last_result),
+                "",
+                escape(&p.path)
             )?;
         }
         writeln!(f, "\ninterfaces:")?;
@@ -129,9 +158,9 @@ impl fmt::Display for Rendered<'_> {
             writeln!(
                 f,
                 "  {:<16} {:<5} {}",
-                i.name,
+                escape(&i.name),
                 if i.up { "up" } else { "down" },
-                i.addresses.join(" ")
+                escape(&i.addresses.join(" "))
             )?;
         }
         writeln!(f, "\nleases: {}", s.world.leases.len())?;
@@ -139,10 +168,10 @@ impl fmt::Display for Rendered<'_> {
             writeln!(
                 f,
                 "  {:<15} {} {:<8} {:<20} {}",
-                l.ip,
-                l.mac,
-                l.iface,
-                l.hostname.as_deref().unwrap_or("-"),
+                escape(&l.ip),
+                escape(&l.mac),
+                escape(&l.iface),
+                escape(l.hostname.as_deref().unwrap_or("-")),
                 l.expires.map_or("no expiry".into(), |e| format!(
                     "expires in {} s",
                     e.saturating_sub(self.now)
@@ -168,8 +197,61 @@ impl fmt::Display for Rendered<'_> {
             writeln!(f, "  none")?;
         }
         for e in &s.errors {
-            writeln!(f, "  {e}")?;
+            writeln!(f, "  {}", escape(e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a hostile policy can get into the status: its failure (with
+    /// what it returned) in `errors` and `last_result`.
+    const HOSTILE: &str =
+        "x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}\u{7f}";
+
+    fn status() -> Status {
+        Status {
+            table: "wasmwall".into(),
+            policies: vec![PolicyStatus {
+                name: "hostile".into(),
+                path: "/p.wasm".into(),
+                last_result: format!("failed: {HOSTILE}"),
+                ..PolicyStatus::default()
+            }],
+            last_reconcile: Some(ReconcileStatus {
+                error: Some(HOSTILE.into()),
+                ..ReconcileStatus::default()
+            }),
+            errors: vec![HOSTILE.into()],
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn the_text_shows_no_control_character_and_no_forged_line() {
+        let text = status().render(0);
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|&c| must_escape(c) && c != '\n')
+            .collect();
+        assert!(bad.is_empty(), "{bad:?} in\n{text}");
+        assert!(!text.lines().any(|l| l.starts_with("2026-01-01")), "{text}");
+        assert!(
+            text.contains(r"x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_json_escapes_every_control_character_and_means_the_same() {
+        let json = status().json().unwrap();
+        assert!(!json.chars().any(|c| must_escape(c) && c != '\n'), "{json}");
+        assert!(json.contains(r"\u001b]0;owned\u0007"), "{json}");
+        assert!(json.contains(r"\u009b1m\u202e\u007f"), "{json}");
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.errors, vec![HOSTILE.to_string()]);
     }
 }

@@ -120,10 +120,12 @@ impl Evaluation {
     }
 }
 
-/// The one log line of a policy that failed.
+/// The one log line of a policy that failed. Escaped as a whole: the cause
+/// quotes what the policy said and returned, and a log line stays one line.
 pub fn log_failure(failure: &PolicyFailure) {
     tracing::error!(
         policy = %failure.policy,
-        "{failure}; its last known good rules stay in the kernel, the other policies go on"
+        "{}; its last known good rules stay in the kernel, the other policies go on",
+        crate::text::escape(&failure.to_string())
     );
 }

@@ -36,6 +36,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::bindings::{self, wit};
+use crate::text::{Quoted, escape};
 use cache::CompileCache;
 pub use caps::CapExceeded;
 use caps::StoreCaps;
@@ -104,9 +105,12 @@ pub enum HostError {
     OverCap(CapExceeded),
     /// The cause only (e.g. "wasm trap: call stack exhausted"); the wasm
     /// backtrace is logged at debug level.
-    #[error("policy trapped: {0}")]
+    #[error("policy trapped: {}", escape(.0))]
     Trap(String),
-    #[error("policy returned an error: {0}")]
+    /// The policy's own words (cut), escaped wherever they are shown. Not
+    /// quoted: fixtures' `expected.err` hold them as written, and on one
+    /// line they follow the policy's name, which they cannot change.
+    #[error("policy returned an error: {}", escape(.0))]
     Refused(String),
 }
 
@@ -283,7 +287,7 @@ impl LoadedPolicy {
         let output = stdio.contents();
         if !output.is_empty() {
             let text = String::from_utf8_lossy(&output);
-            tracing::warn!(policy = %self.name, output = %text.trim_end(), "policy wrote to stdout/stderr");
+            tracing::warn!(policy = self.name.as_str(), output = %Quoted(text.trim_end()), "policy wrote to stdout/stderr");
         }
         match result {
             Ok(Ok(ruleset)) => Ok(ruleset),
@@ -308,7 +312,13 @@ impl LoadedPolicy {
         if let Some(wasmtime_wasi::I32Exit(status)) = e.downcast_ref() {
             return HostError::Trap(format!("the policy called exit (status {status})"));
         }
-        tracing::debug!(policy = %self.name, "the policy's trap in full: {e:?}");
+        // The backtrace names the policy's functions as its name section
+        // says, which can hold any text: escaped, on one line.
+        tracing::debug!(
+            policy = self.name.as_str(),
+            "the policy's trap in full: {}",
+            escape(&format!("{e:?}"))
+        );
         HostError::Trap(e.root_cause().to_string())
     }
 }

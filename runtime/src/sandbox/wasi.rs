@@ -16,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::caps::StoreCaps;
 use crate::bindings;
 use crate::bindings::log::Level;
+use crate::text::Quoted;
 
 /// Longest log message a policy can write; longer ones are truncated.
 const LOG_MESSAGE_MAX: usize = 4096;
@@ -84,6 +85,10 @@ impl bindings::log::Host for Sandbox {
             message.push_str("... (truncated)");
         }
         let policy = self.policy.as_str();
+        // Quoted: escaped, so a newline cannot start a line of its own, and
+        // between quotes it cannot close, so a `policy="other"` in it never
+        // passes for the field that names the policy.
+        let message = Quoted(&message);
         match level {
             Level::Trace => tracing::trace!(policy, "{message}"),
             Level::Debug => tracing::debug!(policy, "{message}"),

@@ -175,21 +175,6 @@ pub fn nat_priority_problem(base: &BaseChain) -> Option<String> {
     })
 }
 
-pub(super) fn check_text(ctx: &mut Ctx, at: &str, what: &str, text: &str, max: usize) -> bool {
-    if text.len() > max {
-        ctx.err(
-            at,
-            format!("{what} is {} bytes long; at most {max} allowed", text.len()),
-        );
-        false
-    } else if text.contains('\0') {
-        ctx.err(at, format!("{what} contains a NUL byte"));
-        false
-    } else {
-        true
-    }
-}
-
 /// Validates a policy's ruleset and converts it to the IR.
 pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
     let mut ctx = Ctx {

@@ -8,11 +8,13 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::{COMMENT_MAX, ChainInfo, Ctx, LOG_PREFIX_MAX, MATCHES_MAX, check_text};
+use super::{COMMENT_MAX, ChainInfo, Ctx, LOG_PREFIX_MAX, MATCHES_MAX};
 use crate::bindings::wit;
+use crate::fields;
 use crate::ir::{
     self, Action, BaseChain, CtStates, Dir, Family, Hook, L4Proto, Match, NatTarget, Transport,
 };
+use crate::text::quote;
 
 /// Converts one rule of a chain whose base is `base` (none for a regular
 /// chain) and that runs in `hooks`; None when something is wrong with it
@@ -63,10 +65,17 @@ pub(super) fn convert_rule(
     }
     let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
     if let Some(p) = &rule.log_prefix {
-        check_text(ctx, at, "log prefix", p, LOG_PREFIX_MAX);
+        check_text(
+            ctx,
+            at,
+            "log prefix",
+            p,
+            LOG_PREFIX_MAX,
+            fields::log_prefix_problem,
+        );
     }
     if let Some(c) = &rule.comment {
-        check_text(ctx, at, "comment", c, COMMENT_MAX);
+        check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
     if ctx.problems.len() != before {
         return None;
@@ -80,10 +89,30 @@ pub(super) fn convert_rule(
     })
 }
 
+/// A string the kernel keeps and nft lists: at most `max` bytes, and only
+/// characters nft lists and loads back as they are (`problem`).
+fn check_text(
+    ctx: &mut Ctx,
+    at: &str,
+    what: &str,
+    text: &str,
+    max: usize,
+    problem: fn(&str) -> Option<String>,
+) {
+    if text.len() > max {
+        ctx.err(
+            at,
+            format!("{what} is {} bytes long; at most {max} allowed", text.len()),
+        );
+    } else if let Some(p) = problem(text) {
+        ctx.err(at, format!("{what} {p}"));
+    }
+}
+
 fn check_ifname(ctx: &mut Ctx, at: &str, name: &str) -> bool {
-    let problem = crate::fields::ifname_problem(name);
+    let problem = fields::match_ifname_problem(name);
     if let Some(p) = &problem {
-        ctx.err(at, format!("interface name {name:?} {p}"));
+        ctx.err(at, format!("interface name {} {p}", quote(name)));
     }
     problem.is_none()
 }
@@ -92,12 +121,16 @@ fn parse_prefix(text: &str) -> Result<IpNetwork, String> {
     let net: IpNetwork = match text.parse::<IpAddr>() {
         Ok(ip) => IpNetwork::from(ip),
         Err(_) => text.parse().map_err(|_| {
-            format!("{text:?} is not an IPv4 or IPv6 address or prefix (like 192.168.0.0/24)")
+            format!(
+                "{} is not an IPv4 or IPv6 address or prefix (like 192.168.0.0/24)",
+                quote(text)
+            )
         })?,
     };
     if net.network() != net.ip() {
         return Err(format!(
-            "prefix {text:?} has host bits set; did you mean {}/{}?",
+            "prefix {} has host bits set; did you mean {}/{}?",
+            quote(text),
             net.network(),
             net.prefix()
         ));
@@ -275,11 +308,11 @@ fn convert_match(
                     })
                 }
                 Some(SetKind::Ports) => {
-                    ctx.err(at, format!("set {set:?} holds ports, not addresses"));
+                    ctx.err(at, format!("set {} holds ports, not addresses", quote(set)));
                     None
                 }
                 None => {
-                    ctx.err(at, format!("unknown set {set:?}"));
+                    ctx.err(at, format!("unknown set {}", quote(set)));
                     None
                 }
             }
@@ -300,11 +333,14 @@ fn convert_match(
                     set: r.set.clone(),
                 }),
                 Some(SetKind::Addr(_)) => {
-                    ctx.err(at, format!("set {:?} holds addresses, not ports", r.set));
+                    ctx.err(
+                        at,
+                        format!("set {} holds addresses, not ports", quote(&r.set)),
+                    );
                     None
                 }
                 None => {
-                    ctx.err(at, format!("unknown set {:?}", r.set));
+                    ctx.err(at, format!("unknown set {}", quote(&r.set)));
                     None
                 }
             }
@@ -318,7 +354,10 @@ fn nat_target(ctx: &mut Ctx, at: &str, t: &wit::NatTarget, facts: &RuleFacts) ->
         Err(_) => {
             ctx.err(
                 at,
-                format!("NAT target {:?} is not an IPv4 or IPv6 address", t.address),
+                format!(
+                    "NAT target {} is not an IPv4 or IPv6 address",
+                    quote(&t.address)
+                ),
             );
             return None;
         }
@@ -411,7 +450,7 @@ fn convert_action(
             };
             match infos.get(target.as_str()) {
                 None => {
-                    ctx.err(at, format!("{verb} to unknown chain {target:?}"));
+                    ctx.err(at, format!("{verb} to unknown chain {}", quote(target)));
                     None
                 }
                 Some(ChainInfo { base: Some(_) }) => {

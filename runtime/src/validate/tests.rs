@@ -610,8 +610,96 @@ fn log_prefix_with_nul() {
     rejects(
         ruleset(vec![filter_input(vec![r])]),
         "chain \"input\" rule 1",
-        &["log prefix contains a NUL"],
+        &["log prefix has '\\0' at byte 1"],
     );
+}
+
+/// What nft would list unquoted or read as its own syntax: the comment of
+/// issue 12 (a quote, then a table and base chain of the policy's
+/// choosing), an interface name with a quote, a `$` in a log prefix, and
+/// control and non-ASCII characters, each named in the problem.
+#[test]
+fn strings_nft_would_not_list_back_are_refused() {
+    let inject = "x\" accept; }} table inet evil { chain input { type filter hook input priority -500; policy drop; }} #";
+    let cases: Vec<(wit::Rule, &str)> = vec![
+        (
+            wit::Rule {
+                comment: Some(inject.into()),
+                ..rule(vec![], A::Accept)
+            },
+            "comment has '\"' at byte 1",
+        ),
+        (
+            wit::Rule {
+                comment: Some("a\u{1b}[2Jb".into()),
+                ..rule(vec![], A::Accept)
+            },
+            "comment has '\\u{1b}' at byte 1",
+        ),
+        (
+            wit::Rule {
+                comment: Some("caf\u{e9}".into()),
+                ..rule(vec![], A::Accept)
+            },
+            "comment has '\u{e9}' at byte 3",
+        ),
+        (
+            wit::Rule {
+                log_prefix: Some("cost $5".into()),
+                ..rule(vec![], A::Accept)
+            },
+            "log prefix has '$' at byte 5",
+        ),
+        (
+            wit::Rule {
+                log_prefix: Some(String::new()),
+                ..rule(vec![], A::Accept)
+            },
+            "log prefix is empty",
+        ),
+        (
+            wit::Rule {
+                log_prefix: Some("line\n".into()),
+                ..rule(vec![], A::Accept)
+            },
+            "log prefix has '\\n' at byte 4",
+        ),
+        (
+            rule(vec![m(M::Iifname("lan\"0".into()))], A::Accept),
+            "match 1: interface name \"lan\\\"0\" has '\"'",
+        ),
+        (
+            rule(vec![m(M::Iifname("wan*".into()))], A::Accept),
+            "match 1: interface name \"wan*\" has '*'",
+        ),
+    ];
+    for (r, fragment) in cases {
+        let invalid =
+            validate(&ruleset(vec![filter_input(vec![r])]), &Options::default()).unwrap_err();
+        let shown = invalid.problems[0].to_string();
+        assert!(
+            shown.starts_with("chain \"input\" rule 1") && shown.contains(fragment),
+            "{shown} does not say {fragment:?}"
+        );
+    }
+}
+
+/// A value an error quotes is cut: a 1 MB interface name gives a short
+/// problem, with the name's length.
+#[test]
+fn a_huge_interface_name_is_quoted_cut() {
+    let name = "e".repeat(1 << 20);
+    let invalid = validate(
+        &ruleset(vec![filter_input(vec![rule(
+            vec![m(M::Iifname(name))],
+            A::Accept,
+        )])]),
+        &Options::default(),
+    )
+    .unwrap_err();
+    let message = &invalid.problems[0].message;
+    assert!(message.len() < 200, "{} bytes", message.len());
+    assert!(message.contains("... (1048576 bytes)"), "{message}");
 }
 
 #[test]

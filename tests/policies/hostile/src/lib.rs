@@ -113,7 +113,30 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "budget",
         "`count` percent (default 100) of every default budget of the table at once, in rules of 24 matches with a counter, a 127-byte log prefix and a 127-byte comment; `target = \"b\"` gives another answer of the same size (for `kernel-memory`)",
     ),
+    // Text that escapes (issue 12, class 3).
+    (
+        "strings",
+        "the last known good ruleset and a rule per line of the config's `comments`, `prefixes` (log prefixes) and `ifnames` (an iifname rule in `strings-in`, an oifname rule in `strings-out`)",
+    ),
+    (
+        "log-forge",
+        "logs a line holding a newline, a forged failure line of the policy `good` and terminal escapes, then answers as `none`",
+    ),
+    (
+        "stdout-ansi",
+        "prints the forged line and terminal escapes of `log-forge` to stdout, then answers as `none`",
+    ),
+    (
+        "refuse-ansi",
+        "returns an error holding the forged line and terminal escapes of `log-forge`",
+    ),
 ];
+
+/// What the text attacks write after a word of their own: a new line, a
+/// whole failure line in the name of the policy `good` (with a date no real
+/// line has), a terminal title change, a screen clear, a colour, a bidi
+/// override and a C1 CSI.
+pub const FORGED: &str = "\n2000-01-01T00:00:00.000000Z ERROR wasmwall::engine::evaluate: policy good: FORGED; its last known good rules stay in the kernel, the other policies go on policy=\"good\"\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[1;31m\u{202e}\u{9b}2J";
 
 struct Hostile;
 
@@ -219,6 +242,16 @@ impl Policy for Hostile {
                 }
                 Ok(last_known_good())
             }
+            "log-forge" => {
+                wasmwall_sdk::log(Level::Warn, &format!("hello{FORGED}"));
+                Ok(last_known_good())
+            }
+            "stdout-ansi" => {
+                println!("out{FORGED}");
+                Ok(last_known_good())
+            }
+            "refuse-ansi" => Err(format!("no{FORGED}")),
+            "strings" => Ok(strings(config)),
             "refuse" => match config.get("count") {
                 None => Err("the hostile policy refuses on purpose".into()),
                 Some(_) => Err("r".repeat(usize::try_from(count(0)?).map_err(|e| e.to_string())?)),
@@ -313,6 +346,31 @@ fn last_known_good() -> Ruleset {
         .chain(input)
         .chain(audit)
         .set(NamedSet::ipv4("trusted", ["10.0.0.1", "10.0.0.2"]))
+}
+
+/// The last known good ruleset with a rule for each string the config
+/// gives, one per line of its value: what `tests/nft_text.rs` lists and
+/// loads back, and what the hostile cases put a quote into.
+fn strings(config: &Config) -> Ruleset {
+    let lines = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .map(|v| v.split('\n').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let mut input = Chain::filter("strings-in", Hook::Input, 0);
+    for comment in lines("comments") {
+        input = input.rule(Rule::new().comment(comment).accept());
+    }
+    for prefix in lines("prefixes") {
+        input = input.rule(Rule::new().log(prefix).accept());
+    }
+    let mut output = Chain::filter("strings-out", Hook::Output, 0);
+    for name in lines("ifnames") {
+        input = input.rule(Rule::new().iifname(name.clone()).accept());
+        output = output.rule(Rule::new().oifname(name).accept());
+    }
+    last_known_good().chain(input).chain(output)
 }
 
 fn endless_loop() -> ! {
@@ -492,6 +550,7 @@ mod tests {
         "foreign-chain",
         "jump-foreign",
         "foreign-set",
+        "strings",
     ];
 
     #[test]
