@@ -54,9 +54,21 @@ pub fn mac(mac: &str) -> Result<String, String> {
     }
 }
 
+/// An address as a lease or an event names it: IPv4 or IPv6, but never an
+/// IPv4 address written as IPv6 (`::ffff:192.0.2.1`), which no IPv4 rule
+/// matches and which would make one host two leases.
 pub fn ip(ip: &str) -> Result<IpAddr, String> {
-    ip.parse()
-        .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))
+    let addr: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))?;
+    if let IpAddr::V6(v6) = addr
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return Err(format!(
+            "{ip:?} is an IPv4-mapped IPv6 address; name the IPv4 address"
+        ));
+    }
+    Ok(addr)
 }
 
 /// "addr/len" with a length that fits the address family.
