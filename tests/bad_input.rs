@@ -8,10 +8,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use wasmwall_e2e::{
-    Netns, Output, compile_cache_dir, policy_wasm, run, run_unchecked, skip_unless_root, temp_dir,
-    toml_path, wasmwall_bin,
+    Child, Netns, Output, START_TIMEOUT, STOP_TIMEOUT, compile_cache_dir, policy_wasm, run,
+    run_unchecked, skip_unless_root, temp_dir, toml_path, wasmwall_bin,
 };
 
 struct Setup {
@@ -283,4 +285,199 @@ fn files_others_could_write_are_refused_unless_overridden() {
     }
     let out = s.wasmwall(&["cleanup", "-c", &c]);
     assert!(out.success(), "{out}");
+}
+
+/// How long a command given a FIFO, a device or an oversized file may take
+/// to fail (it used to hang, or read gigabytes).
+const AT_ONCE: Duration = Duration::from_secs(5);
+
+impl Setup {
+    /// `wasmwall ARGS --netns NS`, which must fail within [`AT_ONCE`] with
+    /// each of `needles` in its stderr.
+    fn fails_at_once(&self, args: &[&str], needles: &[&str]) -> String {
+        let mut cmd = self.launcher.command(wasmwall_bin());
+        cmd.args(args).args(["--netns", self.ns.name()]);
+        fails_at_once(&mut cmd, &self.dir, needles)
+    }
+
+    fn mkfifo(&self, name: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        run(Command::new("mkfifo").arg(&path));
+        path
+    }
+}
+
+fn fails_at_once(cmd: &mut Command, log_dir: &Path, needles: &[&str]) -> String {
+    let mut child = Child::spawn(cmd, log_dir, "quick");
+    let status = child.wait_timeout(AT_ONCE);
+    assert!(!status.success(), "{child}");
+    let stderr = child.stderr();
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?}:\n{child}");
+    }
+    stderr
+}
+
+#[test]
+fn fifos_devices_and_oversized_files_are_refused_at_once() {
+    if skip_unless_root() {
+        return;
+    }
+    let s = Setup::new();
+    let fifo = s.mkfifo("fifo");
+    let f = fifo.to_string_lossy().to_string();
+    let is_fifo = format!("{f} is a FIFO (named pipe), not a regular file");
+    let zero = "/dev/zero is a character device, not a regular file";
+
+    // The config: every command that reads one.
+    for command in ["apply", "plan", "run", "cleanup", "status"] {
+        s.fails_at_once(&[command, "-c", &f], &[&format!("config file {is_fifo}")]);
+    }
+    for args in [
+        &["apply", "-c", "/dev/zero", "--insecure-permissions"][..],
+        &["plan", "-c", "/dev/zero", "--insecure-permissions"],
+        &["cleanup", "-c", "/dev/zero"],
+        &["status", "-c", "/dev/zero"],
+    ] {
+        s.fails_at_once(args, &[&format!("config file {zero}")]);
+    }
+    // Checked before reading: a sparse file of 1 MiB and one byte.
+    let big = s.dir.join("big.toml");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len((1 << 20) + 1)
+        .unwrap();
+    s.fails_at_once(
+        &["apply", "-c", &big.to_string_lossy()],
+        &["big.toml is larger than 1 MiB"],
+    );
+
+    // A policy: that policy fails, named, the other is applied.
+    let pf = policy_wasm("port-forward");
+    for (path, needle) in [
+        (fifo.as_path(), is_fifo.as_str()),
+        (Path::new("/dev/zero"), zero),
+    ] {
+        let config = s.config("policy.toml", &[("pf", &pf, ""), ("gone", path, "")]);
+        let c = config.to_string_lossy().to_string();
+        for command in ["apply", "plan"] {
+            s.fails_at_once(
+                &[command, "-c", &c, "--insecure-permissions"],
+                &["policy gone", &format!("policy file {needle}")],
+            );
+        }
+        assert!(s.chain("pf/input").is_some(), "pf is applied");
+        assert!(s.chain("gone/input").is_none());
+    }
+    // And for `eval`, as a policy and as the world state.
+    for (policy, state, needle) in [
+        (f.as_str(), None, format!("policy file {is_fifo}")),
+        ("/dev/zero", None, format!("policy file {zero}")),
+        (
+            &*pf.to_string_lossy(),
+            Some(f.as_str()),
+            format!("world state file {is_fifo}"),
+        ),
+        (
+            &*pf.to_string_lossy(),
+            Some("/dev/zero"),
+            format!("world state file {zero}"),
+        ),
+    ] {
+        let mut cmd = s.launcher.command(wasmwall_bin());
+        cmd.args(["eval", policy]);
+        if let Some(state) = state {
+            cmd.args(["--state", state]);
+        }
+        fails_at_once(&mut cmd, &s.dir, &[&needle]);
+    }
+
+    // The state file.
+    let good = s.config("good.toml", &[("pf", &pf, "")]);
+    let g = good.to_string_lossy().to_string();
+    let state_file = s
+        .dir
+        .join(format!("state/netns-{}.wasmwall.json", s.ns.name()));
+    let held = state_file.with_extension("held");
+    fs::rename(&state_file, &held).unwrap();
+    run(Command::new("mkfifo").arg(&state_file));
+    let needle = format!("state file {} is a FIFO", state_file.display());
+    for command in ["apply", "plan", "cleanup"] {
+        s.fails_at_once(&[command, "-c", &g], &[&needle]);
+    }
+    fs::rename(&held, &state_file).unwrap();
+
+    // `run`: a FIFO as a policy, as the kept leases and as the snapshot
+    // costs that policy and those files, not the daemon.
+    let leases = state_file.with_extension("leases");
+    let snapshot = state_file.with_extension("snapshot");
+    let _ = fs::remove_file(&snapshot);
+    for p in [&leases, &snapshot] {
+        run(Command::new("mkfifo").arg(p));
+    }
+    let config = s.config("run.toml", &[("pf", &pf, ""), ("gone", &fifo, "")]);
+    let mut cmd = s.launcher.command(wasmwall_bin());
+    cmd.args([
+        "run",
+        "-c",
+        &config.to_string_lossy(),
+        "--netns",
+        s.ns.name(),
+    ]);
+    let mut daemon = Child::spawn(&mut cmd, &s.dir, "run");
+    daemon.wait_until_running(START_TIMEOUT);
+    let log = daemon.stderr();
+    for needle in [
+        format!("policy file {is_fifo}"),
+        format!("kept leases {} is a FIFO", leases.display()),
+    ] {
+        assert!(log.contains(&needle), "missing {needle:?}\n{daemon}");
+    }
+    assert!(s.chain("pf/input").is_some(), "pf is applied");
+    daemon.stop_cleanly(STOP_TIMEOUT);
+}
+
+#[test]
+fn config_numbers_out_of_range_are_named_never_wrapped() {
+    if skip_unless_root() {
+        return;
+    }
+    let s = Setup::new();
+    let pf = policy_wasm("port-forward");
+    // 2^44 + 1 MiB was 1 MiB once shifted into bytes: a cap of 1 MiB.
+    for (line, needle) in [
+        (
+            "[limits]\nmemory_mib = 17592186044417",
+            "`limits.memory_mib` = 17592186044417 is out of range: it must be 1 to 4096",
+        ),
+        (
+            "[limits]\ndeadline_ms = -1",
+            "`limits.deadline_ms` = -1 is out of range: it must be 1 to 60000",
+        ),
+        (
+            "[limits]\nlog_lines = 4294967297",
+            "`limits.log_lines` = 4294967297 is out of range: it must be 0 to 10000",
+        ),
+        (
+            "[leases]\nmax = 0",
+            "`leases.max` = 0 is out of range: it must be 1 to 1000000",
+        ),
+    ] {
+        let mut config = fs::read_to_string(s.config("n.toml", &[("pf", &pf, "")])).unwrap();
+        config.push_str(line);
+        let path = s.dir.join("n.toml");
+        fs::write(&path, config).unwrap();
+        let out = s.wasmwall(&["apply", "-c", &path.to_string_lossy()]);
+        assert_error(&out, 1, &["n.toml", needle]);
+    }
+    assert_eq!(s.chain("pf/input"), None, "nothing applied");
+    let mut cmd = s.launcher.command(wasmwall_bin());
+    cmd.arg("eval")
+        .arg(&pf)
+        .args(["--memory-mib", "17592186044417"]);
+    assert_error(
+        &run_unchecked(&mut cmd),
+        1,
+        &["`--memory-mib` = 17592186044417 is out of range: it must be 1 to 4096"],
+    );
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wasmwall::daemon::control::{self, LeaseRequest, Request, Response};
 use wasmwall::daemon::status::Status;
 use wasmwall_e2e::{
-    Child, Netns, START_TIMEOUT, TempDir, compile_cache_dir, policy_wasm, replace_file,
+    Child, Netns, START_TIMEOUT, TempDir, compile_cache_dir, policy_wasm, replace_file, run,
     skip_unless_root, temp_dir, toml_path, wait_until, wasmwall_bin, wasmwall_in,
 };
 
@@ -323,7 +323,7 @@ fn blocked_set(lab: &Lab) -> Vec<String> {
     let mut ips: Vec<String> = match block.find("elements = {") {
         Some(i) => block[i + 12..]
             .split(|c: char| c == ',' || c == '}' || c.is_whitespace())
-            .filter(|w| w.starts_with("10."))
+            .filter(|w| w.parse::<std::net::Ipv4Addr>().is_ok())
             .map(str::to_string)
             .collect(),
         None => Vec::new(),
@@ -755,5 +755,115 @@ fn leases_told_over_the_socket_survive_a_restart() {
     let mut daemon = lab.start();
     assert_eq!(blocked_set(&lab), [host_ip(0)]);
     assert_eq!(lab.status().world.leases.len(), 1);
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
+}
+
+/// How long the daemon may take to answer `status` while it reads a hostile
+/// lease file, and to take the real leases in it.
+const PROMPT: Duration = Duration::from_secs(2);
+const LEASE_LANDS: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_hostile_lease_file_costs_its_bad_lines_not_the_daemon() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = temp_dir();
+    let file = dir.path().join("dnsmasq.leases");
+    run(Command::new("mkfifo").arg(&file));
+    let lab = Lab::new(
+        (
+            "router",
+            "home-router",
+            "lan = \"lan0\"\nwan = \"wan0\"\nblock = [\"h0\", \"h50\", \"h100\"]",
+        ),
+        &format!("[leases]\ndnsmasq_file = {}\n", toml_path(&file)),
+    );
+    // A FIFO as the lease file: named in the status, the daemon goes on.
+    let mut daemon = lab.start();
+    let fifo = format!(
+        "lease file {} is a FIFO (named pipe), not a regular file",
+        file.display()
+    );
+    assert!(
+        lab.status().errors.contains(&fifo),
+        "{:?}",
+        lab.status().errors
+    );
+
+    // A real lease, 100,000 lines of garbage, a lease with one byte that is
+    // not UTF-8, a line of 1 MiB, a lease of an IPv4-mapped IPv6 address, and
+    // another real lease.
+    let mut text = b"0 02:00:00:00:00:01 192.168.1.10 h0 *\n".to_vec();
+    for i in 0..100_000 {
+        text.extend_from_slice(format!("garbage line {i}\n").as_bytes());
+    }
+    text.extend_from_slice(b"0 02:00:00:00:00:02 192.168.1.\xff1 h0 *\n");
+    text.extend(std::iter::repeat_n(b'X', 1 << 20));
+    text.extend_from_slice(b"\n0 02:00:00:00:00:03 ::ffff:192.168.1.12 h100 *\n");
+    text.extend_from_slice(b"0 02:00:00:00:00:04 192.168.1.11 h50 *\n");
+    let started = Instant::now();
+    replace_file(&file, &text);
+    let mut slowest_status = Duration::ZERO;
+    let landed = loop {
+        let asked = Instant::now();
+        let status = lab.status();
+        slowest_status = slowest_status.max(asked.elapsed());
+        if blocked_set(&lab) == ["192.168.1.10", "192.168.1.11"] {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < LEASE_LANDS,
+            "the leases did not land: {:?}\n{daemon}",
+            status.world.leases
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "measured: the real leases landed {landed:?} after the file was written; \
+         the slowest status meanwhile took {slowest_status:?}"
+    );
+    assert!(slowest_status < PROMPT, "status took {slowest_status:?}");
+
+    let status = lab.status();
+    let ips: Vec<&str> = status.world.leases.iter().map(|l| l.ip.as_str()).collect();
+    assert_eq!(
+        ips,
+        ["192.168.1.10", "192.168.1.11"],
+        "the IPv4-mapped lease is not taken"
+    );
+    let problems: Vec<&String> = status
+        .errors
+        .iter()
+        .filter(|e| e.contains("lease file"))
+        .collect();
+    assert_eq!(problems.len(), 6, "{problems:#?}");
+    assert!(
+        problems[5].ends_with("99998 more problems not shown (100003 in all)"),
+        "{problems:#?}"
+    );
+    let x64 = "X".repeat(64);
+    for e in &status.errors {
+        assert!(e.len() < 512 && !e.contains(&x64), "{e:.300}");
+    }
+
+    // The log: a few lines, none holding the long line.
+    let log = daemon.stderr();
+    let warned = log.lines().filter(|l| l.contains("lease file")).count();
+    assert!(warned <= 8, "{warned} lease file warnings");
+    assert!(!log.contains(&x64), "the 1 MiB line reached the log");
+    assert!(log.len() < 64 << 10, "the log is {} bytes", log.len());
+
+    // Over the control socket too, an IPv4-mapped address is no lease.
+    let answer = lab.lease("add", "::ffff:192.168.1.13", "02:00:00:00:00:05", "h100");
+    assert!(!answer.ok, "{answer:?}");
+    assert!(
+        answer
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("IPv4-mapped"),
+        "{answer:?}"
+    );
     daemon.stop_cleanly(SETTLE_TIMEOUT);
 }

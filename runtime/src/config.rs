@@ -1,6 +1,7 @@
 //! The runtime's configuration file (TOML): parsed here, then resolved
 //! (paths made absolute, values checked) into a [`Config`].
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::fields;
+use crate::files::{self, FileError, Kind};
 use crate::sandbox::Limits;
 use crate::sandbox::cache::CacheSettings;
 use crate::sysctl::{AllowList, KeyError};
@@ -21,17 +23,99 @@ pub const DEFAULT_RECONCILE_INTERVAL_S: u64 = 30;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path}: {message}")]
     Invalid { path: String, message: String },
+    #[error("config file {path}: {problem}")]
+    OutOfRange { path: String, problem: OutOfRange },
 }
+
+/// A number of the config, by its key, and the range it must be in. Each is
+/// read as TOML's 64-bit integer and checked before it is converted, so
+/// that no value wraps or saturates into another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number {
+    pub key: &'static str,
+    pub range: RangeInclusive<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("`{key}` = {value} is out of range: it must be {min} to {max}", min = range.start(), max = range.end())]
+pub struct OutOfRange {
+    pub key: &'static str,
+    pub value: i64,
+    pub range: RangeInclusive<i64>,
+}
+
+impl Number {
+    /// The same range under another name (a command-line flag).
+    pub const fn named(&self, key: &'static str) -> Number {
+        Number {
+            key,
+            range: RangeInclusive::new(*self.range.start(), *self.range.end()),
+        }
+    }
+
+    pub fn check(&self, value: i64) -> Result<i64, OutOfRange> {
+        if self.range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(OutOfRange {
+                key: self.key,
+                value,
+                range: self.range.clone(),
+            })
+        }
+    }
+
+    /// The value, checked, as an unsigned number (the ranges that use this
+    /// start at 0 or more).
+    fn unsigned(&self, value: i64) -> Result<u64, OutOfRange> {
+        let v = self.check(value)?;
+        u64::try_from(v).map_err(|_| OutOfRange {
+            key: self.key,
+            value,
+            range: self.range.clone(),
+        })
+    }
+}
+
+pub const RECONCILE_INTERVAL_S: Number = Number {
+    key: "reconcile_interval_s",
+    range: 0..=86_400,
+};
+pub const DEADLINE_MS: Number = Number {
+    key: "limits.deadline_ms",
+    range: 1..=60_000,
+};
+pub const MEMORY_MIB: Number = Number {
+    key: "limits.memory_mib",
+    range: 1..=4096,
+};
+pub const MAX_SET_ELEMENTS: Number = Number {
+    key: "limits.max_set_elements",
+    range: 1..=1_000_000,
+};
+pub const LOG_LINES: Number = Number {
+    key: "limits.log_lines",
+    range: 0..=10_000,
+};
+pub const LEASES_MAX: Number = Number {
+    key: "leases.max",
+    range: 1..=1_000_000,
+};
+/// 0 turns the cache off; at most 1 TiB.
+pub const CACHE_MAX_MIB: Number = Number {
+    key: "cache.max_mib",
+    range: 0..=1 << 20,
+};
+pub const PRIORITY_OFFSET: Number = Number {
+    key: "priority_offset",
+    range: -1000..=1000,
+};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -40,7 +124,7 @@ struct RawConfig {
     table: Option<String>,
     state_dir: Option<PathBuf>,
     netns: Option<String>,
-    reconcile_interval_s: Option<u64>,
+    reconcile_interval_s: Option<i64>,
     control_socket: Option<PathBuf>,
     watch_files: Option<bool>,
     #[serde(default)]
@@ -60,39 +144,39 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    deadline_ms: Option<u64>,
-    memory_mib: Option<u64>,
-    max_rules: Option<usize>,
-    max_set_elements: Option<usize>,
-    log_lines: Option<usize>,
-    max_chains: Option<usize>,
-    max_base_chains: Option<usize>,
-    max_sets: Option<usize>,
-    max_elements: Option<usize>,
+    deadline_ms: Option<i64>,
+    memory_mib: Option<i64>,
+    max_rules: Option<i64>,
+    max_set_elements: Option<i64>,
+    log_lines: Option<i64>,
+    max_chains: Option<i64>,
+    max_base_chains: Option<i64>,
+    max_sets: Option<i64>,
+    max_elements: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTableBudget {
-    rules: Option<usize>,
-    chains: Option<usize>,
-    base_chains_per_hook: Option<usize>,
-    sets: Option<usize>,
-    elements: Option<usize>,
+    rules: Option<i64>,
+    chains: Option<i64>,
+    base_chains_per_hook: Option<i64>,
+    sets: Option<i64>,
+    elements: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLeases {
     dnsmasq_file: Option<PathBuf>,
-    max: Option<usize>,
+    max: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCache {
     dir: Option<PathBuf>,
-    max_mib: Option<u64>,
+    max_mib: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +185,7 @@ struct RawPolicy {
     name: String,
     path: PathBuf,
     #[serde(default)]
-    priority_offset: i32,
+    priority_offset: i64,
     #[serde(default)]
     config: toml::Table,
 }
@@ -166,10 +250,7 @@ impl Config {
     /// the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = files::read_text(path, Kind::Config)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &shown, base)
     }
@@ -199,44 +280,53 @@ impl Config {
             )));
         }
 
-        let reconcile_interval = match raw.reconcile_interval_s {
-            None => Some(Duration::from_secs(DEFAULT_RECONCILE_INTERVAL_S)),
-            Some(0) => None,
-            Some(s) if s <= 86_400 => Some(Duration::from_secs(s)),
-            Some(_) => {
-                return Err(invalid(
-                    "`reconcile_interval_s` must be 0 (off) to 86400".into(),
-                ));
-            }
+        let out_of_range = |problem: OutOfRange| ConfigError::OutOfRange {
+            path: shown.to_string(),
+            problem,
+        };
+        // Each number checked in its key's range, or its default.
+        let number = |n: &Number, value: Option<i64>, default: u64| match value {
+            None => Ok(default),
+            Some(v) => n.unsigned(v).map_err(out_of_range),
+        };
+        let reconcile_interval = match number(
+            &RECONCILE_INTERVAL_S,
+            raw.reconcile_interval_s,
+            DEFAULT_RECONCILE_INTERVAL_S,
+        )? {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
         };
 
         let defaults = Limits::default();
+        let l = &raw.limits;
         let limits = Limits {
-            deadline: raw
-                .limits
-                .deadline_ms
-                .map(Duration::from_millis)
-                .unwrap_or(defaults.deadline),
-            memory_bytes: raw
-                .limits
-                .memory_mib
-                .map(|m| (m as usize) << 20)
-                .unwrap_or(defaults.memory_bytes),
-            log_lines: raw.limits.log_lines.unwrap_or(defaults.log_lines),
+            deadline: Duration::from_millis(number(
+                &DEADLINE_MS,
+                l.deadline_ms,
+                defaults.deadline.as_millis() as u64,
+            )?),
+            memory_bytes: (number(
+                &MEMORY_MIB,
+                l.memory_mib,
+                (defaults.memory_bytes >> 20) as u64,
+            )? as usize)
+                << 20,
+            log_lines: number(&LOG_LINES, l.log_lines, defaults.log_lines as u64)? as usize,
         };
-        if limits.deadline.is_zero() || limits.deadline > Duration::from_secs(60) {
-            return Err(invalid("`limits.deadline_ms` must be 1-60000".into()));
-        }
-        if !(1..=4096).contains(&(limits.memory_bytes >> 20)) {
-            return Err(invalid("`limits.memory_mib` must be 1-4096".into()));
-        }
-
         let (budget, table_budget) = budgets(&raw.limits, &raw.table_budget).map_err(invalid)?;
-
-        let leases_max = raw.leases.max.unwrap_or(DEFAULT_MAX_LEASES);
-        if !(1..=1_000_000).contains(&leases_max) {
-            return Err(invalid("`leases.max` must be 1-1000000".into()));
-        }
+        let max_set_elements = number(
+            &MAX_SET_ELEMENTS,
+            l.max_set_elements,
+            validate::DEFAULT_MAX_SET_ELEMENTS as u64,
+        )? as usize;
+        let leases_max = number(&LEASES_MAX, raw.leases.max, DEFAULT_MAX_LEASES as u64)? as usize;
+        let cache_max_mib = raw
+            .cache
+            .max_mib
+            .map(|m| CACHE_MAX_MIB.unsigned(m))
+            .transpose()
+            .map_err(out_of_range)?;
 
         let sysctls = AllowList::new(&raw.sysctl_allow).map_err(|e| match e {
             KeyError::BadPattern(p) => invalid(format!(
@@ -253,11 +343,10 @@ impl Config {
                     "{at}: `name` must be 1-24 lower-case letters, digits or '-', starting with a letter"
                 )));
             }
-            if !(-1000..=1000).contains(&p.priority_offset) {
-                return Err(invalid(format!(
-                    "{at}: `priority_offset` must be between -1000 and 1000"
-                )));
-            }
+            let priority_offset = PRIORITY_OFFSET
+                .check(p.priority_offset)
+                .map_err(|e| invalid(format!("{at}: {e}")))?
+                as i32;
             if policies.iter().any(|q| q.name == p.name) {
                 return Err(invalid(format!("{at}: name used twice")));
             }
@@ -273,7 +362,7 @@ impl Config {
             policies.push(PolicyConfig {
                 name: p.name,
                 path: base.join(p.path),
-                priority_offset: p.priority_offset,
+                priority_offset,
                 config,
             });
         }
@@ -281,8 +370,7 @@ impl Config {
             return Err(invalid("no [[policy]] is configured".into()));
         }
 
-        let cache =
-            CacheSettings::from_config(raw.cache.dir.map(|d| base.join(d)), raw.cache.max_mib);
+        let cache = CacheSettings::from_config(raw.cache.dir.map(|d| base.join(d)), cache_max_mib);
 
         Ok(Config {
             table,
@@ -301,10 +389,7 @@ impl Config {
             limits,
             budget,
             table_budget,
-            max_set_elements: raw
-                .limits
-                .max_set_elements
-                .unwrap_or(validate::DEFAULT_MAX_SET_ELEMENTS),
+            max_set_elements,
             sysctls,
             cache,
             policies,
@@ -321,16 +406,22 @@ fn budgets(
     limits: &RawLimits,
     table: &RawTableBudget,
 ) -> Result<(PolicyBudget, TableBudget), String> {
-    fn key(value: Option<usize>, default: usize, max: usize, name: &str) -> Result<usize, String> {
-        let v = value.unwrap_or(default);
-        if (1..=max).contains(&v) {
-            Ok(v)
-        } else if name.starts_with("limits.") {
-            Err(format!(
-                "`{name}` must be 1-{max} (a policy's budget is at most the table's, `[table_budget]`); it is {v}"
-            ))
-        } else {
-            Err(format!("`{name}` must be 1-{max}; it is {v}"))
+    fn key(
+        value: Option<i64>,
+        default: usize,
+        max: usize,
+        name: &'static str,
+    ) -> Result<usize, String> {
+        let number = Number {
+            key: name,
+            range: 1..=max as i64,
+        };
+        match number.unsigned(value.unwrap_or(default as i64)) {
+            Ok(v) => Ok(v as usize),
+            Err(e) if name.starts_with("limits.") => Err(format!(
+                "{e} (a policy's budget is at most the table's, `[table_budget]`)"
+            )),
+            Err(e) => Err(e.to_string()),
         }
     }
     let d = TableBudget::default();
@@ -503,7 +594,10 @@ mod tests {
         );
         assert_eq!(c.leases.max, 10);
         let err = parse(&format!("[leases]\nmax = 0\n{MINIMAL}")).unwrap_err();
-        assert!(err.to_string().contains("`leases.max` must be"), "{err}");
+        assert!(
+            err.to_string().contains("`leases.max` = 0 is out of range"),
+            "{err}"
+        );
         let err = parse(&format!("[leases]\nfile = \"x\"\n{MINIMAL}")).unwrap_err();
         assert!(err.to_string().contains("unknown field `file`"), "{err}");
     }
@@ -632,6 +726,105 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("memory_mib"), "{err}");
+    }
+
+    /// Where each number goes in a config, as a line of TOML.
+    fn number_line(n: &Number, value: i64) -> String {
+        match n.key.split_once('.') {
+            Some((table, key)) => format!("{MINIMAL}[{table}]\n{key} = {value}\n"),
+            None if n.key == "priority_offset" => format!("{MINIMAL}priority_offset = {value}\n"),
+            None => format!("{} = {value}\n{MINIMAL}", n.key),
+        }
+    }
+
+    #[test]
+    fn every_number_is_checked_in_its_range_and_never_wraps() {
+        for n in [
+            RECONCILE_INTERVAL_S,
+            DEADLINE_MS,
+            MEMORY_MIB,
+            MAX_SET_ELEMENTS,
+            LOG_LINES,
+            LEASES_MAX,
+            CACHE_MAX_MIB,
+            PRIORITY_OFFSET,
+        ] {
+            let (min, max) = (*n.range.start(), *n.range.end());
+            for ok in [min, max] {
+                parse(&number_line(&n, ok)).unwrap_or_else(|e| panic!("{} = {ok}: {e}", n.key));
+            }
+            // Just outside, far outside, and values that wrapped or were
+            // cut to a small one when converted (2^44 + 1 MiB is 1 MiB in
+            // bytes on 64 bits; 2^32 + 1 is 1 as a u32).
+            for bad in [
+                min - 1,
+                max + 1,
+                i64::MIN,
+                i64::MAX,
+                (1 << 44) + 1,
+                (1 << 32) + 1,
+            ] {
+                if n.range.contains(&bad) {
+                    continue;
+                }
+                let err = parse(&number_line(&n, bad)).unwrap_err().to_string();
+                let expected = format!(
+                    "`{}` = {bad} is out of range: it must be {min} to {max}",
+                    n.key
+                );
+                assert!(err.contains(&expected), "{err}");
+                assert!(err.starts_with("config file test.toml"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn budget_numbers_are_checked_as_64_bit_integers() {
+        for (text, expected) in [
+            (
+                "[limits]\nmax_chains = -1\n",
+                "`limits.max_chains` = -1 is out of range: it must be 1 to",
+            ),
+            (
+                "[limits]\nmax_rules = 17592186044417\n",
+                "`limits.max_rules` = 17592186044417 is out of range: it must be 1 to",
+            ),
+            (
+                "[table_budget]\nelements = 0\n",
+                "`table_budget.elements` = 0 is out of range: it must be 1 to 10000000",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}{text}")).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_taken_as_given() {
+        let c = parse(&format!(
+            "reconcile_interval_s = 0\n[limits]\ndeadline_ms = 60000\nmemory_mib = 4096\n\
+             max_rules = 7\nmax_set_elements = 8\nlog_lines = 0\n[leases]\nmax = 9\n\
+             [cache]\nmax_mib = 1048576\n{MINIMAL}priority_offset = -1000\n"
+        ))
+        .unwrap();
+        assert_eq!(c.reconcile_interval, None);
+        assert_eq!(c.limits.deadline, Duration::from_secs(60));
+        assert_eq!(c.limits.memory_bytes, 4096 << 20);
+        assert_eq!((c.budget.rules, c.max_set_elements), (7, 8));
+        assert_eq!(c.limits.log_lines, 0);
+        assert_eq!(c.leases.max, 9);
+        assert_eq!(c.cache.max_bytes, 1 << 40);
+        assert_eq!(c.policies[0].priority_offset, -1000);
+    }
+
+    #[test]
+    fn a_number_beyond_64_bits_is_a_toml_error_naming_its_line() {
+        let err = parse(&format!(
+            "{MINIMAL}[limits]\nmemory_mib = 99999999999999999999\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 5"), "{err}");
     }
 
     #[test]

@@ -112,9 +112,22 @@ pub fn mac(mac: &str) -> Result<String, String> {
     }
 }
 
+/// An address as a lease or an event names it: IPv4 or IPv6, but never an
+/// IPv4 address written as IPv6 (`::ffff:192.0.2.1`), which no IPv4 rule
+/// matches and which would make one host two leases.
 pub fn ip(ip: &str) -> Result<IpAddr, String> {
-    ip.parse()
-        .map_err(|_| format!("{} is not an IPv4 or IPv6 address", quote(ip)))
+    let addr: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("{} is not an IPv4 or IPv6 address", quote(ip)))?;
+    if let IpAddr::V6(v6) = addr
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return Err(format!(
+            "{} is an IPv4-mapped IPv6 address; name the IPv4 address",
+            quote(ip)
+        ));
+    }
+    Ok(addr)
 }
 
 /// "addr/len" with a length that fits the address family.

@@ -65,6 +65,8 @@ pub enum FixtureError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("cannot write {path}")]
@@ -83,10 +85,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> FixtureError {
 }
 
 fn read(path: &Path) -> Result<String, FixtureError> {
-    std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    Ok(crate::files::read_text(path, crate::files::Kind::Fixture)?)
 }
 
 /// `fixture.toml` as written.

@@ -19,7 +19,8 @@
 //! - [`daemon`]: `wasmwall run`, following the network and the files;
 //! - [`cli`]: the subcommands, on top. Beside them: the [`config`] file,
 //!   [`fixtures`], the [`lock`] and the network namespace ([`netns`]),
-//!   file permissions ([`perms`]), [`sysctl`] keys and [`text`] helpers.
+//!   file permissions ([`perms`]) and bounded reads of files ([`files`]),
+//!   [`sysctl`] keys and [`text`] helpers.
 
 pub mod bindings;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod fields;
+pub mod files;
 pub mod fixtures;
 pub mod ir;
 pub mod kernel;

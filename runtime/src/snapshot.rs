@@ -59,7 +59,13 @@ impl SnapshotFile {
     /// The snapshot, if there is one for this boot, namespace and table.
     /// The caller still compares its generation with the kernel's.
     pub fn load(&self, table: &str) -> Option<Observation> {
-        let text = std::fs::read(&self.path).ok()?;
+        let text = crate::files::read(&self.path, crate::files::Kind::Snapshot)
+            .map_err(|e| {
+                if !e.not_found() {
+                    tracing::debug!(error = %crate::text::error_chain(&e), "snapshot not used");
+                }
+            })
+            .ok()?;
         let s: Snapshot = match serde_json::from_slice(&text) {
             Ok(s) => s,
             Err(e) => {

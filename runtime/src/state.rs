@@ -24,12 +24,8 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read state file {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::files::FileError),
     #[error("state file {path} is corrupt: {message}")]
     Corrupt { path: String, message: String },
 }
@@ -97,15 +93,10 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), StateError> {
 /// Reads a state file; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<State>, StateError> {
     let shown = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::files::read_text(path, crate::files::Kind::State) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateError::Read {
-                path: shown,
-                source,
-            });
-        }
+        Err(e) if e.not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let state: State = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
         path: shown.clone(),

@@ -245,12 +245,8 @@ pub enum WorldError {
     Links(#[source] rtnetlink::Error),
     #[error("cannot list interface addresses")]
     Addresses(#[source] rtnetlink::Error),
-    #[error("cannot read world state file {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::files::FileError),
     #[error("world state file {path} is not valid: {message}")]
     Parse { path: String, message: String },
 }
@@ -258,10 +254,7 @@ pub enum WorldError {
 /// Reads a world state from a JSON file.
 pub fn load_json(path: &std::path::Path) -> Result<WorldState, WorldError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| WorldError::Read {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = crate::files::read_text(path, crate::files::Kind::WorldState)?;
     let mut state: WorldState = serde_json::from_str(&text).map_err(|e| WorldError::Parse {
         path: shown.clone(),
         message: e.to_string(),

@@ -61,11 +61,11 @@ pub struct EvalArgs {
     pub table: String,
     /// Deadline for the evaluation, in milliseconds [default: the config's,
     /// else 200].
-    #[arg(long)]
-    pub deadline_ms: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub deadline_ms: Option<i64>,
     /// Memory cap for the policy, in MiB [default: the config's, else 64].
-    #[arg(long)]
-    pub memory_mib: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub memory_mib: Option<i64>,
     #[command(flatten)]
     pub judge: JudgeArgs,
     #[command(flatten)]
@@ -135,9 +135,11 @@ fn load(judged: &Judged, path: &std::path::Path, cache: &CacheArgs) -> Result<Lo
 pub fn eval(args: EvalArgs) -> Result<ExitCode> {
     let mut judged = judged(&args.judge, args.name.as_deref(), &args.policy)?;
     if let Some(ms) = args.deadline_ms {
-        judged.limits.deadline = Duration::from_millis(ms);
+        let ms = config::DEADLINE_MS.named("--deadline-ms").check(ms)?;
+        judged.limits.deadline = Duration::from_millis(ms as u64);
     }
     if let Some(mib) = args.memory_mib {
+        let mib = config::MEMORY_MIB.named("--memory-mib").check(mib)?;
         judged.limits.memory_bytes = (mib as usize) << 20;
     }
     let world = if let Some(path) = &args.state {

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use super::ConfigArgs;
 use crate::config::Config;
 use crate::engine::Target;
+use crate::files::{self, Kind};
 use crate::lock::{self, Lock};
 use crate::{fields, netns};
 
@@ -90,13 +91,13 @@ fn adopt(from: &Path, to: &Path) -> Result<()> {
         to = %to.display(),
         "a wasmwall that stopped without cleaning up kept its state elsewhere; taking it over"
     );
-    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let bytes = files::read(from, Kind::State)?;
     crate::state::create_dir(to.parent().unwrap_or(Path::new(".")))?;
     crate::state::write_private(to, &bytes)
         .with_context(|| format!("cannot write {}", to.display()))?;
     crate::state::remove(from)?;
     let (old_leases, new_leases) = (from.with_extension("leases"), to.with_extension("leases"));
-    if let Ok(leases) = std::fs::read(&old_leases)
+    if let Ok(leases) = files::read(&old_leases, Kind::KeptLeases)
         && !new_leases.exists()
     {
         crate::state::write_private(&new_leases, &leases)

@@ -6,6 +6,7 @@
 //! config reload, coalescing and waiters are tested on the fake kernel.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,6 +19,7 @@ use super::status::{PolicyStatus, ReconcileStatus, Status};
 use super::timers::{self, Timer, Timers};
 use crate::config::Config;
 use crate::engine::{EngineError, Evaluation, Firewall, log_failure};
+use crate::files::{self, Kind};
 use crate::kernel::Kernel;
 use crate::text::error_chain;
 use crate::world::{self, Event, Interface, WorldError, WorldState};
@@ -307,12 +309,23 @@ impl<K: Kernel> Daemon<K> {
         let Some(path) = self.config.leases.dnsmasq_file.clone() else {
             return;
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let interfaces = &self.interfaces;
+        let max = self.config.leases.max;
+        let read = files::Opened::open(&path, Kind::LeaseFile).and_then(|mut file| {
+            let found = leases::parse_dnsmasq(BufReader::new(file.reader()), interfaces, max)
+                .map_err(|e| file.read_error(e))?;
+            if file.past_max() {
+                return Err(file.too_large());
+            }
+            Ok(found)
+        });
+        let found = match read {
+            Ok(found) => found,
             // No file yet: no leases from it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) if e.not_found() => leases::LeaseFile::default(),
+            // Not read: the leases it gave stay until it can be.
             Err(e) => {
-                let problem = format!("cannot read the lease file {}: {e}", path.display());
+                let problem = error_chain(&e);
                 if !self.lease_problems.contains(&problem) {
                     tracing::warn!("{problem}");
                 }
@@ -320,10 +333,11 @@ impl<K: Kernel> Daemon<K> {
                 return;
             }
         };
-        let (found, mut problems) = leases::parse_dnsmasq(&text, &self.interfaces);
-        let (events, refused) = self.leases.sync_file(found, epoch_now());
+        let (events, refused) = self.leases.sync_file(found.leases, epoch_now());
+        let mut problems = found.problems;
         problems.extend(refused);
         let problems: Vec<String> = problems
+            .lines()
             .into_iter()
             .map(|p| format!("lease file {}: {p}", path.display()))
             .collect();

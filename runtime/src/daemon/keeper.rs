@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::leases::{LeaseAction, Leases};
+use crate::files::{self, Kind};
 use crate::world::Lease;
 
 /// The kept leases are written at most this often.
@@ -43,11 +44,11 @@ impl LeaseKeeper {
             return 0;
         }
         let file = self.path.display();
-        let text = match std::fs::read(&self.path) {
+        let text = match files::read(&self.path, Kind::KeptLeases) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+            Err(e) if e.not_found() => return 0,
             Err(e) => {
-                tracing::warn!(file = %file, error = %e, "cannot read the kept leases");
+                tracing::warn!(error = %crate::text::error_chain(&e), "the kept leases are not used");
                 return 0;
             }
         };

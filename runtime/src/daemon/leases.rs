@@ -1,8 +1,10 @@
 //! The DHCP leases the daemon knows, from its control socket (a DHCP
-//! server's hook, `wasmwall event lease`) and from dnsmasq's lease file. Pure:
-//! no I/O, the time is passed in.
+//! server's hook, `wasmwall event lease`) and from dnsmasq's lease file, read
+//! line by line from the reader it is given. Pure otherwise: the time is
+//! passed in.
 
 use std::collections::BTreeMap;
+use std::io::{self, BufRead};
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
@@ -127,9 +129,9 @@ impl Leases {
     /// Takes in the lease file's content as now read: what appeared or
     /// changed in it is added, what left it is removed (if the lease is
     /// still the one the file had).
-    pub fn sync_file(&mut self, leases: Vec<Lease>, now: u64) -> (Vec<Event>, Vec<String>) {
+    pub fn sync_file(&mut self, leases: Vec<Lease>, now: u64) -> (Vec<Event>, Problems) {
         let mut events = Vec::new();
-        let mut problems = Vec::new();
+        let mut problems = Problems::default();
         let mut next = BTreeMap::new();
         for lease in leases {
             if let Ok(ip) = lease.ip.parse::<IpAddr>() {
@@ -148,7 +150,7 @@ impl Leases {
             }
             match self.apply(LeaseAction::Add, lease.clone(), now) {
                 Ok(event) => events.extend(event),
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(|| e),
             }
         }
         self.from_file = next;
@@ -156,16 +158,151 @@ impl Leases {
     }
 }
 
-/// Parses dnsmasq's lease file: one line per lease, `EXPIRY MAC IP HOSTNAME
-/// CLIENT-ID`, with `*` for no host name and an expiry of 0 for an infinite
-/// lease. IPv6 leases (after the `duid` line) are skipped: the policies see
-/// DHCPv4 leases. The file does not name the interface; it is the one whose
-/// IPv4 prefix holds the address. Returns the leases and one line per line
-/// that could not be used.
-pub fn parse_dnsmasq(text: &str, interfaces: &[Interface]) -> (Vec<Lease>, Vec<String>) {
-    let mut leases = Vec::new();
-    let mut problems = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+/// The longest line of dnsmasq's lease file that is read (a lease line is
+/// under 400 bytes); a longer one is skipped and never shown.
+pub const LINE_MAX: usize = 1024;
+/// Lines of the lease file read at most; the rest is skipped, counted.
+pub const LINES_MAX: usize = 2_000_000;
+/// Problems of one read of the lease file that are named; the others are
+/// counted.
+pub const PROBLEMS_SHOWN: usize = 5;
+/// Bytes of a line's field quoted in a problem.
+const QUOTED_MAX: usize = 64;
+
+/// What one read of the lease file found wrong: the first few problems,
+/// each naming its line, and how many in all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Problems {
+    shown: Vec<String>,
+    count: usize,
+}
+
+impl Problems {
+    /// Counts a problem; `describe` is called only for one that is shown.
+    pub fn push(&mut self, describe: impl FnOnce() -> String) {
+        if self.shown.len() < PROBLEMS_SHOWN {
+            self.shown.push(describe());
+        }
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn extend(&mut self, other: Problems) {
+        let hidden = other.count - other.shown.len();
+        for p in other.shown {
+            self.push(|| p);
+        }
+        self.count += hidden;
+    }
+
+    /// The problems shown, then one line saying how many were not.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = self.shown.clone();
+        if self.count > self.shown.len() {
+            lines.push(format!(
+                "{} more problems not shown ({} in all)",
+                self.count - self.shown.len(),
+                self.count
+            ));
+        }
+        lines
+    }
+}
+
+/// What one read of the lease file gave.
+#[derive(Debug, Default)]
+pub struct LeaseFile {
+    pub leases: Vec<Lease>,
+    /// Lines that could not be used.
+    pub problems: Problems,
+}
+
+/// `text` quoted, cut to [`QUOTED_MAX`] bytes.
+fn quoted(text: &str) -> String {
+    let mut text = text.to_string();
+    if crate::text::cut(&mut text, QUOTED_MAX) {
+        format!("{text:?}...")
+    } else {
+        format!("{text:?}")
+    }
+}
+
+/// A problem that quotes a field, cut to twice [`QUOTED_MAX`] bytes.
+fn cut(mut problem: String) -> String {
+    if crate::text::cut(&mut problem, 2 * QUOTED_MAX) {
+        problem.push_str("...");
+    }
+    problem
+}
+
+/// Reads the next line of `reader` into `line` without its newline, keeping
+/// at most `max` bytes of it (the rest of a longer line is read past, never
+/// held). Returns None at the end, else whether the line was whole.
+fn next_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
+    line.clear();
+    let mut whole = true;
+    let mut started = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(started.then_some(whole));
+        }
+        started = true;
+        let end = buf.iter().position(|b| *b == b'\n');
+        let piece = &buf[..end.unwrap_or(buf.len())];
+        let room = (max + 1).saturating_sub(line.len());
+        line.extend_from_slice(&piece[..piece.len().min(room)]);
+        if line.len() > max {
+            whole = false;
+            line.truncate(max);
+        }
+        let used = end.map_or(buf.len(), |e| e + 1);
+        reader.consume(used);
+        if end.is_some() {
+            return Ok(Some(whole));
+        }
+    }
+}
+
+/// Parses dnsmasq's lease file, line by line: one line per lease, `EXPIRY
+/// MAC IP HOSTNAME CLIENT-ID`, with `*` for no host name and an expiry of 0
+/// for an infinite lease. IPv6 leases (after the `duid` line) are skipped:
+/// the policies see DHCPv4 leases. The file does not name the interface; it
+/// is the one whose IPv4 prefix holds the address. A line that cannot be
+/// used (too long, not UTF-8, a bad field) is skipped and counted, and the
+/// others are still taken; at most `max_leases` leases and [`LINES_MAX`]
+/// lines are read.
+pub fn parse_dnsmasq(
+    mut reader: impl BufRead,
+    interfaces: &[Interface],
+    max_leases: usize,
+) -> io::Result<LeaseFile> {
+    let mut file = LeaseFile::default();
+    let problems = &mut file.problems;
+    let mut bytes = Vec::new();
+    let mut n = 0;
+    while let Some(whole) = next_line(&mut reader, &mut bytes, LINE_MAX)? {
+        n += 1;
+        if n > LINES_MAX {
+            problems.push(|| format!("lines after line {LINES_MAX} are not read"));
+            break;
+        }
+        let at = |p: String| format!("line {n}: {p}");
+        if !whole {
+            problems.push(|| at(format!("longer than {LINE_MAX} bytes; skipped")));
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(&bytes) else {
+            problems.push(|| at("not UTF-8; skipped".into()));
+            continue;
+        };
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -173,28 +310,43 @@ pub fn parse_dnsmasq(text: &str, interfaces: &[Interface]) -> (Vec<Lease>, Vec<S
         if line.starts_with("duid ") {
             break;
         }
-        let at = |p: String| format!("line {}: {p}", n + 1);
         let words: Vec<&str> = line.split_ascii_whitespace().collect();
         let [expiry, mac, ip, hostname, ..] = words.as_slice() else {
-            problems.push(at(format!(
-                "{line:?} is not EXPIRY MAC IP HOSTNAME CLIENT-ID"
-            )));
+            problems.push(|| {
+                at(format!(
+                    "{} is not EXPIRY MAC IP HOSTNAME CLIENT-ID",
+                    quoted(line)
+                ))
+            });
             continue;
         };
         let Ok(expiry) = expiry.parse::<u64>() else {
-            problems.push(at(format!("expiry {expiry:?} is not a number")));
+            problems.push(|| at(format!("expiry {} is not a number", quoted(expiry))));
             continue;
         };
-        let Ok(addr) = ip.parse::<IpAddr>() else {
-            problems.push(at(format!("{ip:?} is not an address")));
-            continue;
+        let addr = match fields::ip(ip) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(|| at(cut(e)));
+                continue;
+            }
         };
         let Some(iface) = interface_holding(interfaces, addr) else {
-            problems.push(at(format!(
-                "no interface has a prefix holding {ip}; lease ignored until one does"
-            )));
+            problems.push(|| {
+                at(format!(
+                    "no interface has a prefix holding {ip}; lease ignored until one does"
+                ))
+            });
             continue;
         };
+        if file.leases.len() >= max_leases {
+            problems.push(|| {
+                at(format!(
+                    "more than {max_leases} leases in the file (`leases.max`); skipped"
+                ))
+            });
+            continue;
+        }
         let lease = Lease {
             mac: mac.to_string(),
             ip: ip.to_string(),
@@ -203,11 +355,11 @@ pub fn parse_dnsmasq(text: &str, interfaces: &[Interface]) -> (Vec<Lease>, Vec<S
             expires: (expiry != 0).then_some(expiry),
         };
         match lease.checked() {
-            Ok(l) => leases.push(l),
-            Err(e) => problems.push(at(e)),
+            Ok(l) => file.leases.push(l),
+            Err(e) => problems.push(|| at(cut(e))),
         }
     }
-    (leases, problems)
+    Ok(file)
 }
 
 /// The interface with an address whose prefix holds `ip`.
@@ -346,20 +498,107 @@ mod tests {
                     oops\n\
                     duid 00:01:00:01:2c:5f\n\
                     1764000000 1234 fd00::23 v6host 00:01\n";
-        let (leases, problems) = parse_dnsmasq(text, &lan());
+        let file = parse_dnsmasq(text.as_bytes(), &lan(), 10).unwrap();
         assert_eq!(
-            leases,
+            file.leases,
             vec![
                 lease("192.168.1.23", A, Some("nas"), Some(1_764_000_000)),
                 lease("192.168.1.24", B, None, None),
             ]
         );
+        let problems = file.problems.lines();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
             problems[0].starts_with("line 3: no interface"),
             "{problems:?}"
         );
         assert!(problems[1].starts_with("line 4:"), "{problems:?}");
+    }
+
+    fn line(i: usize) -> String {
+        format!("0 02:00:00:00:00:{i:02x} 192.168.1.{i} h{i} *\n")
+    }
+
+    #[test]
+    fn a_bad_line_is_skipped_and_the_others_are_taken() {
+        let mut text = line(1).into_bytes();
+        text.extend_from_slice(b"0 02:00:00:00:00:aa 192.168.1.\xff h *\n");
+        text.extend_from_slice(line(2).as_bytes());
+        text.extend_from_slice(b"0 02:00:00:00:00:ab ::ffff:192.168.1.3 mapped *\n");
+        text.extend_from_slice(line(4).as_bytes());
+        text.extend(std::iter::repeat_n(b'A', 1 << 20));
+        text.extend_from_slice(b"\n");
+        text.extend_from_slice(line(5).trim_end().as_bytes());
+        let file = parse_dnsmasq(text.as_slice(), &lan(), 10).unwrap();
+        let ips: Vec<&str> = file.leases.iter().map(|l| l.ip.as_str()).collect();
+        assert_eq!(
+            ips,
+            ["192.168.1.1", "192.168.1.2", "192.168.1.4", "192.168.1.5"]
+        );
+        assert_eq!(
+            file.problems.lines(),
+            [
+                "line 2: not UTF-8; skipped",
+                "line 4: \"::ffff:192.168.1.3\" is an IPv4-mapped IPv6 address; name the IPv4 address",
+                "line 6: longer than 1024 bytes; skipped",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hundred_thousand_bad_lines_make_a_few_problems_and_a_count() {
+        let mut text = "this is garbage\n".repeat(100_000);
+        text.push_str(&line(7));
+        let file = parse_dnsmasq(text.as_bytes(), &lan(), 10).unwrap();
+        assert_eq!(
+            file.leases,
+            [lease("192.168.1.7", "02:00:00:00:00:07", Some("h7"), None)]
+        );
+        assert_eq!(file.problems.count(), 100_000);
+        let lines = file.problems.lines();
+        assert_eq!(lines.len(), PROBLEMS_SHOWN + 1);
+        assert_eq!(
+            lines[0],
+            "line 1: \"this is garbage\" is not EXPIRY MAC IP HOSTNAME CLIENT-ID"
+        );
+        assert_eq!(lines[5], "99995 more problems not shown (100000 in all)");
+    }
+
+    #[test]
+    fn what_a_problem_quotes_is_cut() {
+        let text = format!("{} 02:00:00:00:00:01 192.168.1.1 h *\n", "9".repeat(900));
+        let file = parse_dnsmasq(text.as_bytes(), &lan(), 10).unwrap();
+        let lines = file.problems.lines();
+        assert!(lines[0].starts_with("line 1: expiry \"999"), "{lines:?}");
+        assert!(lines[0].len() < 120, "{lines:?}");
+    }
+
+    #[test]
+    fn leases_beyond_the_maximum_are_not_held() {
+        let text: String = (1..=5).map(line).collect();
+        let file = parse_dnsmasq(text.as_bytes(), &lan(), 3).unwrap();
+        assert_eq!(file.leases.len(), 3);
+        assert_eq!(
+            file.problems.lines(),
+            [
+                "line 4: more than 3 leases in the file (`leases.max`); skipped",
+                "line 5: more than 3 leases in the file (`leases.max`); skipped",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_is_held_up_to_its_bound_only() {
+        let mut reader =
+            std::io::BufReader::with_capacity(16, "abcdefghij\nshort\nlast".as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(next_line(&mut reader, &mut buf, 4).unwrap(), Some(false));
+        assert_eq!(buf, b"abcd");
+        assert_eq!(next_line(&mut reader, &mut buf, 5).unwrap(), Some(true));
+        assert_eq!(buf, b"short");
+        assert_eq!(next_line(&mut reader, &mut buf, 5).unwrap(), Some(true));
+        assert_eq!(buf, b"last");
+        assert_eq!(next_line(&mut reader, &mut buf, 5).unwrap(), None);
     }
 
     #[test]

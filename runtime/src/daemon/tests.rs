@@ -106,10 +106,8 @@ struct ScriptLoader;
 impl Loader for ScriptLoader {
     fn load(&self, config: &PolicyConfig, _insecure: bool) -> Result<Candidate, LoadError> {
         let shown = config.path.display().to_string();
-        let bytes = std::fs::read(&config.path).map_err(|source| HostError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let bytes = crate::files::read(&config.path, crate::files::Kind::Policy)
+            .map_err(HostError::from)?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if text.starts_with("broken") {
             return Err(LoadError::Sandbox(HostError::NotComponent {

@@ -41,11 +41,8 @@ impl Loader for PolicyEngine {
             crate::perms::check(&config.path, "policy file")?;
         }
         let shown = config.path.display().to_string();
-        let bytes =
-            std::fs::read(&config.path).map_err(|source| crate::sandbox::HostError::Read {
-                path: shown.clone(),
-                source,
-            })?;
+        let bytes = crate::files::read(&config.path, crate::files::Kind::Policy)
+            .map_err(crate::sandbox::HostError::from)?;
         let policy = self.load_bytes(&config.name, &shown, &bytes)?;
         Ok(Candidate {
             policy: Arc::new(policy),

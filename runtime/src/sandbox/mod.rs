@@ -77,12 +77,8 @@ impl Default for Limits {
 pub enum HostError {
     #[error("cannot set up the WebAssembly engine")]
     Engine(#[source] wasmtime::Error),
-    #[error("cannot read policy file {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::files::FileError),
     #[error("{path} is not a policy component: {why}")]
     NotComponent { path: String, why: String },
     #[error("{path} is not a valid WebAssembly component")]
@@ -176,10 +172,7 @@ impl PolicyEngine {
     /// Reads, compiles and type-checks a policy component.
     pub fn load(&self, name: &str, path: &Path) -> Result<LoadedPolicy, HostError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| HostError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let bytes = crate::files::read(path, crate::files::Kind::Policy)?;
         self.load_bytes(name, &shown, &bytes)
     }
 
