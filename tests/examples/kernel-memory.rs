@@ -15,7 +15,9 @@
 //! until the commit ends); `cleanup`; `nft -f` of the first answer's
 //! listing (the peer, side by side); `wasmwall run` starting with it and
 //! stopping (its monitor listens to nftables notifications, and is
-//! unsubscribed during its own batches); and `apply` while a foreign
+//! unsubscribed during its own batches); `apply` with the elements in
+//! sets of 4,096 ports (the kernel's slowest sets to load); and `apply`
+//! while a foreign
 //! `nft monitor` listens, at `KM_LISTENER_PERCENT` (default 10) percent of
 //! the budget, since a listener makes the kernel build a notification of
 //! about 8 KiB per object.
@@ -251,6 +253,15 @@ fn main() {
         daemon.stop_cleanly(STOP_TIMEOUT);
     });
     report("`wasmwall run` stop (clean-up)", &m);
+
+    let ports = config(dir.path(), percent, "ports");
+    let _ = wasmwall(&router, "plan", &ports).output().expect("plan");
+    let m = measure(|| run_ok(wasmwall(&router, "apply", &ports), "apply ports"));
+    report(
+        "`wasmwall apply` with the elements in sets of 4,096 ports",
+        &m,
+    );
+    run_ok(wasmwall(&router, "cleanup", &ports), "cleanup ports");
 
     let small = config(dir.path(), listener_percent, "a");
     let m = measure(|| run_ok(wasmwall(&router, "apply", &small), "apply small"));

@@ -111,7 +111,7 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ),
     (
         "budget",
-        "`count` percent (default 100) of every default budget of the table at once, in rules of 24 matches with a counter, a 127-byte log prefix and a 127-byte comment; `target = \"b\"` gives another answer of the same size (for `kernel-memory`)",
+        "`count` percent (default 100) of every default budget of the table at once, in rules of 24 matches with a counter, a 127-byte log prefix and a 127-byte comment; `target = \"b\"` gives another answer of the same size, `target = \"ports\"` its elements in sets of 4,096 ports (for `kernel-memory`)",
     ),
     // Text that escapes (issue 12, class 3).
     (
@@ -207,7 +207,7 @@ impl Policy for Hostile {
                     r.set(NamedSet::ports(format!("e{i}"), 1..=400))
                 }))
             }
-            "budget" => Ok(budget(count(100)?, target == "b")),
+            "budget" => Ok(budget(count(100)?, &target)),
             "string" => {
                 // Larger, and the guest's own allocator gives up before asking the host.
                 let n = usize::try_from(count(3 << 29)?).map_err(|e| e.to_string())?;
@@ -266,10 +266,11 @@ wasmwall_sdk::export_policy!(Hostile);
 /// `percent` of each default budget of the whole table (20,000 rules,
 /// 2,000 chains of which 64 base chains on each of the 5 hooks, 1,000 sets,
 /// 200,000 elements) at once: at 100, the largest table the defaults allow
-/// (given per-policy limits raised to the table's). `other`: different
-/// values, the same size.
-fn budget(percent: u64, other: bool) -> Ruleset {
-    let shift: u64 = if other { 1 } else { 0 };
+/// (given per-policy limits raised to the table's). `variant` "b": other
+/// values, the same size; "ports": the elements in sets of 4,096 ports (the
+/// most a set of ports may hold), the slowest kind for the kernel to load.
+fn budget(percent: u64, variant: &str) -> Ruleset {
+    let shift: u64 = if variant == "b" { 1 } else { 0 };
     let chains = (20 * percent).max(1);
     let base_chains = 320 * percent / 100;
     let rules = 200 * percent;
@@ -310,6 +311,13 @@ fn budget(percent: u64, other: bool) -> Ruleset {
             made += 1;
         }
         out = out.chain(chain);
+    }
+    if variant == "ports" {
+        let elements = 2_000 * percent;
+        for s in 0..elements / 4_096 {
+            out = out.set(NamedSet::ports(format!("p{s}"), 1..=4_096));
+        }
+        return out;
     }
     for s in 0..sets {
         let addrs = (0..200u64).map(|e| {
