@@ -10,6 +10,7 @@
 
 mod encode;
 mod fake;
+mod listeners;
 mod netlink;
 mod observe;
 mod wire;

@@ -82,6 +82,8 @@ pub struct Netlink {
     /// The daemon's monitor socket, unsubscribed while a batch of ours is
     /// in the kernel (see [`Netlink::mute_while_applying`]).
     muted: Option<OwnedFd>,
+    /// The inode of the monitor's socket, which is not someone else's.
+    muted_inode: Option<u64>,
     /// Whether someone else may have changed the ruleset while the monitor
     /// was unsubscribed.
     missed: bool,
@@ -112,6 +114,7 @@ impl Netlink {
             seq: 0,
             echo_limit: ECHO_LIMIT,
             muted: None,
+            muted_inode: None,
             missed: false,
         })
     }
@@ -133,8 +136,15 @@ impl Netlink {
                 step: "dup of the monitor socket",
                 source,
             })?;
+        self.muted_inode = nix::sys::stat::fstat(&fd).ok().map(|st| st.st_ino);
         self.muted = Some(fd);
         Ok(())
+    }
+
+    /// Sockets of this network namespace, other than our monitor, that
+    /// listen to nftables notifications; None when that cannot be read.
+    pub fn nftables_listeners(&self) -> Option<usize> {
+        super::listeners::read(self.muted_inode)
     }
 
     /// Whether a change by someone else may have gone unnotified while the
@@ -468,6 +478,17 @@ impl Kernel for Netlink {
             generation,
             echo_rules: adds <= self.echo_limit,
         };
+        let changes: usize = tx.ops.iter().map(op_changes).sum();
+        if changes >= LISTENER_WARNING
+            && let Some(others) = self.nftables_listeners().filter(|n| *n > 0)
+        {
+            tracing::warn!(
+                listeners = others,
+                changes,
+                "another process listens to nftables notifications in this namespace (nft monitor?): the kernel holds a notification of up to 8 KiB for each change of this batch until it commits, about {} MiB more",
+                changes * 8 / 1024
+            );
+        }
         let encoded = encode::encode(tx, options)?;
         self.drain()?;
         let echoes = if options.echo_rules { adds } else { 0 };
@@ -499,6 +520,20 @@ impl Kernel for Netlink {
 
     fn write_sysctl(&mut self, path: &std::path::Path, value: &str) -> io::Result<()> {
         crate::sysctl::write(path, value)
+    }
+}
+
+/// Changes in one batch from which a listener's cost is worth a warning
+/// (8 MiB of kernel memory).
+const LISTENER_WARNING: usize = 1_000;
+
+/// The objects one operation changes, each of which a listener is told of.
+fn op_changes(op: &crate::plan::Op) -> usize {
+    use crate::plan::Op;
+    match op {
+        Op::AddSet { elements, .. } => 1 + elements.len(),
+        Op::AddElements { elements, .. } | Op::DeleteElements { elements, .. } => elements.len(),
+        _ => 1,
     }
 }
 
