@@ -62,6 +62,7 @@ struct RawLimits {
     max_rules: Option<usize>,
     max_set_elements: Option<usize>,
     log_lines: Option<usize>,
+    max_sysctls: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +111,11 @@ pub struct LeaseConfig {
     pub max: usize,
 }
 
+/// The most `limits.max_sysctls` may be: each sysctl is a read and maybe a
+/// write at every reconcile, so a policy could otherwise keep the daemon
+/// busy for seconds.
+pub const MAX_SYSCTLS_CEILING: usize = 16_384;
+
 /// Leases `run` holds at most when the config does not say.
 pub const DEFAULT_MAX_LEASES: usize = 65_536;
 
@@ -133,6 +139,8 @@ pub struct Config {
     pub max_rules: usize,
     pub max_set_elements: usize,
     pub sysctls: AllowList,
+    /// Sysctls one policy may ask for at most.
+    pub max_sysctls: usize,
     /// Where compiled policies are kept.
     pub cache: CacheSettings,
     pub policies: Vec<PolicyConfig>,
@@ -223,6 +231,16 @@ impl Config {
             other => invalid(other.to_string()),
         })?;
 
+        let max_sysctls = raw
+            .limits
+            .max_sysctls
+            .unwrap_or(validate::DEFAULT_MAX_SYSCTLS);
+        if max_sysctls > MAX_SYSCTLS_CEILING {
+            return Err(invalid(format!(
+                "`limits.max_sysctls` must be 0-{MAX_SYSCTLS_CEILING}"
+            )));
+        }
+
         let mut policies: Vec<PolicyConfig> = Vec::new();
         for (i, p) in raw.policies.into_iter().enumerate() {
             let at = format!("[[policy]] #{} ({:?})", i + 1, p.name);
@@ -283,6 +301,7 @@ impl Config {
                 .max_set_elements
                 .unwrap_or(validate::DEFAULT_MAX_SET_ELEMENTS),
             sysctls,
+            max_sysctls,
             cache,
             policies,
             insecure_permissions: false,
@@ -297,6 +316,7 @@ impl Config {
             max_rules: self.max_rules,
             max_set_elements: self.max_set_elements,
             sysctls: self.sysctls.clone(),
+            max_sysctls: self.max_sysctls,
         }
     }
 
@@ -535,6 +555,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn max_sysctls_is_range_checked() {
+        assert_eq!(
+            parse(MINIMAL).unwrap().max_sysctls,
+            validate::DEFAULT_MAX_SYSCTLS
+        );
+        let c = parse(&format!("{MINIMAL}[limits]\nmax_sysctls = 0\n")).unwrap();
+        assert_eq!(c.validation().max_sysctls, 0);
+        let err = parse(&format!("{MINIMAL}[limits]\nmax_sysctls = 16385\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`limits.max_sysctls` must be 0-16384"), "{err}");
     }
 
     #[test]

@@ -205,7 +205,7 @@ impl Policies {
         candidate: &Candidate,
         world: &WorldState,
         event: &Event,
-    ) -> Result<(), PolicyError> {
+    ) -> Result<crate::ir::Ruleset, PolicyError> {
         evaluate_policy(
             &*candidate.policy,
             config,
@@ -213,7 +213,6 @@ impl Policies {
             &world.to_wit(),
             &event.to_wit(),
         )
-        .map(|_| ())
     }
 
     /// Evaluates every policy on `world` and `event`. Each failure is

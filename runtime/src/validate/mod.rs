@@ -37,6 +37,9 @@ pub const NAT_PRIORITY_FLOOR: i32 = -200;
 pub const DEFAULT_MAX_RULES: usize = 100_000;
 /// Elements one set may have at most, unless the config says.
 pub const DEFAULT_MAX_SET_ELEMENTS: usize = 100_000;
+/// Sysctls one policy's answer may ask for at most, unless the config says:
+/// a router with 100 interfaces setting every allow-listed key on each.
+pub const DEFAULT_MAX_SYSCTLS: usize = 1024;
 
 /// Limits on the size of one policy's output, and the sysctls it may ask
 /// for.
@@ -45,6 +48,8 @@ pub struct Options {
     pub max_rules: usize,
     pub max_set_elements: usize,
     pub sysctls: AllowList,
+    /// Sysctls one answer may ask for at most.
+    pub max_sysctls: usize,
 }
 
 /// What a config that says nothing about them gives.
@@ -54,6 +59,7 @@ impl Default for Options {
             max_rules: DEFAULT_MAX_RULES,
             max_set_elements: DEFAULT_MAX_SET_ELEMENTS,
             sysctls: AllowList::default(),
+            max_sysctls: DEFAULT_MAX_SYSCTLS,
         }
     }
 }
