@@ -222,7 +222,8 @@ pub(super) fn record<K: Kernel>(
         .map_err(|e| io_error(&w.key, "list", &dir, e))?;
     let each = interfaces
         .iter()
-        .filter(|i| *i != "all")
+        // `all` and `default` are among the keys named.
+        .filter(|i| *i != "all" && *i != "default")
         .map(|i| sysctl::interface_key(family, i, leaf));
     let keys = spread.keys.iter().map(|k| k.to_string()).chain(each);
     for key in keys.filter(|k| *k != w.key) {
@@ -362,3 +363,6 @@ pub(super) fn restore<K: Kernel>(
     }
     Ok(restored)
 }
+
+#[cfg(test)]
+mod tests;

@@ -53,6 +53,12 @@ impl Fake {
             .insert(crate::sysctl::proc_path(key), value.to_string());
     }
 
+    /// Removes a sysctl, as the kernel does with an interface's keys when
+    /// the interface goes.
+    pub fn remove_sysctl(&mut self, key: &str) {
+        self.sysctls.remove(&crate::sysctl::proc_path(key));
+    }
+
     /// A sysctl's value, if it exists.
     pub fn sysctl(&self, key: &str) -> Option<&str> {
         self.sysctls
