@@ -283,19 +283,36 @@ const CASES: &[Case] = &[
             "sysctl net.ipv4.conf.nosuch0.forwarding: cannot read /proc/sys/net/ipv4/conf/nosuch0/forwarding: No such file or directory",
         ],
     ),
-    // Sysctls: a flood refused by its count alone, and values in forms the
-    // kernel rewrites, taken (their convergence is shown by
+    // Sysctls: a flood refused by its count alone (20,000 keys: the most the
+    // fixture makes within this config's deadline of 100 ms; 60,000 in
+    // `sysctl_floods_are_refused_by_their_count_alone`), and values in
+    // forms the kernel rewrites, taken (their convergence is shown by
     // `values_the_kernel_rewrites_converge`).
     case(
-        "sysctl-flood (60,000)",
-        Source::Attack("sysctl-flood", &[]),
-        &["the ruleset has 60000 sysctls; the limit is 1024"],
+        "sysctl-flood (20,000)",
+        Source::Attack("sysctl-flood", &[("count", "20000")]),
+        &["the ruleset has 20000 sysctls; the limit is 1024"],
     ),
     Case {
         name: "sysctl-noncanonical",
         source: Source::Attack("sysctl-noncanonical", &[]),
         expect: Expect::Answers,
     },
+    // Two numbers for a key of one: the kernel keeps the first, which no
+    // reconcile could converge on.
+    case(
+        "sysctl the kernel keeps in part",
+        Source::Attack(
+            "sysctl",
+            &[
+                ("target", "net.ipv4.conf.lan0.send_redirects"),
+                ("count", "1 2"),
+            ],
+        ),
+        &[
+            "sysctl net.ipv4.conf.lan0.send_redirects: cannot set /proc/sys/net/ipv4/conf/lan0/send_redirects: the kernel holds \"1\" after \"1 2\" was written",
+        ],
+    ),
     // Reaching into another policy's objects.
     case(
         "foreign-chain",
@@ -1014,6 +1031,42 @@ fn tail(text: &str, bytes: usize) -> &str {
 const ATTACKS_WITH_A_TEST_OF_THEIR_OWN: &[&str] = &["sysctl-conflict"];
 
 const LAN_LOCALNET: &str = "net/ipv4/conf/lan0/route_localnet";
+
+/// `wasmwall eval` of the sysctl flood of `count` keys, with a deadline
+/// long enough for the fixture to make them: its output and duration.
+fn eval_flood(count: &str) -> (wasmwall_e2e::Output, Duration) {
+    let started = Instant::now();
+    let out = wasmwall_e2e::run_unchecked(
+        Command::new(wasmwall_e2e::wasmwall_bin())
+            .arg("eval")
+            .arg(policy_wasm("hostile"))
+            .args(["--set", "attack=sysctl-flood", "--set"])
+            .arg(format!("count={count}"))
+            .args(["--deadline-ms", "5000", "--memory-mib", "256"])
+            .arg("--cache-dir")
+            .arg(compile_cache_dir()),
+    );
+    (out, started.elapsed())
+}
+
+#[test]
+fn sysctl_floods_are_refused_by_their_count_alone() {
+    let (flood, took) = eval_flood("60000");
+    println!("eval of 60,000 sysctls: {took:?}");
+    assert_eq!(flood.status.code(), Some(1), "{flood}");
+    assert!(
+        flood
+            .stderr
+            .contains("1 problem(s) in the returned ruleset\n  - the ruleset has 60000 sysctls; the limit is 1024\n"),
+        "{flood}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // At the cap, every key is checked, and taken.
+    let (at_cap, took) = eval_flood("1024");
+    assert!(at_cap.success(), "{at_cap}");
+    assert_eq!(at_cap.stdout.matches("sysctl net.").count(), 1024, "{at_cap}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
 
 /// `wasmwall SUBCOMMAND` on the router, run to its end.
 fn wasmwall_output(lab: &Lab, subcommand: &str) -> wasmwall_e2e::Output {
