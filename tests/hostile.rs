@@ -1064,7 +1064,11 @@ fn sysctl_floods_are_refused_by_their_count_alone() {
     // At the cap, every key is checked, and taken.
     let (at_cap, took) = eval_flood("1024");
     assert!(at_cap.success(), "{at_cap}");
-    assert_eq!(at_cap.stdout.matches("sysctl net.").count(), 1024, "{at_cap}");
+    assert_eq!(
+        at_cap.stdout.matches("sysctl net.").count(),
+        1024,
+        "{at_cap}"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
@@ -1083,7 +1087,11 @@ fn a_sysctl_an_earlier_policy_holds_fails_the_later_policy_alone() {
     lab.configure_in_order(&[("hostile".into(), none)], 80, true);
     let first = lab.apply("apply-baseline");
     assert!(first.status.success(), "{}", first.stderr);
-    assert_eq!(lab.router.sysctl(LAN_LOCALNET), "1", "good's route_localnet");
+    assert_eq!(
+        lab.router.sysctl(LAN_LOCALNET),
+        "1",
+        "good's route_localnet"
+    );
     let baseline = objects_of(&lab.listing(), "hostile");
 
     let conflict = Source::Attack("sysctl-conflict", &[]);
@@ -1094,9 +1102,17 @@ fn a_sysctl_an_earlier_policy_holds_fails_the_later_policy_alone() {
     let lines = failure_lines(&done.stderr, "hostile");
     assert_eq!(lines.len(), 1, "{}", done.stderr);
     assert!(lines[0].contains(expected), "{}", lines[0]);
-    assert_eq!(lab.router.sysctl(LAN_LOCALNET), "1", "the earlier policy keeps it");
+    assert_eq!(
+        lab.router.sysctl(LAN_LOCALNET),
+        "1",
+        "the earlier policy keeps it"
+    );
     let listing = lab.listing();
-    assert_eq!(objects_of(&listing, "hostile"), baseline, "last known good kept");
+    assert_eq!(
+        objects_of(&listing, "hostile"),
+        baseline,
+        "last known good kept"
+    );
     assert!(
         chain_has(&listing, "good/prerouting", &["tcp dport 8080", "dnat"]),
         "{listing}"
@@ -1192,7 +1208,10 @@ fn clean_up_puts_back_every_interface_an_all_forwarding_write_changed() {
             },
         )
     };
-    lab.configure(&[("fwd4".into(), all("ipv4")), ("fwd6".into(), all("ipv6"))], 80);
+    lab.configure(
+        &[("fwd4".into(), all("ipv4")), ("fwd6".into(), all("ipv6"))],
+        80,
+    );
 
     // `wasmwall apply`, then `wasmwall cleanup`; an interface removed in
     // between is skipped.
@@ -1215,7 +1234,8 @@ fn clean_up_puts_back_every_interface_an_all_forwarding_write_changed() {
 
     // `wasmwall run` and SIGTERM.
     lab.router.add_interface("wan1", "10.9.1.1/24");
-    lab.router.run(["sysctl", "-qw", "net.ipv6.conf.wan1.forwarding=1"]);
+    lab.router
+        .run(["sysctl", "-qw", "net.ipv6.conf.wan1.forwarding=1"]);
     let found = forwarding_values(&lab.router);
     let mut daemon = Child::spawn(&mut lab.wasmwall("run"), lab.dir.path(), "wasmwall-run");
     daemon.wait_until_running(START_TIMEOUT);
@@ -1253,7 +1273,8 @@ fn a_policy_at_the_sysctl_cap_applies_quickly() {
     let cleanup = wasmwall_output(&lab, "cleanup");
     assert!(cleanup.success(), "{cleanup}");
     // The reconcile alone (the time a daemon's loop is busy with it).
-    let reconcile_us = |log: &str| wasmwall_e2e::logged_field(log, "elapsed_us").map(str::to_string);
+    let reconcile_us =
+        |log: &str| wasmwall_e2e::logged_field(log, "elapsed_us").map(str::to_string);
     println!(
         "apply of 1024 sysctls: {:?} (first, writing them; reconcile {:?} us), {:?} (again, nothing to write; reconcile {:?} us)",
         first.elapsed,

@@ -568,7 +568,10 @@ mod tests {
         let err = parse(&format!("{MINIMAL}[limits]\nmax_sysctls = 16385\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`limits.max_sysctls` must be 0-16384"), "{err}");
+        assert!(
+            err.contains("`limits.max_sysctls` must be 0-16384"),
+            "{err}"
+        );
     }
 
     #[test]

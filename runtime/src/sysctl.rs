@@ -136,11 +136,7 @@ pub fn canonical_value(value: &str) -> Result<String, String> {
     .then(|| parse_numbers(value))
     .flatten();
     match numbers {
-        Some(n) => Ok(n
-            .iter()
-            .map(i32::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")),
+        Some(n) => Ok(n.iter().map(i32::to_string).collect::<Vec<_>>().join(" ")),
         None => Err(format!(
             "sysctl value {value:?} is not a number (one or more integers from -2147483648 to 2147483647, separated by spaces; at most 64 bytes)"
         )),

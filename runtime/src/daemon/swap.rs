@@ -154,15 +154,15 @@ impl<K: Kernel> Daemon<K> {
         }
         let config = slot.config.clone();
         let world = self.world();
-        let rules =
-            match self
-                .firewall
-                .policies()
-                .try_candidate(&config, &candidate, &world, &Event::Startup)
-            {
-                Ok(rules) => rules,
-                Err(e) => return self.reject(&what, &error_chain(&e), "version"),
-            };
+        let rules = match self.firewall.policies().try_candidate(
+            &config,
+            &candidate,
+            &world,
+            &Event::Startup,
+        ) {
+            Ok(rules) => rules,
+            Err(e) => return self.reject(&what, &error_chain(&e), "version"),
+        };
         if let Some(f) = self
             .firewall
             .sysctl_conflict(&self.evaluation, &name, rules)

@@ -162,7 +162,9 @@ impl<K: Kernel> Firewall<K> {
                 let restored = sysctls::restore(&mut self.kernel, &self.allow, s)?;
                 applied.sysctls_restored.extend(restored);
             }
-            state.sysctls.retain(|s| wanted_keys.contains(s.key.as_str()));
+            state
+                .sysctls
+                .retain(|s| wanted_keys.contains(s.key.as_str()));
             state::save(&target.state_path, &state)?;
         }
         Ok(applied)

@@ -38,7 +38,7 @@ pub enum EngineError {
     /// Two policies want different values of one key (each evaluation is
     /// settled before it is applied, so this is a defence only).
     #[error("policy {policy}: {conflict}", policy = .0.policy, conflict = .0)]
-    SysctlConflict(SysctlConflict),
+    SysctlConflict(Box<SysctlConflict>),
 }
 
 impl From<KernelError> for EngineError {
@@ -127,7 +127,7 @@ pub enum PolicyError {
     #[error(transparent)]
     Sysctl(SysctlError),
     #[error(transparent)]
-    SysctlConflict(SysctlConflict),
+    SysctlConflict(Box<SysctlConflict>),
 }
 
 /// A policy that produced no usable ruleset this time, and why.

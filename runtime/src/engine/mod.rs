@@ -27,9 +27,7 @@ use crate::world::{Event, WorldState};
 
 pub use apply::{Applied, Outcome, Pending};
 pub use cleanup::CleanedUp;
-pub use error::{
-    EngineError, LoadError, PolicyError, PolicyFailure, SysctlConflict, SysctlError,
-};
+pub use error::{EngineError, LoadError, PolicyError, PolicyFailure, SysctlConflict, SysctlError};
 pub use evaluate::{Evaluate, Evaluation, evaluate_policy, log_failure};
 pub use policies::{Candidate, Loader, Policies, Slot, component_hash};
 pub use reconciler::{Reconciled, Reconciler};

@@ -42,14 +42,14 @@ pub(super) fn wanted(
             if let Some(&i) = index.get(s.key.as_str()) {
                 let w = &wanted[i];
                 if w.value != s.value {
-                    return Err(EngineError::SysctlConflict(SysctlConflict {
+                    return Err(EngineError::SysctlConflict(Box::new(SysctlConflict {
                         key: s.key.clone(),
                         policy: p.policy.clone(),
                         wanted: s.value.clone(),
                         holder: w.policy.clone(),
                         held: w.value.clone(),
                         holder_kept: false,
-                    }));
+                    })));
                 }
                 continue;
             }
@@ -66,6 +66,15 @@ pub(super) fn wanted(
         }
     }
     Ok(wanted)
+}
+
+/// A policy with the keys it wants (or, `kept`, held at its last known
+/// good), at its place in the config.
+struct Claimant<'a> {
+    rank: usize,
+    policy: &'a str,
+    keys: Vec<(&'a str, &'a str)>,
+    kept: bool,
 }
 
 /// Who holds a key while the policies are settled.
@@ -92,16 +101,25 @@ pub(super) fn settle(
         .map(|(i, s)| (s.config.name.as_str(), i))
         .collect();
     let rank_of = |policy: &str| rank.get(policy).copied().unwrap_or(usize::MAX);
-    let failing: HashSet<&str> = evaluation.failed.iter().map(|f| f.policy.as_str()).collect();
+    let failing: HashSet<&str> = evaluation
+        .failed
+        .iter()
+        .map(|f| f.policy.as_str())
+        .collect();
 
-    // (rank, policy, its keys and values, whether it is kept).
-    let mut claimants: Vec<(usize, &str, Vec<(&str, &str)>, bool)> = evaluation
+    let mut claimants: Vec<Claimant> = evaluation
         .rules
         .iter()
-        .map(|p| {
-            let keys = p.rules.sysctls.iter();
-            let keys = keys.map(|s| (s.key.as_str(), s.value.as_str())).collect();
-            (rank_of(&p.policy), p.policy.as_str(), keys, false)
+        .map(|p| Claimant {
+            rank: rank_of(&p.policy),
+            policy: &p.policy,
+            keys: p
+                .rules
+                .sysctls
+                .iter()
+                .map(|s| (s.key.as_str(), s.value.as_str()))
+                .collect(),
+            kept: false,
         })
         .collect();
     let mut kept: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
@@ -109,42 +127,45 @@ pub(super) fn settle(
         if let Some(h) = &s.holder
             && failing.contains(h.policy.as_str())
         {
-            kept.entry(&h.policy)
-                .or_default()
-                .push((&s.key, &h.value));
+            kept.entry(&h.policy).or_default().push((&s.key, &h.value));
         }
     }
-    claimants.extend(
-        kept.into_iter()
-            .map(|(policy, keys)| (rank_of(policy), policy, keys, true)),
-    );
-    claimants.sort_by_key(|c| c.0);
+    claimants.extend(kept.into_iter().map(|(policy, keys)| Claimant {
+        rank: rank_of(policy),
+        policy,
+        keys,
+        kept: true,
+    }));
+    claimants.sort_by_key(|c| c.rank);
 
     let mut claims: HashMap<&str, Claim> = HashMap::new();
     let mut failures = Vec::new();
-    for (_, policy, keys, is_kept) in claimants {
-        if !is_kept {
-            let conflict = keys.iter().find_map(|&(key, value)| {
-                let c = claims.get(key).filter(|c| c.value != value)?;
+    for c in claimants {
+        if !c.kept {
+            let conflict = c.keys.iter().find_map(|&(key, value)| {
+                let held = claims.get(key).filter(|h| h.value != value)?;
                 Some(SysctlConflict {
                     key: key.to_string(),
-                    policy: policy.to_string(),
+                    policy: c.policy.to_string(),
                     wanted: value.to_string(),
-                    holder: c.policy.to_string(),
-                    held: c.value.to_string(),
-                    holder_kept: c.kept,
+                    holder: held.policy.to_string(),
+                    held: held.value.to_string(),
+                    holder_kept: held.kept,
                 })
             });
-            if let Some(c) = conflict {
-                failures.push(PolicyFailure::new(policy, PolicyError::SysctlConflict(c)));
+            if let Some(conflict) = conflict {
+                failures.push(PolicyFailure::new(
+                    c.policy,
+                    PolicyError::SysctlConflict(Box::new(conflict)),
+                ));
                 continue;
             }
         }
-        for (key, value) in keys {
+        for (key, value) in c.keys {
             claims.entry(key).or_insert(Claim {
-                policy,
+                policy: c.policy,
                 value,
-                kept: is_kept,
+                kept: c.kept,
             });
         }
     }

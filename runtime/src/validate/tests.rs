@@ -748,7 +748,11 @@ fn sysctls_at_the_cap_are_checked_in_linear_time() {
     let err = validate(&twice, &options).unwrap_err();
     assert_eq!(err.problems.len(), 1, "{err}");
     assert_eq!(err.problems[0].at, "sysctl 16384");
-    assert!(err.problems[0].message.contains("requested twice with different values (\"1\" and \"0\")"));
+    assert!(
+        err.problems[0]
+            .message
+            .contains("requested twice with different values (\"1\" and \"0\")")
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ impl Loader for Unloadable {
 fn firewall(dir: &std::path::Path, names: &[&str], kernel: Fake) -> Firewall<Fake> {
     let mut toml = "table = \"ww\"\n".to_string();
     for n in names {
-        toml.push_str(&format!("[[policy]]\nname = \"{n}\"\npath = \"{n}.wasm\"\n"));
+        toml.push_str(&format!(
+            "[[policy]]\nname = \"{n}\"\npath = \"{n}.wasm\"\n"
+        ));
     }
     let config = Config::parse(&toml, "test.toml", dir).unwrap();
     let policies = Policies::load(&config, Arc::new(Unloadable));
@@ -69,7 +71,7 @@ fn lan_kernel() -> Fake {
 
 fn conflict(evaluation: &Evaluation, policy: &str) -> SysctlConflict {
     match evaluation.failure(policy).map(|f| &*f.error) {
-        Some(PolicyError::SysctlConflict(c)) => c.clone(),
+        Some(PolicyError::SysctlConflict(c)) => (**c).clone(),
         other => panic!("{policy} did not fail for a conflict: {other:?}"),
     }
 }
@@ -132,7 +134,10 @@ fn a_failing_policy_keeps_the_keys_of_its_last_known_good() {
     fw.apply_isolating(&mut second).unwrap();
     let c = conflict(&second, "hostile");
     assert!(c.holder_kept && c.holder == "good" && c.held == "1", "{c}");
-    assert!(c.to_string().contains("(earlier in the config, failing: its last known good)"));
+    assert!(
+        c.to_string()
+            .contains("(earlier in the config, failing: its last known good)")
+    );
     assert_eq!(fw.kernel().sysctl(LOCALNET), Some("1"));
 
     // A later policy's last known good never overrides an earlier policy
@@ -186,7 +191,11 @@ fn a_new_version_that_conflicts_with_an_earlier_policy_is_refused() {
     let new = wants("hostile", &[(LOCALNET, "0")]).rules;
     let refused = fw.sysctl_conflict(&current, "hostile", new).unwrap();
     assert_eq!(refused.policy, "hostile");
-    assert!(refused.cause().contains("policy good (earlier in the config)"));
+    assert!(
+        refused
+            .cause()
+            .contains("policy good (earlier in the config)")
+    );
     // A new version of the earlier policy wins the key: it is not refused
     // (the later one fails at the next evaluation).
     let mut current = Evaluation::new(
@@ -270,7 +279,8 @@ fn clean_up_restores_each_interface_an_all_write_spread_to() {
     );
 
     // An interface gone by the time of the clean-up is skipped.
-    fw.kernel_mut().remove_sysctl("net.ipv6.conf.wan0.forwarding");
+    fw.kernel_mut()
+        .remove_sysctl("net.ipv6.conf.wan0.forwarding");
     let done = fw.cleanup().unwrap();
     assert!(done.failed.is_empty(), "{:?}", done.failed);
     for key in [
@@ -287,7 +297,11 @@ fn clean_up_restores_each_interface_an_all_write_spread_to() {
     ] {
         assert_eq!(fw.kernel().sysctl(key), before.sysctl(key), "{key}");
     }
-    assert!(crate::state::load(&fw.target().state_path).unwrap().is_none());
+    assert!(
+        crate::state::load(&fw.target().state_path)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

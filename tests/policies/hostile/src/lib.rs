@@ -475,6 +475,9 @@ mod tests {
         let r = evaluate(&[("attack", "sysctl-flood"), ("count", "25")]).unwrap();
         let keys: std::collections::BTreeSet<&str> = r.sysctls().iter().map(|s| s.key()).collect();
         assert_eq!((r.sysctls().len(), keys.len()), (25, 25));
-        assert!(keys.contains("net.ipv4.conf.nosuch2.accept_redirects"), "{keys:?}");
+        assert!(
+            keys.contains("net.ipv4.conf.nosuch2.accept_redirects"),
+            "{keys:?}"
+        );
     }
 }
