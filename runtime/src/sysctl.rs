@@ -179,6 +179,17 @@ pub struct Spread {
     pub each_interface: (&'static str, &'static str),
 }
 
+/// The setting a key names: `net.ipv4.conf.all.forwarding` is
+/// `net.ipv4.ip_forward` (the kernel keeps one value under both names);
+/// every other key is its own. Two policies asking for one setting under
+/// its two names ask for one key.
+pub fn setting(key: &str) -> &str {
+    match key {
+        "net.ipv4.conf.all.forwarding" => "net.ipv4.ip_forward",
+        other => other,
+    }
+}
+
 /// What a write of `key` spreads to, if anything (see [`Spread`]).
 pub fn spread(key: &str) -> Option<Spread> {
     match key {
@@ -344,6 +355,14 @@ mod tests {
         ] {
             assert!(spread(key).is_none(), "{key}");
         }
+        assert_eq!(
+            setting("net.ipv4.conf.all.forwarding"),
+            "net.ipv4.ip_forward"
+        );
+        assert_eq!(
+            setting("net.ipv6.conf.all.forwarding"),
+            "net.ipv6.conf.all.forwarding"
+        );
         assert_eq!(
             interface_key("ipv4", "eth0.100", "forwarding"),
             "net.ipv4.conf.eth0/100.forwarding"

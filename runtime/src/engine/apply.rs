@@ -149,12 +149,12 @@ impl<K: Kernel> Firewall<K> {
             }
         }
         // Sysctls no policy wants any more go back to what they were.
-        let wanted_keys: HashSet<&str> = wanted.iter().map(|w| w.key.as_str()).collect();
+        let wanted_keys: HashSet<&str> = wanted.iter().map(|w| sysctl::setting(&w.key)).collect();
         let stale: Vec<SavedSysctl> = state
             .sysctls
             .iter()
             .filter(|_| evaluation.failed.is_empty())
-            .filter(|s| !wanted_keys.contains(s.key.as_str()))
+            .filter(|s| !wanted_keys.contains(sysctl::setting(&s.key)))
             .cloned()
             .collect();
         if !stale.is_empty() {
@@ -164,7 +164,7 @@ impl<K: Kernel> Firewall<K> {
             }
             state
                 .sysctls
-                .retain(|s| wanted_keys.contains(s.key.as_str()));
+                .retain(|s| wanted_keys.contains(sysctl::setting(&s.key)));
             state::save(&target.state_path, &state)?;
         }
         Ok(applied)
@@ -279,14 +279,14 @@ impl<K: Kernel> Firewall<K> {
                 changes.push(format!("{}: {current} -> {}", w.key, w.value));
             }
         }
-        let wanted_keys: HashSet<&str> = wanted.iter().map(|w| w.key.as_str()).collect();
+        let wanted_keys: HashSet<&str> = wanted.iter().map(|w| sysctl::setting(&w.key)).collect();
         if let Some(state) = state::load(&self.target.state_path)?
             && evaluation.failed.is_empty()
         {
             let stale = state
                 .sysctls
                 .iter()
-                .filter(|s| !wanted_keys.contains(s.key.as_str()));
+                .filter(|s| !wanted_keys.contains(sysctl::setting(&s.key)));
             for s in stale {
                 let spread = s.spread.iter().map(|p| (&p.key, &p.original));
                 for (key, original) in std::iter::once((&s.key, &s.original)).chain(spread) {

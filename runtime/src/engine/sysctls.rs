@@ -28,7 +28,8 @@ pub(super) struct Wanted {
     pub policy: String,
 }
 
-/// The sysctls `desired` asks for, each key once. Two policies wanting
+/// The sysctls `desired` asks for, each setting once (see
+/// [`sysctl::setting`]), those that spread first. Two policies wanting
 /// different values of one key is an error here: [`settle`] has failed the
 /// later one before anything is applied.
 pub(super) fn wanted(
@@ -39,7 +40,7 @@ pub(super) fn wanted(
     let mut index: HashMap<&str, usize> = HashMap::new();
     for p in desired {
         for s in &p.rules.sysctls {
-            if let Some(&i) = index.get(s.key.as_str()) {
+            if let Some(&i) = index.get(sysctl::setting(&s.key)) {
                 let w = &wanted[i];
                 if w.value != s.value {
                     return Err(EngineError::SysctlConflict(Box::new(SysctlConflict {
@@ -56,7 +57,7 @@ pub(super) fn wanted(
             // Allow-listed by validation; checked again because this is
             // where the write happens.
             let path = checked_path(allow, &s.key)?;
-            index.insert(&s.key, wanted.len());
+            index.insert(sysctl::setting(&s.key), wanted.len());
             wanted.push(Wanted {
                 key: s.key.clone(),
                 value: s.value.clone(),
@@ -65,6 +66,10 @@ pub(super) fn wanted(
             });
         }
     }
+    // A key that spreads to the interfaces' keys is written before them, so
+    // one apply leaves what each asks for (the kernel spreads only when the
+    // value changes).
+    wanted.sort_by_key(|w| sysctl::spread(&w.key).is_none());
     Ok(wanted)
 }
 
@@ -84,7 +89,8 @@ struct Claim<'a> {
     kept: bool,
 }
 
-/// Settles who holds each sysctl, in the order of the config (`policies`):
+/// Settles who holds each sysctl (each setting, by any of its names), in the
+/// order of the config (`policies`):
 /// a policy that wants a value of a key an earlier policy holds with another
 /// value fails as a whole. A failing policy holds what it held when it last
 /// applied (`held`, from the state file), so a later policy cannot change a
@@ -143,7 +149,9 @@ pub(super) fn settle(
     for c in claimants {
         if !c.kept {
             let conflict = c.keys.iter().find_map(|&(key, value)| {
-                let held = claims.get(key).filter(|h| h.value != value)?;
+                let held = claims
+                    .get(sysctl::setting(key))
+                    .filter(|h| h.value != value)?;
                 Some(SysctlConflict {
                     key: key.to_string(),
                     policy: c.policy.to_string(),
@@ -162,7 +170,7 @@ pub(super) fn settle(
             }
         }
         for (key, value) in c.keys {
-            claims.entry(key).or_insert(Claim {
+            claims.entry(sysctl::setting(key)).or_insert(Claim {
                 policy: c.policy,
                 value,
                 kept: c.kept,

@@ -1,6 +1,7 @@
 //! The sysctls a policy asks for: at most `max_sysctls` of them, keys on the
-//! allow-list, values numbers (kept in their canonical form), no key asked
-//! twice with two values. Linear in the number of keys.
+//! allow-list, values numbers (kept in their canonical form), no key (or
+//! setting under another name, see [`sysctl::setting`]) asked twice with two
+//! values. Linear in the number of keys.
 
 use std::collections::HashMap;
 
@@ -41,7 +42,7 @@ pub(super) fn convert_sysctls(
         let (true, Some(value)) = (key_ok, value) else {
             continue;
         };
-        match seen.get(s.key.as_str()) {
+        match seen.get(sysctl::setting(&s.key)) {
             Some(&first) if out[first].value != value => ctx.err(
                 &at,
                 format!(
@@ -51,7 +52,7 @@ pub(super) fn convert_sysctls(
             ),
             Some(_) => {}
             None => {
-                seen.insert(&s.key, out.len());
+                seen.insert(sysctl::setting(&s.key), out.len());
                 out.push(ir::Sysctl {
                     key: s.key.clone(),
                     value,

@@ -775,3 +775,25 @@ fn sysctl_values_are_kept_canonical() {
     let values: Vec<&str> = ir.sysctls.iter().map(|s| s.value.as_str()).collect();
     assert_eq!(values, ["1", "1", "0", "1"]);
 }
+
+#[test]
+fn one_setting_asked_under_its_two_names_with_two_values_is_refused() {
+    let mut rs = ruleset(vec![]);
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.forwarding", "0"),
+    ] {
+        rs.sysctls.push(wit::Sysctl {
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+    rejects(
+        rs,
+        "sysctl 2",
+        &[
+            "net.ipv4.conf.all.forwarding is requested twice",
+            "\"1\" and \"0\"",
+        ],
+    );
+}

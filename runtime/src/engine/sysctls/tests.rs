@@ -357,3 +357,47 @@ fn many_keys_of_many_policies_merge_in_linear_time() {
         started.elapsed()
     );
 }
+
+#[test]
+fn one_setting_under_its_two_names_is_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = firewall(dir.path(), &["router", "hostile"], forwarding_kernel());
+    let mut evaluation = Evaluation::new(
+        vec![
+            wants("router", &[("net.ipv4.ip_forward", "1")]),
+            wants("hostile", &[("net.ipv4.conf.all.forwarding", "0")]),
+        ],
+        vec![],
+    );
+    fw.apply_isolating(&mut evaluation).unwrap();
+    let c = conflict(&evaluation, "hostile");
+    assert_eq!(
+        (c.key.as_str(), c.holder.as_str()),
+        ("net.ipv4.conf.all.forwarding", "router")
+    );
+    assert_eq!(fw.kernel().sysctl("net.ipv4.ip_forward"), Some("1"));
+}
+
+#[test]
+fn a_key_that_spreads_is_written_before_the_interfaces_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = firewall(dir.path(), &["lan", "router"], forwarding_kernel());
+    let mut evaluation = Evaluation::new(
+        vec![
+            wants("lan", &[("net.ipv4.conf.wan0.forwarding", "0")]),
+            wants("router", &[("net.ipv4.conf.all.forwarding", "1")]),
+        ],
+        vec![],
+    );
+    fw.apply_isolating(&mut evaluation).unwrap();
+    assert_eq!(
+        fw.kernel().sysctl("net.ipv4.conf.all.forwarding"),
+        Some("1")
+    );
+    assert_eq!(
+        fw.kernel().sysctl("net.ipv4.conf.wan0.forwarding"),
+        Some("0")
+    );
+    let again = fw.apply_isolating(&mut evaluation).unwrap();
+    assert!(again.sysctls_set.is_empty(), "{:?}", again.sysctls_set);
+}
