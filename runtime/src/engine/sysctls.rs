@@ -90,9 +90,8 @@ struct Claim<'a> {
 }
 
 /// Settles who holds each sysctl (each setting, by any of its names), in the
-/// order of the config (`policies`):
-/// a policy that wants a value of a key an earlier policy holds with another
-/// value fails as a whole. A failing policy holds what it held when it last
+/// order of the config (`policies`): a policy that wants a value of a key an
+/// earlier policy holds with another value fails as a whole. A failing policy holds what it held when it last
 /// applied (`held`, from the state file), so a later policy cannot change a
 /// value its kept rules rely on. Returns the policies that fail.
 pub(super) fn settle(
