@@ -1248,44 +1248,62 @@ fn clean_up_puts_back_every_interface_an_all_forwarding_write_changed() {
 }
 
 /// What `wasmwall apply` of a policy asking for as many sysctls as the
-/// default cap allows costs, all of them keys that exist (SECURITY.md has
-/// the figure).
+/// default cap allows, and as many as the highest cap a config may set,
+/// costs, all of them keys that exist (SECURITY.md has the figures).
 #[test]
 fn a_policy_at_the_sysctl_cap_applies_quickly() {
     if skip_unless_root() {
         return;
     }
-    let lab = Lab::new();
-    // 10 allow-listed keys per interface: 103 veth pairs and lo and lan0
-    // give more than the cap's 1,024.
-    lab.router.run([
-        "sh",
-        "-c",
-        "for i in $(seq 1 103); do ip link add c$i type veth peer name c$i-p || exit 1; done",
-    ]);
-    let at_cap = Source::Attack("sysctl-flood", &[("count", "1024")]);
-    lab.configure(&[("hostile".into(), at_cap)], 80);
-    let first = lab.apply("apply-at-cap");
-    assert!(first.status.success(), "{}", first.stderr);
-    assert!(!first.stderr.contains("nosuch"), "only keys that exist");
-    let again = lab.apply("apply-at-cap-again");
-    assert!(again.status.success(), "{}", again.stderr);
-    let cleanup = wasmwall_output(&lab, "cleanup");
-    assert!(cleanup.success(), "{cleanup}");
-    // The reconcile alone (the time a daemon's loop is busy with it).
-    let reconcile_us =
-        |log: &str| wasmwall_e2e::logged_field(log, "elapsed_us").map(str::to_string);
-    println!(
-        "apply of 1024 sysctls: {:?} (first, writing them; reconcile {:?} us), {:?} (again, nothing to write; reconcile {:?} us)",
-        first.elapsed,
-        reconcile_us(&first.stderr),
-        again.elapsed,
-        reconcile_us(&again.stderr)
-    );
-    assert!(
-        first.elapsed < Duration::from_secs(10) && again.elapsed < Duration::from_secs(10),
-        "{:?} {:?}",
-        first.elapsed,
-        again.elapsed
-    );
+    // 10 allow-listed keys per interface: the veth pairs and lo and lan0
+    // give more than the cap.
+    for (cap, pairs) in [(1024, 103), (16_384, 820)] {
+        let lab = Lab::new();
+        lab.router.run([
+            "sh",
+            "-c",
+            &format!(
+                "for i in $(seq 1 {pairs}); do ip link add c$i type veth peer name c$i-p || exit 1; done"
+            ),
+        ]);
+        let count = cap.to_string();
+        let at_cap = Source::Attack("sysctl-flood", &[]);
+        lab.configure(&[("hostile".into(), at_cap)], 80);
+        // The count, the cap, and a deadline the fixture makes 16,384 keys in
+        // on a loaded machine.
+        let toml = fs::read_to_string(&lab.config)
+            .unwrap()
+            .replace(
+                "deadline_ms = 100\n",
+                &format!("deadline_ms = 2000\nmax_sysctls = {cap}\n"),
+            )
+            .replace(
+                "attack = \"sysctl-flood\"\n",
+                &format!("attack = \"sysctl-flood\"\ncount = \"{count}\"\n"),
+            );
+        fs::write(&lab.config, toml).unwrap();
+        let first = lab.apply("apply-at-cap");
+        assert!(first.status.success(), "{}", first.stderr);
+        assert!(!first.stderr.contains("nosuch"), "only keys that exist");
+        let again = lab.apply("apply-at-cap-again");
+        assert!(again.status.success(), "{}", again.stderr);
+        let cleanup = wasmwall_output(&lab, "cleanup");
+        assert!(cleanup.success(), "{cleanup}");
+        // The reconcile alone (the time a daemon's loop is busy with it).
+        let reconcile_us =
+            |log: &str| wasmwall_e2e::logged_field(log, "elapsed_us").map(str::to_string);
+        println!(
+            "apply of {cap} sysctls: {:?} (first, writing them; reconcile {:?} us), {:?} (again, nothing to write; reconcile {:?} us)",
+            first.elapsed,
+            reconcile_us(&first.stderr),
+            again.elapsed,
+            reconcile_us(&again.stderr)
+        );
+        assert!(
+            first.elapsed < Duration::from_secs(10) && again.elapsed < Duration::from_secs(10),
+            "{:?} {:?}",
+            first.elapsed,
+            again.elapsed
+        );
+    }
 }
