@@ -287,6 +287,36 @@ const CASES: &[Case] = &[
             "sysctl net.ipv4.conf.nosuch0.forwarding: cannot read /proc/sys/net/ipv4/conf/nosuch0/forwarding: No such file or directory",
         ],
     ),
+    // Sysctls: a flood refused by its count alone (5,000 keys, which the
+    // fixture makes well within this config's deadline of 100 ms; 60,000 in
+    // `sysctl_floods_are_refused_by_their_count_alone`), and values in
+    // forms the kernel rewrites, taken (their convergence is shown by
+    // `values_the_kernel_rewrites_converge`).
+    case(
+        "sysctl-flood (5,000)",
+        Source::Attack("sysctl-flood", &[("count", "5000")]),
+        &["the ruleset has 5000 sysctls; the limit is 1024"],
+    ),
+    Case {
+        name: "sysctl-noncanonical",
+        source: Source::Attack("sysctl-noncanonical", &[]),
+        expect: Expect::Answers,
+    },
+    // Two numbers for a key of one: the kernel keeps the first, which no
+    // reconcile could converge on.
+    case(
+        "sysctl the kernel keeps in part",
+        Source::Attack(
+            "sysctl",
+            &[
+                ("target", "net.ipv4.conf.lan0.send_redirects"),
+                ("count", "1 2"),
+            ],
+        ),
+        &[
+            "sysctl net.ipv4.conf.lan0.send_redirects: cannot set /proc/sys/net/ipv4/conf/lan0/send_redirects: the kernel holds \"1\" after \"1 2\" was written",
+        ],
+    ),
     // Reaching into another policy's objects.
     case(
         "foreign-chain",
@@ -538,6 +568,15 @@ impl Lab {
     /// Writes the config: the hostile policies first (so that `good`
     /// comes after a failure), then `good` forwarding `port`.
     fn configure(&self, hostile: &[(String, Source)], port: u16) {
+        self.configure_in_order(hostile, port, false);
+    }
+
+    /// As [`Lab::configure`], with `good` first when `good_first`.
+    fn configure_in_order(&self, hostile: &[(String, Source)], port: u16, good_first: bool) {
+        let good = format!(
+            "[[policy]]\nname = \"good\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\nlisten_port = {port}\n",
+            toml_path(&policy_wasm("port-forward"))
+        );
         let mut toml = format!(
             "table = \"wasmwall\"\n\
              state_dir = {state_dir}\n\
@@ -563,14 +602,17 @@ impl Lab {
         if let Some(lines) = self.table_budget {
             toml.push_str(&format!("[table_budget]\n{lines}\n"));
         }
+        if good_first {
+            toml.push_str(&good);
+            toml.push('\n');
+        }
         for (name, source) in hostile {
             toml.push_str(&self.policy_toml(name, *source));
             toml.push('\n');
         }
-        toml.push_str(&format!(
-            "[[policy]]\nname = \"good\"\npath = {}\n[policy.config]\nlan_interface = \"lan0\"\nlisten_port = {port}\n",
-            toml_path(&policy_wasm("port-forward"))
-        ));
+        if !good_first {
+            toml.push_str(&good);
+        }
         fs::write(&self.config, toml).expect("write wasmwall.toml");
     }
 
@@ -1180,6 +1222,7 @@ fn every_attack_of_the_fixture_has_a_case() {
             _ => None,
         })
         .chain(["none"])
+        .chain(ATTACKS_WITH_A_TEST_OF_THEIR_OWN.iter().copied())
         .collect();
     let missing: Vec<&&str> = attacks.difference(&covered).collect();
     assert!(attacks.len() > 20, "{attacks:?}");
@@ -1192,4 +1235,289 @@ fn tail(text: &str, bytes: usize) -> &str {
         start += 1;
     }
     &text[start..]
+}
+
+// Sysctls: who holds a key, what an `all` write changes, values the kernel
+// rewrites, and the cost of a policy at the cap.
+
+/// Attacks shown by a test of their own rather than a case of [`CASES`]
+/// (a case runs the hostile policy before `good`).
+const ATTACKS_WITH_A_TEST_OF_THEIR_OWN: &[&str] = &["sysctl-conflict"];
+
+const LAN_LOCALNET: &str = "net/ipv4/conf/lan0/route_localnet";
+
+/// `wasmwall eval` of the sysctl flood of `count` keys, with a deadline
+/// long enough for the fixture to make them: its output and duration.
+fn eval_flood(count: &str) -> (wasmwall_e2e::Output, Duration) {
+    let started = Instant::now();
+    let out = wasmwall_e2e::run_unchecked(
+        Command::new(wasmwall_e2e::wasmwall_bin())
+            .arg("eval")
+            .arg(policy_wasm("hostile"))
+            .args(["--set", "attack=sysctl-flood", "--set"])
+            .arg(format!("count={count}"))
+            .args(["--deadline-ms", "5000", "--memory-mib", "256"])
+            .arg("--cache-dir")
+            .arg(compile_cache_dir()),
+    );
+    (out, started.elapsed())
+}
+
+#[test]
+fn sysctl_floods_are_refused_by_their_count_alone() {
+    let (flood, took) = eval_flood("60000");
+    println!("eval of 60,000 sysctls: {took:?}");
+    assert_eq!(flood.status.code(), Some(1), "{flood}");
+    assert!(
+        flood
+            .stderr
+            .contains("1 problem(s) in the returned ruleset\n  - the ruleset has 60000 sysctls; the limit is 1024\n"),
+        "{flood}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // At the cap, every key is checked, and taken.
+    let (at_cap, took) = eval_flood("1024");
+    assert!(at_cap.success(), "{at_cap}");
+    assert_eq!(
+        at_cap.stdout.matches("sysctl net.").count(),
+        1024,
+        "{at_cap}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// `wasmwall SUBCOMMAND` on the router, run to its end.
+fn wasmwall_output(lab: &Lab, subcommand: &str) -> wasmwall_e2e::Output {
+    wasmwall_e2e::run_unchecked(&mut lab.wasmwall(subcommand))
+}
+
+#[test]
+fn a_sysctl_an_earlier_policy_holds_fails_the_later_policy_alone() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let none = Source::Attack("none", &[]);
+    lab.configure_in_order(&[("hostile".into(), none)], 80, true);
+    let first = lab.apply("apply-baseline");
+    assert!(first.status.success(), "{}", first.stderr);
+    assert_eq!(
+        lab.router.sysctl(LAN_LOCALNET),
+        "1",
+        "good's route_localnet"
+    );
+    let baseline = objects_of(&lab.listing(), "hostile");
+
+    let conflict = Source::Attack("sysctl-conflict", &[]);
+    lab.configure_in_order(&[("hostile".into(), conflict)], 8080, true);
+    let expected = "policy hostile: sysctl net.ipv4.conf.lan0.route_localnet: wants \"0\", but policy good (earlier in the config) wants \"1\"; the earlier policy keeps the key";
+    let done = lab.apply("apply-conflict");
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    let lines = failure_lines(&done.stderr, "hostile");
+    assert_eq!(lines.len(), 1, "{}", done.stderr);
+    assert!(lines[0].contains(expected), "{}", lines[0]);
+    assert_eq!(
+        lab.router.sysctl(LAN_LOCALNET),
+        "1",
+        "the earlier policy keeps it"
+    );
+    let listing = lab.listing();
+    assert_eq!(
+        objects_of(&listing, "hostile"),
+        baseline,
+        "last known good kept"
+    );
+    assert!(
+        chain_has(&listing, "good/prerouting", &["tcp dport 8080", "dnat"]),
+        "{listing}"
+    );
+
+    // `plan` shows it.
+    let plan = wasmwall_output(&lab, "plan");
+    assert!(plan.stderr.contains(expected), "{plan}");
+
+    // So does the daemon, once; and clean-up on SIGTERM restores the value
+    // found before the first apply.
+    let mut daemon = Child::spawn(&mut lab.wasmwall("run"), lab.dir.path(), "wasmwall-run");
+    daemon.wait_until_running(START_TIMEOUT);
+    assert_eq!(lab.router.sysctl(LAN_LOCALNET), "1");
+    daemon.stop_cleanly(STOP_TIMEOUT);
+    let log = daemon.stderr();
+    let lines = failure_lines(&log, "hostile");
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains(expected), "{}", lines[0]);
+    assert_eq!(lab.router.sysctl(LAN_LOCALNET), "0", "restored at clean-up");
+}
+
+#[test]
+fn values_the_kernel_rewrites_converge() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let odd = Source::Attack("sysctl-noncanonical", &[]);
+    lab.configure(&[("hostile".into(), odd)], 80);
+    let first = lab.apply("apply-noncanonical");
+    assert!(first.status.success(), "{}", first.stderr);
+    for (key, value) in [
+        ("net/ipv4/conf/lan0/forwarding", "1"),
+        ("net/ipv4/conf/lan0/accept_local", "1"),
+        ("net/ipv4/conf/lan0/rp_filter", "0"),
+        ("net/ipv4/conf/lan0/proxy_arp", "1"),
+    ] {
+        assert_eq!(lab.router.sysctl(key), value, "{key}");
+    }
+    let plan = wasmwall_output(&lab, "plan");
+    assert!(
+        plan.status.success() && plan.stderr.contains("nothing to change"),
+        "{plan}"
+    );
+    let again = lab.apply("apply-again");
+    assert!(again.status.success(), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("reconciled: nothing to change")
+            && !again.stderr.contains("sysctls set:"),
+        "{}",
+        again.stderr
+    );
+}
+
+/// Every `forwarding` of the router's interfaces (and `all`, `default`),
+/// `ip_forward` and `all.accept_redirects`, as `path:value` lines.
+fn forwarding_values(router: &Netns) -> String {
+    router
+        .run([
+            "sh",
+            "-c",
+            "grep -H . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/accept_redirects \
+             /proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv6/conf/*/forwarding",
+        ])
+        .stdout
+}
+
+#[test]
+fn clean_up_puts_back_every_interface_an_all_forwarding_write_changed() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.router.add_interface("wan0", "10.9.0.1/24");
+    lab.router.add_interface("wan1", "10.9.1.1/24");
+    for key in [
+        "net.ipv4.conf.lan0.forwarding=1",
+        "net.ipv6.conf.lan0.forwarding=1",
+        "net.ipv6.conf.wan1.forwarding=1",
+        "net.ipv4.conf.default.forwarding=1",
+    ] {
+        lab.router.run(["sysctl", "-qw", key]);
+    }
+    let found = forwarding_values(&lab.router);
+    let all = |family: &str| {
+        Source::Attack(
+            "sysctl",
+            if family == "ipv4" {
+                &[("target", "net.ipv4.conf.all.forwarding")]
+            } else {
+                &[("target", "net.ipv6.conf.all.forwarding")]
+            },
+        )
+    };
+    lab.configure(
+        &[("fwd4".into(), all("ipv4")), ("fwd6".into(), all("ipv6"))],
+        80,
+    );
+
+    // `wasmwall apply`, then `wasmwall cleanup`; an interface removed in
+    // between is skipped.
+    let applied = lab.apply("apply-forwarding");
+    assert!(applied.status.success(), "{}", applied.stderr);
+    let on = forwarding_values(&lab.router);
+    assert!(
+        on.contains("conf/wan0/forwarding:1") && on.contains("ipv6/conf/wan0/forwarding:1"),
+        "the kernel spread the writes\n{on}"
+    );
+    lab.router.run(["ip", "link", "del", "wan1"]);
+    let without_wan1: String = found
+        .lines()
+        .filter(|l| !l.contains("/wan1"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cleanup = wasmwall_output(&lab, "cleanup");
+    assert!(cleanup.success(), "{cleanup}");
+    assert_eq!(forwarding_values(&lab.router), without_wan1, "{cleanup}");
+
+    // `wasmwall run` and SIGTERM.
+    lab.router.add_interface("wan1", "10.9.1.1/24");
+    lab.router
+        .run(["sysctl", "-qw", "net.ipv6.conf.wan1.forwarding=1"]);
+    let found = forwarding_values(&lab.router);
+    let mut daemon = Child::spawn(&mut lab.wasmwall("run"), lab.dir.path(), "wasmwall-run");
+    daemon.wait_until_running(START_TIMEOUT);
+    assert!(
+        forwarding_values(&lab.router).contains("ipv4/conf/wan0/forwarding:1"),
+        "{daemon}"
+    );
+    daemon.stop_cleanly(STOP_TIMEOUT);
+    assert_eq!(forwarding_values(&lab.router), found, "{daemon}");
+}
+
+/// What `wasmwall apply` of a policy asking for as many sysctls as the
+/// default cap allows, and as many as the highest cap a config may set,
+/// costs, all of them keys that exist (SECURITY.md has the figures).
+#[test]
+fn a_policy_at_the_sysctl_cap_applies_quickly() {
+    if skip_unless_root() {
+        return;
+    }
+    // 10 allow-listed keys per interface: the veth pairs and lo and lan0
+    // give more than the cap.
+    for (cap, pairs) in [(1024, 103), (16_384, 820)] {
+        let lab = Lab::new();
+        lab.router.run([
+            "sh",
+            "-c",
+            &format!(
+                "for i in $(seq 1 {pairs}); do ip link add c$i type veth peer name c$i-p || exit 1; done"
+            ),
+        ]);
+        let count = cap.to_string();
+        let at_cap = Source::Attack("sysctl-flood", &[]);
+        lab.configure(&[("hostile".into(), at_cap)], 80);
+        // The count, the cap, and a deadline the fixture makes 16,384 keys in
+        // on a loaded machine.
+        let toml = fs::read_to_string(&lab.config)
+            .unwrap()
+            .replace(
+                "deadline_ms = 100\n",
+                &format!("deadline_ms = 2000\nmax_sysctls = {cap}\n"),
+            )
+            .replace(
+                "attack = \"sysctl-flood\"\n",
+                &format!("attack = \"sysctl-flood\"\ncount = \"{count}\"\n"),
+            );
+        fs::write(&lab.config, toml).unwrap();
+        let first = lab.apply("apply-at-cap");
+        assert!(first.status.success(), "{}", first.stderr);
+        assert!(!first.stderr.contains("nosuch"), "only keys that exist");
+        let again = lab.apply("apply-at-cap-again");
+        assert!(again.status.success(), "{}", again.stderr);
+        let cleanup = wasmwall_output(&lab, "cleanup");
+        assert!(cleanup.success(), "{cleanup}");
+        // The reconcile alone (the time a daemon's loop is busy with it).
+        let reconcile_us =
+            |log: &str| wasmwall_e2e::logged_field(log, "elapsed_us").map(str::to_string);
+        println!(
+            "apply of {cap} sysctls: {:?} (first, writing them; reconcile {:?} us), {:?} (again, nothing to write; reconcile {:?} us)",
+            first.elapsed,
+            reconcile_us(&first.stderr),
+            again.elapsed,
+            reconcile_us(&again.stderr)
+        );
+        assert!(
+            first.elapsed < Duration::from_secs(10) && again.elapsed < Duration::from_secs(10),
+            "{:?} {:?}",
+            first.elapsed,
+            again.elapsed
+        );
+    }
 }

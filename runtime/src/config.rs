@@ -153,6 +153,7 @@ struct RawLimits {
     max_base_chains: Option<i64>,
     max_sets: Option<i64>,
     max_elements: Option<i64>,
+    max_sysctls: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +212,15 @@ pub struct LeaseConfig {
     pub max: usize,
 }
 
+/// The most `limits.max_sysctls` may be: each sysctl is a read and maybe a
+/// write at every reconcile, so a policy could otherwise keep the daemon
+/// busy for seconds.
+pub const MAX_SYSCTLS_CEILING: usize = 16_384;
+pub const MAX_SYSCTLS: Number = Number {
+    key: "limits.max_sysctls",
+    range: 0..=MAX_SYSCTLS_CEILING as i64,
+};
+
 /// Leases `run` holds at most when the config does not say.
 pub const DEFAULT_MAX_LEASES: usize = 65_536;
 
@@ -237,6 +247,8 @@ pub struct Config {
     /// What the whole table may hold (`[table_budget]`).
     pub table_budget: TableBudget,
     pub sysctls: AllowList,
+    /// Sysctls one policy may ask for at most.
+    pub max_sysctls: usize,
     /// Where compiled policies are kept.
     pub cache: CacheSettings,
     pub policies: Vec<PolicyConfig>,
@@ -335,6 +347,12 @@ impl Config {
             other => invalid(other.to_string()),
         })?;
 
+        let max_sysctls = number(
+            &MAX_SYSCTLS,
+            l.max_sysctls,
+            validate::DEFAULT_MAX_SYSCTLS as u64,
+        )? as usize;
+
         let mut policies: Vec<PolicyConfig> = Vec::new();
         for (i, p) in raw.policies.into_iter().enumerate() {
             let at = format!("[[policy]] #{} ({:?})", i + 1, p.name);
@@ -391,6 +409,7 @@ impl Config {
             table_budget,
             max_set_elements,
             sysctls,
+            max_sysctls,
             cache,
             policies,
             insecure_permissions: false,
@@ -485,6 +504,7 @@ impl Config {
             budget: self.budget,
             max_set_elements: self.max_set_elements,
             sysctls: self.sysctls.clone(),
+            max_sysctls: self.max_sysctls,
         }
     }
 
@@ -825,6 +845,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn max_sysctls_is_range_checked() {
+        assert_eq!(
+            parse(MINIMAL).unwrap().max_sysctls,
+            validate::DEFAULT_MAX_SYSCTLS
+        );
+        let c = parse(&format!("{MINIMAL}[limits]\nmax_sysctls = 0\n")).unwrap();
+        assert_eq!(c.validation().max_sysctls, 0);
+        let err = parse(&format!("{MINIMAL}[limits]\nmax_sysctls = 16385\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`limits.max_sysctls` = 16385 is out of range: it must be 0 to 16384"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,10 +31,48 @@ pub enum StateError {
 }
 
 /// A sysctl the runtime changed, with the value it found.
+///
+/// The fields after `original` came later: a state file without them reads
+/// as having none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSysctl {
     pub key: String,
     pub original: String,
+    /// The keys the kernel changes along with this one when it is written
+    /// (an `all` key spreads to each interface), with the values they had
+    /// when it was recorded: restored after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<SpreadSysctl>,
+    /// The policy that holds the key and the value it asked for: its last
+    /// known good, which a later policy may not change while it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+}
+
+/// A key an `all` write changes too, with the value it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpreadSysctl {
+    pub key: String,
+    pub original: String,
+}
+
+/// The policy whose value a sysctl holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub policy: String,
+    pub value: String,
+}
+
+impl SavedSysctl {
+    /// A key found holding `original`, nothing spread, no holder yet.
+    pub fn new(key: &str, original: &str) -> Self {
+        SavedSysctl {
+            key: key.to_string(),
+            original: original.to_string(),
+            spread: Vec::new(),
+            holder: None,
+        }
+    }
 }
 
 /// What the runtime has touched in one network namespace.
@@ -63,11 +101,13 @@ impl State {
         }
     }
 
-    pub fn original(&self, key: &str) -> Option<&str> {
+    /// The recorded sysctls by key, for look-ups in a loop.
+    pub fn sysctl_index(&self) -> std::collections::HashMap<String, usize> {
         self.sysctls
             .iter()
-            .find(|s| s.key == key)
-            .map(|s| s.original.as_str())
+            .enumerate()
+            .map(|(i, s)| (s.key.clone(), i))
+            .collect()
     }
 }
 
@@ -187,9 +227,18 @@ mod tests {
         let p = path(&dir.path().join("state"), Some("laptop"), "wasmwall");
         assert!(load(&p).unwrap().is_none());
         let mut s = State::new(Some("laptop".into()), "wasmwall".into(), false);
+        s.sysctls
+            .push(SavedSysctl::new("net.ipv4.conf.lan0.route_localnet", "0"));
         s.sysctls.push(SavedSysctl {
-            key: "net.ipv4.conf.lan0.route_localnet".into(),
-            original: "0".into(),
+            spread: vec![SpreadSysctl {
+                key: "net.ipv4.conf.lan0.forwarding".into(),
+                original: "1".into(),
+            }],
+            holder: Some(Holder {
+                policy: "router".into(),
+                value: "1".into(),
+            }),
+            ..SavedSysctl::new("net.ipv4.ip_forward", "0")
         });
         save(&p, &s).unwrap();
         assert_eq!(load(&p).unwrap(), Some(s));
@@ -204,6 +253,23 @@ mod tests {
         remove(&p).unwrap();
         remove(&p).unwrap();
         assert!(load(&p).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_state_file_of_an_older_version_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        std::fs::write(
+            &p,
+            r#"{"version": 1, "netns": null, "table": "wasmwall", "table_existed_before": false,
+               "sysctls": [{"key": "net.ipv4.ip_forward", "original": "0"}]}"#,
+        )
+        .unwrap();
+        let state = load(&p).unwrap().unwrap();
+        assert_eq!(
+            state.sysctls,
+            [SavedSysctl::new("net.ipv4.ip_forward", "0")]
+        );
     }
 
     #[test]

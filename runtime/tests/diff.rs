@@ -449,14 +449,22 @@ fn the_monitor_hears_nothing_of_our_own_batches_and_all_of_others() {
     };
     assert_eq!(kernel.nftables_listeners(), Some(0), "nobody listens yet");
     let mut monitor = Monitor::new().unwrap();
-    assert_eq!(kernel.nftables_listeners(), Some(1), "the monitor, not yet ours");
+    assert_eq!(
+        kernel.nftables_listeners(),
+        Some(1),
+        "the monitor, not yet ours"
+    );
     let mut reconciler = Reconciler::new(TABLE);
     converge(&mut kernel, &mut reconciler, &forward_rules(50, None));
     let heard = monitor.drain().unwrap();
     assert!(heard >= 50, "unmuted, the monitor hears each rule: {heard}");
 
     kernel.mute_while_applying(&monitor).unwrap();
-    assert_eq!(kernel.nftables_listeners(), Some(0), "our monitor is not someone else");
+    assert_eq!(
+        kernel.nftables_listeners(),
+        Some(0),
+        "our monitor is not someone else"
+    );
     converge(
         &mut kernel,
         &mut reconciler,

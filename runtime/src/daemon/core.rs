@@ -357,13 +357,15 @@ impl<K: Kernel> Daemon<K> {
     pub(super) fn evaluate_all(&mut self, event: &Event, fresh: &BTreeSet<String>) -> Evaluation {
         let startup = Event::Startup;
         let world = self.world();
-        let evaluation = self.firewall.policies().evaluate_each(&world, |name| {
+        let mut evaluation = self.firewall.policies().evaluate_each(&world, |name| {
             if fresh.contains(name) {
                 &startup
             } else {
                 event
             }
         });
+        self.firewall
+            .settle_with(self.firewall.policies(), &mut evaluation);
         let now: BTreeMap<String, String> = evaluation
             .failed
             .iter()

@@ -154,12 +154,20 @@ impl<K: Kernel> Daemon<K> {
         }
         let config = slot.config.clone();
         let world = self.world();
-        if let Err(e) =
-            self.firewall
-                .policies()
-                .try_candidate(&config, &candidate, &world, &Event::Startup)
+        let rules = match self.firewall.policies().try_candidate(
+            &config,
+            &candidate,
+            &world,
+            &Event::Startup,
+        ) {
+            Ok(rules) => rules,
+            Err(e) => return self.reject(&what, &error_chain(&e), "version"),
+        };
+        if let Some(f) = self
+            .firewall
+            .sysctl_conflict(&self.evaluation, &name, rules)
         {
-            return self.reject(&what, &error_chain(&e), "version");
+            return self.reject(&what, &f.cause(), "version");
         }
         tracing::info!(policy = %name, hash = %candidate.hash, "policy swapped: the new version passed on the current state");
         self.firewall.policies_mut().swap(&name, candidate);
@@ -206,7 +214,8 @@ impl<K: Kernel> Daemon<K> {
             return Err(ConfigRejected::RestartOnly(key));
         }
         let candidate = self.firewall.policies().reconfigured(&new);
-        let evaluation = candidate.evaluate_each(&self.world(), |_| &Event::ConfigChanged);
+        let mut evaluation = candidate.evaluate_each(&self.world(), |_| &Event::ConfigChanged);
+        self.firewall.settle_with(&candidate, &mut evaluation);
         if let Some(f) = evaluation
             .failed
             .iter()

@@ -535,3 +535,40 @@ fn leases_told_over_the_socket_are_kept_for_the_next_run() {
     assert!(text.contains("192.168.1.60"), "{text}");
     assert!(Path::new(&kept).exists());
 }
+
+#[test]
+fn a_policy_or_config_whose_sysctl_conflicts_with_an_earlier_policy_is_rejected() {
+    let mut kernel = Fake::new();
+    kernel.set_sysctl("net.ipv4.ip_forward", "0");
+    let mut lab = Lab::with_kernel("version 1\nsysctl net.ipv4.ip_forward=1\n", kernel);
+    let two = format!("{CONFIG}[[policy]]\nname = \"q\"\npath = \"q.policy\"\n");
+
+    // A config whose later policy wants another value is not taken.
+    lab.write("q.policy", "version 1\nsysctl net.ipv4.ip_forward=0\n");
+    lab.write("wasmwall.toml", &two);
+    lab.changed("wasmwall.toml");
+    assert_eq!(lab.daemon.status().policies.len(), 1);
+    let errors = lab.rejected();
+    assert!(
+        errors[0].contains("new version rejected: policy q: sysctl net.ipv4.ip_forward: wants \"0\", but policy p (earlier in the config) wants \"1\""),
+        "{errors:?}"
+    );
+
+    // Taken without the conflict; then a new version of q that conflicts is
+    // not swapped in, and the running one stays.
+    lab.write("q.policy", "version 1\n");
+    lab.changed("wasmwall.toml");
+    assert_eq!(lab.daemon.status().policies.len(), 2);
+    assert!(lab.rejected().is_empty(), "{:?}", lab.rejected());
+    lab.write("q.policy", "version 2\nsysctl net.ipv4.ip_forward=0\n");
+    lab.changed("q.policy");
+    let errors = lab.rejected();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("policy q: new version rejected: sysctl net.ipv4.ip_forward: wants \"0\", but policy p (earlier in the config) wants \"1\"")
+            && errors[0].ends_with("; the running version stays"),
+        "{errors:?}"
+    );
+    assert_eq!(lab.fake().sysctl("net.ipv4.ip_forward"), Some("1"));
+    assert!(lab.daemon.evaluation().failed.is_empty());
+}

@@ -4,11 +4,13 @@
 //! rules or sysctls the kernel refuses is isolated and the rest applied
 //! again; and the same planned without changing anything.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::kernel::{ApplyReport, Kernel};
 use crate::plan::Transaction;
 use crate::state::{self, SavedSysctl, State};
+use crate::sysctl;
 
 use super::error::{EngineError, PolicyError, PolicyFailure};
 use super::evaluate::{Evaluation, log_failure};
@@ -108,15 +110,19 @@ impl<K: Kernel> Firewall<K> {
 
         let wanted = sysctls::wanted(&self.allow, &evaluation.rules)?;
         let mut changed_state = false;
+        let mut recorded = state.sysctl_index();
         for w in &wanted {
-            if state.original(&w.key).is_none() {
-                let original = sysctls::read(&mut self.kernel, &w.key, &w.path)?;
-                state.sysctls.push(SavedSysctl {
-                    key: w.key.clone(),
-                    original,
-                });
-                changed_state = true;
-            }
+            let i = match recorded.get(&w.key) {
+                Some(&i) => i,
+                None => {
+                    let saved = sysctls::record(&mut self.kernel, &self.allow, w)?;
+                    recorded.insert(w.key.clone(), state.sysctls.len());
+                    state.sysctls.push(saved);
+                    changed_state = true;
+                    state.sysctls.len() - 1
+                }
+            };
+            changed_state |= sysctls::hold(&mut state.sysctls[i], evaluation, &w.policy, &w.value);
         }
         if changed_state || !target.state_path.exists() {
             state::save(&target.state_path, &state)?;
@@ -137,27 +143,28 @@ impl<K: Kernel> Firewall<K> {
 
         for w in &wanted {
             let current = sysctls::read(&mut self.kernel, &w.key, &w.path)?;
-            if current != w.value {
-                sysctls::write(&mut self.kernel, &w.key, &w.path, &w.value)?;
+            if !sysctl::holds(&current, &w.value) {
+                sysctls::write(&mut self.kernel, w)?;
                 applied.sysctls_set.push(format!("{}={}", w.key, w.value));
             }
         }
         // Sysctls no policy wants any more go back to what they were.
+        let wanted_keys: HashSet<&str> = wanted.iter().map(|w| sysctl::setting(&w.key)).collect();
         let stale: Vec<SavedSysctl> = state
             .sysctls
             .iter()
             .filter(|_| evaluation.failed.is_empty())
-            .filter(|s| !wanted.iter().any(|w| w.key == s.key))
+            .filter(|s| !wanted_keys.contains(sysctl::setting(&s.key)))
             .cloned()
             .collect();
         if !stale.is_empty() {
             for s in &stale {
-                sysctls::restore(&mut self.kernel, &self.allow, s)?;
-                applied
-                    .sysctls_restored
-                    .push(format!("{}={}", s.key, s.original));
+                let restored = sysctls::restore(&mut self.kernel, &self.allow, s)?;
+                applied.sysctls_restored.extend(restored);
             }
-            state.sysctls.retain(|s| !stale.contains(s));
+            state
+                .sysctls
+                .retain(|s| wanted_keys.contains(sysctl::setting(&s.key)));
             state::save(&target.state_path, &state)?;
         }
         Ok(applied)
@@ -175,6 +182,9 @@ impl<K: Kernel> Firewall<K> {
     /// When a sysctl write or a late read fails, the failing policy's new
     /// rules are already in the kernel.
     pub fn apply_isolating(&mut self, evaluation: &mut Evaluation) -> Result<Applied, EngineError> {
+        // Settled already when it came from [`Firewall::evaluate`]; the
+        // state may have changed since.
+        self.settle(evaluation);
         self.hold_table_budget(evaluation)?;
         loop {
             let e = match self.apply(evaluation) {
@@ -197,6 +207,9 @@ impl<K: Kernel> Firewall<K> {
                         return Err(EngineError::Sysctl(error));
                     };
                     PolicyFailure::new(&owner.policy.clone(), PolicyError::Sysctl(error))
+                }
+                EngineError::SysctlConflict(c) => {
+                    PolicyFailure::new(&c.policy.clone(), PolicyError::SysctlConflict(c))
                 }
                 other => return Err(other),
             };
@@ -266,23 +279,28 @@ impl<K: Kernel> Firewall<K> {
         let mut changes = Vec::new();
         for w in &wanted {
             let current = sysctls::read(&mut self.kernel, &w.key, &w.path)?;
-            if current != w.value {
+            if !sysctl::holds(&current, &w.value) {
                 changes.push(format!("{}: {current} -> {}", w.key, w.value));
             }
         }
-        if let Some(state) = state::load(&self.target.state_path)? {
-            for s in state
+        let wanted_keys: HashSet<&str> = wanted.iter().map(|w| sysctl::setting(&w.key)).collect();
+        if let Some(state) = state::load(&self.target.state_path)?
+            && evaluation.failed.is_empty()
+        {
+            let stale = state
                 .sysctls
                 .iter()
-                .filter(|s| !wanted.iter().any(|w| w.key == s.key))
-            {
-                let path = sysctls::checked_path(&self.allow, &s.key)?;
-                let current = self
-                    .kernel
-                    .read_sysctl(&path)
-                    .unwrap_or_else(|_| "(gone)".into());
-                if current != s.original {
-                    changes.push(format!("{}: {current} -> {} (restored)", s.key, s.original));
+                .filter(|s| !wanted_keys.contains(sysctl::setting(&s.key)));
+            for s in stale {
+                let spread = s.spread.iter().map(|p| (&p.key, &p.original));
+                for (key, original) in std::iter::once((&s.key, &s.original)).chain(spread) {
+                    let path = sysctls::checked_path(&self.allow, key)?;
+                    let Ok(current) = self.kernel.read_sysctl(&path) else {
+                        continue;
+                    };
+                    if !sysctl::holds(&current, original) {
+                        changes.push(format!("{key}: {current} -> {original} (restored)"));
+                    }
                 }
             }
         }
@@ -302,7 +320,7 @@ impl<K: Kernel> Firewall<K> {
         wanted
             .iter()
             .filter_map(|w| match self.kernel.read_sysctl(&w.path) {
-                Ok(current) if current != w.value => {
+                Ok(current) if !sysctl::holds(&current, &w.value) => {
                     Some(format!("{}: {current} -> {}", w.key, w.value))
                 }
                 _ => None,

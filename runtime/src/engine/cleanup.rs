@@ -58,10 +58,11 @@ impl<K: Kernel> Firewall<K> {
         let Some(mut state) = state else {
             return Ok(done);
         };
-        // Undo in reverse order of change.
+        // Undo in reverse order of change; a key an `all` write spread to
+        // after the `all` key, which would overwrite it.
         for s in state.sysctls.iter().rev() {
             match sysctls::restore(&mut self.kernel, &self.allow, s) {
-                Ok(()) => done.restored.push(format!("{}={}", s.key, s.original)),
+                Ok(restored) => done.restored.extend(restored),
                 Err(e) => {
                     tracing::error!(error = %crate::text::error_chain(&e), "could not restore a sysctl; it stays in the state file");
                     done.failed.push(s.key.clone());

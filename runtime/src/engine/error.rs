@@ -36,6 +36,10 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Sysctl(#[from] SysctlError),
+    /// Two policies want different values of one key (each evaluation is
+    /// settled before it is applied, so this is a defence only).
+    #[error("policy {policy}: {conflict}", policy = .0.policy, conflict = .0)]
+    SysctlConflict(Box<SysctlConflict>),
 }
 
 impl From<KernelError> for EngineError {
@@ -56,6 +60,39 @@ pub struct SysctlError {
     pub path: PathBuf,
     #[source]
     pub source: std::io::Error,
+}
+
+/// A policy wants a value of a sysctl that a policy earlier in the config
+/// holds with another value: the later policy fails as a whole.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub struct SysctlConflict {
+    pub key: String,
+    /// The later policy, that fails.
+    pub policy: String,
+    pub wanted: String,
+    /// The earlier policy, that keeps the key.
+    pub holder: String,
+    pub held: String,
+    /// Whether the holder is failing and its value its last known good.
+    pub holder_kept: bool,
+}
+
+impl std::fmt::Display for SysctlConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sysctl {}: wants {:?}, but policy {} (earlier in the config{}) wants {:?}; the earlier policy keeps the key and none of this policy's sysctls is written",
+            self.key,
+            self.wanted,
+            self.holder,
+            if self.holder_kept {
+                ", failing: its last known good"
+            } else {
+                ""
+            },
+            self.held
+        )
+    }
 }
 
 /// Why a policy file could not be made a running policy.
@@ -92,6 +129,8 @@ pub enum PolicyError {
     OverTableBudget(TableOverrun),
     #[error(transparent)]
     Sysctl(SysctlError),
+    #[error(transparent)]
+    SysctlConflict(Box<SysctlConflict>),
 }
 
 /// A policy that produced no usable ruleset this time, and why.

@@ -28,7 +28,7 @@ use crate::world::{Event, WorldState};
 
 pub use apply::{Applied, Outcome, Pending};
 pub use cleanup::CleanedUp;
-pub use error::{EngineError, LoadError, PolicyError, PolicyFailure, SysctlError};
+pub use error::{EngineError, LoadError, PolicyError, PolicyFailure, SysctlConflict, SysctlError};
 pub use evaluate::{Evaluate, Evaluation, evaluate_policy, log_failure};
 pub use policies::{Candidate, Loader, Policies, Slot, component_hash};
 pub use reconciler::{Reconciled, Reconciler};
@@ -114,9 +114,12 @@ impl<K: Kernel> Firewall<K> {
         self.allow = allow;
     }
 
-    /// Evaluates every policy; each failure is logged.
+    /// Evaluates every policy, and settles who holds each sysctl (see
+    /// [`Firewall::settle`]); each failure is logged.
     pub fn evaluate(&self, world: &WorldState, event: &Event) -> Evaluation {
-        self.policies.evaluate(world, event)
+        let mut evaluation = self.policies.evaluate(world, event);
+        self.settle(&mut evaluation);
+        evaluation
     }
 }
 

@@ -219,7 +219,7 @@ impl Policies {
         candidate: &Candidate,
         world: &WorldState,
         event: &Event,
-    ) -> Result<(), PolicyError> {
+    ) -> Result<crate::ir::Ruleset, PolicyError> {
         evaluate_policy(
             &*candidate.policy,
             config,
@@ -227,7 +227,6 @@ impl Policies {
             &world.to_wit(),
             &event.to_wit(),
         )
-        .map(|_| ())
     }
 
     /// Evaluates every policy on `world` and `event`. Each failure is

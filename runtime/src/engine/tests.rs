@@ -56,6 +56,10 @@ impl Kernel for Refusing {
     fn write_sysctl(&mut self, path: &std::path::Path, value: &str) -> std::io::Result<()> {
         self.inner.write_sysctl(path, value)
     }
+
+    fn list_sysctls(&mut self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_sysctls(dir)
+    }
 }
 
 fn rules(policy: &str, comment: &str) -> PolicyRules {

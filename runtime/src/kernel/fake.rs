@@ -53,11 +53,53 @@ impl Fake {
             .insert(crate::sysctl::proc_path(key), value.to_string());
     }
 
+    /// Removes a sysctl, as the kernel does with an interface's keys when
+    /// the interface goes.
+    pub fn remove_sysctl(&mut self, key: &str) {
+        self.sysctls.remove(&crate::sysctl::proc_path(key));
+    }
+
     /// A sysctl's value, if it exists.
     pub fn sysctl(&self, key: &str) -> Option<&str> {
         self.sysctls
             .get(&crate::sysctl::proc_path(key))
             .map(String::as_str)
+    }
+
+    /// What the kernel changes besides when a forwarding `all` key changes
+    /// (see [`crate::sysctl::spread`]).
+    fn spread(&mut self, path: &Path, value: &str) {
+        let Some(spread) = [
+            "net.ipv4.ip_forward",
+            "net.ipv4.conf.all.forwarding",
+            "net.ipv6.conf.all.forwarding",
+        ]
+        .into_iter()
+        .find(|k| crate::sysctl::proc_path(k) == path)
+        .and_then(crate::sysctl::spread) else {
+            return;
+        };
+        let off = value.trim() == "0";
+        for key in spread.keys {
+            let v = if key.ends_with("accept_redirects") {
+                if off { "1" } else { "0" }
+            } else {
+                value
+            };
+            if let Some(old) = self.sysctls.get_mut(&crate::sysctl::proc_path(key)) {
+                *old = v.to_string();
+            }
+        }
+        let (family, leaf) = spread.each_interface;
+        let dir = crate::sysctl::interfaces_dir(family);
+        for (p, v) in &mut self.sysctls {
+            let in_interface = p.parent().and_then(Path::parent) == Some(dir.as_path())
+                && p.file_name().is_some_and(|n| n == leaf)
+                && !p.ends_with(format!("all/{leaf}"));
+            if in_interface {
+                *v = value.to_string();
+            }
+        }
     }
 
     /// A fresh handle, as the kernel would give.
@@ -124,11 +166,27 @@ impl Kernel for Fake {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
     }
 
+    fn list_sysctls(&mut self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .sysctls
+            .keys()
+            .filter_map(|p| p.strip_prefix(dir).ok()?.iter().next())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     fn write_sysctl(&mut self, path: &Path, value: &str) -> io::Result<()> {
         match self.sysctls.get_mut(path) {
             Some(v) => {
+                let changed = *v != value;
                 *v = value.to_string();
                 self.sysctl_writes += 1;
+                if changed {
+                    self.spread(path, value);
+                }
                 Ok(())
             }
             None => Err(io::Error::from_raw_os_error(libc::ENOENT)),

@@ -48,6 +48,11 @@ pub trait Kernel {
     fn read_sysctl(&mut self, path: &Path) -> io::Result<String>;
     /// Writes a sysctl of the network namespace.
     fn write_sysctl(&mut self, path: &Path, value: &str) -> io::Result<()>;
+    /// The names in a /proc/sys directory of the network namespace (e.g.
+    /// the interfaces under `/proc/sys/net/ipv4/conf`).
+    fn list_sysctls(&mut self, dir: &Path) -> io::Result<Vec<String>> {
+        crate::sysctl::list(dir)
+    }
 }
 
 /// The runtime's table and the generation it was read at.

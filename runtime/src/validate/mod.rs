@@ -44,6 +44,9 @@ pub const DEFAULT_MAX_SET_ELEMENTS: usize = 100_000;
 /// 40 s measured here, all of it kernel time holding the nftables lock).
 /// At this size one set costs about 0.07 s.
 pub const PORT_SET_ELEMENTS_MAX: usize = 4_096;
+/// Sysctls one policy's answer may ask for at most, unless the config says:
+/// a router with 100 interfaces setting every allow-listed key on each.
+pub const DEFAULT_MAX_SYSCTLS: usize = 1024;
 
 /// Limits on the size of one policy's output, and the sysctls it may ask
 /// for.
@@ -54,6 +57,8 @@ pub struct Options {
     /// Elements of one set.
     pub max_set_elements: usize,
     pub sysctls: AllowList,
+    /// Sysctls one answer may ask for at most.
+    pub max_sysctls: usize,
 }
 
 /// What a config that says nothing about them gives.
@@ -63,6 +68,7 @@ impl Default for Options {
             budget: budget::PolicyBudget::default(),
             max_set_elements: DEFAULT_MAX_SET_ELEMENTS,
             sysctls: AllowList::default(),
+            max_sysctls: DEFAULT_MAX_SYSCTLS,
         }
     }
 }

@@ -1,5 +1,9 @@
-//! The sysctls a policy asks for: keys on the allow-list, values numbers,
-//! no key asked twice with two values.
+//! The sysctls a policy asks for: at most `max_sysctls` of them, keys on the
+//! allow-list, values numbers (kept in their canonical form), no key (or
+//! setting under another name, see [`sysctl::setting`]) asked twice with two
+//! values. Linear in the number of keys.
+
+use std::collections::HashMap;
 
 use super::{Ctx, Options};
 use crate::bindings::wit;
@@ -11,34 +15,49 @@ pub(super) fn convert_sysctls(
     opts: &Options,
     sysctls: &[wit::Sysctl],
 ) -> Vec<ir::Sysctl> {
+    if sysctls.len() > opts.max_sysctls {
+        // One line, and no key looked at: the count alone refuses it.
+        ctx.err(
+            "",
+            format!(
+                "the ruleset has {} sysctls; the limit is {}",
+                sysctls.len(),
+                opts.max_sysctls
+            ),
+        );
+        return Vec::new();
+    }
     let mut out: Vec<ir::Sysctl> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(sysctls.len());
     for (i, s) in sysctls.iter().enumerate() {
         let at = format!("sysctl {}", i + 1);
-        let mut ok = true;
-        if let Err(e) = opts.sysctls.check(&s.key) {
-            ctx.err(&at, e.to_string());
-            ok = false;
-        }
-        if let Err(e) = sysctl::check_value(&s.value) {
-            ctx.err(&at, format!("{}: {e}", s.key));
-            ok = false;
-        }
-        if !ok {
+        let key_ok = opts
+            .sysctls
+            .check(&s.key)
+            .map_err(|e| ctx.err(&at, e.to_string()))
+            .is_ok();
+        let value = sysctl::canonical_value(&s.value)
+            .map_err(|e| ctx.err(&at, format!("{}: {e}", s.key)))
+            .ok();
+        let (true, Some(value)) = (key_ok, value) else {
             continue;
-        }
-        match out.iter().find(|o| o.key == s.key) {
-            Some(o) if o.value != s.value => ctx.err(
+        };
+        match seen.get(sysctl::setting(&s.key)) {
+            Some(&first) if out[first].value != value => ctx.err(
                 &at,
                 format!(
                     "{} is requested twice with different values ({:?} and {:?})",
-                    s.key, o.value, s.value
+                    s.key, out[first].value, value
                 ),
             ),
             Some(_) => {}
-            None => out.push(ir::Sysctl {
-                key: s.key.clone(),
-                value: s.value.clone(),
-            }),
+            None => {
+                seen.insert(sysctl::setting(&s.key), out.len());
+                out.push(ir::Sysctl {
+                    key: s.key.clone(),
+                    value,
+                });
+            }
         }
     }
     out

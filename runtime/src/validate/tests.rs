@@ -12,6 +12,7 @@ fn opts() -> Options {
         },
         max_set_elements: 10,
         sysctls: AllowList::new(&[]).unwrap(),
+        max_sysctls: 50,
     }
 }
 
@@ -863,5 +864,100 @@ fn a_set_of_ports_holds_at_most_4096() {
     assert!(
         err.contains("has 4097 ports; a set of ports holds at most 4096"),
         "{err}"
+    );
+}
+
+fn many_sysctls(n: usize) -> wit::Ruleset {
+    let mut rs = ruleset(vec![]);
+    rs.sysctls = (0..n)
+        .map(|i| wit::Sysctl {
+            key: format!("net.ipv4.conf.if{i}.forwarding"),
+            value: "1".into(),
+        })
+        .collect();
+    rs
+}
+
+#[test]
+fn sysctls_beyond_the_cap_are_refused_in_one_line_without_looking_at_them() {
+    let started = std::time::Instant::now();
+    let err = validate(&many_sysctls(60_000), &Options::default()).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert!(
+        format!("{err:#}").contains("the ruleset has 60000 sysctls; the limit is 1024"),
+        "{err:#}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn sysctls_at_the_cap_are_checked_in_linear_time() {
+    // At the highest cap a config may set: a quadratic check of 16,384 keys
+    // would compare 134 million pairs.
+    let options = Options {
+        max_sysctls: crate::config::MAX_SYSCTLS_CEILING,
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let rules = validate(&many_sysctls(options.max_sysctls), &options).unwrap();
+    assert_eq!(rules.sysctls.len(), options.max_sysctls);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut twice = many_sysctls(options.max_sysctls);
+    twice.sysctls[options.max_sysctls - 1].key = "net.ipv4.conf.if0.forwarding".into();
+    twice.sysctls[options.max_sysctls - 1].value = "0".into();
+    let err = validate(&twice, &options).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert_eq!(err.problems[0].at, "sysctl 16384");
+    assert!(
+        err.problems[0]
+            .message
+            .contains("requested twice with different values (\"1\" and \"0\")")
+    );
+}
+
+#[test]
+fn sysctl_values_are_kept_canonical() {
+    let mut rs = ruleset(vec![]);
+    for (key, value) in [
+        ("net.ipv4.ip_forward", " 1"),
+        ("net.ipv4.conf.lan0.route_localnet", "01"),
+        ("net.ipv4.conf.lan0.rp_filter", "-0"),
+        ("net.ipv4.conf.lan0.forwarding", "1\t"),
+        // The same value twice, written two ways: no conflict.
+        ("net.ipv4.ip_forward", "1"),
+    ] {
+        rs.sysctls.push(wit::Sysctl {
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+    let ir = validate(&rs, &opts()).unwrap();
+    let values: Vec<&str> = ir.sysctls.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(values, ["1", "1", "0", "1"]);
+}
+
+#[test]
+fn one_setting_asked_under_its_two_names_with_two_values_is_refused() {
+    let mut rs = ruleset(vec![]);
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.forwarding", "0"),
+    ] {
+        rs.sysctls.push(wit::Sysctl {
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+    rejects(
+        rs,
+        "sysctl 2",
+        &[
+            "net.ipv4.conf.all.forwarding is requested twice",
+            "\"1\" and \"0\"",
+        ],
     );
 }

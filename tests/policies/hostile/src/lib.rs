@@ -130,6 +130,18 @@ pub const ATTACKS: &[(&str, &str)] = &[
         "refuse-ansi",
         "returns an error holding the forged line and terminal escapes of `log-forge`",
     ),
+    (
+        "sysctl-flood",
+        "asks for `count` sysctls (default 60,000): every allow-listed key of each interface, then of made-up ones",
+    ),
+    (
+        "sysctl-conflict",
+        "asks for net.ipv4.conf.lan0.route_localnet = 0, which the port-forward policy wants at 1",
+    ),
+    (
+        "sysctl-noncanonical",
+        "asks for values in forms the kernel rewrites: \" 1\", \"01\", \"-0\", \"1\\t\" on lan0",
+    ),
 ];
 
 /// What the text attacks write after a word of their own: a new line, a
@@ -141,12 +153,13 @@ pub const FORGED: &str = "\n2000-01-01T00:00:00.000000Z ERROR wasmwall::engine::
 struct Hostile;
 
 impl Policy for Hostile {
-    fn evaluate(_state: &WorldState, _event: &Event, config: &Config) -> Result<Ruleset, String> {
+    fn evaluate(state: &WorldState, _event: &Event, config: &Config) -> Result<Ruleset, String> {
         let attack = config.get_or("attack", "none");
         let count = |default: u64| config.parse_or("count", default);
         let target = config.get_or("target", "");
         match attack {
             "none" => Ok(last_known_good()),
+            "sysctl-flood" => Ok(sysctl_flood(state, count(60_000)?)),
             "loop" => endless_loop(),
             "busy-wait" => {
                 let started = Instant::now();
@@ -381,6 +394,32 @@ fn strings(config: &Config) -> Ruleset {
     last_known_good().chain(input).chain(output)
 }
 
+/// `count` sysctls, each asked once with the value 1: the allow-listed keys
+/// of every interface there is, then of interfaces that are not.
+fn sysctl_flood(state: &WorldState, count: u64) -> Ruleset {
+    const LEAVES: &[(&str, &str)] = &[
+        ("ipv4", "forwarding"),
+        ("ipv4", "route_localnet"),
+        ("ipv4", "rp_filter"),
+        ("ipv4", "accept_local"),
+        ("ipv4", "accept_redirects"),
+        ("ipv4", "send_redirects"),
+        ("ipv4", "proxy_arp"),
+        ("ipv6", "forwarding"),
+        ("ipv6", "accept_ra"),
+        ("ipv6", "accept_redirects"),
+    ];
+    let real = state.interfaces.iter().map(|i| i.name.replace('.', "/"));
+    let made_up = (0..).map(|i| format!("nosuch{i}"));
+    let keys = real.chain(made_up).flat_map(|name| {
+        LEAVES
+            .iter()
+            .map(move |(family, leaf)| format!("net.{family}.conf.{name}.{leaf}"))
+    });
+    keys.take(count as usize)
+        .fold(last_known_good(), |ruleset, key| ruleset.sysctl(key, "1"))
+}
+
 fn endless_loop() -> ! {
     let mut i = 0u64;
     loop {
@@ -476,6 +515,12 @@ fn other_ruleset(attack: &str, config: &Config) -> Result<Ruleset, String> {
         "sysctl-kernel" => sysctl("kernel.core_pattern"),
         "sysctl-path-trick" => sysctl("net/../../kernel/core_pattern"),
         "sysctl-not-allowed" => sysctl("net.core.rmem_max"),
+        "sysctl-conflict" => Ok(last_known_good().sysctl("net.ipv4.conf.lan0.route_localnet", "0")),
+        "sysctl-noncanonical" => Ok(last_known_good()
+            .sysctl("net.ipv4.conf.lan0.forwarding", " 1")
+            .sysctl("net.ipv4.conf.lan0.accept_local", "01")
+            .sysctl("net.ipv4.conf.lan0.rp_filter", "-0")
+            .sysctl("net.ipv4.conf.lan0.proxy_arp", "1\t")),
         "sysctl" => Ok(last_known_good().sysctl(target, config.get_or("count", "1"))),
         "foreign-chain" => Ok(last_known_good()
             .chain(Chain::filter(target, Hook::Input, -500).rule(Rule::new().drop()))),
@@ -555,6 +600,8 @@ mod tests {
         "sysctl-kernel",
         "sysctl-path-trick",
         "sysctl-not-allowed",
+        "sysctl-conflict",
+        "sysctl-noncanonical",
         "foreign-chain",
         "jump-foreign",
         "foreign-set",
@@ -586,5 +633,16 @@ mod tests {
         assert_eq!(r.chains()[0].rules().len(), 3);
         let r = evaluate(&[("attack", "string"), ("count", "200")]).unwrap();
         assert_eq!(r.chains()[0].rules()[0].comment().map(str::len), Some(200));
+    }
+
+    #[test]
+    fn the_sysctl_flood_asks_for_count_keys_each_once() {
+        let r = evaluate(&[("attack", "sysctl-flood"), ("count", "25")]).unwrap();
+        let keys: std::collections::BTreeSet<&str> = r.sysctls().iter().map(|s| s.key()).collect();
+        assert_eq!((r.sysctls().len(), keys.len()), (25, 25));
+        assert!(
+            keys.contains("net.ipv4.conf.nosuch2.accept_redirects"),
+            "{keys:?}"
+        );
     }
 }
