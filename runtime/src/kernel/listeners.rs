@@ -2,7 +2,7 @@
 //! namespace. While any socket does, the kernel builds a notification of up
 //! to 8 KiB for every object a batch changes and holds them all until the
 //! commit ends: the kernel memory a large batch costs then grows about
-//! tenfold (SECURITY.md, Kernel memory). wasmwall cannot unsubscribe another
+//! about eightfold (SECURITY.md, Kernel memory). wasmwall cannot unsubscribe another
 //! process; it can say so before such a batch. The parsing is pure; the
 //! read is one file.
 
