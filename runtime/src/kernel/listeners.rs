@@ -2,9 +2,9 @@
 //! namespace. While any socket does, the kernel builds a notification of up
 //! to 8 KiB for every object a batch changes and holds them all until the
 //! commit ends: the kernel memory a large batch costs then grows about
-//! about eightfold (SECURITY.md, Kernel memory). wasmwall cannot unsubscribe another
-//! process; it can say so before such a batch. The parsing is pure; the
-//! read is one file.
+//! eightfold (SECURITY.md, Kernel memory). wasmwall cannot unsubscribe
+//! another process; it can say so before such a batch. The parsing is pure;
+//! the read is one file.
 
 /// NETLINK_NETFILTER in /proc/net/netlink's `Eth` column.
 const NETFILTER: u32 = libc::NETLINK_NETFILTER as u32;
