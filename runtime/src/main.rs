@@ -148,11 +148,13 @@ fn main() -> ExitCode {
     match done {
         Ok(code) => code,
         Err(e) => {
-            // The chain can hold what a policy or a file said.
-            eprintln!(
-                "wasmwall: error: {}",
-                wasmwall::text::escape(&format!("{e:#}"))
-            );
+            // The chain can hold what a policy or a file said: what a policy
+            // said is escaped where it is quoted, and this is the last guard
+            // against control characters. Line breaks are wasmwall's own
+            // (the list of problems in an answer, one per line).
+            let text = format!("{e:#}");
+            let lines: Vec<_> = text.lines().map(wasmwall::text::escape).collect();
+            eprintln!("wasmwall: error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
     }
