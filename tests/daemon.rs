@@ -398,7 +398,7 @@ fn a_thousand_lease_events_make_few_reconciles_and_memory_stays_bounded() {
         elapsed.as_millis()
     );
     // In a burst, reconciles for events are at least 10 ms apart, and the
-    // drift checks that follow the daemon's own batches at least 50 ms: no
+    // drift checks (after change notifications) at least 50 ms: no
     // more than that over the burst (and a few at its edges), however
     // slowly a loaded machine delivers the events.
     let ms = elapsed.as_millis() as u64;

@@ -98,8 +98,8 @@ impl Pending {
     }
 
     /// When to reconcile, given when the last reconcile for events ended.
-    /// Only reconciles for events count: a drift check (which follows each
-    /// of the daemon's own batches) must not hold up the next event.
+    /// Only reconciles for events count: a drift check (after a change
+    /// notification) must not hold up the next event.
     pub fn due(&self, now: Instant, last_for_events: Option<Instant>) -> Due {
         if !self.evaluate && !self.reconcile {
             return Due::Nothing;

@@ -499,8 +499,9 @@ fn status_shows_the_start_and_the_last_change_beside_the_last_check() {
     assert!(start.messages > 0);
     assert_eq!(status.last_reconcile.unwrap().reason, "start");
 
-    // wasmwall's own batch comes back as a change notification: a check
-    // that finds nothing to do.
+    // A change notification that was not a change of the table (someone
+    // else's batch elsewhere, or one missed after ours): a check that finds
+    // nothing to do.
     lab.daemon.nftables_changed(lab.now);
     let later = lab.now + Duration::from_millis(60);
     lab.daemon.fire_due(later);
