@@ -118,3 +118,42 @@ fn the_kernel_takes_the_largest_table_the_defaults_allow_and_not_one_rule_more()
         "the first policy keeps every rule"
     );
 }
+
+/// A set of ports holds at most 4,096: the kernel's bitmap backend loads
+/// one in the square of its size (a set of all 65,535 ports took about 40 s
+/// of kernel time). Under the default limits, such a set fails its policy at
+/// once with the reason, and nothing is sent.
+#[test]
+fn a_set_of_every_port_is_refused_under_the_default_limits() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = temp_dir();
+    let router = Netns::new("ports");
+    let launcher = Netns::new("ports-launcher");
+    let toml = format!(
+        "table = \"wasmwall\"\n\
+         state_dir = {state}\n\
+         [cache]\n\
+         dir = {cache}\n\
+         [[policy]]\n\
+         name = \"ports\"\n\
+         path = {policy}\n\
+         [policy.config]\n\
+         attack = \"elements\"\n\
+         count = \"65535\"\n",
+        state = toml_path(&dir.path().join("state")),
+        cache = toml_path(&compile_cache_dir()),
+        policy = toml_path(&policy_wasm("hostile")),
+    );
+    fs::write(dir.path().join("ports.toml"), toml).unwrap();
+    let (code, log) = apply(&launcher, &router, dir.path(), "ports");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("policy ports: ")
+            && log.contains("set \"many\": has 65535 ports; a set of ports holds at most 4096"),
+        "{log}"
+    );
+    let listing = router.run(["nft", "list", "ruleset"]).stdout;
+    assert!(!listing.contains("chain ports/"), "{listing}");
+}
