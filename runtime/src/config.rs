@@ -578,6 +578,23 @@ mod tests {
 
     const MINIMAL: &str = "[[policy]]\nname = \"pf\"\npath = \"pf.wasm\"\n";
 
+    /// The README's example config is one this version takes, with the
+    /// defaults it claims.
+    #[test]
+    fn the_readmes_example_config_parses_and_states_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```toml\n# /etc/wasmwall/wasmwall.toml")
+            .expect("the example")
+            + 8;
+        let text = &readme[start..start + readme[start..].find("```").expect("its end")];
+        let c = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.budget, validate::budget::PolicyBudget::default());
+        assert_eq!(c.table_budget, validate::budget::TableBudget::default());
+        assert_eq!(c.max_sysctls, validate::DEFAULT_MAX_SYSCTLS);
+        assert_eq!(c.max_set_elements, validate::DEFAULT_MAX_SET_ELEMENTS);
+    }
+
     #[test]
     fn minimal_config_gets_defaults() {
         let c = parse(MINIMAL).unwrap();
