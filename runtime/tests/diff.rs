@@ -490,3 +490,50 @@ fn the_monitor_hears_nothing_of_our_own_batches_and_all_of_others() {
         "a change by someone else is heard"
     );
 }
+
+/// While the monitor is unsubscribed for a batch of ours, a change by
+/// someone else could go unheard; the generation after the batch tells. A
+/// batch planned on generation `g` that commits leaves `g + 1`: nothing
+/// missed. One refused because someone else committed first, or one sent
+/// without a generation to check, leaves the daemon to look again.
+#[test]
+fn a_change_the_unsubscribed_monitor_could_not_hear_is_noticed_by_its_generation() {
+    use wasmwall::kernel::Monitor;
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let monitor = Monitor::new().unwrap();
+    kernel.mute_while_applying(&monitor).unwrap();
+    let first = plan::replace_table(TABLE, &forward_rules(3, None));
+
+    let g = kernel.generation().unwrap();
+    kernel.apply(&first, Some(g)).unwrap();
+    assert!(
+        !kernel.take_missed(),
+        "our own commit, at the generation we planned on"
+    );
+
+    let stale = kernel.generation().unwrap();
+    let mut other = Netlink::new().unwrap();
+    other
+        .apply(
+            &plan::replace_table("other", &DesiredTable::default()),
+            None,
+        )
+        .unwrap();
+    let refused = kernel.apply(
+        &plan::replace_table(TABLE, &forward_rules(4, None)),
+        Some(stale),
+    );
+    assert!(matches!(refused, Err(KernelError::Changed)), "{refused:?}");
+    assert!(kernel.take_missed(), "someone else committed meanwhile");
+    assert!(!kernel.take_missed(), "asking clears it");
+
+    kernel
+        .apply(&plan::replace_table(TABLE, &forward_rules(5, None)), None)
+        .unwrap();
+    assert!(
+        kernel.take_missed(),
+        "without a generation, nothing proves it was only ours"
+    );
+}
