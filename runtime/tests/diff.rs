@@ -437,6 +437,17 @@ fn a_new_process_trusts_a_current_snapshot_and_only_that() {
     assert_eq!(observed(&mut kernel), want.expected().normalized());
 }
 
+/// A batch of another socket in this namespace: a table of its own.
+fn someone_else_commits() {
+    let mut other = Netlink::new().unwrap();
+    other
+        .apply(
+            &plan::replace_table("other", &DesiredTable::default()),
+            None,
+        )
+        .unwrap();
+}
+
 /// While a process listens to nftables notifications, the kernel builds one
 /// (about 8 KiB) for every object a batch changes and holds them all until
 /// the commit ends. The daemon's monitor is unsubscribed while its own batch
@@ -478,13 +489,7 @@ fn the_monitor_hears_nothing_of_our_own_batches_and_all_of_others() {
     );
     assert!(!kernel.take_missed(), "nobody else changed anything");
 
-    let mut other = Netlink::new().unwrap();
-    other
-        .apply(
-            &plan::replace_table("other", &DesiredTable::default()),
-            None,
-        )
-        .unwrap();
+    someone_else_commits();
     assert!(
         monitor.drain().unwrap() > 0,
         "a change by someone else is heard"
@@ -514,13 +519,7 @@ fn a_change_the_unsubscribed_monitor_could_not_hear_is_noticed_by_its_generation
     );
 
     let stale = kernel.generation().unwrap();
-    let mut other = Netlink::new().unwrap();
-    other
-        .apply(
-            &plan::replace_table("other", &DesiredTable::default()),
-            None,
-        )
-        .unwrap();
+    someone_else_commits();
     let refused = kernel.apply(
         &plan::replace_table(TABLE, &forward_rules(4, None)),
         Some(stale),

@@ -25,7 +25,8 @@
 //! Run (as root; release builds):
 //!   cargo build --release -p wasmwall
 //!   cargo run --release -p wasmwall-e2e --example kernel-memory
-//! `WASMWALL_BIN` picks another binary; `KM_PERCENT` (default 100) scales
+//! The binary is the one built beside this example (target/release with
+//! `--release`); `WASMWALL_BIN` picks another; `KM_PERCENT` (default 100) scales
 //! the answer. Other processes on the machine move these figures: run it
 //! on a quiet machine, and more than once.
 
@@ -38,8 +39,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmwall_e2e::{
-    Child, Netns, STOP_TIMEOUT, compile_cache_dir, policy_wasm, repo_root, require_root, temp_dir,
-    toml_path, wait_until,
+    Child, Netns, STOP_TIMEOUT, compile_cache_dir, policy_wasm, require_root, temp_dir, toml_path,
+    wait_until, wasmwall_bin,
 };
 
 /// One reading of /proc/meminfo, in KiB.
@@ -122,20 +123,6 @@ fn report(what: &str, m: &Measured) {
         mib(m.before.available - m.peak.available),
         mib(m.before.available - m.after.available),
     );
-}
-
-fn wasmwall_bin() -> PathBuf {
-    match std::env::var_os("WASMWALL_BIN") {
-        Some(b) => PathBuf::from(b),
-        None => {
-            let bin = repo_root().join("target/release/wasmwall");
-            assert!(
-                bin.is_file(),
-                "build it first: cargo build --release -p wasmwall"
-            );
-            bin
-        }
-    }
 }
 
 fn config(dir: &Path, percent: u64, variant: &str) -> PathBuf {

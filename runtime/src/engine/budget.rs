@@ -42,13 +42,21 @@ fn held(table: Option<&ObservedTable>, policy: &str) -> Counts {
 impl<K: Kernel> Firewall<K> {
     /// Moves every policy whose answer the table's budget cannot take to
     /// `evaluation`'s failures, each logged on one line. Costs a count of
-    /// the objects, and a generation query when the table is known.
+    /// the objects. What the policies hold is counted on the table as last
+    /// known, without asking the kernel again: the reconcile that follows
+    /// checks its generation, and a hand edit since (root's) is what that
+    /// reconcile repairs. The table is read only when nothing is known.
     pub(super) fn hold_table_budget(
         &mut self,
         evaluation: &mut Evaluation,
     ) -> Result<(), EngineError> {
-        let (seen, _) = self.reconciler.observe(&mut self.kernel)?;
-        let table = seen.table.as_ref();
+        if self.reconciler.last_known().is_none() {
+            self.reconciler.observe(&mut self.kernel)?;
+        }
+        let table = self
+            .reconciler
+            .last_known()
+            .and_then(|seen| seen.table.as_ref());
         let order: Vec<&str> = self
             .policies
             .slots()

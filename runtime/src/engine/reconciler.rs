@@ -60,6 +60,12 @@ impl Reconciler {
         self
     }
 
+    /// The table as of the last read or batch, not checked against the
+    /// kernel's generation (what [`Reconciler::observe`] does).
+    pub fn last_known(&self) -> Option<&Observation> {
+        self.known.as_ref()
+    }
+
     /// Forgets what is known: the next look reads the whole table.
     pub fn forget(&mut self) {
         self.known = None;

@@ -34,7 +34,6 @@ pub const JUMP_DEPTH_MAX: usize = 15;
 /// the kernel refuses one at or below it.
 pub const NAT_PRIORITY_FLOOR: i32 = -200;
 
-pub use budget::DEFAULT_MAX_RULES;
 /// Elements one set may have at most, unless the config says.
 pub const DEFAULT_MAX_SET_ELEMENTS: usize = 100_000;
 /// Elements one set of ports may have at most, whatever the config says:
