@@ -20,7 +20,10 @@
 //! while a foreign
 //! `nft monitor` listens, at `KM_LISTENER_PERCENT` (default 10) percent of
 //! the budget, since a listener makes the kernel build a notification of
-//! about 8 KiB per object.
+//! about 8 KiB per object. Last, the kernel's own costs with `nft -f`
+//! alone: sets of 4,096 to 20,000 ports (loaded in the square of their
+//! size), 20,000 elements with and without a listener, and 20,000 rules
+//! with and without echoes.
 //!
 //! Run (as root; release builds):
 //!   cargo build --release -p wasmwall
@@ -273,4 +276,71 @@ fn main() {
     let _ = monitor.wait();
     run_ok(wasmwall(&router, "cleanup", &small), "cleanup small");
     println!("({rules} rules and {elements} set elements in the first answer's listing)");
+    kernel_facts(&router, dir.path());
+}
+
+/// The kernel's own costs behind the budgets, with `nft -f` alone (no
+/// wasmwall): a set of ports loads in the square of its size; a listener
+/// of nftables notifications, or echoes, cost about 8 KiB per object.
+fn kernel_facts(router: &Netns, dir: &Path) {
+    let nft = |what: &str, flags: &[&str], text: String| {
+        let file = dir.join("facts.nft");
+        fs::write(&file, text).expect("write the nft file");
+        let m = measure(|| {
+            let mut cmd = router.command("nft");
+            cmd.args(flags).arg("-f").arg(&file).stdout(Stdio::null());
+            run_ok(cmd, what)
+        });
+        report(what, &m);
+        router.run(["nft", "delete", "table", "inet", "facts"]);
+    };
+    let port_sets = |sets: usize, ports: usize| {
+        let mut text = String::from("table inet facts {\n");
+        for s in 0..sets {
+            let list: Vec<String> = (1..=ports).map(|p| p.to_string()).collect();
+            text.push_str(&format!(
+                "set s{s} {{ type inet_service; elements = {{ {} }} }}\n",
+                list.join(", ")
+            ));
+        }
+        text + "}\n"
+    };
+    let rules = |n: usize| {
+        let mut text = String::from("table inet facts {\nchain c {\n");
+        for r in 0..n {
+            text.push_str(&format!("tcp dport {} accept\n", r % 65_535 + 1));
+        }
+        text + "}\n}\n"
+    };
+    println!("\nthe kernel's own costs, with `nft -f` alone");
+    println!("| step | time | SUnreclaim | Slab | MemAvailable drop |");
+    println!("| --- | --- | --- | --- | --- |");
+    for ports in [4_096, 10_000, 20_000] {
+        nft(
+            &format!("one set of {ports} ports"),
+            &[],
+            port_sets(1, ports),
+        );
+    }
+    nft("10 sets of 2,000 ports", &[], port_sets(10, 2_000));
+    let mut monitor = router
+        .command("nft")
+        .arg("monitor")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nft monitor");
+    thread::sleep(Duration::from_millis(300));
+    nft(
+        "10 sets of 2,000 ports while `nft monitor` listens",
+        &[],
+        port_sets(10, 2_000),
+    );
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    nft("20,000 rules", &[], rules(20_000));
+    nft(
+        "20,000 rules, each echoed (`nft -e`)",
+        &["-e"],
+        rules(20_000),
+    );
 }
