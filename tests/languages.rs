@@ -169,6 +169,7 @@ fn languages_agree_on_tricky_inputs() {
             interface("wan0", false, &[]),
         ],
         leases: Vec::new(),
+        features: Default::default(),
     };
     let engine = engine();
     let policies = load_all(&engine);

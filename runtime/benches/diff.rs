@@ -44,8 +44,7 @@ fn forward_rule(i: u32) -> Rule {
             },
             port(1000 + (i % 60_000) as u16),
         ],
-        counter: false,
-        log_prefix: None,
+        statements: vec![],
         action: Action::Accept,
         comment: None,
     }
@@ -60,8 +59,7 @@ fn dnat_rule(i: u32) -> Rule {
             },
             port(1 + (i % 65_000) as u16),
         ],
-        counter: false,
-        log_prefix: None,
+        statements: vec![],
         action: Action::Dnat(NatTarget {
             address: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + (i % 60_000) + 1)),
             port: Some(80),
@@ -98,8 +96,7 @@ fn ruleset(n: u32, changed: bool, extra_lease: bool) -> Vec<PolicyRules> {
             family: Family::V4,
             set: "leases".into(),
         }],
-        counter: false,
-        log_prefix: None,
+        statements: vec![],
         action: Action::Accept,
         comment: None,
     });

@@ -331,12 +331,30 @@ pub enum Action {
     Masquerade,
 }
 
+/// Something a rule does before its action, in the order the policy gave.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Statement {
+    Counter,
+    Log { prefix: Option<String> },
+}
+
+impl fmt::Display for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Statement::Counter => f.write_str("counter"),
+            Statement::Log { prefix: None } => f.write_str("log"),
+            Statement::Log {
+                prefix: Some(prefix),
+            } => write!(f, "log prefix \"{prefix}\""),
+        }
+    }
+}
+
 /// One rule, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
     pub matches: Vec<Match>,
-    pub counter: bool,
-    pub log_prefix: Option<String>,
+    pub statements: Vec<Statement>,
     pub action: Action,
     pub comment: Option<String>,
 }
@@ -349,11 +367,8 @@ impl fmt::Display for Rule {
         for m in &self.matches {
             write!(f, "{m} ")?;
         }
-        if self.counter {
-            f.write_str("counter ")?;
-        }
-        if let Some(prefix) = &self.log_prefix {
-            write!(f, "log prefix \"{prefix}\" ")?;
+        for s in &self.statements {
+            write!(f, "{s} ")?;
         }
         match &self.action {
             Action::Accept => write!(f, "accept"),
@@ -489,8 +504,7 @@ mod tests {
                     negate: false,
                 },
             ],
-            counter: true,
-            log_prefix: None,
+            statements: vec![Statement::Counter],
             action: Action::Dnat(NatTarget {
                 address: "127.0.0.1".parse().unwrap(),
                 port: Some(4000),
@@ -510,8 +524,9 @@ mod tests {
                 name: "br-lan.1".into(),
                 negate: true,
             }],
-            counter: false,
-            log_prefix: Some("in\\ #1; ".into()),
+            statements: vec![Statement::Log {
+                prefix: Some("in\\ #1; ".into()),
+            }],
             action: Action::Accept,
             comment: Some("a\\b {c}".into()),
         };

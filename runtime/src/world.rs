@@ -48,6 +48,24 @@ pub struct WorldState {
     pub interfaces: Vec<Interface>,
     #[serde(default)]
     pub leases: Vec<Lease>,
+    /// What the kernel can do beyond the basics (WIT `kernel-features`).
+    #[serde(default)]
+    pub features: Features,
+}
+
+/// Optional kernel features. The default is a kernel with none of them,
+/// so a policy offers none where they are not known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    #[serde(default)]
+    pub flowtables: bool,
+    /// Interfaces that can offload flows to hardware.
+    #[serde(default)]
+    pub hardware_offload: Vec<String>,
+    /// Conntrack helpers the kernel has, by name.
+    #[serde(default)]
+    pub ct_helpers: Vec<String>,
 }
 
 impl WorldState {
@@ -74,6 +92,11 @@ impl WorldState {
                 })
                 .collect(),
             leases: self.leases.iter().map(Lease::to_wit).collect(),
+            features: wit::KernelFeatures {
+                flowtables: self.features.flowtables,
+                hardware_offload: self.features.hardware_offload.clone(),
+                ct_helpers: self.features.ct_helpers.clone(),
+            },
         }
     }
 }

@@ -62,7 +62,12 @@ impl<T: IntoSdk> IntoSdk for Vec<T> {
 impl IntoSdk for w::WorldState {
     type Sdk = WorldState;
     fn into_sdk(self) -> WorldState {
-        let w::WorldState { interfaces, leases } = self;
+        // The kernel's features reach the SDK with its 0.2 builders.
+        let w::WorldState {
+            interfaces,
+            leases,
+            features: _,
+        } = self;
         WorldState::new(interfaces.into_sdk(), leases.into_sdk())
     }
 }
@@ -159,6 +164,11 @@ impl IntoWit for Ruleset {
         w::Ruleset {
             chains: self.chains.into_wit(),
             sets: self.sets.into_wit(),
+            maps: Vec::new(),
+            counters: Vec::new(),
+            limits: Vec::new(),
+            ct_helpers: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: self.sysctls.into_wit(),
         }
     }
@@ -181,7 +191,7 @@ impl IntoWit for BaseChain {
         w::BaseChain {
             hook: self.hook.into_wit(),
             type_: self.chain_type.into_wit(),
-            priority: self.priority,
+            priority: w::Priority::Number(self.priority),
             policy: self.policy.into_wit(),
         }
     }
@@ -190,11 +200,21 @@ impl IntoWit for BaseChain {
 impl IntoWit for Rule {
     type Wit = w::Rule;
     fn into_wit(self) -> w::Rule {
+        let mut statements = Vec::new();
+        if self.counter {
+            statements.push(w::Statement::Counter);
+        }
+        if let Some(prefix) = self.log_prefix {
+            statements.push(w::Statement::Log(w::Log {
+                prefix: Some(prefix),
+                level: None,
+                limit: None,
+            }));
+        }
         w::Rule {
             matches: self.matches.into_wit(),
+            statements,
             action: self.verdict.into_wit(),
-            counter: self.counter,
-            log_prefix: self.log_prefix,
             comment: self.comment,
         }
     }
@@ -253,13 +273,13 @@ impl IntoWit for Verdict {
         match self {
             Verdict::Accept => w::Action::Accept,
             Verdict::Drop => w::Action::Drop,
-            Verdict::Reject => w::Action::Reject,
+            Verdict::Reject => w::Action::Reject(None),
             Verdict::Jump(chain) => w::Action::Jump(chain),
             Verdict::Goto(chain) => w::Action::Goto(chain),
             Verdict::Return => w::Action::Return,
             Verdict::Dnat(target) => w::Action::Dnat(target.into_wit()),
             Verdict::Snat(target) => w::Action::Snat(target.into_wit()),
-            Verdict::Masquerade => w::Action::Masquerade,
+            Verdict::Masquerade => w::Action::Masquerade(None),
             Verdict::Continue => w::Action::Continue,
         }
     }
@@ -270,7 +290,9 @@ impl IntoWit for NatTarget {
     fn into_wit(self) -> w::NatTarget {
         w::NatTarget {
             address: self.address,
-            port: self.port,
+            last_address: None,
+            ports: self.port.map(|p| w::PortRange { first: p, last: p }),
+            flags: w::NatFlags::empty(),
         }
     }
 }
@@ -278,13 +300,32 @@ impl IntoWit for NatTarget {
 impl IntoWit for NamedSet {
     type Wit = w::NamedSet;
     fn into_wit(self) -> w::NamedSet {
+        let one = |v| vec![v];
+        let (key, elements) = match self.elements {
+            SetElements::Ipv4(addrs) => (
+                w::KeyType::Ipv4Addr,
+                addrs.into_iter().map(w::Value::Address).map(one).collect(),
+            ),
+            SetElements::Ipv6(addrs) => (
+                w::KeyType::Ipv6Addr,
+                addrs.into_iter().map(w::Value::Address).map(one).collect(),
+            ),
+            SetElements::Ports(ports) => (
+                w::KeyType::InetService,
+                ports
+                    .into_iter()
+                    .map(|p| one(w::Value::Number(p.into())))
+                    .collect(),
+            ),
+        };
         w::NamedSet {
             name: self.name,
-            elements: match self.elements {
-                SetElements::Ipv4(addrs) => w::SetElements::Ipv4(addrs),
-                SetElements::Ipv6(addrs) => w::SetElements::Ipv6(addrs),
-                SetElements::Ports(ports) => w::SetElements::Ports(ports),
-            },
+            key: vec![key],
+            intervals: false,
+            timeout: None,
+            dynamic: false,
+            size: None,
+            elements,
         }
     }
 }
@@ -302,6 +343,22 @@ impl IntoWit for Sysctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addr(a: &str) -> w::Value {
+        w::Value::Address(a.into())
+    }
+
+    fn plain_set(name: &str, key: w::KeyType, values: Vec<w::Value>) -> w::NamedSet {
+        w::NamedSet {
+            name: name.into(),
+            key: vec![key],
+            intervals: false,
+            timeout: None,
+            dynamic: false,
+            size: None,
+            elements: values.into_iter().map(|v| vec![v]).collect(),
+        }
+    }
 
     #[test]
     fn a_ruleset_reaches_the_contract_field_for_field() {
@@ -348,7 +405,7 @@ mod tests {
                     base: Some(w::BaseChain {
                         hook: w::Hook::Prerouting,
                         type_: w::ChainType::Nat,
-                        priority: -100,
+                        priority: w::Priority::Number(-100),
                         policy: w::ChainPolicy::Accept,
                     }),
                     rules: vec![w::Rule {
@@ -392,12 +449,23 @@ mod tests {
                                 false,
                             ),
                         ],
+                        statements: vec![
+                            w::Statement::Counter,
+                            w::Statement::Log(w::Log {
+                                prefix: Some("in ".into()),
+                                level: None,
+                                limit: None,
+                            }),
+                        ],
                         action: w::Action::Dnat(w::NatTarget {
                             address: "fd00::5".into(),
-                            port: Some(8080),
+                            last_address: None,
+                            ports: Some(w::PortRange {
+                                first: 8080,
+                                last: 8080,
+                            }),
+                            flags: w::NatFlags::empty(),
                         }),
-                        counter: true,
-                        log_prefix: Some("in ".into()),
                         comment: Some("all of it".into()),
                     }],
                 },
@@ -406,7 +474,7 @@ mod tests {
                     base: Some(w::BaseChain {
                         hook: w::Hook::Output,
                         type_: w::ChainType::Filter,
-                        priority: 5,
+                        priority: w::Priority::Number(5),
                         policy: w::ChainPolicy::Drop,
                     }),
                     rules: vec![w::Rule {
@@ -416,8 +484,7 @@ mod tests {
                             m(w::Matcher::Daddr("::1".into()), false),
                         ],
                         action: w::Action::Goto("audit".into()),
-                        counter: false,
-                        log_prefix: None,
+                        statements: vec![],
                         comment: None,
                     }],
                 },
@@ -427,26 +494,25 @@ mod tests {
                     rules: vec![w::Rule {
                         matches: vec![],
                         action: w::Action::Return,
-                        counter: false,
-                        log_prefix: None,
+                        statements: vec![],
                         comment: None,
                     }],
                 },
             ],
             sets: vec![
-                w::NamedSet {
-                    name: "hosts".into(),
-                    elements: w::SetElements::Ipv4(vec!["10.0.0.1".into()]),
-                },
-                w::NamedSet {
-                    name: "servers".into(),
-                    elements: w::SetElements::Ipv6(vec!["fd00::5".into()]),
-                },
-                w::NamedSet {
-                    name: "ports".into(),
-                    elements: w::SetElements::Ports(vec![53, 123]),
-                },
+                plain_set("hosts", w::KeyType::Ipv4Addr, vec![addr("10.0.0.1")]),
+                plain_set("servers", w::KeyType::Ipv6Addr, vec![addr("fd00::5")]),
+                plain_set(
+                    "ports",
+                    w::KeyType::InetService,
+                    vec![w::Value::Number(53), w::Value::Number(123)],
+                ),
             ],
+            maps: vec![],
+            counters: vec![],
+            limits: vec![],
+            ct_helpers: vec![],
+            flowtables: vec![],
             sysctls: vec![w::Sysctl {
                 key: "net.ipv4.ip_forward".into(),
                 value: "1".into(),
@@ -457,14 +523,16 @@ mod tests {
 
     #[test]
     fn each_verdict_reaches_the_contract_as_its_action() {
-        let target = |address: &str, port| w::NatTarget {
+        let target = |address: &str, port: Option<u16>| w::NatTarget {
             address: address.into(),
-            port,
+            last_address: None,
+            ports: port.map(|p| w::PortRange { first: p, last: p }),
+            flags: w::NatFlags::empty(),
         };
         for (rule, action) in [
             (Rule::new().accept(), w::Action::Accept),
             (Rule::new().drop(), w::Action::Drop),
-            (Rule::new().reject(), w::Action::Reject),
+            (Rule::new().reject(), w::Action::Reject(None)),
             (Rule::new().jump("a"), w::Action::Jump("a".into())),
             (Rule::new().goto("b"), w::Action::Goto("b".into())),
             (Rule::new().return_(), w::Action::Return),
@@ -476,7 +544,7 @@ mod tests {
                 Rule::new().snat("10.0.0.6:99"),
                 w::Action::Snat(target("10.0.0.6", Some(99))),
             ),
-            (Rule::new().masquerade(), w::Action::Masquerade),
+            (Rule::new().masquerade(), w::Action::Masquerade(None)),
             (Rule::new().continue_(), w::Action::Continue),
         ] {
             assert_eq!(rule.into_wit().action, action);
@@ -501,6 +569,11 @@ mod tests {
                 addresses: vec!["192.168.1.1/24".into()],
             }],
             leases: vec![lease.clone()],
+            features: w::KernelFeatures {
+                flowtables: false,
+                hardware_offload: vec![],
+                ct_helpers: vec![],
+            },
         }
         .into_sdk();
         let lan = &state.interfaces[0];

@@ -225,6 +225,7 @@ fn latency(background: usize, samples: usize) {
                 let world = WorldState {
                     interfaces: ifaces.clone(),
                     leases: leases.list(),
+                    features: Default::default(),
                 };
                 let evaluation = policies.evaluate(&world, &event);
                 let desired = evaluation.desired().clone();
@@ -291,6 +292,7 @@ fn hot_swap(swaps: usize) {
             let world = WorldState {
                 interfaces: ifaces,
                 leases: Vec::new(),
+                features: Default::default(),
             };
             // Each version's rules, evaluated here on the same state.
             let desired: Vec<DesiredTable> = versions

@@ -148,6 +148,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         WorldState {
             interfaces: world::read_interfaces_now()?,
             leases: Vec::new(),
+            features: world::Features::default(),
         }
     } else {
         WorldState::default()

@@ -28,6 +28,7 @@ fn evaluate(firewall: &Firewall<Netlink>) -> Result<Evaluation> {
     let world = WorldState {
         interfaces: world::read_interfaces_now()?,
         leases: Vec::new(),
+        features: world::Features::default(),
     };
     Ok(firewall.evaluate(&world, &Event::Startup))
 }

@@ -122,6 +122,7 @@ impl<K: Kernel> Daemon<K> {
         WorldState {
             interfaces: self.interfaces.clone(),
             leases: self.leases.list(),
+            features: crate::world::Features::default(),
         }
     }
 

@@ -53,9 +53,8 @@ impl Evaluate for Scripted {
         };
         let rule = |matches, action, comment: Option<String>| wit::Rule {
             matches,
+            statements: vec![],
             action,
-            counter: false,
-            log_prefix: None,
             comment,
         };
         let sysctls = self
@@ -74,7 +73,7 @@ impl Evaluate for Scripted {
                 base: Some(wit::BaseChain {
                     hook: wit::Hook::Input,
                     type_: wit::ChainType::Filter,
-                    priority: 0,
+                    priority: wit::Priority::Number(0),
                     policy: wit::ChainPolicy::Accept,
                 }),
                 rules: vec![
@@ -91,11 +90,19 @@ impl Evaluate for Scripted {
             }],
             sets: vec![wit::NamedSet {
                 name: "leases".into(),
-                elements: wit::SetElements::Ipv4(
-                    state.leases.iter().map(|l| l.ip.clone()).collect(),
-                ),
+                key: vec![wit::KeyType::Ipv4Addr],
+                intervals: false,
+                timeout: None,
+                dynamic: false,
+                size: None,
+                elements: state
+                    .leases
+                    .iter()
+                    .map(|l| vec![wit::Value::Address(l.ip.clone())])
+                    .collect(),
             }],
             sysctls,
+            ..wit::Ruleset::empty()
         })
     }
 }

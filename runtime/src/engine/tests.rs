@@ -80,8 +80,7 @@ fn rules_with_sysctls(policy: &str, comment: &str, sysctls: Vec<ir::Sysctl>) -> 
                 }),
                 rules: vec![ir::Rule {
                     matches: vec![],
-                    counter: false,
-                    log_prefix: None,
+                    statements: vec![],
                     action: Action::Accept,
                     comment: Some(comment.into()),
                 }],
@@ -309,19 +308,17 @@ fn nat_chain_answer() -> Result<crate::bindings::wit::Ruleset, crate::sandbox::H
             base: Some(wit::BaseChain {
                 hook: wit::Hook::Prerouting,
                 type_: wit::ChainType::Nat,
-                priority: -100,
+                priority: wit::Priority::Number(-100),
                 policy: wit::ChainPolicy::Accept,
             }),
             rules: vec![wit::Rule {
                 matches: vec![],
+                statements: vec![],
                 action: wit::Action::Jump("nowhere".into()),
-                counter: false,
-                log_prefix: None,
                 comment: None,
             }],
         }],
-        sets: vec![],
-        sysctls: vec![],
+        ..wit::Ruleset::empty()
     })
 }
 

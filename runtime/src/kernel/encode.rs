@@ -18,7 +18,9 @@ use rustables::set::{SetBuilder, SetElementList};
 use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily};
 use rustables::{Rule, Set, Table};
 
-use crate::ir::{self, Action, BaseChain, Dir, Family, Match, NatTarget, SetElements, Transport};
+use crate::ir::{
+    self, Action, BaseChain, Dir, Family, Match, NatTarget, SetElements, Statement, Transport,
+};
 use crate::plan::{Op, Position, RuleTag, Transaction};
 
 use super::KernelError;
@@ -393,11 +395,13 @@ fn rule_object(table: &Table, chain: &str, rule: &ir::Rule, tag: &RuleTag) -> Re
     for m in &rule.matches {
         b.add_match(m)?;
     }
-    if rule.counter {
-        b.push(Counter::default());
-    }
-    if let Some(prefix) = &rule.log_prefix {
-        b.push(Log::new(None, Some(prefix.as_str())).map_err(|e| e.to_string())?);
+    for s in &rule.statements {
+        match s {
+            Statement::Counter => b.push(Counter::default()),
+            Statement::Log { prefix } => {
+                b.push(Log::new(None, prefix.as_deref()).map_err(|e| e.to_string())?)
+            }
+        }
     }
     b.add_action(&rule.action);
     Ok(b.rule

@@ -12,8 +12,7 @@ const T: &str = "ww";
 fn rule(matches: Vec<Match>, action: Action) -> Rule {
     Rule {
         matches,
-        counter: false,
-        log_prefix: None,
+        statements: vec![],
         action,
         comment: None,
     }

@@ -22,6 +22,7 @@
 pub mod cache;
 mod caps;
 mod stubs;
+pub(crate) mod v01;
 mod wasi;
 
 use std::path::Path;
@@ -88,7 +89,7 @@ pub enum HostError {
         source: wasmtime::Error,
     },
     #[error(
-        "{path} does not fit the wasmwall:policy world (it must export `evaluate` from wasmwall:policy@0.1.0)"
+        "{path} does not fit the wasmwall:policy world (it must export `evaluate` from wasmwall:policy@0.2.0 or 0.1.0)"
     )]
     WrongWorld {
         path: String,
@@ -217,7 +218,19 @@ impl PolicyEngine {
         stubs::define_missing_as_traps(&mut linker, &component, SANDBOX_INTERFACES)
             .map_err(wrong_world)?;
         let pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
-        let pre = bindings::PolicyPre::new(pre).map_err(wrong_world)?;
+        // The version of the contract's types the component imports says
+        // which `evaluate` it exports.
+        let pre = match contract_version(engine, &component).as_deref() {
+            Some("0.1.0") => {
+                Contract::V01(bindings::v01::PolicyPre::new(pre).map_err(wrong_world)?)
+            }
+            Some(v) if v != "0.2.0" => {
+                return Err(wrong_world(wasmtime::format_err!(
+                    "it was built against wasmwall:policy@{v}; this runtime serves 0.2.0 and 0.1.0"
+                )));
+            }
+            _ => Contract::V02(bindings::PolicyPre::new(pre).map_err(wrong_world)?),
+        };
         Ok(LoadedPolicy {
             name: name.to_string(),
             pre,
@@ -226,16 +239,42 @@ impl PolicyEngine {
     }
 }
 
+/// The version of `wasmwall:policy` whose interfaces the component
+/// imports, if it imports one.
+fn contract_version(engine: &Engine, component: &Component) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .find_map(|(name, _)| {
+            name.strip_prefix("wasmwall:policy/types@")
+                .map(str::to_string)
+        })
+}
+
+/// The contract version a component was built against.
+enum Contract {
+    V02(bindings::PolicyPre<Sandbox>),
+    V01(bindings::v01::PolicyPre<Sandbox>),
+}
+
 /// A compiled, type-checked policy, ready to be evaluated.
 pub struct LoadedPolicy {
     name: String,
-    pre: bindings::PolicyPre<Sandbox>,
+    pre: Contract,
     shared: Arc<Shared>,
 }
 
 impl LoadedPolicy {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The version of `wasmwall:policy` the component was built against.
+    pub fn contract(&self) -> &'static str {
+        match self.pre {
+            Contract::V02(_) => "0.2.0",
+            Contract::V01(_) => "0.1.0",
+        }
     }
 
     /// Calls the policy once, in a fresh store.
@@ -273,10 +312,17 @@ impl LoadedPolicy {
         store.set_epoch_deadline(ticks.max(1));
         store.epoch_deadline_trap();
 
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|p| p.call_evaluate(&mut store, state, event, config));
+        let result = match &self.pre {
+            Contract::V02(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|p| p.call_evaluate(&mut store, state, event, config)),
+            Contract::V01(pre) => {
+                let (state, event) = (v01::state(state), v01::event(event));
+                pre.instantiate(&mut store)
+                    .and_then(|p| p.call_evaluate(&mut store, &state, &event, config))
+                    .map(|answer| answer.map(v01::ruleset))
+            }
+        };
         let output = stdio.contents();
         if !output.is_empty() {
             let text = String::from_utf8_lossy(&output);

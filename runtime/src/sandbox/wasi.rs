@@ -73,6 +73,22 @@ impl WasiView for Sandbox {
 }
 
 impl bindings::wit::Host for Sandbox {}
+impl bindings::v01::wit::Host for Sandbox {}
+
+/// 0.1's log is 0.2's, with the same levels.
+impl bindings::v01::log::Host for Sandbox {
+    fn log(&mut self, level: bindings::v01::log::Level, message: String) {
+        use bindings::v01::log::Level as Old;
+        let level = match level {
+            Old::Trace => Level::Trace,
+            Old::Debug => Level::Debug,
+            Old::Info => Level::Info,
+            Old::Warn => Level::Warn,
+            Old::Error => Level::Error,
+        };
+        bindings::log::Host::log(self, level, message);
+    }
+}
 
 impl bindings::log::Host for Sandbox {
     fn log(&mut self, level: Level, message: String) {
@@ -123,6 +139,8 @@ impl HasData for HasTable {
 /// that the JavaScript policy imports (at the linker's exact version, so its
 /// stub would redefine what is linked).
 pub(super) const SANDBOX_INTERFACES: &[&str] = &[
+    "wasmwall:policy/types@0.2.0",
+    "wasmwall:policy/log@0.2.0",
     "wasmwall:policy/types@0.1.0",
     "wasmwall:policy/log@0.1.0",
     "wasi:io/error@0.2.12",
@@ -151,6 +169,7 @@ pub(super) const SANDBOX_INTERFACES: &[&str] = &[
 /// the module documentation. Sockets are deliberately absent.
 pub(super) fn link_sandbox(l: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
     bindings::Policy::add_to_linker::<Sandbox, HasSandbox>(l, |s| s)?;
+    bindings::v01::Policy::add_to_linker::<Sandbox, HasSandbox>(l, |s| s)?;
 
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<Sandbox, HasTable>(l, |s| {
         &mut s.table

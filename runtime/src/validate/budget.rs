@@ -117,7 +117,7 @@ impl Counts {
                 c.base_chains[hook_index(super::rules::hook(base.hook))] += 1;
             }
         }
-        c.elements = answer.sets.iter().map(|s| elements(&s.elements)).sum();
+        c.elements = answer.sets.iter().map(|s| s.elements.len()).sum();
         c
     }
 
@@ -165,13 +165,6 @@ impl Counts {
         for (a, b) in self.base_chains.iter_mut().zip(other.base_chains) {
             *a = a.saturating_sub(b);
         }
-    }
-}
-
-fn elements(e: &wit::SetElements) -> usize {
-    match e {
-        wit::SetElements::Ipv4(v) | wit::SetElements::Ipv6(v) => v.len(),
-        wit::SetElements::Ports(v) => v.len(),
     }
 }
 

@@ -223,17 +223,23 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             ctx.err(&at, "defined twice");
             continue;
         }
-        let base = chain.base.as_ref().map(|b| BaseChain {
-            hook: rules::hook(b.hook),
-            chain_type: match b.type_ {
-                wit::ChainType::Filter => ChainType::Filter,
-                wit::ChainType::Nat => ChainType::Nat,
-            },
-            priority: b.priority,
-            policy: match b.policy {
-                wit::ChainPolicy::Accept => ChainPolicy::Accept,
-                wit::ChainPolicy::Drop => ChainPolicy::Drop,
-            },
+        let base = chain.base.as_ref().and_then(|b| {
+            Some(BaseChain {
+                hook: rules::hook(b.hook),
+                chain_type: match b.type_ {
+                    wit::ChainType::Filter => ChainType::Filter,
+                    wit::ChainType::Nat => ChainType::Nat,
+                    wit::ChainType::Route => {
+                        rules::not_yet(&mut ctx, &at, "a route chain");
+                        return None;
+                    }
+                },
+                priority: priority(&mut ctx, &at, b.priority)?,
+                policy: match b.policy {
+                    wit::ChainPolicy::Accept => ChainPolicy::Accept,
+                    wit::ChainPolicy::Drop => ChainPolicy::Drop,
+                },
+            })
         });
         if let Some(b) = &base {
             if b.chain_type == ChainType::Nat && b.hook == Hook::Forward {
@@ -318,3 +324,30 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
 mod fuzz;
 #[cfg(test)]
 mod tests;
+
+/// A base chain's priority as a number; a named one is the kernel's
+/// standard value for the name plus the offset.
+fn priority(ctx: &mut Ctx, at: &str, p: wit::Priority) -> Option<i32> {
+    let wit::Priority::Named(named) = p else {
+        let wit::Priority::Number(n) = p else {
+            unreachable!()
+        };
+        return Some(n);
+    };
+    let base = match named.name {
+        wit::PriorityName::Raw => -300,
+        wit::PriorityName::Mangle => -150,
+        wit::PriorityName::Dstnat => -100,
+        wit::PriorityName::Filter => 0,
+        wit::PriorityName::Security => 50,
+        wit::PriorityName::Srcnat => 100,
+    };
+    let sum = named.offset.checked_add(base);
+    if sum.is_none() {
+        ctx.err(
+            at,
+            format!("priority offset {} is out of range", named.offset),
+        );
+    }
+    sum
+}

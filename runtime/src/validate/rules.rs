@@ -12,7 +12,8 @@ use super::{COMMENT_MAX, ChainInfo, Ctx, LOG_PREFIX_MAX, MATCHES_MAX};
 use crate::bindings::wit;
 use crate::fields;
 use crate::ir::{
-    self, Action, BaseChain, CtStates, Dir, Family, Hook, L4Proto, Match, NatTarget, Transport,
+    self, Action, BaseChain, CtStates, Dir, Family, Hook, L4Proto, Match, NatTarget, Statement,
+    Transport,
 };
 use crate::text::quote;
 
@@ -63,17 +64,8 @@ pub(super) fn convert_rule(
             matches.push(conv);
         }
     }
+    let statements = convert_statements(ctx, at, &rule.statements);
     let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
-    if let Some(p) = &rule.log_prefix {
-        check_text(
-            ctx,
-            at,
-            "log prefix",
-            p,
-            LOG_PREFIX_MAX,
-            fields::log_prefix_problem,
-        );
-    }
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
@@ -82,11 +74,53 @@ pub(super) fn convert_rule(
     }
     Some(ir::Rule {
         matches,
-        counter: rule.counter,
-        log_prefix: rule.log_prefix.clone(),
+        statements,
         action: action?,
         comment: rule.comment.clone(),
     })
+}
+
+/// The place of statement `i` (from 0) of the rule at `at`.
+fn statement_at(at: &str, i: usize) -> String {
+    format!("{at} statement {}", i + 1)
+}
+
+fn convert_statements(ctx: &mut Ctx, at: &str, statements: &[wit::Statement]) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for (i, s) in statements.iter().enumerate() {
+        let at = statement_at(at, i);
+        match s {
+            wit::Statement::Counter => out.push(Statement::Counter),
+            wit::Statement::Log(log) => {
+                if let Some(p) = &log.prefix {
+                    check_text(
+                        ctx,
+                        &at,
+                        "log prefix",
+                        p,
+                        LOG_PREFIX_MAX,
+                        fields::log_prefix_problem,
+                    );
+                }
+                if log.level.is_some() || log.limit.is_some() {
+                    not_yet(ctx, &at, "a log level or limit");
+                }
+                out.push(Statement::Log {
+                    prefix: log.prefix.clone(),
+                });
+            }
+            _ => not_yet(ctx, &at, "this statement"),
+        }
+    }
+    out
+}
+
+/// A construct of the 0.2 contract this runtime does not apply yet.
+pub(super) fn not_yet(ctx: &mut Ctx, at: &str, what: &str) {
+    ctx.err(
+        at,
+        format!("{what} is in the 0.2 contract but this runtime cannot apply it yet"),
+    );
 }
 
 /// A string the kernel keeps and nft lists: at most `max` bytes, and only
@@ -138,10 +172,14 @@ fn parse_prefix(text: &str) -> Result<IpNetwork, String> {
     Ok(net)
 }
 
-fn transport(t: wit::Transport) -> Transport {
+fn transport(ctx: &mut Ctx, at: &str, t: wit::Transport) -> Option<Transport> {
     match t {
-        wit::Transport::Tcp => Transport::Tcp,
-        wit::Transport::Udp => Transport::Udp,
+        wit::Transport::Tcp => Some(Transport::Tcp),
+        wit::Transport::Udp => Some(Transport::Udp),
+        wit::Transport::Sctp => {
+            not_yet(ctx, at, "sctp");
+            None
+        }
     }
 }
 
@@ -226,7 +264,7 @@ fn convert_match(
             ctx.err(at, "a port range cannot be negated");
             ok = false;
         }
-        let proto = transport(p.protocol);
+        let proto = transport(ctx, at, p.protocol)?;
         l4(ctx, facts, proto.l4(), false);
         ok.then_some(Match::Port {
             dir,
@@ -268,6 +306,10 @@ fn convert_match(
                 wit::L4Protocol::Udp => L4Proto::Udp,
                 wit::L4Protocol::Icmp => L4Proto::Icmp,
                 wit::L4Protocol::Icmpv6 => L4Proto::Icmpv6,
+                _ => {
+                    not_yet(ctx, at, "this protocol");
+                    return None;
+                }
             };
             l4(ctx, facts, proto, negate);
             Some(Match::L4Proto { proto, negate })
@@ -324,7 +366,7 @@ fn convert_match(
             } else {
                 Dir::Destination
             };
-            let proto = transport(r.protocol);
+            let proto = transport(ctx, at, r.protocol)?;
             l4(ctx, facts, proto.l4(), false);
             match sets.get(r.set.as_str()) {
                 Some(SetKind::Ports) => (!negate).then(|| Match::PortInSet {
@@ -344,6 +386,10 @@ fn convert_match(
                     None
                 }
             }
+        }
+        _ => {
+            not_yet(ctx, at, "this match");
+            None
         }
     }
 }
@@ -372,7 +418,19 @@ fn nat_target(ctx: &mut Ctx, at: &str, t: &wit::NatTarget, facts: &RuleFacts) ->
         );
         ok = false;
     }
-    if let Some(port) = t.port {
+    if t.last_address.is_some() || t.flags != wit::NatFlags::empty() {
+        not_yet(ctx, at, "a NAT range or NAT flags");
+        ok = false;
+    }
+    let port = match t.ports {
+        Some(r) if r.first != r.last => {
+            not_yet(ctx, at, "a NAT port range");
+            ok = false;
+            None
+        }
+        r => r.map(|r| r.first),
+    };
+    if let Some(port) = port {
         if port == 0 {
             ctx.err(at, "NAT target port 0 is not a valid port (use 1-65535)");
             ok = false;
@@ -385,10 +443,7 @@ fn nat_target(ctx: &mut Ctx, at: &str, t: &wit::NatTarget, facts: &RuleFacts) ->
             ok = false;
         }
     }
-    ok.then_some(NatTarget {
-        address,
-        port: t.port,
-    })
+    ok.then_some(NatTarget { address, port })
 }
 
 fn convert_action(
@@ -433,7 +488,11 @@ fn convert_action(
         wit::Action::Drop => Some(Action::Drop),
         wit::Action::Return => Some(Action::Return),
         wit::Action::Continue => Some(Action::Continue),
-        wit::Action::Reject => require(
+        wit::Action::Reject(Some(_)) => {
+            not_yet(ctx, at, "a reject type");
+            None
+        }
+        wit::Action::Reject(None) => require(
             ctx,
             "reject",
             false,
@@ -479,8 +538,12 @@ fn convert_action(
             let target = nat_target(ctx, at, t, facts);
             target.filter(|_| ok).map(Action::Snat)
         }
-        wit::Action::Masquerade => {
+        wit::Action::Masquerade(None) => {
             require(ctx, "masquerade", true, &[Hook::Postrouting]).then_some(Action::Masquerade)
+        }
+        _ => {
+            not_yet(ctx, at, "this action");
+            None
         }
     }
 }

@@ -65,15 +65,14 @@ pub fn ruleset_json() -> String {
 pub fn rule(matches: Vec<Match>, action: Action) -> Rule {
     Rule {
         matches,
-        counter: false,
-        log_prefix: None,
+        statements: Vec::new(),
         action,
         comment: None,
     }
 }
 
 pub fn counted(mut r: Rule) -> Rule {
-    r.counter = true;
+    r.statements.insert(0, Statement::Counter);
     r
 }
 
@@ -150,7 +149,9 @@ pub fn everything() -> Vec<PolicyRules> {
             Action::Accept,
         ),
         Rule {
-            log_prefix: Some("ten: ".into()),
+            statements: vec![Statement::Log {
+                prefix: Some("ten: ".into()),
+            }],
             ..rule(
                 vec![Match::Addr {
                     dir: Dir::Source,

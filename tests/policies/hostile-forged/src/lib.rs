@@ -15,7 +15,7 @@
 #[cfg(target_arch = "wasm32")]
 mod forged {
     wit_bindgen::generate!({
-        path: "../../../wit",
+        path: "../../../wit/v0.1",
         world: "policy",
     });
 
