@@ -1,27 +1,26 @@
-//! Operations -> rustables objects -> one netlink batch.
+//! Operations -> rustables objects -> one netlink batch. Rules are built
+//! in `rule`, their matches in `matches`, statements and actions in
+//! `actions`.
 //!
 //! Every match is encoded the way `nft` 1.0 encodes it (the same loads,
 //! dependencies and comparisons), so `nft list ruleset` prints the rules the
 //! way a person would have written them.
 
 use std::fmt::Display;
-use std::net::IpAddr;
 
-use rustables::data_type::{DataType, ip_to_vec};
-use rustables::expr::{
-    Bitwise, Cmp, CmpOp, Conntrack, ConntrackKey, Counter, HighLevelPayload, IPv4HeaderField,
-    IPv6HeaderField, IcmpCode, Immediate, Log, Lookup, Masquerade, Meta, MetaType, Nat, NatType,
-    NetworkHeaderField, Payload, RawExpression, Register, Reject, RejectType, TCPHeaderField,
-    TransportHeaderField, UDPHeaderField, VerdictKind,
-};
+use rustables::data_type::DataType;
 use rustables::set::{SetBuilder, SetElementList};
 use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily};
 use rustables::{Rule, Set, Table};
 
-use crate::ir::{
-    self, Action, BaseChain, Dir, Family, Match, NatTarget, SetElements, Statement, Transport,
-};
+use crate::ir::{self, BaseChain, SetElements};
 use crate::plan::{Op, Position, RuleTag, Transaction};
+
+mod actions;
+mod matches;
+mod rule;
+
+use rule::rule_object;
 
 use super::KernelError;
 use super::wire::{NLMSG_HDRLEN, align4, u16_at, u32_at};
@@ -374,267 +373,10 @@ fn elements_text<K: Display>(keys: &[K]) -> String {
     crate::plan::elements_text(keys, ELEMENTS_SHOWN)
 }
 
-fn rule_object(table: &Table, chain: &str, rule: &ir::Rule, tag: &RuleTag) -> Result<Rule, String> {
-    let chain = Chain::new(table).with_name(chain);
-    let mut b = RuleBuilder {
-        rule: Rule::new(&chain).expect("the chain has a table and a name"),
-        nfproto: None,
-        l4proto: None,
-    };
-    if let Action::Dnat(target) | Action::Snat(target) = &rule.action {
-        let family = Family::of(&target.address);
-        let covered = rule.matches.iter().any(|m| match m {
-            Match::Addr { net, .. } => Family::of(&net.ip()) == family,
-            Match::AddrInSet { family: f, .. } => *f == family,
-            _ => false,
-        });
-        if !covered {
-            b.require_nfproto(family);
-        }
-    }
-    for m in &rule.matches {
-        b.add_match(m)?;
-    }
-    for s in &rule.statements {
-        match s {
-            Statement::Counter => b.push(Counter::default()),
-            Statement::Log { prefix } => {
-                b.push(Log::new(None, prefix.as_deref()).map_err(|e| e.to_string())?)
-            }
-        }
-    }
-    b.add_action(&rule.action);
-    Ok(b.rule
-        .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?))
-}
-
-fn rule_userdata(comment: Option<&str>, tag: &RuleTag) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    if let Some(c) = comment {
-        if c.contains('\0') || c.len() > usize::from(u8::MAX) - 1 {
-            return Err("the comment must be at most 254 bytes, without NUL".into());
-        }
-        out.extend(tlv(UDATA_COMMENT, &nul_terminated(c)));
-    }
-    let tag = format!("{TAG_PREFIX}{}:{}", tag.hash, tag.policy);
-    if tag.len() > usize::from(u8::MAX) {
-        return Err(format!("the rule tag `{tag}` is too long"));
-    }
-    out.extend(tlv(UDATA_TAG, tag.as_bytes()));
-    if out.len() > USERDATA_MAX {
-        return Err(format!(
-            "comment and tag take {} bytes; the kernel keeps at most {USERDATA_MAX}",
-            out.len()
-        ));
-    }
-    Ok(out)
-}
-
-/// Builds one rule's expressions. Remembers which protocol checks it already
-/// emitted, so dependencies are emitted once, as nft does.
-struct RuleBuilder {
-    rule: Rule,
-    nfproto: Option<Family>,
-    l4proto: Option<u8>,
-}
-
-impl RuleBuilder {
-    fn push(&mut self, expr: impl Into<RawExpression>) {
-        self.rule.add_expr(expr);
-    }
-
-    fn cmp(&mut self, op: CmpOp, data: impl Into<Vec<u8>>) {
-        self.push(Cmp::new(op, data));
-    }
-
-    fn meta_cmp(&mut self, key: MetaType, op: CmpOp, data: impl Into<Vec<u8>>) {
-        self.push(Meta::new(key));
-        self.cmp(op, data);
-    }
-
-    fn require_nfproto(&mut self, family: Family) {
-        if self.nfproto != Some(family) {
-            let proto = match family {
-                Family::V4 => libc::NFPROTO_IPV4,
-                Family::V6 => libc::NFPROTO_IPV6,
-            };
-            self.meta_cmp(MetaType::NfProto, CmpOp::Eq, [proto as u8]);
-            self.nfproto = Some(family);
-        }
-    }
-
-    fn require_l4proto(&mut self, proto: u8) {
-        if self.l4proto != Some(proto) {
-            self.meta_cmp(MetaType::L4Proto, CmpOp::Eq, [proto]);
-            self.l4proto = Some(proto);
-        }
-    }
-
-    fn lookup(&mut self, set: &str) {
-        let set = Set::default().with_name(set);
-        self.push(Lookup::new(&set).expect("the set has a name"));
-    }
-
-    fn add_match(&mut self, m: &Match) -> Result<(), String> {
-        match m {
-            Match::Iifname { name, negate } => {
-                self.meta_cmp(MetaType::IifName, eq_or_neq(*negate), ifname(name)?)
-            }
-            Match::Oifname { name, negate } => {
-                self.meta_cmp(MetaType::OifName, eq_or_neq(*negate), ifname(name)?)
-            }
-            Match::Addr { dir, net, negate } => {
-                let family = Family::of(&net.ip());
-                self.require_nfproto(family);
-                self.push(addr_payload(family, *dir));
-                let addr = ip_to_vec(net.network());
-                if usize::from(net.prefix()) < addr.len() * 8 {
-                    self.push(and_mask(ip_to_vec(net.mask())));
-                }
-                self.cmp(eq_or_neq(*negate), addr);
-            }
-            Match::L4Proto { proto, negate } => {
-                self.meta_cmp(MetaType::L4Proto, eq_or_neq(*negate), [proto.number()]);
-                if !negate {
-                    self.l4proto = Some(proto.number());
-                }
-            }
-            Match::Port {
-                dir,
-                proto,
-                first,
-                last,
-                negate,
-            } => {
-                self.require_l4proto(proto.l4().number());
-                self.push(port_payload(*proto, *dir));
-                if first == last {
-                    self.cmp(eq_or_neq(*negate), first.to_be_bytes());
-                } else if *negate {
-                    return Err("a negated port range cannot be expressed".into());
-                } else {
-                    self.cmp(CmpOp::Gte, first.to_be_bytes());
-                    self.cmp(CmpOp::Lte, last.to_be_bytes());
-                }
-            }
-            Match::CtState(states) => {
-                self.push(Conntrack::new(ConntrackKey::State));
-                self.push(and_mask(states.0.to_ne_bytes().to_vec()));
-                self.cmp(CmpOp::Neq, [0; 4]);
-            }
-            Match::AddrInSet { dir, family, set } => {
-                self.require_nfproto(*family);
-                self.push(addr_payload(*family, *dir));
-                self.lookup(set);
-            }
-            Match::PortInSet { dir, proto, set } => {
-                self.require_l4proto(proto.l4().number());
-                self.push(port_payload(*proto, *dir));
-                self.lookup(set);
-            }
-        }
-        Ok(())
-    }
-
-    fn add_action(&mut self, action: &Action) {
-        let verdict = match action {
-            Action::Accept => VerdictKind::Accept,
-            Action::Drop => VerdictKind::Drop,
-            Action::Return => VerdictKind::Return,
-            Action::Continue => VerdictKind::Continue,
-            Action::Jump(chain) => VerdictKind::Jump {
-                chain: chain.clone(),
-            },
-            Action::Goto(chain) => VerdictKind::Goto {
-                chain: chain.clone(),
-            },
-            Action::Reject { tcp: true } => {
-                return self.push(Reject::default().with_type(RejectType::TcpRst));
-            }
-            Action::Reject { tcp: false } => {
-                let reject = Reject::default()
-                    .with_type(RejectType::IcmpxUnreach)
-                    .with_icmp_code(IcmpCode::PortUnreach);
-                return self.push(reject);
-            }
-            Action::Dnat(target) => return self.nat(NatType::DNat, target),
-            Action::Snat(target) => return self.nat(NatType::SNat, target),
-            Action::Masquerade => return self.push(Masquerade::default()),
-        };
-        self.push(Immediate::new_verdict(verdict));
-    }
-
-    /// Address into reg 1, port (big-endian) into reg 2, then the nat
-    /// expression reading them.
-    fn nat(&mut self, kind: NatType, target: &NatTarget) {
-        let family = match target.address {
-            IpAddr::V4(_) => ProtocolFamily::Ipv4,
-            IpAddr::V6(_) => ProtocolFamily::Ipv6,
-        };
-        self.push(Immediate::new_data(
-            ip_to_vec(target.address),
-            Register::Reg1,
-        ));
-        let mut nat = Nat::default()
-            .with_nat_type(kind)
-            .with_family(family)
-            .with_ip_register(Register::Reg1);
-        if let Some(port) = target.port {
-            self.push(Immediate::new_data(
-                port.to_be_bytes().to_vec(),
-                Register::Reg2,
-            ));
-            nat.set_port_register(Register::Reg2);
-        }
-        self.push(nat);
-    }
-}
-
-/// `reg 1 = reg 1 & mask`, as nft encodes prefixes and flag tests.
-fn and_mask(mask: Vec<u8>) -> Bitwise {
-    let xor = vec![0; mask.len()];
-    Bitwise::new(mask, xor).expect("mask and xor have the same length")
-}
-
-fn eq_or_neq(negate: bool) -> CmpOp {
-    if negate { CmpOp::Neq } else { CmpOp::Eq }
-}
-
-/// An interface name as the kernel compares it: zero-padded to libc::IFNAMSIZ.
-fn ifname(name: &str) -> Result<[u8; libc::IFNAMSIZ], String> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return Err(format!(
-            "interface name {name:?} must have 1 to {} bytes",
-            libc::IFNAMSIZ - 1
-        ));
-    }
-    let mut padded = [0; libc::IFNAMSIZ];
-    padded[..name.len()].copy_from_slice(name.as_bytes());
-    Ok(padded)
-}
-
-fn addr_payload(family: Family, dir: Dir) -> Payload {
-    let field = match (family, dir) {
-        (Family::V4, Dir::Source) => NetworkHeaderField::IPv4(IPv4HeaderField::Saddr),
-        (Family::V4, Dir::Destination) => NetworkHeaderField::IPv4(IPv4HeaderField::Daddr),
-        (Family::V6, Dir::Source) => NetworkHeaderField::IPv6(IPv6HeaderField::Saddr),
-        (Family::V6, Dir::Destination) => NetworkHeaderField::IPv6(IPv6HeaderField::Daddr),
-    };
-    HighLevelPayload::Network(field).build()
-}
-
-fn port_payload(proto: Transport, dir: Dir) -> Payload {
-    let field = match (proto, dir) {
-        (Transport::Tcp, Dir::Source) => TransportHeaderField::Tcp(TCPHeaderField::Sport),
-        (Transport::Tcp, Dir::Destination) => TransportHeaderField::Tcp(TCPHeaderField::Dport),
-        (Transport::Udp, Dir::Source) => TransportHeaderField::Udp(UDPHeaderField::Sport),
-        (Transport::Udp, Dir::Destination) => TransportHeaderField::Udp(UDPHeaderField::Dport),
-    };
-    HighLevelPayload::Transport(field).build()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::matches::ifname;
+    use super::rule::rule_userdata;
     use super::*;
 
     fn tag() -> RuleTag {

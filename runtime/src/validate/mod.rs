@@ -4,8 +4,10 @@
 //! concern: `rules` (matches and actions), `graph` (jumps), `sets` and
 //! `sysctls`.
 
+mod actions;
 pub mod budget;
 mod graph;
+mod matches;
 mod rules;
 mod sets;
 mod sysctls;
