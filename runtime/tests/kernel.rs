@@ -66,6 +66,14 @@ fn applied_rules_read_back_as_nft_prints_them() {
 }
 
 #[test]
+fn every_construct_lists_as_its_text_reads_back_and_is_repaired() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    round_trip(&mut kernel, &everything());
+}
+
+#[test]
 fn rule_tags_are_stored_in_the_kernel() {
     let Some(mut kernel) = fresh_netns() else {
         return;

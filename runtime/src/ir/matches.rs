@@ -123,6 +123,14 @@ impl Family {
         if ip.is_ipv4() { Family::V4 } else { Family::V6 }
     }
 
+    /// The family as `meta nfproto` lists it.
+    pub fn nfproto_name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
     /// The nft keyword for this family's header ("ip" or "ip6").
     pub fn keyword(self) -> &'static str {
         match self {

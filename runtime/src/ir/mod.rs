@@ -81,6 +81,37 @@ pub struct BaseChain {
     pub policy: ChainPolicy,
 }
 
+/// The kernel's standard priorities as nft names them, and the hooks each
+/// name is shown on (none: every hook).
+const STANDARD_PRIORITIES: [(&str, i32, Option<Hook>); 6] = [
+    ("raw", -300, None),
+    ("mangle", -150, None),
+    ("dstnat", -100, Some(Hook::Prerouting)),
+    ("filter", 0, None),
+    ("security", 50, None),
+    ("srcnat", 100, Some(Hook::Postrouting)),
+];
+
+impl BaseChain {
+    /// The priority as nft lists it: `filter`, `dstnat + 10`, `mangle - 5`,
+    /// or the number when no standard priority of this hook is within 10.
+    pub fn priority_text(&self) -> String {
+        for (name, value, hook) in STANDARD_PRIORITIES {
+            if hook.is_some_and(|h| h != self.hook) {
+                continue;
+            }
+            let offset = i64::from(self.priority) - i64::from(value);
+            match offset {
+                0 => return name.to_string(),
+                1..=10 => return format!("{name} + {offset}"),
+                -10..=-1 => return format!("{name} - {}", -offset),
+                _ => {}
+            }
+        }
+        self.priority.to_string()
+    }
+}
+
 /// One rule, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
@@ -90,11 +121,32 @@ pub struct Rule {
     pub comment: Option<String>,
 }
 
+impl Rule {
+    /// The family a rule must check first because its action needs one
+    /// (NAT to an address) that no match of the rule implies: the kernel
+    /// holds that check as the rule's first expression, and nft lists it.
+    pub fn implied_nfproto(&self) -> Option<Family> {
+        let (Action::Dnat(target) | Action::Snat(target)) = &self.action else {
+            return None;
+        };
+        let family = Family::of(&target.address);
+        let covered = self.matches.iter().any(|m| match m {
+            Match::Addr { net, .. } => Family::of(&net.ip()) == family,
+            Match::AddrInSet { family: f, .. } => *f == family,
+            _ => false,
+        });
+        (!covered).then_some(family)
+    }
+}
+
 /// The rule as nft-like text: its canonical form (its hash is its identity
 /// in the kernel), with the chains and sets it refers to as named in the
 /// rule.
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(family) = self.implied_nfproto() {
+            write!(f, "meta nfproto {} ", family.nfproto_name())?;
+        }
         for m in &self.matches {
             write!(f, "{m} ")?;
         }
@@ -220,6 +272,54 @@ mod tests {
             rule.to_string(),
             r#"oifname != "br-lan.1" log prefix "in\ #1; " accept comment "a\b {c}""#
         );
+    }
+
+    /// As nft 1.0.6 lists each (measured with `nft list ruleset`).
+    #[test]
+    fn priorities_read_as_nft_lists_them() {
+        let text = |hook, chain_type, priority| {
+            BaseChain {
+                hook,
+                chain_type,
+                priority,
+                policy: ChainPolicy::Accept,
+            }
+            .priority_text()
+        };
+        let (f, n) = (ChainType::Filter, ChainType::Nat);
+        for (hook, chain_type, priority, listed) in [
+            (Hook::Input, f, 0, "filter"),
+            (Hook::Input, f, 5, "filter + 5"),
+            (Hook::Input, f, -5, "filter - 5"),
+            (Hook::Input, f, 10, "filter + 10"),
+            (Hook::Input, f, 11, "11"),
+            (Hook::Input, f, -11, "-11"),
+            (Hook::Input, f, -100, "-100"),
+            (Hook::Prerouting, n, -100, "dstnat"),
+            (Hook::Prerouting, n, -90, "dstnat + 10"),
+            (Hook::Prerouting, f, -100, "dstnat"),
+            (Hook::Prerouting, n, 100, "100"),
+            (Hook::Output, n, -100, "-100"),
+            (Hook::Postrouting, n, 100, "srcnat"),
+            (Hook::Postrouting, n, 110, "srcnat + 10"),
+            (Hook::Postrouting, n, 111, "111"),
+            (Hook::Postrouting, n, -100, "-100"),
+            (Hook::Input, n, 100, "100"),
+            (Hook::Prerouting, f, -300, "raw"),
+            (Hook::Forward, f, -150, "mangle"),
+            (Hook::Forward, f, -160, "mangle - 10"),
+            (Hook::Forward, f, 50, "security"),
+            (Hook::Forward, f, 45, "security - 5"),
+            (Hook::Forward, f, 25, "25"),
+            (Hook::Forward, f, -1000, "-1000"),
+            (Hook::Forward, f, i32::MIN, "-2147483648"),
+        ] {
+            assert_eq!(
+                text(hook, chain_type, priority),
+                listed,
+                "{priority} on {hook:?}"
+            );
+        }
     }
 
     #[test]

@@ -131,7 +131,7 @@ fn an_absent_table_is_created_whole() {
 add table inet ww
 add set inet ww pf/allowed { type inet_service; }
 add element inet ww pf/allowed { 80, 443 }
-add chain inet ww pf/input { type filter hook input priority 0; policy drop; }
+add chain inet ww pf/input { type filter hook input priority filter; policy drop; }
 add chain inet ww pf/more
 add rule inet ww pf/input tcp dport 22 accept  # pf <hash>
 add rule inet ww pf/input tcp dport @pf/allowed jump pf/more  # pf <hash>
@@ -204,7 +204,7 @@ fn a_policy_change_updates_the_chain_and_keeps_its_rules() {
     let tx = fake.converge(&table(ChainPolicy::Accept, &[22], &[]));
     assert_eq!(
         tx.to_string(),
-        "add chain inet ww pf/input { type filter hook input priority 0; policy accept; }  # policy was drop\n"
+        "add chain inet ww pf/input { type filter hook input priority filter; policy accept; }  # policy was drop\n"
     );
 }
 

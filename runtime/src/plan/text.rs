@@ -70,13 +70,13 @@ pub fn elements_text<K: fmt::Display>(keys: &[K], shown: usize) -> String {
     out.join(", ")
 }
 
-/// `type filter hook input priority 0; policy drop;`
+/// `type filter hook input priority filter; policy drop;`
 fn base_chain_text(b: &BaseChain) -> String {
     format!(
         "type {} hook {} priority {}; policy {};",
         b.chain_type.as_str(),
         b.hook.as_str(),
-        b.priority,
+        b.priority_text(),
         b.policy.as_str()
     )
 }

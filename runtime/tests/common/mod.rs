@@ -295,3 +295,106 @@ pub fn everything() -> Vec<PolicyRules> {
 pub fn desired() -> DesiredTable {
     DesiredTable::from_policies(&everything())
 }
+
+/// `nft list table` of the runtime's table, as the runtime's text prints
+/// it: without the table's comment, and with each counter's numbers left
+/// out (they are the kernel's, not the policy's).
+pub fn listed_as_text() -> String {
+    let listing = nft(&["list", "table", "inet", TABLE]);
+    let mut out = String::new();
+    for line in listing.lines() {
+        if line
+            .trim_start()
+            .starts_with("comment \"managed by wasmwall")
+        {
+            continue;
+        }
+        out.push_str(&without_counts(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// `counter packets 12 bytes 3456` -> `counter`.
+fn without_counts(line: &str) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        out.push(words[i]);
+        if words[i].ends_with("counter")
+            && words.get(i + 1) == Some(&"packets")
+            && words.get(i + 3) == Some(&"bytes")
+        {
+            i += 5;
+        } else {
+            i += 1;
+        }
+    }
+    out.join(" ")
+}
+
+/// What every construct must do in the real kernel (call in a
+/// [`fresh_netns`]): the kernel takes `policies`' table; `nft list table`
+/// prints exactly the runtime's text of it; it reads back as applied, so
+/// a second plan sends nothing; and a hand edit of each rule (deleting it
+/// with nft) is seen and repaired, back to the same listing.
+pub fn round_trip(kernel: &mut Netlink, policies: &[PolicyRules]) {
+    use wasmwall::kernel::Kernel;
+    use wasmwall::plan;
+
+    let desired = DesiredTable::from_policies(policies);
+    let text = plan::table_text(TABLE, policies);
+    kernel
+        .apply(&plan::replace_table(TABLE, &desired), None)
+        .unwrap_or_else(|e| panic!("the kernel refused the table: {e}\n{text}"));
+    assert_eq!(listed_as_text(), text, "nft lists the table otherwise");
+
+    let plan_now = |kernel: &mut Netlink| {
+        let seen = kernel.observe(TABLE).expect("observe the table");
+        plan::plan(TABLE, &desired, seen.table.as_ref()).expect("plan")
+    };
+    let again = plan_now(kernel);
+    assert!(
+        again.ops.is_empty(),
+        "a second apply would send: {:?}",
+        again.ops
+    );
+
+    for chain in &desired.chains {
+        for (i, _) in chain.rules.iter().enumerate() {
+            let handles = rule_handles(&chain.name.to_string());
+            let handle = handles[i].to_string();
+            nft(&[
+                "delete",
+                "rule",
+                "inet",
+                TABLE,
+                &chain.name.to_string(),
+                "handle",
+                &handle,
+            ]);
+            let repair = plan_now(kernel);
+            assert!(
+                !repair.ops.is_empty(),
+                "rule {} of {} deleted by hand, and nothing to repair",
+                i + 1,
+                chain.name
+            );
+            kernel.apply(&repair, None).expect("repair");
+            assert_eq!(listed_as_text(), text, "after repairing a hand edit");
+            assert!(plan_now(kernel).ops.is_empty(), "repaired for good");
+        }
+    }
+}
+
+/// The handles of a chain's rules, in order, from `nft -a`.
+fn rule_handles(chain: &str) -> Vec<u64> {
+    let listing = nft(&["-a", "list", "chain", "inet", TABLE, chain]);
+    listing
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("chain "))
+        .filter_map(|l| l.rsplit_once("# handle ").map(|(_, h)| h.trim()))
+        .filter_map(|h| h.parse().ok())
+        .collect()
+}

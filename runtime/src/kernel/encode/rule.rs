@@ -7,7 +7,7 @@ use rustables::expr::{Bitwise, Cmp, CmpOp, Lookup, Meta, MetaType, RawExpression
 use rustables::{Chain, Rule, Set, Table};
 
 use super::{RuleTag, TAG_PREFIX, UDATA_COMMENT, UDATA_TAG, USERDATA_MAX, nul_terminated, tlv};
-use crate::ir::{self, Action, Family, Match};
+use crate::ir::{self, Family};
 
 pub(super) fn rule_object(
     table: &Table,
@@ -21,16 +21,8 @@ pub(super) fn rule_object(
         nfproto: None,
         l4proto: None,
     };
-    if let Action::Dnat(target) | Action::Snat(target) = &rule.action {
-        let family = Family::of(&target.address);
-        let covered = rule.matches.iter().any(|m| match m {
-            Match::Addr { net, .. } => Family::of(&net.ip()) == family,
-            Match::AddrInSet { family: f, .. } => *f == family,
-            _ => false,
-        });
-        if !covered {
-            b.require_nfproto(family);
-        }
+    if let Some(family) = rule.implied_nfproto() {
+        b.require_nfproto(family);
     }
     for m in &rule.matches {
         b.add_match(m)?;
