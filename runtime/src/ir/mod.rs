@@ -10,12 +10,16 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 mod actions;
+mod fields;
 mod matches;
 mod sets;
+mod values;
 
 pub use actions::*;
+pub use fields::*;
 pub use matches::*;
 pub use sets::*;
+pub use values::*;
 
 /// Netfilter hook of a base chain.
 #[derive(

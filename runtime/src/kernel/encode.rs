@@ -17,6 +17,9 @@ use crate::ir::{self, BaseChain, SetElements};
 use crate::plan::{Op, Position, RuleTag, Transaction};
 
 mod actions;
+// Taken into use by the set, map and inline-set encoders being written.
+#[allow(dead_code)]
+mod elements;
 mod matches;
 mod rule;
 

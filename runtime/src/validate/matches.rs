@@ -3,12 +3,9 @@
 //! what they imply about the packets (`RuleFacts`) for the checks of the
 //! rest of the rule.
 
-use std::net::IpAddr;
-
-use ipnetwork::IpNetwork;
-
 use super::Ctx;
 use super::rules::{RuleFacts, SetKind, SetKinds, not_yet};
+use super::values::prefix;
 use crate::bindings::wit;
 use crate::fields;
 use crate::ir::{CtStates, Dir, Family, L4Proto, Match, Transport};
@@ -20,27 +17,6 @@ fn check_ifname(ctx: &mut Ctx, at: &str, name: &str) -> bool {
         ctx.err(at, format!("interface name {} {p}", quote(name)));
     }
     problem.is_none()
-}
-
-fn parse_prefix(text: &str) -> Result<IpNetwork, String> {
-    let net: IpNetwork = match text.parse::<IpAddr>() {
-        Ok(ip) => IpNetwork::from(ip),
-        Err(_) => text.parse().map_err(|_| {
-            format!(
-                "{} is not an IPv4 or IPv6 address or prefix (like 192.168.0.0/24)",
-                quote(text)
-            )
-        })?,
-    };
-    if net.network() != net.ip() {
-        return Err(format!(
-            "prefix {} has host bits set; did you mean {}/{}?",
-            quote(text),
-            net.network(),
-            net.prefix()
-        ));
-    }
-    Ok(net)
 }
 
 fn transport(ctx: &mut Ctx, at: &str, t: wit::Transport) -> Option<Transport> {
@@ -134,7 +110,7 @@ pub(super) fn convert_match(
             } else {
                 Dir::Destination
             };
-            match parse_prefix(text) {
+            match prefix(text) {
                 Ok(net) => {
                     family(ctx, Family::of(&net.ip()));
                     Some(Match::Addr { dir, net, negate })

@@ -11,6 +11,7 @@ mod matches;
 mod rules;
 mod sets;
 mod sysctls;
+mod values;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::rules::not_yet;
+use super::values;
 use super::{Ctx, Options, PORT_SET_ELEMENTS_MAX, check_name};
 use crate::bindings::wit;
 use crate::ir::{self, SetElements};
@@ -58,67 +59,33 @@ pub(super) fn convert_sets(
             continue;
         }
         let before = ctx.problems.len();
-        // Each element holds one value, of the key's type.
-        let mut values = Vec::new();
+        let ir_key = ir::Key(vec![values::key_type(key)]);
+        let mut v4s = BTreeSet::new();
+        let mut v6s = BTreeSet::new();
+        let mut ports = BTreeSet::new();
         for (i, e) in set.elements.iter().enumerate() {
-            match e.as_slice() {
-                [v] => values.push(v),
-                _ => ctx.err(
-                    format!("{at} element {}", i + 1),
-                    format!("has {} values; the key has 1", e.len()),
-                ),
+            let at = format!("{at} element {}", i + 1);
+            if let Some(ir::Element(v)) =
+                values::element(ctx, &at, &ir_key, e, values::Allow::default())
+            {
+                match v.as_slice() {
+                    [ir::Value::Addr(std::net::IpAddr::V4(a))] => {
+                        v4s.insert(*a);
+                    }
+                    [ir::Value::Addr(std::net::IpAddr::V6(a))] => {
+                        v6s.insert(*a);
+                    }
+                    [ir::Value::Number(p)] => {
+                        ports.insert(*p as u16);
+                    }
+                    _ => unreachable!("a single value of the set's key"),
+                }
             }
         }
         let elements = match key {
-            wit::KeyType::Ipv4Addr | wit::KeyType::Ipv6Addr => {
-                let v4 = key == wit::KeyType::Ipv4Addr;
-                let (mut v4s, mut v6s) = (BTreeSet::new(), BTreeSet::new());
-                for (i, e) in values.iter().enumerate() {
-                    let parsed = match e {
-                        wit::Value::Address(a) => a.parse::<std::net::IpAddr>().ok(),
-                        _ => None,
-                    };
-                    match parsed {
-                        Some(std::net::IpAddr::V4(a)) if v4 => {
-                            v4s.insert(a);
-                        }
-                        Some(std::net::IpAddr::V6(a)) if !v4 => {
-                            v6s.insert(a);
-                        }
-                        _ => ctx.err(
-                            format!("{at} element {}", i + 1),
-                            format!(
-                                "{} is not an {} address",
-                                value_text(e),
-                                if v4 { "IPv4" } else { "IPv6" }
-                            ),
-                        ),
-                    }
-                }
-                if v4 {
-                    SetElements::Ipv4(v4s.into_iter().collect())
-                } else {
-                    SetElements::Ipv6(v6s.into_iter().collect())
-                }
-            }
-            _ => {
-                let mut ports = BTreeSet::new();
-                for (i, e) in values.iter().enumerate() {
-                    match e {
-                        wit::Value::Number(0) => {
-                            ctx.err(&at, "port 0 is not a valid port (use 1-65535)")
-                        }
-                        wit::Value::Number(p) if *p <= u32::from(u16::MAX) => {
-                            ports.insert(*p as u16);
-                        }
-                        _ => ctx.err(
-                            format!("{at} element {}", i + 1),
-                            format!("{} is not a port (1-65535)", value_text(e)),
-                        ),
-                    }
-                }
-                SetElements::Ports(ports.into_iter().collect())
-            }
+            wit::KeyType::Ipv4Addr => SetElements::Ipv4(v4s.into_iter().collect()),
+            wit::KeyType::Ipv6Addr => SetElements::Ipv6(v6s.into_iter().collect()),
+            _ => SetElements::Ports(ports.into_iter().collect()),
         };
         if ctx.problems.len() == before {
             out.push(ir::NamedSet {
@@ -128,16 +95,4 @@ pub(super) fn convert_sets(
         }
     }
     out
-}
-
-/// A value as the policy wrote it, for an error message.
-fn value_text(v: &wit::Value) -> String {
-    match v {
-        wit::Value::Number(n) => n.to_string(),
-        wit::Value::NumberRange((a, b)) => format!("{a}-{b}"),
-        wit::Value::Address(a) | wit::Value::Name(a) | wit::Value::Mac(a) => crate::text::quote(a),
-        wit::Value::AddressRange((a, b)) => {
-            format!("{}-{}", crate::text::quote(a), crate::text::quote(b))
-        }
-    }
 }

@@ -377,7 +377,7 @@ fn set_port_zero() {
         name: "p".into(),
         elements: wit::SetElements::Ports(vec![0, 80]),
     });
-    rejects(rs, "set \"p\"", &["port 0"]);
+    rejects(rs, "set \"p\" element 1", &["port 0"]);
 }
 
 #[test]
