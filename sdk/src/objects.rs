@@ -428,7 +428,7 @@ impl CtHelper {
 ///     ruleset = ruleset.flowtable(ft);
 ///     forward = forward.rule(Rule::new().ct_state([CtState::Established]).offload("ft").accept());
 /// }
-/// # let _ = (ruleset.chain(forward));
+/// # let _ = ruleset.chain(forward);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flowtable {
