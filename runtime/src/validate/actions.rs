@@ -710,8 +710,8 @@ fn reject_with(
             }
             Some(RejectWith::TcpReset)
         }
-        wit::RejectWith::Icmp(code) => needs_family(ctx, "icmp", Family::V4).then(|| {
-            RejectWith::Icmp(match code {
+        wit::RejectWith::Icmp(code) => {
+            needs_family(ctx, "icmp", Family::V4).then_some(RejectWith::Icmp(match code {
                 wit::IcmpReject::NetUnreachable => IcmpReject::NetUnreachable,
                 wit::IcmpReject::HostUnreachable => IcmpReject::HostUnreachable,
                 wit::IcmpReject::ProtUnreachable => IcmpReject::ProtUnreachable,
@@ -719,18 +719,18 @@ fn reject_with(
                 wit::IcmpReject::NetProhibited => IcmpReject::NetProhibited,
                 wit::IcmpReject::HostProhibited => IcmpReject::HostProhibited,
                 wit::IcmpReject::AdminProhibited => IcmpReject::AdminProhibited,
-            })
-        }),
-        wit::RejectWith::Icmpv6(code) => needs_family(ctx, "icmpv6", Family::V6).then(|| {
-            RejectWith::Icmpv6(match code {
+            }))
+        }
+        wit::RejectWith::Icmpv6(code) => {
+            needs_family(ctx, "icmpv6", Family::V6).then_some(RejectWith::Icmpv6(match code {
                 wit::Icmpv6Reject::NoRoute => Icmpv6Reject::NoRoute,
                 wit::Icmpv6Reject::AdminProhibited => Icmpv6Reject::AdminProhibited,
                 wit::Icmpv6Reject::AddrUnreachable => Icmpv6Reject::AddrUnreachable,
                 wit::Icmpv6Reject::PortUnreachable => Icmpv6Reject::PortUnreachable,
                 wit::Icmpv6Reject::PolicyFail => Icmpv6Reject::PolicyFail,
                 wit::Icmpv6Reject::RejectRoute => Icmpv6Reject::RejectRoute,
-            })
-        }),
+            }))
+        }
         wit::RejectWith::Icmpx(code) => Some(RejectWith::Icmpx(match code {
             wit::IcmpxReject::NoRoute => IcmpxReject::NoRoute,
             wit::IcmpxReject::PortUnreachable => IcmpxReject::PortUnreachable,

@@ -214,7 +214,10 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         })
         .collect();
 
-    let objects = actions::Objects::of(ruleset);
+    let declared = rules::Declared {
+        sets: set_kinds,
+        objects: actions::Objects::of(ruleset),
+    };
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -296,8 +299,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     &at,
                     rule,
                     info.base.as_ref(),
-                    &set_kinds,
-                    &objects,
+                    &declared,
                     &infos,
                     &hooks,
                 )
