@@ -215,6 +215,11 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         })
         .collect();
 
+    let declared = rules::Declared {
+        sets: set_kinds,
+        objects: actions::Objects::of(ruleset),
+    };
+
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
     for chain in &ruleset.chains {
@@ -295,7 +300,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     &at,
                     rule,
                     info.base.as_ref(),
-                    &set_kinds,
+                    &declared,
                     &infos,
                     &hooks,
                 )
