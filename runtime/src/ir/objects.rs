@@ -3,7 +3,7 @@
 //! flowtables its rules offload connections to, each with the nft text of
 //! its definition.
 
-use super::Transport;
+use super::{Rate, Transport};
 
 /// What a stateful object is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -11,6 +11,9 @@ pub enum Object {
     /// A counter that rules count in (`counter name "c"`). Its packets and
     /// bytes are the kernel's, never part of the definition.
     Counter,
+    /// A rate that rules share (`limit name "l"`): what one rule takes
+    /// from it, the others cannot. `over` matches the packets above it.
+    Limit { rate: Rate, over: bool },
     /// A conntrack helper that rules attach (`ct helper set "h"`).
     CtHelper(CtHelper),
 }
@@ -35,6 +38,7 @@ impl Object {
     pub fn type_id(&self) -> u32 {
         match self {
             Object::Counter => OBJECT_COUNTER,
+            Object::Limit { .. } => OBJECT_LIMIT,
             Object::CtHelper(_) => OBJECT_CT_HELPER,
         }
     }
@@ -44,6 +48,9 @@ impl Object {
     pub fn definition(&self) -> Vec<String> {
         match self {
             Object::Counter => Vec::new(),
+            Object::Limit { rate, over } => {
+                vec![format!("rate {}{rate}", if *over { "over " } else { "" })]
+            }
             Object::CtHelper(h) => vec![
                 format!("type \"{}\" protocol {}", h.helper, h.protocol.as_str()),
                 "l3proto inet".into(),
@@ -154,6 +161,29 @@ mod tests {
             ftp.definition(),
             ["type \"ftp\" protocol tcp", "l3proto inet"]
         );
+        let limit = |amount, bytes, per, burst, over| {
+            Object::Limit {
+                rate: Rate {
+                    amount,
+                    bytes,
+                    per,
+                    burst,
+                },
+                over,
+            }
+            .definition()
+        };
+        use super::super::TimeUnit::{Minute, Second, Week};
+        assert_eq!(limit(10, false, Second, 5, false), ["rate 10/second"]);
+        assert_eq!(
+            limit(10, false, Minute, 20, true),
+            ["rate over 10/minute burst 20 packets"]
+        );
+        assert_eq!(
+            limit(100 << 10, true, Second, 20 << 10, true),
+            ["rate over 100 kbytes/second burst 20 kbytes"]
+        );
+        assert_eq!(limit(1000, true, Week, 0, false), ["rate 1000 bytes/week"]);
         let ft = Flowtable {
             priority: 0,
             devices: vec!["lan0".into(), "wan0".into()],

@@ -3,7 +3,7 @@
 
 use super::KernelName;
 use super::objects::{self, DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject};
-use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements};
+use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements, Statement};
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
 /// its canonical text.
@@ -149,6 +149,9 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
             _ => {}
         }
     }
+    for name in rule.statements.iter_mut().filter_map(Statement::object_mut) {
+        *name = KernelName::new(policy, name).to_string();
+    }
     if let Action::Jump(c) | Action::Goto(c) = &mut rule.action {
         *c = KernelName::new(policy, c).to_string();
     }
@@ -172,7 +175,7 @@ pub enum Ref {
     Flowtable(KernelName),
 }
 
-/// The chains and sets a rule refers to, sorted.
+/// The chains, sets, objects and flowtables a rule refers to, sorted.
 pub fn references(rule: &Rule) -> Vec<Ref> {
     let mut refs: Vec<Ref> = rule
         .matches
@@ -184,6 +187,12 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
             _ => None,
         })
         .collect();
+    refs.extend(rule.statements.iter().filter_map(|s| match s {
+        Statement::CounterNamed(c) => Some(objects::object_ref(crate::ir::OBJECT_COUNTER, c)),
+        Statement::CtHelper(h) => Some(objects::object_ref(crate::ir::OBJECT_CT_HELPER, h)),
+        Statement::Offload(f) => Some(Ref::Flowtable(f.as_str().into())),
+        _ => None,
+    }));
     if let Action::Jump(c) | Action::Goto(c) = &rule.action {
         refs.push(Ref::Chain(c.as_str().into()));
     }

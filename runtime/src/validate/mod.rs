@@ -209,7 +209,7 @@ pub fn validate(
     }
 
     let sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
-    let objects = objects::convert_objects(&mut ctx, ruleset, features);
+    let declared = objects::convert_objects(&mut ctx, ruleset, features);
     let set_kinds: SetKinds = sets
         .iter()
         .map(|s| {
@@ -221,6 +221,8 @@ pub fn validate(
             (s.name.as_str(), kind)
         })
         .collect();
+
+    let objects = actions::Objects::of(ruleset);
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -309,6 +311,7 @@ pub fn validate(
                     rule,
                     info.base.as_ref(),
                     &set_kinds,
+                    &objects,
                     &infos,
                     &hooks,
                 )
@@ -327,8 +330,8 @@ pub fn validate(
         Ok(ir::Ruleset {
             chains,
             sets,
-            objects: objects.objects,
-            flowtables: objects.flowtables,
+            objects: declared.objects,
+            flowtables: declared.flowtables,
             sysctls,
         })
     } else {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::actions::convert_rate;
 use super::{Ctx, check_name};
 use crate::bindings::wit;
 use crate::fields;
@@ -41,8 +42,17 @@ pub(super) fn convert_objects(
     }
     for limit in &ruleset.limits {
         let at = format!("limit {:?}", limit.name);
-        if check_name(ctx, &at, "limit", &limit.name) {
-            super::rules::not_yet(ctx, &at, "a limit object");
+        if !check_name(ctx, &at, "limit", &limit.name) {
+            continue;
+        }
+        if let Some(rate) = convert_rate(ctx, &at, "the limit's", &limit.limit.rate) {
+            objects.push(NamedObject {
+                name: limit.name.clone(),
+                object: Object::Limit {
+                    rate,
+                    over: limit.limit.over,
+                },
+            });
         }
     }
     for helper in &ruleset.ct_helpers {

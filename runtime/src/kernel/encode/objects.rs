@@ -5,6 +5,7 @@
 //! placeholder at each such message's place (keeping the sequence numbers),
 //! and [`splice`] puts these messages there once it is written.
 
+use super::expr::Attrs;
 use crate::ir::Object;
 use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
 use crate::plan::Op;
@@ -20,6 +21,14 @@ const NFTA_OBJ_TYPE: u16 = 3;
 const NFTA_OBJ_DATA: u16 = 4;
 const NFTA_COUNTER_BYTES: u16 = 1;
 const NFTA_COUNTER_PACKETS: u16 = 2;
+const NFTA_LIMIT_RATE: u16 = 1;
+const NFTA_LIMIT_UNIT: u16 = 2;
+const NFTA_LIMIT_BURST: u16 = 3;
+const NFTA_LIMIT_TYPE: u16 = 4;
+const NFTA_LIMIT_FLAGS: u16 = 5;
+const NFT_LIMIT_PKTS: u32 = 0;
+const NFT_LIMIT_PKT_BYTES: u32 = 1;
+const NFT_LIMIT_F_INV: u32 = 1;
 const NFTA_CT_HELPER_NAME: u16 = 1;
 const NFTA_CT_HELPER_L3PROTO: u16 = 2;
 const NFTA_CT_HELPER_L4PROTO: u16 = 3;
@@ -32,46 +41,12 @@ const NFTA_FLOWTABLE_HOOK_PRIORITY: u16 = 2;
 const NFTA_FLOWTABLE_HOOK_DEVS: u16 = 3;
 const NFTA_DEVICE_NAME: u16 = 1;
 const NF_NETDEV_INGRESS: u32 = 0;
-const NLA_F_NESTED: u16 = 0x8000;
-const NLA_HDRLEN: usize = 4;
 const INET: u8 = libc::NFPROTO_INET as u8;
-
-/// Netlink attributes, written in order.
-#[derive(Default)]
-struct Attrs(Vec<u8>);
-
-impl Attrs {
-    fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
-        let len = NLA_HDRLEN + value.len();
-        self.0.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.0.extend_from_slice(&ty.to_ne_bytes());
-        self.0.extend_from_slice(value);
-        self.0.resize(align4(self.0.len()), 0);
-        self
-    }
-
-    fn string(self, ty: u16, value: &str) -> Attrs {
-        let mut v = value.as_bytes().to_vec();
-        v.push(0);
-        self.put(ty, &v)
-    }
-
-    fn be32(self, ty: u16, value: u32) -> Attrs {
-        self.put(ty, &value.to_be_bytes())
-    }
-
-    fn be64(self, ty: u16, value: u64) -> Attrs {
-        self.put(ty, &value.to_be_bytes())
-    }
-
-    fn nested(self, ty: u16, inner: Attrs) -> Attrs {
-        self.put(ty | NLA_F_NESTED, &inner.0)
-    }
-}
 
 /// One whole message: header, nfgenmsg (family inet), attributes.
 fn message(msg: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
-    let len = NLMSG_HDRLEN + 4 + attrs.0.len();
+    let attrs = attrs.into_bytes();
+    let len = NLMSG_HDRLEN + 4 + attrs.len();
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&(len as u32).to_ne_bytes());
     let ty = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | msg;
@@ -80,7 +55,7 @@ fn message(msg: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
     out.extend_from_slice(&seq.to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
     out.extend_from_slice(&[INET, libc::NFNETLINK_V0 as u8, 0, 0]);
-    out.extend_from_slice(&attrs.0);
+    out.extend_from_slice(&attrs);
     out
 }
 
@@ -94,30 +69,30 @@ pub(super) fn encode(op: &Op, table: &str, seq: u32) -> Option<Vec<u8>> {
     Some(match op {
         Op::AddObject { name, object } => {
             let attrs = Attrs::default()
-                .string(NFTA_OBJ_TABLE, table)
-                .string(NFTA_OBJ_NAME, name)
-                .be32(NFTA_OBJ_TYPE, object.type_id())
+                .strz(NFTA_OBJ_TABLE, table)
+                .strz(NFTA_OBJ_NAME, name)
+                .u32(NFTA_OBJ_TYPE, object.type_id())
                 .nested(NFTA_OBJ_DATA, object_data(object));
             message(NFT_MSG_NEWOBJ, create, seq, attrs)
         }
         Op::DeleteObject { name, type_id } => {
             // nft sends an empty data attribute too.
             let attrs = Attrs::default()
-                .string(NFTA_OBJ_TABLE, table)
-                .string(NFTA_OBJ_NAME, name)
-                .be32(NFTA_OBJ_TYPE, *type_id)
+                .strz(NFTA_OBJ_TABLE, table)
+                .strz(NFTA_OBJ_NAME, name)
+                .u32(NFTA_OBJ_TYPE, *type_id)
                 .nested(NFTA_OBJ_DATA, Attrs::default());
             message(NFT_MSG_DELOBJ, ack, seq, attrs)
         }
         Op::AddFlowtable { name, flowtable } => {
             let attrs = Attrs::default()
-                .string(NFTA_FLOWTABLE_TABLE, table)
-                .string(NFTA_FLOWTABLE_NAME, name)
+                .strz(NFTA_FLOWTABLE_TABLE, table)
+                .strz(NFTA_FLOWTABLE_NAME, name)
                 .nested(
                     NFTA_FLOWTABLE_HOOK,
                     hook(flowtable.priority, &flowtable.devices),
                 )
-                .be32(NFTA_FLOWTABLE_FLAGS, flowtable.flags());
+                .u32(NFTA_FLOWTABLE_FLAGS, flowtable.flags());
             message(NFT_MSG_NEWFLOWTABLE, create, seq, attrs)
         }
         Op::DeleteFlowtableDevices {
@@ -126,15 +101,15 @@ pub(super) fn encode(op: &Op, table: &str, seq: u32) -> Option<Vec<u8>> {
             devices,
         } => {
             let attrs = Attrs::default()
-                .string(NFTA_FLOWTABLE_TABLE, table)
-                .string(NFTA_FLOWTABLE_NAME, name)
+                .strz(NFTA_FLOWTABLE_TABLE, table)
+                .strz(NFTA_FLOWTABLE_NAME, name)
                 .nested(NFTA_FLOWTABLE_HOOK, hook(*priority, devices));
             message(NFT_MSG_DELFLOWTABLE, ack, seq, attrs)
         }
         Op::DeleteFlowtable { name } => {
             let attrs = Attrs::default()
-                .string(NFTA_FLOWTABLE_TABLE, table)
-                .string(NFTA_FLOWTABLE_NAME, name);
+                .strz(NFTA_FLOWTABLE_TABLE, table)
+                .strz(NFTA_FLOWTABLE_NAME, name);
             message(NFT_MSG_DELFLOWTABLE, ack, seq, attrs)
         }
         _ => return None,
@@ -145,15 +120,26 @@ fn object_data(object: &Object) -> Attrs {
     match object {
         // A new counter starts at zero; nft sends the zeros.
         Object::Counter => Attrs::default()
-            .be64(NFTA_COUNTER_BYTES, 0)
-            .be64(NFTA_COUNTER_PACKETS, 0),
-        Object::CtHelper(h) => Attrs::default()
-            .string(NFTA_CT_HELPER_NAME, &h.helper)
-            .put(
-                NFTA_CT_HELPER_L3PROTO,
-                &(libc::NFPROTO_INET as u16).to_be_bytes(),
+            .u64(NFTA_COUNTER_BYTES, 0)
+            .u64(NFTA_COUNTER_PACKETS, 0),
+        // Unlike the limit expression, the object carries a burst always.
+        Object::Limit { rate, over } => Attrs::default()
+            .u64(NFTA_LIMIT_RATE, rate.amount)
+            .u64(NFTA_LIMIT_UNIT, rate.per.seconds())
+            .u32(NFTA_LIMIT_BURST, rate.burst)
+            .u32(
+                NFTA_LIMIT_TYPE,
+                if rate.bytes {
+                    NFT_LIMIT_PKT_BYTES
+                } else {
+                    NFT_LIMIT_PKTS
+                },
             )
-            .put(NFTA_CT_HELPER_L4PROTO, &[h.protocol.l4().number()]),
+            .u32(NFTA_LIMIT_FLAGS, if *over { NFT_LIMIT_F_INV } else { 0 }),
+        Object::CtHelper(h) => Attrs::default()
+            .strz(NFTA_CT_HELPER_NAME, &h.helper)
+            .u16(NFTA_CT_HELPER_L3PROTO, libc::NFPROTO_INET as u16)
+            .u8(NFTA_CT_HELPER_L4PROTO, h.protocol.l4().number()),
     }
 }
 
@@ -163,14 +149,14 @@ fn object_data(object: &Object) -> Attrs {
 /// refuses an empty one.
 fn hook(priority: i32, devices: &[String]) -> Attrs {
     let hook = Attrs::default()
-        .be32(NFTA_FLOWTABLE_HOOK_NUM, NF_NETDEV_INGRESS)
-        .be32(NFTA_FLOWTABLE_HOOK_PRIORITY, priority as u32);
+        .u32(NFTA_FLOWTABLE_HOOK_NUM, NF_NETDEV_INGRESS)
+        .u32(NFTA_FLOWTABLE_HOOK_PRIORITY, priority as u32);
     if devices.is_empty() {
         return hook;
     }
     let mut devs = Attrs::default();
     for d in devices.iter().rev() {
-        devs = devs.string(NFTA_DEVICE_NAME, d);
+        devs = devs.strz(NFTA_DEVICE_NAME, d);
     }
     hook.nested(NFTA_FLOWTABLE_HOOK_DEVS, devs)
 }

@@ -6,14 +6,19 @@
 //! or deletes it.
 
 use super::Collector;
-use crate::ir::{self, CtHelper, Flowtable, Object, Transport};
-use crate::kernel::wire::{Message, attribute, attributes, be32, string};
+use crate::ir::{self, CtHelper, Flowtable, Object, Rate, TimeUnit, Transport};
+use crate::kernel::wire::{Message, attribute, attributes, be32, be64, string};
 use crate::plan::{KernelName, ObservedFlowtable, ObservedObject, Ref, object_ref};
 
 const NFTA_OBJ_TABLE: u16 = 1;
 const NFTA_OBJ_NAME: u16 = 2;
 const NFTA_OBJ_TYPE: u16 = 3;
 const NFTA_OBJ_DATA: u16 = 4;
+const NFTA_LIMIT_RATE: u16 = 1;
+const NFTA_LIMIT_UNIT: u16 = 2;
+const NFTA_LIMIT_BURST: u16 = 3;
+const NFTA_LIMIT_TYPE: u16 = 4;
+const NFTA_LIMIT_FLAGS: u16 = 5;
 const NFTA_CT_HELPER_NAME: u16 = 1;
 const NFTA_CT_HELPER_L3PROTO: u16 = 2;
 const NFTA_CT_HELPER_L4PROTO: u16 = 3;
@@ -85,6 +90,35 @@ fn definition(type_id: u32, data: &[u8]) -> Option<Object> {
     match type_id {
         // A counter has no definition; its numbers are the kernel's.
         ir::OBJECT_COUNTER => Some(Object::Counter),
+        ir::OBJECT_LIMIT => {
+            let unit = attribute(data, NFTA_LIMIT_UNIT).and_then(be64)?;
+            let per = [
+                TimeUnit::Second,
+                TimeUnit::Minute,
+                TimeUnit::Hour,
+                TimeUnit::Day,
+                TimeUnit::Week,
+            ]
+            .into_iter()
+            .find(|u| u.seconds() == unit)?;
+            let bytes = match attribute(data, NFTA_LIMIT_TYPE).and_then(be32)? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            let over = match attribute(data, NFTA_LIMIT_FLAGS).and_then(be32).unwrap_or(0) {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            let rate = Rate {
+                amount: attribute(data, NFTA_LIMIT_RATE).and_then(be64)?,
+                bytes,
+                per,
+                burst: attribute(data, NFTA_LIMIT_BURST).and_then(be32).unwrap_or(0),
+            };
+            Some(Object::Limit { rate, over })
+        }
         ir::OBJECT_CT_HELPER => {
             let helper = attribute(data, NFTA_CT_HELPER_NAME).map(string)?;
             let l3 = attribute(data, NFTA_CT_HELPER_L3PROTO)?;

@@ -120,6 +120,41 @@ fn names_are_checked_and_unique_among_sets_maps_objects_and_flowtables() {
     );
 }
 
+fn limit(name: &str, amount: u64, burst: u32, over: bool) -> wit::NamedLimit {
+    wit::NamedLimit {
+        name: name.into(),
+        limit: wit::RateLimit {
+            rate: wit::Rate {
+                amount,
+                bytes: false,
+                per: wit::TimeUnit::Minute,
+                burst,
+            },
+            over,
+        },
+    }
+}
+
+#[test]
+fn a_limit_takes_the_kernels_default_burst_and_a_rate_it_can_count() {
+    let mut rs = wit::Ruleset::empty();
+    rs.limits = vec![limit("ssh", 3, 0, true)];
+    let ir = checked(&rs, &all_features()).unwrap();
+    assert_eq!(
+        ir.objects[0].object.definition(),
+        ["rate over 3/minute"],
+        "burst 0 is the kernel's 5, which nft leaves out"
+    );
+    rs.limits = vec![limit("none", 0, 0, false), limit("huge", u64::MAX, 7, false)];
+    assert_eq!(
+        problems(&rs, &all_features()),
+        [
+            "limit \"none\": the limit's rate is 0 per minute: it would let nothing through, and the kernel refuses it",
+            "limit \"huge\": the limit's rate 18446744073709551615 per minute with a burst of 7 is more than the kernel's limit can count; it refuses it",
+        ]
+    );
+}
+
 #[test]
 fn a_helper_must_be_one_the_kernel_has_for_its_protocol() {
     let cases = [

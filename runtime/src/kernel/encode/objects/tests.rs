@@ -3,7 +3,7 @@
 //! after the nfgenmsg header, as it prints them).
 
 use super::*;
-use crate::ir::{CtHelper, Flowtable, Transport};
+use crate::ir::{CtHelper, Flowtable, Rate, TimeUnit, Transport};
 use crate::kernel::wire::{Message, messages};
 
 fn hex(bytes: &[u8]) -> String {
@@ -41,6 +41,45 @@ fn a_counter_is_sent_as_nft_sends_it() {
         format!(
             "{T}08000200636e7400 0800030000000001 1c000480 \
              0c000100 0000000000000000 0c000200 0000000000000000"
+        )
+        .replace(' ', "")
+    );
+}
+
+/// `limit lim { rate 10/second }` and `limit lim { rate over 100
+/// kbytes/second }`: the object carries its burst (5, nft's default for
+/// packets; 0 for bytes) and its flags always.
+#[test]
+fn a_limit_is_sent_as_nft_sends_it() {
+    let limit = |amount, bytes, burst, over| Op::AddObject {
+        name: "lim".into(),
+        object: Object::Limit {
+            rate: Rate {
+                amount,
+                bytes,
+                per: TimeUnit::Second,
+                burst,
+            },
+            over,
+        },
+    };
+    let (ty, _, attrs) = encoded(&limit(10, false, 5, false));
+    assert_eq!(ty, NFT_MSG_NEWOBJ);
+    let head = format!("{T}080002006c696d00 0800030000000004 34000480");
+    assert_eq!(
+        attrs,
+        format!(
+            "{head} 0c000100000000000000000a 0c0002000000000000000001 \
+             0800030000000005 0800040000000000 0800050000000000"
+        )
+        .replace(' ', "")
+    );
+    let (_, _, attrs) = encoded(&limit(100 << 10, true, 0, true));
+    assert_eq!(
+        attrs,
+        format!(
+            "{head} 0c0001000000000000019000 0c0002000000000000000001 \
+             0800030000000000 0800040000000001 0800050000000001"
         )
         .replace(' ', "")
     );

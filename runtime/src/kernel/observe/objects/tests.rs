@@ -93,6 +93,42 @@ fn objects_read_back_with_their_definitions() {
     assert_eq!((t.objects[2].type_id, &t.objects[2].definition), (2, &None));
 }
 
+fn limit(unit: u64, kind: u32, flags: u32) -> Vec<(u16, Vec<u8>)> {
+    let data = [
+        attr(NFTA_LIMIT_RATE, &10u64.to_be_bytes()),
+        attr(NFTA_LIMIT_UNIT, &unit.to_be_bytes()),
+        attr(NFTA_LIMIT_BURST, &5u32.to_be_bytes()),
+        attr(NFTA_LIMIT_TYPE, &kind.to_be_bytes()),
+        attr(NFTA_LIMIT_FLAGS, &flags.to_be_bytes()),
+    ]
+    .concat();
+    vec![
+        (NFTA_OBJ_NAME, nul("p/l")),
+        (NFTA_OBJ_TYPE, ir::OBJECT_LIMIT.to_be_bytes().to_vec()),
+        (NFTA_OBJ_DATA, data),
+    ]
+}
+
+#[test]
+fn limits_read_back_with_their_rate() {
+    let t = collected(
+        libc::NFT_MSG_NEWOBJ as u32,
+        &[("ww", limit(60, 0, 1)), ("ww", limit(1, 1, 0))],
+    );
+    assert_eq!(
+        t.objects[0].definition,
+        Some(vec!["rate over 10/minute".to_string()])
+    );
+    assert_eq!(
+        t.objects[1].definition,
+        Some(vec!["rate 10 bytes/second burst 5 bytes".to_string()])
+    );
+    for (unit, kind, flags) in [(7, 0, 0), (1, 2, 0), (1, 0, 2)] {
+        let t = collected(libc::NFT_MSG_NEWOBJ as u32, &[("ww", limit(unit, kind, flags))]);
+        assert_eq!(t.objects[0].definition, None, "{unit} {kind} {flags}");
+    }
+}
+
 #[test]
 fn a_helper_the_runtime_would_not_make_has_no_definition() {
     for (l3, l4) in [(libc::NFPROTO_IPV4 as u16, 6), (libc::NFPROTO_INET as u16, 132)] {
