@@ -32,30 +32,81 @@ fn named(objects: Vec<(&str, Object)>) -> Vec<NamedObject> {
         .collect()
 }
 
-/// Policy "ob": two counters, two helpers, a route chain on output and a
-/// filter chain.
-fn objects_policy(ftp_protocol: Transport) -> Vec<PolicyRules> {
+/// Policy "ob": counters, limits and helpers, a route chain on output,
+/// and rules counting in one counter and attaching one helper.
+fn objects_policy(sip_protocol: Transport) -> Vec<PolicyRules> {
     let mut p = policy(
         "ob",
         vec![
             chain(
                 "out",
                 base(Hook::Output, ChainType::Route, -150, ChainPolicy::Accept),
-                vec![counted(rule(vec![dport(Transport::Tcp, 22, 22)], Action::Accept))],
+                vec![counted(rule(
+                    vec![dport(Transport::Tcp, 22, 22)],
+                    Action::Accept,
+                ))],
             ),
             chain(
                 "in",
                 base(Hook::Input, ChainType::Filter, 0, ChainPolicy::Accept),
-                vec![rule(vec![], Action::Accept)],
+                vec![
+                    Rule {
+                        statements: vec![Statement::CounterNamed("dns".into())],
+                        ..rule(vec![dport(Transport::Udp, 53, 53)], Action::Accept)
+                    },
+                    rule(vec![], Action::Accept),
+                ],
+            ),
+            chain(
+                "pre",
+                base(Hook::Prerouting, ChainType::Filter, 0, ChainPolicy::Accept),
+                vec![
+                    Rule {
+                        statements: vec![Statement::CtHelper("ftp-ctl".into())],
+                        ..rule(vec![dport(Transport::Tcp, 21, 21)], Action::Accept)
+                    },
+                    Rule {
+                        statements: vec![Statement::CtHelper("sip".into())],
+                        ..rule(vec![dport(Transport::Udp, 5060, 5060)], Action::Accept)
+                    },
+                ],
             ),
         ],
         vec![],
     );
+    let rate = |amount, bytes, per, burst| Rate {
+        amount,
+        bytes,
+        per,
+        burst,
+    };
     p[0].rules.objects = named(vec![
         ("web", Object::Counter),
-        ("ftp-ctl", helper("ftp", ftp_protocol)),
+        ("ftp-ctl", helper("ftp", Transport::Tcp)),
+        ("tftp", helper("tftp", Transport::Udp)),
+        (
+            "ssh",
+            Object::Limit {
+                rate: rate(3, false, TimeUnit::Minute, 5),
+                over: true,
+            },
+        ),
         ("dns", Object::Counter),
-        ("sip", helper("sip", Transport::Udp)),
+        (
+            "bulk",
+            Object::Limit {
+                rate: rate(100 << 10, true, TimeUnit::Second, 0),
+                over: false,
+            },
+        ),
+        (
+            "burst",
+            Object::Limit {
+                rate: rate(10, false, TimeUnit::Hour, 20),
+                over: false,
+            },
+        ),
+        ("sip", helper("sip", sip_protocol)),
     ]);
     p
 }
@@ -65,7 +116,7 @@ fn objects_and_a_route_chain_list_as_their_text_and_read_back() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let policies = objects_policy(Transport::Tcp);
+    let policies = objects_policy(Transport::Udp);
     round_trip(&mut kernel, &policies);
     // The route chain is the runtime's kind, not a foreign one to replace.
     let text = plan::table_text(TABLE, &policies);
@@ -73,7 +124,9 @@ fn objects_and_a_route_chain_list_as_their_text_and_read_back() {
         text.contains("\t\ttype route hook output priority mangle; policy accept;\n"),
         "{text}"
     );
-    assert!(text.contains("\tct helper ob/ftp-ctl {\n\t\ttype \"ftp\" protocol tcp\n\t\tl3proto inet\n\t}\n"));
+    assert!(text.contains(
+        "\tct helper ob/ftp-ctl {\n\t\ttype \"ftp\" protocol tcp\n\t\tl3proto inet\n\t}\n"
+    ));
 }
 
 /// The listing's blocks (objects, chains), sorted: a re-added object is
@@ -96,7 +149,7 @@ fn objects_deleted_or_redefined_by_hand_are_repaired() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let policies = objects_policy(Transport::Tcp);
+    let policies = objects_policy(Transport::Udp);
     let desired = DesiredTable::from_policies(&policies);
     let text = plan::table_text(TABLE, &policies);
     kernel
@@ -119,22 +172,30 @@ fn objects_deleted_or_redefined_by_hand_are_repaired() {
     let tx = repair(&mut kernel, "a counter deleted");
     assert_eq!(tx.to_string(), "add counter inet wasmwall ob/web\n");
 
-    nft(&["delete", "ct", "helper", "inet", TABLE, "ob/ftp-ctl"]);
-    nft(&[
-        "add",
-        "ct",
-        "helper",
-        "inet",
-        TABLE,
-        "ob/ftp-ctl",
-        "{ type \"ftp\" protocol udp; l3proto inet; }",
-    ]);
+    let redefine = |name: &str, definition: &str| {
+        nft(&["delete", "ct", "helper", "inet", TABLE, name]);
+        nft(&["add", "ct", "helper", "inet", TABLE, name, definition]);
+    };
+    redefine("ob/tftp", "{ type \"tftp\" protocol udp; l3proto ip; }");
     let tx = repair(&mut kernel, "a helper redefined");
     assert_eq!(
         tx.to_string(),
-        "delete ct helper inet wasmwall ob/ftp-ctl\n\
-         add ct helper inet wasmwall ob/ftp-ctl { type \"ftp\" protocol tcp; l3proto inet; }\n"
+        "delete ct helper inet wasmwall ob/tftp\n\
+         add ct helper inet wasmwall ob/tftp { type \"tftp\" protocol udp; l3proto inet; }\n"
     );
+
+    // A helper a rule uses can be redefined by hand only without the rule.
+    let listing = nft(&["-a", "list", "chain", "inet", TABLE, "ob/pre"]);
+    let handle = listing
+        .lines()
+        .find(|l| l.contains("udp dport 5060"))
+        .and_then(|l| l.rsplit_once("# handle "))
+        .map(|(_, h)| h.trim().to_string())
+        .unwrap_or_else(|| panic!("{listing}"));
+    nft(&["delete", "rule", "inet", TABLE, "ob/pre", "handle", &handle]);
+    redefine("ob/sip", "{ type \"sip\" protocol tcp; l3proto inet; }");
+    let tx = repair(&mut kernel, "a used helper redefined");
+    assert_eq!(tx.summary(), "1 object delete, 1 object add, 1 rule add");
 
     // Objects made by hand in the runtime's table go.
     nft(&["add", "quota", "inet", TABLE, "by-hand", "{ 10 mbytes; }"]);
@@ -146,30 +207,43 @@ fn objects_deleted_or_redefined_by_hand_are_repaired() {
     );
 }
 
-/// A changed definition is one batch: deleted and added again.
+/// A changed definition is one batch: deleted and added again, with the
+/// rule that uses it.
 #[test]
 fn a_changed_helper_is_made_again_in_one_batch_and_the_table_goes_whole() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let before = DesiredTable::from_policies(&objects_policy(Transport::Tcp));
+    let before = DesiredTable::from_policies(&objects_policy(Transport::Udp));
     kernel
         .apply(&plan::replace_table(TABLE, &before), None)
         .unwrap();
-    let after_policies = objects_policy(Transport::Udp);
+    let after_policies = objects_policy(Transport::Tcp);
     let after = DesiredTable::from_policies(&after_policies);
     let seen = kernel.observe(TABLE).unwrap();
     let tx = plan::plan(TABLE, &after, seen.table.as_ref()).unwrap();
-    assert_eq!(tx.summary(), "1 object delete, 1 object add");
+    // The kernel refuses to delete a helper a rule uses: the rule goes
+    // first and comes back after it.
+    assert_eq!(
+        tx.summary(),
+        "1 rule delete, 1 object delete, 1 object add, 1 rule add"
+    );
     kernel.apply(&tx, Some(seen.generation)).unwrap();
     let listed = listed_as_text();
-    assert!(listed.contains("\t\ttype \"ftp\" protocol udp\n"), "{listed}");
+    assert!(
+        listed.contains("\t\ttype \"sip\" protocol tcp\n"),
+        "{listed}"
+    );
     assert_eq!(
         blocks(&listed),
         blocks(&plan::table_text(TABLE, &after_policies))
     );
     let seen = kernel.observe(TABLE).unwrap();
-    assert!(plan::plan(TABLE, &after, seen.table.as_ref()).unwrap().is_empty());
+    assert!(
+        plan::plan(TABLE, &after, seen.table.as_ref())
+            .unwrap()
+            .is_empty()
+    );
 
     let remove = plan::remove_table(TABLE, seen.table.as_ref()).unwrap();
     kernel.apply(&remove, Some(seen.generation)).unwrap();
@@ -241,7 +315,10 @@ fn interface_features_are_read_by_name() {
         return;
     };
     let ip = |args: &[&str]| {
-        let out = std::process::Command::new("ip").args(args).output().unwrap();
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "ip {args:?}: {out:?}");
     };
     ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
@@ -267,4 +344,158 @@ fn interface_features_are_read_by_name() {
     assert!(active_features(&fd, "absent0", names.len()).is_err());
     let all = ["lo".to_string(), "v0".to_string(), "absent0".to_string()];
     assert_eq!(kernel.hardware_offload(&all).unwrap(), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------
+// Packets
+// ---------------------------------------------------------------------
+
+static NEXT_PEER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A named network namespace beside the test's, deleted on drop (also
+/// while a failed test unwinds).
+struct Peer(String);
+
+impl Peer {
+    fn new(role: &str) -> Peer {
+        let n = NEXT_PEER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let peer = Peer(format!("wwo-{}-{n}-{role}", std::process::id()));
+        run(&["ip", "netns", "add", &peer.0]);
+        peer.run(&["ip", "link", "set", "lo", "up"]);
+        peer
+    }
+
+    fn run(&self, args: &[&str]) {
+        run(&[&["ip", "netns", "exec", &self.0], args].concat());
+    }
+
+    /// A UDP socket bound to `port` inside the namespace (made on a thread
+    /// that entered it; the socket stays in the namespace it was made in).
+    fn udp(&self, port: u16) -> std::net::UdpSocket {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).unwrap();
+                // SAFETY: a namespace descriptor; only this thread moves.
+                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {path}");
+                let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+                sock.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+                    .unwrap();
+                sock
+            })
+            .join()
+            .unwrap()
+        })
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .output();
+    }
+}
+
+/// Runs a command in the test thread's namespace; panics unless it works.
+fn run(args: &[&str]) {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?}: {out:?}");
+}
+
+/// Whether a datagram reaches `sock` within its timeout.
+fn arrives(sock: &std::net::UdpSocket) -> bool {
+    sock.recv(&mut [0; 16]).is_ok()
+}
+
+/// This namespace sends to 10.7.9.9, which both peers hold: by the main
+/// routing table through peer `a`, by table 100 (packets marked 1)
+/// through peer `b`. A rule in an output chain marks the datagrams to
+/// port 5555: a route chain routes them again, by their mark, to `b`; a
+/// filter chain marks them as well, but they leave as first routed.
+#[test]
+fn a_route_chain_routes_a_packet_again_by_the_mark_it_set() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let (a, b) = (Peer::new("a"), Peer::new("b"));
+    run(&["ip", "link", "set", "lo", "up"]);
+    for (peer, here, there, subnet) in [(&a, "ra", "a0", "10.7.1"), (&b, "rb", "b0", "10.7.2")] {
+        run(&[
+            "ip", "link", "add", here, "type", "veth", "peer", "name", there, "netns", &peer.0,
+        ]);
+        run(&["ip", "addr", "add", &format!("{subnet}.1/24"), "dev", here]);
+        run(&["ip", "link", "set", here, "up"]);
+        peer.run(&["ip", "addr", "add", &format!("{subnet}.2/24"), "dev", there]);
+        peer.run(&["ip", "addr", "add", "10.7.9.9/32", "dev", there]);
+        peer.run(&["ip", "link", "set", there, "up"]);
+        for key in ["all", "default", there] {
+            peer.run(&["sysctl", "-qw", &format!("net.ipv4.conf.{key}.rp_filter=0")]);
+        }
+    }
+    run(&["ip", "route", "add", "10.7.9.9/32", "via", "10.7.1.2"]);
+    run(&[
+        "ip",
+        "route",
+        "add",
+        "10.7.9.9/32",
+        "via",
+        "10.7.2.2",
+        "table",
+        "100",
+    ]);
+    run(&["ip", "rule", "add", "fwmark", "1", "table", "100"]);
+
+    let marking = |chain_type| {
+        let mark = Rule {
+            statements: vec![Statement::Mark(MarkUpdate::Set(1))],
+            ..rule(vec![dport(Transport::Udp, 5555, 5555)], Action::Accept)
+        };
+        policy(
+            "rt",
+            vec![chain(
+                "out",
+                base(Hook::Output, chain_type, -150, ChainPolicy::Accept),
+                vec![mark],
+            )],
+            vec![],
+        )
+    };
+    // Each port's datagram: (reached a, reached b).
+    let mut send = |chain_type| {
+        let policies = marking(chain_type);
+        kernel
+            .apply(
+                &plan::replace_table(TABLE, &DesiredTable::from_policies(&policies)),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sockets: Vec<_> = [5555, 5556]
+            .into_iter()
+            .map(|port| (a.udp(port), b.udp(port)))
+            .collect();
+        let out = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        for port in [5555, 5556] {
+            out.send_to(b"x", ("10.7.9.9", port)).unwrap();
+        }
+        sockets
+            .iter()
+            .map(|(to_a, to_b)| (arrives(to_a), arrives(to_b)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        send(ChainType::Route),
+        [(false, true), (true, false)],
+        "the marked datagram is routed again to b, the other goes to a"
+    );
+    assert_eq!(
+        send(ChainType::Filter),
+        [(true, false), (true, false)],
+        "a filter chain's mark routes nothing again"
+    );
 }

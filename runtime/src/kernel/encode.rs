@@ -27,7 +27,7 @@ mod nft_debug;
 mod objects;
 mod rule;
 
-pub(super) use objects::encode as object_message;
+pub(in crate::kernel) use objects::encode as object_message;
 use rule::rule_object;
 
 use super::KernelError;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use super::{ApplyReport, Kernel, KernelError, Observation, next_generation};
-use crate::world::Features;
 use crate::plan::{ObservedTable, Transaction, simulate};
+use crate::world::Features;
 
 #[derive(Debug, Default)]
 pub struct Fake {

@@ -27,9 +27,9 @@ use nix::sys::socket::{
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 
-use super::{Kernel, KernelError};
 use super::encode::object_message;
 use super::wire::{self, Request, messages, u32_at};
+use super::{Kernel, KernelError};
 use crate::ir::{CtHelper, Flowtable, Object};
 use crate::plan::Op;
 use crate::world::{CT_HELPERS, Features};
@@ -144,9 +144,11 @@ fn batch_begin() -> Vec<u8> {
 /// the answers to its messages 1..=`last` (each asks for one): the errno
 /// by sequence number, 0 for a message the kernel took.
 fn send_unended(batch: &[u8], last: u32) -> Result<HashMap<u32, i32>, KernelError> {
-    let configure = |step| move |e: Errno| KernelError::Configure {
-        step,
-        source: e.into(),
+    let configure = |step| {
+        move |e: Errno| KernelError::Configure {
+            step,
+            source: e.into(),
+        }
     };
     let fd: OwnedFd = socket::socket(
         AddressFamily::Netlink,
@@ -157,14 +159,12 @@ fn send_unended(batch: &[u8], last: u32) -> Result<HashMap<u32, i32>, KernelErro
     .map_err(|e| KernelError::Open(e.into()))?;
     socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
     let timeout = TimeVal::milliseconds(ANSWER_TIMEOUT.as_millis() as i64);
-    socket::setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
-        .map_err(configure("SO_RCVTIMEO"))?;
-    let sent = socket::send(fd.as_raw_fd(), batch, MsgFlags::empty()).map_err(|e| {
-        KernelError::Send {
+    socket::setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(configure("SO_RCVTIMEO"))?;
+    let sent =
+        socket::send(fd.as_raw_fd(), batch, MsgFlags::empty()).map_err(|e| KernelError::Send {
             bytes: batch.len(),
             source: e.into(),
-        }
-    })?;
+        })?;
     if sent != batch.len() {
         return Err(KernelError::Send {
             bytes: batch.len(),

@@ -530,12 +530,12 @@ impl Kernel for Netlink {
 
     fn features(&mut self, interfaces: &[String]) -> Result<Features, KernelError> {
         let probed = super::features::probe()?;
-        let hardware_offload = self.hardware_offload(interfaces).map_err(|source| {
-            KernelError::Configure {
-                step: "the ethtool feature query",
-                source,
-            }
-        })?;
+        let hardware_offload =
+            self.hardware_offload(interfaces)
+                .map_err(|source| KernelError::Configure {
+                    step: "the ethtool feature query",
+                    source,
+                })?;
         Ok(Features {
             flowtables: probed.flowtables,
             hardware_offload,

@@ -24,9 +24,7 @@ pub use model::{
     ObservedSet, ObservedTable, Ref, RuleTag, references,
 };
 pub use name::KernelName;
-pub use objects::{
-    DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject, object_ref,
-};
+pub use objects::{DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject, object_ref};
 pub use simulate::{Rejected, simulate};
 pub use text::{elements_text, table_text};
 
@@ -185,7 +183,8 @@ fn bump(counts: &mut Vec<(&'static str, usize)>, kind: &'static str, n: usize) {
 }
 
 impl Op {
-    /// The policy whose object this operation adds or changes, if it does:
+    /// The policy whose object this operation adds or changes (a flowtable
+    /// losing devices is changed), if it does:
     /// when the kernel refuses such an operation, it is that policy's rules
     /// it refuses. Deletes and the table itself belong to no policy.
     pub fn added_by(&self) -> Option<&str> {
@@ -194,7 +193,8 @@ impl Op {
             | Op::SetChainPolicy { name, .. }
             | Op::AddSet { name, .. }
             | Op::AddObject { name, .. }
-            | Op::AddFlowtable { name, .. } => name.policy(),
+            | Op::AddFlowtable { name, .. }
+            | Op::DeleteFlowtableDevices { name, .. } => name.policy(),
             Op::AddElements { set, .. } => set.policy(),
             Op::AddRule { chain, .. } => chain.policy(),
             Op::AddTable
@@ -203,7 +203,6 @@ impl Op {
             | Op::DeleteSet { .. }
             | Op::DeleteElements { .. }
             | Op::DeleteObject { .. }
-            | Op::DeleteFlowtableDevices { .. }
             | Op::DeleteFlowtable { .. }
             | Op::DeleteRule { .. } => None,
         }

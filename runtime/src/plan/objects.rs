@@ -198,7 +198,11 @@ pub(super) fn plan(
                         devices: gone,
                     });
                 }
-                let new_devices = want.flowtable.devices.iter().any(|d| !h.devices.contains(d));
+                let new_devices = want
+                    .flowtable
+                    .devices
+                    .iter()
+                    .any(|d| !h.devices.contains(d));
                 if new_devices || h.counter != want.flowtable.counter {
                     ops.add.push(add);
                 }
@@ -212,10 +216,7 @@ pub(super) fn plan(
             }
         }
     }
-    let wanted: HashSet<&str> = desired_flowtables
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
+    let wanted: HashSet<&str> = desired_flowtables.iter().map(|f| f.name.as_str()).collect();
     for have in &observed.flowtables {
         if !wanted.contains(have.name.as_str()) && !is_kept(&have.name) {
             ops.delete.push(Op::DeleteFlowtable {
@@ -322,8 +323,9 @@ pub(super) fn missing(t: &ObservedTable, r: &Ref) -> Option<String> {
             .iter()
             .any(|o| o.type_id == *type_id && o.name == *name))
         .then(|| format!("no {} {name}", object_keyword(*type_id))),
-        Ref::Flowtable(name) => (!t.flowtables.iter().any(|f| f.name == *name))
-            .then(|| format!("no flowtable {name}")),
+        Ref::Flowtable(name) => {
+            (!t.flowtables.iter().any(|f| f.name == *name)).then(|| format!("no flowtable {name}"))
+        }
         Ref::Chain(_) | Ref::Set(_) => None,
     }
 }
@@ -338,7 +340,11 @@ fn referenced(t: &ObservedTable, target: &Ref) -> bool {
 /// An object's block in the table text.
 pub(super) fn write_object(out: &mut String, o: &DesiredObject) {
     let keyword = object_keyword(o.object.type_id());
-    block(out, &format!("{keyword} {}", o.name), &o.object.definition());
+    block(
+        out,
+        &format!("{keyword} {}", o.name),
+        &o.object.definition(),
+    );
 }
 
 /// A flowtable's block in the table text.

@@ -535,7 +535,12 @@ mod tests {
             ]
         );
         let mut one = Counts::default();
-        for type_id in [ir::OBJECT_CT_HELPER, ir::OBJECT_COUNTER, ir::OBJECT_LIMIT, 2] {
+        for type_id in [
+            ir::OBJECT_CT_HELPER,
+            ir::OBJECT_COUNTER,
+            ir::OBJECT_LIMIT,
+            2,
+        ] {
             one.add_object(type_id);
         }
         one.flowtables = 1;

@@ -9,7 +9,7 @@ use super::actions::convert_rate;
 use super::{Ctx, check_name};
 use crate::bindings::wit;
 use crate::fields;
-use crate::ir::{self, CtHelper, Flowtable, NamedFlowtable, NamedObject, Object, Transport};
+use crate::ir::{CtHelper, Flowtable, NamedFlowtable, NamedObject, Object, Transport};
 use crate::text::quote;
 use crate::world;
 
@@ -92,12 +92,24 @@ pub(super) fn convert_objects(
 /// `sets`' to check.
 fn unique_names(ctx: &mut Ctx, ruleset: &wit::Ruleset) {
     let named = [
-        ("set", ruleset.sets.iter().map(|s| &s.name).collect::<Vec<_>>()),
+        (
+            "set",
+            ruleset.sets.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        ),
         ("map", ruleset.maps.iter().map(|m| &m.name).collect()),
-        ("counter", ruleset.counters.iter().map(|c| &c.name).collect()),
+        (
+            "counter",
+            ruleset.counters.iter().map(|c| &c.name).collect(),
+        ),
         ("limit", ruleset.limits.iter().map(|l| &l.name).collect()),
-        ("ct helper", ruleset.ct_helpers.iter().map(|h| &h.name).collect()),
-        ("flowtable", ruleset.flowtables.iter().map(|f| &f.name).collect()),
+        (
+            "ct helper",
+            ruleset.ct_helpers.iter().map(|h| &h.name).collect(),
+        ),
+        (
+            "flowtable",
+            ruleset.flowtables.iter().map(|f| &f.name).collect(),
+        ),
     ];
     let mut first: HashMap<&str, &str> = HashMap::new();
     for (kind, names) in named {

@@ -813,6 +813,7 @@ fn an_answer_over_its_budget_is_refused_before_conversion_naming_each_key() {
             base_chains: 1,
             sets: 2,
             elements: 10,
+            ..Default::default()
         },
         ..opts()
     };

@@ -63,7 +63,7 @@ fn message(msg: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
 /// sequence number `seq`; `None` for an operation of another kind. Adds
 /// carry NLM_F_CREATE without NLM_F_EXCL, as nft's `add` does: a
 /// NEWFLOWTABLE for an existing flowtable updates it.
-pub(super) fn encode(op: &Op, table: &str, seq: u32) -> Option<Vec<u8>> {
+pub(in crate::kernel) fn encode(op: &Op, table: &str, seq: u32) -> Option<Vec<u8>> {
     let create = (libc::NLM_F_CREATE | libc::NLM_F_ACK) as u16;
     let ack = libc::NLM_F_ACK as u16;
     Some(match op {
@@ -136,8 +136,9 @@ fn object_data(object: &Object) -> Attrs {
                 },
             )
             .u32(NFTA_LIMIT_FLAGS, if *over { NFT_LIMIT_F_INV } else { 0 }),
+        // libnftnl sends the helper's name without its NUL.
         Object::CtHelper(h) => Attrs::default()
-            .strz(NFTA_CT_HELPER_NAME, &h.helper)
+            .str(NFTA_CT_HELPER_NAME, &h.helper)
             .u16(NFTA_CT_HELPER_L3PROTO, libc::NFPROTO_INET as u16)
             .u8(NFTA_CT_HELPER_L4PROTO, h.protocol.l4().number()),
     }
@@ -167,7 +168,8 @@ pub(super) fn splice(bytes: Vec<u8>, messages: &[(u32, Vec<u8>)]) -> Vec<u8> {
     if messages.is_empty() {
         return bytes;
     }
-    let mut out = Vec::with_capacity(bytes.len() + messages.iter().map(|(_, m)| m.len()).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(bytes.len() + messages.iter().map(|(_, m)| m.len()).sum::<usize>());
     let mut pending = messages.iter().peekable();
     let mut at = 0;
     while at + NLMSG_HDRLEN <= bytes.len() {

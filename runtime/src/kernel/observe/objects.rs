@@ -106,7 +106,10 @@ fn definition(type_id: u32, data: &[u8]) -> Option<Object> {
                 1 => true,
                 _ => return None,
             };
-            let over = match attribute(data, NFTA_LIMIT_FLAGS).and_then(be32).unwrap_or(0) {
+            let over = match attribute(data, NFTA_LIMIT_FLAGS)
+                .and_then(be32)
+                .unwrap_or(0)
+            {
                 0 => false,
                 1 => true,
                 _ => return None,
@@ -115,7 +118,9 @@ fn definition(type_id: u32, data: &[u8]) -> Option<Object> {
                 amount: attribute(data, NFTA_LIMIT_RATE).and_then(be64)?,
                 bytes,
                 per,
-                burst: attribute(data, NFTA_LIMIT_BURST).and_then(be32).unwrap_or(0),
+                burst: attribute(data, NFTA_LIMIT_BURST)
+                    .and_then(be32)
+                    .unwrap_or(0),
             };
             Some(Object::Limit { rate, over })
         }

@@ -93,7 +93,10 @@ fn new_objects_and_flowtables_come_before_the_chains() {
          add flowtable inet ww p/f { hook ingress priority filter; devices = { lan0, wan0 }; counter; }\n\
          add chain inet ww p/c\n"
     );
-    assert_eq!(tx.summary(), "1 table add, 2 object adds, 1 flowtable add, 1 chain add");
+    assert_eq!(
+        tx.summary(),
+        "1 table add, 2 object adds, 1 flowtable add, 1 chain add"
+    );
 }
 
 #[test]
@@ -136,7 +139,10 @@ fn objects_no_longer_wanted_are_deleted_and_a_new_type_is_another_object() {
 
 #[test]
 fn objects_of_a_kept_policy_stay_and_foreign_ones_go() {
-    let p = policy(vec![("c", Object::Counter)], vec![("f", ft(0, &["a"], false, false))]);
+    let p = policy(
+        vec![("c", Object::Counter)],
+        vec![("f", ft(0, &["a"], false, false))],
+    );
     let mut observed = super::super::DesiredTable::from_policies(&p).expected();
     observed.objects.push(ObservedObject {
         name: "by-hand".into(),
@@ -190,13 +196,17 @@ fn a_flowtable_changes_its_devices_in_place() {
 
 #[test]
 fn a_flowtable_changing_priority_or_offload_is_made_again() {
-    for to in [ft(5, &["lan0"], false, false), ft(0, &["lan0"], true, false)] {
+    for to in [
+        ft(5, &["lan0"], false, false),
+        ft(0, &["lan0"], true, false),
+    ] {
         let tx = change(
             &policy(vec![], vec![("f", ft(0, &["lan0"], false, false))]),
             &policy(vec![], vec![("f", to)]),
         );
         assert!(
-            tx.to_string().starts_with("delete flowtable inet ww p/f\nadd flowtable"),
+            tx.to_string()
+                .starts_with("delete flowtable inet ww p/f\nadd flowtable"),
             "{tx}"
         );
     }
@@ -204,7 +214,10 @@ fn a_flowtable_changing_priority_or_offload_is_made_again() {
 
 #[test]
 fn the_kernel_refuses_what_a_rule_uses_or_what_is_not_there() {
-    let p = policy(vec![("c", Object::Counter)], vec![("f", ft(0, &["a"], false, false))]);
+    let p = policy(
+        vec![("c", Object::Counter)],
+        vec![("f", ft(0, &["a"], false, false))],
+    );
     let mut t = super::super::DesiredTable::from_policies(&p).expected();
     t.chains[0].rules.push(super::super::ObservedRule {
         handle: 1,

@@ -105,7 +105,12 @@ fn names_are_checked_and_unique_among_sets_maps_objects_and_flowtables() {
         size: None,
         elements: vec![],
     }];
-    rs.counters = vec![counter("x"), counter("c"), counter("c"), counter("bad name")];
+    rs.counters = vec![
+        counter("x"),
+        counter("c"),
+        counter("c"),
+        counter("bad name"),
+    ];
     rs.ct_helpers = vec![helper("c", "ftp", wit::Transport::Tcp)];
     rs.flowtables = vec![flowtable("x", &["lan0"], false)];
     assert_eq!(
@@ -145,7 +150,10 @@ fn a_limit_takes_the_kernels_default_burst_and_a_rate_it_can_count() {
         ["rate over 3/minute"],
         "burst 0 is the kernel's 5, which nft leaves out"
     );
-    rs.limits = vec![limit("none", 0, 0, false), limit("huge", u64::MAX, 7, false)];
+    rs.limits = vec![
+        limit("none", 0, 0, false),
+        limit("huge", u64::MAX, 7, false),
+    ];
     assert_eq!(
         problems(&rs, &all_features()),
         [
@@ -211,12 +219,19 @@ fn a_flowtable_needs_the_kernel_feature_and_devices() {
         problems(&rs, f)
     };
     assert_eq!(
-        refused(vec![flowtable("f", &["lan0"], false)], &features(false, &[], &[])),
-        ["flowtable \"f\": this kernel has no flowtables (it is built without CONFIG_NF_FLOW_TABLE; kernel-features.flowtables is false)"]
+        refused(
+            vec![flowtable("f", &["lan0"], false)],
+            &features(false, &[], &[])
+        ),
+        [
+            "flowtable \"f\": this kernel has no flowtables (it is built without CONFIG_NF_FLOW_TABLE; kernel-features.flowtables is false)"
+        ]
     );
     assert_eq!(
         refused(vec![flowtable("f", &[], false)], &all_features()),
-        ["flowtable \"f\": lists no devices; a flowtable takes the packets of at least one interface"]
+        [
+            "flowtable \"f\": lists no devices; a flowtable takes the packets of at least one interface"
+        ]
     );
     assert_eq!(
         refused(
@@ -233,14 +248,18 @@ fn a_flowtable_needs_the_kernel_feature_and_devices() {
             ],
             &all_features()
         ),
-        ["flowtable \"g\": device \"lan0\" is in flowtable \"f\" already; a device can be in one flowtable only"]
+        [
+            "flowtable \"g\": device \"lan0\" is in flowtable \"f\" already; a device can be in one flowtable only"
+        ]
     );
     assert_eq!(
         refused(
             vec![flowtable("f", &["wan0", "lan0", "dmz0"], true)],
             &all_features()
         ),
-        ["flowtable \"f\": hardware offload needs devices whose driver offloads flows (hw-tc-offload on; kernel-features.hardware-offload); \"lan0\", \"dmz0\" cannot"]
+        [
+            "flowtable \"f\": hardware offload needs devices whose driver offloads flows (hw-tc-offload on; kernel-features.hardware-offload); \"lan0\", \"dmz0\" cannot"
+        ]
     );
     let many: Vec<String> = (0..257).map(|i| format!("d{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
@@ -278,6 +297,8 @@ fn a_route_chain_hooks_output_only() {
     assert_eq!((base.chain_type, base.priority), (ChainType::Route, -150));
     assert_eq!(
         problems(&route_chain(wit::Hook::Prerouting), &all_features()),
-        ["chain \"out\": a route chain hooks output only (it routes again what this machine sends); this one hooks prerouting"]
+        [
+            "chain \"out\": a route chain hooks output only (it routes again what this machine sends); this one hooks prerouting"
+        ]
     );
 }

@@ -116,7 +116,10 @@ fn an_object_is_deleted_as_nft_deletes_it() {
     assert_eq!(ty, NFT_MSG_DELOBJ);
     assert_eq!(flags, (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16);
     // name "c", type 1, and the empty data nft sends along.
-    assert_eq!(attrs, format!("{T}06000200630000000800030000000001 04000480").replace(' ', ""));
+    assert_eq!(
+        attrs,
+        format!("{T}06000200630000000800030000000001 04000480").replace(' ', "")
+    );
 }
 
 fn ft(priority: i32, devices: &[&str], hardware_offload: bool, counter: bool) -> Flowtable {
@@ -164,7 +167,8 @@ fn a_flowtable_priority_and_hardware_offload_are_sent_as_nft_sends_them() {
         flowtable: ft(5, &["dmz0", "lan0", "wan0"], true, false),
     });
     let hook = "0800010000000000 0800020000000005";
-    let devs = "28000380 090001007761 6e3000000000 090001006c616e3000000000 09000100646d7a3000000000";
+    let devs =
+        "28000380 090001007761 6e3000000000 090001006c616e3000000000 09000100646d7a3000000000";
     assert_eq!(
         attrs,
         format!("{T}0700020066740000 3c000380 {hook} {devs} 0800070000000001").replace(' ', "")

@@ -22,8 +22,7 @@ fn nul(s: &str) -> Vec<u8> {
 fn collected(msg: u32, bodies: &[(&str, Vec<(u16, Vec<u8>)>)]) -> crate::plan::ObservedTable {
     let mut c = Collector::new("ww", true);
     for (table, attrs) in bodies {
-        let mut r =
-            Request::new(msg as u16, 0, 1, libc::NFPROTO_INET as u8).string(1, table);
+        let mut r = Request::new(msg as u16, 0, 1, libc::NFPROTO_INET as u8).string(1, table);
         for (ty, value) in attrs {
             r.put(*ty, value);
         }
@@ -124,14 +123,20 @@ fn limits_read_back_with_their_rate() {
         Some(vec!["rate 10 bytes/second burst 5 bytes".to_string()])
     );
     for (unit, kind, flags) in [(7, 0, 0), (1, 2, 0), (1, 0, 2)] {
-        let t = collected(libc::NFT_MSG_NEWOBJ as u32, &[("ww", limit(unit, kind, flags))]);
+        let t = collected(
+            libc::NFT_MSG_NEWOBJ as u32,
+            &[("ww", limit(unit, kind, flags))],
+        );
         assert_eq!(t.objects[0].definition, None, "{unit} {kind} {flags}");
     }
 }
 
 #[test]
 fn a_helper_the_runtime_would_not_make_has_no_definition() {
-    for (l3, l4) in [(libc::NFPROTO_IPV4 as u16, 6), (libc::NFPROTO_INET as u16, 132)] {
+    for (l3, l4) in [
+        (libc::NFPROTO_IPV4 as u16, 6),
+        (libc::NFPROTO_INET as u16, 132),
+    ] {
         let t = collected(libc::NFT_MSG_NEWOBJ as u32, &[("ww", helper(l3, l4))]);
         assert_eq!(t.objects[0].definition, None, "l3 {l3} l4 {l4}");
     }
@@ -158,7 +163,11 @@ fn flowtables_read_back_with_sorted_devices() {
         NFT_MSG_NEWFLOWTABLE,
         &[(
             "ww",
-            flowtable_msg(&[(NFTA_DEVICE_NAME, "wan0"), (NFTA_DEVICE_NAME, "lan0")], 3, 0),
+            flowtable_msg(
+                &[(NFTA_DEVICE_NAME, "wan0"), (NFTA_DEVICE_NAME, "lan0")],
+                3,
+                0,
+            ),
         )],
     );
     assert_eq!(t.flowtables[0].name, "p/ft");
@@ -185,7 +194,10 @@ fn a_flowtable_the_runtime_would_not_make_has_no_definition() {
             NFT_MSG_NEWFLOWTABLE,
             &[("ww", flowtable_msg(&devs, flags, hooknum))],
         );
-        assert_eq!(t.flowtables[0].flowtable, None, "{devs:?} {flags} {hooknum}");
+        assert_eq!(
+            t.flowtables[0].flowtable, None,
+            "{devs:?} {flags} {hooknum}"
+        );
     }
 }
 
