@@ -16,7 +16,7 @@
 mod common;
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -870,33 +870,61 @@ fn notracked_packets_leave_no_conntrack_entry() {
     assert!(entries_with(&table, "dport=9201").is_empty(), "{table}");
 }
 
+/// The FTP helper, attached by the rule to connections to port 21 only,
+/// reads the server's passive-mode answer and expects the data connection
+/// it announces (/proc/net/nf_conntrack_expect); the same answer on
+/// another port draws no expectation.
 #[test]
-fn a_ct_helper_attaches_to_ftp_control_connections() {
+fn a_ct_helper_follows_ftp_control_connections() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
     let net = net(1500);
     apply(&mut kernel, &object_rules());
-    let listener = TcpListener::bind("0.0.0.0:21").unwrap();
-    let other = TcpListener::bind("0.0.0.0:2121").unwrap();
-    net.client.enter(|| {
-        connect(SocketAddr::new(ip("10.1.0.1"), 21)).unwrap();
-        connect(SocketAddr::new(ip("10.1.0.1"), 2121)).unwrap();
-    });
-    assert_eq!(accept(&listener, 1).len(), 1);
-    assert_eq!(accept(&other, 1).len(), 1);
-    let table = conntrack();
-    let ftp = entries_with(&table, "dport=21 ");
-    assert_eq!(ftp.len(), 1, "{table}");
-    assert!(ftp[0].contains("helper=ftp"), "{}", ftp[0]);
-    let plain = entries_with(&table, "dport=2121 ");
-    assert!(!plain[0].contains("helper="), "{}", plain[0]);
+    let listeners = [21, 2121].map(|p| TcpListener::bind(("0.0.0.0", p)).unwrap());
+    let mut clients = net
+        .client
+        .enter(|| [21, 2121].map(|p| connect(SocketAddr::new(ip("10.1.0.1"), p)).unwrap()));
+    // The helper reads lines that start a segment after a line it saw
+    // end: a greeting first, then 227 Entering Passive Mode
+    // (h1,h2,h3,h4,p1,p2), data on port p1 * 256 + p2: 10000 on 21 and
+    // 10001 on 2121.
+    for ((listener, client), p2) in listeners.iter().zip(&mut clients).zip([16, 17]) {
+        listener.set_nonblocking(false).unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        client.set_read_timeout(Some(WAIT)).unwrap();
+        for line in [
+            "220 ready".to_string(),
+            format!("227 Entering Passive Mode (10,1,0,1,39,{p2})."),
+        ] {
+            write!(conn, "{line}\r\n").unwrap();
+            let mut got = vec![0u8; line.len() + 2];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(got, format!("{line}\r\n").as_bytes());
+        }
+    }
+    let expected = sh(&["cat", "/proc/net/nf_conntrack_expect"]);
+    let data = entries_with(&expected, "dport=10000");
+    assert_eq!(data.len(), 1, "{expected}");
+    assert!(data[0].contains("ftp"), "{}", data[0]);
+    assert!(
+        entries_with(&expected, "dport=10001").is_empty(),
+        "{expected}"
+    );
+}
 
-    // The counter object counts the datagrams to 9003 (rule 1) and to
-    // 9004 (rule 2), and nothing else.
+/// The counter object counts the datagrams to 9003 (rule 1) and to 9004
+/// (rule 2), and nothing else.
+#[test]
+fn a_counter_object_counts_for_the_rules_that_name_it() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let net = net(1500);
+    apply(&mut kernel, &object_rules());
     net.client.enter(|| {
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-        for port in [9003, 9003, 9003, 9004, 9004] {
+        for port in [9003, 9003, 9003, 9004, 9004, 9005] {
             sock.send_to(b"x", ("10.1.0.1", port)).unwrap();
         }
     });
