@@ -369,9 +369,9 @@ impl Peer {
         run(&[&["ip", "netns", "exec", &self.0], args].concat());
     }
 
-    /// A UDP socket bound to `port` inside the namespace (made on a thread
-    /// that entered it; the socket stays in the namespace it was made in).
-    fn udp(&self, port: u16) -> std::net::UdpSocket {
+    /// Runs `f` on a thread that entered the namespace: a socket made
+    /// there stays in it.
+    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         use std::os::fd::AsRawFd;
         let path = format!("/run/netns/{}", self.0);
         std::thread::scope(|s| {
@@ -380,13 +380,20 @@ impl Peer {
                 // SAFETY: a namespace descriptor; only this thread moves.
                 let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
                 assert_eq!(rc, 0, "setns {path}");
-                let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
-                sock.set_read_timeout(Some(std::time::Duration::from_millis(500)))
-                    .unwrap();
-                sock
+                f()
             })
             .join()
             .unwrap()
+        })
+    }
+
+    /// A UDP socket bound to `port` inside the namespace.
+    fn udp(&self, port: u16) -> std::net::UdpSocket {
+        self.enter(|| {
+            let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+            sock.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+                .unwrap();
+            sock
         })
     }
 }
@@ -498,4 +505,64 @@ fn a_route_chain_routes_a_packet_again_by_the_mark_it_set() {
         [(true, false), (true, false)],
         "a filter chain's mark routes nothing again"
     );
+}
+
+/// A client namespace reaches this one through a veth: this one holds
+/// 10.8.0.1, the client 10.8.0.2.
+fn client() -> Peer {
+    let peer = Peer::new("client");
+    run(&["ip", "link", "set", "lo", "up"]);
+    run(&[
+        "ip", "link", "add", "rc", "type", "veth", "peer", "name", "c0", "netns", &peer.0,
+    ]);
+    run(&["ip", "addr", "add", "10.8.0.1/24", "dev", "rc"]);
+    run(&["ip", "link", "set", "rc", "up"]);
+    peer.run(&["ip", "addr", "add", "10.8.0.2/24", "dev", "c0"]);
+    peer.run(&["ip", "link", "set", "c0", "up"]);
+    peer
+}
+
+/// The rule `tcp dport 21 ct helper set "ob/ftp-ctl"` attaches the
+/// runtime's helper object to FTP control connections, and to no other:
+/// conntrack shows `helper=ftp` on the first only. Needs the `conntrack`
+/// tool (conntrack-tools): /proc/net/nf_conntrack does not show helpers.
+#[test]
+fn a_ct_helper_object_attaches_to_the_connections_its_rule_selects() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let peer = client();
+    let policies = objects_policy(Transport::Udp);
+    kernel
+        .apply(
+            &plan::replace_table(TABLE, &DesiredTable::from_policies(&policies)),
+            None,
+        )
+        .unwrap();
+    let listeners = [21, 2121].map(|p| std::net::TcpListener::bind(("0.0.0.0", p)).unwrap());
+    let _connections = peer.enter(|| {
+        [21, 2121].map(|p| {
+            std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([10, 8, 0, 1], p)),
+                std::time::Duration::from_secs(3),
+            )
+            .unwrap()
+        })
+    });
+    for l in &listeners {
+        l.accept().unwrap();
+    }
+    let out = std::process::Command::new("conntrack")
+        .args(["-L", "-p", "tcp"])
+        .output()
+        .expect("the conntrack tool (conntrack-tools)");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let entry = |port: &str| {
+        let needle = format!("dport={port} ");
+        let found: Vec<&str> = table.lines().filter(|l| l.contains(&needle)).collect();
+        assert_eq!(found.len(), 1, "{table}");
+        found[0].to_string()
+    };
+    assert!(entry("21").contains("helper=ftp"), "{table}");
+    assert!(!entry("2121").contains("helper="), "{table}");
 }
