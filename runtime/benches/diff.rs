@@ -134,6 +134,8 @@ fn ruleset(n: u32, changed: bool, extra_lease: bool) -> Vec<PolicyRules> {
                         .collect(),
                 ),
             }],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: vec![],
         },
     }]

@@ -24,8 +24,10 @@ mod expr;
 mod matches;
 #[cfg(test)]
 mod nft_debug;
+mod objects;
 mod rule;
 
+pub(in crate::kernel) use objects::encode as object_message;
 use rule::rule_object;
 
 use super::KernelError;
@@ -87,6 +89,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     let mut ops = Vec::new();
     let mut rule_seqs = Vec::new();
     let mut patches = Patches::default();
+    // Messages rustables cannot write, by sequence number.
+    let mut own_messages = Vec::new();
     for (index, op) in tx.ops.iter().enumerate() {
         match op {
             Op::AddTable => {
@@ -176,6 +180,18 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 rule_seqs.push(seq);
                 texts.push(text);
             }
+            Op::AddObject { .. }
+            | Op::DeleteObject { .. }
+            | Op::AddFlowtable { .. }
+            | Op::DeleteFlowtableDevices { .. }
+            | Op::DeleteFlowtable { .. } => {
+                let seq = texts.len() as u32 + 1;
+                let message = objects::encode(op, t, seq).expect("an object operation");
+                // Holds the message's place; spliced out below.
+                batch.add(&table, MsgType::Add);
+                own_messages.push((seq, message));
+                texts.push(op.command(t));
+            }
             Op::DeleteRule { chain, handle, .. } => {
                 let object = Rule::new(&Chain::new(&table).with_name(chain.as_str()))
                     .expect("the chain has a table and a name")
@@ -187,7 +203,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = expr::put_in_place(batch.finalize());
+    let mut bytes = objects::splice(expr::put_in_place(batch.finalize()), &own_messages);
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.
@@ -300,6 +316,7 @@ fn chain_object(table: &Table, name: &str, base: Option<&BaseChain>) -> Chain {
     let chain_type = match b.chain_type {
         ir::ChainType::Filter => ChainType::Filter,
         ir::ChainType::Nat => ChainType::Nat,
+        ir::ChainType::Route => ChainType::Route,
     };
     let policy = match b.policy {
         ir::ChainPolicy::Accept => ChainPolicy::Accept,

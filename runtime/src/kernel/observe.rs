@@ -1,7 +1,9 @@
 //! Reading the runtime's table back from nftables dumps.
 //!
 //! Only what the planner needs is decoded: chain kinds, each rule's handle,
-//! tag and references (jump targets, looked-up sets), and set elements.
+//! tag and references (jump targets, looked-up sets, named objects and
+//! flowtables), set elements, and (in `objects`) the definitions of
+//! objects and flowtables.
 //! Decoding is one pass over each message, so observing is linear in the
 //! size of the table.
 
@@ -12,6 +14,8 @@ use super::encode::{TABLE_MARKER, parse_rule_tag, udata_value};
 use super::wire::{Message, attribute, attributes, be32, be64, string};
 use crate::ir::{self, BaseChain, SetElements};
 use crate::plan::{ChainKind, ObservedChain, ObservedRule, ObservedSet, ObservedTable, Ref};
+
+mod objects;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_USERDATA: u16 = 6;
@@ -278,6 +282,7 @@ fn base_chain(hook: &[u8], policy: Option<u32>, chain_type: Option<&str>) -> Opt
     let chain_type = match chain_type? {
         "filter" => ir::ChainType::Filter,
         "nat" => ir::ChainType::Nat,
+        "route" => ir::ChainType::Route,
         _ => return None,
     };
     let policy = match policy? {
@@ -293,7 +298,8 @@ fn base_chain(hook: &[u8], policy: Option<u32>, chain_type: Option<&str>) -> Opt
     })
 }
 
-/// The chains a rule's expressions jump to and the sets they look up.
+/// The chains a rule's expressions jump to, the sets they look up, the
+/// objects and flowtables they name.
 fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
     for (ty, expr) in attributes(expressions) {
         if ty != NFTA_LIST_ELEM {
@@ -319,7 +325,7 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
                     refs.push(Ref::Set(string(s).into()));
                 }
             }
-            _ => {}
+            _ => refs.extend(objects::reference(name, data)),
         }
     }
 }

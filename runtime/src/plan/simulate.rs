@@ -4,11 +4,12 @@
 //! read the whole table back.
 //!
 //! It refuses what the kernel refuses: deleting what is not there, a rule
-//! whose chain, set or position is missing, a jump to a base chain, and a
-//! chain or set deleted while a rule still refers to it.
+//! whose chain, set, object, flowtable or position is missing, a jump to a
+//! base chain, and a chain, set, object or flowtable deleted while a rule
+//! still refers to it.
 
 use super::model::{ChainKind, ObservedChain, ObservedRule, ObservedSet, ObservedTable, Ref};
-use super::{Op, Position, Transaction, references};
+use super::{Op, Position, Transaction, objects, references};
 
 /// The operation the simulated kernel refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,9 @@ fn step(
         _ => {}
     }
     let t = table.as_mut().ok_or("no such table")?;
+    if objects::simulate(t, op)? {
+        return Ok(());
+    }
     match op {
         Op::AddTable | Op::DeleteTable => unreachable!("handled above"),
         Op::AddChain { name, base } => {
@@ -158,6 +162,11 @@ fn step(
                     },
                     Ref::Set(s) if t.set(s).is_none() => return Err(format!("no set {s}")),
                     Ref::Set(_) => {}
+                    Ref::Object { .. } | Ref::Flowtable(_) => {
+                        if let Some(problem) = objects::missing(t, r) {
+                            return Err(problem);
+                        }
+                    }
                 }
             }
             let handle = handle_for(index).ok_or("no handle for the new rule")?;
@@ -179,6 +188,11 @@ fn step(
                 }
             }
         }
+        Op::AddObject { .. }
+        | Op::DeleteObject { .. }
+        | Op::AddFlowtable { .. }
+        | Op::DeleteFlowtableDevices { .. }
+        | Op::DeleteFlowtable { .. } => unreachable!("simulated in objects"),
         Op::DeleteRule { chain, handle, .. } => {
             let c = chain_mut(t, chain)?;
             let at = c

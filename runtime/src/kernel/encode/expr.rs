@@ -73,6 +73,20 @@ impl Attrs {
         v.push(0);
         self.put(ty, &v)
     }
+
+    pub fn u16(self, ty: u16, v: u16) -> Attrs {
+        self.put(ty, &v.to_be_bytes())
+    }
+
+    /// A nested attribute (flagged NLA_F_NESTED, as libnftnl sends them)
+    /// holding `inner`.
+    pub fn nested(self, ty: u16, inner: Attrs) -> Attrs {
+        self.put(ty | NLA_F_NESTED, &inner.0)
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
 }
 
 /// One hand-made expression: its name, and its data's attributes (none
