@@ -209,7 +209,7 @@ pub fn validate(
     }
 
     let sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
-    let declared = objects::convert_objects(&mut ctx, ruleset, features);
+    let made = objects::convert_objects(&mut ctx, ruleset, features);
     let set_kinds: SetKinds = sets
         .iter()
         .map(|s| {
@@ -332,8 +332,8 @@ pub fn validate(
         Ok(ir::Ruleset {
             chains,
             sets,
-            objects: declared.objects,
-            flowtables: declared.flowtables,
+            objects: made.objects,
+            flowtables: made.flowtables,
             sysctls,
         })
     } else {

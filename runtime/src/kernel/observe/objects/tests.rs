@@ -18,8 +18,11 @@ fn nul(s: &str) -> Vec<u8> {
     v
 }
 
+/// A message's table and its attributes (type, value).
+type Body<'a> = (&'a str, Vec<(u16, Vec<u8>)>);
+
 /// The table `table` after the messages `msg` builds for it.
-fn collected(msg: u32, bodies: &[(&str, Vec<(u16, Vec<u8>)>)]) -> crate::plan::ObservedTable {
+fn collected(msg: u32, bodies: &[Body]) -> crate::plan::ObservedTable {
     let mut c = Collector::new("ww", true);
     for (table, attrs) in bodies {
         let mut r = Request::new(msg as u16, 0, 1, libc::NFPROTO_INET as u8).string(1, table);
