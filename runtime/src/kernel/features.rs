@@ -187,12 +187,25 @@ fn send_unended(batch: &[u8], last: u32) -> Result<HashMap<u32, i32>, KernelErro
         };
         for msg in messages(&buf[..n]) {
             let msg = msg?;
-            if msg.ty != libc::NLMSG_ERROR as u16 || msg.seq == 0 || msg.seq > last {
+            if msg.ty != libc::NLMSG_ERROR as u16 || msg.seq > last {
                 continue;
             }
             let error = u32_at(msg.payload, 0)
                 .ok_or_else(|| wire::malformed("a short netlink error message".into()))?
                 as i32;
+            // Addressed to the batch itself (no permission): the kernel
+            // looked at none of its messages.
+            if msg.seq == 0 {
+                if error == 0 {
+                    continue;
+                }
+                return Err(KernelError::Rejected {
+                    op: "the feature probe's batch".into(),
+                    index: None,
+                    errno: Errno::from_raw(-error),
+                    extack: None,
+                });
+            }
             answers.insert(msg.seq, -error);
         }
     }

@@ -87,9 +87,9 @@ pub(super) fn convert_objects(
     }
 }
 
-/// One error for each name that another set, map, object or flowtable of
-/// the policy has already, naming both. Sets and maps among themselves are
-/// `sets`' to check.
+/// One error for each name of an object or flowtable that another set,
+/// map, object or flowtable of the policy has already, naming both. Sets
+/// and maps among themselves are `sets`' and `maps`' to check.
 fn unique_names(ctx: &mut Ctx, ruleset: &wit::Ruleset) {
     let named = [
         (
@@ -118,10 +118,9 @@ fn unique_names(ctx: &mut Ctx, ruleset: &wit::Ruleset) {
                 None => {
                     first.insert(name, kind);
                 }
+                Some(_) if matches!(kind, "set" | "map") => {}
                 Some(&other) if other == kind => {
-                    if !matches!(kind, "set" | "map") {
-                        ctx.err(format!("{kind} {name:?}"), "defined twice");
-                    }
+                    ctx.err(format!("{kind} {name:?}"), "defined twice");
                 }
                 Some(&other) => ctx.err(
                     format!("{kind} {name:?}"),

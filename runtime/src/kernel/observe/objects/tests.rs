@@ -18,11 +18,12 @@ fn nul(s: &str) -> Vec<u8> {
     v
 }
 
-/// A message's table and its attributes (type, value).
-type Body<'a> = (&'a str, Vec<(u16, Vec<u8>)>);
+/// A message's attributes after its table's: (type, value).
+type Attributes = Vec<(u16, Vec<u8>)>;
 
-/// The table `table` after the messages `msg` builds for it.
-fn collected(msg: u32, bodies: &[Body]) -> crate::plan::ObservedTable {
+/// The table "ww" after dump messages of type `msg`, each of a table with
+/// these attributes.
+fn collected(msg: u32, bodies: &[(&str, Attributes)]) -> crate::plan::ObservedTable {
     let mut c = Collector::new("ww", true);
     for (table, attrs) in bodies {
         let mut r = Request::new(msg as u16, 0, 1, libc::NFPROTO_INET as u8).string(1, table);
@@ -43,7 +44,7 @@ fn collected(msg: u32, bodies: &[Body]) -> crate::plan::ObservedTable {
 
 const NFT_MSG_NEWFLOWTABLE: u32 = 22;
 
-fn helper(l3: u16, l4: u8) -> Vec<(u16, Vec<u8>)> {
+fn helper(l3: u16, l4: u8) -> Attributes {
     let data = [
         attr(NFTA_CT_HELPER_NAME, &nul("ftp")),
         attr(NFTA_CT_HELPER_L3PROTO, &l3.to_be_bytes()),
@@ -95,7 +96,7 @@ fn objects_read_back_with_their_definitions() {
     assert_eq!((t.objects[2].type_id, &t.objects[2].definition), (2, &None));
 }
 
-fn limit(unit: u64, kind: u32, flags: u32) -> Vec<(u16, Vec<u8>)> {
+fn limit(unit: u64, kind: u32, flags: u32) -> Attributes {
     let data = [
         attr(NFTA_LIMIT_RATE, &10u64.to_be_bytes()),
         attr(NFTA_LIMIT_UNIT, &unit.to_be_bytes()),
@@ -145,7 +146,7 @@ fn a_helper_the_runtime_would_not_make_has_no_definition() {
     }
 }
 
-fn flowtable_msg(devs: &[(u16, &str)], flags: u32, hooknum: u32) -> Vec<(u16, Vec<u8>)> {
+fn flowtable_msg(devs: &[(u16, &str)], flags: u32, hooknum: u32) -> Attributes {
     let devs: Vec<u8> = devs.iter().flat_map(|(ty, d)| attr(*ty, &nul(d))).collect();
     let hook = [
         attr(NFTA_FLOWTABLE_HOOK_NUM, &hooknum.to_be_bytes()),
