@@ -349,7 +349,7 @@ const CASES: &[Case] = &[
     case(
         "log prefix with a variable",
         Source::Attack("strings", &[("prefixes", "in $lan: ")]),
-        &["chain \"strings-in\" rule 1: log prefix has '$' at byte 3"],
+        &["chain \"strings-in\" rule 1 statement 1: log prefix has '$' at byte 3"],
     ),
     case(
         "comment with an escape",
