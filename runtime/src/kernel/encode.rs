@@ -1,6 +1,6 @@
 //! Operations -> rustables objects -> one netlink batch. Rules are built
 //! in `rule`, their matches in `matches`, statements and actions in
-//! `actions`.
+//! `actions`; expressions rustables lacks are made in `expr`.
 //!
 //! Every match is encoded the way `nft` 1.0 encodes it (the same loads,
 //! dependencies and comparisons), so `nft list ruleset` prints the rules the
@@ -20,7 +20,10 @@ mod actions;
 // Taken into use by the set, map and inline-set encoders being written.
 #[allow(dead_code)]
 mod elements;
+mod expr;
 mod matches;
+#[cfg(test)]
+mod nft_debug;
 mod rule;
 
 use rule::rule_object;
@@ -184,7 +187,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = batch.finalize();
+    let mut bytes = expr::put_in_place(batch.finalize());
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.

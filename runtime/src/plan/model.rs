@@ -2,7 +2,7 @@
 //! names, each rule with its tag) and what the kernel holds.
 
 use super::KernelName;
-use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements};
+use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements, Statement};
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
 /// its canonical text.
@@ -137,6 +137,9 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
             }
             _ => {}
         }
+    }
+    for name in rule.statements.iter_mut().filter_map(Statement::object_mut) {
+        *name = KernelName::new(policy, name).to_string();
     }
     if let Action::Jump(c) | Action::Goto(c) = &mut rule.action {
         *c = KernelName::new(policy, c).to_string();

@@ -215,6 +215,8 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         })
         .collect();
 
+    let objects = actions::Objects::of(ruleset);
+
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
     for chain in &ruleset.chains {
@@ -296,6 +298,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     rule,
                     info.base.as_ref(),
                     &set_kinds,
+                    &objects,
                     &infos,
                     &hooks,
                 )

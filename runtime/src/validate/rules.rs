@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::actions::{convert_action, convert_statements};
+use super::actions::{Objects, convert_action, convert_statements};
+use super::graph::Reach;
 use super::matches::convert_match;
 use super::{COMMENT_MAX, ChainInfo, Ctx, MATCHES_MAX};
 use crate::bindings::wit;
@@ -21,8 +22,9 @@ pub(super) fn convert_rule(
     rule: &wit::Rule,
     base: Option<&BaseChain>,
     sets: &SetKinds,
+    objects: &Objects,
     infos: &HashMap<&str, ChainInfo>,
-    hooks: &BTreeSet<(Hook, bool)>,
+    hooks: &BTreeSet<Reach>,
 ) -> Option<ir::Rule> {
     if rule.matches.len() > MATCHES_MAX {
         ctx.err(
@@ -59,7 +61,7 @@ pub(super) fn convert_rule(
             matches.push(conv);
         }
     }
-    let statements = convert_statements(ctx, at, &rule.statements);
+    let statements = convert_statements(ctx, at, rule, &facts, objects, hooks);
     let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
