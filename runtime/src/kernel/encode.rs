@@ -21,6 +21,8 @@ mod actions;
 #[allow(dead_code)]
 mod elements;
 mod expr;
+mod fields;
+mod inline;
 mod matches;
 #[cfg(test)]
 mod nft_debug;
@@ -87,6 +89,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     let mut ops = Vec::new();
     let mut rule_seqs = Vec::new();
     let mut patches = Patches::default();
+    // Messages rustables cannot make, written over stand-ins at the end.
+    let mut hand_made = Vec::new();
     for (index, op) in tx.ops.iter().enumerate() {
         match op {
             Op::AddTable => {
@@ -146,9 +150,11 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 tag,
                 position,
             } => {
-                let seq = texts.len() as u32 + 1;
                 let text = op.command(t);
-                let mut object = match rule_object(&table, chain, rule, tag) {
+                // Inline sets go before the rule, each known by an id
+                // unique in the batch: its first message's sequence number.
+                let first_id = texts.len() as u32 + 1;
+                let (mut object, sets) = match rule_object(&table, chain, rule, tag, first_id) {
                     Ok(r) => r,
                     Err(reason) => {
                         return Err(KernelError::Encode {
@@ -158,6 +164,10 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                         });
                     }
                 };
+                for set in &sets {
+                    inline::add_to_batch(&mut batch, &mut texts, &mut hand_made, t, set);
+                }
+                let seq = texts.len() as u32 + 1;
                 let mut set_flags = 0;
                 let mut clear_flags = 0;
                 if let Position::Before(h) = position {
@@ -187,7 +197,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = expr::put_in_place(batch.finalize());
+    let mut bytes = inline::put_in_place(expr::put_in_place(batch.finalize()), &hand_made);
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.

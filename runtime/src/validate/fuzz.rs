@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::bindings::v01::wit;
 use crate::engine::Reconciler;
-use crate::ir::PolicyRules;
+use crate::ir::{PolicyRules, SetElements};
 use crate::kernel::Fake;
 use crate::plan::DesiredTable;
 
@@ -38,6 +38,7 @@ fn opts() -> Options {
         max_set_elements: MAX_SET_ELEMENTS,
         sysctls: AllowList::new(&[]).expect("the default allow-list is valid"),
         max_sysctls: DEFAULT_MAX_SYSCTLS,
+        local_time: LocalTime::UTC,
     }
 }
 

@@ -11,15 +11,16 @@ mod matches;
 mod rules;
 mod sets;
 mod sysctls;
+mod time;
 mod values;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::bindings::wit;
-use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Family, Hook, SetElements};
+use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Hook};
 use crate::sysctl::AllowList;
-use rules::{SetKind, SetKinds};
+pub use time::LocalTime;
 
 /// Longest chain or set name a policy may use.
 pub const NAME_MAX: usize = 32;
@@ -62,6 +63,8 @@ pub struct Options {
     pub sysctls: AllowList,
     /// Sysctls one answer may ask for at most.
     pub max_sysctls: usize,
+    /// The local time zone that time matches are in.
+    pub local_time: LocalTime,
 }
 
 /// What a config that says nothing about them gives.
@@ -72,6 +75,7 @@ impl Default for Options {
             max_set_elements: DEFAULT_MAX_SET_ELEMENTS,
             sysctls: AllowList::default(),
             max_sysctls: DEFAULT_MAX_SYSCTLS,
+            local_time: LocalTime::system(),
         }
     }
 }
@@ -203,17 +207,11 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
     }
 
     let sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
-    let set_kinds: SetKinds = sets
-        .iter()
-        .map(|s| {
-            let kind = match &s.elements {
-                SetElements::Ipv4(_) => SetKind::Addr(Family::V4),
-                SetElements::Ipv6(_) => SetKind::Addr(Family::V6),
-                SetElements::Ports(_) => SetKind::Ports,
-            };
-            (s.name.as_str(), kind)
-        })
-        .collect();
+    let declared = matches::Declared::of(ruleset);
+    let env = matches::Env {
+        declared: &declared,
+        local_time: opts.local_time,
+    };
 
     let objects = actions::Objects::of(ruleset);
 
@@ -297,7 +295,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     &at,
                     rule,
                     info.base.as_ref(),
-                    &set_kinds,
+                    &env,
                     &objects,
                     &infos,
                     &hooks,

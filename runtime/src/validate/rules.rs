@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::actions::{Objects, convert_action, convert_statements};
 use super::graph::Reach;
-use super::matches::convert_match;
+use super::matches::{Env, as_listed, convert_match};
 use super::{COMMENT_MAX, ChainInfo, Ctx, MATCHES_MAX};
 use crate::bindings::wit;
 use crate::fields;
@@ -21,7 +21,7 @@ pub(super) fn convert_rule(
     at: &str,
     rule: &wit::Rule,
     base: Option<&BaseChain>,
-    sets: &SetKinds,
+    env: &Env,
     objects: &Objects,
     infos: &HashMap<&str, ChainInfo>,
     hooks: &BTreeSet<Reach>,
@@ -57,10 +57,15 @@ pub(super) fn convert_rule(
                 ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
             }
         }
-        if let Some(conv) = convert_match(ctx, &mat, m, sets, &mut facts) {
+        if let Some(conv) = convert_match(ctx, &mat, m, env, hooks, &mut facts) {
             matches.push(conv);
         }
     }
+    let matches = if ctx.problems.len() == before {
+        as_listed(ctx, at, matches).unwrap_or_default()
+    } else {
+        matches
+    };
     let statements = convert_statements(ctx, at, rule, &facts, objects, hooks);
     let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
     if let Some(c) = &rule.comment {
@@ -120,13 +125,4 @@ pub(super) fn hook(h: wit::Hook) -> Hook {
 pub(super) struct RuleFacts {
     pub family: Option<Family>,
     pub l4: Option<L4Proto>,
-}
-
-/// Sets declared by the policy: name -> kind.
-pub(super) type SetKinds<'a> = HashMap<&'a str, SetKind>;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum SetKind {
-    Addr(Family),
-    Ports,
 }

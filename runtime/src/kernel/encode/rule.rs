@@ -3,23 +3,30 @@
 //! dependencies once, as nft does. Matches are added in `matches`,
 //! statements and actions in `actions`.
 
-use rustables::expr::{Bitwise, Cmp, CmpOp, Lookup, Meta, MetaType, RawExpression};
-use rustables::{Chain, Rule, Set, Table};
+use rustables::expr::{Bitwise, Cmp, CmpOp, Meta, MetaType, RawExpression};
+use rustables::{Chain, Rule, Table};
 
+use super::inline::KernelSet;
 use super::{RuleTag, TAG_PREFIX, UDATA_COMMENT, UDATA_TAG, USERDATA_MAX, nul_terminated, tlv};
 use crate::ir::{self, Family};
 
+/// The rule object, and the inline sets its matches look up (to send
+/// before it), numbered from `first_set_id` on.
 pub(super) fn rule_object(
     table: &Table,
     chain: &str,
     rule: &ir::Rule,
     tag: &RuleTag,
-) -> Result<Rule, String> {
+    first_set_id: u32,
+) -> Result<(Rule, Vec<KernelSet>), String> {
     let chain = Chain::new(table).with_name(chain);
     let mut b = RuleBuilder {
         rule: Rule::new(&chain).expect("the chain has a table and a name"),
         nfproto: None,
         l4proto: None,
+        link_ether: false,
+        inline_sets: Vec::new(),
+        next_set_id: first_set_id,
     };
     if let Some(family) = rule.implied_nfproto() {
         b.require_nfproto(family);
@@ -31,8 +38,10 @@ pub(super) fn rule_object(
         b.add_statement(s)?;
     }
     b.add_action(&rule.action);
-    Ok(b.rule
-        .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?))
+    let object = b
+        .rule
+        .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?);
+    Ok((object, b.inline_sets))
 }
 
 pub(super) fn rule_userdata(comment: Option<&str>, tag: &RuleTag) -> Result<Vec<u8>, String> {
@@ -63,6 +72,13 @@ pub(super) struct RuleBuilder {
     pub rule: Rule,
     pub nfproto: Option<Family>,
     pub l4proto: Option<u8>,
+    /// Whether the rule checked that the link layer is Ethernet (`meta
+    /// iiftype ether`): nft checks the family by the Ethernet type then.
+    pub link_ether: bool,
+    /// The inline sets the rule's lookups name, in the order made.
+    pub inline_sets: Vec<KernelSet>,
+    /// The id the next inline set gets.
+    pub next_set_id: u32,
 }
 
 impl RuleBuilder {
@@ -81,11 +97,15 @@ impl RuleBuilder {
 
     pub fn require_nfproto(&mut self, family: Family) {
         if self.nfproto != Some(family) {
-            let proto = match family {
-                Family::V4 => libc::NFPROTO_IPV4,
-                Family::V6 => libc::NFPROTO_IPV6,
-            };
-            self.meta_cmp(MetaType::NfProto, CmpOp::Eq, [proto as u8]);
+            if self.link_ether {
+                self.ether_type_check(family);
+            } else {
+                let proto = match family {
+                    Family::V4 => libc::NFPROTO_IPV4,
+                    Family::V6 => libc::NFPROTO_IPV6,
+                };
+                self.meta_cmp(MetaType::NfProto, CmpOp::Eq, [proto as u8]);
+            }
             self.nfproto = Some(family);
         }
     }
@@ -97,9 +117,9 @@ impl RuleBuilder {
         }
     }
 
+    /// A lookup of register 1 in the named set `set`.
     pub fn lookup(&mut self, set: &str) {
-        let set = Set::default().with_name(set);
-        self.push(Lookup::new(&set).expect("the set has a name"));
+        self.lookup_in(set, None, false);
     }
 }
 
