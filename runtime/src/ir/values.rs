@@ -177,7 +177,11 @@ impl Value {
             Value::AddrRange(a, b) => format!("{a}-{b}"),
             Value::Number(n) => number_text(ty, *n),
             // nft lists the ends of a range as numbers, never by name.
-            Value::Range(a, b) => format!("{}-{}", plain_number_text(ty, *a), plain_number_text(ty, *b)),
+            Value::Range(a, b) => format!(
+                "{}-{}",
+                plain_number_text(ty, *a),
+                plain_number_text(ty, *b)
+            ),
             Value::Name(n) => format!("\"{n}\""),
             Value::Mac(m) => m
                 .iter()

@@ -119,7 +119,12 @@ impl Counts {
         }
         c.elements = answer.sets.iter().map(|s| s.elements.len()).sum();
         // Inline sets are sets of the kernel too.
-        for m in answer.chains.iter().flat_map(|ch| &ch.rules).flat_map(|r| &r.matches) {
+        for m in answer
+            .chains
+            .iter()
+            .flat_map(|ch| &ch.rules)
+            .flat_map(|r| &r.matches)
+        {
             let (sets, elements) = super::matches::inline_set_counts(&m.matcher);
             c.sets += sets;
             c.elements += elements;
@@ -142,7 +147,10 @@ impl Counts {
         }
         c.elements = rules.sets.iter().map(|s| s.elements.len()).sum();
         let rules = rules.chains.iter().flat_map(|ch| &ch.rules);
-        for size in rules.flat_map(|r| &r.matches).filter_map(ir::Match::inline_set_len) {
+        for size in rules
+            .flat_map(|r| &r.matches)
+            .filter_map(ir::Match::inline_set_len)
+        {
             c.sets += 1;
             c.elements += size;
         }

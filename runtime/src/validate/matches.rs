@@ -8,8 +8,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::Ctx;
-use super::graph::Reach;
 use super::actions::convert_rate;
+use super::graph::Reach;
 use super::rules::RuleFacts;
 use super::time::{self, LocalTime};
 use super::values::{self, Allow, prefix, written};
@@ -325,7 +325,11 @@ fn convert(
             } else {
                 Dir::Destination
             };
-            match declared.sets.get(r.set.as_str()).map(|s| s.key.0.as_slice()) {
+            match declared
+                .sets
+                .get(r.set.as_str())
+                .map(|s| s.key.0.as_slice())
+            {
                 Some([KeyType::InetService]) => {}
                 Some([KeyType::Ipv4Addr | KeyType::Ipv6Addr]) => {
                     ctx.err(
@@ -449,10 +453,7 @@ fn convert(
         wit::Matcher::Limit(l) => {
             let ok = not_negated(ctx, at, negate, "a rate limit (use `over`)");
             let rate = convert_rate(ctx, at, "the limit's", &l.rate)?;
-            ok.then_some(Match::Limit {
-                rate,
-                over: l.over,
-            })
+            ok.then_some(Match::Limit { rate, over: l.over })
         }
         wit::Matcher::LimitNamed(name) => {
             let ok = not_negated(ctx, at, negate, "a rate limit (use `over`)");
@@ -604,6 +605,16 @@ fn fields_of(ctx: &mut Ctx, at: &str, fields: &[wit::Field]) -> Option<Vec<Field
         return None;
     }
     let fields: Vec<Field> = fields.iter().map(field).collect();
+    if fields.len() > 1 && fields.iter().any(|f| matches!(f, Field::Dscp(_))) {
+        ctx.err(
+            at,
+            format!(
+                "{}: a DSCP cannot be part of a concatenation (nft 1.0.6 lists it there as another test, and an IPv6 one with a wrong value); test it on its own",
+                fields_text(&fields)
+            ),
+        );
+        return None;
+    }
     let key = key_of(&fields);
     if key.len() > KEY_BYTES_MAX {
         ctx.err(
@@ -695,7 +706,10 @@ fn convert_test(ctx: &mut Ctx, at: &str, t: &wit::Test, negate: bool) -> Option<
 fn inline_set(ctx: &mut Ctx, at: &str, key: &Key, elements: Vec<Element>) -> Option<InlineSet> {
     let intervals = elements.iter().any(Element::is_interval);
     let mut elements = if intervals && !key.is_concatenation() {
-        let values: Vec<Value> = elements.into_iter().filter_map(|e| e.0.into_iter().next()).collect();
+        let values: Vec<Value> = elements
+            .into_iter()
+            .filter_map(|e| e.0.into_iter().next())
+            .collect();
         merge_intervals(key.0[0], &values)
             .into_iter()
             .map(|v| Element(vec![v]))
@@ -746,7 +760,10 @@ fn convert_masked(ctx: &mut Ctx, at: &str, t: &wit::MaskedTest, negate: bool) ->
         match v {
             wit::Value::Number(n) if *n <= max => Some(*n),
             wit::Value::Number(n) => {
-                ctx.err(at, format!("{what} {n} is out of range for {} (0-{max})", ty.name()));
+                ctx.err(
+                    at,
+                    format!("{what} {n} is out of range for {} (0-{max})", ty.name()),
+                );
                 None
             }
             other => {
@@ -764,23 +781,37 @@ fn convert_masked(ctx: &mut Ctx, at: &str, t: &wit::MaskedTest, negate: bool) ->
             _ => None,
         };
         if parsed.is_none() {
-            let expected = if ty == KeyType::Ipv4Addr { "IPv4" } else { "IPv6" };
+            let expected = if ty == KeyType::Ipv4Addr {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
             ctx.err(
                 at,
-                format!("{what} {} is not an {expected} address (without prefix)", written(v)),
+                format!(
+                    "{what} {} is not an {expected} address (without prefix)",
+                    written(v)
+                ),
             );
         }
         parsed
     };
     let (mask, value, bits) = match f {
         Field::Saddr(_) | Field::Daddr(_) => {
-            let (mask, value) = (address(ctx, "mask", &t.mask), address(ctx, "value", &t.value));
+            let (mask, value) = (
+                address(ctx, "mask", &t.mask),
+                address(ctx, "value", &t.value),
+            );
             let (mask, value) = (mask?, value?);
             let bits = |a: std::net::IpAddr| match a {
                 std::net::IpAddr::V4(a) => u128::from(u32::from(a)),
                 std::net::IpAddr::V6(a) => u128::from(a),
             };
-            (Value::Addr(mask), Value::Addr(value), (bits(mask), bits(value)))
+            (
+                Value::Addr(mask),
+                Value::Addr(value),
+                (bits(mask), bits(value)),
+            )
         }
         Field::Mark | Field::CtMark | Field::Sport(_) | Field::Dport(_) => {
             let (mask, value) = (number(ctx, "mask", &t.mask), number(ctx, "value", &t.value));

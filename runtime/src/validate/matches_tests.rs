@@ -98,9 +98,17 @@ fn refused(matches: Vec<wit::MatchExpr>, at: &str, words: &[&str]) {
 fn refused_on(hook: wit::Hook, matches: Vec<wit::MatchExpr>, at: &str, words: &[&str]) {
     let problems = problems(hook, matches);
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert_eq!(problems[0].at, format!("chain \"c\" rule 1 {at}"), "{problems:?}");
+    assert_eq!(
+        problems[0].at,
+        format!("chain \"c\" rule 1 {at}"),
+        "{problems:?}"
+    );
     for w in words {
-        assert!(problems[0].message.contains(w), "{:?} lacks {w:?}", problems[0]);
+        assert!(
+            problems[0].message.contains(w),
+            "{:?} lacks {w:?}",
+            problems[0]
+        );
     }
 }
 
@@ -126,13 +134,19 @@ const IP_DADDR: wit::Field = wit::Field::Daddr(wit::IpFamily::Ipv4);
 
 #[test]
 fn interface_wildcards_are_one_trailing_star_after_a_character() {
-    assert_eq!(text(vec![m(M::Iifname("eth*".into()))]), "iifname \"eth*\" accept");
+    assert_eq!(
+        text(vec![m(M::Iifname("eth*".into()))]),
+        "iifname \"eth*\" accept"
+    );
     assert_eq!(
         text(vec![not(M::Iifname("br-*".into()))]),
         "iifname != \"br-*\" accept"
     );
     assert_eq!(
-        text(vec![m(test(vec![wit::Field::Iifname], vec![vec![name("wg*")]]))]),
+        text(vec![m(test(
+            vec![wit::Field::Iifname],
+            vec![vec![name("wg*")]]
+        ))]),
         "iifname \"wg*\" accept"
     );
     refused(
@@ -185,7 +199,10 @@ fn every_protocol_and_family_reads_as_nft_lists_it() {
         "meta l4proto tcp accept"
     );
     assert_eq!(
-        text(vec![m(test(vec![wit::Field::L4proto], vec![vec![num(47)]]))]),
+        text(vec![m(test(
+            vec![wit::Field::L4proto],
+            vec![vec![num(47)]]
+        ))]),
         "meta l4proto gre accept"
     );
     assert_eq!(
@@ -212,7 +229,10 @@ fn tests_are_comparisons_or_inline_sets() {
         "tcp dport 1024-65535 accept"
     );
     assert_eq!(
-        text(vec![not(test(vec![IP_SADDR], vec![vec![addr("10.0.0.0/8")]]))]),
+        text(vec![not(test(
+            vec![IP_SADDR],
+            vec![vec![addr("10.0.0.0/8")]]
+        ))]),
         "ip saddr != 10.0.0.0/8 accept"
     );
     assert_eq!(
@@ -295,12 +315,18 @@ fn bad_tests_are_named() {
         &["a range cannot be negated"],
     );
     refused(
-        vec![m(test(vec![TCP_DPORT], vec![vec![num(22)], vec![addr("10.0.0.1")]]))],
+        vec![m(test(
+            vec![TCP_DPORT],
+            vec![vec![num(22)], vec![addr("10.0.0.1")]],
+        ))],
         "match 1 value 2",
         &["\"10.0.0.1\" is not a port"],
     );
     refused(
-        vec![m(test(vec![IP_DADDR, TCP_DPORT], vec![vec![addr("10.0.0.1")]]))],
+        vec![m(test(
+            vec![IP_DADDR, TCP_DPORT],
+            vec![vec![addr("10.0.0.1")]],
+        ))],
         "match 1 value 1",
         &["has 1 value(s); the key (ipv4_addr . inet_service) has 2"],
     );
@@ -315,24 +341,44 @@ fn bad_tests_are_named() {
         "match 1",
         &["10.0.0.0/8 . 1-1024", "10.1.0.0/16 . 80", "overlap"],
     );
+    refused(
+        vec![m(test(
+            vec![wit::Field::Dscp(wit::IpFamily::Ipv4), TCP_DPORT],
+            vec![vec![num(46), num(22)]],
+        ))],
+        "match 1",
+        &["ip dscp . tcp dport: a DSCP cannot be part of a concatenation"],
+    );
     let v6 = wit::Field::Saddr(wit::IpFamily::Ipv6);
     refused(
         vec![m(test(
             vec![v6, v6, v6, v6, v6],
-            vec![vec![addr("::1"), addr("::1"), addr("::1"), addr("::1"), addr("::1")]],
+            vec![vec![
+                addr("::1"),
+                addr("::1"),
+                addr("::1"),
+                addr("::1"),
+                addr("::1"),
+            ]],
         ))],
         "match 1",
         &["takes 80 bytes", "at most 64"],
     );
     refused(
-        vec![m(test(vec![IP_SADDR, wit::Field::Daddr(wit::IpFamily::Ipv6)], vec![vec![addr("10.0.0.1"), addr("::1")]]))],
+        vec![m(test(
+            vec![IP_SADDR, wit::Field::Daddr(wit::IpFamily::Ipv6)],
+            vec![vec![addr("10.0.0.1"), addr("::1")]],
+        ))],
         "match 1",
         &["mixes IPv4 and IPv6"],
     );
     refused(
         vec![
             m(test(vec![TCP_DPORT], vec![vec![num(22)]])),
-            m(test(vec![wit::Field::Sport(wit::Transport::Udp)], vec![vec![num(53)]])),
+            m(test(
+                vec![wit::Field::Sport(wit::Transport::Udp)],
+                vec![vec![num(53)]],
+            )),
         ],
         "match 2",
         &["matches protocol udp but the rule already matches tcp"],
@@ -381,11 +427,16 @@ fn named_set_lookups_match_the_sets_key() {
         false,
     ));
     let problems = validate(&pairs, &opts()).unwrap_err().problems;
-    let of_rule: Vec<&Problem> = problems.iter().filter(|p| p.at.starts_with("chain")).collect();
+    let of_rule: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| p.at.starts_with("chain"))
+        .collect();
     assert_eq!(of_rule.len(), 1, "{problems:?}");
     assert_eq!(of_rule[0].at, "chain \"c\" rule 1 match 2");
     assert!(
-        of_rule[0].message.contains("set \"pairs\" does not hold addresses"),
+        of_rule[0]
+            .message
+            .contains("set \"pairs\" does not hold addresses"),
         "{problems:?}"
     );
 }
@@ -419,7 +470,11 @@ fn masks_are_checked() {
         &["a mask of no bits tests nothing"],
     );
     refused(
-        vec![m(masked(IP_SADDR, addr("255.255.0.0/16"), addr("10.0.0.0")))],
+        vec![m(masked(
+            IP_SADDR,
+            addr("255.255.0.0/16"),
+            addr("10.0.0.0"),
+        ))],
         "match 1",
         &["mask \"255.255.0.0/16\" is not an IPv4 address (without prefix)"],
     );
@@ -453,7 +508,10 @@ fn tcp_flags(flags: wit::TcpFlags, mask: wit::TcpFlags) -> M {
 fn tcp_flags_and_ct_status_are_checked() {
     use wit::TcpFlags as F;
     assert_eq!(
-        text(vec![m(tcp_flags(F::SYN, F::FIN | F::SYN | F::RST | F::ACK))]),
+        text(vec![m(tcp_flags(
+            F::SYN,
+            F::FIN | F::SYN | F::RST | F::ACK
+        ))]),
         "tcp flags syn / fin,syn,rst,ack accept"
     );
     refused(
@@ -468,7 +526,10 @@ fn tcp_flags_and_ct_status_are_checked() {
     );
     refused(
         vec![
-            m(test(vec![wit::Field::Dport(wit::Transport::Udp)], vec![vec![num(53)]])),
+            m(test(
+                vec![wit::Field::Dport(wit::Transport::Udp)],
+                vec![vec![num(53)]],
+            )),
             m(tcp_flags(F::SYN, F::SYN)),
         ],
         "match 2",
@@ -509,7 +570,10 @@ fn reverse_path_checks_run_where_the_kernel_lets_them() {
         &["runs on postrouting"],
     );
     assert_eq!(
-        text_on(wit::Hook::Output, vec![not(M::Fib(wit::FibCheck::DaddrLocal))]),
+        text_on(
+            wit::Hook::Output,
+            vec![not(M::Fib(wit::FibCheck::DaddrLocal))]
+        ),
         "fib daddr type != local accept"
     );
 }
@@ -549,7 +613,11 @@ fn time_tests_are_checked() {
         "match 1",
         &["a day test cannot be negated"],
     );
-    refused(vec![m(M::Day(vec![]))], "match 1", &["no day never matches"]);
+    refused(
+        vec![m(M::Day(vec![]))],
+        "match 1",
+        &["no day never matches"],
+    );
     let date = |from: &str, to: &str| {
         M::Date(wit::DateRange {
             from: from.into(),
@@ -588,7 +656,10 @@ fn checks_a_later_match_implies_read_as_nft_lists_them() {
         "iifname \"x\" tcp dport 22 accept"
     );
     assert_eq!(
-        text(vec![nfproto4(), m(test(vec![IP_SADDR], vec![vec![addr("1.2.3.4")]]))]),
+        text(vec![
+            nfproto4(),
+            m(test(vec![IP_SADDR], vec![vec![addr("1.2.3.4")]]))
+        ]),
         "ip saddr 1.2.3.4 accept"
     );
     assert_eq!(
@@ -596,7 +667,10 @@ fn checks_a_later_match_implies_read_as_nft_lists_them() {
         "ip saddr 1.2.3.4 accept"
     );
     assert_eq!(
-        text(vec![nfproto4(), m(test(vec![TCP_DPORT], vec![vec![num(22)]]))]),
+        text(vec![
+            nfproto4(),
+            m(test(vec![TCP_DPORT], vec![vec![num(22)]]))
+        ]),
         "meta nfproto ipv4 tcp dport 22 accept"
     );
     assert_eq!(
@@ -662,7 +736,10 @@ fn a_nat_rule_needs_no_family_check_a_match_implies() {
         ..wit::Ruleset::empty()
     };
     let text = |matches| {
-        validate(&nat(matches), &opts()).unwrap_or_else(|e| panic!("{e}")).chains[0].rules[0]
+        validate(&nat(matches), &opts())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .chains[0]
+            .rules[0]
             .to_string()
     };
     assert_eq!(
@@ -670,7 +747,10 @@ fn a_nat_rule_needs_no_family_check_a_match_implies() {
         "meta l4proto icmp dnat ip to 10.0.0.1"
     );
     assert_eq!(
-        text(vec![m(test(vec![IP_SADDR, TCP_DPORT], vec![vec![addr("1.1.1.1"), num(22)]]))]),
+        text(vec![m(test(
+            vec![IP_SADDR, TCP_DPORT],
+            vec![vec![addr("1.1.1.1"), num(22)]]
+        ))]),
         "ip saddr . tcp dport { 1.1.1.1 . 22 } dnat ip to 10.0.0.1"
     );
     assert_eq!(
@@ -695,7 +775,10 @@ fn inline_sets_count_in_the_budget() {
     assert!(validate(&two_sets, &options).is_ok());
     options.budget.sets = 2;
     let err = validate(&two_sets, &options).unwrap_err().to_string();
-    assert!(err.contains("the ruleset has 3 sets; the limit is 2"), "{err}");
+    assert!(
+        err.contains("the ruleset has 3 sets; the limit is 2"),
+        "{err}"
+    );
     options.budget.sets = 3;
     options.budget.elements = 3;
     let err = validate(&two_sets, &options).unwrap_err().to_string();

@@ -220,9 +220,20 @@ mod tests {
 
     #[test]
     fn bad_times_of_day_are_named() {
-        for bad in ["24:00", "7:00", "07:60", "07:00:60", "07", "07:00:00:00", "ab:cd"] {
+        for bad in [
+            "24:00",
+            "7:00",
+            "07:60",
+            "07:00:60",
+            "07",
+            "07:00:00:00",
+            "ab:cd",
+        ] {
             let err = hour_range(bad, "08:00", false, LocalTime::UTC).unwrap_err();
-            assert!(err.contains(&format!("\"{bad}\" is not a time of day")), "{err}");
+            assert!(
+                err.contains(&format!("\"{bad}\" is not a time of day")),
+                "{err}"
+            );
         }
         let err = hour_range("08:00", "08:00", false, LocalTime::UTC).unwrap_err();
         assert!(err.contains("starts and ends at the same time"), "{err}");

@@ -331,8 +331,10 @@ pub(super) fn limit_expr(rate: &Rate, over: bool) -> Expr {
     };
     Expr::new(
         "limit",
-        data.u32(sys::NFTA_LIMIT_TYPE, kind)
-            .u32(sys::NFTA_LIMIT_FLAGS, if over { sys::NFT_LIMIT_F_INV } else { 0 }),
+        data.u32(sys::NFTA_LIMIT_TYPE, kind).u32(
+            sys::NFTA_LIMIT_FLAGS,
+            if over { sys::NFT_LIMIT_F_INV } else { 0 },
+        ),
     )
 }
 

@@ -3,9 +3,10 @@
 //! link layer is known to be Ethernet; `meta l4proto`; `meta iiftype`
 //! before an Ethernet header), then the loads, one field after another
 //! from register 1, a concatenation's parts each in whole 32-bit
-//! registers (reg 1, then reg 9, ...: nft's names of them). Tests, set
-//! and map lookups and keyed limits load their keys here; the bytes a
-//! field's values take in its register are here too ([`field_bytes`]).
+//! registers (reg 1, then reg 9, ...: nft's names of them), a DSCP
+//! masked. Tests, set and map lookups and keyed limits load their keys
+//! here; the bytes a field's values take in its register are here too
+//! ([`field_bytes`]).
 
 use rustables::sys;
 
@@ -21,7 +22,7 @@ const NFT_REG32_00: u32 = 8;
 const ARPHRD_ETHER: u16 = 1;
 /// The Ethernet header's type field.
 const ETHER_TYPE_OFFSET: u32 = 12;
-/// The shift of a DSCP in its header's bytes as nft loads them: the top
+/// The place of a DSCP in its header's bytes as nft loads them: the top
 /// six bits of IPv4's second byte, bits 6-11 of IPv6's first two.
 const DSCP_SHIFT_V4: u32 = 2;
 const DSCP_SHIFT_V6: u32 = 6;
@@ -116,24 +117,11 @@ pub(super) fn and(reg: u32, mask: &[u8]) -> Expr {
     )
 }
 
-/// `reg = reg >> bits` over `len` bytes.
-fn shift_right(reg: u32, len: u32, bits: u32) -> Expr {
-    Expr::new(
-        "bitwise",
-        Attrs::default()
-            .u32(sys::NFTA_BITWISE_SREG, reg)
-            .u32(sys::NFTA_BITWISE_DREG, reg)
-            .u32(sys::NFTA_BITWISE_LEN, len)
-            .u32(sys::NFTA_BITWISE_OP, sys::NFT_BITWISE_RSHIFT)
-            .value(sys::NFTA_BITWISE_DATA, &bits.to_ne_bytes()),
-    )
-}
-
-/// A DSCP's mask in its header's bytes, and its shift.
-fn dscp_mask(family: Family) -> (Vec<u8>, u32) {
+/// A DSCP's mask in its header's bytes.
+fn dscp_mask(family: Family) -> Vec<u8> {
     match family {
-        Family::V4 => (vec![0x3f << DSCP_SHIFT_V4], DSCP_SHIFT_V4),
-        Family::V6 => ((0x3f_u16 << DSCP_SHIFT_V6).to_be_bytes().to_vec(), DSCP_SHIFT_V6),
+        Family::V4 => vec![0x3f << DSCP_SHIFT_V4],
+        Family::V6 => (0x3f_u16 << DSCP_SHIFT_V6).to_be_bytes().to_vec(),
     }
 }
 
@@ -147,18 +135,17 @@ pub(super) fn field_len(f: Field) -> usize {
 }
 
 /// The bytes of one end of `v`, a value of `f`, as the field's load
-/// leaves them in a register: a DSCP in place in its header's bytes (as
-/// nft compares it), unless `concatenated` (nft shifts it down there).
-pub(super) fn field_bytes(f: Field, v: &Value, end: End, concatenated: bool) -> Vec<u8> {
+/// leaves them in a register: a DSCP in place in its header's bytes, as
+/// nft compares it. (nft shifts a DSCP down in a concatenation, and lists
+/// that wrongly; validation keeps DSCP out of concatenations.)
+pub(super) fn field_bytes(f: Field, v: &Value, end: End) -> Vec<u8> {
     let Field::Dscp(family) = f else {
         return value_bytes(f.key_type(), v, end);
     };
     let dscp = value_bytes(KeyType::Dscp, v, end)[0];
-    match (family, concatenated) {
-        (Family::V4, false) => vec![dscp << DSCP_SHIFT_V4],
-        (Family::V4, true) => vec![dscp],
-        (Family::V6, false) => (u16::from(dscp) << DSCP_SHIFT_V6).to_be_bytes().to_vec(),
-        (Family::V6, true) => u16::from(dscp).to_be_bytes().to_vec(),
+    match family {
+        Family::V4 => vec![dscp << DSCP_SHIFT_V4],
+        Family::V6 => (u16::from(dscp) << DSCP_SHIFT_V6).to_be_bytes().to_vec(),
     }
 }
 
@@ -185,12 +172,7 @@ impl RuleBuilder {
             Family::V4 => 0x0800,
             Family::V6 => 0x86dd,
         };
-        self.hand_made(payload(
-            sys::NFT_PAYLOAD_LL_HEADER,
-            ETHER_TYPE_OFFSET,
-            2,
-            1,
-        ));
+        self.hand_made(payload(sys::NFT_PAYLOAD_LL_HEADER, ETHER_TYPE_OFFSET, 2, 1));
         self.cmp(rustables::expr::CmpOp::Eq, ether_type.to_be_bytes());
     }
 
@@ -201,13 +183,11 @@ impl RuleBuilder {
 
     /// Loads `fields` from register 1 on, their checks first (as nft
     /// emits them: every field's, then every load). A concatenation's
-    /// parts each start a 32-bit register; a DSCP is masked, and in a
-    /// concatenation shifted down.
+    /// parts each start a 32-bit register; a DSCP is masked.
     pub fn load_fields(&mut self, fields: &[Field]) {
         for f in fields {
             self.require_field(*f);
         }
-        let concatenated = fields.len() > 1;
         let mut word = 0;
         for f in fields {
             let reg = register(word);
@@ -217,11 +197,7 @@ impl RuleBuilder {
                 Source::Ct(key) => ct(key, reg),
             });
             if let Field::Dscp(family) = f {
-                let (mask, shift) = dscp_mask(*family);
-                self.hand_made(and(reg, &mask));
-                if concatenated {
-                    self.hand_made(shift_right(reg, mask.len() as u32, shift));
-                }
+                self.hand_made(and(reg, &dscp_mask(*family)));
             }
             word += field_len(*f).div_ceil(4);
         }
@@ -242,13 +218,11 @@ mod tests {
     }
 
     #[test]
-    fn a_dscp_is_compared_in_place_and_shifted_down_in_a_concatenation() {
+    fn a_dscp_is_compared_in_place() {
         let ef = Value::Number(46);
         let (v4, v6) = (Field::Dscp(Family::V4), Field::Dscp(Family::V6));
-        assert_eq!(field_bytes(v4, &ef, End::First, false), [0xb8]);
-        assert_eq!(field_bytes(v4, &ef, End::First, true), [46]);
-        assert_eq!(field_bytes(v6, &ef, End::First, false), [0x0b, 0x80]);
-        assert_eq!(field_bytes(v6, &ef, End::First, true), [0, 46]);
+        assert_eq!(field_bytes(v4, &ef, End::First), [0xb8]);
+        assert_eq!(field_bytes(v6, &ef, End::First), [0x0b, 0x80]);
         assert_eq!(field_len(v6), 2);
     }
 }

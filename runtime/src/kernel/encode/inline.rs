@@ -66,7 +66,7 @@ pub(super) fn test_set(fields: &[Field], set: &InlineSet, id: u32) -> KernelSet 
     let bytes = |e: &Element, end: End| -> Vec<u8> {
         let mut out = Vec::with_capacity(key_len);
         for (f, v) in fields.iter().zip(&e.0) {
-            out.extend(field_bytes(*f, v, end, concatenated));
+            out.extend(field_bytes(*f, v, end));
             if concatenated {
                 out.resize(out.len().div_ceil(4) * 4, 0);
             }
@@ -198,7 +198,8 @@ pub(super) fn add_to_batch(
         format!("add set inet {table} {ANONYMOUS_NAME} (an inline set of the rule it precedes)"),
     );
     for (i, attributes) in set.newsetelems(table).into_iter().enumerate() {
-        let shown = set.elements.len().min((i + 1) * ELEMENTS_PER_MESSAGE) - i * ELEMENTS_PER_MESSAGE;
+        let shown =
+            set.elements.len().min((i + 1) * ELEMENTS_PER_MESSAGE) - i * ELEMENTS_PER_MESSAGE;
         add(
             HandMadeMessage::newsetelem,
             attributes,

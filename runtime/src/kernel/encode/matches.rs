@@ -33,7 +33,11 @@ impl RuleBuilder {
             }
             Match::Addr { dir, net, negate } => {
                 self.load_fields(&[Field::addr(*dir, Family::of(&net.ip()))]);
-                self.compare(Field::addr(*dir, Family::of(&net.ip())), &net_value(net), *negate)?;
+                self.compare(
+                    Field::addr(*dir, Family::of(&net.ip())),
+                    &net_value(net),
+                    *negate,
+                )?;
             }
             Match::L4Proto { proto, negate } => {
                 self.meta_cmp(MetaType::L4Proto, eq_or_neq(*negate), [proto.number()]);
@@ -109,11 +113,8 @@ impl RuleBuilder {
                 negate,
             } => {
                 self.load_fields(&[*field]);
-                self.hand_made(and(1, &field_bytes(*field, mask, End::First, false)));
-                self.cmp(
-                    eq_or_neq(*negate),
-                    field_bytes(*field, value, End::First, false),
-                );
+                self.hand_made(and(1, &field_bytes(*field, mask, End::First)));
+                self.cmp(eq_or_neq(*negate), field_bytes(*field, value, End::First));
             }
             Match::TcpFlags {
                 flags,
@@ -220,7 +221,7 @@ impl RuleBuilder {
     /// Register 1 (holding `field`) against one value: equal, within a
     /// prefix (masked), or within a range.
     fn compare(&mut self, field: Field, value: &Value, negate: bool) -> Result<(), String> {
-        let bytes = |end| field_bytes(field, value, end, false);
+        let bytes = |end| field_bytes(field, value, end);
         match value {
             Value::Prefix(net) => {
                 let mask = match net.mask() {

@@ -312,7 +312,13 @@ fn expression(name: &str, d: &[u8]) -> String {
         "fib" => {
             let flags = reg(d, 3);
             let mut keys = Vec::new();
-            for (bit, name) in [(1, "saddr"), (2, "daddr"), (4, "mark"), (8, "iif"), (16, "oif")] {
+            for (bit, name) in [
+                (1, "saddr"),
+                (2, "daddr"),
+                (4, "mark"),
+                (8, "iif"),
+                (16, "oif"),
+            ] {
                 if flags & bit != 0 {
                     keys.push(name);
                 }
@@ -341,9 +347,7 @@ fn expression(name: &str, d: &[u8]) -> String {
                 attribute(d, 1).map(string).unwrap_or_default()
             );
             if let Some(e) = attribute(d, 7) {
-                let name = attribute(e, NFTA_EXPR_NAME)
-                    .map(string)
-                    .unwrap_or_default();
+                let name = attribute(e, NFTA_EXPR_NAME).map(string).unwrap_or_default();
                 let data = attribute(e, NFTA_EXPR_DATA).unwrap_or_default();
                 out.push_str(&format!(" expr [ {} ]", expression(&name, data)));
             }
