@@ -844,7 +844,7 @@ fn marks_compose_to_the_value_the_text_says() {
     let b = |mask, xor| MarkUpdate::Bitwise { mask, xor };
     // 0xff, & 0x0f -> 0x0f, | 0x100 -> 0x10f, ^ 0x3 -> 0x10c, bits
     // 0xf000 to 0x2 -> 0x210c.
-    let updates = vec![
+    let updates = [
         MarkUpdate::Set(0xff),
         b(0x0f, 0),
         b(!0x100, 0x100),

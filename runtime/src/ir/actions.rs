@@ -365,7 +365,7 @@ impl fmt::Display for Rate {
 fn byte_unit(mut n: u64) -> (u64, &'static str) {
     let mut unit = "bytes";
     for bigger in ["kbytes", "mbytes"] {
-        if n == 0 || n % 1024 != 0 {
+        if n == 0 || !n.is_multiple_of(1024) {
             break;
         }
         n /= 1024;

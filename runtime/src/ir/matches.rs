@@ -519,7 +519,9 @@ pub const WEEKDAYS: [&str; 7] = [
     "Saturday",
 ];
 
-fn bit_names<T: Copy + PartialEq + std::ops::BitAnd<Output = T> + Default>(
+/// The names of the bits set in `bits`, in `table`'s order, as nft lists
+/// them: `fin,syn`.
+pub fn bit_names<T: Copy + PartialEq + std::ops::BitAnd<Output = T> + Default>(
     table: &[(T, &str)],
     bits: T,
 ) -> String {

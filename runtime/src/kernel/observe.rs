@@ -335,3 +335,38 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
+        let mut out = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+        out.extend(ty.to_ne_bytes());
+        out.extend(value);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+        out
+    }
+
+    /// A rule's expression list element: the expression's name and its
+    /// data, the set's name as attribute 1 (lookup's and dynset's).
+    fn expression(name: &str, set: &str) -> Vec<u8> {
+        let data = attr(1, format!("{set}\0").as_bytes());
+        let mut inner = attr(NFTA_EXPR_NAME, format!("{name}\0").as_bytes());
+        inner.extend(attr(NFTA_EXPR_DATA, &data));
+        attr(NFTA_LIST_ELEM, &inner)
+    }
+
+    #[test]
+    fn references_are_named_sets_looked_up_or_added_to_not_inline_ones() {
+        let mut list = expression("lookup", "__set3");
+        list.extend(expression("lookup", "pm/friends"));
+        list.extend(expression("dynset", "pm/guard"));
+        let mut refs = Vec::new();
+        references(&list, &mut refs);
+        assert_eq!(
+            refs,
+            [Ref::Set("pm/friends".into()), Ref::Set("pm/guard".into())]
+        );
+    }
+}

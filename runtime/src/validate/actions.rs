@@ -710,7 +710,7 @@ fn reject_with(
             }
             Some(RejectWith::TcpReset)
         }
-        wit::RejectWith::Icmp(code) => needs_family(ctx, "icmp", Family::V4).then(|| {
+        wit::RejectWith::Icmp(code) => needs_family(ctx, "icmp", Family::V4).then_some({
             RejectWith::Icmp(match code {
                 wit::IcmpReject::NetUnreachable => IcmpReject::NetUnreachable,
                 wit::IcmpReject::HostUnreachable => IcmpReject::HostUnreachable,
@@ -721,7 +721,7 @@ fn reject_with(
                 wit::IcmpReject::AdminProhibited => IcmpReject::AdminProhibited,
             })
         }),
-        wit::RejectWith::Icmpv6(code) => needs_family(ctx, "icmpv6", Family::V6).then(|| {
+        wit::RejectWith::Icmpv6(code) => needs_family(ctx, "icmpv6", Family::V6).then_some({
             RejectWith::Icmpv6(match code {
                 wit::Icmpv6Reject::NoRoute => Icmpv6Reject::NoRoute,
                 wit::Icmpv6Reject::AdminProhibited => Icmpv6Reject::AdminProhibited,

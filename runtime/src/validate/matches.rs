@@ -17,7 +17,7 @@ use crate::bindings::wit;
 use crate::fields;
 use crate::ir::{
     Against, CT_STATUS, CtStates, Dir, Element, Family, FibCheck, Field, Header, Hook, InlineSet,
-    Key, KeyType, L4Proto, Match, TCP_FLAGS, Transport, Value, fields_text, key_of,
+    Key, KeyType, L4Proto, Match, TCP_FLAGS, Transport, Value, bit_names, fields_text, key_of,
     merge_intervals,
 };
 use crate::text::quote;
@@ -395,8 +395,8 @@ fn convert(
                     at,
                     format!(
                         "flags {} are outside the mask {}: the test never matches",
-                        flag_names(flags & !mask),
-                        flag_names(mask)
+                        bit_names(&TCP_FLAGS, flags & !mask),
+                        bit_names(&TCP_FLAGS, mask)
                     ),
                 );
                 return None;
@@ -529,46 +529,47 @@ fn weekday(d: wit::Weekday) -> u8 {
     }
 }
 
-fn tcp_flags(f: wit::TcpFlags) -> u8 {
-    let all = [
-        wit::TcpFlags::FIN,
-        wit::TcpFlags::SYN,
-        wit::TcpFlags::RST,
-        wit::TcpFlags::PSH,
-        wit::TcpFlags::ACK,
-        wit::TcpFlags::URG,
-        wit::TcpFlags::ECN,
-        wit::TcpFlags::CWR,
-    ];
-    all.iter()
-        .zip(TCP_FLAGS)
-        .filter(|(flag, _)| f.contains(**flag))
-        .fold(0, |acc, (_, (bit, _))| acc | bit)
+/// The kernel's bits of a WIT flags value: `flags` are the WIT flags in
+/// the order of `table`'s bits, `has` whether the value holds one.
+fn kernel_bits<W: Copy, B: Copy + Default + std::ops::BitOr<Output = B>>(
+    flags: &[W],
+    table: &[(B, &str)],
+    has: impl Fn(W) -> bool,
+) -> B {
+    flags
+        .iter()
+        .zip(table)
+        .filter(|(flag, _)| has(**flag))
+        .fold(B::default(), |acc, (_, (bit, _))| acc | *bit)
 }
 
-fn flag_names(bits: u8) -> String {
-    let names: Vec<&str> = TCP_FLAGS
-        .iter()
-        .filter(|(bit, _)| bits & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    names.join("|")
+fn tcp_flags(f: wit::TcpFlags) -> u8 {
+    use wit::TcpFlags as F;
+    let all = [
+        F::FIN,
+        F::SYN,
+        F::RST,
+        F::PSH,
+        F::ACK,
+        F::URG,
+        F::ECN,
+        F::CWR,
+    ];
+    kernel_bits(&all, &TCP_FLAGS, |flag| f.contains(flag))
 }
 
 fn ct_status(s: wit::CtStatus) -> u32 {
+    use wit::CtStatus as S;
     let all = [
-        wit::CtStatus::EXPECTED,
-        wit::CtStatus::SEEN_REPLY,
-        wit::CtStatus::ASSURED,
-        wit::CtStatus::CONFIRMED,
-        wit::CtStatus::SNAT,
-        wit::CtStatus::DNAT,
-        wit::CtStatus::DYING,
+        S::EXPECTED,
+        S::SEEN_REPLY,
+        S::ASSURED,
+        S::CONFIRMED,
+        S::SNAT,
+        S::DNAT,
+        S::DYING,
     ];
-    all.iter()
-        .zip(CT_STATUS)
-        .filter(|(flag, _)| s.contains(**flag))
-        .fold(0, |acc, (_, (bit, _))| acc | bit)
+    kernel_bits(&all, &CT_STATUS, |flag| s.contains(flag))
 }
 
 /// The hooks the kernel lets each route lookup run on (nft_fib_validate):
@@ -991,6 +992,20 @@ fn dropped_by_listing(matches: &[(usize, Match)]) -> Dropped {
         }
     }
     l.dropped
+}
+
+/// Whether a match of a policy's answer reads the field `name`.
+pub(super) fn reads(m: &wit::Matcher, name: wit::Field) -> bool {
+    let wanted = field(&name);
+    let named = |fields: &[wit::Field]| fields.iter().any(|f| field(f) == wanted);
+    match m {
+        wit::Matcher::Iifname(_) => wanted == Field::Iifname,
+        wit::Matcher::Oifname(_) => wanted == Field::Oifname,
+        wit::Matcher::Test(t) => named(&t.fields),
+        wit::Matcher::InSet(t) => named(&t.fields),
+        wit::Matcher::KeyedLimit(l) => named(&l.fields),
+        _ => false,
+    }
 }
 
 /// The inline sets a match of a policy's answer makes, and their elements:

@@ -784,3 +784,166 @@ fn inline_sets_count_in_the_budget() {
     let err = validate(&two_sets, &options).unwrap_err().to_string();
     assert!(err.contains("has 4 set elements"), "{err}");
 }
+
+fn rate(amount: u64, per: wit::TimeUnit) -> wit::Rate {
+    wit::Rate {
+        amount,
+        bytes: false,
+        per,
+        burst: 0,
+    }
+}
+
+fn limit(amount: u64, over: bool) -> M {
+    M::Limit(wit::RateLimit {
+        rate: rate(amount, wit::TimeUnit::Second),
+        over,
+    })
+}
+
+#[test]
+fn rate_limits_are_checked() {
+    assert_eq!(
+        text(vec![m(limit(10, true))]),
+        "limit rate over 10/second accept"
+    );
+    assert_eq!(
+        text(vec![m(M::Limit(wit::RateLimit {
+            rate: wit::Rate {
+                amount: 1024,
+                bytes: true,
+                per: wit::TimeUnit::Second,
+                burst: 2048,
+            },
+            over: false,
+        }))]),
+        "limit rate 1 kbytes/second burst 2 kbytes accept"
+    );
+    refused(
+        vec![not(limit(10, false))],
+        "match 1",
+        &["a rate limit (use `over`) cannot be negated"],
+    );
+    refused(
+        vec![m(limit(0, false))],
+        "match 1",
+        &["rate is 0 per second"],
+    );
+
+    let mut with_limit = answer(wit::Hook::Input, vec![m(M::LimitNamed("ssh".into()))]);
+    with_limit.limits.push(wit::NamedLimit {
+        name: "ssh".into(),
+        limit: wit::RateLimit {
+            rate: rate(3, wit::TimeUnit::Minute),
+            over: true,
+        },
+    });
+    // The limit objects are validated (and made) by their own part: only
+    // the rule's place is looked at here.
+    let problems = match validate(&with_limit, &opts()) {
+        Ok(r) => {
+            assert_eq!(
+                r.chains[0].rules[0].to_string(),
+                "limit name \"ssh\" accept"
+            );
+            Vec::new()
+        }
+        Err(e) => e.problems,
+    };
+    assert!(
+        problems.iter().all(|p| !p.at.starts_with("chain")),
+        "{problems:?}"
+    );
+    refused(
+        vec![m(M::LimitNamed("nope".into()))],
+        "match 1",
+        &["unknown limit \"nope\""],
+    );
+}
+
+fn keyed(fields: Vec<wit::Field>, set: &str) -> M {
+    M::KeyedLimit(wit::KeyedLimit {
+        fields,
+        set: set.into(),
+        limit: wit::RateLimit {
+            rate: rate(3, wit::TimeUnit::Minute),
+            over: true,
+        },
+    })
+}
+
+#[test]
+fn a_keyed_limit_needs_a_dynamic_set_with_a_timeout_and_its_key() {
+    let with_sets = |matches| {
+        let mut a = answer(wit::Hook::Input, matches);
+        a.sets
+            .push(set("guard", vec![wit::KeyType::Ipv4Addr], true));
+        a
+    };
+    // The dynamic set is made by the sets' part of validation, which does
+    // not take one yet: only the rule's place is looked at here.
+    let problems = match validate(&with_sets(vec![m(keyed(vec![IP_SADDR], "guard"))]), &opts()) {
+        Ok(r) => {
+            assert_eq!(
+                r.chains[0].rules[0].to_string(),
+                "add @guard { ip saddr limit rate over 3/minute } accept"
+            );
+            Vec::new()
+        }
+        Err(e) => e.problems,
+    };
+    assert!(
+        problems.iter().all(|p| !p.at.starts_with("chain")),
+        "{problems:?}"
+    );
+    let rule_problems = |matches| -> Vec<Problem> {
+        validate(&with_sets(matches), &opts())
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .filter(|p| p.at.starts_with("chain"))
+            .collect()
+    };
+    let p = rule_problems(vec![m(keyed(vec![IP_SADDR], "v4"))]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].at, "chain \"c\" rule 1 match 1");
+    assert!(
+        p[0].message.contains(
+            "set \"v4\", which is not dynamic (rules cannot add to it) and has no timeout"
+        ),
+        "{p:?}"
+    );
+    let p = rule_problems(vec![m(keyed(vec![TCP_DPORT], "guard"))]);
+    assert!(
+        p[0].message
+            .contains("has key ipv4_addr; tcp dport is inet_service"),
+        "{p:?}"
+    );
+    let p = rule_problems(vec![m(keyed(vec![IP_SADDR], "none"))]);
+    assert!(p[0].message.contains("unknown set \"none\""), "{p:?}");
+    let p = rule_problems(vec![not(keyed(vec![IP_SADDR], "guard"))]);
+    assert!(
+        p[0].message
+            .contains("a rate limit (use `over`) cannot be negated"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn an_output_interface_is_unknown_before_routing_in_every_matcher() {
+    refused_on(
+        wit::Hook::Prerouting,
+        vec![m(test(vec![wit::Field::Oifname], vec![vec![name("wan0")]]))],
+        "match 1",
+        &["oifname is unknown on the prerouting hook"],
+    );
+    refused_on(
+        wit::Hook::Output,
+        vec![m(test(
+            vec![wit::Field::Iifname, TCP_DPORT],
+            vec![vec![name("lan0"), num(22)]],
+        ))],
+        "match 1",
+        &["iifname is unknown on the output hook"],
+    );
+}

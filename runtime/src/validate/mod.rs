@@ -277,6 +277,11 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         );
     }
     let reach = graph::reaching_hooks(&ruleset.chains, &infos);
+    let names = rules::Names {
+        matches: &env,
+        objects: &objects,
+        chains: &infos,
+    };
 
     let mut chains = Vec::new();
     for chain in &ruleset.chains {
@@ -290,16 +295,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             .enumerate()
             .filter_map(|(ri, rule)| {
                 let at = format!("chain {:?} rule {}", chain.name, ri + 1);
-                rules::convert_rule(
-                    &mut ctx,
-                    &at,
-                    rule,
-                    info.base.as_ref(),
-                    &env,
-                    &objects,
-                    &infos,
-                    &hooks,
-                )
+                rules::convert_rule(&mut ctx, &at, rule, info.base.as_ref(), &names, &hooks)
             })
             .collect();
         chains.push(ir::Chain {

@@ -7,11 +7,20 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::actions::{Objects, convert_action, convert_statements};
 use super::graph::Reach;
-use super::matches::{Env, as_listed, convert_match};
+use super::matches::{Env, as_listed, convert_match, reads};
 use super::{COMMENT_MAX, ChainInfo, Ctx, MATCHES_MAX};
 use crate::bindings::wit;
 use crate::fields;
 use crate::ir::{self, BaseChain, Family, Hook, L4Proto};
+
+/// What the rules of an answer may refer to: the sets and limits their
+/// matches name (and the local time zone they read times in), the objects
+/// their statements name, and the chains.
+pub(super) struct Names<'a, 'b> {
+    pub matches: &'b Env<'a, 'b>,
+    pub objects: &'b Objects<'a>,
+    pub chains: &'b HashMap<&'a str, ChainInfo>,
+}
 
 /// Converts one rule of a chain whose base is `base` (none for a regular
 /// chain) and that runs in `hooks`; None when something is wrong with it
@@ -21,11 +30,10 @@ pub(super) fn convert_rule(
     at: &str,
     rule: &wit::Rule,
     base: Option<&BaseChain>,
-    env: &Env,
-    objects: &Objects,
-    infos: &HashMap<&str, ChainInfo>,
+    names: &Names,
     hooks: &BTreeSet<Reach>,
 ) -> Option<ir::Rule> {
+    let (env, objects, infos) = (names.matches, names.objects, names.chains);
     if rule.matches.len() > MATCHES_MAX {
         ctx.err(
             at,
@@ -42,7 +50,7 @@ pub(super) fn convert_rule(
     for (mi, m) in rule.matches.iter().enumerate() {
         let mat = format!("{at} match {}", mi + 1);
         if let Some(b) = base {
-            if matches!(m.matcher, wit::Matcher::Oifname(_))
+            if reads(&m.matcher, wit::Field::Oifname)
                 && matches!(b.hook, Hook::Prerouting | Hook::Input)
             {
                 ctx.err(
@@ -53,7 +61,7 @@ pub(super) fn convert_rule(
                     ),
                 );
             }
-            if matches!(m.matcher, wit::Matcher::Iifname(_)) && b.hook == Hook::Output {
+            if reads(&m.matcher, wit::Field::Iifname) && b.hook == Hook::Output {
                 ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
             }
         }

@@ -94,15 +94,7 @@ impl RuleBuilder {
                         ));
                         // rt gives the MSS in host order; the option holds
                         // it in network order.
-                        self.hand_made(Expr::new(
-                            "byteorder",
-                            Attrs::default()
-                                .u32(sys::NFTA_BYTEORDER_SREG, 1)
-                                .u32(sys::NFTA_BYTEORDER_DREG, 1)
-                                .u32(sys::NFTA_BYTEORDER_OP, sys::NFT_BYTEORDER_HTON)
-                                .u32(sys::NFTA_BYTEORDER_LEN, MSS_LEN)
-                                .u32(sys::NFTA_BYTEORDER_SIZE, MSS_LEN),
-                        ));
+                        self.hand_made(super::fields::hton(1, MSS_LEN));
                     }
                     MssClamp::Size(size) => self.push(Immediate::new_data(
                         size.to_be_bytes().to_vec(),

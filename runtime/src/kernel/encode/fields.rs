@@ -30,7 +30,7 @@ const DSCP_SHIFT_V6: u32 = 6;
 /// nft's name of the register at 32-bit word `word`: a 16-byte register
 /// (1-4) where one starts, else the 32-bit register.
 pub(super) fn register(word: usize) -> u32 {
-    if word % 4 == 0 {
+    if word.is_multiple_of(4) {
         1 + word as u32 / 4
     } else {
         NFT_REG32_00 + word as u32
@@ -114,6 +114,20 @@ pub(super) fn and(reg: u32, mask: &[u8]) -> Expr {
             .u32(sys::NFTA_BITWISE_LEN, mask.len() as u32)
             .value(sys::NFTA_BITWISE_MASK, mask)
             .value(sys::NFTA_BITWISE_XOR, &vec![0; mask.len()]),
+    )
+}
+
+/// `reg = htonl(reg)` (or `htons`, by `size`), as nft turns what the
+/// kernel gives in host byte order into network byte order.
+pub(super) fn hton(reg: u32, size: u32) -> Expr {
+    Expr::new(
+        "byteorder",
+        Attrs::default()
+            .u32(sys::NFTA_BYTEORDER_SREG, reg)
+            .u32(sys::NFTA_BYTEORDER_DREG, reg)
+            .u32(sys::NFTA_BYTEORDER_OP, sys::NFT_BYTEORDER_HTON)
+            .u32(sys::NFTA_BYTEORDER_LEN, size)
+            .u32(sys::NFTA_BYTEORDER_SIZE, size),
     )
 }
 

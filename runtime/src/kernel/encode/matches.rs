@@ -9,7 +9,7 @@ use rustables::sys;
 use super::actions::{limit_expr, objref};
 use super::elements::End;
 use super::expr::{Attrs, Expr};
-use super::fields::{and, field_bytes, meta};
+use super::fields::{and, field_bytes, hton, meta};
 use super::inline::{ANONYMOUS_NAME, KernelSet, day_set, test_set};
 use super::rule::{RuleBuilder, and_mask, eq_or_neq};
 use crate::ir::{Against, Family, FibCheck, Field, Match, Rate, Value};
@@ -207,15 +207,7 @@ impl RuleBuilder {
     /// nft compares the time).
     fn load_meta(&mut self, key: u32, size: u32) {
         self.hand_made(meta(key, 1));
-        self.hand_made(Expr::new(
-            "byteorder",
-            Attrs::default()
-                .u32(sys::NFTA_BYTEORDER_SREG, 1)
-                .u32(sys::NFTA_BYTEORDER_DREG, 1)
-                .u32(sys::NFTA_BYTEORDER_OP, sys::NFT_BYTEORDER_HTON)
-                .u32(sys::NFTA_BYTEORDER_LEN, size)
-                .u32(sys::NFTA_BYTEORDER_SIZE, size),
-        ));
+        self.hand_made(hton(1, size));
     }
 
     /// Register 1 (holding `field`) against one value: equal, within a
