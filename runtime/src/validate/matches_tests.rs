@@ -785,6 +785,21 @@ fn inline_sets_count_in_the_budget() {
     assert!(err.contains("has 4 set elements"), "{err}");
 }
 
+/// The answer's one rule has no problem, and reads `listed` when the rest
+/// of the answer (objects and sets other parts of validation check) has
+/// none either.
+#[track_caller]
+fn accepted_where_it_is(answer: &wit::Ruleset, listed: &str) {
+    match validate(answer, &opts()) {
+        Ok(r) => assert_eq!(r.chains[0].rules[0].to_string(), listed),
+        Err(e) => assert!(
+            e.problems.iter().all(|p| !p.at.starts_with("chain")),
+            "{:?}",
+            e.problems
+        ),
+    }
+}
+
 fn rate(amount: u64, per: wit::TimeUnit) -> wit::Rate {
     wit::Rate {
         amount,
@@ -840,20 +855,7 @@ fn rate_limits_are_checked() {
     });
     // The limit objects are validated (and made) by their own part: only
     // the rule's place is looked at here.
-    let problems = match validate(&with_limit, &opts()) {
-        Ok(r) => {
-            assert_eq!(
-                r.chains[0].rules[0].to_string(),
-                "limit name \"ssh\" accept"
-            );
-            Vec::new()
-        }
-        Err(e) => e.problems,
-    };
-    assert!(
-        problems.iter().all(|p| !p.at.starts_with("chain")),
-        "{problems:?}"
-    );
+    accepted_where_it_is(&with_limit, "limit name \"ssh\" accept");
     refused(
         vec![m(M::LimitNamed("nope".into()))],
         "match 1",
@@ -882,19 +884,9 @@ fn a_keyed_limit_needs_a_dynamic_set_with_a_timeout_and_its_key() {
     };
     // The dynamic set is made by the sets' part of validation, which does
     // not take one yet: only the rule's place is looked at here.
-    let problems = match validate(&with_sets(vec![m(keyed(vec![IP_SADDR], "guard"))]), &opts()) {
-        Ok(r) => {
-            assert_eq!(
-                r.chains[0].rules[0].to_string(),
-                "add @guard { ip saddr limit rate over 3/minute } accept"
-            );
-            Vec::new()
-        }
-        Err(e) => e.problems,
-    };
-    assert!(
-        problems.iter().all(|p| !p.at.starts_with("chain")),
-        "{problems:?}"
+    accepted_where_it_is(
+        &with_sets(vec![m(keyed(vec![IP_SADDR], "guard"))]),
+        "add @guard { ip saddr limit rate over 3/minute } accept",
     );
     let rule_problems = |matches| -> Vec<Problem> {
         validate(&with_sets(matches), &opts())
