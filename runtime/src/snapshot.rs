@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::Observation;
 use crate::plan::ObservedTable;
 
-const VERSION: u32 = 1;
+/// 2: sets and maps of every kind.
+const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Snapshot {

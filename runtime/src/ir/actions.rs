@@ -41,6 +41,11 @@ pub enum Action {
     Dnat(NatTarget),
     Snat(NatTarget),
     Masquerade,
+    /// The verdict a map gives for the key; a key it lacks goes on.
+    Vmap(super::MapLookup),
+    /// DNAT or SNAT to what a map gives for the key.
+    DnatMap(super::NatMap),
+    SnatMap(super::NatMap),
 }
 
 /// Something a rule does before its action, in the order the policy gave.

@@ -169,6 +169,9 @@ impl fmt::Display for Rule {
             Action::Dnat(t) => write!(f, "dnat {t}"),
             Action::Snat(t) => write!(f, "snat {t}"),
             Action::Masquerade => write!(f, "masquerade"),
+            Action::Vmap(lookup) => write!(f, "{} vmap {}", lookup.key_text(), lookup.map),
+            Action::DnatMap(m) => write!(f, "dnat {m}"),
+            Action::SnatMap(m) => write!(f, "snat {m}"),
         }?;
         if let Some(c) = &self.comment {
             write!(f, " comment \"{c}\"")?;

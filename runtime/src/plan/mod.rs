@@ -20,7 +20,7 @@ use crate::ir::{BaseChain, ChainPolicy, Rule, SetElements};
 
 pub use model::{
     ChainKind, DesiredChain, DesiredRule, DesiredSet, DesiredTable, ObservedChain, ObservedRule,
-    ObservedSet, ObservedTable, Ref, RuleTag, references,
+    ObservedSet, ObservedTable, Ref, RuleTag, element_references, references,
 };
 pub use name::KernelName;
 pub use simulate::{Rejected, simulate};
@@ -173,15 +173,19 @@ impl Op {
 
 /// Operations grouped by phase; the phases run in an order the kernel
 /// accepts: references are dropped before what they refer to is deleted,
-/// and what a rule refers to exists before the rule is added.
+/// and what a rule refers to exists before the rule is added. A verdict
+/// map refers to the chains its elements jump to: it (and its elements)
+/// goes before the chains are deleted and after they are made.
 #[derive(Default)]
 struct Phases {
     table: Vec<Op>,
     delete_rules: Vec<Op>,
+    delete_verdicts: Vec<Op>,
     delete_chains: Vec<Op>,
     delete_sets: Vec<Op>,
     add_sets: Vec<Op>,
     add_chains: Vec<Op>,
+    add_verdicts: Vec<Op>,
     elements: Vec<Op>,
     add_rules: Vec<Op>,
 }
@@ -191,16 +195,69 @@ impl Phases {
         [
             self.table,
             self.delete_rules,
+            self.delete_verdicts,
             self.delete_chains,
             self.delete_sets,
             self.add_sets,
             self.add_chains,
+            self.add_verdicts,
             self.elements,
             self.add_rules,
         ]
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// Deletes a set; a verdict map before the chains.
+    fn delete_set(&mut self, name: &KernelName, verdicts: bool) {
+        let op = Op::DeleteSet { name: name.clone() };
+        if verdicts {
+            self.delete_verdicts.push(op);
+        } else {
+            self.delete_sets.push(op);
+        }
+    }
+
+    /// Makes a set with its elements; a verdict map after the chains.
+    fn add_set(&mut self, set: &DesiredSet) {
+        let op = Op::AddSet {
+            name: set.name.clone(),
+            elements: set.elements.clone(),
+        };
+        if set.elements.kind.is_verdict_map() {
+            self.add_verdicts.push(op);
+        } else {
+            self.add_sets.push(op);
+        }
+    }
+
+    /// Element deletes and adds of one set (those of a verdict map around
+    /// the chains' changes); nothing for an empty list.
+    fn elements(&mut self, set: &KernelName, add: SetElements, delete: SetElements) {
+        let verdicts = add.kind.is_verdict_map();
+        if !delete.is_empty() {
+            let op = Op::DeleteElements {
+                set: set.clone(),
+                elements: delete,
+            };
+            if verdicts {
+                self.delete_verdicts.push(op);
+            } else {
+                self.elements.push(op);
+            }
+        }
+        if !add.is_empty() {
+            let op = Op::AddElements {
+                set: set.clone(),
+                elements: add,
+            };
+            if verdicts {
+                self.add_verdicts.push(op);
+            } else {
+                self.elements.push(op);
+            }
+        }
     }
 
     /// Deletes a chain. Its rules that refer to other chains or sets go
@@ -265,16 +322,13 @@ pub fn plan(
         Some(t) => t,
     };
 
-    // Sets. One whose kind changed is made again, and the rules using it
-    // with it.
+    // Sets and maps. One whose kind changed is made again, and the rules
+    // using it with it. In a dynamic set, the elements rules added are not
+    // the policy's: none is deleted.
     let mut recreated_sets: HashSet<&str> = HashSet::new();
     for want in &desired.sets {
-        let add = || Op::AddSet {
-            name: want.name.clone(),
-            elements: want.elements.clone(),
-        };
         let Some(have) = observed.set(&want.name) else {
-            phases.add_sets.push(add());
+            phases.add_set(want);
             continue;
         };
         match have
@@ -283,24 +337,16 @@ pub fn plan(
             .and_then(|h| want.elements.difference(h))
         {
             Some((add, delete)) => {
-                if !delete.is_empty() {
-                    phases.elements.push(Op::DeleteElements {
-                        set: want.name.clone(),
-                        elements: delete,
-                    });
-                }
-                if !add.is_empty() {
-                    phases.elements.push(Op::AddElements {
-                        set: want.name.clone(),
-                        elements: add,
-                    });
-                }
+                let delete = if want.elements.kind.dynamic {
+                    delete.empty_like()
+                } else {
+                    delete
+                };
+                phases.elements(&want.name, add, delete);
             }
             None => {
-                phases.delete_sets.push(Op::DeleteSet {
-                    name: want.name.clone(),
-                });
-                phases.add_sets.push(add());
+                phases.delete_set(&want.name, have.refers_to_chains());
+                phases.add_set(want);
                 recreated_sets.insert(&want.name);
             }
         }
@@ -308,9 +354,7 @@ pub fn plan(
     let wanted_sets: HashSet<&str> = desired.sets.iter().map(|s| s.name.as_str()).collect();
     for have in &observed.sets {
         if !wanted_sets.contains(have.name.as_str()) && !desired.is_kept(&have.name) {
-            phases.delete_sets.push(Op::DeleteSet {
-                name: have.name.clone(),
-            });
+            phases.delete_set(&have.name, have.refers_to_chains());
         }
     }
 

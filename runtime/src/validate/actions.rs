@@ -5,7 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use super::rules::{RuleFacts, check_text, not_yet};
+use super::maps;
+use super::rules::{RuleFacts, SetKinds, check_text, not_yet};
 use super::{ChainInfo, Ctx, LOG_PREFIX_MAX};
 use crate::bindings::wit;
 use crate::fields;
@@ -108,6 +109,7 @@ pub(super) fn convert_action(
     at: &str,
     action: &wit::Action,
     facts: &RuleFacts,
+    sets: &SetKinds,
     infos: &HashMap<&str, ChainInfo>,
     hooks: &BTreeSet<(Hook, bool)>,
 ) -> Option<Action> {
@@ -197,6 +199,18 @@ pub(super) fn convert_action(
         }
         wit::Action::Masquerade(None) => {
             require(ctx, "masquerade", true, &[Hook::Postrouting]).then_some(Action::Masquerade)
+        }
+        wit::Action::Vmap(_) | wit::Action::DnatMap(_) | wit::Action::SnatMap(_) => {
+            let cx = maps::Context {
+                facts,
+                sets,
+                chains: infos,
+            };
+            let mut nat_allowed = |ctx: &mut Ctx, what: &str| match what {
+                "dnat" => require(ctx, "dnat", true, &[Hook::Prerouting, Hook::Output]),
+                _ => require(ctx, "snat", true, &[Hook::Postrouting, Hook::Input]),
+            };
+            maps::map_action(ctx, at, action, &cx, &mut nat_allowed)
         }
         _ => {
             not_yet(ctx, at, "this action");

@@ -4,7 +4,7 @@
 //! rest of the rule.
 
 use super::Ctx;
-use super::rules::{RuleFacts, SetKind, SetKinds, not_yet};
+use super::rules::{RuleFacts, SetKinds, not_yet};
 use super::values::prefix;
 use crate::bindings::wit;
 use crate::fields;
@@ -162,16 +162,17 @@ pub(super) fn convert_match(
                 Dir::Destination
             };
             match sets.get(set.as_str()) {
-                Some(SetKind::Addr(f)) => {
-                    family(ctx, *f);
+                Some(kind) if let Some(f) = kind.address_family() => {
+                    family(ctx, f);
                     (!negate).then(|| Match::AddrInSet {
                         dir,
-                        family: *f,
+                        family: f,
                         set: set.clone(),
                     })
                 }
-                Some(SetKind::Ports) => {
-                    ctx.err(at, format!("set {} holds ports, not addresses", quote(set)));
+                Some(kind) => {
+                    let what = kind.holds();
+                    ctx.err(at, format!("set {} holds {what}, not addresses", quote(set)));
                     None
                 }
                 None => {
@@ -190,16 +191,14 @@ pub(super) fn convert_match(
             let proto = transport(ctx, at, r.protocol)?;
             l4(ctx, facts, proto.l4(), false);
             match sets.get(r.set.as_str()) {
-                Some(SetKind::Ports) => (!negate).then(|| Match::PortInSet {
+                Some(kind) if kind.holds_ports() => (!negate).then(|| Match::PortInSet {
                     dir,
                     proto,
                     set: r.set.clone(),
                 }),
-                Some(SetKind::Addr(_)) => {
-                    ctx.err(
-                        at,
-                        format!("set {} holds addresses, not ports", quote(&r.set)),
-                    );
+                Some(kind) => {
+                    let what = kind.holds();
+                    ctx.err(at, format!("set {} holds {what}, not ports", quote(&r.set)));
                     None
                 }
                 None => {

@@ -1,12 +1,13 @@
 //! Validation: turns the ruleset a policy returned (WIT types) into the rule
 //! IR, or into a list of problems, each naming where it is and what is wrong.
 //! Pure: no I/O. This file is the entry and the report; the checks are by
-//! concern: `rules` (matches and actions), `graph` (jumps), `sets` and
-//! `sysctls`.
+//! concern: `rules` (matches and actions), `graph` (jumps), `sets`, `maps`
+//! and `sysctls`.
 
 mod actions;
 pub mod budget;
 mod graph;
+mod maps;
 mod matches;
 mod rules;
 mod sets;
@@ -17,9 +18,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::bindings::wit;
-use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Family, Hook, SetElements};
+use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Hook};
 use crate::sysctl::AllowList;
-use rules::{SetKind, SetKinds};
+use rules::SetKinds;
 
 /// Longest chain or set name a policy may use.
 pub const NAME_MAX: usize = 32;
@@ -202,18 +203,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         });
     }
 
-    let sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
-    let set_kinds: SetKinds = sets
-        .iter()
-        .map(|s| {
-            let kind = match &s.elements {
-                SetElements::Ipv4(_) => SetKind::Addr(Family::V4),
-                SetElements::Ipv6(_) => SetKind::Addr(Family::V6),
-                SetElements::Ports(_) => SetKind::Ports,
-            };
-            (s.name.as_str(), kind)
-        })
-        .collect();
+    let mut sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -261,12 +251,21 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         infos.insert(chain.name.as_str(), ChainInfo { base });
     }
 
-    if let Some(cycle) = graph::find_cycle(&ruleset.chains) {
+    // Maps after the chains, which their verdicts name.
+    let maps = maps::convert_maps(&mut ctx, opts, &ruleset.maps, &infos, &sets);
+    sets.extend(maps);
+    let set_kinds: SetKinds = sets
+        .iter()
+        .map(|s| (s.name.as_str(), &s.elements.kind))
+        .collect();
+
+    let targets = maps::map_targets(&ruleset.maps);
+    if let Some(cycle) = graph::find_cycle(&ruleset.chains, &targets) {
         ctx.err(
             format!("chain {:?}", cycle[0]),
             format!("jump loop: {}", cycle.join(" -> ")),
         );
-    } else if let Some(path) = graph::too_deep(&ruleset.chains, &infos) {
+    } else if let Some(path) = graph::too_deep(&ruleset.chains, &infos, &targets) {
         ctx.err(
             format!("chain {:?}", path[path.len() - 1]),
             format!(
@@ -276,7 +275,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             ),
         );
     }
-    let reach = graph::reaching_hooks(&ruleset.chains, &infos);
+    let reach = graph::reaching_hooks(&ruleset.chains, &infos, &targets);
 
     let mut chains = Vec::new();
     for chain in &ruleset.chains {

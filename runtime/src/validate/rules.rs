@@ -60,7 +60,7 @@ pub(super) fn convert_rule(
         }
     }
     let statements = convert_statements(ctx, at, &rule.statements);
-    let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
+    let action = convert_action(ctx, at, &rule.action, &facts, sets, infos, hooks);
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
@@ -120,11 +120,5 @@ pub(super) struct RuleFacts {
     pub l4: Option<L4Proto>,
 }
 
-/// Sets declared by the policy: name -> kind.
-pub(super) type SetKinds<'a> = HashMap<&'a str, SetKind>;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum SetKind {
-    Addr(Family),
-    Ports,
-}
+/// Sets and maps declared by the policy: name -> kind.
+pub(super) type SetKinds<'a> = HashMap<&'a str, &'a ir::SetKind>;

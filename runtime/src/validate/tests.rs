@@ -2,6 +2,7 @@
 //! place and the problem.
 
 use super::*;
+use crate::ir::SetElements;
 use crate::bindings::v01::wit::{self, Action as A, Matcher as M};
 
 /// These tests write 0.1 answers: validation sees them through the 0.1
@@ -416,7 +417,7 @@ fn set_elements_are_sorted_and_deduplicated() {
     let ir = validate(&rs, &opts()).unwrap();
     assert_eq!(
         ir.sets[0].elements,
-        SetElements::Ipv4(vec![
+        SetElements::ipv4(vec![
             "10.0.0.1".parse().unwrap(),
             "10.0.0.2".parse().unwrap()
         ])

@@ -47,6 +47,9 @@ impl RuleBuilder {
             Action::Dnat(target) => return self.nat(NatType::DNat, target),
             Action::Snat(target) => return self.nat(NatType::SNat, target),
             Action::Masquerade => return self.push(Masquerade::default()),
+            Action::Vmap(_) | Action::DnatMap(_) | Action::SnatMap(_) => {
+                unreachable!("map actions are encoded by add_map_action")
+            }
         };
         self.push(Immediate::new_verdict(verdict));
     }

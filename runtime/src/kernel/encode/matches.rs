@@ -85,7 +85,7 @@ pub(super) fn ifname(name: &str) -> Result<[u8; libc::IFNAMSIZ], String> {
     Ok(padded)
 }
 
-fn addr_payload(family: Family, dir: Dir) -> Payload {
+pub(super) fn addr_payload(family: Family, dir: Dir) -> Payload {
     let field = match (family, dir) {
         (Family::V4, Dir::Source) => NetworkHeaderField::IPv4(IPv4HeaderField::Saddr),
         (Family::V4, Dir::Destination) => NetworkHeaderField::IPv4(IPv4HeaderField::Daddr),
@@ -95,7 +95,7 @@ fn addr_payload(family: Family, dir: Dir) -> Payload {
     HighLevelPayload::Network(field).build()
 }
 
-fn port_payload(proto: Transport, dir: Dir) -> Payload {
+pub(super) fn port_payload(proto: Transport, dir: Dir) -> Payload {
     let field = match (proto, dir) {
         (Transport::Tcp, Dir::Source) => TransportHeaderField::Tcp(TCPHeaderField::Sport),
         (Transport::Tcp, Dir::Destination) => TransportHeaderField::Tcp(TCPHeaderField::Dport),

@@ -3,23 +3,27 @@
 //! dependencies once, as nft does. Matches are added in `matches`,
 //! statements and actions in `actions`.
 
-use rustables::expr::{Bitwise, Cmp, CmpOp, Lookup, Meta, MetaType, RawExpression};
+use rustables::expr::{Bitwise, Cmp, CmpOp, Lookup, Meta, MetaType, RawExpression, Register};
 use rustables::{Chain, Rule, Set, Table};
 
 use super::{RuleTag, TAG_PREFIX, UDATA_COMMENT, UDATA_TAG, USERDATA_MAX, nul_terminated, tlv};
 use crate::ir::{self, Family};
 
+/// `anonymous`: the name and batch id of each anonymous set the rule's
+/// lookups use, in the order they look them up (sent before the rule).
 pub(super) fn rule_object(
     table: &Table,
     chain: &str,
     rule: &ir::Rule,
     tag: &RuleTag,
+    anonymous: Vec<(&'static str, u32)>,
 ) -> Result<Rule, String> {
     let chain = Chain::new(table).with_name(chain);
     let mut b = RuleBuilder {
         rule: Rule::new(&chain).expect("the chain has a table and a name"),
         nfproto: None,
         l4proto: None,
+        anonymous: anonymous.into(),
     };
     if let Some(family) = rule.implied_nfproto() {
         b.require_nfproto(family);
@@ -30,7 +34,9 @@ pub(super) fn rule_object(
     for s in &rule.statements {
         b.add_statement(s)?;
     }
-    b.add_action(&rule.action);
+    if !b.add_map_action(&rule.action)? {
+        b.add_action(&rule.action);
+    }
     Ok(b.rule
         .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?))
 }
@@ -63,6 +69,8 @@ pub(super) struct RuleBuilder {
     pub rule: Rule,
     pub nfproto: Option<Family>,
     pub l4proto: Option<u8>,
+    /// The anonymous sets not yet looked up: name and batch id.
+    pub anonymous: std::collections::VecDeque<(&'static str, u32)>,
 }
 
 impl RuleBuilder {
@@ -100,6 +108,24 @@ impl RuleBuilder {
     pub fn lookup(&mut self, set: &str) {
         let set = Set::default().with_name(set);
         self.push(Lookup::new(&set).expect("the set has a name"));
+    }
+
+    /// A lookup of reg 1 in a named set, or in the next anonymous one,
+    /// that writes what it finds (a map's data) to `dreg`.
+    pub fn map_lookup(&mut self, named: Option<&str>, dreg: Register) -> Result<(), String> {
+        let set = match named {
+            Some(name) => Set::default().with_name(name),
+            None => {
+                let (name, id) = self
+                    .anonymous
+                    .pop_front()
+                    .ok_or("an inline map was not sent before its rule")?;
+                Set::default().with_name(name).with_id(id)
+            }
+        };
+        let lookup = Lookup::new(&set).expect("the set has a name");
+        self.push(lookup.with_dreg(dreg));
+        Ok(())
     }
 }
 

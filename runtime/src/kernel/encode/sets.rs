@@ -1,0 +1,601 @@
+//! Sets, maps and their elements as nft 1.0.6 sends them, attribute by
+//! attribute from the kernel's nf_tables UAPI: the set with its flags,
+//! data type, description (size, a concatenation's parts), timeout and
+//! nft's userdata (the byte order of key and data, which nft lists values
+//! by); its elements with their interval ends, data and verdicts; and the
+//! anonymous sets and maps a rule carries, sent just before the rule.
+//!
+//! rustables can write no message of ours into its batch, so each rides
+//! as a stand-in (an empty NEWSET, which the kernel would refuse) and
+//! [`Hand::put_in_place`] writes the real message over it once the batch
+//! is finished, with the stand-in's sequence number and flags.
+
+use rustables::{Batch, MsgType, ProtocolFamily, Set};
+
+use super::elements::{self, KernelElement, NFT_SET_ELEM_INTERVAL_END};
+use crate::ir::{Data, Field, Key, KeyType, MapData, SetElement, SetElements, SetKind, Verdict};
+use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
+
+const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
+
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
+const NFTA_SET_DESC: u16 = 9;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_TIMEOUT: u16 = 11;
+const NFTA_SET_USERDATA: u16 = 13;
+const NFTA_SET_DESC_SIZE: u16 = 1;
+const NFTA_SET_DESC_CONCAT: u16 = 2;
+const NFTA_SET_FIELD_LEN: u16 = 1;
+const NFTA_LIST_ELEM: u16 = 1;
+
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
+const NFTA_SET_ELEM_KEY_END: u16 = 10;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+
+const NFT_SET_ANONYMOUS: u32 = 0x1;
+const NFT_SET_CONSTANT: u32 = 0x2;
+const NFT_SET_INTERVAL: u32 = 0x4;
+const NFT_SET_MAP: u32 = 0x8;
+const NFT_SET_TIMEOUT: u32 = 0x10;
+const NFT_SET_EVAL: u32 = 0x20;
+const NFT_SET_CONCAT: u32 = 0x80;
+/// The data type of a verdict map (NFT_DATA_VERDICT).
+pub(crate) const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+
+const NLA_HDRLEN: usize = 4;
+const NLA_F_NESTED: u16 = 1 << 15;
+
+/// libnftnl's userdata of a set (NFTNL_UDATA_SET_*) and of an element
+/// (NFTNL_UDATA_SET_ELEM_*), and nft's values in them.
+mod udata {
+    pub const KEY_BYTEORDER: u8 = 0;
+    pub const DATA_BYTEORDER: u8 = 1;
+    pub const KEY_TYPEOF: u8 = 3;
+    pub const DATA_TYPEOF: u8 = 4;
+    pub const DATA_INTERVAL: u8 = 6;
+    pub const TYPEOF_EXPR: u8 = 0;
+    pub const TYPEOF_DATA: u8 = 1;
+    pub const ELEM_FLAGS: u8 = 1;
+    pub const ELEM_F_INTERVAL_OPEN: u32 = 1;
+    /// nft's byte orders (`enum byteorder`).
+    pub const INVALID: u32 = 0;
+    pub const HOST: u32 = 1;
+    pub const BIG: u32 = 2;
+    /// nft's expression types of a typeof (`enum expr_types`).
+    pub const EXPR_VERDICT: u32 = 1;
+    pub const EXPR_CONCAT: u32 = 13;
+}
+
+/// Element list attributes kept below this many bytes per message: a
+/// netlink attribute holds at most 64 KiB.
+const ELEMENT_BYTES_MAX: usize = 60_000;
+/// Elements per message at most.
+const ELEMENTS_PER_MESSAGE: usize = 1024;
+/// Elements named in the text of an element message.
+const ELEMENTS_SHOWN: usize = 4;
+
+/// Netlink attributes, written in order: header (length, type), value,
+/// padding to 4 bytes. Numbers are big-endian, as nf_tables reads them.
+#[derive(Default)]
+struct Attrs(Vec<u8>);
+
+impl Attrs {
+    fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
+        let len = (NLA_HDRLEN + value.len()) as u16;
+        self.0.extend_from_slice(&len.to_ne_bytes());
+        self.0.extend_from_slice(&ty.to_ne_bytes());
+        self.0.extend_from_slice(value);
+        self.0.resize(align4(self.0.len()), 0);
+        self
+    }
+
+    fn u32(self, ty: u16, v: u32) -> Attrs {
+        self.put(ty, &v.to_be_bytes())
+    }
+
+    fn u64(self, ty: u16, v: u64) -> Attrs {
+        self.put(ty, &v.to_be_bytes())
+    }
+
+    fn strz(self, ty: u16, s: &str) -> Attrs {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        self.put(ty, &v)
+    }
+
+    fn nested(self, ty: u16, inner: Attrs) -> Attrs {
+        self.put(ty | NLA_F_NESTED, &inner.0)
+    }
+
+    fn value(self, ty: u16, data: &[u8]) -> Attrs {
+        self.nested(ty, Attrs::default().put(NFTA_DATA_VALUE, data))
+    }
+}
+
+/// libnftnl's userdata: type, length, value.
+#[derive(Default)]
+struct Udata(Vec<u8>);
+
+impl Udata {
+    fn put(mut self, ty: u8, value: &[u8]) -> Udata {
+        self.0.push(ty);
+        self.0.push(value.len() as u8);
+        self.0.extend_from_slice(value);
+        self
+    }
+
+    fn u32(self, ty: u8, v: u32) -> Udata {
+        self.put(ty, &v.to_ne_bytes())
+    }
+
+    /// nft's typeof of a concatenation or verdict declared by type: the
+    /// expression's type and no expressions.
+    fn typeof_type(self, ty: u8, expr: u32) -> Udata {
+        let inner = Udata::default()
+            .u32(udata::TYPEOF_EXPR, expr)
+            .put(udata::TYPEOF_DATA, &[]);
+        self.put(ty, &inner.0)
+    }
+}
+
+/// Messages written by hand, each over its stand-in, by sequence number.
+#[derive(Default)]
+pub(super) struct Hand {
+    messages: Vec<(u32, u16, Vec<u8>)>,
+}
+
+impl Hand {
+    /// Adds a stand-in for the message of type `ty` (an NFT_MSG_*) with
+    /// these attributes, as message `seq` of the batch.
+    fn add(&mut self, batch: &mut Batch, seq: u32, ty: u16, attrs: Attrs, kind: MsgType) {
+        let mut stand_in = Set::default();
+        stand_in.family = ProtocolFamily::Inet;
+        batch.add(&stand_in, kind);
+        self.messages.push((seq, ty, attrs.0));
+    }
+
+    /// The batch with every stand-in replaced by its message.
+    pub fn put_in_place(&self, batch: Vec<u8>) -> Vec<u8> {
+        if self.messages.is_empty() {
+            return batch;
+        }
+        let mut pending = self.messages.iter().peekable();
+        let mut out = Vec::with_capacity(batch.len());
+        let mut at = 0;
+        while at + NLMSG_HDRLEN <= batch.len() {
+            let len = u32_at(&batch, at).unwrap_or(0) as usize;
+            if len < NLMSG_HDRLEN {
+                out.extend_from_slice(&batch[at..]);
+                return out;
+            }
+            let msg = &batch[at..(at + len).min(batch.len())];
+            let seq = u32_at(msg, 8).unwrap_or(0);
+            match pending.peek() {
+                Some((s, ty, attrs)) if *s == seq => {
+                    out.extend_from_slice(&message(msg, *ty, attrs));
+                    pending.next();
+                }
+                _ => out.extend_from_slice(msg),
+            }
+            out.resize(align4(out.len()), 0);
+            at += align4(len);
+        }
+        debug_assert!(pending.next().is_none(), "every stand-in is replaced");
+        out
+    }
+}
+
+/// The message of type `ty` with `attrs`, over the stand-in `stand_in`:
+/// its flags and sequence number kept.
+fn message(stand_in: &[u8], ty: u16, attrs: &[u8]) -> Vec<u8> {
+    let head = NLMSG_HDRLEN + 4;
+    let mut out = stand_in[..head].to_vec();
+    let ty = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | ty;
+    out[4..6].copy_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(attrs);
+    let len = out.len() as u32;
+    out[..4].copy_from_slice(&len.to_ne_bytes());
+    out
+}
+
+/// The texts of the messages an operation adds, and their stand-ins.
+pub(super) struct Out<'a> {
+    pub batch: &'a mut Batch,
+    pub texts: &'a mut Vec<String>,
+    pub hand: &'a mut Hand,
+}
+
+impl Out<'_> {
+    fn add(&mut self, ty: u16, attrs: Attrs, kind: MsgType, text: String) -> u32 {
+        let seq = self.texts.len() as u32 + 1;
+        self.hand.add(self.batch, seq, ty, attrs, kind);
+        self.texts.push(text);
+        seq
+    }
+}
+
+/// nft's byte order of a key (or data) of these types declared by type.
+fn declared_byteorder(key: &Key) -> u32 {
+    match key.0.as_slice() {
+        [KeyType::Mark | KeyType::Ifname] => udata::HOST,
+        [KeyType::InetProto] => udata::INVALID,
+        [_] => udata::BIG,
+        _ => udata::INVALID,
+    }
+}
+
+/// nft's byte order of a key that these fields load: a meta or ct value is
+/// host-endian, a header field big-endian.
+fn loaded_byteorder(fields: &[Field]) -> u32 {
+    match fields {
+        [Field::Iifname | Field::Oifname | Field::L4proto | Field::Mark | Field::CtMark] => {
+            udata::HOST
+        }
+        [_] => udata::BIG,
+        _ => udata::INVALID,
+    }
+}
+
+/// How a set is made: named (its key declared by type) or anonymous (its
+/// key the fields a rule loads).
+#[derive(Clone, Copy)]
+pub(super) enum Made<'a> {
+    Named,
+    Anonymous(&'a [Field]),
+}
+
+/// nft's userdata of a set of `kind`.
+fn set_userdata(kind: &SetKind, made: Made) -> Vec<u8> {
+    let order = match made {
+        Made::Named => declared_byteorder(&kind.key),
+        Made::Anonymous(fields) => loaded_byteorder(fields),
+    };
+    let mut u = Udata::default().u32(udata::KEY_BYTEORDER, order);
+    if let Some(data) = &kind.data {
+        let order = match data {
+            MapData::Verdict => udata::INVALID,
+            MapData::Values(key) => declared_byteorder(key),
+        };
+        u = u.u32(udata::DATA_BYTEORDER, order);
+    }
+    if matches!(made, Made::Named) && kind.key.is_concatenation() {
+        u = u.typeof_type(udata::KEY_TYPEOF, udata::EXPR_CONCAT);
+    }
+    match (&kind.data, made) {
+        (Some(MapData::Values(key)), Made::Named) if key.is_concatenation() => {
+            u = u.typeof_type(udata::DATA_TYPEOF, udata::EXPR_CONCAT);
+        }
+        (Some(MapData::Verdict), Made::Anonymous(_)) => {
+            u = u.typeof_type(udata::DATA_TYPEOF, udata::EXPR_VERDICT);
+        }
+        _ => {}
+    }
+    if kind.is_map() {
+        u = u.u32(udata::DATA_INTERVAL, 0);
+    }
+    u.0
+}
+
+fn set_flags(kind: &SetKind, made: Made) -> u32 {
+    let mut flags = 0;
+    if matches!(made, Made::Anonymous(_)) {
+        flags |= NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
+    }
+    if kind.intervals {
+        flags |= NFT_SET_INTERVAL;
+        if kind.key.is_concatenation() {
+            flags |= NFT_SET_CONCAT;
+        }
+    }
+    if kind.is_map() {
+        flags |= NFT_SET_MAP;
+    }
+    if kind.timeout.is_some() {
+        flags |= NFT_SET_TIMEOUT;
+    }
+    if kind.dynamic {
+        flags |= NFT_SET_EVAL;
+    }
+    flags
+}
+
+/// The attributes of a new set `name` of `kind` with batch id `id`; an
+/// anonymous set's size is the number of elements sent for it.
+fn set_attrs(table: &str, name: &str, id: u32, kind: &SetKind, made: Made, size: Option<u32>) -> Attrs {
+    let mut a = Attrs::default()
+        .strz(NFTA_SET_TABLE, table)
+        .strz(NFTA_SET_NAME, name)
+        .u32(NFTA_SET_FLAGS, set_flags(kind, made))
+        .u32(NFTA_SET_KEY_TYPE, kind.key.id())
+        .u32(NFTA_SET_KEY_LEN, kind.key.len() as u32);
+    match &kind.data {
+        Some(MapData::Verdict) => {
+            a = a
+                .u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT)
+                .u32(NFTA_SET_DATA_LEN, 0);
+        }
+        Some(MapData::Values(data)) => {
+            a = a
+                .u32(NFTA_SET_DATA_TYPE, data.id())
+                .u32(NFTA_SET_DATA_LEN, data.len() as u32);
+        }
+        None => {}
+    }
+    a = a.u32(NFTA_SET_ID, id);
+    let concat = kind.intervals && kind.key.is_concatenation();
+    if size.is_some() || concat {
+        let mut desc = Attrs::default();
+        if let Some(size) = size {
+            desc = desc.u32(NFTA_SET_DESC_SIZE, size);
+        }
+        if concat {
+            let mut parts = Attrs::default();
+            for t in &kind.key.0 {
+                let field = Attrs::default().u32(NFTA_SET_FIELD_LEN, t.size() as u32);
+                parts = parts.nested(NFTA_LIST_ELEM, field);
+            }
+            desc = desc.nested(NFTA_SET_DESC_CONCAT, parts);
+        }
+        a = a.nested(NFTA_SET_DESC, desc);
+    }
+    if let Some(timeout) = kind.timeout {
+        a = a.u64(NFTA_SET_TIMEOUT, u64::from(timeout) * 1000);
+    }
+    a.put(NFTA_SET_USERDATA, &set_userdata(kind, made))
+}
+
+/// Adds a named set or map and its elements; `id` is its id in the batch.
+pub(super) fn add_set(out: &mut Out, table: &str, name: &str, text: String, elements: &SetElements) {
+    let id = out.texts.len() as u32 + 1;
+    let kind = &elements.kind;
+    let attrs = set_attrs(table, name, id, kind, Made::Named, kind.size);
+    out.add(NFT_MSG_NEWSET, attrs, MsgType::Add, text);
+    add_elements(out, table, name, Some(id), elements, true);
+}
+
+/// Adds elements to set `name` (with its batch id when it is made in the
+/// same batch). `first`: the set holds none yet, and an interval set gets
+/// the end at key 0 that nft sends before its first interval.
+pub(super) fn add_elements(
+    out: &mut Out,
+    table: &str,
+    name: &str,
+    id: Option<u32>,
+    elements: &SetElements,
+    first: bool,
+) {
+    element_messages(out, table, name, id, elements, first, Verb::Add);
+}
+
+/// Deletes elements from set `name`: each element by its key (and an
+/// interval's end), a map's without its data, which the kernel ignores.
+pub(super) fn delete_elements(out: &mut Out, table: &str, name: &str, elements: &SetElements) {
+    element_messages(out, table, name, None, elements, false, Verb::Delete);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Add,
+    Delete,
+}
+
+/// One kernel element's nest (its type is set by its place in the
+/// message): flags, key, the key that ends a concatenation's interval, a
+/// map's data, and nft's mark of an interval that runs to the last key.
+fn element_attrs(e: &KernelElement, data: Option<(&Data, &SetKind)>, open: bool) -> Attrs {
+    let mut a = Attrs::default();
+    if e.flags != 0 {
+        a = a.u32(NFTA_SET_ELEM_FLAGS, e.flags);
+    }
+    a = a.value(NFTA_SET_ELEM_KEY, &e.key);
+    if let Some(end) = &e.key_end {
+        a = a.value(NFTA_SET_ELEM_KEY_END, end);
+    }
+    match data {
+        Some((Data::Verdict(v), _)) => a = a.nested(NFTA_SET_ELEM_DATA, verdict_attrs(v)),
+        Some((Data::Values(values), kind)) => {
+            if let Some(MapData::Values(types)) = &kind.data {
+                let bytes = elements::key_bytes(types, values, elements::End::First);
+                a = a.value(NFTA_SET_ELEM_DATA, &bytes);
+            }
+        }
+        None => {}
+    }
+    if open {
+        let u = Udata::default().u32(udata::ELEM_FLAGS, udata::ELEM_F_INTERVAL_OPEN);
+        a = a.put(NFTA_SET_ELEM_USERDATA, &u.0);
+    }
+    a
+}
+
+/// A verdict as a map's data: its code, and the chain of a jump or goto.
+fn verdict_attrs(v: &Verdict) -> Attrs {
+    let code: i32 = match v {
+        Verdict::Accept => libc::NF_ACCEPT,
+        Verdict::Drop => libc::NF_DROP,
+        Verdict::Return => libc::NFT_RETURN,
+        Verdict::Jump(_) => libc::NFT_JUMP,
+        Verdict::Goto(_) => libc::NFT_GOTO,
+    };
+    let mut inner = Attrs::default().u32(NFTA_VERDICT_CODE, code as u32);
+    if let Some(chain) = v.chain() {
+        inner = inner.strz(NFTA_VERDICT_CHAIN, chain);
+    }
+    Attrs::default().nested(NFTA_DATA_VERDICT, inner)
+}
+
+/// The kernel elements of one element of `kind`, each nest's attributes:
+/// an interval's start and the end after it, as nft lays them out. The
+/// start (or the element itself) carries a map's data, and an interval
+/// that runs to the last key nft's mark of it.
+fn kernel_nests(kind: &SetKind, e: &SetElement, verb: Verb) -> Vec<Attrs> {
+    let mut kernel = elements::kernel_elements(&kind.key, std::slice::from_ref(&e.key), kind.intervals);
+    // An end at key 0 comes before the first interval only (`leading_end`).
+    if kind.intervals
+        && !kind.key.is_concatenation()
+        && kernel.len() > 1
+        && kernel[0].flags & NFT_SET_ELEM_INTERVAL_END != 0
+    {
+        kernel.remove(0);
+    }
+    // A single start without its end runs to the last key there is.
+    let open = kind.intervals && !kind.key.is_concatenation() && kernel.len() == 1;
+    let data = if verb == Verb::Add {
+        e.data.as_ref().map(|d| (d, kind))
+    } else {
+        None
+    };
+    kernel
+        .iter()
+        .map(|k| {
+            let start = k.flags & NFT_SET_ELEM_INTERVAL_END == 0;
+            element_attrs(k, data.filter(|_| start), open && start)
+        })
+        .collect()
+}
+
+/// The end at key 0 nft sends before the first interval of a set it makes
+/// (or fills when empty), unless that interval starts at 0.
+fn leading_end(kind: &SetKind, first: Option<&SetElement>) -> Option<Attrs> {
+    if !kind.intervals || kind.key.is_concatenation() {
+        return None;
+    }
+    let first = first?;
+    let kernel = elements::kernel_elements(&kind.key, std::slice::from_ref(&first.key), true);
+    let zero = kernel
+        .first()
+        .filter(|k| k.flags & NFT_SET_ELEM_INTERVAL_END != 0 && kernel.len() > 1)?;
+    Some(element_attrs(zero, None, false))
+}
+
+/// Element messages for `elements` of set `name`: as many elements per
+/// message as keep it below the size of an attribute, each message named by
+/// its first few elements.
+fn element_messages(
+    out: &mut Out,
+    table: &str,
+    name: &str,
+    id: Option<u32>,
+    elements: &SetElements,
+    first: bool,
+    verb: Verb,
+) {
+    let kind = &elements.kind;
+    let (ty, msg_kind, word) = match verb {
+        Verb::Add => (NFT_MSG_NEWSETELEM, MsgType::Add, "add"),
+        Verb::Delete => (NFT_MSG_DELSETELEM, MsgType::Del, "delete"),
+    };
+    let mut nests: Vec<Attrs> = Vec::new();
+    let mut bytes = 0;
+    let mut named: Vec<&SetElement> = Vec::new();
+    let flush = |out: &mut Out, nests: &mut Vec<Attrs>, named: &mut Vec<&SetElement>| {
+        let mut list = Attrs::default();
+        for (i, n) in nests.drain(..).enumerate() {
+            // nft numbers the nests of a list from 1.
+            list = list.nested(i as u16 + 1, n);
+        }
+        let mut a = Attrs::default()
+            .strz(NFTA_SET_ELEM_LIST_TABLE, table)
+            .strz(NFTA_SET_ELEM_LIST_SET, name);
+        if let Some(id) = id {
+            a = a.u32(NFTA_SET_ELEM_LIST_SET_ID, id);
+        }
+        a = a.nested(NFTA_SET_ELEM_LIST_ELEMENTS, list);
+        let texts: Vec<String> = named.iter().map(|e| e.text(kind)).collect();
+        let text = format!(
+            "{word} element inet {table} {name} {{ {} }}",
+            crate::plan::elements_text(&texts, ELEMENTS_SHOWN)
+        );
+        named.clear();
+        out.add(ty, a, msg_kind, text);
+    };
+    // In the order nft lists them, which is the order it sends them in.
+    let listed = elements.listed();
+    if first && verb == Verb::Add {
+        if let Some(zero) = leading_end(kind, listed.first().copied()) {
+            bytes += zero.0.len() + NLA_HDRLEN;
+            nests.push(zero);
+        }
+    }
+    for e in listed {
+        let these = kernel_nests(kind, e, verb);
+        let size: usize = these.iter().map(|n| n.0.len() + NLA_HDRLEN).sum();
+        if !named.is_empty()
+            && (bytes + size > ELEMENT_BYTES_MAX || named.len() == ELEMENTS_PER_MESSAGE)
+        {
+            flush(out, &mut nests, &mut named);
+            bytes = 0;
+        }
+        bytes += size;
+        nests.extend(these);
+        named.push(e);
+    }
+    if !named.is_empty() {
+        flush(out, &mut nests, &mut named);
+    }
+}
+
+/// The anonymous sets and maps a rule carries, in the order its
+/// expressions look them up: the inline map of its action.
+pub(super) fn anonymous_sets(rule: &crate::ir::Rule) -> Vec<(&[Field], &SetElements)> {
+    let lookup = match &rule.action {
+        crate::ir::Action::Vmap(l) => l,
+        crate::ir::Action::DnatMap(n) | crate::ir::Action::SnatMap(n) => &n.lookup,
+        _ => return Vec::new(),
+    };
+    match &lookup.map {
+        crate::ir::MapSource::Inline(elements) => vec![(lookup.fields.as_slice(), elements)],
+        crate::ir::MapSource::Named(_) => Vec::new(),
+    }
+}
+
+/// Adds an anonymous set (or map) keyed by `fields`, and its elements,
+/// before the rule that uses it; returns its name and its id in the batch,
+/// by which the rule's lookup finds it (the kernel names it).
+pub(super) fn add_anonymous(
+    out: &mut Out,
+    table: &str,
+    fields: &[Field],
+    elements: &SetElements,
+) -> (&'static str, u32) {
+    let kind = &elements.kind;
+    let name = if kind.is_map() { "__map%d" } else { "__set%d" };
+    let id = out.texts.len() as u32 + 1;
+    // nft's size of an anonymous set: the kernel elements it sends.
+    let mut count = elements
+        .elements
+        .iter()
+        .map(|e| kernel_nests(kind, e, Verb::Add).len())
+        .sum::<usize>();
+    count += usize::from(leading_end(kind, elements.listed().first().copied()).is_some());
+    let attrs = set_attrs(table, name, id, kind, Made::Anonymous(fields), Some(count as u32));
+    let word = if kind.is_map() { "map" } else { "set" };
+    let text = format!(
+        "add {word} inet {table} {name} {{ type {}; }} (anonymous, for the rule below)",
+        kind.type_text()
+    );
+    out.add(NFT_MSG_NEWSET, attrs, MsgType::Add, text);
+    element_messages(out, table, name, Some(id), elements, true, Verb::Add);
+    (name, id)
+}
+
+#[cfg(test)]
+mod tests;
