@@ -426,14 +426,16 @@ fn interval_elements_change_one_by_one() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
+    // Merged as validation merges them.
     let blocked = |nets: &[&str]| {
+        let nets: Vec<Value> = nets.iter().map(|n| prefix(n)).collect();
         let set = named(
             "blocked",
             SetKind {
                 intervals: true,
                 ..kind(&[KeyType::Ipv4Addr])
             },
-            keys(nets.iter().map(|n| vec![prefix(n)]).collect()),
+            keys(merge_intervals(KeyType::Ipv4Addr, &nets).into_iter().map(|v| vec![v]).collect()),
         );
         policy(
             "pf",

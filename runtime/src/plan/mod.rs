@@ -174,8 +174,8 @@ impl Op {
 /// Operations grouped by phase; the phases run in an order the kernel
 /// accepts: references are dropped before what they refer to is deleted,
 /// and what a rule refers to exists before the rule is added. A verdict
-/// map refers to the chains its elements jump to: it (and its elements)
-/// goes before the chains are deleted and after they are made.
+/// map's elements refer to the chains they jump to: they (and the map)
+/// go before the chains are deleted, and after they are made.
 #[derive(Default)]
 struct Phases {
     table: Vec<Op>,
@@ -219,16 +219,25 @@ impl Phases {
         }
     }
 
-    /// Makes a set with its elements; a verdict map after the chains.
+    /// Makes a set with its elements; a verdict map empty, with its
+    /// elements after the chains (so sets and maps are made in the
+    /// policies' order, the order nft lists them in).
     fn add_set(&mut self, set: &DesiredSet) {
-        let op = Op::AddSet {
-            name: set.name.clone(),
-            elements: set.elements.clone(),
-        };
-        if set.elements.kind.is_verdict_map() {
-            self.add_verdicts.push(op);
+        let verdicts = set.elements.kind.is_verdict_map();
+        let made = if verdicts {
+            set.elements.empty_like()
         } else {
-            self.add_sets.push(op);
+            set.elements.clone()
+        };
+        self.add_sets.push(Op::AddSet {
+            name: set.name.clone(),
+            elements: made,
+        });
+        if verdicts && !set.elements.is_empty() {
+            self.add_verdicts.push(Op::AddElements {
+                set: set.name.clone(),
+                elements: set.elements.clone(),
+            });
         }
     }
 
