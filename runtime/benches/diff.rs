@@ -60,10 +60,10 @@ fn dnat_rule(i: u32) -> Rule {
             port(1 + (i % 65_000) as u16),
         ],
         statements: vec![],
-        action: Action::Dnat(NatTarget {
-            address: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + (i % 60_000) + 1)),
-            port: Some(80),
-        }),
+        action: Action::Dnat(NatTarget::to(
+            IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + (i % 60_000) + 1)),
+            Some(80),
+        )),
         comment: None,
     }
 }

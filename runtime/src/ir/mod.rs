@@ -133,13 +133,19 @@ impl Rule {
         let (Action::Dnat(target) | Action::Snat(target)) = &self.action else {
             return None;
         };
-        let family = Family::of(&target.address);
+        let family = target.family();
         let covered = self.matches.iter().any(|m| match m {
             Match::Addr { net, .. } => Family::of(&net.ip()) == family,
             Match::AddrInSet { family: f, .. } => *f == family,
             _ => false,
         });
-        (!covered).then_some(family)
+        // A DSCP change checks its family itself, where it is, and nft
+        // lists that check as part of it.
+        let checked_by_statement = self
+            .statements
+            .iter()
+            .any(|s| matches!(s, Statement::Dscp { family: f, .. } if *f == family));
+        (!covered && !checked_by_statement).then_some(family)
     }
 }
 
@@ -157,22 +163,7 @@ impl fmt::Display for Rule {
         for s in &self.statements {
             write!(f, "{s} ")?;
         }
-        match &self.action {
-            Action::Accept => write!(f, "accept"),
-            Action::Drop => write!(f, "drop"),
-            Action::Reject { tcp: true } => write!(f, "reject with tcp reset"),
-            Action::Reject { tcp: false } => write!(f, "reject"),
-            Action::Jump(c) => write!(f, "jump {c}"),
-            Action::Goto(c) => write!(f, "goto {c}"),
-            Action::Return => write!(f, "return"),
-            Action::Continue => write!(f, "continue"),
-            Action::Dnat(t) => write!(f, "dnat {t}"),
-            Action::Snat(t) => write!(f, "snat {t}"),
-            Action::Masquerade => write!(f, "masquerade"),
-            Action::Vmap(lookup) => write!(f, "{} vmap {}", lookup.key_text(), lookup.map),
-            Action::DnatMap(m) => write!(f, "dnat {m}"),
-            Action::SnatMap(m) => write!(f, "snat {m}"),
-        }?;
+        write!(f, "{}", self.action)?;
         if let Some(c) = &self.comment {
             write!(f, " comment \"{c}\"")?;
         }
@@ -250,10 +241,7 @@ mod tests {
                 },
             ],
             statements: vec![Statement::Counter],
-            action: Action::Dnat(NatTarget {
-                address: "127.0.0.1".parse().unwrap(),
-                port: Some(4000),
-            }),
+            action: Action::Dnat(NatTarget::to("127.0.0.1".parse().unwrap(), Some(4000))),
             comment: Some("seed".into()),
         };
         assert_eq!(
@@ -271,6 +259,8 @@ mod tests {
             }],
             statements: vec![Statement::Log {
                 prefix: Some("in\\ #1; ".into()),
+                level: None,
+                limit: None,
             }],
             action: Action::Accept,
             comment: Some("a\\b {c}".into()),

@@ -1,6 +1,7 @@
 //! Operations -> rustables objects -> one netlink batch. Rules are built
 //! in `rule`, their matches in `matches`, statements and actions in
-//! `actions`; sets, maps and their elements in `sets`.
+//! `actions`; expressions rustables lacks are made in `expr`; sets, maps
+//! and their elements in `sets`, map actions in `maps`.
 //!
 //! Every match is encoded the way `nft` 1.0 encodes it (the same loads,
 //! dependencies and comparisons), so `nft list ruleset` prints the rules the
@@ -14,8 +15,11 @@ use crate::plan::{Op, Position, RuleTag, Transaction};
 
 mod actions;
 pub(super) mod elements;
+mod expr;
 mod maps;
 mod matches;
+#[cfg(test)]
+mod nft_debug;
 mod rule;
 mod sets;
 
@@ -189,7 +193,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = hand.put_in_place(batch.finalize());
+    let mut bytes = expr::put_in_place(hand.put_in_place(batch.finalize()));
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.

@@ -4,6 +4,7 @@
 use super::KernelName;
 use crate::ir::{
     Action, BaseChain, Data, MapSource, Match, PolicyRules, Rule, SetElement, SetElements,
+    Statement,
 };
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
@@ -138,6 +139,9 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
             }
             _ => {}
         }
+    }
+    for name in rule.statements.iter_mut().filter_map(Statement::object_mut) {
+        *name = KernelName::new(policy, name).to_string();
     }
     match &mut rule.action {
         Action::Jump(c) | Action::Goto(c) => *c = KernelName::new(policy, c).to_string(),

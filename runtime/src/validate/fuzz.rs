@@ -569,7 +569,7 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
         for rule in &chain.rules {
             prop_assert!(rule.matches.len() <= MATCHES_MAX);
             let prefixes = rule.statements.iter().filter_map(|s| match s {
-                ir::Statement::Log { prefix } => prefix.as_ref(),
+                ir::Statement::Log { prefix, .. } => prefix.as_ref(),
                 _ => None,
             });
             for text in rule.comment.iter().chain(prefixes) {
@@ -612,13 +612,13 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
                     prop_assert!(regular, "jump from {} to {:?}", chain.name, target);
                 }
                 ir::Action::Dnat(t) | ir::Action::Snat(t) => {
-                    prop_assert!(t.port != Some(0));
+                    prop_assert!(t.ports.is_none_or(|p| p.first != 0));
                     let nat = chain
                         .base
                         .is_none_or(|b| b.chain_type == ir::ChainType::Nat);
                     prop_assert!(nat, "NAT in filter chain {}", chain.name);
                 }
-                ir::Action::Masquerade => {
+                ir::Action::Masquerade(_) => {
                     let nat = chain
                         .base
                         .is_none_or(|b| b.chain_type == ir::ChainType::Nat);

@@ -10,19 +10,32 @@ use super::{ChainInfo, JUMP_DEPTH_MAX};
 use crate::bindings::wit;
 use crate::ir::{ChainType, Hook};
 
-/// Hooks from which each chain can be reached (its own hook for a base chain,
-/// the hooks of its callers for a regular chain).
+/// A base chain that a chain's rules run from: its hook, kind and
+/// priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Reach {
+    pub hook: Hook,
+    pub nat: bool,
+    pub priority: i32,
+}
+
+/// The base chains from which each chain can be reached (itself for a base
+/// chain, those of its callers for a regular chain).
 pub(super) fn reaching_hooks(
     chains: &[wit::Chain],
     infos: &HashMap<&str, ChainInfo>,
     maps: &MapTargets,
-) -> HashMap<String, BTreeSet<(Hook, bool)>> {
-    // (hook, is_nat)
-    let mut reach: HashMap<String, BTreeSet<(Hook, bool)>> = HashMap::new();
-    let mut work: Vec<(String, (Hook, bool))> = Vec::new();
+) -> HashMap<String, BTreeSet<Reach>> {
+    let mut reach: HashMap<String, BTreeSet<Reach>> = HashMap::new();
+    let mut work: Vec<(String, Reach)> = Vec::new();
     for c in chains {
         if let Some(b) = infos.get(c.name.as_str()).and_then(|i| i.base) {
-            work.push((c.name.clone(), (b.hook, b.chain_type == ChainType::Nat)));
+            let from = Reach {
+                hook: b.hook,
+                nat: b.chain_type == ChainType::Nat,
+                priority: b.priority,
+            };
+            work.push((c.name.clone(), from));
         }
     }
     let by_name: HashMap<&str, &wit::Chain> = chains.iter().map(|c| (c.name.as_str(), c)).collect();

@@ -258,6 +258,10 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         .iter()
         .map(|s| (s.name.as_str(), &s.elements.kind))
         .collect();
+    let declared = rules::Declared {
+        sets: set_kinds,
+        objects: actions::Objects::of(ruleset),
+    };
 
     let targets = maps::map_targets(&ruleset.maps);
     if let Some(cycle) = graph::find_cycle(&ruleset.chains, &targets) {
@@ -294,7 +298,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                     &at,
                     rule,
                     info.base.as_ref(),
-                    &set_kinds,
+                    &declared,
                     &infos,
                     &hooks,
                 )

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::actions::{convert_action, convert_statements};
+use super::actions::{Objects, convert_action, convert_statements};
+use super::graph::Reach;
 use super::matches::convert_match;
 use super::{COMMENT_MAX, ChainInfo, Ctx, MATCHES_MAX};
 use crate::bindings::wit;
@@ -20,9 +21,9 @@ pub(super) fn convert_rule(
     at: &str,
     rule: &wit::Rule,
     base: Option<&BaseChain>,
-    sets: &SetKinds,
+    declared: &Declared,
     infos: &HashMap<&str, ChainInfo>,
-    hooks: &BTreeSet<(Hook, bool)>,
+    hooks: &BTreeSet<Reach>,
 ) -> Option<ir::Rule> {
     if rule.matches.len() > MATCHES_MAX {
         ctx.err(
@@ -55,12 +56,12 @@ pub(super) fn convert_rule(
                 ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
             }
         }
-        if let Some(conv) = convert_match(ctx, &mat, m, sets, &mut facts) {
+        if let Some(conv) = convert_match(ctx, &mat, m, &declared.sets, &mut facts) {
             matches.push(conv);
         }
     }
-    let statements = convert_statements(ctx, at, &rule.statements);
-    let action = convert_action(ctx, at, &rule.action, &facts, sets, infos, hooks);
+    let statements = convert_statements(ctx, at, rule, &facts, &declared.objects, hooks);
+    let action = convert_action(ctx, at, &rule.action, &facts, &declared.sets, infos, hooks);
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
@@ -118,6 +119,12 @@ pub(super) fn hook(h: wit::Hook) -> Hook {
 pub(super) struct RuleFacts {
     pub family: Option<Family>,
     pub l4: Option<L4Proto>,
+}
+
+/// What a rule may name besides chains: the policy's sets and objects.
+pub(super) struct Declared<'a> {
+    pub sets: SetKinds<'a>,
+    pub objects: Objects<'a>,
 }
 
 /// Sets and maps declared by the policy: name -> kind.

@@ -151,6 +151,8 @@ pub fn everything() -> Vec<PolicyRules> {
         Rule {
             statements: vec![Statement::Log {
                 prefix: Some("ten: ".into()),
+                level: None,
+                limit: None,
             }],
             ..rule(
                 vec![Match::Addr {
@@ -177,7 +179,7 @@ pub fn everything() -> Vec<PolicyRules> {
                 proto: L4Proto::Tcp,
                 negate: false,
             }],
-            Action::Reject { tcp: true },
+            Action::Reject(RejectWith::TcpReset),
         ),
         rule(
             vec![Match::Iifname {
@@ -187,7 +189,10 @@ pub fn everything() -> Vec<PolicyRules> {
             Action::Goto("allowed".into()),
         ),
         rule(vec![dport(Transport::Udp, 5353, 5353)], Action::Continue),
-        rule(vec![], Action::Reject { tcp: false }),
+        rule(
+            vec![],
+            Action::Reject(RejectWith::Icmpx(IcmpxReject::PortUnreachable)),
+        ),
     ];
     let allowed = vec![
         rule(
@@ -215,10 +220,7 @@ pub fn everything() -> Vec<PolicyRules> {
                     },
                     dport(Transport::Tcp, 80, 80),
                 ],
-                Action::Dnat(NatTarget {
-                    address: "127.0.0.1".parse().unwrap(),
-                    port: Some(4000),
-                }),
+                Action::Dnat(NatTarget::to("127.0.0.1".parse().unwrap(), Some(4000))),
             ))
         },
         rule(
@@ -230,10 +232,7 @@ pub fn everything() -> Vec<PolicyRules> {
                 },
                 dport(Transport::Udp, 53, 53),
             ],
-            Action::Dnat(NatTarget {
-                address: "fd00::1".parse().unwrap(),
-                port: Some(5353),
-            }),
+            Action::Dnat(NatTarget::to("fd00::1".parse().unwrap(), Some(5353))),
         ),
     ];
     let postrouting = vec![
@@ -242,17 +241,14 @@ pub fn everything() -> Vec<PolicyRules> {
                 name: "wan0".into(),
                 negate: false,
             }],
-            Action::Masquerade,
+            Action::Masquerade(None),
         ),
         rule(
             vec![Match::Oifname {
                 name: "wan1".into(),
                 negate: false,
             }],
-            Action::Snat(NatTarget {
-                address: "203.0.113.1".parse().unwrap(),
-                port: None,
-            }),
+            Action::Snat(NatTarget::to("203.0.113.1".parse().unwrap(), None)),
         ),
     ];
     policy(
