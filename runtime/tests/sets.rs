@@ -301,16 +301,44 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
             }),
         ),
     ];
-    let prerouting = vec![rule(
+    let nat = |family, field, map: &str, ports| NatMap {
+        family,
+        lookup: MapLookup {
+            fields: vec![field],
+            map: MapSource::Named(map.into()),
+        },
+        ports,
+    };
+    let dport = Field::Dport(Transport::Tcp);
+    let inline_fwds = SetElements::new(
+        SetKind {
+            data: Some(MapData::Values(key(&[Ipv4Addr, InetService]))),
+            ..kind(&[InetService])
+        },
+        vec![SetElement {
+            key: Element(vec![Value::Number(8443)]),
+            data: Some(Data::Values(Element(vec![addr("192.168.1.10"), Value::Number(443)]))),
+        }],
+    );
+    let prerouting = vec![
+        rule(vec![], Action::DnatMap(nat(Family::V4, Field::Daddr(Family::V4), "to-host", false))),
+        rule(vec![], Action::DnatMap(nat(Family::V4, dport, "fwds", true))),
+        rule(vec![], Action::DnatMap(nat(Family::V6, dport, "v6-fwds", true))),
+        rule(
+            vec![],
+            Action::DnatMap(NatMap {
+                family: Family::V4,
+                lookup: MapLookup {
+                    fields: vec![dport],
+                    map: MapSource::Inline(inline_fwds),
+                },
+                ports: true,
+            }),
+        ),
+    ];
+    let postrouting = vec![rule(
         vec![],
-        Action::DnatMap(NatMap {
-            family: Family::V4,
-            lookup: MapLookup {
-                fields: vec![Field::Daddr(Family::V4)],
-                map: MapSource::Named("to-host".into()),
-            },
-            ports: false,
-        }),
+        Action::SnatMap(nat(Family::V4, Field::Saddr(Family::V4), "by-net", false)),
     )];
     policy(
         "pf",
@@ -321,6 +349,11 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
                 "prerouting",
                 base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
                 prerouting,
+            ),
+            chain(
+                "postrouting",
+                base(Hook::Postrouting, ChainType::Nat, 100, ChainPolicy::Accept),
+                postrouting,
             ),
         ],
         maps,
@@ -666,6 +699,51 @@ fn a_vmap_sends_packets_to_the_chain_its_key_names() {
     };
     // Each connection's SYN, and nothing else: the reset goes out.
     assert_eq!((packets("pf/a"), packets("pf/b")), (3, 1));
+}
+
+#[test]
+fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let client = Peer::new("client", "r0", "10.96.0.1/24", &["10.96.0.2/24"], "10.96.0.1");
+    let server = Peer::new("server", "r1", "192.168.52.1/24", &["192.168.52.10/24", "192.168.52.11/24"], "192.168.52.1");
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    server.serve("192.168.52.10", 80, "web");
+    server.serve("192.168.52.11", 22, "ssh");
+    let fwds = data_map(
+        "fwds",
+        &[KeyType::InetService],
+        &[KeyType::Ipv4Addr, KeyType::InetService],
+        vec![
+            (vec![Value::Number(8080)], vec![addr("192.168.52.10"), Value::Number(80)]),
+            (vec![Value::Number(2222)], vec![addr("192.168.52.11"), Value::Number(22)]),
+        ],
+    );
+    let dnat = rule(
+        vec![],
+        Action::DnatMap(NatMap {
+            family: Family::V4,
+            lookup: MapLookup {
+                fields: vec![Field::Dport(Transport::Tcp)],
+                map: MapSource::Named("fwds".into()),
+            },
+            ports: true,
+        }),
+    );
+    let policies = policy(
+        "pf",
+        vec![chain(
+            "prerouting",
+            base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
+            vec![dnat],
+        )],
+        vec![fwds],
+    );
+    apply(&mut kernel, &policies);
+    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 8080), "open: web");
+    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 2222), "open: ssh");
+    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 8081), "refused", "a port the map lacks");
 }
 
 #[test]

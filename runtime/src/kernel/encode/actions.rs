@@ -41,7 +41,7 @@ fn reg_number(r: Register) -> u32 {
 }
 
 impl RuleBuilder {
-    fn hand_made(&mut self, e: Expr) {
+    pub(super) fn hand_made(&mut self, e: Expr) {
         self.push(e.stand_in());
     }
 

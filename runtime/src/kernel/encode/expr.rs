@@ -38,10 +38,10 @@ pub(super) mod nat_flags {
 /// Netlink attributes, written in order: header (length, type), value,
 /// padding to 4 bytes. Numbers are big-endian, as nf_tables reads them.
 #[derive(Default)]
-pub(super) struct Attrs(Vec<u8>);
+pub(super) struct Attrs(pub(super) Vec<u8>);
 
 impl Attrs {
-    fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
+    pub fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
         let len = (NLA_HDRLEN + value.len()) as u16;
         self.0.extend_from_slice(&len.to_ne_bytes());
         self.0.extend_from_slice(&ty.to_ne_bytes());
@@ -72,6 +72,15 @@ impl Attrs {
         let mut v = s.as_bytes().to_vec();
         v.push(0);
         self.put(ty, &v)
+    }
+
+    pub fn nested(self, ty: u16, inner: Attrs) -> Attrs {
+        self.put(ty | NLA_F_NESTED, &inner.0)
+    }
+
+    /// Data in an `NFTA_DATA_VALUE` nest.
+    pub fn value(self, ty: u16, data: &[u8]) -> Attrs {
+        self.nested(ty, Attrs::default().put(sys::NFTA_DATA_VALUE as u16, data))
     }
 }
 

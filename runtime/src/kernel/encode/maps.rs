@@ -1,14 +1,19 @@
 //! The map actions of a rule as nft encodes them: the key's fields loaded,
 //! a lookup in the named or anonymous map that writes the verdict (`vmap`)
 //! or the data to registers, and for a NAT map the translation reading
-//! them: `lookup reg 1 set fwds dreg 1`, `nat dnat ip addr_min reg 1`.
+//! them: `lookup reg 1 set fwds dreg 1`, `nat dnat ip addr_min reg 1
+//! proto_min reg 9` (the port in the 32-bit register after the address).
 
-use rustables::ProtocolFamily;
-use rustables::expr::{Conntrack, ConntrackKey, Meta, MetaType, Nat, NatType, Register};
+use rustables::expr::{Conntrack, ConntrackKey, Meta, MetaType, Register};
+use rustables::sys;
 
+use super::expr::{Attrs, Expr};
 use super::matches::{addr_payload, port_payload};
 use super::rule::RuleBuilder;
 use crate::ir::{Action, Dir, Family, Field, MapLookup, MapSource, NatMap};
+
+/// The second 32-bit register (NFT_REG32_01): bytes 4-7 of reg 1.
+const NFT_REG32_01: u32 = 9;
 
 impl RuleBuilder {
     /// Encodes a map action; false for any other action.
@@ -17,8 +22,8 @@ impl RuleBuilder {
             Action::Vmap(lookup) => {
                 self.lookup_map(lookup, Register::Verdict)?;
             }
-            Action::DnatMap(nat) => self.nat_map(NatType::DNat, nat)?,
-            Action::SnatMap(nat) => self.nat_map(NatType::SNat, nat)?,
+            Action::DnatMap(nat) => self.nat_map(sys::NFT_NAT_DNAT, nat)?,
+            Action::SnatMap(nat) => self.nat_map(sys::NFT_NAT_SNAT, nat)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -36,20 +41,27 @@ impl RuleBuilder {
 
     /// The data (an address, and a port after it) into reg 1, then the
     /// translation to it.
-    fn nat_map(&mut self, kind: NatType, nat: &NatMap) -> Result<(), String> {
-        if nat.ports {
-            return Err("NAT to an address and a port from a map cannot be encoded yet".into());
-        }
+    fn nat_map(&mut self, kind: u32, nat: &NatMap) -> Result<(), String> {
         self.lookup_map(&nat.lookup, Register::Reg1)?;
         let family = match nat.family {
-            Family::V4 => ProtocolFamily::Ipv4,
-            Family::V6 => ProtocolFamily::Ipv6,
+            Family::V4 => libc::NFPROTO_IPV4,
+            Family::V6 => libc::NFPROTO_IPV6,
         };
-        let expr = Nat::default()
-            .with_nat_type(kind)
-            .with_family(family)
-            .with_ip_register(Register::Reg1);
-        self.push(expr);
+        let mut data = Attrs::default()
+            .u32(sys::NFTA_NAT_TYPE, kind)
+            .u32(sys::NFTA_NAT_FAMILY, family as u32)
+            .u32(sys::NFTA_NAT_REG_ADDR_MIN, Register::Reg1 as u32);
+        if nat.ports {
+            // The port follows the address: after IPv4's 4 bytes in the
+            // second 32-bit register, after IPv6's 16 in the second 16-byte
+            // one, as nft names them.
+            let port = match nat.family {
+                Family::V4 => NFT_REG32_01,
+                Family::V6 => Register::Reg2 as u32,
+            };
+            data = data.u32(sys::NFTA_NAT_REG_PROTO_MIN, port);
+        }
+        self.hand_made(Expr::new("nat", data));
         Ok(())
     }
 
@@ -90,3 +102,6 @@ impl RuleBuilder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

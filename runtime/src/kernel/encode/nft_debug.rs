@@ -278,11 +278,17 @@ fn expression(name: &str, d: &[u8]) -> String {
             "flow_offload flowtable {}",
             attribute(d, 1).map(string).unwrap_or_default()
         ),
-        "lookup" => format!(
-            "lookup reg {} set {}",
-            reg(d, 2),
-            attribute(d, 1).map(string).unwrap_or_default()
-        ),
+        "lookup" => {
+            let mut out = format!(
+                "lookup reg {} set {}",
+                reg(d, 2),
+                attribute(d, 1).map(string).unwrap_or_default()
+            );
+            if let Some(dreg) = u32_of(d, 3) {
+                out.push_str(&format!(" dreg {dreg}"));
+            }
+            out
+        }
         other => format!("unknown {other}"),
     }
 }

@@ -13,6 +13,7 @@
 use rustables::{Batch, MsgType, ProtocolFamily, Set};
 
 use super::elements::{self, KernelElement, NFT_SET_ELEM_INTERVAL_END};
+use super::expr::Attrs;
 use crate::ir::{Data, Field, Key, KeyType, MapData, SetElement, SetElements, SetKind, Verdict};
 use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
 
@@ -45,7 +46,6 @@ const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_SET_ELEM_KEY_END: u16 = 10;
-const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
@@ -61,7 +61,6 @@ const NFT_SET_CONCAT: u32 = 0x80;
 pub(crate) const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
 const NLA_HDRLEN: usize = 4;
-const NLA_F_NESTED: u16 = 1 << 15;
 
 /// libnftnl's userdata of a set (NFTNL_UDATA_SET_*) and of an element
 /// (NFTNL_UDATA_SET_ELEM_*), and nft's values in them.
@@ -91,44 +90,6 @@ const ELEMENT_BYTES_MAX: usize = 60_000;
 const ELEMENTS_PER_MESSAGE: usize = 1024;
 /// Elements named in the text of an element message.
 const ELEMENTS_SHOWN: usize = 4;
-
-/// Netlink attributes, written in order: header (length, type), value,
-/// padding to 4 bytes. Numbers are big-endian, as nf_tables reads them.
-#[derive(Default)]
-struct Attrs(Vec<u8>);
-
-impl Attrs {
-    fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
-        let len = (NLA_HDRLEN + value.len()) as u16;
-        self.0.extend_from_slice(&len.to_ne_bytes());
-        self.0.extend_from_slice(&ty.to_ne_bytes());
-        self.0.extend_from_slice(value);
-        self.0.resize(align4(self.0.len()), 0);
-        self
-    }
-
-    fn u32(self, ty: u16, v: u32) -> Attrs {
-        self.put(ty, &v.to_be_bytes())
-    }
-
-    fn u64(self, ty: u16, v: u64) -> Attrs {
-        self.put(ty, &v.to_be_bytes())
-    }
-
-    fn strz(self, ty: u16, s: &str) -> Attrs {
-        let mut v = s.as_bytes().to_vec();
-        v.push(0);
-        self.put(ty, &v)
-    }
-
-    fn nested(self, ty: u16, inner: Attrs) -> Attrs {
-        self.put(ty | NLA_F_NESTED, &inner.0)
-    }
-
-    fn value(self, ty: u16, data: &[u8]) -> Attrs {
-        self.nested(ty, Attrs::default().put(NFTA_DATA_VALUE, data))
-    }
-}
 
 /// libnftnl's userdata: type, length, value.
 #[derive(Default)]
@@ -579,12 +540,14 @@ pub(super) fn add_anonymous(
     let kind = &elements.kind;
     let name = if kind.is_map() { "__map%d" } else { "__set%d" };
     let id = out.texts.len() as u32 + 1;
-    // nft's size of an anonymous set: the kernel elements it sends.
-    let mut count = elements
-        .elements
-        .iter()
-        .map(|e| kernel_nests(kind, e, Verb::Add).len())
-        .sum::<usize>();
+    // nft's size of an anonymous set: its kernel elements, counting an
+    // interval to the last key as the start and end it would have.
+    let per_element = if kind.intervals && !kind.key.is_concatenation() {
+        2
+    } else {
+        1
+    };
+    let mut count = elements.len() * per_element;
     count += usize::from(leading_end(kind, elements.listed().first().copied()).is_some());
     let attrs = set_attrs(table, name, id, kind, Made::Anonymous(fields), Some(count as u32));
     let word = if kind.is_map() { "map" } else { "set" };
