@@ -64,7 +64,12 @@ fn verdict_map(name: &str, key_type: KeyType, elements: Vec<(Value, Verdict)>) -
     )
 }
 
-fn data_map(name: &str, key_type: &[KeyType], data: &[KeyType], elements: Vec<(Vec<Value>, Vec<Value>)>) -> NamedSet {
+fn data_map(
+    name: &str,
+    key_type: &[KeyType],
+    data: &[KeyType],
+    elements: Vec<(Vec<Value>, Vec<Value>)>,
+) -> NamedSet {
     named(
         name,
         SetKind {
@@ -104,25 +109,71 @@ fn sets_of_every_kind() -> Vec<PolicyRules> {
         intervals: true,
         ..k
     };
-    let ports = (1..=12).chain([256, 8080]).map(|p| vec![Value::Number(p)]).collect();
+    let ports = (1..=12)
+        .chain([256, 8080])
+        .map(|p| vec![Value::Number(p)])
+        .collect();
     let sets = vec![
         named(
             "v4",
             kind(&[Ipv4Addr]),
-            keys(["11.0.0.0", "10.0.0.1", "10.0.0.2", "9.0.0.1", "1.1.1.1"].map(|a| vec![addr(a)]).to_vec()),
+            keys(
+                ["11.0.0.0", "10.0.0.1", "10.0.0.2", "9.0.0.1", "1.1.1.1"]
+                    .map(|a| vec![addr(a)])
+                    .to_vec(),
+            ),
         ),
-        named("v6", kind(&[Ipv6Addr]), keys(vec![vec![addr("fd00::2")], vec![addr("::1")]])),
+        named(
+            "v6",
+            kind(&[Ipv6Addr]),
+            keys(vec![vec![addr("fd00::2")], vec![addr("::1")]]),
+        ),
         named("ports", kind(&[InetService]), keys(ports)),
-        named("protos", kind(&[InetProto]), keys([6, 17, 1, 47, 58, 200].map(|p| vec![Value::Number(p)]).to_vec())),
-        named("marks", kind(&[Mark]), keys([1, 256, 0x0100_0000].map(|m| vec![Value::Number(m)]).to_vec())),
+        named(
+            "protos",
+            kind(&[InetProto]),
+            keys(
+                [6, 17, 1, 47, 58, 200]
+                    .map(|p| vec![Value::Number(p)])
+                    .to_vec(),
+            ),
+        ),
+        named(
+            "marks",
+            kind(&[Mark]),
+            keys(
+                [1, 256, 0x0100_0000]
+                    .map(|m| vec![Value::Number(m)])
+                    .to_vec(),
+            ),
+        ),
         named(
             "names",
             kind(&[Ifname]),
-            keys(["eth1", "lan0", "wan0", "eth10"].map(|n| vec![Value::Name(n.into())]).to_vec()),
+            keys(
+                ["eth1", "lan0", "wan0", "eth10"]
+                    .map(|n| vec![Value::Name(n.into())])
+                    .to_vec(),
+            ),
         ),
-        named("macs", kind(&[EtherAddr]), keys(vec![vec![Value::Mac([0x52, 0x54, 0, 0, 0, 1])], vec![Value::Mac([2, 0, 0, 0, 0, 1])]])),
-        named("icmp", kind(&[IcmpType]), keys([0, 3, 8, 200].map(|t| vec![Value::Number(t)]).to_vec())),
-        named("icmp6", kind(&[Icmpv6Type]), keys([128, 135].map(|t| vec![Value::Number(t)]).to_vec())),
+        named(
+            "macs",
+            kind(&[EtherAddr]),
+            keys(vec![
+                vec![Value::Mac([0x52, 0x54, 0, 0, 0, 1])],
+                vec![Value::Mac([2, 0, 0, 0, 0, 1])],
+            ]),
+        ),
+        named(
+            "icmp",
+            kind(&[IcmpType]),
+            keys([0, 3, 8, 200].map(|t| vec![Value::Number(t)]).to_vec()),
+        ),
+        named(
+            "icmp6",
+            kind(&[Icmpv6Type]),
+            keys([128, 135].map(|t| vec![Value::Number(t)]).to_vec()),
+        ),
         named(
             "pairs",
             kind(&[Ipv4Addr, InetService]),
@@ -132,21 +183,36 @@ fn sets_of_every_kind() -> Vec<PolicyRules> {
                 vec![addr("10.0.0.1"), Value::Number(256)],
             ]),
         ),
-        named("ifaddr", kind(&[Ifname, Ipv4Addr]), keys(vec![vec![Value::Name("lan0".into()), addr("10.0.0.1")]])),
+        named(
+            "ifaddr",
+            kind(&[Ifname, Ipv4Addr]),
+            keys(vec![vec![Value::Name("lan0".into()), addr("10.0.0.1")]]),
+        ),
         named(
             "blocked",
             intervals(kind(&[Ipv4Addr])),
             keys(vec![
                 vec![addr("1.2.3.4")],
                 vec![prefix("10.0.0.0/8")],
-                vec![Value::AddrRange("192.168.1.10".parse().unwrap(), "192.168.1.20".parse().unwrap())],
+                vec![Value::AddrRange(
+                    "192.168.1.10".parse().unwrap(),
+                    "192.168.1.20".parse().unwrap(),
+                )],
             ]),
         ),
-        named("blocked6", intervals(kind(&[Ipv6Addr])), keys(vec![vec![prefix("fd00::/8")], vec![addr("::1")]])),
+        named(
+            "blocked6",
+            intervals(kind(&[Ipv6Addr])),
+            keys(vec![vec![prefix("fd00::/8")], vec![addr("::1")]]),
+        ),
         named(
             "port-ranges",
             intervals(kind(&[InetService])),
-            keys(vec![vec![Value::Range(1, 1024)], vec![Value::Number(2000)], vec![Value::Range(60000, 65535)]]),
+            keys(vec![
+                vec![Value::Range(1, 1024)],
+                vec![Value::Number(2000)],
+                vec![Value::Range(60000, 65535)],
+            ]),
         ),
         named(
             "nets-ports",
@@ -240,8 +306,14 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
             &[InetService],
             &[Ipv4Addr, InetService],
             vec![
-                (vec![Value::Number(8080)], vec![addr("192.168.1.10"), Value::Number(80)]),
-                (vec![Value::Number(2222)], vec![addr("192.168.1.11"), Value::Number(22)]),
+                (
+                    vec![Value::Number(8080)],
+                    vec![addr("192.168.1.10"), Value::Number(80)],
+                ),
+                (
+                    vec![Value::Number(2222)],
+                    vec![addr("192.168.1.11"), Value::Number(22)],
+                ),
             ],
         ),
         data_map(
@@ -266,7 +338,10 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
             "v6-fwds",
             &[InetService],
             &[Ipv6Addr, InetService],
-            vec![(vec![Value::Number(80)], vec![addr("fd00::1"), Value::Number(8080)])],
+            vec![(
+                vec![Value::Number(80)],
+                vec![addr("fd00::1"), Value::Number(8080)],
+            )],
         ),
     ];
     let inline = SetElements::new(
@@ -317,13 +392,25 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
         },
         vec![SetElement {
             key: Element(vec![Value::Number(8443)]),
-            data: Some(Data::Values(Element(vec![addr("192.168.1.10"), Value::Number(443)]))),
+            data: Some(Data::Values(Element(vec![
+                addr("192.168.1.10"),
+                Value::Number(443),
+            ]))),
         }],
     );
     let prerouting = vec![
-        rule(vec![], Action::DnatMap(nat(Family::V4, Field::Daddr(Family::V4), "to-host", false))),
-        rule(vec![], Action::DnatMap(nat(Family::V4, dport, "fwds", true))),
-        rule(vec![], Action::DnatMap(nat(Family::V6, dport, "v6-fwds", true))),
+        rule(
+            vec![],
+            Action::DnatMap(nat(Family::V4, Field::Daddr(Family::V4), "to-host", false)),
+        ),
+        rule(
+            vec![],
+            Action::DnatMap(nat(Family::V4, dport, "fwds", true)),
+        ),
+        rule(
+            vec![],
+            Action::DnatMap(nat(Family::V6, dport, "v6-fwds", true)),
+        ),
         rule(
             vec![],
             Action::DnatMap(NatMap {
@@ -384,7 +471,11 @@ fn converge(kernel: &mut Netlink, policies: &[PolicyRules]) -> usize {
     let report = kernel
         .apply(&tx, Some(seen.generation))
         .unwrap_or_else(|e| panic!("{e}\n{tx}"));
-    assert_eq!(listed_as_text(), plan::table_text(TABLE, policies) , "after\n{tx}");
+    assert_eq!(
+        listed_as_text(),
+        plan::table_text(TABLE, policies),
+        "after\n{tx}"
+    );
     report.messages
 }
 
@@ -411,10 +502,18 @@ fn a_map_element_is_one_message_and_a_second_apply_none() {
     };
     let mut policies = maps_of_every_kind();
     assert!(converge(&mut kernel, &policies) > 0);
-    assert_eq!(converge(&mut kernel, &policies), 0, "a second apply sends nothing");
+    assert_eq!(
+        converge(&mut kernel, &policies),
+        0,
+        "a second apply sends nothing"
+    );
 
     with_forward(&mut policies, 9090, "192.168.1.12");
-    assert_eq!(converge(&mut kernel, &policies), 1, "a new host is one element");
+    assert_eq!(
+        converge(&mut kernel, &policies),
+        1,
+        "a new host is one element"
+    );
     assert_eq!(converge(&mut kernel, &policies), 0);
 
     with_forward(&mut policies, 9090, "192.168.1.13");
@@ -425,11 +524,20 @@ fn a_map_element_is_one_message_and_a_second_apply_none() {
     );
     assert_eq!(converge(&mut kernel, &policies), 0);
 
-    let fwds = policies[0].rules.sets.iter_mut().find(|s| s.name == "fwds").unwrap();
+    let fwds = policies[0]
+        .rules
+        .sets
+        .iter_mut()
+        .find(|s| s.name == "fwds")
+        .unwrap();
     let mut elements = fwds.elements.elements.clone();
     elements.retain(|e| e.key.0 != [Value::Number(9090)]);
     fwds.elements = SetElements::new(fwds.elements.kind.clone(), elements);
-    assert_eq!(converge(&mut kernel, &policies), 1, "a host gone is one element");
+    assert_eq!(
+        converge(&mut kernel, &policies),
+        1,
+        "a host gone is one element"
+    );
     assert_eq!(converge(&mut kernel, &policies), 0);
 }
 
@@ -441,11 +549,18 @@ fn a_set_of_1000_leases_changes_by_one_element() {
     let leases = |skip: u32| {
         let addrs = (0..1000u32)
             .filter(|i| *i != skip)
-            .map(|i| vec![Value::Addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into())])
+            .map(|i| {
+                vec![Value::Addr(
+                    std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
+                )]
+            })
             .collect();
         policy(
             "pf",
-            vec![input_chain(vec![rule(vec![in_set(Family::V4, "leases")], Action::Accept)])],
+            vec![input_chain(vec![rule(
+                vec![in_set(Family::V4, "leases")],
+                Action::Accept,
+            )])],
             vec![named("leases", kind(&[KeyType::Ipv4Addr]), keys(addrs))],
         )
     };
@@ -468,20 +583,40 @@ fn interval_elements_change_one_by_one() {
                 intervals: true,
                 ..kind(&[KeyType::Ipv4Addr])
             },
-            keys(merge_intervals(KeyType::Ipv4Addr, &nets).into_iter().map(|v| vec![v]).collect()),
+            keys(
+                merge_intervals(KeyType::Ipv4Addr, &nets)
+                    .into_iter()
+                    .map(|v| vec![v])
+                    .collect(),
+            ),
         );
         policy(
             "pf",
-            vec![input_chain(vec![rule(vec![in_set(Family::V4, "blocked")], Action::Drop)])],
+            vec![input_chain(vec![rule(
+                vec![in_set(Family::V4, "blocked")],
+                Action::Drop,
+            )])],
             vec![set],
         )
     };
     // Made empty, then filled: the intervals added to an existing set.
     converge(&mut kernel, &blocked(&[]));
-    assert_eq!(converge(&mut kernel, &blocked(&["10.0.0.0/8", "192.168.0.0/16"])), 1);
-    assert_eq!(converge(&mut kernel, &blocked(&["10.0.0.0/8", "192.168.0.0/16"])), 0);
+    assert_eq!(
+        converge(&mut kernel, &blocked(&["10.0.0.0/8", "192.168.0.0/16"])),
+        1
+    );
+    assert_eq!(
+        converge(&mut kernel, &blocked(&["10.0.0.0/8", "192.168.0.0/16"])),
+        0
+    );
     // A prefix that merges with its neighbour: the old one out, the merged in.
-    assert_eq!(converge(&mut kernel, &blocked(&["10.0.0.0/8", "11.0.0.0/8", "192.168.0.0/16"])), 2);
+    assert_eq!(
+        converge(
+            &mut kernel,
+            &blocked(&["10.0.0.0/8", "11.0.0.0/8", "192.168.0.0/16"])
+        ),
+        2
+    );
     assert_eq!(converge(&mut kernel, &blocked(&["192.168.0.0/16"])), 1);
     assert_eq!(converge(&mut kernel, &blocked(&["192.168.0.0/16"])), 0);
 }
@@ -506,16 +641,23 @@ fn what_rules_add_to_a_dynamic_set_is_kept() {
     };
     converge(&mut kernel, &meter(&["10.0.0.1"]));
     // An element as a rule's `add @set` adds it (the kernel cannot tell).
-    nft(&["add", "element", "inet", TABLE, "pf/meter", "{", "10.9.9.9", "}"]);
+    nft(&[
+        "add", "element", "inet", TABLE, "pf/meter", "{", "10.9.9.9", "}",
+    ]);
     let desired = DesiredTable::from_policies(&meter(&["10.0.0.1"]));
     let seen = kernel.observe(TABLE).unwrap();
     let tx = plan::plan(TABLE, &desired, seen.table.as_ref()).unwrap();
     assert!(tx.is_empty(), "an element a rule added is no drift: {tx}");
     // The policy's own element, deleted by hand, is put back.
-    nft(&["delete", "element", "inet", TABLE, "pf/meter", "{", "10.0.0.1", "}"]);
+    nft(&[
+        "delete", "element", "inet", TABLE, "pf/meter", "{", "10.0.0.1", "}",
+    ]);
     assert_eq!(converge_messages(&mut kernel, &desired), 1);
     let listing = nft(&["list", "set", "inet", TABLE, "pf/meter"]);
-    assert!(listing.contains("10.9.9.9") && listing.contains("10.0.0.1"), "{listing}");
+    assert!(
+        listing.contains("10.9.9.9") && listing.contains("10.0.0.1"),
+        "{listing}"
+    );
 }
 
 fn converge_messages(kernel: &mut Netlink, desired: &DesiredTable) -> usize {
@@ -538,10 +680,16 @@ impl Peer {
     /// A namespace whose end of a new veth pair has `addrs` (and a default
     /// route via `gateway`), the test's end (`ours`) having `our_addr`.
     fn new(role: &str, ours: &str, our_addr: &str, addrs: &[&str], gateway: &str) -> Peer {
-        let name = format!("ws-{}-{}-{role}", std::process::id(), NEXT_PEER.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "ws-{}-{}-{role}",
+            std::process::id(),
+            NEXT_PEER.fetch_add(1, Ordering::Relaxed)
+        );
         sh(&["ip", "netns", "add", &name]);
         let peer = Peer { name };
-        sh(&["ip", "link", "add", ours, "type", "veth", "peer", "name", "eth0", "netns", &peer.name]);
+        sh(&[
+            "ip", "link", "add", ours, "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
+        ]);
         sh(&["ip", "addr", "add", our_addr, "dev", ours]);
         sh(&["ip", "link", "set", ours, "up"]);
         for a in addrs {
@@ -606,17 +754,25 @@ impl Peer {
 impl Drop for Peer {
     fn drop(&mut self) {
         // Processes inside first, then the namespace.
-        let _ = Command::new("ip").args(["netns", "pids", &self.name]).output().map(|o| {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        });
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").arg(pid).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
 fn sh(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().expect("run a command");
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect("run a command");
     assert!(
         out.status.success(),
         "{argv:?}: {}{}",
@@ -628,7 +784,9 @@ fn sh(argv: &[&str]) -> String {
 
 fn apply(kernel: &mut Netlink, policies: &[PolicyRules]) {
     let desired = DesiredTable::from_policies(policies);
-    kernel.apply(&plan::replace_table(TABLE, &desired), None).unwrap();
+    kernel
+        .apply(&plan::replace_table(TABLE, &desired), None)
+        .unwrap();
 }
 
 #[test]
@@ -636,24 +794,44 @@ fn a_blocked_prefix_of_an_interval_set_drops_and_others_pass() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new("client", "r0", "10.99.0.1/24", &["10.99.0.2/24", "10.99.0.130/24"], "10.99.0.1");
+    let client = Peer::new(
+        "client",
+        "r0",
+        "10.99.0.1/24",
+        &["10.99.0.2/24", "10.99.0.130/24"],
+        "10.99.0.1",
+    );
     let blocked = named(
         "blocked",
         SetKind {
             intervals: true,
             ..kind(&[KeyType::Ipv4Addr])
         },
-        keys(vec![vec![prefix("10.99.0.128/25")], vec![prefix("172.16.0.0/12")]]),
+        keys(vec![
+            vec![prefix("10.99.0.128/25")],
+            vec![prefix("172.16.0.0/12")],
+        ]),
     );
     let policies = policy(
         "pf",
-        vec![input_chain(vec![rule(vec![in_set(Family::V4, "blocked")], Action::Drop)])],
+        vec![input_chain(vec![rule(
+            vec![in_set(Family::V4, "blocked")],
+            Action::Drop,
+        )])],
         vec![blocked],
     );
     apply(&mut kernel, &policies);
     // No server: a packet that passes gets the kernel's reset.
-    assert_eq!(client.connect("10.99.0.2", "10.99.0.1", 9), "refused", "outside the prefix");
-    assert_eq!(client.connect("10.99.0.130", "10.99.0.1", 9), "timeout", "inside the prefix");
+    assert_eq!(
+        client.connect("10.99.0.2", "10.99.0.1", 9),
+        "refused",
+        "outside the prefix"
+    );
+    assert_eq!(
+        client.connect("10.99.0.130", "10.99.0.1", 9),
+        "timeout",
+        "inside the prefix"
+    );
 }
 
 #[test]
@@ -661,7 +839,13 @@ fn a_vmap_sends_packets_to_the_chain_its_key_names() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new("client", "r0", "10.98.0.1/24", &["10.98.0.2/24"], "10.98.0.1");
+    let client = Peer::new(
+        "client",
+        "r0",
+        "10.98.0.1/24",
+        &["10.98.0.2/24"],
+        "10.98.0.1",
+    );
     let to_a = verdict_map(
         "by-port",
         KeyType::InetService,
@@ -706,8 +890,20 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new("client", "r0", "10.96.0.1/24", &["10.96.0.2/24"], "10.96.0.1");
-    let server = Peer::new("server", "r1", "192.168.52.1/24", &["192.168.52.10/24", "192.168.52.11/24"], "192.168.52.1");
+    let client = Peer::new(
+        "client",
+        "r0",
+        "10.96.0.1/24",
+        &["10.96.0.2/24"],
+        "10.96.0.1",
+    );
+    let server = Peer::new(
+        "server",
+        "r1",
+        "192.168.52.1/24",
+        &["192.168.52.10/24", "192.168.52.11/24"],
+        "192.168.52.1",
+    );
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
     server.serve("192.168.52.10", 80, "web");
     server.serve("192.168.52.11", 22, "ssh");
@@ -716,8 +912,14 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
         &[KeyType::InetService],
         &[KeyType::Ipv4Addr, KeyType::InetService],
         vec![
-            (vec![Value::Number(8080)], vec![addr("192.168.52.10"), Value::Number(80)]),
-            (vec![Value::Number(2222)], vec![addr("192.168.52.11"), Value::Number(22)]),
+            (
+                vec![Value::Number(8080)],
+                vec![addr("192.168.52.10"), Value::Number(80)],
+            ),
+            (
+                vec![Value::Number(2222)],
+                vec![addr("192.168.52.11"), Value::Number(22)],
+            ),
         ],
     );
     let dnat = rule(
@@ -743,7 +945,11 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
     apply(&mut kernel, &policies);
     assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 8080), "open: web");
     assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 2222), "open: ssh");
-    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 8081), "refused", "a port the map lacks");
+    assert_eq!(
+        client.connect("10.96.0.2", "10.96.0.1", 8081),
+        "refused",
+        "a port the map lacks"
+    );
 }
 
 #[test]
@@ -751,8 +957,20 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new("client", "r0", "10.97.0.1/24", &["10.97.0.2/24"], "10.97.0.1");
-    let server = Peer::new("server", "r1", "192.168.51.1/24", &["192.168.51.10/24", "192.168.51.11/24"], "192.168.51.1");
+    let client = Peer::new(
+        "client",
+        "r0",
+        "10.97.0.1/24",
+        &["10.97.0.2/24"],
+        "10.97.0.1",
+    );
+    let server = Peer::new(
+        "server",
+        "r1",
+        "192.168.51.1/24",
+        &["192.168.51.10/24", "192.168.51.11/24"],
+        "192.168.51.1",
+    );
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
     server.serve("192.168.51.10", 80, "ten");
     server.serve("192.168.51.11", 80, "eleven");
@@ -790,7 +1008,10 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host() {
     );
     apply(&mut kernel, &policies);
     assert_eq!(client.connect("10.97.0.2", "10.97.0.20", 80), "open: ten");
-    assert_eq!(client.connect("10.97.0.2", "10.97.0.21", 80), "open: eleven");
+    assert_eq!(
+        client.connect("10.97.0.2", "10.97.0.21", 80),
+        "open: eleven"
+    );
     // An address the map lacks is not translated: the router itself has no
     // server there.
     assert_eq!(client.connect("10.97.0.2", "10.97.0.1", 80), "refused");

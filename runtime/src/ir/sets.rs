@@ -460,10 +460,15 @@ mod tests {
         );
         let concat = SetElements::new(
             SetKind::plain(Key(vec![KeyType::Ipv4Addr, KeyType::InetService])),
-            [("10.0.0.1", 1), ("9.0.0.1", 256), ("10.0.0.1", 256), ("11.0.0.0", 1)]
-                .iter()
-                .map(|(a, p)| SetElement::key(Element(vec![addr(a), Value::Number(*p)])))
-                .collect(),
+            [
+                ("10.0.0.1", 1),
+                ("9.0.0.1", 256),
+                ("10.0.0.1", 256),
+                ("11.0.0.0", 1),
+            ]
+            .iter()
+            .map(|(a, p)| SetElement::key(Element(vec![addr(a), Value::Number(*p)])))
+            .collect(),
         );
         assert_eq!(
             listed(&concat),
@@ -489,7 +494,12 @@ mod tests {
         assert_eq!(kind.flags_text().as_deref(), Some("interval,timeout"));
         kind.data = Some(MapData::Verdict);
         assert_eq!(kind.type_text(), "ipv4_addr : verdict");
-        for (seconds, text) in [(60, "1m"), (90, "1m30s"), (3600, "1h"), (93_784, "1d2h3m4s")] {
+        for (seconds, text) in [
+            (60, "1m"),
+            (90, "1m30s"),
+            (3600, "1h"),
+            (93_784, "1d2h3m4s"),
+        ] {
             assert_eq!(duration_text(seconds), text);
         }
     }

@@ -372,5 +372,4 @@ mod tests {
         assert!(ifname("a-very-long-name").is_err());
         assert!(ifname("").is_err());
     }
-
 }

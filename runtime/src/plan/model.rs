@@ -374,7 +374,11 @@ impl SetElements {
             return None;
         }
         let elements = if add {
-            self.elements.iter().chain(&other.elements).cloned().collect()
+            self.elements
+                .iter()
+                .chain(&other.elements)
+                .cloned()
+                .collect()
         } else {
             self.elements
                 .iter()

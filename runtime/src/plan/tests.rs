@@ -536,7 +536,11 @@ fn maps_and_intervals(g: &mut Gen, with_c: bool, sets: &mut Vec<NamedSet>, base:
         let nets: Vec<Value> = (0..g.below(4))
             .map(|_| {
                 let n = g.below(4) as u8;
-                Value::Prefix(format!("10.{n}.0.0/{}", [15, 16][g.below(2)]).parse().unwrap())
+                Value::Prefix(
+                    format!("10.{n}.0.0/{}", [15, 16][g.below(2)])
+                        .parse()
+                        .unwrap(),
+                )
             })
             .collect();
         let elements = merge_intervals(KeyType::Ipv4Addr, &nets)

@@ -559,7 +559,11 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
         prop_assert!(elements.len() <= options.max_set_elements, "set {}", name);
         if elements.kind.holds_ports() {
             let zero = ir::SetElement::key(ir::Element(vec![ir::Value::Number(0)]));
-            prop_assert!(!elements.elements.contains(&zero), "set {} holds port 0", name);
+            prop_assert!(
+                !elements.elements.contains(&zero),
+                "set {} holds port 0",
+                name
+            );
         }
     }
     let total: usize = rules.chains.iter().map(|c| c.rules.len()).sum();

@@ -217,7 +217,10 @@ pub(super) fn map_action(
                 return None;
             }
             let fields = fields(ctx, at, &nat.lookup.key)?;
-            if fields.iter().any(|f| f.family().is_some_and(|f| f != family)) {
+            if fields
+                .iter()
+                .any(|f| f.family().is_some_and(|f| f != family))
+            {
                 ctx.err(
                     at,
                     format!(
@@ -268,7 +271,10 @@ fn family_name(f: Family) -> &'static str {
 enum Use<'a> {
     Verdict,
     /// An address, or an address and a port, of `family`.
-    Nat { what: &'a str, family: Family },
+    Nat {
+        what: &'a str,
+        family: Family,
+    },
 }
 
 impl Use<'_> {
@@ -330,11 +336,7 @@ fn source(
             if let Err(needs) = usage.fits(data) {
                 ctx.err(
                     at,
-                    format!(
-                        "map {} maps {}; {needs}",
-                        quote(name),
-                        kind.type_text()
-                    ),
+                    format!("map {} maps {}; {needs}", quote(name), kind.type_text()),
                 );
                 return None;
             }
@@ -437,8 +439,9 @@ fn is_interval(v: &wit::Value) -> bool {
     match v {
         wit::Value::NumberRange((a, b)) => a != b,
         wit::Value::AddressRange((a, b)) => a != b,
-        wit::Value::Address(a) => values::prefix(a)
-            .is_ok_and(|net| net.prefix() < if net.is_ipv4() { 32 } else { 128 }),
+        wit::Value::Address(a) => {
+            values::prefix(a).is_ok_and(|net| net.prefix() < if net.is_ipv4() { 32 } else { 128 })
+        }
         _ => false,
     }
 }

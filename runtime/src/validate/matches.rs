@@ -172,7 +172,10 @@ pub(super) fn convert_match(
                 }
                 Some(kind) => {
                     let what = kind.holds();
-                    ctx.err(at, format!("set {} holds {what}, not addresses", quote(set)));
+                    ctx.err(
+                        at,
+                        format!("set {} holds {what}, not addresses", quote(set)),
+                    );
                     None
                 }
                 None => {

@@ -150,7 +150,10 @@ pub(super) fn check_kind(ctx: &mut Ctx, at: &str, kind: &SetKind) {
         );
     }
     if kind.timeout == Some(0) {
-        ctx.err(at, "timeout 0: leave the timeout out for elements that do not expire");
+        ctx.err(
+            at,
+            "timeout 0: leave the timeout out for elements that do not expire",
+        );
     }
     if kind.size == Some(0) {
         ctx.err(at, "size 0: leave the size out for no limit");
@@ -163,7 +166,10 @@ pub(super) fn check_kind(ctx: &mut Ctx, at: &str, kind: &SetKind) {
             );
         }
         if kind.size.is_none() {
-            ctx.err(at, "a dynamic set needs a size: the most elements rules may add");
+            ctx.err(
+                at,
+                "a dynamic set needs a size: the most elements rules may add",
+            );
         }
     }
 }
@@ -190,10 +196,7 @@ pub(super) fn canonical(
     };
     if kind.intervals && !kind.key.is_concatenation() && !kind.is_map() {
         let ty = kind.key.0[0];
-        let values: Vec<Value> = elements
-            .into_iter()
-            .flat_map(|(_, e)| e.key.0)
-            .collect();
+        let values: Vec<Value> = elements.into_iter().flat_map(|(_, e)| e.key.0).collect();
         elements = ir::merge_intervals(ty, &values)
             .into_iter()
             .enumerate()
@@ -333,10 +336,7 @@ pub(super) fn data(
             None
         }
         (Some(ir::MapData::Values(types)), wit::MapData::Verdict(_)) => {
-            ctx.err(
-                at,
-                format!("has a verdict; this map maps keys to {types}"),
-            );
+            ctx.err(at, format!("has a verdict; this map maps keys to {types}"));
             None
         }
         (None, _) => None,

@@ -2,8 +2,8 @@
 //! place and the problem.
 
 use super::*;
-use crate::ir::SetElements;
 use crate::bindings::v01::wit::{self, Action as A, Matcher as M};
+use crate::ir::SetElements;
 
 /// These tests write 0.1 answers: validation sees them through the 0.1
 /// conversion, as it sees a 0.1 component's.

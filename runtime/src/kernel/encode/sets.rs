@@ -280,7 +280,14 @@ fn set_flags(kind: &SetKind, made: Made) -> u32 {
 
 /// The attributes of a new set `name` of `kind` with batch id `id`; an
 /// anonymous set's size is the number of elements sent for it.
-fn set_attrs(table: &str, name: &str, id: u32, kind: &SetKind, made: Made, size: Option<u32>) -> Attrs {
+fn set_attrs(
+    table: &str,
+    name: &str,
+    id: u32,
+    kind: &SetKind,
+    made: Made,
+    size: Option<u32>,
+) -> Attrs {
     let mut a = Attrs::default()
         .strz(NFTA_SET_TABLE, table)
         .strz(NFTA_SET_NAME, name)
@@ -324,7 +331,13 @@ fn set_attrs(table: &str, name: &str, id: u32, kind: &SetKind, made: Made, size:
 }
 
 /// Adds a named set or map and its elements; `id` is its id in the batch.
-pub(super) fn add_set(out: &mut Out, table: &str, name: &str, text: String, elements: &SetElements) {
+pub(super) fn add_set(
+    out: &mut Out,
+    table: &str,
+    name: &str,
+    text: String,
+    elements: &SetElements,
+) {
     let id = out.texts.len() as u32 + 1;
     let kind = &elements.kind;
     let attrs = set_attrs(table, name, id, kind, Made::Named, kind.size);
@@ -408,7 +421,8 @@ fn verdict_attrs(v: &Verdict) -> Attrs {
 /// start (or the element itself) carries a map's data, and an interval
 /// that runs to the last key nft's mark of it.
 fn kernel_nests(kind: &SetKind, e: &SetElement, verb: Verb) -> Vec<Attrs> {
-    let mut kernel = elements::kernel_elements(&kind.key, std::slice::from_ref(&e.key), kind.intervals);
+    let mut kernel =
+        elements::kernel_elements(&kind.key, std::slice::from_ref(&e.key), kind.intervals);
     // An end at key 0 comes before the first interval only (`leading_end`).
     if kind.intervals
         && !kind.key.is_concatenation()
@@ -549,7 +563,14 @@ pub(super) fn add_anonymous(
     };
     let mut count = elements.len() * per_element;
     count += usize::from(leading_end(kind, elements.listed().first().copied()).is_some());
-    let attrs = set_attrs(table, name, id, kind, Made::Anonymous(fields), Some(count as u32));
+    let attrs = set_attrs(
+        table,
+        name,
+        id,
+        kind,
+        Made::Anonymous(fields),
+        Some(count as u32),
+    );
     let word = if kind.is_map() { "map" } else { "set" };
     let text = format!(
         "add {word} inet {table} {name} {{ type {}; }} (anonymous, for the rule below)",

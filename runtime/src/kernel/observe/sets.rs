@@ -45,7 +45,8 @@ const NFT_SET_TIMEOUT: u32 = 0x10;
 const NFT_SET_EVAL: u32 = 0x20;
 const NFT_SET_CONCAT: u32 = 0x80;
 /// The flags of the sets the runtime makes.
-const KNOWN_FLAGS: u32 = NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL | NFT_SET_CONCAT;
+const KNOWN_FLAGS: u32 =
+    NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL | NFT_SET_CONCAT;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
@@ -140,8 +141,10 @@ impl Seen {
     /// Adds the elements of one NEWSETELEM message.
     pub fn elements(&mut self, msg: &Message) {
         let Some(raw) = self.raw.as_mut() else { return };
-        let Some(list) = attribute(msg.payload.get(4..).unwrap_or_default(), NFTA_SET_ELEM_LIST_ELEMENTS)
-        else {
+        let Some(list) = attribute(
+            msg.payload.get(4..).unwrap_or_default(),
+            NFTA_SET_ELEM_LIST_ELEMENTS,
+        ) else {
             return;
         };
         for (_, elem) in attributes(list) {
@@ -263,7 +266,9 @@ fn type_of(id: u32) -> Option<KeyType> {
 /// One element of a NEWSETELEM message; None for one the runtime never
 /// writes (a catch-all, a malformed one).
 fn element(elem: &[u8]) -> Option<Raw> {
-    let flags = attribute(elem, NFTA_SET_ELEM_FLAGS).and_then(be32).unwrap_or(0);
+    let flags = attribute(elem, NFTA_SET_ELEM_FLAGS)
+        .and_then(be32)
+        .unwrap_or(0);
     if flags & !NFT_SET_ELEM_INTERVAL_END != 0 {
         return None;
     }
@@ -319,7 +324,11 @@ fn decode(kind: SetKind, raw: &[Raw]) -> Option<SetElements> {
 fn intervals(kind: &SetKind, raw: &[Raw]) -> Option<Vec<SetElement>> {
     let ty = kind.key.0[0];
     let mut starts: Vec<&Raw> = raw.iter().filter(|r| !r.end).collect();
-    let mut ends: Vec<&[u8]> = raw.iter().filter(|r| r.end).map(|r| r.key.as_slice()).collect();
+    let mut ends: Vec<&[u8]> = raw
+        .iter()
+        .filter(|r| r.end)
+        .map(|r| r.key.as_slice())
+        .collect();
     starts.sort_by(|a, b| a.key.cmp(&b.key));
     ends.sort_unstable();
     let mut out = Vec::with_capacity(starts.len());
@@ -330,7 +339,10 @@ fn intervals(kind: &SetKind, raw: &[Raw]) -> Option<Vec<SetElement>> {
         let end = ends.get(ends.partition_point(|e| *e <= start.key.as_slice()));
         let last = match end {
             Some(end) => {
-                if starts.get(i + 1).is_some_and(|next| next.key.as_slice() < *end) {
+                if starts
+                    .get(i + 1)
+                    .is_some_and(|next| next.key.as_slice() < *end)
+                {
                     return None;
                 }
                 before(end)?
@@ -403,7 +415,11 @@ fn element_of(key: &Key, bytes: &[u8]) -> Option<Element> {
         let size = ty.size();
         let value = value_of(*ty, bytes.get(at..at + size)?)?;
         values.push(value);
-        let padded = if concatenated { size.div_ceil(4) * 4 } else { size };
+        let padded = if concatenated {
+            size.div_ceil(4) * 4
+        } else {
+            size
+        };
         if bytes.get(at + size..at + padded)?.iter().any(|b| *b != 0) {
             return None;
         }

@@ -103,7 +103,11 @@ fn prerouting(rules: Vec<wit::Rule>) -> wit::Chain {
     base("pre", wit::Hook::Prerouting, wit::ChainType::Nat, rules)
 }
 
-fn ruleset(chains: Vec<wit::Chain>, sets: Vec<wit::NamedSet>, maps: Vec<wit::NamedMap>) -> wit::Ruleset {
+fn ruleset(
+    chains: Vec<wit::Chain>,
+    sets: Vec<wit::NamedSet>,
+    maps: Vec<wit::NamedMap>,
+) -> wit::Ruleset {
     wit::Ruleset {
         chains,
         sets,
@@ -137,7 +141,10 @@ fn rejects(rs: wit::Ruleset, at: &str, needles: &[&str]) {
     let p = &err.problems[0];
     assert_eq!(p.at, at, "wrong place in: {p}");
     for needle in needles {
-        assert!(p.message.contains(needle), "{p:?} does not mention {needle:?}");
+        assert!(
+            p.message.contains(needle),
+            "{p:?} does not mention {needle:?}"
+        );
     }
 }
 
@@ -152,7 +159,11 @@ fn only_sets(sets: Vec<wit::NamedSet>) -> wit::Ruleset {
 
 #[test]
 fn a_set_needs_a_key_the_kernel_takes() {
-    rejects(only_sets(vec![set("s", &[], vec![])]), "set \"s\"", &["has no key type"]);
+    rejects(
+        only_sets(vec![set("s", &[], vec![])]),
+        "set \"s\"",
+        &["has no key type"],
+    );
     rejects(
         only_sets(vec![set("s", &[K::Ipv6Addr; 5], vec![])]),
         "set \"s\"",
@@ -165,7 +176,11 @@ fn a_set_needs_a_key_the_kernel_takes() {
 fn flags_the_kernel_refuses_are_refused() {
     let mut s = set("s", &[K::Ifname], vec![]);
     s.intervals = true;
-    rejects(only_sets(vec![s]), "set \"s\"", &["intervals on a key of ifname alone"]);
+    rejects(
+        only_sets(vec![s]),
+        "set \"s\"",
+        &["intervals on a key of ifname alone"],
+    );
     let mut s = set("s", &[K::Ipv4Addr], vec![]);
     s.timeout = Some(0);
     rejects(only_sets(vec![s]), "set \"s\"", &["timeout 0"]);
@@ -176,19 +191,43 @@ fn flags_the_kernel_refuses_are_refused() {
     s.dynamic = true;
     s.intervals = true;
     s.size = Some(10);
-    rejects(only_sets(vec![s]), "set \"s\"", &["a dynamic set cannot have intervals"]);
+    rejects(
+        only_sets(vec![s]),
+        "set \"s\"",
+        &["a dynamic set cannot have intervals"],
+    );
     let mut s = set("s", &[K::Ipv4Addr], vec![]);
     s.dynamic = true;
-    rejects(only_sets(vec![s]), "set \"s\"", &["a dynamic set needs a size"]);
+    rejects(
+        only_sets(vec![s]),
+        "set \"s\"",
+        &["a dynamic set needs a size"],
+    );
 }
 
 #[test]
 fn more_elements_than_the_size_are_refused() {
-    let mut s = set("s", &[K::Ipv4Addr], vec![vec![a("10.0.0.1")], vec![a("10.0.0.2")], vec![a("10.0.0.3")]]);
+    let mut s = set(
+        "s",
+        &[K::Ipv4Addr],
+        vec![
+            vec![a("10.0.0.1")],
+            vec![a("10.0.0.2")],
+            vec![a("10.0.0.3")],
+        ],
+    );
     s.size = Some(2);
-    rejects(only_sets(vec![s]), "set \"s\"", &["holds 3 elements; its size is 2"]);
+    rejects(
+        only_sets(vec![s]),
+        "set \"s\"",
+        &["holds 3 elements; its size is 2"],
+    );
     // Merged intervals count once each, as the kernel counts them.
-    let mut s = set("s", &[K::Ipv4Addr], vec![vec![a("10.0.0.0/24")], vec![a("10.0.1.0/24")]]);
+    let mut s = set(
+        "s",
+        &[K::Ipv4Addr],
+        vec![vec![a("10.0.0.0/24")], vec![a("10.0.1.0/24")]],
+    );
     s.intervals = true;
     s.size = Some(1);
     accepts(only_sets(vec![s]));
@@ -197,17 +236,29 @@ fn more_elements_than_the_size_are_refused() {
 #[test]
 fn elements_are_checked_against_the_key() {
     rejects(
-        only_sets(vec![set("s", &[K::Ipv4Addr], vec![vec![a("10.0.0.1")], vec![a("10.0.0.0/8")]])]),
+        only_sets(vec![set(
+            "s",
+            &[K::Ipv4Addr],
+            vec![vec![a("10.0.0.1")], vec![a("10.0.0.0/8")]],
+        )]),
         "set \"s\" element 2",
         &["prefix \"10.0.0.0/8\" needs intervals here"],
     );
     rejects(
-        only_sets(vec![set("s", &[K::Ipv4Addr, K::InetService], vec![vec![a("10.0.0.1")]])]),
+        only_sets(vec![set(
+            "s",
+            &[K::Ipv4Addr, K::InetService],
+            vec![vec![a("10.0.0.1")]],
+        )]),
         "set \"s\" element 1",
         &["has 1 value(s); the key (ipv4_addr . inet_service) has 2"],
     );
     rejects(
-        only_sets(vec![set("s", &[K::Mark], vec![vec![n(1)], vec![a("10.0.0.1")]])]),
+        only_sets(vec![set(
+            "s",
+            &[K::Mark],
+            vec![vec![n(1)], vec![a("10.0.0.1")]],
+        )]),
         "set \"s\" element 2",
         &["\"10.0.0.1\" is not a mark"],
     );
@@ -266,14 +317,22 @@ fn one_part_intervals_are_merged_and_written_in_one_form() {
 #[test]
 fn sets_and_maps_share_names() {
     rejects(
-        ruleset(vec![], vec![set("x", &[K::Ipv4Addr], vec![])], vec![map("x", &[K::Ifname], None, vec![])]),
+        ruleset(
+            vec![],
+            vec![set("x", &[K::Ipv4Addr], vec![])],
+            vec![map("x", &[K::Ifname], None, vec![])],
+        ),
         "map \"x\"",
         &["defined twice (sets and maps share names)"],
     );
 }
 
 fn one_chain_map(m: wit::NamedMap) -> wit::Ruleset {
-    ruleset(vec![regular("lan_in", vec![]), input(vec![])], vec![], vec![m])
+    ruleset(
+        vec![regular("lan_in", vec![]), input(vec![])],
+        vec![],
+        vec![m],
+    )
 }
 
 #[test]
@@ -287,7 +346,11 @@ fn a_map_key_twice_is_refused() {
             to(vec![n(80)], values(vec![a("10.0.0.2")])),
         ],
     );
-    rejects(one_chain_map(m), "map \"m\" element 2", &["maps key 80 to other data than element 1 does"]);
+    rejects(
+        one_chain_map(m),
+        "map \"m\" element 2",
+        &["maps key 80 to other data than element 1 does"],
+    );
     let same = map(
         "m",
         &[K::InetService],
@@ -302,7 +365,14 @@ fn a_map_key_twice_is_refused() {
 
 #[test]
 fn verdicts_name_regular_chains_of_the_policy() {
-    let m = |v| map("m", &[K::Ifname], None, vec![to(vec![name("lan0")], verdict(v))]);
+    let m = |v| {
+        map(
+            "m",
+            &[K::Ifname],
+            None,
+            vec![to(vec![name("lan0")], verdict(v))],
+        )
+    };
     rejects(
         one_chain_map(m(wit::Verdict::Jump("nope".into()))),
         "map \"m\" element 1",
@@ -320,7 +390,12 @@ fn verdicts_name_regular_chains_of_the_policy() {
 #[test]
 fn data_must_fit_the_map() {
     rejects(
-        one_chain_map(map("m", &[K::Ifname], None, vec![to(vec![name("a")], values(vec![n(1)]))])),
+        one_chain_map(map(
+            "m",
+            &[K::Ifname],
+            None,
+            vec![to(vec![name("a")], values(vec![n(1)]))],
+        )),
         "map \"m\" element 1",
         &["has data values; this map maps keys to verdicts"],
     );
@@ -368,16 +443,29 @@ fn overlapping_map_intervals_are_refused() {
         ],
     );
     m.intervals = true;
-    rejects(one_chain_map(m), "map \"m\" element 2", &["10.1.2.3 overlaps element 1 (10.0.0.0/8)"]);
+    rejects(
+        one_chain_map(m),
+        "map \"m\" element 2",
+        &["10.1.2.3 overlaps element 1 (10.0.0.0/8)"],
+    );
 }
 
 fn fwds(data: &[K]) -> wit::NamedMap {
     let value = if data.len() == 2 {
         vec![a("192.168.1.10"), n(80)]
     } else {
-        vec![a(if data[0] == K::Ipv6Addr { "fd00::1" } else { "192.168.1.10" })]
+        vec![a(if data[0] == K::Ipv6Addr {
+            "fd00::1"
+        } else {
+            "192.168.1.10"
+        })]
     };
-    map("fwds", &[K::InetService], Some(data), vec![to(vec![n(8080)], values(value))])
+    map(
+        "fwds",
+        &[K::InetService],
+        Some(data),
+        vec![to(vec![n(8080)], values(value))],
+    )
 }
 
 #[test]
@@ -389,23 +477,47 @@ fn a_map_action_names_a_map_of_its_kind() {
         &["vmap looks up unknown map \"m\""],
     );
     rejects(
-        ruleset(vec![input(vec![rule(vec![], vmap("s"))])], vec![set("s", &[K::Ifname], vec![])], vec![]),
+        ruleset(
+            vec![input(vec![rule(vec![], vmap("s"))])],
+            vec![set("s", &[K::Ifname], vec![])],
+            vec![],
+        ),
         "chain \"input\" rule 1",
         &["vmap looks up \"s\", which is a set, not a map"],
     );
     rejects(
-        ruleset(vec![input(vec![rule(vec![], vmap("fwds"))])], vec![], vec![fwds(&[K::Ipv4Addr])]),
+        ruleset(
+            vec![input(vec![rule(vec![], vmap("fwds"))])],
+            vec![],
+            vec![fwds(&[K::Ipv4Addr])],
+        ),
         "chain \"input\" rule 1",
         &["map \"fwds\" maps inet_service : ipv4_addr; vmap needs a map to verdicts"],
     );
     let verdicts = map("v", &[K::InetService], None, vec![]);
     rejects(
-        ruleset(vec![prerouting(vec![rule(vec![], dnat_map(vec![TCP_DPORT], named("v")))])], vec![], vec![verdicts]),
+        ruleset(
+            vec![prerouting(vec![rule(
+                vec![],
+                dnat_map(vec![TCP_DPORT], named("v")),
+            )])],
+            vec![],
+            vec![verdicts],
+        ),
         "chain \"pre\" rule 1",
-        &["map \"v\" maps inet_service : verdict; dnat ip needs a map to ipv4_addr or ipv4_addr . inet_service"],
+        &[
+            "map \"v\" maps inet_service : verdict; dnat ip needs a map to ipv4_addr or ipv4_addr . inet_service",
+        ],
     );
     rejects(
-        ruleset(vec![prerouting(vec![rule(vec![], dnat_map(vec![TCP_DPORT], named("fwds")))])], vec![], vec![fwds(&[K::Ipv6Addr])]),
+        ruleset(
+            vec![prerouting(vec![rule(
+                vec![],
+                dnat_map(vec![TCP_DPORT], named("fwds")),
+            )])],
+            vec![],
+            vec![fwds(&[K::Ipv6Addr])],
+        ),
         "chain \"pre\" rule 1",
         &["map \"fwds\" maps inet_service : ipv6_addr; dnat ip needs"],
     );
@@ -415,7 +527,10 @@ fn a_map_action_names_a_map_of_its_kind() {
 fn the_key_must_fit_the_map() {
     rejects(
         ruleset(
-            vec![prerouting(vec![rule(vec![], dnat_map(vec![wit::Field::Saddr(wit::IpFamily::Ipv4)], named("fwds")))])],
+            vec![prerouting(vec![rule(
+                vec![],
+                dnat_map(vec![wit::Field::Saddr(wit::IpFamily::Ipv4)], named("fwds")),
+            )])],
             vec![],
             vec![fwds(&[K::Ipv4Addr])],
         ),
@@ -424,17 +539,26 @@ fn the_key_must_fit_the_map() {
     );
     rejects(
         ruleset(
-            vec![input(vec![rule(vec![], wit::Action::Vmap(lookup(vec![], named("m"))))])],
+            vec![input(vec![rule(
+                vec![],
+                wit::Action::Vmap(lookup(vec![], named("m"))),
+            )])],
             vec![],
             vec![map("m", &[K::Ifname], None, vec![])],
         ),
         "chain \"input\" rule 1",
         &["a map lookup needs at least one field"],
     );
-    let mixed = vec![wit::Field::Saddr(wit::IpFamily::Ipv4), wit::Field::Daddr(wit::IpFamily::Ipv6)];
+    let mixed = vec![
+        wit::Field::Saddr(wit::IpFamily::Ipv4),
+        wit::Field::Daddr(wit::IpFamily::Ipv6),
+    ];
     rejects(
         ruleset(
-            vec![input(vec![rule(vec![], wit::Action::Vmap(lookup(mixed, named("m"))))])],
+            vec![input(vec![rule(
+                vec![],
+                wit::Action::Vmap(lookup(mixed, named("m"))),
+            )])],
             vec![],
             vec![map("m", &[K::Ipv4Addr, K::Ipv6Addr], None, vec![])],
         ),
@@ -446,7 +570,14 @@ fn the_key_must_fit_the_map() {
 #[test]
 fn nat_maps_only_where_nat_is_allowed() {
     rejects(
-        ruleset(vec![input(vec![rule(vec![], dnat_map(vec![TCP_DPORT], named("fwds")))])], vec![], vec![fwds(&[K::Ipv4Addr])]),
+        ruleset(
+            vec![input(vec![rule(
+                vec![],
+                dnat_map(vec![TCP_DPORT], named("fwds")),
+            )])],
+            vec![],
+            vec![fwds(&[K::Ipv4Addr])],
+        ),
         "chain \"input\" rule 1",
         &["dnat is only allowed in nat chains on prerouting or output"],
     );
@@ -455,7 +586,11 @@ fn nat_maps_only_where_nat_is_allowed() {
         lookup: lookup(vec![TCP_DPORT], named("fwds")),
     });
     rejects(
-        ruleset(vec![prerouting(vec![rule(vec![], snat)])], vec![], vec![fwds(&[K::Ipv4Addr])]),
+        ruleset(
+            vec![prerouting(vec![rule(vec![], snat)])],
+            vec![],
+            vec![fwds(&[K::Ipv4Addr])],
+        ),
         "chain \"pre\" rule 1",
         &["snat is only allowed in nat chains on postrouting or input"],
     );
@@ -468,22 +603,38 @@ fn nat_maps_fit_the_rules_family_and_ports() {
         "m",
         &[K::Ipv4Addr],
         Some(&[K::Ipv4Addr, K::InetService]),
-        vec![to(vec![a("10.0.0.1")], values(vec![a("192.168.1.10"), n(80)]))],
+        vec![to(
+            vec![a("10.0.0.1")],
+            values(vec![a("192.168.1.10"), n(80)]),
+        )],
     );
     rejects(
-        ruleset(vec![prerouting(vec![rule(vec![], dnat_map(vec![saddr], named("m")))])], vec![], vec![by_addr.clone()]),
+        ruleset(
+            vec![prerouting(vec![rule(
+                vec![],
+                dnat_map(vec![saddr], named("m")),
+            )])],
+            vec![],
+            vec![by_addr.clone()],
+        ),
         "chain \"pre\" rule 1",
         &["dnat to a port needs a tcp or udp match in the rule, or a port in the key"],
     );
     let tcp = wit::Matcher::L4proto(wit::L4Protocol::Tcp);
     accepts(ruleset(
-        vec![prerouting(vec![rule(vec![tcp], dnat_map(vec![saddr], named("m")))])],
+        vec![prerouting(vec![rule(
+            vec![tcp],
+            dnat_map(vec![saddr], named("m")),
+        )])],
         vec![],
         vec![by_addr],
     ));
     rejects(
         ruleset(
-            vec![prerouting(vec![rule(vec![wit::Matcher::Saddr("fd00::/8".into())], dnat_map(vec![TCP_DPORT], named("fwds")))])],
+            vec![prerouting(vec![rule(
+                vec![wit::Matcher::Saddr("fd00::/8".into())],
+                dnat_map(vec![TCP_DPORT], named("fwds")),
+            )])],
             vec![],
             vec![fwds(&[K::Ipv4Addr])],
         ),
@@ -492,7 +643,10 @@ fn nat_maps_fit_the_rules_family_and_ports() {
     );
     rejects(
         ruleset(
-            vec![prerouting(vec![rule(vec![], dnat_map(vec![wit::Field::Saddr(wit::IpFamily::Ipv6)], named("fwds")))])],
+            vec![prerouting(vec![rule(
+                vec![],
+                dnat_map(vec![wit::Field::Saddr(wit::IpFamily::Ipv6)], named("fwds")),
+            )])],
             vec![],
             vec![fwds(&[K::Ipv4Addr])],
         ),
@@ -503,15 +657,30 @@ fn nat_maps_fit_the_rules_family_and_ports() {
 
 #[test]
 fn inline_maps_are_checked_like_named_ones() {
-    let inline = |elements| wit::Action::Vmap(lookup(vec![wit::Field::Iifname], wit::MapSource::Inline(elements)));
+    let inline = |elements| {
+        wit::Action::Vmap(lookup(
+            vec![wit::Field::Iifname],
+            wit::MapSource::Inline(elements),
+        ))
+    };
     rejects(
-        ruleset(vec![input(vec![rule(vec![], inline(vec![]))])], vec![], vec![]),
+        ruleset(
+            vec![input(vec![rule(vec![], inline(vec![]))])],
+            vec![],
+            vec![],
+        ),
         "chain \"input\" rule 1 vmap map",
         &["has no elements"],
     );
     rejects(
         ruleset(
-            vec![input(vec![rule(vec![], inline(vec![to(vec![name("lan0")], verdict(wit::Verdict::Jump("x".into())))]))])],
+            vec![input(vec![rule(
+                vec![],
+                inline(vec![to(
+                    vec![name("lan0")],
+                    verdict(wit::Verdict::Jump("x".into())),
+                )]),
+            )])],
             vec![],
             vec![],
         ),
@@ -520,9 +689,16 @@ fn inline_maps_are_checked_like_named_ones() {
     );
     let ok = inline(vec![
         to(vec![name("x")], verdict(wit::Verdict::Drop)),
-        to(vec![name("lan0")], verdict(wit::Verdict::Jump("lan_in".into()))),
+        to(
+            vec![name("lan0")],
+            verdict(wit::Verdict::Jump("lan_in".into())),
+        ),
     ]);
-    let ir = accepts(ruleset(vec![regular("lan_in", vec![]), input(vec![rule(vec![], ok)])], vec![], vec![]));
+    let ir = accepts(ruleset(
+        vec![regular("lan_in", vec![]), input(vec![rule(vec![], ok)])],
+        vec![],
+        vec![],
+    ));
     assert_eq!(
         ir.chains[1].rules[0].to_string(),
         "iifname vmap { \"x\" : drop, \"lan0\" : jump lan_in }"
@@ -544,7 +720,15 @@ fn inline_maps_are_checked_like_named_ones() {
 #[test]
 fn a_loop_through_a_verdict_map_is_a_jump_loop() {
     let vmap = wit::Action::Vmap(lookup(vec![wit::Field::Iifname], named("m")));
-    let m = map("m", &[K::Ifname], None, vec![to(vec![name("lan0")], verdict(wit::Verdict::Jump("a".into())))]);
+    let m = map(
+        "m",
+        &[K::Ifname],
+        None,
+        vec![to(
+            vec![name("lan0")],
+            verdict(wit::Verdict::Jump("a".into())),
+        )],
+    );
     rejects(
         ruleset(
             vec![
@@ -565,7 +749,15 @@ fn a_chain_reached_through_a_map_runs_in_its_callers_hooks() {
     // The chain jumped to by the vmap of a filter chain on input runs on
     // input: a dnat there is refused, naming the hook.
     let vmap = wit::Action::Vmap(lookup(vec![wit::Field::Iifname], named("m")));
-    let m = map("m", &[K::Ifname], None, vec![to(vec![name("lan0")], verdict(wit::Verdict::Jump("lan_in".into())))]);
+    let m = map(
+        "m",
+        &[K::Ifname],
+        None,
+        vec![to(
+            vec![name("lan0")],
+            verdict(wit::Verdict::Jump("lan_in".into())),
+        )],
+    );
     let dnat = wit::Action::Dnat(wit::NatTarget {
         address: "10.0.0.1".into(),
         last_address: None,
@@ -574,7 +766,10 @@ fn a_chain_reached_through_a_map_runs_in_its_callers_hooks() {
     });
     rejects(
         ruleset(
-            vec![input(vec![rule(vec![], vmap)]), regular("lan_in", vec![rule(vec![], dnat)])],
+            vec![
+                input(vec![rule(vec![], vmap)]),
+                regular("lan_in", vec![rule(vec![], dnat)]),
+            ],
             vec![],
             vec![m],
         ),

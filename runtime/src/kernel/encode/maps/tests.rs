@@ -125,7 +125,10 @@ fn an_inline_map_goes_just_before_its_rule() {
         fields: vec![Field::Iifname],
         map: MapSource::Inline(map),
     }));
-    assert_eq!(r.to_string(), "iifname vmap { \"x\" : drop, \"lan0\" : jump c }");
+    assert_eq!(
+        r.to_string(),
+        "iifname vmap { \"x\" : drop, \"lan0\" : jump c }"
+    );
     let msgs = sent(r);
     assert_eq!(msgs.len(), 3, "the map, its elements, the rule");
     assert_eq!(
@@ -158,12 +161,21 @@ fn an_inline_interval_map_is_sized_by_its_kernel_elements() {
         fields: vec![Field::Dport(Transport::Tcp)],
         map: MapSource::Inline(map),
     }));
-    assert_eq!(r.to_string(), "tcp dport vmap { 1-1024 : accept, 65535 : drop }");
+    assert_eq!(
+        r.to_string(),
+        "tcp dport vmap { 1-1024 : accept, 65535 : drop }"
+    );
     let msgs = sent(r);
     // nft's, its map the second of its batch (id 2), here the first.
     let nft_set = "06000100740000000c0002005f5f6d6170256400080003000000000f080004000000000d080005000000000208000600ffffff00080007000000000008000a00000000020c000980080001000000000520000d0000040200000001040000000004080004010000000100060400000000";
     let nft_elements = "06000100740000000c0002005f5f6d61702564000800040000000002800003801800018008000300000000010c0001800600010000000000200002800c0001800600010000010000100002800c00028008000100000000011800038008000300000000010c00018006000100040100002c0004800c00018006000100ffff0000100002800c00028008000100000000000a0006000104010000000000";
-    let with_id_1 = |hex: &str, id_attr: &str| hex.replacen(&format!("{id_attr}00000002"), &format!("{id_attr}00000001"), 1);
+    let with_id_1 = |hex: &str, id_attr: &str| {
+        hex.replacen(
+            &format!("{id_attr}00000002"),
+            &format!("{id_attr}00000001"),
+            1,
+        )
+    };
     assert_eq!(msgs[0], (9, with_id_1(nft_set, "08000a00")));
     assert_eq!(msgs[1], (12, with_id_1(nft_elements, "08000400")));
 }

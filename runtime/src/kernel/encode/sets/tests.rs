@@ -279,6 +279,10 @@ fn long_element_lists_are_split_and_named_by_their_first_elements() {
             .collect(),
     );
     let msgs = sent(|out| add_elements(out, "t", "w", None, &wide, false));
-    assert_eq!(msgs.len(), 2, "600 elements of 148 bytes do not fit one attribute");
+    assert_eq!(
+        msgs.len(),
+        2,
+        "600 elements of 148 bytes do not fit one attribute"
+    );
     assert!(msgs.iter().all(|(_, hex)| hex.len() / 2 < 65_535));
 }
