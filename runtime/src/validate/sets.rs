@@ -269,33 +269,48 @@ fn number(bytes: &[u8]) -> u128 {
     bytes.iter().fold(0, |n, b| (n << 8) | u128::from(*b))
 }
 
+/// An element, with the index the policy gave it and its spans.
+struct Boxed<'a> {
+    index: usize,
+    element: &'a SetElement,
+    spans: Vec<(u128, u128)>,
+}
+
 /// Names the first pair of elements whose intervals overlap in every part:
 /// the kernel refuses such elements in a map and in a set of concatenated
 /// intervals (sorted by their first part, each compared with those after
 /// it that its first part still overlaps).
 fn overlaps(ctx: &mut Ctx, at: &str, kind: &SetKind, elements: &[(usize, SetElement)]) {
-    let mut boxes: Vec<(usize, &SetElement, Vec<(u128, u128)>)> = elements
+    let mut boxes: Vec<Boxed> = elements
         .iter()
-        .map(|(i, e)| (*i, e, spans(e, &kind.key)))
+        .map(|(index, element)| Boxed {
+            index: *index,
+            element,
+            spans: spans(element, &kind.key),
+        })
         .collect();
-    boxes.sort_by_key(|(_, _, s)| s[0]);
+    boxes.sort_by_key(|b| b.spans[0]);
     let mut checks = 0;
-    for (n, (i, a, sa)) in boxes.iter().enumerate() {
-        for (j, b, sb) in &boxes[n + 1..] {
-            if sb[0].0 > sa[0].1 || checks >= OVERLAP_CHECKS_MAX {
+    for (n, a) in boxes.iter().enumerate() {
+        for b in &boxes[n + 1..] {
+            if b.spans[0].0 > a.spans[0].1 || checks >= OVERLAP_CHECKS_MAX {
                 break;
             }
             checks += 1;
-            let all = sa.iter().zip(sb).all(|(x, y)| x.0 <= y.1 && y.0 <= x.1);
+            let all = a
+                .spans
+                .iter()
+                .zip(&b.spans)
+                .all(|(x, y)| x.0 <= y.1 && y.0 <= x.1);
             if all {
-                let (first, second) = if i < j { (a, b) } else { (b, a) };
+                let (first, second) = if a.index < b.index { (a, b) } else { (b, a) };
                 ctx.err(
-                    format!("{at} element {}", i.max(j) + 1),
+                    format!("{at} element {}", second.index + 1),
                     format!(
                         "{} overlaps element {} ({}); the kernel refuses overlapping intervals here",
-                        second.key.text(&kind.key),
-                        i.min(j) + 1,
-                        first.key.text(&kind.key)
+                        second.element.key.text(&kind.key),
+                        first.index + 1,
+                        first.element.key.text(&kind.key)
                     ),
                 );
                 return;

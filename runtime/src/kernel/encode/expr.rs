@@ -80,7 +80,7 @@ impl Attrs {
 
     /// Data in an `NFTA_DATA_VALUE` nest.
     pub fn value(self, ty: u16, data: &[u8]) -> Attrs {
-        self.nested(ty, Attrs::default().put(sys::NFTA_DATA_VALUE as u16, data))
+        self.nested(ty, Attrs::default().put(sys::NFTA_DATA_VALUE, data))
     }
 }
 

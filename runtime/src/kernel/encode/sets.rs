@@ -127,8 +127,10 @@ impl Hand {
     /// Adds a stand-in for the message of type `ty` (an NFT_MSG_*) with
     /// these attributes, as message `seq` of the batch.
     fn add(&mut self, batch: &mut Batch, seq: u32, ty: u16, attrs: Attrs, kind: MsgType) {
-        let mut stand_in = Set::default();
-        stand_in.family = ProtocolFamily::Inet;
+        let stand_in = Set {
+            family: ProtocolFamily::Inet,
+            ..Set::default()
+        };
         batch.add(&stand_in, kind);
         self.messages.push((seq, ty, attrs.0));
     }
@@ -504,11 +506,12 @@ fn element_messages(
     };
     // In the order nft lists them, which is the order it sends them in.
     let listed = elements.listed();
-    if first && verb == Verb::Add {
-        if let Some(zero) = leading_end(kind, listed.first().copied()) {
-            bytes += zero.0.len() + NLA_HDRLEN;
-            nests.push(zero);
-        }
+    if first
+        && verb == Verb::Add
+        && let Some(zero) = leading_end(kind, listed.first().copied())
+    {
+        bytes += zero.0.len() + NLA_HDRLEN;
+        nests.push(zero);
     }
     for e in listed {
         let these = kernel_nests(kind, e, verb);
