@@ -886,7 +886,7 @@ fn a_vmap_sends_packets_to_the_chain_its_key_names() {
 }
 
 #[test]
-fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
+fn a_dnat_through_named_maps_reaches_the_mapped_host_and_port() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
@@ -907,6 +907,8 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
     server.serve("192.168.52.10", 80, "web");
     server.serve("192.168.52.11", 22, "ssh");
+    // A second address of the router, translated by address alone.
+    sh(&["ip", "addr", "add", "10.96.0.20/24", "dev", "r0"]);
     let fwds = data_map(
         "fwds",
         &[KeyType::InetService],
@@ -922,97 +924,46 @@ fn a_dnat_through_a_named_map_reaches_the_mapped_host_and_port() {
             ),
         ],
     );
-    let dnat = rule(
-        vec![],
-        Action::DnatMap(NatMap {
-            family: Family::V4,
-            lookup: MapLookup {
-                fields: vec![Field::Dport(Transport::Tcp)],
-                map: MapSource::Named("fwds".into()),
-            },
-            ports: true,
-        }),
-    );
-    let policies = policy(
-        "pf",
-        vec![chain(
-            "prerouting",
-            base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
-            vec![dnat],
-        )],
-        vec![fwds],
-    );
-    apply(&mut kernel, &policies);
-    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 8080), "open: web");
-    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 2222), "open: ssh");
-    assert_eq!(
-        client.connect("10.96.0.2", "10.96.0.1", 8081),
-        "refused",
-        "a port the map lacks"
-    );
-}
-
-#[test]
-fn a_dnat_through_a_named_map_reaches_the_mapped_host() {
-    let Some(mut kernel) = fresh_netns() else {
-        return;
-    };
-    let client = Peer::new(
-        "client",
-        "r0",
-        "10.97.0.1/24",
-        &["10.97.0.2/24"],
-        "10.97.0.1",
-    );
-    let server = Peer::new(
-        "server",
-        "r1",
-        "192.168.51.1/24",
-        &["192.168.51.10/24", "192.168.51.11/24"],
-        "192.168.51.1",
-    );
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
-    server.serve("192.168.51.10", 80, "ten");
-    server.serve("192.168.51.11", 80, "eleven");
-    // The router's own addresses on the client's side, each to a host.
-    sh(&["ip", "addr", "add", "10.97.0.20/24", "dev", "r0"]);
-    sh(&["ip", "addr", "add", "10.97.0.21/24", "dev", "r0"]);
     let hosts = data_map(
         "hosts",
         &[KeyType::Ipv4Addr],
         &[KeyType::Ipv4Addr],
-        vec![
-            (vec![addr("10.97.0.20")], vec![addr("192.168.51.10")]),
-            (vec![addr("10.97.0.21")], vec![addr("192.168.51.11")]),
-        ],
+        vec![(vec![addr("10.96.0.20")], vec![addr("192.168.52.10")])],
     );
-    let dnat = rule(
-        vec![],
-        Action::DnatMap(NatMap {
-            family: Family::V4,
-            lookup: MapLookup {
-                fields: vec![Field::Daddr(Family::V4)],
-                map: MapSource::Named("hosts".into()),
-            },
-            ports: false,
-        }),
-    );
+    let dnat = |field, map: &str, ports| {
+        rule(
+            vec![],
+            Action::DnatMap(NatMap {
+                family: Family::V4,
+                lookup: MapLookup {
+                    fields: vec![field],
+                    map: MapSource::Named(map.into()),
+                },
+                ports,
+            }),
+        )
+    };
     let policies = policy(
         "pf",
         vec![chain(
             "prerouting",
             base(Hook::Prerouting, ChainType::Nat, -100, ChainPolicy::Accept),
-            vec![dnat],
+            vec![
+                dnat(Field::Dport(Transport::Tcp), "fwds", true),
+                dnat(Field::Daddr(Family::V4), "hosts", false),
+            ],
         )],
-        vec![hosts],
+        vec![fwds, hosts],
     );
     apply(&mut kernel, &policies);
-    assert_eq!(client.connect("10.97.0.2", "10.97.0.20", 80), "open: ten");
+    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 8080), "open: web");
+    assert_eq!(client.connect("10.96.0.2", "10.96.0.1", 2222), "open: ssh");
+    // A port the first map lacks goes on to the next rule, whose map has
+    // the address: to the same host and port.
+    assert_eq!(client.connect("10.96.0.2", "10.96.0.20", 80), "open: web");
     assert_eq!(
-        client.connect("10.97.0.2", "10.97.0.21", 80),
-        "open: eleven"
+        client.connect("10.96.0.2", "10.96.0.1", 8081),
+        "refused",
+        "in neither map: the router's own closed port"
     );
-    // An address the map lacks is not translated: the router itself has no
-    // server there.
-    assert_eq!(client.connect("10.97.0.2", "10.97.0.1", 80), "refused");
 }

@@ -621,26 +621,13 @@ pub(super) fn convert_action(
             } else {
                 "goto"
             };
-            match infos.get(target.as_str()) {
-                None => {
-                    ctx.err(at, format!("{verb} to unknown chain {}", quote(target)));
-                    None
-                }
-                Some(ChainInfo { base: Some(_) }) => {
-                    ctx.err(
-                        at,
-                        format!(
-                            "{verb} to base chain {target:?}; only regular chains can be jumped to"
-                        ),
-                    );
-                    None
-                }
-                Some(_) => Some(if verb == "jump" {
+            maps::jumpable(ctx, at, verb, target, infos).then(|| {
+                if verb == "jump" {
                     Action::Jump(target.clone())
                 } else {
                     Action::Goto(target.clone())
-                }),
-            }
+                }
+            })
         }
         wit::Action::Dnat(t) => {
             let ok = require(ctx, "dnat", true, &[Hook::Prerouting, Hook::Output]);

@@ -116,23 +116,32 @@ pub(super) fn verdict(
         wit::Verdict::Jump(c) => ("jump", c),
         wit::Verdict::Goto(c) => ("goto", c),
     };
-    match chains.get(target.as_str()) {
+    jumpable(ctx, at, verb, target, chains).then(|| {
+        if verb == "jump" {
+            Verdict::Jump(target.clone())
+        } else {
+            Verdict::Goto(target.clone())
+        }
+    })
+}
+
+/// Whether a jump or goto (`verb`) to `target` names a regular chain of the
+/// policy, as the kernel needs (it refuses a jump to a base chain); if not,
+/// the problem is in `ctx`.
+pub(super) fn jumpable(ctx: &mut Ctx, at: &str, verb: &str, target: &str, chains: &Chains) -> bool {
+    match chains.get(target) {
         None => {
             ctx.err(at, format!("{verb} to unknown chain {}", quote(target)));
-            None
+            false
         }
         Some(ChainInfo { base: Some(_) }) => {
             ctx.err(
                 at,
                 format!("{verb} to base chain {target:?}; only regular chains can be jumped to"),
             );
-            None
+            false
         }
-        Some(_) => Some(if verb == "jump" {
-            Verdict::Jump(target.clone())
-        } else {
-            Verdict::Goto(target.clone())
-        }),
+        Some(_) => true,
     }
 }
 

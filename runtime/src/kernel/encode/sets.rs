@@ -10,56 +10,16 @@
 //! [`Hand::put_in_place`] writes the real message over it once the batch
 //! is finished, with the stand-in's sequence number and flags.
 
-use rustables::{Batch, MsgType, ProtocolFamily, Set};
+use rustables::{Batch, MsgType, ProtocolFamily, Set, sys};
 
-use super::elements::{self, KernelElement, NFT_SET_ELEM_INTERVAL_END};
+use super::elements::{self, KernelElement};
 use super::expr::Attrs;
 use crate::ir::{Data, Field, Key, KeyType, MapData, SetElement, SetElements, SetKind, Verdict};
 use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
 
-const NFT_MSG_NEWSET: u16 = 9;
-const NFT_MSG_NEWSETELEM: u16 = 12;
-const NFT_MSG_DELSETELEM: u16 = 14;
-
-const NFTA_SET_TABLE: u16 = 1;
-const NFTA_SET_NAME: u16 = 2;
-const NFTA_SET_FLAGS: u16 = 3;
-const NFTA_SET_KEY_TYPE: u16 = 4;
-const NFTA_SET_KEY_LEN: u16 = 5;
-const NFTA_SET_DATA_TYPE: u16 = 6;
-const NFTA_SET_DATA_LEN: u16 = 7;
-const NFTA_SET_DESC: u16 = 9;
-const NFTA_SET_ID: u16 = 10;
-const NFTA_SET_TIMEOUT: u16 = 11;
-const NFTA_SET_USERDATA: u16 = 13;
-const NFTA_SET_DESC_SIZE: u16 = 1;
-const NFTA_SET_DESC_CONCAT: u16 = 2;
-const NFTA_SET_FIELD_LEN: u16 = 1;
-const NFTA_LIST_ELEM: u16 = 1;
-
-const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_SET_ELEM_FLAGS: u16 = 3;
-const NFTA_SET_ELEM_USERDATA: u16 = 6;
-const NFTA_SET_ELEM_KEY_END: u16 = 10;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-
-const NFT_SET_ANONYMOUS: u32 = 0x1;
-const NFT_SET_CONSTANT: u32 = 0x2;
-const NFT_SET_INTERVAL: u32 = 0x4;
-const NFT_SET_MAP: u32 = 0x8;
-const NFT_SET_TIMEOUT: u32 = 0x10;
-const NFT_SET_EVAL: u32 = 0x20;
-const NFT_SET_CONCAT: u32 = 0x80;
-/// The data type of a verdict map (NFT_DATA_VERDICT).
-pub(crate) const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
-
+const NFT_MSG_NEWSET: u16 = sys::NFT_MSG_NEWSET as u16;
+const NFT_MSG_NEWSETELEM: u16 = sys::NFT_MSG_NEWSETELEM as u16;
+const NFT_MSG_DELSETELEM: u16 = sys::NFT_MSG_DELSETELEM as u16;
 const NLA_HDRLEN: usize = 4;
 
 /// libnftnl's userdata of a set (NFTNL_UDATA_SET_*) and of an element
@@ -260,22 +220,22 @@ fn set_userdata(kind: &SetKind, made: Made) -> Vec<u8> {
 fn set_flags(kind: &SetKind, made: Made) -> u32 {
     let mut flags = 0;
     if matches!(made, Made::Anonymous(_)) {
-        flags |= NFT_SET_ANONYMOUS | NFT_SET_CONSTANT;
+        flags |= sys::NFT_SET_ANONYMOUS | sys::NFT_SET_CONSTANT;
     }
     if kind.intervals {
-        flags |= NFT_SET_INTERVAL;
+        flags |= sys::NFT_SET_INTERVAL;
         if kind.key.is_concatenation() {
-            flags |= NFT_SET_CONCAT;
+            flags |= sys::NFT_SET_CONCAT;
         }
     }
     if kind.is_map() {
-        flags |= NFT_SET_MAP;
+        flags |= sys::NFT_SET_MAP;
     }
     if kind.timeout.is_some() {
-        flags |= NFT_SET_TIMEOUT;
+        flags |= sys::NFT_SET_TIMEOUT;
     }
     if kind.dynamic {
-        flags |= NFT_SET_EVAL;
+        flags |= sys::NFT_SET_EVAL;
     }
     flags
 }
@@ -291,45 +251,45 @@ fn set_attrs(
     size: Option<u32>,
 ) -> Attrs {
     let mut a = Attrs::default()
-        .strz(NFTA_SET_TABLE, table)
-        .strz(NFTA_SET_NAME, name)
-        .u32(NFTA_SET_FLAGS, set_flags(kind, made))
-        .u32(NFTA_SET_KEY_TYPE, kind.key.id())
-        .u32(NFTA_SET_KEY_LEN, kind.key.len() as u32);
+        .strz(sys::NFTA_SET_TABLE, table)
+        .strz(sys::NFTA_SET_NAME, name)
+        .u32(sys::NFTA_SET_FLAGS, set_flags(kind, made))
+        .u32(sys::NFTA_SET_KEY_TYPE, kind.key.id())
+        .u32(sys::NFTA_SET_KEY_LEN, kind.key.len() as u32);
     match &kind.data {
         Some(MapData::Verdict) => {
             a = a
-                .u32(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT)
-                .u32(NFTA_SET_DATA_LEN, 0);
+                .u32(sys::NFTA_SET_DATA_TYPE, sys::NFT_DATA_VERDICT)
+                .u32(sys::NFTA_SET_DATA_LEN, 0);
         }
         Some(MapData::Values(data)) => {
             a = a
-                .u32(NFTA_SET_DATA_TYPE, data.id())
-                .u32(NFTA_SET_DATA_LEN, data.len() as u32);
+                .u32(sys::NFTA_SET_DATA_TYPE, data.id())
+                .u32(sys::NFTA_SET_DATA_LEN, data.len() as u32);
         }
         None => {}
     }
-    a = a.u32(NFTA_SET_ID, id);
+    a = a.u32(sys::NFTA_SET_ID, id);
     let concat = kind.intervals && kind.key.is_concatenation();
     if size.is_some() || concat {
         let mut desc = Attrs::default();
         if let Some(size) = size {
-            desc = desc.u32(NFTA_SET_DESC_SIZE, size);
+            desc = desc.u32(sys::NFTA_SET_DESC_SIZE, size);
         }
         if concat {
             let mut parts = Attrs::default();
             for t in &kind.key.0 {
-                let field = Attrs::default().u32(NFTA_SET_FIELD_LEN, t.size() as u32);
-                parts = parts.nested(NFTA_LIST_ELEM, field);
+                let field = Attrs::default().u32(sys::NFTA_SET_FIELD_LEN, t.size() as u32);
+                parts = parts.nested(sys::NFTA_LIST_ELEM, field);
             }
-            desc = desc.nested(NFTA_SET_DESC_CONCAT, parts);
+            desc = desc.nested(sys::NFTA_SET_DESC_CONCAT, parts);
         }
-        a = a.nested(NFTA_SET_DESC, desc);
+        a = a.nested(sys::NFTA_SET_DESC, desc);
     }
     if let Some(timeout) = kind.timeout {
-        a = a.u64(NFTA_SET_TIMEOUT, u64::from(timeout) * 1000);
+        a = a.u64(sys::NFTA_SET_TIMEOUT, u64::from(timeout) * 1000);
     }
-    a.put(NFTA_SET_USERDATA, &set_userdata(kind, made))
+    a.put(sys::NFTA_SET_USERDATA, &set_userdata(kind, made))
 }
 
 /// Adds a named set or map and its elements; `id` is its id in the batch.
@@ -379,25 +339,25 @@ enum Verb {
 fn element_attrs(e: &KernelElement, data: Option<(&Data, &SetKind)>, open: bool) -> Attrs {
     let mut a = Attrs::default();
     if e.flags != 0 {
-        a = a.u32(NFTA_SET_ELEM_FLAGS, e.flags);
+        a = a.u32(sys::NFTA_SET_ELEM_FLAGS, e.flags);
     }
-    a = a.value(NFTA_SET_ELEM_KEY, &e.key);
+    a = a.value(sys::NFTA_SET_ELEM_KEY, &e.key);
     if let Some(end) = &e.key_end {
-        a = a.value(NFTA_SET_ELEM_KEY_END, end);
+        a = a.value(sys::NFTA_SET_ELEM_KEY_END, end);
     }
     match data {
-        Some((Data::Verdict(v), _)) => a = a.nested(NFTA_SET_ELEM_DATA, verdict_attrs(v)),
+        Some((Data::Verdict(v), _)) => a = a.nested(sys::NFTA_SET_ELEM_DATA, verdict_attrs(v)),
         Some((Data::Values(values), kind)) => {
             if let Some(MapData::Values(types)) = &kind.data {
                 let bytes = elements::key_bytes(types, values, elements::End::First);
-                a = a.value(NFTA_SET_ELEM_DATA, &bytes);
+                a = a.value(sys::NFTA_SET_ELEM_DATA, &bytes);
             }
         }
         None => {}
     }
     if open {
         let u = Udata::default().u32(udata::ELEM_FLAGS, udata::ELEM_F_INTERVAL_OPEN);
-        a = a.put(NFTA_SET_ELEM_USERDATA, &u.0);
+        a = a.put(sys::NFTA_SET_ELEM_USERDATA, &u.0);
     }
     a
 }
@@ -411,11 +371,11 @@ fn verdict_attrs(v: &Verdict) -> Attrs {
         Verdict::Jump(_) => libc::NFT_JUMP,
         Verdict::Goto(_) => libc::NFT_GOTO,
     };
-    let mut inner = Attrs::default().u32(NFTA_VERDICT_CODE, code as u32);
+    let mut inner = Attrs::default().u32(sys::NFTA_VERDICT_CODE, code as u32);
     if let Some(chain) = v.chain() {
-        inner = inner.strz(NFTA_VERDICT_CHAIN, chain);
+        inner = inner.strz(sys::NFTA_VERDICT_CHAIN, chain);
     }
-    Attrs::default().nested(NFTA_DATA_VERDICT, inner)
+    Attrs::default().nested(sys::NFTA_DATA_VERDICT, inner)
 }
 
 /// The kernel elements of one element of `kind`, each nest's attributes:
@@ -429,7 +389,7 @@ fn kernel_nests(kind: &SetKind, e: &SetElement, verb: Verb) -> Vec<Attrs> {
     if kind.intervals
         && !kind.key.is_concatenation()
         && kernel.len() > 1
-        && kernel[0].flags & NFT_SET_ELEM_INTERVAL_END != 0
+        && kernel[0].flags & sys::NFT_SET_ELEM_INTERVAL_END != 0
     {
         kernel.remove(0);
     }
@@ -443,7 +403,7 @@ fn kernel_nests(kind: &SetKind, e: &SetElement, verb: Verb) -> Vec<Attrs> {
     kernel
         .iter()
         .map(|k| {
-            let start = k.flags & NFT_SET_ELEM_INTERVAL_END == 0;
+            let start = k.flags & sys::NFT_SET_ELEM_INTERVAL_END == 0;
             element_attrs(k, data.filter(|_| start), open && start)
         })
         .collect()
@@ -459,7 +419,7 @@ fn leading_end(kind: &SetKind, first: Option<&SetElement>) -> Option<Attrs> {
     let kernel = elements::kernel_elements(&kind.key, std::slice::from_ref(&first.key), true);
     let zero = kernel
         .first()
-        .filter(|k| k.flags & NFT_SET_ELEM_INTERVAL_END != 0 && kernel.len() > 1)?;
+        .filter(|k| k.flags & sys::NFT_SET_ELEM_INTERVAL_END != 0 && kernel.len() > 1)?;
     Some(element_attrs(zero, None, false))
 }
 
@@ -490,12 +450,12 @@ fn element_messages(
             list = list.nested(i as u16 + 1, n);
         }
         let mut a = Attrs::default()
-            .strz(NFTA_SET_ELEM_LIST_TABLE, table)
-            .strz(NFTA_SET_ELEM_LIST_SET, name);
+            .strz(sys::NFTA_SET_ELEM_LIST_TABLE, table)
+            .strz(sys::NFTA_SET_ELEM_LIST_SET, name);
         if let Some(id) = id {
-            a = a.u32(NFTA_SET_ELEM_LIST_SET_ID, id);
+            a = a.u32(sys::NFTA_SET_ELEM_LIST_SET_ID, id);
         }
-        a = a.nested(NFTA_SET_ELEM_LIST_ELEMENTS, list);
+        a = a.nested(sys::NFTA_SET_ELEM_LIST_ELEMENTS, list);
         let texts: Vec<String> = named.iter().map(|e| e.text(kind)).collect();
         let text = format!(
             "{word} element inet {table} {name} {{ {} }}",

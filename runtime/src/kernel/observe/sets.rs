@@ -10,45 +10,20 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use rustables::sys;
+
 use crate::ir::{
     self, Data, Element, Key, KeyType, MapData, SetElement, SetElements, SetKind, Value, Verdict,
 };
 use crate::kernel::wire::{Message, attribute, attributes, be32, be64, string};
 use crate::plan::{ObservedSet, Ref};
 
-const NFTA_SET_TABLE: u16 = 1;
-const NFTA_SET_NAME: u16 = 2;
-const NFTA_SET_FLAGS: u16 = 3;
-const NFTA_SET_KEY_TYPE: u16 = 4;
-const NFTA_SET_KEY_LEN: u16 = 5;
-const NFTA_SET_DATA_TYPE: u16 = 6;
-const NFTA_SET_DATA_LEN: u16 = 7;
-const NFTA_SET_DESC: u16 = 9;
-const NFTA_SET_TIMEOUT: u16 = 11;
-const NFTA_SET_DESC_SIZE: u16 = 1;
-const NFTA_SET_DESC_CONCAT: u16 = 2;
-const NFTA_SET_FIELD_LEN: u16 = 1;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_SET_ELEM_FLAGS: u16 = 3;
-const NFTA_SET_ELEM_KEY_END: u16 = 10;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-
-const NFT_SET_ANONYMOUS: u32 = 0x1;
-const NFT_SET_INTERVAL: u32 = 0x4;
-const NFT_SET_MAP: u32 = 0x8;
-const NFT_SET_TIMEOUT: u32 = 0x10;
-const NFT_SET_EVAL: u32 = 0x20;
-const NFT_SET_CONCAT: u32 = 0x80;
 /// The flags of the sets the runtime makes.
-const KNOWN_FLAGS: u32 =
-    NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL | NFT_SET_CONCAT;
-const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
-const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+const KNOWN_FLAGS: u32 = sys::NFT_SET_INTERVAL
+    | sys::NFT_SET_MAP
+    | sys::NFT_SET_TIMEOUT
+    | sys::NFT_SET_EVAL
+    | sys::NFT_SET_CONCAT;
 
 /// One kernel element as dumped.
 struct Raw {
@@ -91,19 +66,21 @@ impl Seen {
         let mut timeout = None;
         for (ty, v) in msg.attributes() {
             match ty {
-                NFTA_SET_TABLE => ours = string(v) == table,
-                NFTA_SET_NAME => name = Some(string(v)),
-                NFTA_SET_FLAGS => flags = be32(v).unwrap_or(u32::MAX),
-                NFTA_SET_KEY_TYPE => key_type = be32(v).unwrap_or(0),
-                NFTA_SET_KEY_LEN => key_len = be32(v).unwrap_or(0),
-                NFTA_SET_DATA_TYPE => data_type = be32(v),
-                NFTA_SET_DATA_LEN => data_len = be32(v).unwrap_or(0),
-                NFTA_SET_TIMEOUT => timeout = Some(be64(v).unwrap_or(u64::MAX)),
-                NFTA_SET_DESC => {
-                    size = attribute(v, NFTA_SET_DESC_SIZE).and_then(be32);
-                    parts = attribute(v, NFTA_SET_DESC_CONCAT).map(|c| {
+                sys::NFTA_SET_TABLE => ours = string(v) == table,
+                sys::NFTA_SET_NAME => name = Some(string(v)),
+                sys::NFTA_SET_FLAGS => flags = be32(v).unwrap_or(u32::MAX),
+                sys::NFTA_SET_KEY_TYPE => key_type = be32(v).unwrap_or(0),
+                sys::NFTA_SET_KEY_LEN => key_len = be32(v).unwrap_or(0),
+                sys::NFTA_SET_DATA_TYPE => data_type = be32(v),
+                sys::NFTA_SET_DATA_LEN => data_len = be32(v).unwrap_or(0),
+                sys::NFTA_SET_TIMEOUT => timeout = Some(be64(v).unwrap_or(u64::MAX)),
+                sys::NFTA_SET_DESC => {
+                    size = attribute(v, sys::NFTA_SET_DESC_SIZE).and_then(be32);
+                    parts = attribute(v, sys::NFTA_SET_DESC_CONCAT).map(|c| {
                         attributes(c)
-                            .filter_map(|(_, f)| attribute(f, NFTA_SET_FIELD_LEN).and_then(be32))
+                            .filter_map(|(_, f)| {
+                                attribute(f, sys::NFTA_SET_FIELD_LEN).and_then(be32)
+                            })
                             .collect()
                     });
                 }
@@ -113,7 +90,7 @@ impl Seen {
         if !ours {
             return None;
         }
-        let verdicts = flags & NFT_SET_MAP != 0 && data_type == Some(NFT_DATA_VERDICT);
+        let verdicts = flags & sys::NFT_SET_MAP != 0 && data_type == Some(sys::NFT_DATA_VERDICT);
         let declared = Declared {
             flags,
             key: (key_type, key_len),
@@ -122,7 +99,7 @@ impl Seen {
             parts,
             timeout,
         };
-        let anonymous = flags & NFT_SET_ANONYMOUS != 0;
+        let anonymous = flags & sys::NFT_SET_ANONYMOUS != 0;
         Some(Seen {
             name: name?,
             anonymous,
@@ -143,7 +120,7 @@ impl Seen {
         let Some(raw) = self.raw.as_mut() else { return };
         let Some(list) = attribute(
             msg.payload.get(4..).unwrap_or_default(),
-            NFTA_SET_ELEM_LIST_ELEMENTS,
+            sys::NFTA_SET_ELEM_LIST_ELEMENTS,
         ) else {
             return;
         };
@@ -198,9 +175,9 @@ impl Declared {
             return None;
         }
         let key = key_of(self.key.0, self.key.1)?;
-        let intervals = self.flags & NFT_SET_INTERVAL != 0;
+        let intervals = self.flags & sys::NFT_SET_INTERVAL != 0;
         let concat = intervals && key.is_concatenation();
-        if (self.flags & NFT_SET_CONCAT != 0) != concat {
+        if (self.flags & sys::NFT_SET_CONCAT != 0) != concat {
             return None;
         }
         if concat {
@@ -209,13 +186,13 @@ impl Declared {
                 return None;
             }
         }
-        let data = match (self.flags & NFT_SET_MAP != 0, self.data) {
+        let data = match (self.flags & sys::NFT_SET_MAP != 0, self.data) {
             (false, None) => None,
-            (true, Some((NFT_DATA_VERDICT, _))) => Some(MapData::Verdict),
+            (true, Some((sys::NFT_DATA_VERDICT, _))) => Some(MapData::Verdict),
             (true, Some((ty, len))) => Some(MapData::Values(key_of(ty, len)?)),
             _ => return None,
         };
-        let timeout = match (self.flags & NFT_SET_TIMEOUT != 0, self.timeout) {
+        let timeout = match (self.flags & sys::NFT_SET_TIMEOUT != 0, self.timeout) {
             (false, None) => None,
             (true, Some(ms)) if ms % 1000 == 0 && ms > 0 => Some(u32::try_from(ms / 1000).ok()?),
             _ => return None,
@@ -225,7 +202,7 @@ impl Declared {
             data,
             intervals,
             timeout,
-            dynamic: self.flags & NFT_SET_EVAL != 0,
+            dynamic: self.flags & sys::NFT_SET_EVAL != 0,
             size: self.size.filter(|s| *s > 0),
         })
     }
@@ -266,28 +243,28 @@ fn type_of(id: u32) -> Option<KeyType> {
 /// One element of a NEWSETELEM message; None for one the runtime never
 /// writes (a catch-all, a malformed one).
 fn element(elem: &[u8]) -> Option<Raw> {
-    let flags = attribute(elem, NFTA_SET_ELEM_FLAGS)
+    let flags = attribute(elem, sys::NFTA_SET_ELEM_FLAGS)
         .and_then(be32)
         .unwrap_or(0);
-    if flags & !NFT_SET_ELEM_INTERVAL_END != 0 {
+    if flags & !sys::NFT_SET_ELEM_INTERVAL_END != 0 {
         return None;
     }
-    let value = |ty| attribute(elem, ty).and_then(|k| attribute(k, NFTA_DATA_VALUE));
-    let key = value(NFTA_SET_ELEM_KEY)?.to_vec();
-    let key_end = value(NFTA_SET_ELEM_KEY_END).map(<[u8]>::to_vec);
-    let data = attribute(elem, NFTA_SET_ELEM_DATA).and_then(|d| {
-        if let Some(v) = attribute(d, NFTA_DATA_VALUE) {
+    let value = |ty| attribute(elem, ty).and_then(|k| attribute(k, sys::NFTA_DATA_VALUE));
+    let key = value(sys::NFTA_SET_ELEM_KEY)?.to_vec();
+    let key_end = value(sys::NFTA_SET_ELEM_KEY_END).map(<[u8]>::to_vec);
+    let data = attribute(elem, sys::NFTA_SET_ELEM_DATA).and_then(|d| {
+        if let Some(v) = attribute(d, sys::NFTA_DATA_VALUE) {
             return Some(RawData::Value(v.to_vec()));
         }
-        let verdict = attribute(d, NFTA_DATA_VERDICT)?;
-        let code = attribute(verdict, NFTA_VERDICT_CODE).and_then(be32)? as i32;
-        let chain = attribute(verdict, NFTA_VERDICT_CHAIN).map(string);
+        let verdict = attribute(d, sys::NFTA_DATA_VERDICT)?;
+        let code = attribute(verdict, sys::NFTA_VERDICT_CODE).and_then(be32)? as i32;
+        let chain = attribute(verdict, sys::NFTA_VERDICT_CHAIN).map(string);
         Some(RawData::Verdict(code, chain))
     });
     Some(Raw {
         key,
         key_end,
-        end: flags & NFT_SET_ELEM_INTERVAL_END != 0,
+        end: flags & sys::NFT_SET_ELEM_INTERVAL_END != 0,
         data,
     })
 }
