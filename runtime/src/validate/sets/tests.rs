@@ -717,18 +717,17 @@ fn inline_maps_are_checked_like_named_ones() {
     );
 }
 
+/// A vmap by interface on map "m", and "m" jumping to `chain` for lan0.
+fn vmap_jumping_to(chain: &str) -> (wit::Action, wit::NamedMap) {
+    let vmap = wit::Action::Vmap(lookup(vec![wit::Field::Iifname], named("m")));
+    let jump = verdict(wit::Verdict::Jump(chain.into()));
+    let m = map("m", &[K::Ifname], None, vec![to(vec![name("lan0")], jump)]);
+    (vmap, m)
+}
+
 #[test]
 fn a_loop_through_a_verdict_map_is_a_jump_loop() {
-    let vmap = wit::Action::Vmap(lookup(vec![wit::Field::Iifname], named("m")));
-    let m = map(
-        "m",
-        &[K::Ifname],
-        None,
-        vec![to(
-            vec![name("lan0")],
-            verdict(wit::Verdict::Jump("a".into())),
-        )],
-    );
+    let (vmap, m) = vmap_jumping_to("a");
     rejects(
         ruleset(
             vec![
@@ -748,16 +747,7 @@ fn a_loop_through_a_verdict_map_is_a_jump_loop() {
 fn a_chain_reached_through_a_map_runs_in_its_callers_hooks() {
     // The chain jumped to by the vmap of a filter chain on input runs on
     // input: a dnat there is refused, naming the hook.
-    let vmap = wit::Action::Vmap(lookup(vec![wit::Field::Iifname], named("m")));
-    let m = map(
-        "m",
-        &[K::Ifname],
-        None,
-        vec![to(
-            vec![name("lan0")],
-            verdict(wit::Verdict::Jump("lan_in".into())),
-        )],
-    );
+    let (vmap, m) = vmap_jumping_to("lan_in");
     let dnat = wit::Action::Dnat(wit::NatTarget {
         address: "10.0.0.1".into(),
         last_address: None,
