@@ -130,6 +130,8 @@ fn ruleset(n: u32, changed: bool, extra_lease: bool) -> Vec<PolicyRules> {
                 name: "leases".into(),
                 elements: SetElements::ipv4((0..leases).map(|i| Ipv4Addr::from(0xac10_0000 + i))),
             }],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: vec![],
         },
     }]

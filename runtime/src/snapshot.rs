@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::Observation;
 use crate::plan::ObservedTable;
 
-/// 2: sets and maps of every kind.
+/// 2: sets and maps of every kind, the table's objects and flowtables (a
+/// snapshot without them could not say what the kernel holds of them).
 const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -7,10 +7,9 @@
 //! firewall, between a client and a server namespace it makes (named
 //! `wwa-<pid>-<n>-<role>`) and always removes, also when a test fails.
 //!
-//! Counter and ct helper objects are the objects' part of the runtime:
-//! until it makes them, the tests that name one make them by hand with nft
-//! in the runtime's table before the runtime fills it, and leave them out
-//! of the comparison. The statements that match TCP SYNs (`mss`) are
+//! The counter and ct helper objects rules name are the policy's own, made
+//! by the runtime with the rules (`tests/objects.rs` tests them alone).
+//! The statements that match TCP SYNs (`mss`) are
 //! applied here with a port match, as the IR holds no tcp-flags match yet;
 //! the kernel changes the MSS only in packets that carry one (SYNs).
 
@@ -293,96 +292,6 @@ fn every_statement_and_action_lists_as_its_text_reads_back_and_is_repaired() {
     round_trip(&mut kernel, &every_construct());
 }
 
-/// The runtime's table made by hand first, with the objects `objects`
-/// declares (nft syntax), so rules naming them can be added.
-fn prepare_objects(objects: &str) {
-    let script = format!(
-        "add table inet {TABLE} {{ comment \"managed by wasmwall; changes here are overwritten\"; }}\n{objects}\n"
-    );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), script).unwrap();
-    nft(&["-f", file.path().to_str().unwrap()]);
-}
-
-/// `listed_as_text` without the object blocks the test made by hand.
-fn listed_without_objects() -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    let mut skipped = false;
-    for line in listed_as_text().lines() {
-        if line.starts_with("\tcounter ") || line.starts_with("\tct helper ") {
-            skipping = true;
-            continue;
-        }
-        if skipping {
-            if line == "\t}" {
-                skipping = false;
-                skipped = true;
-            }
-            continue;
-        }
-        // The blank line after an object block.
-        if std::mem::take(&mut skipped) && line.is_empty() {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// The round trip of `common`, in a table whose objects are made by hand.
-fn round_trip_with_objects(kernel: &mut Netlink, policies: &[PolicyRules], objects: &str) {
-    prepare_objects(objects);
-    let desired = DesiredTable::from_policies(policies);
-    let text = plan::table_text(TABLE, policies);
-    let plan_now = |kernel: &mut Netlink| {
-        let seen = kernel.observe(TABLE).expect("observe the table");
-        plan::plan(TABLE, &desired, seen.table.as_ref()).expect("plan")
-    };
-    let fill = plan_now(kernel);
-    kernel
-        .apply(&fill, None)
-        .unwrap_or_else(|e| panic!("the kernel refused the rules: {e}\n{text}"));
-    assert_eq!(
-        listed_without_objects(),
-        text,
-        "nft lists the table otherwise"
-    );
-    assert!(plan_now(kernel).ops.is_empty(), "a second apply would send");
-    for chain in &desired.chains {
-        let name = chain.name.to_string();
-        for i in 0..chain.rules.len() {
-            let listing = nft(&["-a", "list", "chain", "inet", TABLE, &name]);
-            let handle = listing
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("chain "))
-                .filter_map(|l| {
-                    l.rsplit_once("# handle ")
-                        .map(|(_, h)| h.trim().to_string())
-                })
-                .nth(i)
-                .expect("the rule is listed");
-            nft(&["delete", "rule", "inet", TABLE, &name, "handle", &handle]);
-            let repair = plan_now(kernel);
-            assert!(
-                !repair.ops.is_empty(),
-                "rule {} of {name} deleted, nothing to repair",
-                i + 1
-            );
-            kernel.apply(&repair, None).expect("repair");
-            assert_eq!(
-                listed_without_objects(),
-                text,
-                "after repairing a hand edit"
-            );
-        }
-    }
-}
-
-const OBJECTS: &str = "add counter inet wasmwall pf/hits
-add ct helper inet wasmwall pf/ftp { type \"ftp\" protocol tcp; }";
-
 fn object_rules() -> Vec<PolicyRules> {
     let input = vec![
         with(
@@ -398,14 +307,28 @@ fn object_rules() -> Vec<PolicyRules> {
         vec![Statement::CtHelper("ftp".into())],
         rule(vec![dport(Transport::Tcp, 21, 21)], Action::Accept),
     )];
-    policy(
+    let mut p = policy(
         "pf",
         vec![
             chain("input", filter(Hook::Input, 0), input),
             chain("helpers", filter(Hook::Prerouting, 0), helpers),
         ],
         vec![],
-    )
+    );
+    p[0].rules.objects = vec![
+        NamedObject {
+            name: "hits".into(),
+            object: Object::Counter,
+        },
+        NamedObject {
+            name: "ftp".into(),
+            object: Object::CtHelper(CtHelper {
+                helper: "ftp".into(),
+                protocol: Transport::Tcp,
+            }),
+        },
+    ];
+    p
 }
 
 #[test]
@@ -413,7 +336,7 @@ fn statements_naming_objects_list_as_their_text_and_are_repaired() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    round_trip_with_objects(&mut kernel, &object_rules(), OBJECTS);
+    round_trip(&mut kernel, &object_rules());
 }
 
 // ---------------------------------------------------------------------
@@ -947,15 +870,6 @@ fn notracked_packets_leave_no_conntrack_entry() {
     assert!(entries_with(&table, "dport=9201").is_empty(), "{table}");
 }
 
-/// The rules naming objects, applied over the objects made by hand.
-fn apply_with_objects(kernel: &mut Netlink) {
-    prepare_objects(OBJECTS);
-    let desired = DesiredTable::from_policies(&object_rules());
-    let seen = kernel.observe(TABLE).unwrap();
-    let fill = plan::plan(TABLE, &desired, seen.table.as_ref()).unwrap();
-    kernel.apply(&fill, None).unwrap();
-}
-
 /// The FTP helper, attached by the rule to connections to port 21 only,
 /// reads the server's passive-mode answer and expects the data connection
 /// it announces (/proc/net/nf_conntrack_expect); the same answer on
@@ -966,7 +880,7 @@ fn a_ct_helper_follows_ftp_control_connections() {
         return;
     };
     let net = net(1500);
-    apply_with_objects(&mut kernel);
+    apply(&mut kernel, &object_rules());
     let listeners = [21, 2121].map(|p| TcpListener::bind(("0.0.0.0", p)).unwrap());
     let mut clients = net
         .client
@@ -1007,7 +921,7 @@ fn a_counter_object_counts_for_the_rules_that_name_it() {
         return;
     };
     let net = net(1500);
-    apply_with_objects(&mut kernel);
+    apply(&mut kernel, &object_rules());
     net.client.enter(|| {
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
         for port in [9003, 9003, 9003, 9004, 9004, 9005] {

@@ -456,6 +456,26 @@ fn maps_of_every_kind_round_trip() {
     round_trip_reads_back(&maps_of_every_kind());
 }
 
+/// nft lists a table's objects, then its sets and maps, then its chains:
+/// the text keeps each kind in its place.
+#[test]
+fn sets_and_maps_list_between_objects_and_chains() {
+    let mut policies = maps_of_every_kind();
+    policies[0].rules.sets.insert(
+        0,
+        named(
+            "first",
+            kind(&[KeyType::Ipv4Addr]),
+            keys(vec![vec![addr("10.0.0.1")]]),
+        ),
+    );
+    policies[0].rules.objects.push(NamedObject {
+        name: "seen".into(),
+        object: Object::Counter,
+    });
+    round_trip_reads_back(&policies);
+}
+
 /// Applies the plan from what the kernel holds to `policies`; returns how
 /// many messages it took.
 fn converge(kernel: &mut Netlink, policies: &[PolicyRules]) -> usize {

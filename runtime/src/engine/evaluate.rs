@@ -50,7 +50,8 @@ pub fn evaluate_policy(
     let answer = policy
         .evaluate(state, event, &config.config)
         .map_err(PolicyError::Evaluate)?;
-    let mut rules = validate::validate(&answer, options).map_err(PolicyError::Invalid)?;
+    let mut rules =
+        validate::validate(&answer, options, &state.features).map_err(PolicyError::Invalid)?;
     for chain in &mut rules.chains {
         let Some(base) = chain.base.as_mut() else {
             continue;

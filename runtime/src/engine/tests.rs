@@ -60,6 +60,14 @@ impl Kernel for Refusing {
     fn list_sysctls(&mut self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
         self.inner.list_sysctls(dir)
     }
+
+    fn features(&mut self, interfaces: &[String]) -> Result<crate::world::Features, KernelError> {
+        self.inner.features(interfaces)
+    }
+
+    fn hardware_offload(&mut self, interfaces: &[String]) -> std::io::Result<Vec<String>> {
+        self.inner.hardware_offload(interfaces)
+    }
 }
 
 fn rules(policy: &str, comment: &str) -> PolicyRules {
@@ -86,6 +94,8 @@ fn rules_with_sysctls(policy: &str, comment: &str, sysctls: Vec<ir::Sysctl>) -> 
                 }],
             }],
             sets: vec![],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls,
         },
     }

@@ -12,12 +12,14 @@ use sha2::{Digest, Sha256};
 mod actions;
 mod fields;
 mod matches;
+mod objects;
 mod sets;
 mod values;
 
 pub use actions::*;
 pub use fields::*;
 pub use matches::*;
+pub use objects::*;
 pub use sets::*;
 pub use values::*;
 
@@ -50,6 +52,9 @@ impl Hook {
 pub enum ChainType {
     Filter,
     Nat,
+    /// Filter on output, and route again a packet whose mark, addresses
+    /// or DSCP a rule changed.
+    Route,
 }
 
 impl ChainType {
@@ -57,6 +62,7 @@ impl ChainType {
         match self {
             ChainType::Filter => "filter",
             ChainType::Nat => "nat",
+            ChainType::Route => "route",
         }
     }
 }
@@ -191,6 +197,10 @@ pub struct Sysctl {
 pub struct Ruleset {
     pub chains: Vec<Chain>,
     pub sets: Vec<NamedSet>,
+    /// Counters, limits and conntrack helpers, in the order the policy
+    /// gave them, kind by kind.
+    pub objects: Vec<NamedObject>,
+    pub flowtables: Vec<NamedFlowtable>,
     pub sysctls: Vec<Sysctl>,
 }
 

@@ -20,9 +20,11 @@ mod maps;
 mod matches;
 #[cfg(test)]
 mod nft_debug;
+mod objects;
 mod rule;
 mod sets;
 
+pub(in crate::kernel) use objects::encode as object_message;
 use rule::rule_object;
 
 use super::KernelError;
@@ -79,7 +81,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     let mut ops = Vec::new();
     let mut rule_seqs = Vec::new();
     let mut patches = Patches::default();
-    let mut hand = sets::Hand::default();
+    // Messages rustables cannot write, by sequence number.
+    let mut own_messages = Vec::new();
     for (index, op) in tx.ops.iter().enumerate() {
         match op {
             Op::AddTable => {
@@ -110,7 +113,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 let mut out = sets::Out {
                     batch: &mut batch,
                     texts: &mut texts,
-                    hand: &mut hand,
+                    messages: &mut own_messages,
+                    placeholder: &table,
                 };
                 sets::add_set(&mut out, t, name, op.command(t), elements);
             }
@@ -124,7 +128,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 let mut out = sets::Out {
                     batch: &mut batch,
                     texts: &mut texts,
-                    hand: &mut hand,
+                    messages: &mut own_messages,
+                    placeholder: &table,
                 };
                 sets::add_elements(&mut out, t, set, None, elements, false);
             }
@@ -132,7 +137,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 let mut out = sets::Out {
                     batch: &mut batch,
                     texts: &mut texts,
-                    hand: &mut hand,
+                    messages: &mut own_messages,
+                    placeholder: &table,
                 };
                 sets::delete_elements(&mut out, t, set, elements);
             }
@@ -148,7 +154,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                     let mut out = sets::Out {
                         batch: &mut batch,
                         texts: &mut texts,
-                        hand: &mut hand,
+                        messages: &mut own_messages,
+                        placeholder: &table,
                     };
                     anonymous.push(sets::add_anonymous(&mut out, t, fields, elements));
                 }
@@ -182,6 +189,18 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 rule_seqs.push(seq);
                 texts.push(text);
             }
+            Op::AddObject { .. }
+            | Op::DeleteObject { .. }
+            | Op::AddFlowtable { .. }
+            | Op::DeleteFlowtableDevices { .. }
+            | Op::DeleteFlowtable { .. } => {
+                let seq = texts.len() as u32 + 1;
+                let message = objects::encode(op, t, seq).expect("an object operation");
+                // Holds the message's place; spliced out below.
+                batch.add(&table, MsgType::Add);
+                own_messages.push((seq, message));
+                texts.push(op.command(t));
+            }
             Op::DeleteRule { chain, handle, .. } => {
                 let object = Rule::new(&Chain::new(&table).with_name(chain.as_str()))
                     .expect("the chain has a table and a name")
@@ -193,7 +212,7 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = expr::put_in_place(hand.put_in_place(batch.finalize()));
+    let mut bytes = objects::splice(expr::put_in_place(batch.finalize()), &own_messages);
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.
@@ -306,6 +325,7 @@ fn chain_object(table: &Table, name: &str, base: Option<&BaseChain>) -> Chain {
     let chain_type = match b.chain_type {
         ir::ChainType::Filter => ChainType::Filter,
         ir::ChainType::Nat => ChainType::Nat,
+        ir::ChainType::Route => ChainType::Route,
     };
     let policy = match b.policy {
         ir::ChainPolicy::Accept => ChainPolicy::Accept,

@@ -1,9 +1,11 @@
 //! Reading the runtime's table back from nftables dumps.
 //!
 //! Only what the planner needs is decoded: chain kinds, each rule's handle,
-//! tag and references (jump targets, looked-up sets), and the kind and
-//! elements of sets and maps (`observe/sets.rs`). Decoding is one pass
-//! over each message, so observing is linear in the size of the table.
+//! tag and references (jump targets, looked-up sets, named objects and
+//! flowtables), the kind and elements of sets and maps (in `sets`), and
+//! (in `objects`) the definitions of objects and flowtables. Decoding is
+//! one pass over each message, so observing is linear in the size of the
+//! table.
 
 use std::collections::HashMap;
 
@@ -13,6 +15,8 @@ use crate::ir::{self, BaseChain};
 use crate::plan::{ChainKind, ObservedChain, ObservedRule, ObservedTable, Ref};
 
 mod sets;
+
+mod objects;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_USERDATA: u16 = 6;
@@ -187,7 +191,7 @@ impl<'a> Collector<'a> {
                     .into_iter()
                     .flat_map(|r| match &r {
                         Ref::Set(name) => anonymous.get(name.as_str()).cloned().unwrap_or(vec![r]),
-                        Ref::Chain(_) => vec![r],
+                        _ => vec![r],
                     })
                     .collect();
                 rule.refs.sort();
@@ -215,6 +219,7 @@ fn base_chain(hook: &[u8], policy: Option<u32>, chain_type: Option<&str>) -> Opt
     let chain_type = match chain_type? {
         "filter" => ir::ChainType::Filter,
         "nat" => ir::ChainType::Nat,
+        "route" => ir::ChainType::Route,
         _ => return None,
     };
     let policy = match policy? {
@@ -230,7 +235,8 @@ fn base_chain(hook: &[u8], policy: Option<u32>, chain_type: Option<&str>) -> Opt
     })
 }
 
-/// The chains a rule's expressions jump to and the sets they look up.
+/// The chains a rule's expressions jump to, the sets they look up, the
+/// objects and flowtables they name.
 fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
     for (ty, expr) in attributes(expressions) {
         if ty != NFTA_LIST_ELEM {
@@ -256,7 +262,7 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
                     refs.push(Ref::Set(string(s).into()));
                 }
             }
-            _ => {}
+            _ => refs.extend(objects::reference(name, data)),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! names, each rule with its tag) and what the kernel holds.
 
 use super::KernelName;
+use super::objects::{self, DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject};
 use crate::ir::{
     Action, BaseChain, Data, MapSource, Match, PolicyRules, Rule, SetElement, SetElements,
     Statement,
@@ -23,6 +24,8 @@ pub struct RuleTag {
 pub struct DesiredTable {
     pub chains: Vec<DesiredChain>,
     pub sets: Vec<DesiredSet>,
+    pub objects: Vec<DesiredObject>,
+    pub flowtables: Vec<DesiredFlowtable>,
     /// Policies whose chains and sets stay exactly as the kernel holds them
     /// (their last known good rules), because their evaluation failed.
     pub kept: Vec<String>,
@@ -52,7 +55,12 @@ impl DesiredTable {
     /// Places every policy's chains and sets in one table, renaming them to
     /// kernel names and tagging every rule.
     pub fn from_policies(policies: &[PolicyRules]) -> DesiredTable {
-        let mut table = DesiredTable::default();
+        let (objects, flowtables) = objects::desired(policies);
+        let mut table = DesiredTable {
+            objects,
+            flowtables,
+            ..DesiredTable::default()
+        };
         for p in policies {
             for set in &p.rules.sets {
                 let mut elements = set.elements.clone();
@@ -101,8 +109,11 @@ impl DesiredTable {
     /// The table as the kernel would show it once the desired state is
     /// applied (handles aside): what the planner must converge to.
     pub fn expected(&self) -> ObservedTable {
+        let (objects, flowtables) = objects::expected(&self.objects, &self.flowtables);
         ObservedTable {
             owned: true,
+            objects,
+            flowtables,
             chains: self
                 .chains
                 .iter()
@@ -168,18 +179,25 @@ fn verdicts_to_kernel_names(policy: &str, map: &mut SetElements) {
     }
 }
 
-/// A chain a rule jumps to or a set it looks up: the kernel counts these,
-/// and such a chain or set cannot be deleted while the rule exists.
+/// A chain a rule jumps to, a set it looks up, an object or a flowtable it
+/// names: the kernel counts these, and such a thing cannot be deleted
+/// while the rule exists.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Ref {
     Chain(KernelName),
     Set(KernelName),
+    /// A counter, limit or helper, by the kernel's type (NFT_OBJECT_*).
+    Object {
+        type_id: u32,
+        name: KernelName,
+    },
+    Flowtable(KernelName),
 }
 
-/// The chains and sets a rule refers to, sorted: those of its inline maps
-/// too (the kernel counts the chains an anonymous map jumps to).
+/// The chains, sets, objects and flowtables a rule refers to, sorted: the
+/// chains its inline map jumps to too (the kernel counts those).
 pub fn references(rule: &Rule) -> Vec<Ref> {
     let mut refs: Vec<Ref> = rule
         .matches
@@ -191,6 +209,12 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
             _ => None,
         })
         .collect();
+    refs.extend(rule.statements.iter().filter_map(|s| match s {
+        Statement::CounterNamed(c) => Some(objects::object_ref(crate::ir::OBJECT_COUNTER, c)),
+        Statement::CtHelper(h) => Some(objects::object_ref(crate::ir::OBJECT_CT_HELPER, h)),
+        Statement::Offload(f) => Some(Ref::Flowtable(f.as_str().into())),
+        _ => None,
+    }));
     match &rule.action {
         Action::Jump(c) | Action::Goto(c) => refs.push(Ref::Chain(c.as_str().into())),
         Action::Vmap(lookup)
@@ -223,6 +247,10 @@ pub struct ObservedTable {
     pub owned: bool,
     pub chains: Vec<ObservedChain>,
     pub sets: Vec<ObservedSet>,
+    #[serde(default)]
+    pub objects: Vec<ObservedObject>,
+    #[serde(default)]
+    pub flowtables: Vec<ObservedFlowtable>,
 }
 
 impl ObservedTable {
@@ -238,12 +266,16 @@ impl ObservedTable {
         self.sets.iter().find(|s| s.name == name)
     }
 
-    /// The table with every handle set to 0, chains and sets sorted by name:
-    /// two tables with the same content compare equal.
+    /// The table with every handle set to 0, chains, sets, objects and
+    /// flowtables sorted by name: two tables with the same content compare
+    /// equal.
     pub fn normalized(&self) -> ObservedTable {
         let mut t = self.clone();
         t.chains.sort_by(|a, b| a.name.cmp(&b.name));
         t.sets.sort_by(|a, b| a.name.cmp(&b.name));
+        t.objects
+            .sort_by(|a, b| (&a.name, a.type_id).cmp(&(&b.name, b.type_id)));
+        t.flowtables.sort_by(|a, b| a.name.cmp(&b.name));
         for rule in t.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
             rule.handle = 0;
         }
@@ -265,7 +297,8 @@ pub enum ChainKind {
     Regular,
     Base(BaseChain),
     /// A base chain the runtime never makes (another family's hook, a
-    /// `route` chain, ...): made by hand, and always replaced.
+    /// device's hook, an unknown type, ...): made by hand, and always
+    /// replaced.
     Foreign,
 }
 

@@ -4,13 +4,14 @@
 //! read the whole table back.
 //!
 //! It refuses what the kernel refuses: deleting what is not there, a rule
-//! whose chain, set or position is missing, a jump to a base chain (from a
-//! rule or a verdict map's element), a map element added over one of the
-//! same key with other data, and a chain or set deleted while a rule or a
-//! map element still refers to it.
+//! whose chain, set, object, flowtable or position is missing, a jump to a
+//! base chain (from a rule or a verdict map's element), a map element
+//! added over one of the same key with other data, and a chain, set,
+//! object or flowtable deleted while a rule (or, a chain, a map element)
+//! still refers to it.
 
 use super::model::{ChainKind, ObservedChain, ObservedRule, ObservedSet, ObservedTable, Ref};
-use super::{Op, Position, Transaction, element_references, references};
+use super::{Op, Position, Transaction, element_references, objects, references};
 use crate::ir::SetElements;
 
 /// The operation the simulated kernel refused, and why.
@@ -59,6 +60,9 @@ fn step(
         _ => {}
     }
     let t = table.as_mut().ok_or("no such table")?;
+    if objects::simulate(t, op)? {
+        return Ok(());
+    }
     match op {
         Op::AddTable | Op::DeleteTable => unreachable!("handled above"),
         Op::AddChain { name, base } => {
@@ -179,6 +183,11 @@ fn step(
                 }
             }
         }
+        Op::AddObject { .. }
+        | Op::DeleteObject { .. }
+        | Op::AddFlowtable { .. }
+        | Op::DeleteFlowtableDevices { .. }
+        | Op::DeleteFlowtable { .. } => unreachable!("simulated in objects"),
         Op::DeleteRule { chain, handle, .. } => {
             let c = chain_mut(t, chain)?;
             let at = c
@@ -192,8 +201,8 @@ fn step(
     Ok(())
 }
 
-/// Refuses a reference to a chain or set that is not there, or a jump to
-/// a base chain.
+/// Refuses a reference to a chain, set, object or flowtable that is not
+/// there, or a jump to a base chain.
 fn exists(t: &ObservedTable, r: &Ref) -> Result<(), String> {
     match r {
         Ref::Chain(c) => match t.chain(c).map(|c| c.kind) {
@@ -203,6 +212,10 @@ fn exists(t: &ObservedTable, r: &Ref) -> Result<(), String> {
         },
         Ref::Set(s) if t.set(s).is_none() => Err(format!("no set {s}")),
         Ref::Set(_) => Ok(()),
+        Ref::Object { .. } | Ref::Flowtable(_) => match objects::missing(t, r) {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        },
     }
 }
 

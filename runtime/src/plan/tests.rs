@@ -75,6 +75,8 @@ fn table(policy: ChainPolicy, input_ports: &[u16], set: &[u16]) -> DesiredTable 
                 name: "allowed".into(),
                 elements: ports(set),
             }],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: vec![],
         },
     }])
@@ -276,6 +278,8 @@ fn a_kept_policy_keeps_its_last_known_good_rules() {
                 rules: vec![rule(vec![dport(1)], Action::Drop)],
             }],
             sets: vec![],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: vec![],
         },
     }]);
@@ -291,6 +295,8 @@ fn a_kept_policy_keeps_its_last_known_good_rules() {
                 rules: vec![rule(vec![dport(2)], Action::Drop)],
             }],
             sets: vec![],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: vec![],
         },
     }]);
@@ -451,6 +457,8 @@ fn random_desired(g: &mut Gen) -> DesiredTable {
             rules: Ruleset {
                 chains,
                 sets,
+                objects: Vec::new(),
+                flowtables: Vec::new(),
                 sysctls: vec![],
             },
         });

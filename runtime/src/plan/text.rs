@@ -1,15 +1,14 @@
 //! The planner's values as nft text: a transaction as the commands it
 //! sends (what `wasmwall plan` prints, and how a refused message is named),
 //! and the table the policies want as the nft text it is in the kernel once
-//! applied: every chain, set and map under its kernel name, and every
-//! reference too, so the text loads with `nft -f` as it is, then the
-//! sysctls the policies asked for, as comments (what `wasmwall eval` prints
-//! and what fixtures expect). Objects come in nft's order: sets and maps
-//! (in the order they are made), then chains.
+//! applied: every object, set, map, flowtable and chain under its kernel
+//! name, and every reference too, so the text loads with `nft -f` as it
+//! is, then the sysctls the policies asked for, as comments (what `wasmwall
+//! eval` prints and what fixtures expect).
 
 use std::fmt::{self, Write as _};
 
-use super::{DesiredSet, DesiredTable, Op, Position, RuleTag, Transaction};
+use super::{DesiredSet, DesiredTable, Op, Position, RuleTag, Transaction, objects};
 use crate::ir::{self, BaseChain, PolicyRules, SetElements};
 
 /// The text of `table` holding `policies`' rules.
@@ -22,9 +21,20 @@ pub fn table_text(table: &str, policies: &[PolicyRules]) -> String {
             out.push('\n');
         }
     };
+    // nft lists a table's objects first (in the kernel's order: the
+    // order they were added in), then sets and maps (in the same order),
+    // flowtables and chains.
+    for object in &desired.objects {
+        separate(&mut out);
+        objects::write_object(&mut out, object);
+    }
     for set in &desired.sets {
         separate(&mut out);
         set_text(&mut out, set);
+    }
+    for flowtable in &desired.flowtables {
+        separate(&mut out);
+        objects::write_flowtable(&mut out, flowtable);
     }
     for chain in &desired.chains {
         separate(&mut out);
@@ -180,6 +190,13 @@ impl Op {
             }
             Op::DeleteRule { chain, handle, .. } => {
                 format!("delete rule inet {t} {chain} handle {handle}")
+            }
+            Op::AddObject { .. }
+            | Op::DeleteObject { .. }
+            | Op::AddFlowtable { .. }
+            | Op::DeleteFlowtableDevices { .. }
+            | Op::DeleteFlowtable { .. } => {
+                objects::command(self, t).expect("an object or flowtable operation")
             }
         }
     }

@@ -139,8 +139,17 @@ fn log(limit: Option<wit::Rate>) -> S {
     })
 }
 
+/// On a kernel with flowtables and every helper the runtime knows.
 fn check(rs: &wit::Ruleset) -> Result<ir::Ruleset, Invalid> {
-    validate(rs, &Options::default())
+    let features = crate::world::Features {
+        flowtables: true,
+        hardware_offload: Vec::new(),
+        ct_helpers: crate::world::CT_HELPERS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect(),
+    };
+    validate(rs, &Options::default(), &features.to_wit())
 }
 
 /// Validates and expects exactly one problem, at `at`, whose message

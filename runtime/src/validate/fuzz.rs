@@ -23,7 +23,11 @@ use crate::plan::DesiredTable;
 /// The generated answers are 0.1 answers: validation sees them through the
 /// 0.1 conversion, as it sees a 0.1 component's.
 fn validate(answer: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
-    super::validate(&crate::sandbox::v01::ruleset(answer.clone()), opts)
+    super::validate(
+        &crate::sandbox::v01::ruleset(answer.clone()),
+        opts,
+        &crate::world::Features::default().to_wit(),
+    )
 }
 
 const MAX_RULES: usize = 40;

@@ -1,14 +1,15 @@
 //! Validation: turns the ruleset a policy returned (WIT types) into the rule
 //! IR, or into a list of problems, each naming where it is and what is wrong.
 //! Pure: no I/O. This file is the entry and the report; the checks are by
-//! concern: `rules` (matches and actions), `graph` (jumps), `sets`, `maps`
-//! and `sysctls`.
+//! concern: `rules` (matches and actions), `graph` (jumps), `sets`, `maps`,
+//! `objects` (counters, limits, helpers, flowtables) and `sysctls`.
 
 mod actions;
 pub mod budget;
 mod graph;
 mod maps;
 mod matches;
+mod objects;
 mod rules;
 mod sets;
 mod sysctls;
@@ -185,8 +186,13 @@ pub fn nat_priority_problem(base: &BaseChain) -> Option<String> {
     })
 }
 
-/// Validates a policy's ruleset and converts it to the IR.
-pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
+/// Validates a policy's ruleset and converts it to the IR. `features` are
+/// the kernel's, as the policy saw them in its world state.
+pub fn validate(
+    ruleset: &wit::Ruleset,
+    opts: &Options,
+    features: &wit::KernelFeatures,
+) -> Result<ir::Ruleset, Invalid> {
     let mut ctx = Ctx {
         problems: Vec::new(),
     };
@@ -204,6 +210,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
     }
 
     let mut sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
+    let converted = objects::convert_objects(&mut ctx, ruleset, features);
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -222,10 +229,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                 chain_type: match b.type_ {
                     wit::ChainType::Filter => ChainType::Filter,
                     wit::ChainType::Nat => ChainType::Nat,
-                    wit::ChainType::Route => {
-                        rules::not_yet(&mut ctx, &at, "a route chain");
-                        return None;
-                    }
+                    wit::ChainType::Route => ChainType::Route,
                 },
                 priority: priority(&mut ctx, &at, b.priority)?,
                 policy: match b.policy {
@@ -246,6 +250,15 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             }
             if let Some(problem) = nat_priority_problem(b) {
                 ctx.err(&at, problem);
+            }
+            if b.chain_type == ChainType::Route && b.hook != Hook::Output {
+                ctx.err(
+                    &at,
+                    format!(
+                        "a route chain hooks output only (it routes again what this machine sends); this one hooks {}",
+                        b.hook.as_str()
+                    ),
+                );
             }
         }
         infos.insert(chain.name.as_str(), ChainInfo { base });
@@ -317,6 +330,8 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         Ok(ir::Ruleset {
             chains,
             sets,
+            objects: converted.objects,
+            flowtables: converted.flowtables,
             sysctls,
         })
     } else {

@@ -8,7 +8,11 @@ use crate::ir::SetElements;
 /// These tests write 0.1 answers: validation sees them through the 0.1
 /// conversion, as it sees a 0.1 component's.
 fn validate(answer: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
-    super::validate(&crate::sandbox::v01::ruleset(answer.clone()), opts)
+    super::validate(
+        &crate::sandbox::v01::ruleset(answer.clone()),
+        opts,
+        &crate::world::Features::default().to_wit(),
+    )
 }
 
 fn opts() -> Options {
@@ -810,6 +814,7 @@ fn an_answer_over_its_budget_is_refused_before_conversion_naming_each_key() {
             base_chains: 1,
             sets: 2,
             elements: 10,
+            ..Default::default()
         },
         ..opts()
     };

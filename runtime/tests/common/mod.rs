@@ -114,6 +114,8 @@ pub fn policy(name: &str, chains: Vec<Chain>, sets: Vec<NamedSet>) -> Vec<Policy
         rules: Ruleset {
             chains,
             sets,
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: vec![],
         },
     }]
@@ -295,15 +297,14 @@ pub fn desired() -> DesiredTable {
 /// `nft list table` of the runtime's table, as the runtime's text prints
 /// it: without the table's comment, with each counter's numbers and each
 /// element's time to expire left out (they are the kernel's, not the
-/// policy's).
+/// policy's): a rule's `counter packets N bytes M`, a counter object's line
+/// `packets N bytes M`, an element's `expires 59s980ms`.
 pub fn listed_as_text() -> String {
     let listing = nft(&["list", "table", "inet", TABLE]);
     let mut out = String::new();
     for line in listing.lines() {
-        if line
-            .trim_start()
-            .starts_with("comment \"managed by wasmwall")
-        {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("comment \"managed by wasmwall") || is_counter_numbers(trimmed) {
             continue;
         }
         out.push_str(&without_expiry(&without_counts(line)));
@@ -334,6 +335,13 @@ fn without_expiry(line: &str) -> String {
         }
     }
     out
+}
+
+/// `packets 12 bytes 3456`, a counter object's numbers.
+fn is_counter_numbers(line: &str) -> bool {
+    let words: Vec<&str> = line.split(' ').collect();
+    matches!(words.as_slice(), ["packets", p, "bytes", b]
+        if p.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
 }
 
 /// `counter packets 12 bytes 3456` -> `counter`.

@@ -74,6 +74,12 @@ impl Attrs {
         self.put(ty, &v)
     }
 
+    pub fn u16(self, ty: u16, v: u16) -> Attrs {
+        self.put(ty, &v.to_be_bytes())
+    }
+
+    /// A nested attribute (flagged NLA_F_NESTED, as libnftnl sends them)
+    /// holding `inner`.
     pub fn nested(self, ty: u16, inner: Attrs) -> Attrs {
         self.put(ty | NLA_F_NESTED, &inner.0)
     }
@@ -81,6 +87,10 @@ impl Attrs {
     /// Data in an `NFTA_DATA_VALUE` nest.
     pub fn value(self, ty: u16, data: &[u8]) -> Attrs {
         self.nested(ty, Attrs::default().put(sys::NFTA_DATA_VALUE, data))
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
     }
 }
 

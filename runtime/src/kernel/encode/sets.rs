@@ -5,17 +5,15 @@
 //! by); its elements with their interval ends, data and verdicts; and the
 //! anonymous sets and maps a rule carries, sent just before the rule.
 //!
-//! rustables can write no message of ours into its batch, so each rides
-//! as a stand-in (an empty NEWSET, which the kernel would refuse) and
-//! [`Hand::put_in_place`] writes the real message over it once the batch
-//! is finished, with the stand-in's sequence number and flags.
+//! rustables can write no message of ours into its batch: each is spliced
+//! in at its place once the batch is written, as the objects' messages are
+//! (`objects::splice`).
 
-use rustables::{Batch, MsgType, ProtocolFamily, Set, sys};
+use rustables::{Batch, MsgType, Table, sys};
 
 use super::elements::{self, KernelElement};
 use super::expr::Attrs;
 use crate::ir::{Data, Field, Key, KeyType, MapData, SetElement, SetElements, SetKind, Verdict};
-use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
 
 const NFT_MSG_NEWSET: u16 = sys::NFT_MSG_NEWSET as u16;
 const NFT_MSG_NEWSETELEM: u16 = sys::NFT_MSG_NEWSETELEM as u16;
@@ -77,81 +75,28 @@ impl Udata {
     }
 }
 
-/// Messages written by hand, each over its stand-in, by sequence number.
-#[derive(Default)]
-pub(super) struct Hand {
-    messages: Vec<(u32, u16, Vec<u8>)>,
-}
-
-impl Hand {
-    /// Adds a stand-in for the message of type `ty` (an NFT_MSG_*) with
-    /// these attributes, as message `seq` of the batch.
-    fn add(&mut self, batch: &mut Batch, seq: u32, ty: u16, attrs: Attrs, kind: MsgType) {
-        let stand_in = Set {
-            family: ProtocolFamily::Inet,
-            ..Set::default()
-        };
-        batch.add(&stand_in, kind);
-        self.messages.push((seq, ty, attrs.0));
-    }
-
-    /// The batch with every stand-in replaced by its message.
-    pub fn put_in_place(&self, batch: Vec<u8>) -> Vec<u8> {
-        if self.messages.is_empty() {
-            return batch;
-        }
-        let mut pending = self.messages.iter().peekable();
-        let mut out = Vec::with_capacity(batch.len());
-        let mut at = 0;
-        while at + NLMSG_HDRLEN <= batch.len() {
-            let len = u32_at(&batch, at).unwrap_or(0) as usize;
-            if len < NLMSG_HDRLEN {
-                out.extend_from_slice(&batch[at..]);
-                return out;
-            }
-            let msg = &batch[at..(at + len).min(batch.len())];
-            let seq = u32_at(msg, 8).unwrap_or(0);
-            match pending.peek() {
-                Some((s, ty, attrs)) if *s == seq => {
-                    out.extend_from_slice(&message(msg, *ty, attrs));
-                    pending.next();
-                }
-                _ => out.extend_from_slice(msg),
-            }
-            out.resize(align4(out.len()), 0);
-            at += align4(len);
-        }
-        debug_assert!(pending.next().is_none(), "every stand-in is replaced");
-        out
-    }
-}
-
-/// The message of type `ty` with `attrs`, over the stand-in `stand_in`:
-/// its flags and sequence number kept.
-fn message(stand_in: &[u8], ty: u16, attrs: &[u8]) -> Vec<u8> {
-    let head = NLMSG_HDRLEN + 4;
-    let mut out = stand_in[..head].to_vec();
-    let ty = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | ty;
-    out[4..6].copy_from_slice(&ty.to_ne_bytes());
-    out.extend_from_slice(attrs);
-    let len = out.len() as u32;
-    out[..4].copy_from_slice(&len.to_ne_bytes());
-    out
-}
-
-/// The texts of the messages an operation adds, and their stand-ins.
+/// Where an operation's messages go: their placeholders into the batch
+/// (keeping the sequence numbers), the messages themselves beside it, to be
+/// spliced in once rustables has written the batch; and their texts.
 pub(super) struct Out<'a> {
     pub batch: &'a mut Batch,
     pub texts: &'a mut Vec<String>,
-    pub hand: &'a mut Hand,
+    pub messages: &'a mut Vec<(u32, Vec<u8>)>,
+    pub placeholder: &'a Table,
 }
 
 impl Out<'_> {
-    fn add(&mut self, ty: u16, attrs: Attrs, kind: MsgType, text: String) -> u32 {
+    fn add(&mut self, ty: u16, attrs: Attrs, kind: MsgType, text: String) {
         let seq = self.texts.len() as u32 + 1;
-        self.hand.add(self.batch, seq, ty, attrs, kind);
+        // Added as nft adds them (NLM_F_CREATE without NLM_F_EXCL).
+        let flags = match kind {
+            MsgType::Add => libc::NLM_F_CREATE | libc::NLM_F_ACK,
+            MsgType::Del => libc::NLM_F_ACK,
+        } as u16;
+        self.messages
+            .push((seq, super::objects::message(ty, flags, seq, attrs)));
+        self.batch.add(self.placeholder, MsgType::Add);
         self.texts.push(text);
-        seq
     }
 }
 

@@ -4,7 +4,13 @@
 
 use crate::bindings::wit::{self, KeyType as K, Value as V};
 use crate::ir;
-use crate::validate::{Invalid, Options, validate};
+use crate::validate::{Invalid, Options};
+
+/// Validates with the default world's kernel features (sets and maps need
+/// none).
+fn validate(rs: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
+    crate::validate::validate(rs, opts, &crate::world::Features::default().to_wit())
+}
 
 fn opts() -> Options {
     Options {

@@ -2,7 +2,7 @@
 //! the same declaration (`nft --debug=mnl -c -f`, one set per file, so each
 //! set's id in the batch is 1, as here).
 
-use rustables::Batch;
+use rustables::{Batch, ProtocolFamily, Table};
 
 use super::*;
 use crate::ir::{self, Element, Value};
@@ -12,13 +12,15 @@ use crate::kernel::wire::messages;
 fn sent(f: impl FnOnce(&mut Out)) -> Vec<(u16, String)> {
     let mut batch = Batch::new();
     let mut texts = Vec::new();
-    let mut hand = Hand::default();
+    let mut own = Vec::new();
+    let table = Table::new(ProtocolFamily::Inet).with_name("t");
     f(&mut Out {
         batch: &mut batch,
         texts: &mut texts,
-        hand: &mut hand,
+        messages: &mut own,
+        placeholder: &table,
     });
-    let bytes = hand.put_in_place(batch.finalize());
+    let bytes = super::super::objects::splice(batch.finalize(), &own);
     messages(&bytes)
         .map(Result::unwrap)
         .filter(|m| m.ty >> 8 == libc::NFNL_SUBSYS_NFTABLES as u16)
@@ -251,11 +253,13 @@ fn long_element_lists_are_split_and_named_by_their_first_elements() {
     let ports = ir::SetElements::ports(1..=2000);
     let mut texts = Vec::new();
     let mut batch = Batch::new();
-    let mut hand = Hand::default();
+    let mut own = Vec::new();
+    let table = Table::new(ProtocolFamily::Inet).with_name("t");
     let mut out = Out {
         batch: &mut batch,
         texts: &mut texts,
-        hand: &mut hand,
+        messages: &mut own,
+        placeholder: &table,
     };
     add_elements(&mut out, "t", "p", None, &ports, false);
     assert_eq!(
