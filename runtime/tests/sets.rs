@@ -339,6 +339,15 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
             }],
         ),
         data_map(
+            "by-pair",
+            &[Ipv4Addr, InetService],
+            &[Ipv4Addr, InetService],
+            vec![(
+                vec![addr("10.1.0.5"), Value::Number(8080)],
+                vec![addr("192.168.1.10"), Value::Number(80)],
+            )],
+        ),
+        data_map(
             "v6-fwds",
             &[InetService],
             &[Ipv6Addr, InetService],
@@ -364,12 +373,30 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
             },
         ],
     );
+    let pairs = SetElements::new(
+        SetKind {
+            data: Some(MapData::Verdict),
+            intervals: true,
+            ..kind(&[Ifname, Ipv4Addr])
+        },
+        vec![SetElement {
+            key: Element(vec![Value::Name("lan0".into()), prefix("10.0.0.0/8")]),
+            data: Some(Data::Verdict(Verdict::Accept)),
+        }],
+    );
     let input = vec![
         rule(
             vec![],
             Action::Vmap(MapLookup {
                 fields: vec![Field::Iifname],
                 map: MapSource::Named("by-iface".into()),
+            }),
+        ),
+        rule(
+            vec![],
+            Action::Vmap(MapLookup {
+                fields: vec![Field::Iifname, Field::Saddr(Family::V4)],
+                map: MapSource::Inline(pairs),
             }),
         ),
         rule(
@@ -414,6 +441,17 @@ fn maps_of_every_kind() -> Vec<PolicyRules> {
         rule(
             vec![],
             Action::DnatMap(nat(Family::V6, dport, "v6-fwds", true)),
+        ),
+        rule(
+            vec![],
+            Action::DnatMap(NatMap {
+                family: Family::V4,
+                lookup: MapLookup {
+                    fields: vec![Field::Saddr(Family::V4), dport],
+                    map: MapSource::Named("by-pair".into()),
+                },
+                ports: true,
+            }),
         ),
         rule(
             vec![],

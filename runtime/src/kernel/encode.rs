@@ -16,6 +16,8 @@ use crate::plan::{Op, Position, RuleTag, Transaction};
 mod actions;
 pub(super) mod elements;
 mod expr;
+mod fields;
+mod inline;
 mod maps;
 mod matches;
 #[cfg(test)]
@@ -41,6 +43,9 @@ const UDATA_TAG: u8 = 0xf0;
 const TAG_PREFIX: &str = "ww1:";
 /// The kernel's limit on a rule's userdata (NFT_USERDATA_MAXLEN).
 const USERDATA_MAX: usize = 256;
+/// Set elements per message at most (an element list attribute holds at
+/// most 64 KiB: `sets` also counts its bytes).
+const ELEMENTS_PER_MESSAGE: usize = 1024;
 const NLM_F_APPEND: u16 = libc::NLM_F_APPEND as u16;
 const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
 const NLM_F_ECHO: u16 = libc::NLM_F_ECHO as u16;
@@ -81,8 +86,10 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     let mut ops = Vec::new();
     let mut rule_seqs = Vec::new();
     let mut patches = Patches::default();
-    // Messages rustables cannot write, by sequence number.
+    // Messages rustables cannot write, by sequence number: objects', sets'
+    // and maps' whole, inline sets' over stand-ins.
     let mut own_messages = Vec::new();
+    let mut hand_made = Vec::new();
     for (index, op) in tx.ops.iter().enumerate() {
         match op {
             Op::AddTable => {
@@ -148,20 +155,13 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 tag,
                 position,
             } => {
-                // Its inline sets and maps go just before it.
-                let mut anonymous = Vec::new();
-                for (fields, elements) in sets::anonymous_sets(rule) {
-                    let mut out = sets::Out {
-                        batch: &mut batch,
-                        texts: &mut texts,
-                        messages: &mut own_messages,
-                        placeholder: &table,
-                    };
-                    anonymous.push(sets::add_anonymous(&mut out, t, fields, elements));
-                }
-                let seq = texts.len() as u32 + 1;
                 let text = op.command(t);
-                let mut object = match rule_object(&table, chain, rule, tag, anonymous) {
+                // Inline sets and maps go before the rule, each known by an
+                // id unique in the batch, counted from the sequence number
+                // of the first message after those sent so far.
+                let first_id = texts.len() as u32 + 1;
+                let (mut object, anonymous) = match rule_object(&table, chain, rule, tag, first_id)
+                {
                     Ok(r) => r,
                     Err(reason) => {
                         return Err(KernelError::Encode {
@@ -171,6 +171,19 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                         });
                     }
                 };
+                for set in &anonymous.sets {
+                    inline::add_to_batch(&mut batch, &mut texts, &mut hand_made, t, set);
+                }
+                if let Some((id, fields, map)) = &anonymous.map {
+                    let mut out = sets::Out {
+                        batch: &mut batch,
+                        texts: &mut texts,
+                        messages: &mut own_messages,
+                        placeholder: &table,
+                    };
+                    sets::add_anonymous(&mut out, t, *id, fields, map);
+                }
+                let seq = texts.len() as u32 + 1;
                 let mut set_flags = 0;
                 let mut clear_flags = 0;
                 if let Position::Before(h) = position {
@@ -212,7 +225,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = objects::splice(expr::put_in_place(batch.finalize()), &own_messages);
+    let bytes = inline::put_in_place(expr::put_in_place(batch.finalize()), &hand_made);
+    let mut bytes = objects::splice(bytes, &own_messages);
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.

@@ -41,6 +41,9 @@ const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFTA_LOOKUP_SET: u16 = 1;
+const NFTA_DYNSET_SET_NAME: u16 = 1;
+/// The start of the kernel's names of anonymous sets (`__set0`, ...).
+const ANONYMOUS_SET_PREFIX: &str = "__set";
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 
@@ -258,7 +261,16 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
                 }
             }
             b"lookup\0" => {
-                if let Some(s) = attribute(data, NFTA_LOOKUP_SET) {
+                // An inline set (nft's `__set%d`, numbered by the kernel)
+                // belongs to its rule: it is no reference to follow.
+                if let Some(s) = attribute(data, NFTA_LOOKUP_SET).map(string)
+                    && !s.starts_with(ANONYMOUS_SET_PREFIX)
+                {
+                    refs.push(Ref::Set(s.into()));
+                }
+            }
+            b"dynset\0" => {
+                if let Some(s) = attribute(data, NFTA_DYNSET_SET_NAME) {
                     refs.push(Ref::Set(string(s).into()));
                 }
             }

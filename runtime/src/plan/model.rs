@@ -143,15 +143,13 @@ impl DesiredTable {
 /// Rewrites the chain and set names a rule refers to into kernel names.
 fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
     let mut rule = rule.clone();
-    for m in &mut rule.matches {
-        match m {
-            Match::AddrInSet { set, .. } | Match::PortInSet { set, .. } => {
-                *set = KernelName::new(policy, set).to_string();
-            }
-            _ => {}
-        }
+    for set in rule.matches.iter_mut().filter_map(Match::set_mut) {
+        *set = KernelName::new(policy, set).to_string();
     }
     for name in rule.statements.iter_mut().filter_map(Statement::object_mut) {
+        *name = KernelName::new(policy, name).to_string();
+    }
+    for name in rule.matches.iter_mut().filter_map(Match::object_mut) {
         *name = KernelName::new(policy, name).to_string();
     }
     match &mut rule.action {
@@ -202,12 +200,7 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
     let mut refs: Vec<Ref> = rule
         .matches
         .iter()
-        .filter_map(|m| match m {
-            Match::AddrInSet { set, .. } | Match::PortInSet { set, .. } => {
-                Some(Ref::Set(set.as_str().into()))
-            }
-            _ => None,
-        })
+        .filter_map(|m| m.set().map(|set| Ref::Set(set.into())))
         .collect();
     refs.extend(rule.statements.iter().filter_map(|s| match s {
         Statement::CounterNamed(c) => Some(objects::object_ref(crate::ir::OBJECT_COUNTER, c)),

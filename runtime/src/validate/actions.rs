@@ -429,7 +429,7 @@ fn convert_ct_helper(
                     wit::Transport::Udp => "udp",
                     wit::Transport::Sctp => "sctp",
                 },
-                l4.as_str()
+                l4
             ),
         );
         return None;

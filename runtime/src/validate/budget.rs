@@ -166,6 +166,17 @@ impl Counts {
         }
         c.elements += answer.sets.iter().map(|s| s.elements.len()).sum::<usize>();
         c.elements += answer.maps.iter().map(|m| m.elements.len()).sum::<usize>();
+        // Inline sets are sets of the kernel too.
+        for m in answer
+            .chains
+            .iter()
+            .flat_map(|ch| &ch.rules)
+            .flat_map(|r| &r.matches)
+        {
+            let (sets, elements) = super::matches::inline_set_counts(&m.matcher);
+            c.sets += sets;
+            c.elements += elements;
+        }
         c
     }
 
@@ -193,6 +204,16 @@ impl Counts {
             c.add_object(o.object.type_id());
         }
         c.elements += rules.sets.iter().map(|s| s.elements.len()).sum::<usize>();
+        for size in rules
+            .chains
+            .iter()
+            .flat_map(|ch| &ch.rules)
+            .flat_map(|r| &r.matches)
+            .filter_map(ir::Match::inline_set_len)
+        {
+            c.sets += 1;
+            c.elements += size;
+        }
         c
     }
 

@@ -42,6 +42,7 @@ fn opts() -> Options {
         max_set_elements: MAX_SET_ELEMENTS,
         sysctls: AllowList::new(&[]).expect("the default allow-list is valid"),
         max_sysctls: DEFAULT_MAX_SYSCTLS,
+        local_time: LocalTime::UTC,
     }
 }
 

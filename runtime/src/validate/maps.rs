@@ -467,6 +467,14 @@ fn fields(ctx: &mut Ctx, at: &str, fields: &[wit::Field]) -> Option<Vec<Field>> 
     if families.len() > 1 {
         ctx.err(at, "the map's key mixes IPv4 and IPv6 fields");
     }
+    if out.iter().any(|f| matches!(f, Field::Dscp(_))) {
+        // The kernel compares a DSCP in the header's bits, shifted: a
+        // map's keys are of the DSCP's type, not of those bits.
+        ctx.err(
+            at,
+            "a map cannot be keyed by a DSCP (match DSCP values with a test instead)",
+        );
+    }
     (ctx.problems.len() == before).then_some(out)
 }
 

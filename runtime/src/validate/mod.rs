@@ -13,6 +13,7 @@ mod objects;
 mod rules;
 mod sets;
 mod sysctls;
+mod time;
 mod values;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::bindings::wit;
 use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Hook};
 use crate::sysctl::AllowList;
 use rules::SetKinds;
+pub use time::LocalTime;
 
 /// Longest chain or set name a policy may use.
 pub const NAME_MAX: usize = 32;
@@ -64,6 +66,8 @@ pub struct Options {
     pub sysctls: AllowList,
     /// Sysctls one answer may ask for at most.
     pub max_sysctls: usize,
+    /// The local time zone that time matches are in.
+    pub local_time: LocalTime,
 }
 
 /// What a config that says nothing about them gives.
@@ -74,6 +78,7 @@ impl Default for Options {
             max_set_elements: DEFAULT_MAX_SET_ELEMENTS,
             sysctls: AllowList::default(),
             max_sysctls: DEFAULT_MAX_SYSCTLS,
+            local_time: LocalTime::system(),
         }
     }
 }
@@ -211,6 +216,7 @@ pub fn validate(
 
     let mut sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
     let converted = objects::convert_objects(&mut ctx, ruleset, features);
+    let for_matches = matches::Declared::of(ruleset);
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -272,6 +278,10 @@ pub fn validate(
         .map(|s| (s.name.as_str(), &s.elements.kind))
         .collect();
     let declared = rules::Declared {
+        env: matches::Env {
+            declared: &for_matches,
+            local_time: opts.local_time,
+        },
         sets: set_kinds,
         objects: actions::Objects::of(ruleset),
     };

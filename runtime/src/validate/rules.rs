@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::actions::{Objects, convert_action, convert_statements};
 use super::graph::Reach;
-use super::matches::convert_match;
+use super::matches::{Env, as_listed, convert_match};
 use super::{COMMENT_MAX, ChainInfo, Ctx, MATCHES_MAX};
 use crate::bindings::wit;
 use crate::fields;
@@ -56,10 +56,15 @@ pub(super) fn convert_rule(
                 ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
             }
         }
-        if let Some(conv) = convert_match(ctx, &mat, m, &declared.sets, &mut facts) {
+        if let Some(conv) = convert_match(ctx, &mat, m, &declared.env, hooks, &mut facts) {
             matches.push(conv);
         }
     }
+    let matches = if ctx.problems.len() == before {
+        as_listed(ctx, at, matches).unwrap_or_default()
+    } else {
+        matches
+    };
     let statements = convert_statements(ctx, at, rule, &facts, &declared.objects, hooks);
     let action = convert_action(ctx, at, &rule.action, &facts, &declared.sets, infos, hooks);
     if let Some(c) = &rule.comment {
@@ -121,8 +126,11 @@ pub(super) struct RuleFacts {
     pub l4: Option<L4Proto>,
 }
 
-/// What a rule may name besides chains: the policy's sets and objects.
-pub(super) struct Declared<'a> {
+/// What a rule may name besides chains: the policy's sets (the matches'
+/// view, with the local time), its sets and maps (the actions'), and its
+/// objects.
+pub(super) struct Declared<'a, 'b> {
+    pub env: Env<'a, 'b>,
     pub sets: SetKinds<'a>,
     pub objects: Objects<'a>,
 }

@@ -55,7 +55,7 @@ impl RuleBuilder {
                 limit,
             } => {
                 if let Some(rate) = limit {
-                    self.hand_made(limit_expr(rate));
+                    self.hand_made(limit_expr(rate, false));
                 }
                 let mut data = Attrs::default();
                 if let Some(prefix) = prefix {
@@ -309,7 +309,7 @@ fn range_flags(ports: Option<PortRange>, options: NatFlags) -> Option<u32> {
     (flags != 0).then_some(flags)
 }
 
-fn objref(object_type: u32, name: &str) -> Expr {
+pub(super) fn objref(object_type: u32, name: &str) -> Expr {
     Expr::new(
         "objref",
         Attrs::default()
@@ -319,8 +319,8 @@ fn objref(object_type: u32, name: &str) -> Expr {
 }
 
 /// A limit expression, as nft sends one: a byte rate's burst only when it
-/// has one.
-pub(super) fn limit_expr(rate: &Rate) -> Expr {
+/// has one; with `over`, matching the packets above the rate.
+pub(super) fn limit_expr(rate: &Rate, over: bool) -> Expr {
     let mut data = Attrs::default()
         .u64(sys::NFTA_LIMIT_RATE, rate.amount)
         .u64(sys::NFTA_LIMIT_UNIT, rate.per.seconds());
@@ -334,8 +334,10 @@ pub(super) fn limit_expr(rate: &Rate) -> Expr {
     };
     Expr::new(
         "limit",
-        data.u32(sys::NFTA_LIMIT_TYPE, kind)
-            .u32(sys::NFTA_LIMIT_FLAGS, 0),
+        data.u32(sys::NFTA_LIMIT_TYPE, kind).u32(
+            sys::NFTA_LIMIT_FLAGS,
+            if over { sys::NFT_LIMIT_F_INV } else { 0 },
+        ),
     )
 }
 

@@ -11,6 +11,7 @@
 
 use rustables::{Batch, MsgType, Table, sys};
 
+use super::ELEMENTS_PER_MESSAGE;
 use super::elements::{self, KernelElement};
 use super::expr::Attrs;
 use crate::ir::{Data, Field, Key, KeyType, MapData, SetElement, SetElements, SetKind, Verdict};
@@ -44,8 +45,6 @@ mod udata {
 /// Element list attributes kept below this many bytes per message: a
 /// netlink attribute holds at most 64 KiB.
 const ELEMENT_BYTES_MAX: usize = 60_000;
-/// Elements per message at most.
-const ELEMENTS_PER_MESSAGE: usize = 1024;
 /// Elements named in the text of an element message.
 const ELEMENTS_SHOWN: usize = 4;
 
@@ -436,32 +435,20 @@ fn element_messages(
     }
 }
 
-/// The anonymous sets and maps a rule carries, in the order its
-/// expressions look them up: the inline map of its action.
-pub(super) fn anonymous_sets(rule: &crate::ir::Rule) -> Vec<(&[Field], &SetElements)> {
-    let lookup = match &rule.action {
-        crate::ir::Action::Vmap(l) => l,
-        crate::ir::Action::DnatMap(n) | crate::ir::Action::SnatMap(n) => &n.lookup,
-        _ => return Vec::new(),
-    };
-    match &lookup.map {
-        crate::ir::MapSource::Inline(elements) => vec![(lookup.fields.as_slice(), elements)],
-        crate::ir::MapSource::Named(_) => Vec::new(),
-    }
-}
+/// nft's name of an anonymous map: the kernel numbers it.
+pub(super) const ANONYMOUS_MAP: &str = "__map%d";
 
-/// Adds an anonymous set (or map) keyed by `fields`, and its elements,
-/// before the rule that uses it; returns its name and its id in the batch,
-/// by which the rule's lookup finds it (the kernel names it).
+/// Adds an inline map keyed by `fields`, and its elements, before the rule
+/// that looks it up by its id in the batch, `id`.
 pub(super) fn add_anonymous(
     out: &mut Out,
     table: &str,
+    id: u32,
     fields: &[Field],
     elements: &SetElements,
-) -> (&'static str, u32) {
+) {
     let kind = &elements.kind;
-    let name = if kind.is_map() { "__map%d" } else { "__set%d" };
-    let id = out.texts.len() as u32 + 1;
+    let name = ANONYMOUS_MAP;
     // nft's size of an anonymous set: its kernel elements, counting an
     // interval to the last key as the start and end it would have.
     let per_element = if kind.intervals && !kind.key.is_concatenation() {
@@ -479,14 +466,12 @@ pub(super) fn add_anonymous(
         Made::Anonymous(fields),
         Some(count as u32),
     );
-    let word = if kind.is_map() { "map" } else { "set" };
     let text = format!(
-        "add {word} inet {table} {name} {{ type {}; }} (anonymous, for the rule below)",
+        "add map inet {table} {name} {{ type {}; }} (an inline map of the rule it precedes)",
         kind.type_text()
     );
     out.add(NFT_MSG_NEWSET, attrs, MsgType::Add, text);
     element_messages(out, table, name, Some(id), elements, true, Verb::Add);
-    (name, id)
 }
 
 #[cfg(test)]

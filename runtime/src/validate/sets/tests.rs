@@ -571,6 +571,15 @@ fn the_key_must_fit_the_map() {
         "chain \"input\" rule 1",
         &["the map's key mixes IPv4 and IPv6 fields"],
     );
+    let dscp = wit::Action::Vmap(lookup(
+        vec![wit::Field::Dscp(wit::IpFamily::Ipv4)],
+        wit::MapSource::Inline(vec![to(vec![n(8)], verdict(wit::Verdict::Accept))]),
+    ));
+    rejects(
+        ruleset(vec![input(vec![rule(vec![], dscp)])], vec![], vec![]),
+        "chain \"input\" rule 1",
+        &["a map cannot be keyed by a DSCP"],
+    );
 }
 
 #[test]
