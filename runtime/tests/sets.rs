@@ -1022,3 +1022,59 @@ fn a_dnat_through_named_maps_reaches_the_mapped_host_and_port() {
         "in neither map: the router's own closed port"
     );
 }
+
+/// A keyed limit adds one element per source to a dynamic set; the
+/// planner sees the set as the policy left it, and a second plan sends
+/// nothing while the elements stay.
+#[test]
+fn elements_a_keyed_limit_adds_are_kept() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let client = Peer::new(
+        "client",
+        "r0",
+        "10.95.0.1/24",
+        &["10.95.0.2/24", "10.95.0.3/24"],
+        "10.95.0.1",
+    );
+    let meter = named(
+        "meter",
+        SetKind {
+            timeout: Some(600),
+            dynamic: true,
+            size: Some(1024),
+            ..kind(&[KeyType::Ipv4Addr])
+        },
+        vec![],
+    );
+    let limited = rule(
+        vec![Match::KeyedLimit {
+            fields: vec![Field::Saddr(Family::V4)],
+            set: "meter".into(),
+            rate: Rate {
+                amount: 3,
+                bytes: false,
+                per: TimeUnit::Minute,
+                burst: Rate::DEFAULT_PACKET_BURST,
+            },
+            over: true,
+        }],
+        Action::Drop,
+    );
+    let policies = policy("pf", vec![input_chain(vec![limited])], vec![meter]);
+    apply(&mut kernel, &policies);
+    client.connect("10.95.0.2", "10.95.0.1", 9);
+    client.connect("10.95.0.3", "10.95.0.1", 9);
+    let listing = nft(&["list", "set", "inet", TABLE, "pf/meter"]);
+    assert!(
+        listing.contains("10.95.0.2") && listing.contains("10.95.0.3"),
+        "the rule added its keys:\n{listing}"
+    );
+    let desired = DesiredTable::from_policies(&policies);
+    let seen = kernel.observe(TABLE).unwrap();
+    let tx = plan::plan(TABLE, &desired, seen.table.as_ref()).unwrap();
+    assert!(tx.is_empty(), "what the rule added is no drift: {tx}");
+    let listing = nft(&["list", "set", "inet", TABLE, "pf/meter"]);
+    assert!(listing.contains("10.95.0.2"), "{listing}");
+}
