@@ -13,7 +13,7 @@ use super::{ChainInfo, Ctx, Options, check_name};
 use crate::bindings::wit;
 use crate::ir::{
     self, Action, Family, Field, Key, KeyType, L4Proto, MapData, MapLookup, MapSource, NatMap,
-    SetElement, SetElements, SetKind, Transport, Verdict,
+    SetElement, SetElements, SetKind, Verdict,
 };
 use crate::text::quote;
 
@@ -207,10 +207,7 @@ pub(super) fn map_action(
                 "snat"
             };
             let ok = nat_allowed(ctx, what);
-            let family = match nat.family {
-                wit::IpFamily::Ipv4 => Family::V4,
-                wit::IpFamily::Ipv6 => Family::V6,
-            };
+            let family = super::matches::family(nat.family);
             if let Some(f) = cx.facts.family
                 && f != family
             {
@@ -462,7 +459,7 @@ fn fields(ctx: &mut Ctx, at: &str, fields: &[wit::Field]) -> Option<Vec<Field>> 
         return None;
     }
     let before = ctx.problems.len();
-    let out: Vec<Field> = fields.iter().filter_map(|f| field(ctx, at, *f)).collect();
+    let out: Vec<Field> = fields.iter().map(super::matches::field).collect();
     let families: HashSet<Family> = out.iter().filter_map(|f| f.family()).collect();
     if families.len() > 1 {
         ctx.err(at, "the map's key mixes IPv4 and IPv6 fields");
@@ -476,36 +473,4 @@ fn fields(ctx: &mut Ctx, at: &str, fields: &[wit::Field]) -> Option<Vec<Field>> 
         );
     }
     (ctx.problems.len() == before).then_some(out)
-}
-
-fn field(ctx: &mut Ctx, at: &str, f: wit::Field) -> Option<Field> {
-    let family = |f: wit::IpFamily| match f {
-        wit::IpFamily::Ipv4 => Family::V4,
-        wit::IpFamily::Ipv6 => Family::V6,
-    };
-    let transport = |ctx: &mut Ctx, t: wit::Transport| match t {
-        wit::Transport::Tcp => Some(Transport::Tcp),
-        wit::Transport::Udp => Some(Transport::Udp),
-        wit::Transport::Sctp => {
-            super::rules::not_yet(ctx, at, "sctp");
-            None
-        }
-    };
-    Some(match f {
-        wit::Field::Iifname => Field::Iifname,
-        wit::Field::Oifname => Field::Oifname,
-        wit::Field::L4proto => Field::L4proto,
-        wit::Field::Saddr(f) => Field::Saddr(family(f)),
-        wit::Field::Daddr(f) => Field::Daddr(family(f)),
-        wit::Field::Sport(t) => Field::Sport(transport(ctx, t)?),
-        wit::Field::Dport(t) => Field::Dport(transport(ctx, t)?),
-        wit::Field::IcmpType => Field::IcmpType,
-        wit::Field::IcmpCode => Field::IcmpCode,
-        wit::Field::Icmpv6Type => Field::Icmpv6Type,
-        wit::Field::Icmpv6Code => Field::Icmpv6Code,
-        wit::Field::Mark => Field::Mark,
-        wit::Field::CtMark => Field::CtMark,
-        wit::Field::Dscp(f) => Field::Dscp(family(f)),
-        wit::Field::EtherSaddr => Field::EtherSaddr,
-    })
 }

@@ -81,14 +81,6 @@ pub(super) fn convert_rule(
     })
 }
 
-/// A construct of the 0.2 contract this runtime does not apply yet.
-pub(super) fn not_yet(ctx: &mut Ctx, at: &str, what: &str) {
-    ctx.err(
-        at,
-        format!("{what} is in the 0.2 contract but this runtime cannot apply it yet"),
-    );
-}
-
 /// A string the kernel keeps and nft lists: at most `max` bytes, and only
 /// characters nft lists and loads back as they are (`problem`).
 pub(super) fn check_text(

@@ -252,8 +252,11 @@ pub(super) fn add_set(
 }
 
 /// Adds elements to set `name` (with its batch id when it is made in the
-/// same batch). `first`: the set holds none yet, and an interval set gets
-/// the end at key 0 that nft sends before its first interval.
+/// same batch). `first`: the set is made with them, and an interval set
+/// gets the end at key 0 that nft sends before its first interval. The
+/// planner's adds to a set the kernel holds send none: the kernel needs
+/// none (a key below the first interval matches nothing without it), and
+/// the planner cannot know that nft's would have been the first.
 pub(super) fn add_elements(
     out: &mut Out,
     table: &str,
