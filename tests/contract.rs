@@ -54,7 +54,12 @@ fn components_built_against_0_1_give_the_rules_they_gave() {
 
 #[test]
 fn the_example_policies_are_built_against_0_2() {
-    for policy in ["home-router", "port-forward"] {
+    for policy in [
+        "home-router",
+        "port-forward",
+        "port-forward-py",
+        "port-forward-js",
+    ] {
         let wasm = policy_wasm(policy);
         assert!(imports_contract(&wasm, "0.2.0"), "{}", wasm.display());
         assert!(!imports_contract(&wasm, "0.1.0"), "{}", wasm.display());

@@ -23,8 +23,8 @@
 //
 // WIT values in JavaScript: records are objects with camelCase fields,
 // variants are `{ tag, val }`, enums are their case names as strings, an
-// absent option is `undefined`. Returning gives `ok`; throwing a value gives
-// `err` with that value.
+// absent option is `undefined`, flags are objects of booleans. Returning
+// gives `ok`; throwing a value gives `err` with that value.
 
 const KNOWN_KEYS = ['listen_port', 'target', 'protocol', 'lan_interface', 'allowed_sources'];
 
@@ -131,6 +131,11 @@ function portForward(state, config) {
       baseChain('prerouting', 'prerouting', 'nat', -100, 'accept', preroutingRules),
     ],
     sets: [],
+    maps: [],
+    counters: [],
+    limits: [],
+    ctHelpers: [],
+    flowtables: [],
     sysctls,
   };
 }
@@ -153,7 +158,12 @@ function natTarget(target) {
   if (target.scopeId !== 0) {
     address += `%${target.scopeId}`;
   }
-  return { address, port: target.port };
+  return {
+    address,
+    lastAddress: undefined,
+    ports: { first: target.port, last: target.port },
+    flags: { random: false, fullyRandom: false, persistent: false },
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -181,11 +191,11 @@ function dport(protocol, port) {
 }
 
 function rule(matches, action, { counter = false, comment = undefined } = {}) {
-  return { matches, action, counter, logPrefix: undefined, comment };
+  return { matches, statements: counter ? [{ tag: 'counter' }] : [], action, comment };
 }
 
 function baseChain(name, hook, type, priority, policy, rules) {
-  return { name, base: { hook, type, priority, policy }, rules };
+  return { name, base: { hook, type, priority: { tag: 'number', val: priority }, policy }, rules };
 }
 
 // ---------------------------------------------------------------------------

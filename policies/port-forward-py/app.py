@@ -153,6 +153,11 @@ def port_forward(state: t.WorldState, config: "Config") -> t.Ruleset:
             base_chain("prerouting", t.Hook.PREROUTING, nat, -100, accept, prerouting_rules),
         ],
         sets=[],
+        maps=[],
+        counters=[],
+        limits=[],
+        ct_helpers=[],
+        flowtables=[],
         sysctls=sysctls,
     )
 
@@ -178,7 +183,8 @@ def nat_target(target: "SocketAddr") -> t.NatTarget:
     address = str(target.ip)
     if target.scope_id:
         address += "%%%d" % target.scope_id
-    return t.NatTarget(address, target.port)
+    port = t.PortRange(target.port, target.port)
+    return t.NatTarget(address, last_address=None, ports=port, flags=t.NatFlags(0))
 
 
 # ---------------------------------------------------------------------------
@@ -212,7 +218,8 @@ def rule(
     counter: bool = False,
     comment: Optional[str] = None,
 ) -> t.Rule:
-    return t.Rule(matches, action, counter, None, comment)
+    statements: List[t.Statement] = [t.Statement_Counter()] if counter else []
+    return t.Rule(matches, statements, action, comment)
 
 
 def base_chain(
@@ -223,7 +230,8 @@ def base_chain(
     policy: t.ChainPolicy,
     rules: List[t.Rule],
 ) -> t.Chain:
-    return t.Chain(name, t.BaseChain(hook, chain_type, priority, policy), rules)
+    base = t.BaseChain(hook, chain_type, t.Priority_Number(priority), policy)
+    return t.Chain(name, base, rules)
 
 
 # ---------------------------------------------------------------------------

@@ -153,6 +153,10 @@ struct RawLimits {
     max_base_chains: Option<i64>,
     max_sets: Option<i64>,
     max_elements: Option<i64>,
+    max_counters: Option<i64>,
+    max_limits: Option<i64>,
+    max_ct_helpers: Option<i64>,
+    max_flowtables: Option<i64>,
     max_sysctls: Option<i64>,
 }
 
@@ -164,6 +168,10 @@ struct RawTableBudget {
     base_chains_per_hook: Option<i64>,
     sets: Option<i64>,
     elements: Option<i64>,
+    counters: Option<i64>,
+    limits: Option<i64>,
+    ct_helpers: Option<i64>,
+    flowtables: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,6 +468,20 @@ fn budgets(
             10_000_000,
             "table_budget.elements",
         )?,
+        counters: key(table.counters, d.counters, 100_000, "table_budget.counters")?,
+        limits: key(table.limits, d.limits, 100_000, "table_budget.limits")?,
+        ct_helpers: key(
+            table.ct_helpers,
+            d.ct_helpers,
+            10_000,
+            "table_budget.ct_helpers",
+        )?,
+        flowtables: key(
+            table.flowtables,
+            d.flowtables,
+            1_000,
+            "table_budget.flowtables",
+        )?,
     };
     let d = PolicyBudget::default();
     let policy = PolicyBudget {
@@ -492,6 +514,30 @@ fn budgets(
             d.elements.min(table.elements),
             table.elements,
             "limits.max_elements",
+        )?,
+        counters: key(
+            limits.max_counters,
+            d.counters.min(table.counters),
+            table.counters,
+            "limits.max_counters",
+        )?,
+        limits: key(
+            limits.max_limits,
+            d.limits.min(table.limits),
+            table.limits,
+            "limits.max_limits",
+        )?,
+        ct_helpers: key(
+            limits.max_ct_helpers,
+            d.ct_helpers.min(table.ct_helpers),
+            table.ct_helpers,
+            "limits.max_ct_helpers",
+        )?,
+        flowtables: key(
+            limits.max_flowtables,
+            d.flowtables.min(table.flowtables),
+            table.flowtables,
+            "limits.max_flowtables",
         )?,
     };
     Ok((policy, table))
@@ -835,6 +881,59 @@ mod tests {
             let err = parse(&format!("{MINIMAL}{text}")).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn object_budgets_are_range_checked_and_a_policys_is_at_most_the_tables() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (
+                c.budget.counters,
+                c.budget.limits,
+                c.budget.ct_helpers,
+                c.budget.flowtables
+            ),
+            (1_000, 1_000, 64, 8)
+        );
+        assert_eq!(
+            (
+                c.table_budget.counters,
+                c.table_budget.limits,
+                c.table_budget.ct_helpers,
+                c.table_budget.flowtables
+            ),
+            (4_000, 4_000, 256, 16)
+        );
+        for (text, expected) in [
+            (
+                "[table_budget]\nflowtables = 1001\n",
+                "`table_budget.flowtables` = 1001 is out of range: it must be 1 to 1000",
+            ),
+            (
+                "[table_budget]\ncounters = 0\n",
+                "`table_budget.counters` = 0 is out of range: it must be 1 to 100000",
+            ),
+            (
+                "[table_budget]\nct_helpers = 10001\n",
+                "`table_budget.ct_helpers` = 10001 is out of range: it must be 1 to 10000",
+            ),
+            (
+                "[limits]\nmax_ct_helpers = 257\n",
+                "`limits.max_ct_helpers` = 257 is out of range: it must be 1 to 256 (a policy's budget is at most the table's",
+            ),
+            (
+                "[table_budget]\nlimits = 10\n[limits]\nmax_limits = 11\n",
+                "`limits.max_limits` = 11 is out of range: it must be 1 to 10",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}{text}")).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let c = parse(&format!(
+            "{MINIMAL}[table_budget]\nflowtables = 2\n[limits]\nmax_counters = 5\n"
+        ))
+        .unwrap();
+        assert_eq!((c.budget.flowtables, c.budget.counters), (2, 5));
     }
 
     #[test]

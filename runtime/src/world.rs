@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::bindings::wit;
 use crate::fields;
+use crate::ir::Transport;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +69,70 @@ pub struct Features {
     pub ct_helpers: Vec<String>,
 }
 
+/// The names of `interfaces`, in their order.
+pub fn interface_names(interfaces: &[Interface]) -> Vec<String> {
+    interfaces.iter().map(|i| i.name.clone()).collect()
+}
+
+/// The conntrack helpers the runtime looks for in the kernel, each with the
+/// transport protocols its helper follows: every helper of the mainline
+/// kernel (net/netfilter/nf_conntrack_*.c, nf_nat_snmp_basic.c; H.245 is
+/// not among them: the kernel attaches it to expected connections only,
+/// and no object can name it), and rtsp, which some distributions
+/// (OpenWrt) build out of tree.
+pub const CT_HELPERS: [(&str, &[Transport]); 13] = [
+    ("amanda", &[Transport::Udp]),
+    ("ftp", &[Transport::Tcp]),
+    ("irc", &[Transport::Tcp]),
+    ("netbios-ns", &[Transport::Udp]),
+    ("pptp", &[Transport::Tcp]),
+    ("Q.931", &[Transport::Tcp]),
+    ("RAS", &[Transport::Udp]),
+    ("rtsp", &[Transport::Tcp]),
+    ("sane", &[Transport::Tcp]),
+    ("sip", &[Transport::Udp, Transport::Tcp]),
+    ("snmp", &[Transport::Udp]),
+    ("snmp_trap", &[Transport::Udp]),
+    ("tftp", &[Transport::Udp]),
+];
+
+/// The protocols the kernel's helper `name` follows, when it is one the
+/// runtime knows.
+pub fn ct_helper_protocols(name: &str) -> Option<&'static [Transport]> {
+    CT_HELPERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, protocols)| *protocols)
+}
+
+impl Features {
+    pub fn to_wit(&self) -> wit::KernelFeatures {
+        wit::KernelFeatures {
+            flowtables: self.flowtables,
+            hardware_offload: self.hardware_offload.clone(),
+            ct_helpers: self.ct_helpers.clone(),
+        }
+    }
+
+    /// One line for the log: `flowtables no; ct helpers ftp, sip; hardware
+    /// offload none`.
+    pub fn summary(&self) -> String {
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        format!(
+            "flowtables {}; conntrack helpers {}; hardware flow offload {}",
+            if self.flowtables { "yes" } else { "no" },
+            list(&self.ct_helpers),
+            list(&self.hardware_offload)
+        )
+    }
+}
+
 impl WorldState {
     /// Sorts interfaces by name and leases by address, as the WIT promises.
     pub fn normalize(&mut self) {
@@ -92,11 +157,7 @@ impl WorldState {
                 })
                 .collect(),
             leases: self.leases.iter().map(Lease::to_wit).collect(),
-            features: wit::KernelFeatures {
-                flowtables: self.features.flowtables,
-                hardware_offload: self.features.hardware_offload.clone(),
-                ct_helpers: self.features.ct_helpers.clone(),
-            },
+            features: self.features.to_wit(),
         }
     }
 }

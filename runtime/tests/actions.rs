@@ -7,17 +7,16 @@
 //! firewall, between a client and a server namespace it makes (named
 //! `wwa-<pid>-<n>-<role>`) and always removes, also when a test fails.
 //!
-//! Counter and ct helper objects are the objects' part of the runtime:
-//! until it makes them, the tests that name one make them by hand with nft
-//! in the runtime's table before the runtime fills it, and leave them out
-//! of the comparison. The statements that match TCP SYNs (`mss`) are
+//! The counter and ct helper objects rules name are the policy's own, made
+//! by the runtime with the rules (`tests/objects.rs` tests them alone).
+//! The statements that match TCP SYNs (`mss`) are
 //! applied here with a port match, as the IR holds no tcp-flags match yet;
 //! the kernel changes the MSS only in packets that carry one (SYNs).
 
 mod common;
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -293,96 +292,6 @@ fn every_statement_and_action_lists_as_its_text_reads_back_and_is_repaired() {
     round_trip(&mut kernel, &every_construct());
 }
 
-/// The runtime's table made by hand first, with the objects `objects`
-/// declares (nft syntax), so rules naming them can be added.
-fn prepare_objects(objects: &str) {
-    let script = format!(
-        "add table inet {TABLE} {{ comment \"managed by wasmwall; changes here are overwritten\"; }}\n{objects}\n"
-    );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), script).unwrap();
-    nft(&["-f", file.path().to_str().unwrap()]);
-}
-
-/// `listed_as_text` without the object blocks the test made by hand.
-fn listed_without_objects() -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    let mut skipped = false;
-    for line in listed_as_text().lines() {
-        if line.starts_with("\tcounter ") || line.starts_with("\tct helper ") {
-            skipping = true;
-            continue;
-        }
-        if skipping {
-            if line == "\t}" {
-                skipping = false;
-                skipped = true;
-            }
-            continue;
-        }
-        // The blank line after an object block.
-        if std::mem::take(&mut skipped) && line.is_empty() {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// The round trip of `common`, in a table whose objects are made by hand.
-fn round_trip_with_objects(kernel: &mut Netlink, policies: &[PolicyRules], objects: &str) {
-    prepare_objects(objects);
-    let desired = DesiredTable::from_policies(policies);
-    let text = plan::table_text(TABLE, policies);
-    let plan_now = |kernel: &mut Netlink| {
-        let seen = kernel.observe(TABLE).expect("observe the table");
-        plan::plan(TABLE, &desired, seen.table.as_ref()).expect("plan")
-    };
-    let fill = plan_now(kernel);
-    kernel
-        .apply(&fill, None)
-        .unwrap_or_else(|e| panic!("the kernel refused the rules: {e}\n{text}"));
-    assert_eq!(
-        listed_without_objects(),
-        text,
-        "nft lists the table otherwise"
-    );
-    assert!(plan_now(kernel).ops.is_empty(), "a second apply would send");
-    for chain in &desired.chains {
-        let name = chain.name.to_string();
-        for i in 0..chain.rules.len() {
-            let listing = nft(&["-a", "list", "chain", "inet", TABLE, &name]);
-            let handle = listing
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("chain "))
-                .filter_map(|l| {
-                    l.rsplit_once("# handle ")
-                        .map(|(_, h)| h.trim().to_string())
-                })
-                .nth(i)
-                .expect("the rule is listed");
-            nft(&["delete", "rule", "inet", TABLE, &name, "handle", &handle]);
-            let repair = plan_now(kernel);
-            assert!(
-                !repair.ops.is_empty(),
-                "rule {} of {name} deleted, nothing to repair",
-                i + 1
-            );
-            kernel.apply(&repair, None).expect("repair");
-            assert_eq!(
-                listed_without_objects(),
-                text,
-                "after repairing a hand edit"
-            );
-        }
-    }
-}
-
-const OBJECTS: &str = "add counter inet wasmwall \"pf/hits\"
-add ct helper inet wasmwall \"pf/ftp\" { type \"ftp\" protocol tcp; }";
-
 fn object_rules() -> Vec<PolicyRules> {
     let input = vec![
         with(
@@ -398,14 +307,28 @@ fn object_rules() -> Vec<PolicyRules> {
         vec![Statement::CtHelper("ftp".into())],
         rule(vec![dport(Transport::Tcp, 21, 21)], Action::Accept),
     )];
-    policy(
+    let mut p = policy(
         "pf",
         vec![
             chain("input", filter(Hook::Input, 0), input),
             chain("helpers", filter(Hook::Prerouting, 0), helpers),
         ],
         vec![],
-    )
+    );
+    p[0].rules.objects = vec![
+        NamedObject {
+            name: "hits".into(),
+            object: Object::Counter,
+        },
+        NamedObject {
+            name: "ftp".into(),
+            object: Object::CtHelper(CtHelper {
+                helper: "ftp".into(),
+                protocol: Transport::Tcp,
+            }),
+        },
+    ];
+    p
 }
 
 #[test]
@@ -413,7 +336,7 @@ fn statements_naming_objects_list_as_their_text_and_are_repaired() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    round_trip_with_objects(&mut kernel, &object_rules(), OBJECTS);
+    round_trip(&mut kernel, &object_rules());
 }
 
 // ---------------------------------------------------------------------
@@ -947,37 +870,61 @@ fn notracked_packets_leave_no_conntrack_entry() {
     assert!(entries_with(&table, "dport=9201").is_empty(), "{table}");
 }
 
+/// The FTP helper, attached by the rule to connections to port 21 only,
+/// reads the server's passive-mode answer and expects the data connection
+/// it announces (/proc/net/nf_conntrack_expect); the same answer on
+/// another port draws no expectation.
 #[test]
-fn a_ct_helper_attaches_to_ftp_control_connections() {
+fn a_ct_helper_follows_ftp_control_connections() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
     let net = net(1500);
-    prepare_objects(OBJECTS);
-    let desired = DesiredTable::from_policies(&object_rules());
-    let seen = kernel.observe(TABLE).unwrap();
-    let fill = plan::plan(TABLE, &desired, seen.table.as_ref()).unwrap();
-    kernel.apply(&fill, None).unwrap();
-    let listener = TcpListener::bind("0.0.0.0:21").unwrap();
-    let other = TcpListener::bind("0.0.0.0:2121").unwrap();
-    net.client.enter(|| {
-        connect(SocketAddr::new(ip("10.1.0.1"), 21)).unwrap();
-        connect(SocketAddr::new(ip("10.1.0.1"), 2121)).unwrap();
-    });
-    assert_eq!(accept(&listener, 1).len(), 1);
-    assert_eq!(accept(&other, 1).len(), 1);
-    let table = conntrack();
-    let ftp = entries_with(&table, "dport=21 ");
-    assert_eq!(ftp.len(), 1, "{table}");
-    assert!(ftp[0].contains("helper=ftp"), "{}", ftp[0]);
-    let plain = entries_with(&table, "dport=2121 ");
-    assert!(!plain[0].contains("helper="), "{}", plain[0]);
+    apply(&mut kernel, &object_rules());
+    let listeners = [21, 2121].map(|p| TcpListener::bind(("0.0.0.0", p)).unwrap());
+    let mut clients = net
+        .client
+        .enter(|| [21, 2121].map(|p| connect(SocketAddr::new(ip("10.1.0.1"), p)).unwrap()));
+    // The helper reads lines that start a segment after a line it saw
+    // end: a greeting first, then 227 Entering Passive Mode
+    // (h1,h2,h3,h4,p1,p2), data on port p1 * 256 + p2: 10000 on 21 and
+    // 10001 on 2121.
+    for ((listener, client), p2) in listeners.iter().zip(&mut clients).zip([16, 17]) {
+        listener.set_nonblocking(false).unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        client.set_read_timeout(Some(WAIT)).unwrap();
+        for line in [
+            "220 ready".to_string(),
+            format!("227 Entering Passive Mode (10,1,0,1,39,{p2})."),
+        ] {
+            write!(conn, "{line}\r\n").unwrap();
+            let mut got = vec![0u8; line.len() + 2];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(got, format!("{line}\r\n").as_bytes());
+        }
+    }
+    let expected = sh(&["cat", "/proc/net/nf_conntrack_expect"]);
+    let data = entries_with(&expected, "dport=10000");
+    assert_eq!(data.len(), 1, "{expected}");
+    assert!(data[0].contains("ftp"), "{}", data[0]);
+    assert!(
+        entries_with(&expected, "dport=10001").is_empty(),
+        "{expected}"
+    );
+}
 
-    // The counter object counts the datagrams to 9003 (rule 1) and to
-    // 9004 (rule 2), and nothing else.
+/// The counter object counts the datagrams to 9003 (rule 1) and to 9004
+/// (rule 2), and nothing else.
+#[test]
+fn a_counter_object_counts_for_the_rules_that_name_it() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let net = net(1500);
+    apply(&mut kernel, &object_rules());
     net.client.enter(|| {
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-        for port in [9003, 9003, 9003, 9004, 9004] {
+        for port in [9003, 9003, 9003, 9004, 9004, 9005] {
             sock.send_to(b"x", ("10.1.0.1", port)).unwrap();
         }
     });

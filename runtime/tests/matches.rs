@@ -7,12 +7,8 @@
 //! firewall, between a client and a server namespace it makes (named
 //! `wwm-<pid>-<n>-<role>`) and always removes, also when a test fails.
 //!
-//! A limit object is the objects' part of the runtime: until it makes
-//! them, the test that names one makes it by hand with nft in the
-//! runtime's table before the runtime fills it, and leaves it out of the
-//! comparison. A keyed limit needs a dynamic set, the sets' part: it is
-//! not applied here until the runtime makes those (its encoding is pinned
-//! against nft's in the unit tests).
+//! A named limit's object and a keyed limit's dynamic set are declared in
+//! the policy's ruleset, as a policy declares them.
 
 mod common;
 
@@ -290,6 +286,12 @@ fn every_match() -> Vec<PolicyRules> {
             set: "services".into(),
             negate: false,
         }]),
+        accept(vec![Match::InSet {
+            fields: vec![IP_DADDR, TCP_DPORT],
+            set: "pairs".into(),
+            negate: false,
+        }]),
+        rule(vec![keyed_limit(3)], Action::Drop),
         // Masks.
         accept(vec![Match::Masked {
             field: Field::Daddr(Family::V6),
@@ -423,14 +425,48 @@ fn every_match() -> Vec<PolicyRules> {
         vec![
             NamedSet {
                 name: "friends".into(),
-                elements: SetElements::Ipv4(vec!["192.168.0.2".parse().unwrap()]),
+                elements: SetElements::ipv4(["192.168.0.2".parse().unwrap()]),
             },
             NamedSet {
                 name: "services".into(),
-                elements: SetElements::Ports(vec![53, 123]),
+                elements: SetElements::ports([53, 123]),
             },
+            NamedSet {
+                name: "pairs".into(),
+                elements: SetElements::new(
+                    SetKind::plain(key_of(&[IP_DADDR, TCP_DPORT])),
+                    vec![SetElement::key(Element(vec![a("10.0.0.2"), n(80)]))],
+                ),
+            },
+            guard(),
         ],
     )
+}
+
+/// A dynamic set of source addresses, for a keyed limit.
+fn guard() -> NamedSet {
+    NamedSet {
+        name: "guard".into(),
+        elements: SetElements::new(
+            SetKind {
+                timeout: Some(60),
+                dynamic: true,
+                size: Some(1024),
+                ..SetKind::plain(key_of(&[IP_SADDR]))
+            },
+            Vec::new(),
+        ),
+    }
+}
+
+/// At most `per_minute` new connections a minute from each source.
+fn keyed_limit(per_minute: u64) -> Match {
+    Match::KeyedLimit {
+        fields: vec![IP_SADDR],
+        set: "guard".into(),
+        rate: rate(per_minute, false, TimeUnit::Minute, per_minute as u32),
+        over: true,
+    }
 }
 
 #[test]
@@ -481,24 +517,13 @@ fn time_matches_list_as_their_text() {
     );
 }
 
-const LIMIT_OBJECT: &str = "add limit inet wasmwall pm/ssh { rate over 3/minute; }";
-
-/// The runtime's table made by hand first, with the limit object, so a
-/// rule naming it can be added; then the round trip, the object left out
-/// of the comparison.
+/// A rule naming a limit object the policy declares: the round trip.
 #[test]
 fn a_named_limit_lists_as_its_text_and_is_repaired() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let script = format!(
-        "add table inet {TABLE} {{ comment \"managed by wasmwall; changes here are overwritten\"; }}\n{LIMIT_OBJECT}\n"
-    );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), script).unwrap();
-    nft(&["-f", file.path().to_str().unwrap()]);
-
-    let policies = policy(
+    let mut policies = policy(
         "pm",
         vec![chain(
             "input",
@@ -510,44 +535,19 @@ fn a_named_limit_lists_as_its_text_and_is_repaired() {
         )],
         vec![],
     );
-    let desired = DesiredTable::from_policies(&policies);
-    let text = plan::table_text(TABLE, &policies);
-    let plan_now = |kernel: &mut Netlink| {
-        let seen = kernel.observe(TABLE).expect("observe the table");
-        plan::plan(TABLE, &desired, seen.table.as_ref()).expect("plan")
-    };
-    let without_object = || {
-        let listed = listed_as_text();
-        let start = listed
-            .find("\tlimit pm/ssh {")
-            .expect("the object is listed");
-        let end = start + listed[start..].find("\t}\n\n").expect("its block ends") + 4;
-        format!("{}{}", &listed[..start], &listed[end..])
-    };
-    let fill = plan_now(&mut kernel);
-    kernel
-        .apply(&fill, None)
-        .unwrap_or_else(|e| panic!("the kernel refused the rules: {e}\n{text}"));
-    assert_eq!(without_object(), text, "nft lists the table otherwise");
-    assert!(
-        plan_now(&mut kernel).ops.is_empty(),
-        "a second apply would send"
-    );
-    let handle = nft(&["-a", "list", "chain", "inet", TABLE, "pm/input"])
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("chain "))
-        .find_map(|l| {
-            l.rsplit_once("# handle ")
-                .map(|(_, h)| h.trim().to_string())
-        })
-        .expect("a rule");
-    nft(&[
-        "delete", "rule", "inet", TABLE, "pm/input", "handle", &handle,
-    ]);
-    let repair = plan_now(&mut kernel);
-    assert!(!repair.ops.is_empty(), "the deleted rule is not repaired");
-    kernel.apply(&repair, None).expect("repair");
-    assert_eq!(without_object(), text, "after repairing a hand edit");
+    policies[0].rules.objects.push(NamedObject {
+        name: "ssh".into(),
+        object: Object::Limit {
+            rate: Rate {
+                amount: 3,
+                bytes: false,
+                per: TimeUnit::Minute,
+                burst: Rate::DEFAULT_PACKET_BURST,
+            },
+            over: true,
+        },
+    });
+    round_trip(&mut kernel, &policies);
 }
 
 // ---------------------------------------------------------------------
@@ -1020,7 +1020,13 @@ fn a_time_rule_matches_now_and_not_at_another_time() {
         local_time: wasmwall::validate::LocalTime::system(),
         ..Default::default()
     };
-    let rules = wasmwall::validate::validate(&answer, &options).unwrap_or_else(|e| panic!("{e}"));
+    let features = wit::KernelFeatures {
+        flowtables: false,
+        hardware_offload: Vec::new(),
+        ct_helpers: Vec::new(),
+    };
+    let rules = wasmwall::validate::validate(&answer, &options, &features)
+        .unwrap_or_else(|e| panic!("{e}"));
     apply(
         &mut kernel,
         &[PolicyRules {
@@ -1103,4 +1109,41 @@ fn ct_status_dnat_matches_a_translated_flow_only() {
     });
     assert_eq!(got, ["direct"]);
     assert_eq!(counts(), [1, 1], "and not the direct one");
+}
+
+#[test]
+fn a_keyed_limit_stops_the_fourth_connection_a_minute_from_one_source_only() {
+    let Some(mut kernel) = fresh_netns() else {
+        return;
+    };
+    let lab = lab();
+    let new = Match::CtState(CtStates(CtStates::NEW));
+    let udp = one(Field::Dport(Transport::Udp), n(9400));
+    apply(
+        &mut kernel,
+        &policy(
+            "pm",
+            vec![chain(
+                "forward",
+                filter(Hook::Forward),
+                vec![counted(vec![new, udp, keyed_limit(3)], Action::Drop)],
+            )],
+            vec![guard()],
+        ),
+    );
+    let to = SocketAddr::new(SERVER.into(), 9400);
+    // Each datagram from a socket of its own: a new connection each.
+    let got = received_by_server(&lab, to, || {
+        for i in 1..=4 {
+            send_udp(Ipv4Addr::new(10, 1, 0, 2), to, &format!(".2 #{i}"));
+        }
+        send_udp(Ipv4Addr::new(10, 1, 0, 3), to, ".3 #1");
+    });
+    assert_eq!(got, [".2 #1", ".2 #2", ".2 #3", ".3 #1"]);
+    assert_eq!(counts(), [1], "the fourth from .2 was over its limit");
+    let listed = nft(&["list", "set", "inet", TABLE, "pm/guard"]);
+    assert!(
+        listed.contains("10.1.0.2") && listed.contains("10.1.0.3"),
+        "a limit for each source:\n{listed}"
+    );
 }

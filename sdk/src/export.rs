@@ -11,9 +11,14 @@ use std::marker::PhantomData;
 use crate::wit::wasmwall::policy::log as wlog;
 use crate::wit::wasmwall::policy::types as w;
 use crate::{
-    AddressChange, BaseChain, Chain, ChainPolicy, ChainType, Config, CtState, Event, Hook,
-    L4Protocol, Lease, Level, Match, Matcher, NamedSet, NatTarget, NetworkInterface, Policy, Rule,
-    Ruleset, SetElements, Sysctl, Transport, Verdict, WorldState,
+    AddressChange, BaseChain, Chain, ChainPolicy, ChainType, Config, CtHelper, CtState, CtStatus,
+    Date, Dscp, Event, FibCheck, Field, Flowtable, Hook, IcmpReject, Icmpv6Reject, IcmpxReject,
+    IpFamily, KernelFeatures, KeyType, L4Protocol, Lease, Level, Log, LogLevel, MapData,
+    MapElement, MapLookup, MapSource, MapVerdict, MarkUpdate, Match, Matcher, MssClamp,
+    NamedCounter, NamedLimit, NamedMap, NamedSet, NatFlags, NatMap, NatTarget, NetworkInterface,
+    Policy, PortRange, Priority, PriorityName, Rate, RateLimit, RejectWith, Rule, Ruleset,
+    Statement, Sysctl, TcpFlags, TimeOfDay, TimeUnit, Transport, Value, Verdict, Weekday,
+    WorldState,
 };
 
 /// The component's export for the policy `P`.
@@ -50,6 +55,13 @@ impl<T: IntoWit> IntoWit for Vec<T> {
     }
 }
 
+impl<T: IntoWit> IntoWit for Option<T> {
+    type Wit = Option<T::Wit>;
+    fn into_wit(self) -> Self::Wit {
+        self.map(IntoWit::into_wit)
+    }
+}
+
 impl<T: IntoSdk> IntoSdk for Vec<T> {
     type Sdk = Vec<T::Sdk>;
     fn into_sdk(self) -> Self::Sdk {
@@ -62,13 +74,30 @@ impl<T: IntoSdk> IntoSdk for Vec<T> {
 impl IntoSdk for w::WorldState {
     type Sdk = WorldState;
     fn into_sdk(self) -> WorldState {
-        // The kernel's features reach the SDK with its 0.2 builders.
         let w::WorldState {
             interfaces,
             leases,
-            features: _,
+            features,
         } = self;
-        WorldState::new(interfaces.into_sdk(), leases.into_sdk())
+        let mut state = WorldState::new(interfaces.into_sdk(), leases.into_sdk());
+        state.features = features.into_sdk();
+        state
+    }
+}
+
+impl IntoSdk for w::KernelFeatures {
+    type Sdk = KernelFeatures;
+    fn into_sdk(self) -> KernelFeatures {
+        let w::KernelFeatures {
+            flowtables,
+            hardware_offload,
+            ct_helpers,
+        } = self;
+        let mut f = KernelFeatures::new();
+        f.flowtables = flowtables;
+        f.hardware_offload = hardware_offload;
+        f.ct_helpers = ct_helpers;
+        f
     }
 }
 
@@ -150,26 +179,92 @@ macro_rules! into_wit_by_name {
     };
 }
 
+/// `IntoWit` for an SDK flag set whose flags are those of a generated one,
+/// by name.
+macro_rules! into_wit_flags {
+    ($sdk:ident => $wit:ty { $($flag:ident),+ $(,)? }) => {
+        impl IntoWit for $sdk {
+            type Wit = $wit;
+            fn into_wit(self) -> $wit {
+                let mut flags = <$wit>::empty();
+                $(if self.contains($sdk::$flag) {
+                    flags = flags | <$wit>::$flag;
+                })+
+                flags
+            }
+        }
+    };
+}
+
 into_wit_by_name!(Hook => w::Hook { Prerouting, Input, Forward, Output, Postrouting });
-into_wit_by_name!(ChainType => w::ChainType { Filter, Nat });
+into_wit_by_name!(ChainType => w::ChainType { Filter, Nat, Route });
 into_wit_by_name!(ChainPolicy => w::ChainPolicy { Accept, Drop });
-into_wit_by_name!(Transport => w::Transport { Tcp, Udp });
-into_wit_by_name!(L4Protocol => w::L4Protocol { Tcp, Udp, Icmp, Icmpv6 });
+into_wit_by_name!(PriorityName => w::PriorityName {
+    Raw, Mangle, Dstnat, Filter, Security, Srcnat,
+});
+into_wit_by_name!(Transport => w::Transport { Tcp, Udp, Sctp });
 into_wit_by_name!(CtState => w::CtState { New, Established, Related, Invalid, Untracked });
+into_wit_by_name!(FibCheck => w::FibCheck {
+    ReversePathMissing, ReversePathMissingMark, DaddrLocal,
+});
+into_wit_by_name!(Weekday => w::Weekday {
+    Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday,
+});
+into_wit_by_name!(TimeUnit => w::TimeUnit { Second, Minute, Hour, Day, Week });
+into_wit_by_name!(LogLevel => w::LogLevel { Emerg, Alert, Crit, Err, Warn, Notice, Info, Debug });
+into_wit_by_name!(IcmpReject => w::IcmpReject {
+    NetUnreachable, HostUnreachable, ProtUnreachable, PortUnreachable, NetProhibited,
+    HostProhibited, AdminProhibited,
+});
+into_wit_by_name!(Icmpv6Reject => w::Icmpv6Reject {
+    NoRoute, AdminProhibited, AddrUnreachable, PortUnreachable, PolicyFail, RejectRoute,
+});
+into_wit_by_name!(IcmpxReject => w::IcmpxReject {
+    NoRoute, PortUnreachable, HostUnreachable, AdminProhibited,
+});
+into_wit_by_name!(KeyType => w::KeyType {
+    Ipv4Addr, Ipv6Addr, InetService, InetProto, Ifname, Mark, EtherAddr, IcmpType, Icmpv6Type,
+});
 into_wit_by_name!(Level => wlog::Level { Trace, Debug, Info, Warn, Error });
+
+into_wit_flags!(TcpFlags => w::TcpFlags { FIN, SYN, RST, PSH, ACK, URG, ECN, CWR });
+into_wit_flags!(CtStatus => w::CtStatus {
+    EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED, SNAT, DNAT, DYING,
+});
+into_wit_flags!(NatFlags => w::NatFlags { RANDOM, FULLY_RANDOM, PERSISTENT });
+
+impl IntoWit for IpFamily {
+    type Wit = w::IpFamily;
+    fn into_wit(self) -> w::IpFamily {
+        match self {
+            IpFamily::V4 => w::IpFamily::Ipv4,
+            IpFamily::V6 => w::IpFamily::Ipv6,
+        }
+    }
+}
 
 impl IntoWit for Ruleset {
     type Wit = w::Ruleset;
     fn into_wit(self) -> w::Ruleset {
+        let Ruleset {
+            chains,
+            sets,
+            maps,
+            counters,
+            limits,
+            ct_helpers,
+            flowtables,
+            sysctls,
+        } = self;
         w::Ruleset {
-            chains: self.chains.into_wit(),
-            sets: self.sets.into_wit(),
-            maps: Vec::new(),
-            counters: Vec::new(),
-            limits: Vec::new(),
-            ct_helpers: Vec::new(),
-            flowtables: Vec::new(),
-            sysctls: self.sysctls.into_wit(),
+            chains: chains.into_wit(),
+            sets: sets.into_wit(),
+            maps: maps.into_wit(),
+            counters: counters.into_wit(),
+            limits: limits.into_wit(),
+            ct_helpers: ct_helpers.into_wit(),
+            flowtables: flowtables.into_wit(),
+            sysctls: sysctls.into_wit(),
         }
     }
 }
@@ -177,10 +272,11 @@ impl IntoWit for Ruleset {
 impl IntoWit for Chain {
     type Wit = w::Chain;
     fn into_wit(self) -> w::Chain {
+        let Chain { name, base, rules } = self;
         w::Chain {
-            name: self.name,
-            base: self.base.map(IntoWit::into_wit),
-            rules: self.rules.into_wit(),
+            name,
+            base: base.into_wit(),
+            rules: rules.into_wit(),
         }
     }
 }
@@ -188,11 +284,30 @@ impl IntoWit for Chain {
 impl IntoWit for BaseChain {
     type Wit = w::BaseChain;
     fn into_wit(self) -> w::BaseChain {
+        let BaseChain {
+            hook,
+            chain_type,
+            priority,
+            policy,
+        } = self;
         w::BaseChain {
-            hook: self.hook.into_wit(),
-            type_: self.chain_type.into_wit(),
-            priority: w::Priority::Number(self.priority),
-            policy: self.policy.into_wit(),
+            hook: hook.into_wit(),
+            type_: chain_type.into_wit(),
+            priority: priority.into_wit(),
+            policy: policy.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for Priority {
+    type Wit = w::Priority;
+    fn into_wit(self) -> w::Priority {
+        match self {
+            Priority::Number(n) => w::Priority::Number(n),
+            Priority::Named { name, offset } => w::Priority::Named(w::NamedPriority {
+                name: name.into_wit(),
+                offset,
+            }),
         }
     }
 }
@@ -200,22 +315,17 @@ impl IntoWit for BaseChain {
 impl IntoWit for Rule {
     type Wit = w::Rule;
     fn into_wit(self) -> w::Rule {
-        let mut statements = Vec::new();
-        if self.counter {
-            statements.push(w::Statement::Counter);
-        }
-        if let Some(prefix) = self.log_prefix {
-            statements.push(w::Statement::Log(w::Log {
-                prefix: Some(prefix),
-                level: None,
-                limit: None,
-            }));
-        }
-        w::Rule {
-            matches: self.matches.into_wit(),
+        let Rule {
+            matches,
             statements,
-            action: self.verdict.into_wit(),
-            comment: self.comment,
+            verdict,
+            comment,
+        } = self;
+        w::Rule {
+            matches: matches.into_wit(),
+            statements: statements.into_wit(),
+            action: verdict.into_wit(),
+            comment,
         }
     }
 }
@@ -223,9 +333,10 @@ impl IntoWit for Rule {
 impl IntoWit for Match {
     type Wit = w::MatchExpr;
     fn into_wit(self) -> w::MatchExpr {
+        let Match { matcher, negated } = self;
         w::MatchExpr {
-            matcher: self.matcher.into_wit(),
-            negate: self.negated,
+            matcher: matcher.into_wit(),
+            negate: negated,
         }
     }
 }
@@ -247,7 +358,7 @@ impl IntoWit for Matcher {
             Matcher::Oifname(name) => w::Matcher::Oifname(name),
             Matcher::Saddr(prefix) => w::Matcher::Saddr(prefix),
             Matcher::Daddr(prefix) => w::Matcher::Daddr(prefix),
-            Matcher::L4proto(p) => w::Matcher::L4proto(p.into_wit()),
+            Matcher::L4proto(p) => p.into_wit(),
             Matcher::Sport {
                 protocol,
                 first,
@@ -263,6 +374,213 @@ impl IntoWit for Matcher {
             Matcher::DaddrIn(name) => w::Matcher::DaddrIn(name),
             Matcher::SportIn { protocol, set: s } => w::Matcher::SportIn(set(protocol, s)),
             Matcher::DportIn { protocol, set: s } => w::Matcher::DportIn(set(protocol, s)),
+            Matcher::Nfproto(family) => w::Matcher::Nfproto(family.into_wit()),
+            Matcher::Test { fields, any_of } => w::Matcher::Test(w::Test {
+                fields: fields.into_wit(),
+                any_of: any_of.into_wit(),
+            }),
+            Matcher::InSet { fields, set } => w::Matcher::InSet(w::SetTest {
+                fields: fields.into_wit(),
+                set,
+            }),
+            Matcher::Masked { field, mask, value } => w::Matcher::Masked(w::MaskedTest {
+                field: field.into_wit(),
+                mask: mask.into_wit(),
+                value: value.into_wit(),
+            }),
+            Matcher::TcpFlags { flags, mask } => w::Matcher::TcpFlags(w::TcpFlagsTest {
+                flags: flags.into_wit(),
+                mask: mask.into_wit(),
+            }),
+            Matcher::CtStatus(status) => w::Matcher::CtStatus(status.into_wit()),
+            Matcher::Fib(check) => w::Matcher::Fib(check.into_wit()),
+            Matcher::Hour { from, to } => w::Matcher::Hour(w::TimeOfDay {
+                from: from.into_wit(),
+                to: to.into_wit(),
+            }),
+            Matcher::Day(days) => w::Matcher::Day(days.into_wit()),
+            Matcher::Date { from, to } => w::Matcher::Date(w::DateRange {
+                from: from.into_wit(),
+                to: to.into_wit(),
+            }),
+            Matcher::Limit(limit) => w::Matcher::Limit(limit.into_wit()),
+            Matcher::LimitNamed(name) => w::Matcher::LimitNamed(name),
+            Matcher::KeyedLimit { fields, set, limit } => w::Matcher::KeyedLimit(w::KeyedLimit {
+                fields: fields.into_wit(),
+                set,
+                limit: limit.into_wit(),
+            }),
+        }
+    }
+}
+
+/// A protocol with a name in the contract is matched by name, any other by
+/// number.
+impl IntoWit for L4Protocol {
+    type Wit = w::Matcher;
+    fn into_wit(self) -> w::Matcher {
+        let named = match self {
+            L4Protocol::Tcp => w::L4Protocol::Tcp,
+            L4Protocol::Udp => w::L4Protocol::Udp,
+            L4Protocol::Icmp => w::L4Protocol::Icmp,
+            L4Protocol::Icmpv6 => w::L4Protocol::Icmpv6,
+            L4Protocol::Igmp => w::L4Protocol::Igmp,
+            L4Protocol::Gre => w::L4Protocol::Gre,
+            L4Protocol::Esp => w::L4Protocol::Esp,
+            L4Protocol::Ah => w::L4Protocol::Ah,
+            L4Protocol::Sctp => w::L4Protocol::Sctp,
+            L4Protocol::Udplite => w::L4Protocol::Udplite,
+            L4Protocol::Other(number) => return w::Matcher::L4protoNumber(number),
+        };
+        w::Matcher::L4proto(named)
+    }
+}
+
+impl IntoWit for Field {
+    type Wit = w::Field;
+    fn into_wit(self) -> w::Field {
+        match self {
+            Field::Iifname => w::Field::Iifname,
+            Field::Oifname => w::Field::Oifname,
+            Field::L4proto => w::Field::L4proto,
+            Field::Saddr(family) => w::Field::Saddr(family.into_wit()),
+            Field::Daddr(family) => w::Field::Daddr(family.into_wit()),
+            Field::Sport(protocol) => w::Field::Sport(protocol.into_wit()),
+            Field::Dport(protocol) => w::Field::Dport(protocol.into_wit()),
+            Field::IcmpType => w::Field::IcmpType,
+            Field::IcmpCode => w::Field::IcmpCode,
+            Field::Icmpv6Type => w::Field::Icmpv6Type,
+            Field::Icmpv6Code => w::Field::Icmpv6Code,
+            Field::Mark => w::Field::Mark,
+            Field::CtMark => w::Field::CtMark,
+            Field::Dscp(family) => w::Field::Dscp(family.into_wit()),
+            Field::EtherSaddr => w::Field::EtherSaddr,
+        }
+    }
+}
+
+impl IntoWit for Value {
+    type Wit = w::Value;
+    fn into_wit(self) -> w::Value {
+        match self {
+            Value::Number(n) => w::Value::Number(n),
+            Value::NumberRange(first, last) => w::Value::NumberRange((first, last)),
+            Value::Address(a) => w::Value::Address(a),
+            Value::AddressRange(first, last) => w::Value::AddressRange((first, last)),
+            Value::Name(name) => w::Value::Name(name),
+            Value::Mac(mac) => w::Value::Mac(mac),
+        }
+    }
+}
+
+impl IntoWit for TimeOfDay {
+    type Wit = String;
+    fn into_wit(self) -> String {
+        self.to_string()
+    }
+}
+
+impl IntoWit for Date {
+    type Wit = String;
+    fn into_wit(self) -> String {
+        self.to_string()
+    }
+}
+
+impl IntoWit for Rate {
+    type Wit = w::Rate;
+    fn into_wit(self) -> w::Rate {
+        let Rate {
+            amount,
+            bytes,
+            unit,
+            burst,
+        } = self;
+        w::Rate {
+            amount,
+            bytes,
+            per: unit.into_wit(),
+            burst,
+        }
+    }
+}
+
+impl IntoWit for RateLimit {
+    type Wit = w::RateLimit;
+    fn into_wit(self) -> w::RateLimit {
+        let RateLimit { rate, over } = self;
+        w::RateLimit {
+            rate: rate.into_wit(),
+            over,
+        }
+    }
+}
+
+impl IntoWit for Statement {
+    type Wit = w::Statement;
+    fn into_wit(self) -> w::Statement {
+        match self {
+            Statement::Counter => w::Statement::Counter,
+            Statement::CounterNamed(name) => w::Statement::CounterNamed(name),
+            Statement::Log(log) => w::Statement::Log(log.into_wit()),
+            Statement::Mark(update) => w::Statement::Mark(update.into_wit()),
+            Statement::CtMark(update) => w::Statement::CtMark(update.into_wit()),
+            Statement::Dscp { family, value } => w::Statement::Dscp(w::DscpUpdate {
+                family: family.into_wit(),
+                value: value.into_wit(),
+            }),
+            Statement::Notrack => w::Statement::Notrack,
+            Statement::CtHelper(name) => w::Statement::CtHelper(name),
+            Statement::Mss(clamp) => w::Statement::Mss(clamp.into_wit()),
+            Statement::Offload(flowtable) => w::Statement::Offload(flowtable),
+        }
+    }
+}
+
+impl IntoWit for Log {
+    type Wit = w::Log;
+    fn into_wit(self) -> w::Log {
+        let Log {
+            prefix,
+            level,
+            limit,
+        } = self;
+        w::Log {
+            prefix,
+            level: level.into_wit(),
+            limit: limit.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for MarkUpdate {
+    type Wit = w::MarkUpdate;
+    fn into_wit(self) -> w::MarkUpdate {
+        match self {
+            MarkUpdate::Set(v) => w::MarkUpdate::Set(v),
+            MarkUpdate::And(v) => w::MarkUpdate::And(v),
+            MarkUpdate::Or(v) => w::MarkUpdate::Or(v),
+            MarkUpdate::Xor(v) => w::MarkUpdate::Xor(v),
+            MarkUpdate::Masked { value, mask } => {
+                w::MarkUpdate::Masked(w::MaskedMark { value, mask })
+            }
+        }
+    }
+}
+
+impl IntoWit for Dscp {
+    type Wit = u8;
+    fn into_wit(self) -> u8 {
+        self.value()
+    }
+}
+
+impl IntoWit for MssClamp {
+    type Wit = w::MssClamp;
+    fn into_wit(self) -> w::MssClamp {
+        match self {
+            MssClamp::PathMtu => w::MssClamp::PathMtu,
+            MssClamp::Size(size) => w::MssClamp::Size(size),
         }
     }
 }
@@ -274,25 +592,110 @@ impl IntoWit for Verdict {
             Verdict::Accept => w::Action::Accept,
             Verdict::Drop => w::Action::Drop,
             Verdict::Reject => w::Action::Reject(None),
+            Verdict::RejectWith(with) => w::Action::Reject(Some(with.into_wit())),
             Verdict::Jump(chain) => w::Action::Jump(chain),
             Verdict::Goto(chain) => w::Action::Goto(chain),
             Verdict::Return => w::Action::Return,
             Verdict::Dnat(target) => w::Action::Dnat(target.into_wit()),
             Verdict::Snat(target) => w::Action::Snat(target.into_wit()),
+            Verdict::DnatMap(map) => w::Action::DnatMap(map.into_wit()),
+            Verdict::SnatMap(map) => w::Action::SnatMap(map.into_wit()),
             Verdict::Masquerade => w::Action::Masquerade(None),
+            Verdict::MasqueradeTo(ports) => w::Action::Masquerade(Some(ports.into_wit())),
+            Verdict::Redirect => w::Action::Redirect(None),
+            Verdict::RedirectTo(ports) => w::Action::Redirect(Some(ports.into_wit())),
+            Verdict::Vmap(lookup) => w::Action::Vmap(lookup.into_wit()),
             Verdict::Continue => w::Action::Continue,
         }
+    }
+}
+
+impl IntoWit for RejectWith {
+    type Wit = w::RejectWith;
+    fn into_wit(self) -> w::RejectWith {
+        match self {
+            RejectWith::TcpReset => w::RejectWith::TcpReset,
+            RejectWith::Icmp(code) => w::RejectWith::Icmp(code.into_wit()),
+            RejectWith::Icmpv6(code) => w::RejectWith::Icmpv6(code.into_wit()),
+            RejectWith::Icmpx(code) => w::RejectWith::Icmpx(code.into_wit()),
+        }
+    }
+}
+
+impl IntoWit for PortRange {
+    type Wit = w::PortRange;
+    fn into_wit(self) -> w::PortRange {
+        let PortRange { first, last } = self;
+        w::PortRange { first, last }
     }
 }
 
 impl IntoWit for NatTarget {
     type Wit = w::NatTarget;
     fn into_wit(self) -> w::NatTarget {
+        let NatTarget {
+            address,
+            last_address,
+            ports,
+            flags,
+        } = self;
         w::NatTarget {
-            address: self.address,
-            last_address: None,
-            ports: self.port.map(|p| w::PortRange { first: p, last: p }),
-            flags: w::NatFlags::empty(),
+            address,
+            last_address,
+            ports: ports.into_wit(),
+            flags: flags.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for NatMap {
+    type Wit = w::NatMap;
+    fn into_wit(self) -> w::NatMap {
+        let NatMap { family, lookup } = self;
+        w::NatMap {
+            family: family.into_wit(),
+            lookup: lookup.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for MapLookup {
+    type Wit = w::MapLookup;
+    fn into_wit(self) -> w::MapLookup {
+        let MapLookup { key, source } = self;
+        w::MapLookup {
+            key: key.into_wit(),
+            map: match source {
+                MapSource::Named(name) => w::MapSource::Named(name),
+                MapSource::Inline(elements) => w::MapSource::Inline(elements.into_wit()),
+            },
+        }
+    }
+}
+
+impl IntoWit for MapElement {
+    type Wit = w::MapElement;
+    fn into_wit(self) -> w::MapElement {
+        let MapElement { key, data } = self;
+        w::MapElement {
+            key: key.into_wit(),
+            data: match data {
+                MapData::Verdict(verdict) => w::MapData::Verdict(verdict.into_wit()),
+                MapData::Values(values) => w::MapData::Values(values.into_wit()),
+            },
+        }
+    }
+}
+
+impl IntoWit for MapVerdict {
+    type Wit = w::Verdict;
+    fn into_wit(self) -> w::Verdict {
+        match self {
+            MapVerdict::Accept => w::Verdict::Accept,
+            MapVerdict::Drop => w::Verdict::Drop,
+            MapVerdict::Jump(chain) => w::Verdict::Jump(chain),
+            MapVerdict::Goto(chain) => w::Verdict::Goto(chain),
+            MapVerdict::Return => w::Verdict::Return,
         }
     }
 }
@@ -300,32 +703,98 @@ impl IntoWit for NatTarget {
 impl IntoWit for NamedSet {
     type Wit = w::NamedSet;
     fn into_wit(self) -> w::NamedSet {
-        let one = |v| vec![v];
-        let (key, elements) = match self.elements {
-            SetElements::Ipv4(addrs) => (
-                w::KeyType::Ipv4Addr,
-                addrs.into_iter().map(w::Value::Address).map(one).collect(),
-            ),
-            SetElements::Ipv6(addrs) => (
-                w::KeyType::Ipv6Addr,
-                addrs.into_iter().map(w::Value::Address).map(one).collect(),
-            ),
-            SetElements::Ports(ports) => (
-                w::KeyType::InetService,
-                ports
-                    .into_iter()
-                    .map(|p| one(w::Value::Number(p.into())))
-                    .collect(),
-            ),
-        };
-        w::NamedSet {
-            name: self.name,
-            key: vec![key],
-            intervals: false,
-            timeout: None,
-            dynamic: false,
-            size: None,
+        let NamedSet {
+            name,
             elements,
+            intervals,
+            timeout,
+            dynamic,
+            size,
+        } = self;
+        let (key, elements) = elements.into_keyed();
+        w::NamedSet {
+            name,
+            key: key.into_wit(),
+            intervals,
+            timeout,
+            dynamic,
+            size,
+            elements: elements.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for NamedMap {
+    type Wit = w::NamedMap;
+    fn into_wit(self) -> w::NamedMap {
+        let NamedMap {
+            name,
+            key,
+            data,
+            intervals,
+            elements,
+        } = self;
+        w::NamedMap {
+            name,
+            key: key.into_wit(),
+            data: data.into_wit(),
+            intervals,
+            elements: elements.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for NamedCounter {
+    type Wit = w::NamedCounter;
+    fn into_wit(self) -> w::NamedCounter {
+        let NamedCounter { name } = self;
+        w::NamedCounter { name }
+    }
+}
+
+impl IntoWit for NamedLimit {
+    type Wit = w::NamedLimit;
+    fn into_wit(self) -> w::NamedLimit {
+        let NamedLimit { name, limit } = self;
+        w::NamedLimit {
+            name,
+            limit: limit.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for CtHelper {
+    type Wit = w::CtHelper;
+    fn into_wit(self) -> w::CtHelper {
+        let CtHelper {
+            name,
+            helper,
+            protocol,
+        } = self;
+        w::CtHelper {
+            name,
+            helper,
+            protocol: protocol.into_wit(),
+        }
+    }
+}
+
+impl IntoWit for Flowtable {
+    type Wit = w::Flowtable;
+    fn into_wit(self) -> w::Flowtable {
+        let Flowtable {
+            name,
+            priority,
+            devices,
+            hardware_offload,
+            counter,
+        } = self;
+        w::Flowtable {
+            name,
+            priority,
+            devices,
+            hardware_offload,
+            counter,
         }
     }
 }
@@ -333,311 +802,10 @@ impl IntoWit for NamedSet {
 impl IntoWit for Sysctl {
     type Wit = w::Sysctl;
     fn into_wit(self) -> w::Sysctl {
-        w::Sysctl {
-            key: self.key,
-            value: self.value,
-        }
+        let Sysctl { key, value } = self;
+        w::Sysctl { key, value }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr(a: &str) -> w::Value {
-        w::Value::Address(a.into())
-    }
-
-    fn plain_set(name: &str, key: w::KeyType, values: Vec<w::Value>) -> w::NamedSet {
-        w::NamedSet {
-            name: name.into(),
-            key: vec![key],
-            intervals: false,
-            timeout: None,
-            dynamic: false,
-            size: None,
-            elements: values.into_iter().map(|v| vec![v]).collect(),
-        }
-    }
-
-    #[test]
-    fn a_ruleset_reaches_the_contract_field_for_field() {
-        let ruleset = Ruleset::new()
-            .chain(
-                Chain::nat("pre", Hook::Prerouting, -100).rule(
-                    Rule::new()
-                        .not_iifname("wan0")
-                        .sport_range(Transport::Udp, 1000, 2000)
-                        .tcp_dport(80)
-                        .dport_in(Transport::Udp, "ports")
-                        .sport_in(Transport::Tcp, "other")
-                        .saddr_in("hosts")
-                        .daddr_in("servers")
-                        .l4proto(L4Protocol::Icmpv6)
-                        .ct_state([CtState::New, CtState::Untracked])
-                        .counter()
-                        .log("in ")
-                        .comment("all of it")
-                        .dnat("[fd00::5]:8080"),
-                ),
-            )
-            .chain(
-                Chain::filter("out", Hook::Output, 5)
-                    .policy(ChainPolicy::Drop)
-                    .rule(
-                        Rule::new()
-                            .oifname("lo")
-                            .saddr("::1")
-                            .daddr("::1")
-                            .goto("audit"),
-                    ),
-            )
-            .chain(Chain::regular("audit").rule(Rule::new().return_()))
-            .set(NamedSet::ipv4("hosts", ["10.0.0.1"]))
-            .set(NamedSet::ipv6("servers", ["fd00::5"]))
-            .set(NamedSet::ports("ports", [53, 123]))
-            .sysctl("net.ipv4.ip_forward", "1");
-        let m = |matcher, negate| w::MatchExpr { matcher, negate };
-        let expected = w::Ruleset {
-            chains: vec![
-                w::Chain {
-                    name: "pre".into(),
-                    base: Some(w::BaseChain {
-                        hook: w::Hook::Prerouting,
-                        type_: w::ChainType::Nat,
-                        priority: w::Priority::Number(-100),
-                        policy: w::ChainPolicy::Accept,
-                    }),
-                    rules: vec![w::Rule {
-                        matches: vec![
-                            m(w::Matcher::Iifname("wan0".into()), true),
-                            m(
-                                w::Matcher::Sport(w::Ports {
-                                    protocol: w::Transport::Udp,
-                                    first: 1000,
-                                    last: 2000,
-                                }),
-                                false,
-                            ),
-                            m(
-                                w::Matcher::Dport(w::Ports {
-                                    protocol: w::Transport::Tcp,
-                                    first: 80,
-                                    last: 80,
-                                }),
-                                false,
-                            ),
-                            m(
-                                w::Matcher::DportIn(w::PortSetRef {
-                                    protocol: w::Transport::Udp,
-                                    set: "ports".into(),
-                                }),
-                                false,
-                            ),
-                            m(
-                                w::Matcher::SportIn(w::PortSetRef {
-                                    protocol: w::Transport::Tcp,
-                                    set: "other".into(),
-                                }),
-                                false,
-                            ),
-                            m(w::Matcher::SaddrIn("hosts".into()), false),
-                            m(w::Matcher::DaddrIn("servers".into()), false),
-                            m(w::Matcher::L4proto(w::L4Protocol::Icmpv6), false),
-                            m(
-                                w::Matcher::CtState(vec![w::CtState::New, w::CtState::Untracked]),
-                                false,
-                            ),
-                        ],
-                        statements: vec![
-                            w::Statement::Counter,
-                            w::Statement::Log(w::Log {
-                                prefix: Some("in ".into()),
-                                level: None,
-                                limit: None,
-                            }),
-                        ],
-                        action: w::Action::Dnat(w::NatTarget {
-                            address: "fd00::5".into(),
-                            last_address: None,
-                            ports: Some(w::PortRange {
-                                first: 8080,
-                                last: 8080,
-                            }),
-                            flags: w::NatFlags::empty(),
-                        }),
-                        comment: Some("all of it".into()),
-                    }],
-                },
-                w::Chain {
-                    name: "out".into(),
-                    base: Some(w::BaseChain {
-                        hook: w::Hook::Output,
-                        type_: w::ChainType::Filter,
-                        priority: w::Priority::Number(5),
-                        policy: w::ChainPolicy::Drop,
-                    }),
-                    rules: vec![w::Rule {
-                        matches: vec![
-                            m(w::Matcher::Oifname("lo".into()), false),
-                            m(w::Matcher::Saddr("::1".into()), false),
-                            m(w::Matcher::Daddr("::1".into()), false),
-                        ],
-                        action: w::Action::Goto("audit".into()),
-                        statements: vec![],
-                        comment: None,
-                    }],
-                },
-                w::Chain {
-                    name: "audit".into(),
-                    base: None,
-                    rules: vec![w::Rule {
-                        matches: vec![],
-                        action: w::Action::Return,
-                        statements: vec![],
-                        comment: None,
-                    }],
-                },
-            ],
-            sets: vec![
-                plain_set("hosts", w::KeyType::Ipv4Addr, vec![addr("10.0.0.1")]),
-                plain_set("servers", w::KeyType::Ipv6Addr, vec![addr("fd00::5")]),
-                plain_set(
-                    "ports",
-                    w::KeyType::InetService,
-                    vec![w::Value::Number(53), w::Value::Number(123)],
-                ),
-            ],
-            maps: vec![],
-            counters: vec![],
-            limits: vec![],
-            ct_helpers: vec![],
-            flowtables: vec![],
-            sysctls: vec![w::Sysctl {
-                key: "net.ipv4.ip_forward".into(),
-                value: "1".into(),
-            }],
-        };
-        assert_eq!(ruleset.into_wit(), expected);
-    }
-
-    #[test]
-    fn each_verdict_reaches_the_contract_as_its_action() {
-        let target = |address: &str, port: Option<u16>| w::NatTarget {
-            address: address.into(),
-            last_address: None,
-            ports: port.map(|p| w::PortRange { first: p, last: p }),
-            flags: w::NatFlags::empty(),
-        };
-        for (rule, action) in [
-            (Rule::new().accept(), w::Action::Accept),
-            (Rule::new().drop(), w::Action::Drop),
-            (Rule::new().reject(), w::Action::Reject(None)),
-            (Rule::new().jump("a"), w::Action::Jump("a".into())),
-            (Rule::new().goto("b"), w::Action::Goto("b".into())),
-            (Rule::new().return_(), w::Action::Return),
-            (
-                Rule::new().dnat("10.0.0.5"),
-                w::Action::Dnat(target("10.0.0.5", None)),
-            ),
-            (
-                Rule::new().snat("10.0.0.6:99"),
-                w::Action::Snat(target("10.0.0.6", Some(99))),
-            ),
-            (Rule::new().masquerade(), w::Action::Masquerade(None)),
-            (Rule::new().continue_(), w::Action::Continue),
-        ] {
-            assert_eq!(rule.into_wit().action, action);
-        }
-    }
-
-    #[test]
-    fn the_state_and_event_arrive_field_for_field() {
-        let lease = w::Lease {
-            mac: "52:54:00:12:34:56".into(),
-            ip: "192.168.1.23".into(),
-            hostname: Some("nas".into()),
-            iface: "lan0".into(),
-            expires: Some(1_700_000_000),
-        };
-        let state = w::WorldState {
-            interfaces: vec![w::NetworkInterface {
-                name: "lan0".into(),
-                index: 7,
-                up: true,
-                mac: Some("02:00:00:00:00:01".into()),
-                addresses: vec!["192.168.1.1/24".into()],
-            }],
-            leases: vec![lease.clone()],
-            features: w::KernelFeatures {
-                flowtables: false,
-                hardware_offload: vec![],
-                ct_helpers: vec![],
-            },
-        }
-        .into_sdk();
-        let lan = &state.interfaces[0];
-        assert_eq!(
-            (lan.name.as_str(), lan.index, lan.up, lan.mac.as_deref()),
-            ("lan0", 7, true, Some("02:00:00:00:00:01"))
-        );
-        assert_eq!(lan.addresses, ["192.168.1.1/24"]);
-        let l = &state.leases[0];
-        assert_eq!(
-            (
-                l.mac.as_str(),
-                l.ip.as_str(),
-                l.hostname.as_deref(),
-                l.iface.as_str(),
-                l.expires
-            ),
-            (
-                "52:54:00:12:34:56",
-                "192.168.1.23",
-                Some("nas"),
-                "lan0",
-                Some(1_700_000_000)
-            )
-        );
-
-        let change = || w::AddressChange {
-            iface: "lan0".into(),
-            address: "192.168.1.1/24".into(),
-        };
-        let sdk_change = AddressChange::new("lan0", "192.168.1.1/24");
-        for (event, expected) in [
-            (w::Event::Startup, Event::Startup),
-            (w::Event::ConfigChanged, Event::ConfigChanged),
-            (
-                w::Event::InterfaceUp("a".into()),
-                Event::InterfaceUp("a".into()),
-            ),
-            (
-                w::Event::InterfaceDown("b".into()),
-                Event::InterfaceDown("b".into()),
-            ),
-            (
-                w::Event::AddressAdded(change()),
-                Event::AddressAdded(sdk_change.clone()),
-            ),
-            (
-                w::Event::AddressRemoved(change()),
-                Event::AddressRemoved(sdk_change.clone()),
-            ),
-            (
-                w::Event::LeaseAdded(lease.clone()),
-                Event::LeaseAdded(l.clone()),
-            ),
-            (
-                w::Event::LeaseRenewed(lease.clone()),
-                Event::LeaseRenewed(l.clone()),
-            ),
-            (
-                w::Event::LeaseExpired(lease.clone()),
-                Event::LeaseExpired(l.clone()),
-            ),
-        ] {
-            assert_eq!(event.into_sdk(), expected);
-        }
-    }
-}
+mod tests;

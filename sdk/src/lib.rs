@@ -25,8 +25,17 @@
 //! ```
 //!
 //! A rule is finished only by its verdict (`accept`, `drop`, `jump`, `dnat`,
-//! ..., or `continue_` for a rule that only counts or logs): before that it
-//! is a [`RuleBuilder`], which a [`Chain`] does not take.
+//! `vmap`, ..., or `continue_` for a rule that only counts, logs or marks):
+//! before that it is a [`RuleBuilder`], which a [`Chain`] does not take.
+//! Its statements (counter, log, marks, DSCP, MSS clamping, offload, ...)
+//! run in the order they are written, before the verdict.
+//!
+//! The vocabulary is that of the contract `wasmwall:policy@0.2.0`, typed:
+//! ICMP types are [`IcmpType`]s, rates are [`Rate`]s with their unit, TCP
+//! flags a [`TcpFlags`] set, times of day [`TimeOfDay`]s; the generic tests,
+//! sets and maps compare [`Field`]s with [`Value`]s. What the kernel can do
+//! beyond the basics is in [`WorldState::features`]: a policy offers a
+//! flowtable or a conntrack helper only where it exists.
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the resulting
 //! `.wasm` file is a component the runtime loads.
@@ -40,11 +49,18 @@
 // The generated code refers to this crate by name, also from inside it.
 extern crate self as wasmwall_sdk;
 
+mod action;
 mod config;
 mod export;
 mod logging;
+mod macros;
+mod objects;
+mod packet;
+mod rate;
 mod rule;
 mod ruleset;
+mod statement;
+mod time;
 mod world;
 
 /// The generated bindings of the WIT world; not part of the SDK's API.
@@ -64,17 +80,27 @@ pub mod wit {
 #[doc(hidden)]
 pub use wit_bindgen::rt as __wit_bindgen_rt;
 
+pub use action::{
+    IcmpReject, Icmpv6Reject, IcmpxReject, MapData, MapElement, MapLookup, MapSource, MapVerdict,
+    NatFlags, NatMap, NatTarget, PortRange, RejectWith, Verdict,
+};
 pub use config::Config;
 #[doc(hidden)]
 pub use export::__Export;
 pub use logging::{Level, log};
-pub use rule::{
-    CtState, L4Protocol, Match, Matcher, NatTarget, Rule, RuleBuilder, Transport, Verdict,
+pub use objects::{CtHelper, Flowtable, NamedCounter, NamedLimit, NamedMap, NamedSet, SetElements};
+pub use packet::{
+    CtState, CtStatus, Dscp, FibCheck, Field, IcmpType, Icmpv6Type, IpFamily, KeyType, L4Protocol,
+    TcpFlags, Transport, Value,
 };
+pub use rate::{Rate, RateLimit, TimeUnit};
+pub use rule::{Match, Matcher, Rule, RuleBuilder};
 pub use ruleset::{
-    BaseChain, Chain, ChainPolicy, ChainType, Hook, NamedSet, Ruleset, SetElements, Sysctl,
+    BaseChain, Chain, ChainPolicy, ChainType, Hook, Priority, PriorityName, Ruleset, Sysctl,
 };
-pub use world::{AddressChange, Event, Lease, NetworkInterface, WorldState};
+pub use statement::{Log, LogLevel, MarkUpdate, MssClamp, Statement};
+pub use time::{Date, TimeError, TimeOfDay, Weekday};
+pub use world::{AddressChange, Event, KernelFeatures, Lease, NetworkInterface, WorldState};
 
 /// A firewall policy. Implement [`Policy::evaluate`] and register the type
 /// with [`export_policy!`].

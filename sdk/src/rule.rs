@@ -1,73 +1,31 @@
-//! Rules: [`RuleBuilder`] collects a rule's matches and statements, and only
-//! one of its verdict methods turns it into a [`Rule`], so a rule without a
-//! verdict cannot be written.
+//! Rules: [`RuleBuilder`] collects a rule's matches and its statements in
+//! the order they are written, and only one of its verdict methods turns it
+//! into a [`Rule`], so a rule without a verdict cannot be written.
 
-use std::fmt;
-
-/// Transport protocol of a port match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Transport {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-/// Shows the protocol as nft writes it: `tcp`, `udp`.
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        })
-    }
-}
-
-/// Layer-4 protocol of a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum L4Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// ICMP (IPv4).
-    Icmp,
-    /// ICMPv6.
-    Icmpv6,
-}
-
-/// Connection-tracking state of a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CtState {
-    /// The first packet of a connection.
-    New,
-    /// A connection that has seen traffic both ways.
-    Established,
-    /// A connection related to an established one (an ICMP error, FTP data).
-    Related,
-    /// A packet conntrack cannot place.
-    Invalid,
-    /// A packet exempted from connection tracking.
-    Untracked,
-}
+use crate::action::{MapLookup, NatMap, NatTarget, PortRange, RejectWith, Verdict};
+use crate::packet::{
+    CtState, CtStatus, Dscp, FibCheck, Field, IcmpType, Icmpv6Type, IpFamily, L4Protocol, TcpFlags,
+    Transport, Value,
+};
+use crate::rate::{Rate, RateLimit};
+use crate::statement::{Log, MarkUpdate, MssClamp, Statement};
+use crate::time::{Date, TimeOfDay, Weekday};
 
 /// One property a packet is tested for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Matcher {
-    /// Input interface name, e.g. "lan0".
+    /// Input interface name, e.g. "lan0"; "eth*" matches every name that
+    /// starts with "eth".
     Iifname(String),
-    /// Output interface name.
+    /// Output interface name, as [`Matcher::Iifname`].
     Oifname(String),
     /// Source address or prefix, IPv4 or IPv6: "192.168.0.2",
     /// "192.168.0.0/24", "fd00::/8". Host bits of a prefix must be zero.
     Saddr(String),
     /// Destination address or prefix, as [`Matcher::Saddr`].
     Daddr(String),
-    /// Layer-4 protocol.
+    /// Layer-4 protocol, named or by number.
     L4proto(L4Protocol),
     /// Source port in `first..=last` (`first == last` for one port).
     Sport {
@@ -107,11 +65,83 @@ pub enum Matcher {
         /// Name of a port set of the same ruleset.
         set: String,
     },
+    /// The packet's family (`meta nfproto`).
+    Nfproto(IpFamily),
+    /// Fields compared with values: one element is a plain comparison
+    /// (`tcp dport 22`), several an inline set (`tcp dport { 22, 80 }`).
+    /// Each element holds one value per field; several fields are
+    /// concatenated (`ip daddr . tcp dport { 10.0.0.2 . 80 }`).
+    Test {
+        /// The fields, concatenated in order.
+        fields: Vec<Field>,
+        /// The elements, any of which matches.
+        any_of: Vec<Vec<Value>>,
+    },
+    /// Fields looked up in a named set of the ruleset.
+    InSet {
+        /// The fields, concatenated in order.
+        fields: Vec<Field>,
+        /// A set whose key has these fields' types.
+        set: String,
+    },
+    /// One field under a mask equals a value (`meta mark & 0xff == 0x1`).
+    Masked {
+        /// The field.
+        field: Field,
+        /// An address (without prefix) for address fields, else a number.
+        mask: Value,
+        /// Has no bits outside the mask.
+        value: Value,
+    },
+    /// The TCP flags under `mask` are exactly `flags`.
+    TcpFlags {
+        /// The flags that must be set.
+        flags: TcpFlags,
+        /// The flags looked at.
+        mask: TcpFlags,
+    },
+    /// Any of these conntrack status bits is set.
+    CtStatus(CtStatus),
+    /// A route lookup.
+    Fib(FibCheck),
+    /// The local time of day is from `from` to `to`; `from` after `to`
+    /// wraps midnight.
+    Hour {
+        /// Start.
+        from: TimeOfDay,
+        /// End.
+        to: TimeOfDay,
+    },
+    /// Today is one of these days.
+    Day(Vec<Weekday>),
+    /// Now is within these dates, inclusive.
+    Date {
+        /// Start.
+        from: Date,
+        /// End.
+        to: Date,
+    },
+    /// The packets reaching this match are within (or over) a rate.
+    Limit(RateLimit),
+    /// As [`Matcher::Limit`], with the named limit object of the ruleset,
+    /// shared by every rule that names it.
+    LimitNamed(String),
+    /// A rate limit per key: the set keeps one limit for each value of the
+    /// fields (per source address, for a brute-force guard).
+    KeyedLimit {
+        /// The fields that key the limits.
+        fields: Vec<Field>,
+        /// A dynamic set with a timeout whose key has these fields' types.
+        set: String,
+        /// The limit each key gets.
+        limit: RateLimit,
+    },
 }
 
-/// A matcher of a rule, possibly negated. The runtime refuses a negated
-/// port range, ct-state list or set membership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A matcher of a rule, possibly negated. The runtime refuses a negation
+/// nft cannot express: a port range, a ct-state list, a rate limit (use
+/// [`RateLimit::over`]), day and date tests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Match {
     pub(crate) matcher: Matcher,
     pub(crate) negated: bool,
@@ -129,96 +159,14 @@ impl Match {
     }
 }
 
-/// Where a NAT verdict translates to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatTarget {
-    pub(crate) address: String,
-    pub(crate) port: Option<u16>,
-}
-
-impl NatTarget {
-    /// Splits "addr", "addr:port", "[v6]" or "[v6]:port". A malformed port
-    /// stays in the address, where the runtime's validation reports it.
-    fn parse(target: &str) -> NatTarget {
-        let whole = || NatTarget {
-            address: target.to_string(),
-            port: None,
-        };
-        let (address, port) = if let Some(rest) = target.strip_prefix('[') {
-            match rest.split_once(']') {
-                Some((addr, "")) => (addr, None),
-                Some((addr, tail)) => match tail.strip_prefix(':') {
-                    Some(p) => (addr, Some(p)),
-                    None => return whole(),
-                },
-                None => return whole(),
-            }
-        } else if let Some((addr, p)) = target.split_once(':')
-            && !p.contains(':')
-        {
-            (addr, Some(p))
-        } else {
-            (target, None)
-        };
-        match port.map(str::parse::<u16>) {
-            None => NatTarget {
-                address: address.to_string(),
-                port: None,
-            },
-            Some(Ok(p)) => NatTarget {
-                address: address.to_string(),
-                port: Some(p),
-            },
-            Some(Err(_)) => whole(),
-        }
-    }
-
-    /// The address to translate to, IPv4 or IPv6 (without brackets).
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-
-    /// The port to translate to, if one was given.
-    pub fn port(&self) -> Option<u16> {
-        self.port
-    }
-}
-
-/// What a rule does with a packet that matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Verdict {
-    /// Let the packet through this base chain.
-    Accept,
-    /// Discard the packet silently.
-    Drop,
-    /// Discard the packet and tell the sender.
-    Reject,
-    /// Continue in the named regular chain, then come back.
-    Jump(String),
-    /// Continue in the named regular chain and do not come back.
-    Goto(String),
-    /// Return to the calling chain.
-    Return,
-    /// Rewrite the destination.
-    Dnat(NatTarget),
-    /// Rewrite the source.
-    Snat(NatTarget),
-    /// Rewrite the source to the output interface's address.
-    Masquerade,
-    /// Go on with the next rule.
-    Continue,
-}
-
 /// A finished rule: its matches, statements and verdict. Made by
 /// [`Rule::new`] and one of [`RuleBuilder`]'s verdict methods; read by a
 /// policy's tests through the getters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
     pub(crate) matches: Vec<Match>,
+    pub(crate) statements: Vec<Statement>,
     pub(crate) verdict: Verdict,
-    pub(crate) counter: bool,
-    pub(crate) log_prefix: Option<String>,
     pub(crate) comment: Option<String>,
 }
 
@@ -232,8 +180,7 @@ impl Rule {
     pub fn new() -> RuleBuilder {
         RuleBuilder {
             matches: Vec::new(),
-            counter: false,
-            log_prefix: None,
+            statements: Vec::new(),
             comment: None,
         }
     }
@@ -243,19 +190,28 @@ impl Rule {
         &self.matches
     }
 
+    /// The statements, run in this order before the verdict.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+
     /// What the rule does with a packet that matches.
     pub fn verdict(&self) -> &Verdict {
         &self.verdict
     }
 
-    /// Whether the rule counts the packets and bytes it matches.
+    /// Whether the rule counts the packets and bytes it matches (in the
+    /// rule itself, not in a named counter).
     pub fn has_counter(&self) -> bool {
-        self.counter
+        self.statements.contains(&Statement::Counter)
     }
 
-    /// The prefix of the kernel log line for each packet matched, if any.
+    /// The prefix of the rule's first log statement, if it has one.
     pub fn log_prefix(&self) -> Option<&str> {
-        self.log_prefix.as_deref()
+        self.statements.iter().find_map(|s| match s {
+            Statement::Log(log) => log.prefix(),
+            _ => None,
+        })
     }
 
     /// The comment `nft list ruleset` shows, if any.
@@ -287,16 +243,20 @@ impl Rule {
 ///     .dnat("127.0.0.1:4000");
 /// assert_eq!(forward.matches().len(), 3);
 /// ```
+///
+/// Matches are kept in the order written, and so are statements (counter,
+/// log, marks, ...), which run before the verdict in that order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a rule needs a verdict (accept, drop, ...) to become a Rule"]
 pub struct RuleBuilder {
     matches: Vec<Match>,
-    counter: bool,
-    log_prefix: Option<String>,
+    statements: Vec<Statement>,
     comment: Option<String>,
 }
 
 impl RuleBuilder {
+    // --- Matches ------------------------------------------------------------
+
     /// Adds a match.
     pub fn matching(mut self, matcher: Matcher) -> Self {
         self.matches.push(Match {
@@ -355,9 +315,14 @@ impl RuleBuilder {
         self.not_matching(Matcher::Daddr(prefix.into()))
     }
 
-    /// Layer-4 protocol.
+    /// Layer-4 protocol, named or by number (`L4Protocol::Other(41)`).
     pub fn l4proto(self, protocol: L4Protocol) -> Self {
         self.matching(Matcher::L4proto(protocol))
+    }
+
+    /// The packet is IPv4 or IPv6.
+    pub fn nfproto(self, family: IpFamily) -> Self {
+        self.matching(Matcher::Nfproto(family))
     }
 
     /// TCP destination port.
@@ -408,6 +373,12 @@ impl RuleBuilder {
         self.ct_state([CtState::Established, CtState::Related])
     }
 
+    /// Any of these conntrack status bits is set:
+    /// `.ct_status(CtStatus::DNAT)` for a forwarded port.
+    pub fn ct_status(self, status: CtStatus) -> Self {
+        self.matching(Matcher::CtStatus(status))
+    }
+
     /// Source address is in the named address set.
     pub fn saddr_in(self, set: impl Into<String>) -> Self {
         self.matching(Matcher::SaddrIn(set.into()))
@@ -434,17 +405,330 @@ impl RuleBuilder {
         })
     }
 
-    /// Counts matching packets and bytes.
-    pub fn counter(mut self) -> Self {
-        self.counter = true;
+    /// `field` is any of `values`: one value is a comparison, several an
+    /// inline set.
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Field, Rule, Transport};
+    /// let web = Rule::new().test(Field::Dport(Transport::Tcp), [80u16, 443]).accept();
+    /// let high = Rule::new().test(Field::Sport(Transport::Udp), [1024u16..=65535]).accept();
+    /// let marked = Rule::new().test(Field::Mark, [0x10u32]).accept();
+    /// # let _ = (web, high, marked);
+    /// ```
+    pub fn test<V: Into<Value>>(self, field: Field, values: impl IntoIterator<Item = V>) -> Self {
+        self.matching(one_field(field, values))
+    }
+
+    /// `field` is none of `values`.
+    pub fn not_test<V: Into<Value>>(
+        self,
+        field: Field,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        self.not_matching(one_field(field, values))
+    }
+
+    /// The concatenation of `fields` is any of `elements`, each one value
+    /// per field.
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Field, IpFamily, Rule, Transport, Value};
+    /// let servers = Rule::new()
+    ///     .test_concat(
+    ///         [Field::Daddr(IpFamily::V4), Field::Dport(Transport::Tcp)],
+    ///         [
+    ///             [Value::address("192.168.1.10"), Value::from(80u16)],
+    ///             [Value::address("192.168.1.11"), Value::from(443u16)],
+    ///         ],
+    ///     )
+    ///     .accept();
+    /// # let _ = servers;
+    /// ```
+    pub fn test_concat<E: IntoIterator<Item = Value>>(
+        self,
+        fields: impl IntoIterator<Item = Field>,
+        elements: impl IntoIterator<Item = E>,
+    ) -> Self {
+        self.matching(Matcher::Test {
+            fields: fields.into_iter().collect(),
+            any_of: elements
+                .into_iter()
+                .map(|e| e.into_iter().collect())
+                .collect(),
+        })
+    }
+
+    /// The concatenation of `fields` is in the named set.
+    pub fn in_set(self, fields: impl IntoIterator<Item = Field>, set: impl Into<String>) -> Self {
+        self.matching(set_test(fields, set))
+    }
+
+    /// The concatenation of `fields` is not in the named set.
+    pub fn not_in_set(
+        self,
+        fields: impl IntoIterator<Item = Field>,
+        set: impl Into<String>,
+    ) -> Self {
+        self.not_matching(set_test(fields, set))
+    }
+
+    /// `field & mask == value`: `.masked(Field::Mark, 0xffu32, 0x1u32)`,
+    /// or an interface identifier whatever the prefix,
+    /// `.masked(Field::Daddr(IpFamily::V6), Value::address("::ffff:ffff:ffff:ffff"), Value::address("::1234"))`.
+    pub fn masked(self, field: Field, mask: impl Into<Value>, value: impl Into<Value>) -> Self {
+        self.matching(Matcher::Masked {
+            field,
+            mask: mask.into(),
+            value: value.into(),
+        })
+    }
+
+    /// The TCP flags in `mask` are exactly `flags`: a connection's first
+    /// packet is
+    /// `.tcp_flags(TcpFlags::SYN, TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN | TcpFlags::RST)`.
+    pub fn tcp_flags(self, flags: TcpFlags, mask: TcpFlags) -> Self {
+        self.matching(Matcher::TcpFlags { flags, mask })
+    }
+
+    /// ICMP (IPv4) type is `kind`.
+    pub fn icmp_type(self, kind: IcmpType) -> Self {
+        self.icmp_types([kind])
+    }
+
+    /// ICMP (IPv4) type is one of `kinds`, an inline set.
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Chain, Hook, IcmpType, Rate, Rule};
+    /// let input = Chain::filter("input", Hook::Input, 0)
+    ///     .rule(
+    ///         Rule::new()
+    ///             .icmp_type(IcmpType::EchoRequest)
+    ///             .limit(Rate::per_second(10).burst(5))
+    ///             .accept(),
+    ///     )
+    ///     .rule(
+    ///         Rule::new()
+    ///             .icmp_types([IcmpType::DestinationUnreachable, IcmpType::TimeExceeded])
+    ///             .accept(),
+    ///     );
+    /// assert_eq!(input.rules().len(), 2);
+    /// ```
+    pub fn icmp_types(self, kinds: impl IntoIterator<Item = IcmpType>) -> Self {
+        self.test(Field::IcmpType, kinds)
+    }
+
+    /// ICMPv6 type is `kind`.
+    pub fn icmpv6_type(self, kind: Icmpv6Type) -> Self {
+        self.icmpv6_types([kind])
+    }
+
+    /// ICMPv6 type is one of `kinds`, an inline set (the neighbour
+    /// discovery a router must let in, RFC 4890).
+    pub fn icmpv6_types(self, kinds: impl IntoIterator<Item = Icmpv6Type>) -> Self {
+        self.test(Field::Icmpv6Type, kinds)
+    }
+
+    /// A route lookup holds: `.fib(FibCheck::ReversePathMissing).drop()` is
+    /// strict reverse-path filtering.
+    pub fn fib(self, check: FibCheck) -> Self {
+        self.matching(Matcher::Fib(check))
+    }
+
+    /// The local time of day is from `from` to `to`; `from` after `to`
+    /// wraps midnight.
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Rule, TimeOfDay, Weekday};
+    /// // No internet for the kids' tablet on school nights.
+    /// let bedtime = Rule::new()
+    ///     .saddr("192.168.1.50")
+    ///     .oifname("wan0")
+    ///     .hour(TimeOfDay::hm(21, 0), TimeOfDay::hm(7, 0))
+    ///     .day([Weekday::Sunday, Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday])
+    ///     .comment("bedtime")
+    ///     .drop();
+    /// # let _ = bedtime;
+    /// ```
+    ///
+    /// Times from the configuration parse from "HH:MM" or "HH:MM:SS":
+    ///
+    /// ```
+    /// # use wasmwall_sdk::{Rule, TimeOfDay};
+    /// let (from, to): (TimeOfDay, TimeOfDay) = ("21:00".parse()?, "07:00".parse()?);
+    /// let bedtime = Rule::new().hour(from, to).drop();
+    /// # let _ = bedtime;
+    /// # Ok::<(), wasmwall_sdk::TimeError>(())
+    /// ```
+    pub fn hour(self, from: TimeOfDay, to: TimeOfDay) -> Self {
+        self.matching(Matcher::Hour { from, to })
+    }
+
+    /// Today is one of `days`.
+    pub fn day(self, days: impl IntoIterator<Item = Weekday>) -> Self {
+        self.matching(Matcher::Day(days.into_iter().collect()))
+    }
+
+    /// Now is from `from` to `to`, inclusive.
+    pub fn date(self, from: Date, to: Date) -> Self {
+        self.matching(Matcher::Date { from, to })
+    }
+
+    /// The packets reaching this match are within `rate`. Put it last among
+    /// the matches: every packet that gets to it takes from the rate.
+    pub fn limit(self, rate: Rate) -> Self {
+        self.matching(Matcher::Limit(RateLimit::within(rate)))
+    }
+
+    /// The packets reaching this match are above `rate` (to drop them).
+    pub fn limit_over(self, rate: Rate) -> Self {
+        self.matching(Matcher::Limit(RateLimit::over(rate)))
+    }
+
+    /// As [`RuleBuilder::limit`], with the named limit object of the
+    /// ruleset (`Ruleset::named_limit`).
+    pub fn limit_named(self, limit: impl Into<String>) -> Self {
+        self.matching(Matcher::LimitNamed(limit.into()))
+    }
+
+    /// A limit per value of `fields`, kept in the dynamic set `set`.
+    ///
+    /// The SSH brute-force guard: at most 3 new connections a minute from
+    /// each source address, forgotten a minute after its last one.
+    ///
+    /// ```
+    /// use wasmwall_sdk::{
+    ///     Chain, CtState, Field, Hook, IpFamily, KeyType, NamedSet, Rate, RateLimit, Rule,
+    ///     Ruleset,
+    /// };
+    /// let ruleset = Ruleset::new()
+    ///     .set(NamedSet::keyed("ssh_meter", [KeyType::Ipv4Addr]).dynamic(65535).timeout_secs(60))
+    ///     .chain(
+    ///         Chain::filter("input", Hook::Input, 0)
+    ///             .rule(
+    ///                 Rule::new()
+    ///                     .tcp_dport(22)
+    ///                     .ct_state([CtState::New])
+    ///                     .keyed_limit(
+    ///                         [Field::Saddr(IpFamily::V4)],
+    ///                         "ssh_meter",
+    ///                         RateLimit::over(Rate::per_minute(3)),
+    ///                     )
+    ///                     .counter()
+    ///                     .drop(),
+    ///             )
+    ///             .rule(Rule::new().tcp_dport(22).accept()),
+    ///     );
+    /// assert!(ruleset.sets()[0].is_dynamic());
+    /// ```
+    pub fn keyed_limit(
+        self,
+        fields: impl IntoIterator<Item = Field>,
+        set: impl Into<String>,
+        limit: RateLimit,
+    ) -> Self {
+        self.matching(Matcher::KeyedLimit {
+            fields: fields.into_iter().collect(),
+            set: set.into(),
+            limit,
+        })
+    }
+
+    // --- Statements ---------------------------------------------------------
+
+    /// Adds a statement after those already written.
+    pub fn statement(mut self, statement: Statement) -> Self {
+        self.statements.push(statement);
         self
+    }
+
+    /// Counts matching packets and bytes.
+    pub fn counter(self) -> Self {
+        self.statement(Statement::Counter)
+    }
+
+    /// Counts matching packets and bytes in the named counter object
+    /// (`Ruleset::named_counter`).
+    pub fn counter_named(self, counter: impl Into<String>) -> Self {
+        self.statement(Statement::CounterNamed(counter.into()))
     }
 
     /// Logs matching packets to the kernel log with `prefix` (at most 127
     /// bytes).
-    pub fn log(mut self, prefix: impl Into<String>) -> Self {
-        self.log_prefix = Some(prefix.into());
-        self
+    pub fn log(self, prefix: impl Into<String>) -> Self {
+        self.log_with(Log::with_prefix(prefix))
+    }
+
+    /// Logs matching packets as `log` says:
+    /// `.log_with(Log::with_prefix("drop ").at_level(LogLevel::Info).at_most(Rate::per_minute(10)))`.
+    pub fn log_with(self, log: Log) -> Self {
+        self.statement(Statement::Log(log))
+    }
+
+    /// Sets the packet mark to `mark`.
+    pub fn mark_set(self, mark: u32) -> Self {
+        self.mark_update(MarkUpdate::Set(mark))
+    }
+
+    /// Changes the packet mark: `.mark_update(MarkUpdate::Or(0x100))`.
+    pub fn mark_update(self, update: MarkUpdate) -> Self {
+        self.statement(Statement::Mark(update))
+    }
+
+    /// Sets the conntrack mark to `mark`.
+    pub fn ct_mark_set(self, mark: u32) -> Self {
+        self.ct_mark_update(MarkUpdate::Set(mark))
+    }
+
+    /// Changes the conntrack mark.
+    pub fn ct_mark_update(self, update: MarkUpdate) -> Self {
+        self.statement(Statement::CtMark(update))
+    }
+
+    /// Sets the DSCP of the header of `family`.
+    pub fn dscp_set(self, family: IpFamily, value: Dscp) -> Self {
+        self.statement(Statement::Dscp { family, value })
+    }
+
+    /// Exempts the packet from connection tracking (in a chain before
+    /// conntrack: priority `PriorityName::Raw`, on prerouting or output).
+    pub fn notrack(self) -> Self {
+        self.statement(Statement::Notrack)
+    }
+
+    /// Attaches the named conntrack helper object (`Ruleset::ct_helper`)
+    /// to the connection (in a chain after conntrack, on prerouting or
+    /// output).
+    pub fn ct_helper(self, helper: impl Into<String>) -> Self {
+        self.statement(Statement::CtHelper(helper.into()))
+    }
+
+    /// Clamps the MSS of TCP SYNs to the route's path MTU, for a PPPoE or
+    /// tunnel WAN. The rule must match TCP SYNs.
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Chain, Hook, PriorityName, Rule, TcpFlags};
+    /// let mangle = Chain::filter("mangle_forward", Hook::Forward, PriorityName::Mangle).rule(
+    ///     Rule::new()
+    ///         .oifname("wan0")
+    ///         .tcp_flags(TcpFlags::SYN, TcpFlags::SYN | TcpFlags::RST)
+    ///         .mss_clamp_to_pmtu()
+    ///         .continue_(),
+    /// );
+    /// # let _ = mangle;
+    /// ```
+    pub fn mss_clamp_to_pmtu(self) -> Self {
+        self.statement(Statement::Mss(MssClamp::PathMtu))
+    }
+
+    /// Sets the MSS of TCP SYNs to `size`. The rule must match TCP SYNs.
+    pub fn mss_clamp(self, size: u16) -> Self {
+        self.statement(Statement::Mss(MssClamp::Size(size)))
+    }
+
+    /// Offloads the connection to the named flowtable
+    /// (`Ruleset::flowtable`); in forward chains only.
+    pub fn offload(self, flowtable: impl Into<String>) -> Self {
+        self.statement(Statement::Offload(flowtable.into()))
     }
 
     /// Attaches a comment shown by `nft list ruleset` (at most 128 bytes).
@@ -453,12 +737,13 @@ impl RuleBuilder {
         self
     }
 
+    // --- Verdicts -----------------------------------------------------------
+
     fn verdict(self, verdict: Verdict) -> Rule {
         Rule {
             matches: self.matches,
+            statements: self.statements,
             verdict,
-            counter: self.counter,
-            log_prefix: self.log_prefix,
             comment: self.comment,
         }
     }
@@ -477,6 +762,12 @@ impl RuleBuilder {
     /// unreachable otherwise).
     pub fn reject(self) -> Rule {
         self.verdict(Verdict::Reject)
+    }
+
+    /// Finishes the rule: reject with this answer,
+    /// `.reject_with(RejectWith::Icmpx(IcmpxReject::AdminProhibited))`.
+    pub fn reject_with(self, with: RejectWith) -> Rule {
+        self.verdict(Verdict::RejectWith(with))
     }
 
     /// Finishes the rule: jump to a regular chain of this policy, then come
@@ -500,13 +791,52 @@ impl RuleBuilder {
     /// `10.0.0.5:8080` or `[fd00::5]:8080` (in a nat chain on prerouting or
     /// output).
     pub fn dnat(self, target: &str) -> Rule {
-        self.verdict(Verdict::Dnat(NatTarget::parse(target)))
+        self.dnat_to(NatTarget::parse(target))
+    }
+
+    /// Finishes the rule: destination NAT to `target`, which may be a range
+    /// of addresses and ports, with flags.
+    pub fn dnat_to(self, target: NatTarget) -> Rule {
+        self.verdict(Verdict::Dnat(target))
     }
 
     /// Finishes the rule: source NAT to `target`, written as for
     /// [`RuleBuilder::dnat`] (in a nat chain on postrouting or input).
     pub fn snat(self, target: &str) -> Rule {
-        self.verdict(Verdict::Snat(NatTarget::parse(target)))
+        self.snat_to(NatTarget::parse(target))
+    }
+
+    /// Finishes the rule: source NAT to `target`.
+    pub fn snat_to(self, target: NatTarget) -> Rule {
+        self.verdict(Verdict::Snat(target))
+    }
+
+    /// Finishes the rule: destination NAT to the address (and port) of
+    /// `family` that `lookup` gives for the packet.
+    ///
+    /// Port forwards in one rule:
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Chain, Field, Hook, IpFamily, MapElement, MapLookup, Rule, Transport, Value};
+    /// let forwards = MapLookup::inline(
+    ///     [Field::Dport(Transport::Tcp)],
+    ///     [
+    ///         MapElement::new([Value::from(8080u16)], [Value::address("192.168.1.10"), Value::from(80u16)]),
+    ///         MapElement::new([Value::from(2222u16)], [Value::address("192.168.1.11"), Value::from(22u16)]),
+    ///     ],
+    /// );
+    /// let prerouting = Chain::nat("prerouting", Hook::Prerouting, -100)
+    ///     .rule(Rule::new().iifname("wan0").dnat_map(IpFamily::V4, forwards));
+    /// # let _ = prerouting;
+    /// ```
+    pub fn dnat_map(self, family: IpFamily, lookup: MapLookup) -> Rule {
+        self.verdict(Verdict::DnatMap(NatMap { family, lookup }))
+    }
+
+    /// Finishes the rule: source NAT to the address (and port) of `family`
+    /// that `lookup` gives for the packet.
+    pub fn snat_map(self, family: IpFamily, lookup: MapLookup) -> Rule {
+        self.verdict(Verdict::SnatMap(NatMap { family, lookup }))
     }
 
     /// Finishes the rule: masquerade behind the output interface's address
@@ -515,41 +845,81 @@ impl RuleBuilder {
         self.verdict(Verdict::Masquerade)
     }
 
+    /// Finishes the rule: masquerade, to these source ports
+    /// (`.masquerade_to(1024..=65535)`).
+    pub fn masquerade_to(self, ports: impl Into<PortRange>) -> Rule {
+        self.verdict(Verdict::MasqueradeTo(ports.into()))
+    }
+
+    /// Finishes the rule: redirect to this machine, keeping the port (in a
+    /// nat chain on prerouting or output).
+    pub fn redirect(self) -> Rule {
+        self.verdict(Verdict::Redirect)
+    }
+
+    /// Finishes the rule: redirect to this machine's port (or ports):
+    /// `.redirect_to(3128)` for a transparent proxy.
+    pub fn redirect_to(self, ports: impl Into<PortRange>) -> Rule {
+        self.verdict(Verdict::RedirectTo(ports.into()))
+    }
+
+    /// Finishes the rule: the verdict `lookup` gives for the packet; a key
+    /// the map lacks goes on with the next rule.
+    ///
+    /// One rule sends each interface to its zone's chain:
+    ///
+    /// ```
+    /// use wasmwall_sdk::{Chain, Field, Hook, MapElement, MapLookup, MapVerdict, Rule, Value};
+    /// let zones = MapLookup::inline(
+    ///     [Field::Iifname],
+    ///     [
+    ///         MapElement::new([Value::name("lan0")], MapVerdict::Jump("lan_in".into())),
+    ///         MapElement::new([Value::name("wan0")], MapVerdict::Jump("wan_in".into())),
+    ///     ],
+    /// );
+    /// let input = Chain::filter("input", Hook::Input, 0).rule(Rule::new().vmap(zones));
+    /// # let _ = input;
+    /// ```
+    pub fn vmap(self, lookup: MapLookup) -> Rule {
+        self.verdict(Verdict::Vmap(lookup))
+    }
+
     /// Finishes the rule without a decision: the packet goes on to the next
-    /// rule. For a rule that only counts or logs.
+    /// rule. For a rule that only counts, logs or marks.
     pub fn continue_(self) -> Rule {
         self.verdict(Verdict::Continue)
+    }
+}
+
+/// A test of one field against any of `values`.
+fn one_field<V: Into<Value>>(field: Field, values: impl IntoIterator<Item = V>) -> Matcher {
+    Matcher::Test {
+        fields: vec![field],
+        any_of: values.into_iter().map(|v| vec![v.into()]).collect(),
+    }
+}
+
+fn set_test(fields: impl IntoIterator<Item = Field>, set: impl Into<String>) -> Matcher {
+    Matcher::InSet {
+        fields: fields.into_iter().collect(),
+        set: set.into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::{IcmpxReject, MapElement, MapVerdict};
 
     #[test]
-    fn nat_target_forms() {
-        let parsed = |text| {
-            let t = NatTarget::parse(text);
-            (t.address().to_string(), t.port())
-        };
-        assert_eq!(parsed("127.0.0.1:4000"), ("127.0.0.1".into(), Some(4000)));
-        assert_eq!(parsed("10.0.0.1"), ("10.0.0.1".into(), None));
-        assert_eq!(parsed("[fd00::1]:8080"), ("fd00::1".into(), Some(8080)));
-        assert_eq!(parsed("[fd00::1]"), ("fd00::1".into(), None));
-        assert_eq!(parsed("fd00::1"), ("fd00::1".into(), None));
-        // An invalid port stays in the address for the runtime to reject.
-        assert_eq!(parsed("10.0.0.1:99999"), ("10.0.0.1:99999".into(), None));
-        assert_eq!(parsed("[fd00::1]x"), ("[fd00::1]x".into(), None));
-    }
-
-    #[test]
-    fn the_builder_keeps_matches_in_order_and_statements_until_the_verdict() {
+    fn the_builder_keeps_matches_and_statements_in_order_until_the_verdict() {
         let rule = Rule::new()
             .counter()
             .log("ssh ")
             .not_iifname("wan0")
             .tcp_sport(1024)
             .udp_dport(53)
+            .mark_set(1)
             .comment("why")
             .reject();
         let matches: Vec<(&Matcher, bool)> = rule
@@ -579,28 +949,146 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(
+            rule.statements(),
+            [
+                Statement::Counter,
+                Statement::Log(Log::with_prefix("ssh ")),
+                Statement::Mark(MarkUpdate::Set(1)),
+            ]
+        );
         assert!(rule.has_counter());
         assert_eq!(rule.log_prefix(), Some("ssh "));
         assert_eq!(rule.comment(), Some("why"));
         assert_eq!(rule.verdict(), &Verdict::Reject);
 
         let plain = Rule::new().continue_();
-        assert!(plain.matches().is_empty());
+        assert!(plain.matches().is_empty() && plain.statements().is_empty());
         assert!(!plain.has_counter());
         assert_eq!((plain.log_prefix(), plain.comment()), (None, None));
         assert_eq!(plain.verdict(), &Verdict::Continue);
     }
 
     #[test]
-    fn each_verdict_method_gives_its_verdict() {
-        let target = |address: &str, port| NatTarget {
-            address: address.into(),
-            port,
+    fn statements_run_in_the_order_written() {
+        let rule = Rule::new()
+            .log("first ")
+            .counter_named("c")
+            .counter()
+            .ct_mark_update(MarkUpdate::Masked {
+                value: 0x10,
+                mask: 0xf0,
+            })
+            .dscp_set(IpFamily::V6, Dscp::EF)
+            .notrack()
+            .ct_helper("ftp")
+            .mss_clamp(1400)
+            .mss_clamp_to_pmtu()
+            .offload("ft")
+            .log_with(Log::new())
+            .continue_();
+        assert_eq!(
+            rule.statements(),
+            [
+                Statement::Log(Log::with_prefix("first ")),
+                Statement::CounterNamed("c".into()),
+                Statement::Counter,
+                Statement::CtMark(MarkUpdate::Masked {
+                    value: 0x10,
+                    mask: 0xf0
+                }),
+                Statement::Dscp {
+                    family: IpFamily::V6,
+                    value: Dscp::EF
+                },
+                Statement::Notrack,
+                Statement::CtHelper("ftp".into()),
+                Statement::Mss(MssClamp::Size(1400)),
+                Statement::Mss(MssClamp::PathMtu),
+                Statement::Offload("ft".into()),
+                Statement::Log(Log::new()),
+            ]
+        );
+        // The first log's prefix, whatever comes after it.
+        assert_eq!(rule.log_prefix(), Some("first "));
+        // A named counter is not the rule's own.
+        assert!(rule.has_counter());
+        assert!(!Rule::new().counter_named("c").accept().has_counter());
+    }
+
+    #[test]
+    fn the_shorthands_make_their_matchers() {
+        let rule = Rule::new()
+            .icmp_type(IcmpType::EchoRequest)
+            .icmpv6_types([Icmpv6Type::NdNeighborSolicit, Icmpv6Type::Other(200)])
+            .test(Field::Dport(Transport::Tcp), [22u16, 80])
+            .not_test(Field::Iifname, [Value::name("eth*")])
+            .not_in_set([Field::Saddr(IpFamily::V4)], "blocked")
+            .limit(Rate::per_second(1))
+            .limit_over(Rate::per_minute(2))
+            .accept();
+        let one = |field, values: &[u32]| Matcher::Test {
+            fields: vec![field],
+            any_of: values.iter().map(|&n| vec![Value::Number(n)]).collect(),
         };
+        let got: Vec<(Matcher, bool)> = rule
+            .matches()
+            .iter()
+            .map(|m| (m.matcher().clone(), m.is_negated()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (one(Field::IcmpType, &[8]), false),
+                (one(Field::Icmpv6Type, &[135, 200]), false),
+                (one(Field::Dport(Transport::Tcp), &[22, 80]), false),
+                (
+                    Matcher::Test {
+                        fields: vec![Field::Iifname],
+                        any_of: vec![vec![Value::name("eth*")]],
+                    },
+                    true
+                ),
+                (
+                    Matcher::InSet {
+                        fields: vec![Field::Saddr(IpFamily::V4)],
+                        set: "blocked".into(),
+                    },
+                    true
+                ),
+                (
+                    Matcher::Limit(RateLimit::within(Rate::per_second(1))),
+                    false
+                ),
+                (Matcher::Limit(RateLimit::over(Rate::per_minute(2))), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_verdict_method_gives_its_verdict() {
+        let target = |address: &str, port: Option<u16>| {
+            let t = NatTarget::new(address);
+            match port {
+                Some(p) => t.with_ports(p),
+                None => t,
+            }
+        };
+        let zones = || {
+            MapLookup::inline(
+                [Field::Iifname],
+                [MapElement::new([Value::name("lan0")], MapVerdict::Accept)],
+            )
+        };
+        let forwards = || MapLookup::named([Field::Dport(Transport::Tcp)], "forwards");
         for (rule, verdict) in [
             (Rule::new().accept(), Verdict::Accept),
             (Rule::new().drop(), Verdict::Drop),
             (Rule::new().reject(), Verdict::Reject),
+            (
+                Rule::new().reject_with(RejectWith::Icmpx(IcmpxReject::AdminProhibited)),
+                Verdict::RejectWith(RejectWith::Icmpx(IcmpxReject::AdminProhibited)),
+            ),
             (Rule::new().jump("a"), Verdict::Jump("a".into())),
             (Rule::new().goto("b"), Verdict::Goto("b".into())),
             (Rule::new().return_(), Verdict::Return),
@@ -612,7 +1100,45 @@ mod tests {
                 Rule::new().snat("[fd00::5]"),
                 Verdict::Snat(target("fd00::5", None)),
             ),
+            (
+                Rule::new().dnat_to(NatTarget::range("10.0.0.5", "10.0.0.6")),
+                Verdict::Dnat(NatTarget::range("10.0.0.5", "10.0.0.6")),
+            ),
+            (
+                Rule::new().snat_to(target("10.0.0.7", Some(1))),
+                Verdict::Snat(target("10.0.0.7", Some(1))),
+            ),
+            (
+                Rule::new().dnat_map(IpFamily::V4, forwards()),
+                Verdict::DnatMap(NatMap {
+                    family: IpFamily::V4,
+                    lookup: forwards(),
+                }),
+            ),
+            (
+                Rule::new().snat_map(IpFamily::V6, forwards()),
+                Verdict::SnatMap(NatMap {
+                    family: IpFamily::V6,
+                    lookup: forwards(),
+                }),
+            ),
             (Rule::new().masquerade(), Verdict::Masquerade),
+            (
+                Rule::new().masquerade_to(1024..=65535),
+                Verdict::MasqueradeTo(PortRange {
+                    first: 1024,
+                    last: 65535,
+                }),
+            ),
+            (Rule::new().redirect(), Verdict::Redirect),
+            (
+                Rule::new().redirect_to(3128),
+                Verdict::RedirectTo(PortRange {
+                    first: 3128,
+                    last: 3128,
+                }),
+            ),
+            (Rule::new().vmap(zones()), Verdict::Vmap(zones())),
             (Rule::new().continue_(), Verdict::Continue),
         ] {
             assert_eq!(rule.verdict(), &verdict);

@@ -1,6 +1,6 @@
 //! What a policy is given: the [`WorldState`] (interfaces, addresses, DHCP
-//! leases) and the [`Event`] that caused the evaluation, with look-ups over
-//! them.
+//! leases, the kernel's optional features) and the [`Event`] that caused
+//! the evaluation, with look-ups over them.
 //!
 //! The structs have public fields to read, and are `#[non_exhaustive]`: a
 //! later contract can add fields without breaking a policy. Tests build
@@ -73,6 +73,44 @@ impl Lease {
     }
 }
 
+/// What this kernel can do beyond what every supported kernel can. A
+/// policy offers a feature only where it works: the runtime refuses an
+/// answer that needs one this kernel lacks, naming it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KernelFeatures {
+    /// Flowtables (`flow add @ft`, CONFIG_NF_FLOW_TABLE).
+    pub flowtables: bool,
+    /// Interfaces whose driver can offload flows to hardware: a flowtable
+    /// that offloads in hardware may list only these.
+    pub hardware_offload: Vec<String>,
+    /// Conntrack helpers the kernel has, by the name a
+    /// [`CtHelper`](crate::CtHelper) gives: "ftp", "sip", "tftp", ...
+    pub ct_helpers: Vec<String>,
+}
+
+impl KernelFeatures {
+    /// No optional feature (what `WorldState::new` starts from).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the kernel has flowtables.
+    pub fn has_flowtables(&self) -> bool {
+        self.flowtables
+    }
+
+    /// Whether the kernel has the conntrack helper `helper` ("ftp").
+    pub fn has_ct_helper(&self, helper: &str) -> bool {
+        self.ct_helpers.iter().any(|h| h == helper)
+    }
+
+    /// Whether the interface can offload flows to hardware.
+    pub fn can_offload_in_hardware(&self, iface: &str) -> bool {
+        self.hardware_offload.iter().any(|i| i == iface)
+    }
+}
+
 /// Everything the runtime knows about the network when it calls the policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -82,12 +120,19 @@ pub struct WorldState {
     pub interfaces: Vec<NetworkInterface>,
     /// Current (not expired) DHCP leases, sorted by address.
     pub leases: Vec<Lease>,
+    /// The kernel's optional features.
+    pub features: KernelFeatures,
 }
 
 impl WorldState {
-    /// A state of these interfaces and leases.
+    /// A state of these interfaces and leases, on a kernel without optional
+    /// features (set `features` to give it some).
     pub fn new(interfaces: Vec<NetworkInterface>, leases: Vec<Lease>) -> Self {
-        WorldState { interfaces, leases }
+        WorldState {
+            interfaces,
+            leases,
+            features: KernelFeatures::new(),
+        }
     }
 
     /// The interface called `name`, if present.

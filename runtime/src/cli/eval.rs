@@ -145,10 +145,21 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
     let world = if let Some(path) = &args.state {
         world::load_json(path)?
     } else if args.local {
+        let interfaces = world::read_interfaces_now()?;
+        let names = world::interface_names(&interfaces);
+        // The probe needs CAP_NET_ADMIN; without it the policy is told the
+        // kernel has no optional feature (and the log says why).
+        let features = match crate::kernel::Netlink::new() {
+            Ok(mut kernel) => crate::kernel::detect_features(&mut kernel, &names),
+            Err(e) => {
+                tracing::warn!(error = %crate::text::error_chain(&e), "cannot open nftables to find out the kernel's features; the policy is told it has none");
+                world::Features::default()
+            }
+        };
         WorldState {
-            interfaces: world::read_interfaces_now()?,
+            interfaces,
             leases: Vec::new(),
-            features: world::Features::default(),
+            features,
         }
     } else {
         WorldState::default()

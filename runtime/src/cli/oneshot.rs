@@ -23,12 +23,16 @@ fn firewall(config: &Config, target: Target, writable: bool) -> Result<Firewall<
     )
 }
 
-/// Evaluates the policies on the interfaces as they are now.
-fn evaluate(firewall: &Firewall<Netlink>) -> Result<Evaluation> {
+/// Evaluates the policies on the interfaces and kernel features as they
+/// are now.
+fn evaluate(firewall: &mut Firewall<Netlink>) -> Result<Evaluation> {
+    let interfaces = world::read_interfaces_now()?;
+    let names = world::interface_names(&interfaces);
+    let features = crate::kernel::detect_features(firewall.kernel_mut(), &names);
     let world = WorldState {
-        interfaces: world::read_interfaces_now()?,
+        interfaces,
         leases: Vec::new(),
-        features: world::Features::default(),
+        features,
     };
     Ok(firewall.evaluate(&world, &Event::Startup))
 }
@@ -53,7 +57,7 @@ pub fn apply(args: &ConfigArgs) -> Result<ExitCode> {
     let Resolved { config, target } = resolve::load_config(args)?;
     let _lock = resolve::lock(&target)?;
     let mut firewall = firewall(&config, target, true)?;
-    let mut evaluation = evaluate(&firewall)?;
+    let mut evaluation = evaluate(&mut firewall)?;
     firewall.reconcile(&mut evaluation, "start", true)?;
     failures(&evaluation)?;
     Ok(ExitCode::SUCCESS)
@@ -62,7 +66,7 @@ pub fn apply(args: &ConfigArgs) -> Result<ExitCode> {
 pub fn plan(args: &ConfigArgs) -> Result<ExitCode> {
     let Resolved { config, target } = resolve::load_config(args)?;
     let mut firewall = firewall(&config, target, false)?;
-    let mut evaluation = evaluate(&firewall)?;
+    let mut evaluation = evaluate(&mut firewall)?;
     let pending = firewall.pending(&mut evaluation)?;
     print!("{}", pending.tx);
     for s in &pending.sysctls {

@@ -53,6 +53,10 @@ pub struct Daemon<K: Kernel> {
     pub(super) firewall: Firewall<K>,
     pub(super) evaluation: Evaluation,
     pub(super) interfaces: Vec<Interface>,
+    /// The kernel's optional features, found at start; the hardware
+    /// offload of each interface is asked again when the interfaces are
+    /// read.
+    pub(super) features: world::Features,
     pub(super) leases: Leases,
     /// Lease-file lines (or reads) that could not be used, as last seen.
     pub(super) lease_problems: Vec<String>,
@@ -90,6 +94,7 @@ impl<K: Kernel> Daemon<K> {
             firewall,
             evaluation: Evaluation::default(),
             interfaces: Vec::new(),
+            features: world::Features::default(),
             lease_problems: Vec::new(),
             pending: Pending::default(),
             timers,
@@ -109,6 +114,10 @@ impl<K: Kernel> Daemon<K> {
     /// applies the difference. An error here stops the daemon.
     pub fn start(&mut self, interfaces: Vec<Interface>, now: Instant) -> Result<(), EngineError> {
         self.interfaces = interfaces;
+        self.features = crate::kernel::detect_features(
+            self.firewall.kernel_mut(),
+            &world::interface_names(&self.interfaces),
+        );
         self.keeper.restore(&mut self.leases, epoch_now());
         self.read_lease_file();
         self.pending = Pending::default();
@@ -122,7 +131,7 @@ impl<K: Kernel> Daemon<K> {
         WorldState {
             interfaces: self.interfaces.clone(),
             leases: self.leases.list(),
-            features: crate::world::Features::default(),
+            features: self.features.clone(),
         }
     }
 
@@ -226,6 +235,15 @@ impl<K: Kernel> Daemon<K> {
             Ok(now) => {
                 let events = links::interface_events(&self.interfaces, &now);
                 self.interfaces = now;
+                if !events.is_empty() {
+                    let names = world::interface_names(&self.interfaces);
+                    match self.firewall.kernel_mut().hardware_offload(&names) {
+                        Ok(offload) => self.features.hardware_offload = offload,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read which interfaces offload flows in hardware; keeping the last reading")
+                        }
+                    }
+                }
                 if !events.is_empty() && self.config.leases.dnsmasq_file.is_some() {
                     // Which interface holds a lease of the file may have changed.
                     self.pending.lease_file = true;

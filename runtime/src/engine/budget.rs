@@ -36,6 +36,18 @@ fn held(table: Option<&ObservedTable>, policy: &str) -> Counts {
         c.sets += 1;
         c.elements += set.elements.as_ref().map_or(0, |e| e.len());
     }
+    for object in table
+        .objects
+        .iter()
+        .filter(|o| o.name.policy() == Some(policy))
+    {
+        c.add_object(object.type_id);
+    }
+    c.flowtables = table
+        .flowtables
+        .iter()
+        .filter(|f| f.name.policy() == Some(policy))
+        .count();
     c
 }
 

@@ -23,6 +23,11 @@ pub trait Evaluate: Send + Sync {
         event: &wit::Event,
         config: &[(String, String)],
     ) -> Result<wit::Ruleset, HostError>;
+
+    /// The version of `wasmwall:policy` the policy was built against.
+    fn contract(&self) -> &'static str {
+        "0.2.0"
+    }
 }
 
 impl Evaluate for LoadedPolicy {
@@ -33,6 +38,10 @@ impl Evaluate for LoadedPolicy {
         config: &[(String, String)],
     ) -> Result<wit::Ruleset, HostError> {
         LoadedPolicy::evaluate(self, state, event, config)
+    }
+
+    fn contract(&self) -> &'static str {
+        LoadedPolicy::contract(self)
     }
 }
 
@@ -50,7 +59,8 @@ pub fn evaluate_policy(
     let answer = policy
         .evaluate(state, event, &config.config)
         .map_err(PolicyError::Evaluate)?;
-    let mut rules = validate::validate(&answer, options).map_err(PolicyError::Invalid)?;
+    let mut rules =
+        validate::validate(&answer, options, &state.features).map_err(PolicyError::Invalid)?;
     for chain in &mut rules.chains {
         let Some(base) = chain.base.as_mut() else {
             continue;

@@ -69,7 +69,7 @@ impl Slot {
     pub fn load(loader: &dyn Loader, config: &PolicyConfig, insecure: bool) -> Slot {
         match loader.load(config, insecure) {
             Ok(c) => {
-                tracing::info!(policy = %config.name, path = %config.path.display(), hash = %&c.hash[..c.hash.len().min(12)], "policy loaded");
+                tracing::info!(policy = %config.name, path = %config.path.display(), hash = %&c.hash[..c.hash.len().min(12)], contract = c.policy.contract(), "policy loaded");
                 Slot {
                     config: config.clone(),
                     policy: Ok(c.policy),

@@ -60,6 +60,14 @@ impl Kernel for Refusing {
     fn list_sysctls(&mut self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
         self.inner.list_sysctls(dir)
     }
+
+    fn features(&mut self, interfaces: &[String]) -> Result<crate::world::Features, KernelError> {
+        self.inner.features(interfaces)
+    }
+
+    fn hardware_offload(&mut self, interfaces: &[String]) -> std::io::Result<Vec<String>> {
+        self.inner.hardware_offload(interfaces)
+    }
 }
 
 fn rules(policy: &str, comment: &str) -> PolicyRules {
@@ -86,6 +94,8 @@ fn rules_with_sysctls(policy: &str, comment: &str, sysctls: Vec<ir::Sysctl>) -> 
                 }],
             }],
             sets: vec![],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls,
         },
     }
@@ -269,7 +279,7 @@ fn only_operations_that_add_a_policys_object_name_it() {
     assert_eq!(chain.added_by(), Some("q"));
     let elements = Op::AddElements {
         set: "r/hosts".into(),
-        elements: ir::SetElements::Ports(vec![1]),
+        elements: ir::SetElements::ports(vec![1]),
     };
     assert_eq!(elements.added_by(), Some("r"));
     assert_eq!(Op::AddTable.added_by(), None);

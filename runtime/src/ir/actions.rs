@@ -94,8 +94,23 @@ impl NatTarget {
     }
 }
 
-/// `ip to 10.0.0.1-10.0.0.5:8080-8090 random`; an IPv6 address is in
-/// brackets when a port follows it.
+/// The prefix length of the range `first`-`last` when it is exactly one
+/// prefix (`10.0.0.4-10.0.0.7` is `10.0.0.4/30`).
+fn range_prefix(first: IpAddr, last: IpAddr) -> Option<u32> {
+    let (first, last, bits) = match (first, last) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return None,
+    };
+    let host = first ^ last;
+    // The bits that differ are all the low ones, and the first has them 0.
+    let aligned = host & host.wrapping_add(1) == 0 && first & host == 0;
+    aligned.then(|| bits - (128 - host.leading_zeros()))
+}
+
+/// `ip to 10.0.0.1-10.0.0.5:8080-8090 random`, as nft lists it: a range
+/// that is one prefix as the prefix (`10.0.0.4/30`), and an IPv6 address
+/// in brackets when a port follows it (a prefix without).
 impl fmt::Display for NatTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v6_with_port = self.address.is_ipv6() && self.ports.is_some();
@@ -106,9 +121,13 @@ impl fmt::Display for NatTarget {
                 a.to_string()
             }
         };
-        write!(f, "{} to {}", self.family().keyword(), addr(self.address))?;
-        if let Some(last) = self.last_address {
-            write!(f, "-{}", addr(last))?;
+        write!(f, "{} to ", self.family().keyword())?;
+        match self.last_address {
+            None => write!(f, "{}", addr(self.address))?,
+            Some(last) => match range_prefix(self.address, last) {
+                Some(len) => write!(f, "{}/{len}", self.address)?,
+                None => write!(f, "{}-{}", addr(self.address), addr(last))?,
+            },
         }
         if let Some(ports) = self.ports {
             write!(f, ":{ports}")?;
@@ -267,6 +286,11 @@ pub enum Action {
     Masquerade(Option<PortRange>),
     /// To this machine, optionally to these ports.
     Redirect(Option<PortRange>),
+    /// The verdict a map gives for the key; a key it lacks goes on.
+    Vmap(super::MapLookup),
+    /// DNAT or SNAT to what a map gives for the key.
+    DnatMap(super::NatMap),
+    SnatMap(super::NatMap),
 }
 
 impl fmt::Display for Action {
@@ -285,6 +309,9 @@ impl fmt::Display for Action {
             Action::Masquerade(Some(p)) => write!(f, "masquerade to :{p}"),
             Action::Redirect(None) => f.write_str("redirect"),
             Action::Redirect(Some(p)) => write!(f, "redirect to :{p}"),
+            Action::Vmap(lookup) => write!(f, "{} vmap {}", lookup.key_text(), lookup.map),
+            Action::DnatMap(m) => write!(f, "dnat {m}"),
+            Action::SnatMap(m) => write!(f, "snat {m}"),
         }
     }
 }
@@ -711,6 +738,48 @@ mod tests {
             (
                 t("10.0.0.1", None, None, rp),
                 "ip to 10.0.0.1 random,persistent",
+            ),
+            // Ranges that are one prefix, as nft 1.0.6 listed each.
+            (
+                t("10.0.0.0", Some("10.0.0.255"), None, none),
+                "ip to 10.0.0.0/24",
+            ),
+            (
+                t("10.0.0.2", Some("10.0.0.3"), None, none),
+                "ip to 10.0.0.2/31",
+            ),
+            (
+                t("10.0.0.1", Some("10.0.0.2"), None, none),
+                "ip to 10.0.0.1-10.0.0.2",
+            ),
+            (
+                t("0.0.0.0", Some("255.255.255.255"), None, none),
+                "ip to 0.0.0.0/0",
+            ),
+            (
+                t("10.0.0.4", Some("10.0.0.7"), Some((80, 80)), none),
+                "ip to 10.0.0.4/30:80",
+            ),
+            (
+                t("fd00::", Some("fd00::ffff"), None, none),
+                "ip6 to fd00::/112",
+            ),
+            (
+                t("fd00::", Some("fd00::ffff"), Some((80, 80)), none),
+                "ip6 to fd00::/112:80",
+            ),
+            (
+                t("fd00::2", Some("fd00::3"), None, none),
+                "ip6 to fd00::2/127",
+            ),
+            (
+                t(
+                    "::",
+                    Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+                    None,
+                    none,
+                ),
+                "ip6 to ::/0",
             ),
             (
                 t("10.0.0.1", None, None, all),

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 mod actions;
 mod fields;
 mod matches;
+mod objects;
 mod sets;
 pub mod time;
 mod values;
@@ -19,6 +20,7 @@ mod values;
 pub use actions::*;
 pub use fields::*;
 pub use matches::*;
+pub use objects::*;
 pub use sets::*;
 pub use values::*;
 
@@ -51,6 +53,9 @@ impl Hook {
 pub enum ChainType {
     Filter,
     Nat,
+    /// Filter on output, and route again a packet whose mark, addresses
+    /// or DSCP a rule changed.
+    Route,
 }
 
 impl ChainType {
@@ -58,6 +63,7 @@ impl ChainType {
         match self {
             ChainType::Filter => "filter",
             ChainType::Nat => "nat",
+            ChainType::Route => "route",
         }
     }
 }
@@ -190,6 +196,10 @@ pub struct Sysctl {
 pub struct Ruleset {
     pub chains: Vec<Chain>,
     pub sets: Vec<NamedSet>,
+    /// Counters, limits and conntrack helpers, in the order the policy
+    /// gave them, kind by kind.
+    pub objects: Vec<NamedObject>,
+    pub flowtables: Vec<NamedFlowtable>,
     pub sysctls: Vec<Sysctl>,
 }
 

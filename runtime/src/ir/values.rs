@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 /// The type of one part of a key, or of a map's data, as nft knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyType {
     Ipv4Addr,
     Ipv6Addr,
@@ -106,7 +108,9 @@ impl KeyType {
 }
 
 /// A key of one type, or of several concatenated (`ipv4_addr . inet_service`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key(pub Vec<KeyType>);
 
 impl Key {
@@ -142,7 +146,9 @@ impl fmt::Display for Key {
 }
 
 /// One value of a key part, checked against its type by validation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Value {
     /// A single address.
     Addr(IpAddr),
@@ -193,7 +199,9 @@ impl Value {
 }
 
 /// A set or map element's key: one value per part of the key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Element(pub Vec<Value>);
 
 impl Element {

@@ -10,6 +10,7 @@ use nix::errno::Errno;
 
 use super::{ApplyReport, Kernel, KernelError, Observation, next_generation};
 use crate::plan::{ObservedTable, Transaction, simulate};
+use crate::world::Features;
 
 #[derive(Debug, Default)]
 pub struct Fake {
@@ -22,6 +23,9 @@ pub struct Fake {
     pub batches: usize,
     /// Sysctl writes so far.
     pub sysctl_writes: usize,
+    /// What the kernel has: its hardware offload lists every interface
+    /// that can, present or not.
+    pub features: Features,
 }
 
 impl Fake {
@@ -191,5 +195,20 @@ impl Kernel for Fake {
             }
             None => Err(io::Error::from_raw_os_error(libc::ENOENT)),
         }
+    }
+
+    fn features(&mut self, interfaces: &[String]) -> Result<Features, KernelError> {
+        Ok(Features {
+            hardware_offload: self.hardware_offload(interfaces).unwrap_or_default(),
+            ..self.features.clone()
+        })
+    }
+
+    fn hardware_offload(&mut self, interfaces: &[String]) -> io::Result<Vec<String>> {
+        Ok(interfaces
+            .iter()
+            .filter(|i| self.features.hardware_offload.contains(i))
+            .cloned()
+            .collect())
     }
 }

@@ -5,11 +5,13 @@
 //! `encode` turns operations into netlink messages the way `nft` itself
 //! does, so `nft list ruleset` prints them readably; [`Netlink`] sends the
 //! batch on a socket it owns and reads every acknowledgement, so a failure
-//! names the operation the kernel rejected. `observe` decodes the dumps.
+//! names the operation the kernel rejected. `observe` decodes the dumps;
+//! `features` finds out what optional features the kernel has.
 //! [`Fake`] is the same interface in memory, for tests of pure logic.
 
 mod encode;
 mod fake;
+mod features;
 mod listeners;
 mod netlink;
 mod observe;
@@ -22,9 +24,22 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use crate::plan::{ObservedTable, Transaction};
+use crate::world::Features;
 
 pub use encode::parse_rule_tag;
+
+/// The kernel's bytes of an element's key (of its first key, for a range):
+/// what nft orders a listing by.
+pub(crate) fn key_bytes(key: &crate::ir::Key, element: &crate::ir::Element) -> Vec<u8> {
+    encode::elements::key_bytes(key, element, encode::elements::End::First)
+}
+
+/// The kernel's bytes of the last key an element covers.
+pub(crate) fn last_key_bytes(key: &crate::ir::Key, element: &crate::ir::Element) -> Vec<u8> {
+    encode::elements::key_bytes(key, element, encode::elements::End::Last)
+}
 pub use fake::Fake;
+pub use features::{Probed, active_features, detect_features, feature_names};
 pub use netlink::{Monitor, Netlink};
 
 /// The narrow interface the rest of the runtime uses to reach the kernel.
@@ -53,6 +68,13 @@ pub trait Kernel {
     fn list_sysctls(&mut self, dir: &Path) -> io::Result<Vec<String>> {
         crate::sysctl::list(dir)
     }
+    /// The kernel's optional features: whether it has flowtables and which
+    /// conntrack helpers, found out without changing anything, and which
+    /// of `interfaces` offload flows in hardware.
+    fn features(&mut self, interfaces: &[String]) -> Result<Features, KernelError>;
+    /// Which of `interfaces` offload flows in hardware (their
+    /// `hw-tc-offload` feature is on).
+    fn hardware_offload(&mut self, interfaces: &[String]) -> io::Result<Vec<String>>;
 }
 
 /// The runtime's table and the generation it was read at.

@@ -26,6 +26,7 @@ use super::wire::{
 };
 use super::{ApplyReport, Kernel, KernelError, Observation};
 use crate::plan::Transaction;
+use crate::world::Features;
 
 /// The kernel answers while `send()` runs, so the answers are queued before
 /// we read them; the timeout only guards against a kernel that never does.
@@ -56,6 +57,8 @@ const NFTA_GEN_ID: u16 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const INET: u8 = libc::NFPROTO_INET as u8;
+/// Not in libc.
+const NFT_MSG_GETFLOWTABLE: i32 = 23;
 /// Rule echoes (each added rule's handle, so the table after a batch is
 /// known without reading it) are asked for up to this many added rules:
 /// enough for every event-driven change. Each echo is a notification the
@@ -245,21 +248,22 @@ impl Netlink {
         };
         let mut collector = Collector::new(table, owned);
         let mut interrupted = false;
-        for (msg, attr, what) in [
-            (libc::NFT_MSG_GETCHAIN, 1, "list chains"),
-            (libc::NFT_MSG_GETRULE, 1, "list rules"),
+        // Every dump filters by the table (its attribute 1).
+        for (msg, what) in [
+            (libc::NFT_MSG_GETCHAIN, "list chains"),
+            (libc::NFT_MSG_GETRULE, "list rules"),
+            (libc::NFT_MSG_GETOBJ, "list objects"),
+            (NFT_MSG_GETFLOWTABLE, "list flowtables"),
         ] {
             let seq = self.next_seq();
             let dump = Request::new(msg as u16, NLM_F_DUMP, seq, INET)
-                .string(attr, table)
+                .string(1, table)
                 .finish();
-            let is_chain = msg == libc::NFT_MSG_GETCHAIN;
-            let answer = self.request(dump, what, |m| {
-                if is_chain {
-                    collector.chain(m)
-                } else {
-                    collector.rule(m)
-                }
+            let answer = self.request(dump, what, |m| match msg {
+                libc::NFT_MSG_GETCHAIN => collector.chain(m),
+                libc::NFT_MSG_GETRULE => collector.rule(m),
+                libc::NFT_MSG_GETOBJ => collector.object(m),
+                _ => collector.flowtable(m),
             })?;
             interrupted |= answer.map_err(|e| failed(what, e))?;
         }
@@ -522,6 +526,25 @@ impl Kernel for Netlink {
 
     fn write_sysctl(&mut self, path: &std::path::Path, value: &str) -> io::Result<()> {
         crate::sysctl::write(path, value)
+    }
+
+    fn features(&mut self, interfaces: &[String]) -> Result<Features, KernelError> {
+        let probed = super::features::probe()?;
+        let hardware_offload =
+            self.hardware_offload(interfaces)
+                .map_err(|source| KernelError::Configure {
+                    step: "the ethtool feature query",
+                    source,
+                })?;
+        Ok(Features {
+            flowtables: probed.flowtables,
+            hardware_offload,
+            ct_helpers: probed.ct_helpers,
+        })
+    }
+
+    fn hardware_offload(&mut self, interfaces: &[String]) -> io::Result<Vec<String>> {
+        super::features::hardware_offload(interfaces)
     }
 }
 

@@ -11,18 +11,20 @@
 
 mod model;
 mod name;
+mod objects;
 mod simulate;
 mod text;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::ir::{BaseChain, ChainPolicy, Rule, SetElements};
+use crate::ir::{BaseChain, ChainPolicy, Flowtable, Object, Rule, SetElements};
 
 pub use model::{
     ChainKind, DesiredChain, DesiredRule, DesiredSet, DesiredTable, ObservedChain, ObservedRule,
-    ObservedSet, ObservedTable, Ref, RuleTag, references,
+    ObservedSet, ObservedTable, Ref, RuleTag, element_references, references,
 };
 pub use name::KernelName;
+pub use objects::{DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject, object_ref};
 pub use simulate::{Rejected, simulate};
 pub use text::{elements_text, table_text};
 
@@ -72,6 +74,31 @@ pub enum Op {
     DeleteElements {
         set: KernelName,
         elements: SetElements,
+    },
+    /// Create a counter, limit or conntrack helper.
+    AddObject {
+        name: KernelName,
+        object: Object,
+    },
+    /// Delete an object of the kernel's type `type_id` (NFT_OBJECT_*).
+    DeleteObject {
+        name: KernelName,
+        type_id: u32,
+    },
+    /// Create a flowtable, or give an existing one (of the same priority
+    /// and hardware offload) the devices it lacks and this counter flag.
+    AddFlowtable {
+        name: KernelName,
+        flowtable: Flowtable,
+    },
+    /// Take these devices out of a flowtable of this priority.
+    DeleteFlowtableDevices {
+        name: KernelName,
+        priority: i32,
+        devices: Vec<String>,
+    },
+    DeleteFlowtable {
+        name: KernelName,
     },
     AddRule {
         chain: KernelName,
@@ -127,6 +154,11 @@ impl Transaction {
                     bump(&mut counts, "element delete", elements.len());
                     continue;
                 }
+                Op::AddObject { .. } => "object add",
+                Op::DeleteObject { .. } => "object delete",
+                Op::AddFlowtable { .. } => "flowtable add",
+                Op::DeleteFlowtableDevices { .. } => "flowtable device delete",
+                Op::DeleteFlowtable { .. } => "flowtable delete",
                 Op::AddRule { .. } => "rule add",
                 Op::DeleteRule { .. } => "rule delete",
             };
@@ -151,14 +183,18 @@ fn bump(counts: &mut Vec<(&'static str, usize)>, kind: &'static str, n: usize) {
 }
 
 impl Op {
-    /// The policy whose object this operation adds or changes, if it does:
+    /// The policy whose object this operation adds or changes (a flowtable
+    /// losing devices is changed), if it does:
     /// when the kernel refuses such an operation, it is that policy's rules
     /// it refuses. Deletes and the table itself belong to no policy.
     pub fn added_by(&self) -> Option<&str> {
         match self {
             Op::AddChain { name, .. }
             | Op::SetChainPolicy { name, .. }
-            | Op::AddSet { name, .. } => name.policy(),
+            | Op::AddSet { name, .. }
+            | Op::AddObject { name, .. }
+            | Op::AddFlowtable { name, .. }
+            | Op::DeleteFlowtableDevices { name, .. } => name.policy(),
             Op::AddElements { set, .. } => set.policy(),
             Op::AddRule { chain, .. } => chain.policy(),
             Op::AddTable
@@ -166,6 +202,8 @@ impl Op {
             | Op::DeleteChain { .. }
             | Op::DeleteSet { .. }
             | Op::DeleteElements { .. }
+            | Op::DeleteObject { .. }
+            | Op::DeleteFlowtable { .. }
             | Op::DeleteRule { .. } => None,
         }
     }
@@ -173,15 +211,21 @@ impl Op {
 
 /// Operations grouped by phase; the phases run in an order the kernel
 /// accepts: references are dropped before what they refer to is deleted,
-/// and what a rule refers to exists before the rule is added.
+/// and what a rule refers to exists before the rule is added. A verdict
+/// map's elements refer to the chains they jump to: they (and the map)
+/// go before the chains are deleted, and after they are made.
 #[derive(Default)]
 struct Phases {
     table: Vec<Op>,
     delete_rules: Vec<Op>,
+    delete_verdicts: Vec<Op>,
     delete_chains: Vec<Op>,
     delete_sets: Vec<Op>,
+    delete_objects: Vec<Op>,
     add_sets: Vec<Op>,
+    add_objects: Vec<Op>,
     add_chains: Vec<Op>,
+    add_verdicts: Vec<Op>,
     elements: Vec<Op>,
     add_rules: Vec<Op>,
 }
@@ -191,16 +235,80 @@ impl Phases {
         [
             self.table,
             self.delete_rules,
+            self.delete_verdicts,
             self.delete_chains,
             self.delete_sets,
+            self.delete_objects,
             self.add_sets,
+            self.add_objects,
             self.add_chains,
+            self.add_verdicts,
             self.elements,
             self.add_rules,
         ]
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// Deletes a set; a verdict map before the chains.
+    fn delete_set(&mut self, name: &KernelName, verdicts: bool) {
+        let op = Op::DeleteSet { name: name.clone() };
+        if verdicts {
+            self.delete_verdicts.push(op);
+        } else {
+            self.delete_sets.push(op);
+        }
+    }
+
+    /// Makes a set with its elements; a verdict map empty, with its
+    /// elements after the chains (so sets and maps are made in the
+    /// policies' order, the order nft lists them in).
+    fn add_set(&mut self, set: &DesiredSet) {
+        let verdicts = set.elements.kind.is_verdict_map();
+        let made = if verdicts {
+            set.elements.empty_like()
+        } else {
+            set.elements.clone()
+        };
+        self.add_sets.push(Op::AddSet {
+            name: set.name.clone(),
+            elements: made,
+        });
+        if verdicts && !set.elements.is_empty() {
+            self.add_verdicts.push(Op::AddElements {
+                set: set.name.clone(),
+                elements: set.elements.clone(),
+            });
+        }
+    }
+
+    /// Element deletes and adds of one set (those of a verdict map around
+    /// the chains' changes); nothing for an empty list.
+    fn elements(&mut self, set: &KernelName, add: SetElements, delete: SetElements) {
+        let verdicts = add.kind.is_verdict_map();
+        if !delete.is_empty() {
+            let op = Op::DeleteElements {
+                set: set.clone(),
+                elements: delete,
+            };
+            if verdicts {
+                self.delete_verdicts.push(op);
+            } else {
+                self.elements.push(op);
+            }
+        }
+        if !add.is_empty() {
+            let op = Op::AddElements {
+                set: set.clone(),
+                elements: add,
+            };
+            if verdicts {
+                self.add_verdicts.push(op);
+            } else {
+                self.elements.push(op);
+            }
+        }
     }
 
     /// Deletes a chain. Its rules that refer to other chains or sets go
@@ -265,16 +373,13 @@ pub fn plan(
         Some(t) => t,
     };
 
-    // Sets. One whose kind changed is made again, and the rules using it
-    // with it.
-    let mut recreated_sets: HashSet<&str> = HashSet::new();
+    // Sets and maps. One whose kind changed is made again, and the rules
+    // using it with it. In a dynamic set, the elements rules added are not
+    // the policy's: none is deleted.
+    let mut recreated: HashSet<Ref> = HashSet::new();
     for want in &desired.sets {
-        let add = || Op::AddSet {
-            name: want.name.clone(),
-            elements: want.elements.clone(),
-        };
         let Some(have) = observed.set(&want.name) else {
-            phases.add_sets.push(add());
+            phases.add_set(want);
             continue;
         };
         match have
@@ -283,36 +388,37 @@ pub fn plan(
             .and_then(|h| want.elements.difference(h))
         {
             Some((add, delete)) => {
-                if !delete.is_empty() {
-                    phases.elements.push(Op::DeleteElements {
-                        set: want.name.clone(),
-                        elements: delete,
-                    });
-                }
-                if !add.is_empty() {
-                    phases.elements.push(Op::AddElements {
-                        set: want.name.clone(),
-                        elements: add,
-                    });
-                }
+                let delete = if want.elements.kind.dynamic {
+                    delete.empty_like()
+                } else {
+                    delete
+                };
+                phases.elements(&want.name, add, delete);
             }
             None => {
-                phases.delete_sets.push(Op::DeleteSet {
-                    name: want.name.clone(),
-                });
-                phases.add_sets.push(add());
-                recreated_sets.insert(&want.name);
+                phases.delete_set(&want.name, have.refers_to_chains());
+                phases.add_set(want);
+                recreated.insert(Ref::Set(want.name.clone()));
             }
         }
     }
     let wanted_sets: HashSet<&str> = desired.sets.iter().map(|s| s.name.as_str()).collect();
     for have in &observed.sets {
         if !wanted_sets.contains(have.name.as_str()) && !desired.is_kept(&have.name) {
-            phases.delete_sets.push(Op::DeleteSet {
-                name: have.name.clone(),
-            });
+            phases.delete_set(&have.name, have.refers_to_chains());
         }
     }
+
+    // Objects and flowtables, made again like sets.
+    let object_ops = objects::plan(
+        &desired.objects,
+        &desired.flowtables,
+        observed,
+        &|name| desired.is_kept(name),
+        &mut recreated,
+    );
+    phases.delete_objects = object_ops.delete;
+    phases.add_objects = object_ops.add;
 
     // Chains.
     let observed_chains: HashMap<&str, &ObservedChain> = observed
@@ -345,7 +451,7 @@ pub fn plan(
                 continue;
             }
         }
-        diff_rules(&mut phases, want, have, &recreated_sets);
+        diff_rules(&mut phases, want, have, &recreated);
     }
     let wanted_chains: HashSet<&str> = desired.chains.iter().map(|c| c.name.as_str()).collect();
     for have in &observed.chains {
@@ -366,14 +472,12 @@ fn diff_rules(
     phases: &mut Phases,
     want: &DesiredChain,
     have: &ObservedChain,
-    recreated_sets: &HashSet<&str>,
+    recreated: &HashSet<Ref>,
 ) {
-    // A rule using a set that is made again must be made again too.
+    // A rule using a set or object that is made again must be made again
+    // too.
     let stale = |r: &DesiredRule| {
-        !recreated_sets.is_empty()
-            && references(&r.rule)
-                .iter()
-                .any(|x| matches!(x, Ref::Set(s) if recreated_sets.contains(s.as_str())))
+        !recreated.is_empty() && references(&r.rule).iter().any(|x| recreated.contains(x))
     };
     // The common case, checked in one pass: nothing changed in this chain.
     let same = want.rules.len() == have.rules.len()

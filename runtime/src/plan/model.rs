@@ -2,7 +2,11 @@
 //! names, each rule with its tag) and what the kernel holds.
 
 use super::KernelName;
-use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements, Statement};
+use super::objects::{self, DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject};
+use crate::ir::{
+    Action, BaseChain, Data, MapSource, Match, PolicyRules, Rule, SetElement, SetElements,
+    Statement,
+};
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
 /// its canonical text.
@@ -20,6 +24,8 @@ pub struct RuleTag {
 pub struct DesiredTable {
     pub chains: Vec<DesiredChain>,
     pub sets: Vec<DesiredSet>,
+    pub objects: Vec<DesiredObject>,
+    pub flowtables: Vec<DesiredFlowtable>,
     /// Policies whose chains and sets stay exactly as the kernel holds them
     /// (their last known good rules), because their evaluation failed.
     pub kept: Vec<String>,
@@ -49,12 +55,19 @@ impl DesiredTable {
     /// Places every policy's chains and sets in one table, renaming them to
     /// kernel names and tagging every rule.
     pub fn from_policies(policies: &[PolicyRules]) -> DesiredTable {
-        let mut table = DesiredTable::default();
+        let (objects, flowtables) = objects::desired(policies);
+        let mut table = DesiredTable {
+            objects,
+            flowtables,
+            ..DesiredTable::default()
+        };
         for p in policies {
             for set in &p.rules.sets {
+                let mut elements = set.elements.clone();
+                verdicts_to_kernel_names(&p.policy, &mut elements);
                 table.sets.push(DesiredSet {
                     name: KernelName::new(&p.policy, &set.name),
-                    elements: set.elements.clone(),
+                    elements,
                 });
             }
             for chain in &p.rules.chains {
@@ -96,8 +109,11 @@ impl DesiredTable {
     /// The table as the kernel would show it once the desired state is
     /// applied (handles aside): what the planner must converge to.
     pub fn expected(&self) -> ObservedTable {
+        let (objects, flowtables) = objects::expected(&self.objects, &self.flowtables);
         ObservedTable {
             owned: true,
+            objects,
+            flowtables,
             chains: self
                 .chains
                 .iter()
@@ -118,10 +134,7 @@ impl DesiredTable {
             sets: self
                 .sets
                 .iter()
-                .map(|s| ObservedSet {
-                    name: s.name.clone(),
-                    elements: Some(s.elements.clone()),
-                })
+                .map(|s| ObservedSet::of(s.name.clone(), s.elements.clone()))
                 .collect(),
         }
     }
@@ -139,35 +152,84 @@ fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
     for name in rule.matches.iter_mut().filter_map(Match::object_mut) {
         *name = KernelName::new(policy, name).to_string();
     }
-    if let Action::Jump(c) | Action::Goto(c) = &mut rule.action {
-        *c = KernelName::new(policy, c).to_string();
+    match &mut rule.action {
+        Action::Jump(c) | Action::Goto(c) => *c = KernelName::new(policy, c).to_string(),
+        Action::Vmap(lookup)
+        | Action::DnatMap(crate::ir::NatMap { lookup, .. })
+        | Action::SnatMap(crate::ir::NatMap { lookup, .. }) => match &mut lookup.map {
+            MapSource::Named(map) => *map = KernelName::new(policy, map).to_string(),
+            MapSource::Inline(elements) => verdicts_to_kernel_names(policy, elements),
+        },
+        _ => {}
     }
     rule
 }
 
-/// A chain a rule jumps to or a set it looks up: the kernel counts these,
-/// and such a chain or set cannot be deleted while the rule exists.
+/// Rewrites the chains a verdict map's elements continue in into kernel
+/// names.
+fn verdicts_to_kernel_names(policy: &str, map: &mut SetElements) {
+    for e in &mut map.elements {
+        if let Some(Data::Verdict(v)) = &mut e.data
+            && let Some(chain) = v.chain_mut()
+        {
+            *chain = KernelName::new(policy, chain).to_string();
+        }
+    }
+}
+
+/// A chain a rule jumps to, a set it looks up, an object or a flowtable it
+/// names: the kernel counts these, and such a thing cannot be deleted
+/// while the rule exists.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Ref {
     Chain(KernelName),
     Set(KernelName),
+    /// A counter, limit or helper, by the kernel's type (NFT_OBJECT_*).
+    Object {
+        type_id: u32,
+        name: KernelName,
+    },
+    Flowtable(KernelName),
 }
 
-/// The chains and sets a rule refers to, sorted.
+/// The chains, sets, objects and flowtables a rule refers to, sorted: the
+/// chains its inline map jumps to too (the kernel counts those).
 pub fn references(rule: &Rule) -> Vec<Ref> {
     let mut refs: Vec<Ref> = rule
         .matches
         .iter()
         .filter_map(|m| m.set().map(|set| Ref::Set(set.into())))
         .collect();
-    if let Action::Jump(c) | Action::Goto(c) = &rule.action {
-        refs.push(Ref::Chain(c.as_str().into()));
+    refs.extend(rule.statements.iter().filter_map(|s| match s {
+        Statement::CounterNamed(c) => Some(objects::object_ref(crate::ir::OBJECT_COUNTER, c)),
+        Statement::CtHelper(h) => Some(objects::object_ref(crate::ir::OBJECT_CT_HELPER, h)),
+        Statement::Offload(f) => Some(Ref::Flowtable(f.as_str().into())),
+        _ => None,
+    }));
+    match &rule.action {
+        Action::Jump(c) | Action::Goto(c) => refs.push(Ref::Chain(c.as_str().into())),
+        Action::Vmap(lookup)
+        | Action::DnatMap(crate::ir::NatMap { lookup, .. })
+        | Action::SnatMap(crate::ir::NatMap { lookup, .. }) => match &lookup.map {
+            MapSource::Named(map) => refs.push(Ref::Set(map.as_str().into())),
+            MapSource::Inline(elements) => refs.extend(element_references(&elements.elements)),
+        },
+        _ => {}
     }
     refs.sort();
     refs.dedup();
     refs
+}
+
+/// The chains set elements continue in (a verdict map's jumps and gotos):
+/// such a chain cannot be deleted while the element exists.
+pub fn element_references(elements: &[SetElement]) -> impl Iterator<Item = Ref> + '_ {
+    elements.iter().filter_map(|e| match &e.data {
+        Some(Data::Verdict(v)) => v.chain().map(|c| Ref::Chain(c.into())),
+        _ => None,
+    })
 }
 
 /// The runtime's table as the kernel holds it.
@@ -178,6 +240,10 @@ pub struct ObservedTable {
     pub owned: bool,
     pub chains: Vec<ObservedChain>,
     pub sets: Vec<ObservedSet>,
+    #[serde(default)]
+    pub objects: Vec<ObservedObject>,
+    #[serde(default)]
+    pub flowtables: Vec<ObservedFlowtable>,
 }
 
 impl ObservedTable {
@@ -193,12 +259,16 @@ impl ObservedTable {
         self.sets.iter().find(|s| s.name == name)
     }
 
-    /// The table with every handle set to 0, chains and sets sorted by name:
-    /// two tables with the same content compare equal.
+    /// The table with every handle set to 0, chains, sets, objects and
+    /// flowtables sorted by name: two tables with the same content compare
+    /// equal.
     pub fn normalized(&self) -> ObservedTable {
         let mut t = self.clone();
         t.chains.sort_by(|a, b| a.name.cmp(&b.name));
         t.sets.sort_by(|a, b| a.name.cmp(&b.name));
+        t.objects
+            .sort_by(|a, b| (&a.name, a.type_id).cmp(&(&b.name, b.type_id)));
+        t.flowtables.sort_by(|a, b| a.name.cmp(&b.name));
         for rule in t.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
             rule.handle = 0;
         }
@@ -220,7 +290,8 @@ pub enum ChainKind {
     Regular,
     Base(BaseChain),
     /// A base chain the runtime never makes (another family's hook, a
-    /// `route` chain, ...): made by hand, and always replaced.
+    /// device's hook, an unknown type, ...): made by hand, and always
+    /// replaced.
     Foreign,
 }
 
@@ -246,14 +317,34 @@ pub struct ObservedRule {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSet {
     pub name: KernelName,
-    /// `None` when the set is of a kind the runtime never makes (another key
-    /// type, intervals, a map, ...).
+    /// `None` when the set is of a kind the runtime never makes, or holds
+    /// elements the runtime never writes.
     pub elements: Option<SetElements>,
+    /// Whether it is a verdict map, whose elements may jump to chains
+    /// (known even of one the runtime does not read).
+    #[serde(default)]
+    pub verdicts: bool,
+}
+
+impl ObservedSet {
+    /// A set as the runtime made it.
+    pub fn of(name: KernelName, elements: SetElements) -> ObservedSet {
+        ObservedSet {
+            name,
+            verdicts: elements.kind.is_verdict_map(),
+            elements: Some(elements),
+        }
+    }
+
+    /// Whether deleting it must come before deleting chains.
+    pub fn refers_to_chains(&self) -> bool {
+        self.verdicts
+    }
 }
 
 /// The difference between two sorted, duplicate-free lists: (in `want` but
 /// not in `have`, in `have` but not in `want`).
-fn sorted_difference<T: Ord + Copy>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) {
+fn sorted_difference<T: Ord + Clone>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut add, mut del) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < want.len() || j < have.len() {
@@ -263,15 +354,15 @@ fn sorted_difference<T: Ord + Copy>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) 
                 j += 1;
             }
             (Some(a), Some(b)) if a < b => {
-                add.push(*a);
+                add.push(a.clone());
                 i += 1;
             }
             (Some(a), None) => {
-                add.push(*a);
+                add.push(a.clone());
                 i += 1;
             }
             (_, Some(b)) => {
-                del.push(*b);
+                del.push(b.clone());
                 j += 1;
             }
             (None, None) => unreachable!("the loop condition excludes it"),
@@ -280,67 +371,48 @@ fn sorted_difference<T: Ord + Copy>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) 
     (add, del)
 }
 
-/// A sorted, duplicate-free union or removal.
-fn sorted_merge<T: Ord + Copy>(a: &[T], b: &[T], keep_b: bool) -> Vec<T> {
-    if keep_b {
-        let mut out: Vec<T> = a.iter().chain(b).copied().collect();
-        out.sort();
-        out.dedup();
-        out
-    } else {
-        a.iter()
-            .filter(|x| b.binary_search(x).is_err())
-            .copied()
-            .collect()
-    }
-}
-
 impl SetElements {
-    /// Whether both hold the same kind of key.
+    /// Whether both are of the same kind (key, data, flags, timeout, size).
     pub fn same_kind(&self, other: &SetElements) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other)
-    }
-
-    /// An empty list of the same kind.
-    pub fn empty_like(&self) -> SetElements {
-        match self {
-            SetElements::Ipv4(_) => SetElements::Ipv4(Vec::new()),
-            SetElements::Ipv6(_) => SetElements::Ipv6(Vec::new()),
-            SetElements::Ports(_) => SetElements::Ports(Vec::new()),
-        }
+        self.kind == other.kind
     }
 
     /// (elements to add, elements to delete) to turn `have` into `self`;
-    /// `None` if the two are of different kinds.
+    /// `None` if the two are of different kinds. A map element whose data
+    /// changed is deleted and added again: the kernel changes no element
+    /// in place.
     pub fn difference(&self, have: &SetElements) -> Option<(SetElements, SetElements)> {
-        use SetElements::*;
-        Some(match (self, have) {
-            (Ipv4(w), Ipv4(h)) => {
-                let (a, d) = sorted_difference(w, h);
-                (Ipv4(a), Ipv4(d))
-            }
-            (Ipv6(w), Ipv6(h)) => {
-                let (a, d) = sorted_difference(w, h);
-                (Ipv6(a), Ipv6(d))
-            }
-            (Ports(w), Ports(h)) => {
-                let (a, d) = sorted_difference(w, h);
-                (Ports(a), Ports(d))
-            }
-            _ => return None,
-        })
+        if !self.same_kind(have) {
+            return None;
+        }
+        let (add, del) = sorted_difference(&self.elements, &have.elements);
+        let with = |elements| SetElements {
+            kind: self.kind.clone(),
+            elements,
+        };
+        Some((with(add), with(del)))
     }
 
     /// `self` with `other`'s elements added (`add`) or removed; `None` if the
     /// two are of different kinds.
     pub fn combined(&self, other: &SetElements, add: bool) -> Option<SetElements> {
-        use SetElements::*;
-        Some(match (self, other) {
-            (Ipv4(a), Ipv4(b)) => Ipv4(sorted_merge(a, b, add)),
-            (Ipv6(a), Ipv6(b)) => Ipv6(sorted_merge(a, b, add)),
-            (Ports(a), Ports(b)) => Ports(sorted_merge(a, b, add)),
-            _ => return None,
-        })
+        if !self.same_kind(other) {
+            return None;
+        }
+        let elements = if add {
+            self.elements
+                .iter()
+                .chain(&other.elements)
+                .cloned()
+                .collect()
+        } else {
+            self.elements
+                .iter()
+                .filter(|x| other.elements.binary_search(x).is_err())
+                .cloned()
+                .collect()
+        };
+        Some(SetElements::new(self.kind.clone(), elements))
     }
 
     /// Whether every element of `other` is in `self`.
@@ -348,5 +420,15 @@ impl SetElements {
         other
             .difference(self)
             .is_some_and(|(missing, _)| missing.is_empty())
+    }
+
+    /// An element of `other` whose key `self` holds with other data: the
+    /// kernel refuses to add it.
+    pub fn clash<'a>(&self, other: &'a SetElements) -> Option<&'a SetElement> {
+        other.elements.iter().find(|e| {
+            self.elements
+                .iter()
+                .any(|have| have.key == e.key && have.data != e.data)
+        })
     }
 }

@@ -139,8 +139,17 @@ fn log(limit: Option<wit::Rate>) -> S {
     })
 }
 
+/// On a kernel with flowtables and every helper the runtime knows.
 fn check(rs: &wit::Ruleset) -> Result<ir::Ruleset, Invalid> {
-    validate(rs, &Options::default())
+    let features = crate::world::Features {
+        flowtables: true,
+        hardware_offload: Vec::new(),
+        ct_helpers: crate::world::CT_HELPERS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect(),
+    };
+    validate(rs, &Options::default(), &features.to_wit())
 }
 
 /// Validates and expects exactly one problem, at `at`, whose message
@@ -960,19 +969,5 @@ fn redirect_to_ports() {
     assert_eq!(
         text(ports(8080, 8090)),
         "tcp dport 80 redirect to :8080-8090"
-    );
-}
-
-#[test]
-fn maps_are_not_applied_here_yet() {
-    let lookup = wit::MapLookup {
-        key: vec![wit::Field::Iifname],
-        map: wit::MapSource::Named("m".into()),
-    };
-    let rs = ruleset(vec![input(vec![rule(vec![], vec![], A::Vmap(lookup))])]);
-    rejects(
-        rs,
-        AT,
-        &["in the 0.2 contract but this runtime cannot apply it yet"],
     );
 }

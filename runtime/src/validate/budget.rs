@@ -1,5 +1,8 @@
-//! Budgets of kernel objects: how many rules, chains, base chains, sets and
-//! set elements one policy may ask for, and the whole table may hold. An
+//! Budgets of kernel objects: how many rules, chains, base chains, sets,
+//! set elements, counters, limits, conntrack helpers and flowtables one
+//! policy may ask for, and the whole table may hold. Maps count as sets and
+//! their elements as set elements (the kernel holds both alike), and so do
+//! the inline maps of rules, each an anonymous set. An
 //! answer inside every other limit can still make the kernel allocate
 //! without bound while it holds a batch (each object costs it a transaction
 //! entry, and the whole batch is held until its commit), and base chains use
@@ -22,6 +25,20 @@ pub const DEFAULT_MAX_BASE_CHAINS: usize = 32;
 pub const DEFAULT_MAX_SETS: usize = 500;
 /// Most set elements of one policy, all its sets together.
 pub const DEFAULT_MAX_ELEMENTS: usize = 200_000;
+/// Most named counters of one policy. A counter, a limit or a helper costs
+/// the kernel about 0.3 KiB (5,000 of them: +1.4-1.5 MiB of unreclaimable
+/// slab, `nft -f`, kernel 6.18; SECURITY.md), and 8 KiB more while its
+/// batch is in the kernel when another process listens to nftables
+/// notifications: a router names a few dozen.
+pub const DEFAULT_MAX_COUNTERS: usize = 1_000;
+/// Most limit objects of one policy.
+pub const DEFAULT_MAX_LIMITS: usize = 1_000;
+/// Most conntrack helper objects of one policy: the kernel has about a
+/// dozen helpers, and a policy needs one object per helper and protocol.
+pub const DEFAULT_MAX_CT_HELPERS: usize = 64;
+/// Most flowtables of one policy: a router offloads to one or two. Each
+/// holds an ingress hook on each of its devices.
+pub const DEFAULT_MAX_FLOWTABLES: usize = 8;
 
 /// The whole table's defaults. Their largest batch (every object of a full
 /// table replaced: old and new are both held until the commit ends) is
@@ -33,6 +50,10 @@ pub const DEFAULT_TABLE: TableBudget = TableBudget {
     base_chains_per_hook: 64,
     sets: 1_000,
     elements: 200_000,
+    counters: 4_000,
+    limits: 4_000,
+    ct_helpers: 256,
+    flowtables: 16,
 };
 
 /// The kernel's limit of functions on one hook of one family in a network
@@ -50,6 +71,10 @@ pub struct PolicyBudget {
     pub base_chains: usize,
     pub sets: usize,
     pub elements: usize,
+    pub counters: usize,
+    pub limits: usize,
+    pub ct_helpers: usize,
+    pub flowtables: usize,
 }
 
 impl Default for PolicyBudget {
@@ -60,6 +85,10 @@ impl Default for PolicyBudget {
             base_chains: DEFAULT_MAX_BASE_CHAINS,
             sets: DEFAULT_MAX_SETS,
             elements: DEFAULT_MAX_ELEMENTS,
+            counters: DEFAULT_MAX_COUNTERS,
+            limits: DEFAULT_MAX_LIMITS,
+            ct_helpers: DEFAULT_MAX_CT_HELPERS,
+            flowtables: DEFAULT_MAX_FLOWTABLES,
         }
     }
 }
@@ -72,6 +101,10 @@ pub struct TableBudget {
     pub base_chains_per_hook: usize,
     pub sets: usize,
     pub elements: usize,
+    pub counters: usize,
+    pub limits: usize,
+    pub ct_helpers: usize,
+    pub flowtables: usize,
 }
 
 impl Default for TableBudget {
@@ -101,6 +134,10 @@ pub struct Counts {
     pub base_chains: [usize; HOOKS.len()],
     pub sets: usize,
     pub elements: usize,
+    pub counters: usize,
+    pub limits: usize,
+    pub ct_helpers: usize,
+    pub flowtables: usize,
 }
 
 impl Counts {
@@ -108,7 +145,11 @@ impl Counts {
     pub fn of_answer(answer: &wit::Ruleset) -> Counts {
         let mut c = Counts {
             chains: answer.chains.len(),
-            sets: answer.sets.len(),
+            sets: answer.sets.len() + answer.maps.len(),
+            counters: answer.counters.len(),
+            limits: answer.limits.len(),
+            ct_helpers: answer.ct_helpers.len(),
+            flowtables: answer.flowtables.len(),
             ..Counts::default()
         };
         for chain in &answer.chains {
@@ -116,8 +157,15 @@ impl Counts {
             if let Some(base) = &chain.base {
                 c.base_chains[hook_index(super::rules::hook(base.hook))] += 1;
             }
+            for rule in &chain.rules {
+                if let Some(n) = inline_map_elements(&rule.action) {
+                    c.sets += 1;
+                    c.elements += n;
+                }
+            }
         }
-        c.elements = answer.sets.iter().map(|s| s.elements.len()).sum();
+        c.elements += answer.sets.iter().map(|s| s.elements.len()).sum::<usize>();
+        c.elements += answer.maps.iter().map(|m| m.elements.len()).sum::<usize>();
         // Inline sets are sets of the kernel too.
         for m in answer
             .chains
@@ -138,16 +186,28 @@ impl Counts {
             chains: rules.chains.len(),
             sets: rules.sets.len(),
             rules: rules.rule_count(),
+            flowtables: rules.flowtables.len(),
             ..Counts::default()
         };
         for chain in &rules.chains {
             if let Some(base) = &chain.base {
                 c.base_chains[hook_index(base.hook)] += 1;
             }
+            for rule in &chain.rules {
+                if let Some(map) = ir_inline_map(&rule.action) {
+                    c.sets += 1;
+                    c.elements += map.len();
+                }
+            }
         }
-        c.elements = rules.sets.iter().map(|s| s.elements.len()).sum();
-        let rules = rules.chains.iter().flat_map(|ch| &ch.rules);
+        for o in &rules.objects {
+            c.add_object(o.object.type_id());
+        }
+        c.elements += rules.sets.iter().map(|s| s.elements.len()).sum::<usize>();
         for size in rules
+            .chains
+            .iter()
+            .flat_map(|ch| &ch.rules)
             .flat_map(|r| &r.matches)
             .filter_map(ir::Match::inline_set_len)
         {
@@ -162,28 +222,80 @@ impl Counts {
         self.base_chains[hook_index(hook)] += 1;
     }
 
+    /// Adds one object of the kernel's type `type_id` (NFT_OBJECT_*); the
+    /// runtime makes no other types, and budgets none.
+    pub fn add_object(&mut self, type_id: u32) {
+        match type_id {
+            ir::OBJECT_COUNTER => self.counters += 1,
+            ir::OBJECT_LIMIT => self.limits += 1,
+            ir::OBJECT_CT_HELPER => self.ct_helpers += 1,
+            _ => {}
+        }
+    }
+
     pub fn base_chains_total(&self) -> usize {
         self.base_chains.iter().sum()
     }
 
+    /// Every count but the base chains', by name, for both directions of
+    /// [`Counts::add`] and [`Counts::sub`].
+    fn fields(&mut self) -> [&mut usize; 8] {
+        [
+            &mut self.rules,
+            &mut self.chains,
+            &mut self.sets,
+            &mut self.elements,
+            &mut self.counters,
+            &mut self.limits,
+            &mut self.ct_helpers,
+            &mut self.flowtables,
+        ]
+    }
+
     fn add(&mut self, other: &Counts) {
-        self.rules += other.rules;
-        self.chains += other.chains;
-        self.sets += other.sets;
-        self.elements += other.elements;
+        let mut other = *other;
+        for (a, b) in self.fields().into_iter().zip(other.fields()) {
+            *a += *b;
+        }
         for (a, b) in self.base_chains.iter_mut().zip(other.base_chains) {
             *a += b;
         }
     }
 
     fn sub(&mut self, other: &Counts) {
-        self.rules = self.rules.saturating_sub(other.rules);
-        self.chains = self.chains.saturating_sub(other.chains);
-        self.sets = self.sets.saturating_sub(other.sets);
-        self.elements = self.elements.saturating_sub(other.elements);
+        let mut other = *other;
+        for (a, b) in self.fields().into_iter().zip(other.fields()) {
+            *a = a.saturating_sub(*b);
+        }
         for (a, b) in self.base_chains.iter_mut().zip(other.base_chains) {
             *a = a.saturating_sub(b);
         }
+    }
+}
+
+/// The elements of an action's inline map, if it has one.
+fn inline_map_elements(action: &wit::Action) -> Option<usize> {
+    let lookup = match action {
+        wit::Action::Vmap(l) => l,
+        wit::Action::DnatMap(n) | wit::Action::SnatMap(n) => &n.lookup,
+        _ => return None,
+    };
+    match &lookup.map {
+        wit::MapSource::Inline(elements) => Some(elements.len()),
+        wit::MapSource::Named(_) => None,
+    }
+}
+
+/// A validated action's inline map, if it has one.
+fn ir_inline_map(action: &ir::Action) -> Option<&ir::SetElements> {
+    let lookup = match action {
+        ir::Action::Vmap(l) => l,
+        ir::Action::DnatMap(n) | ir::Action::SnatMap(n) => &n.lookup,
+        _ => return None,
+    };
+    match &lookup.map {
+        ir::MapSource::Inline(elements) => Some(elements),
+        ir::MapSource::Named(_) => None,
     }
 }
 
@@ -212,6 +324,20 @@ pub fn policy_overruns(counts: &Counts, budget: &PolicyBudget) -> Vec<String> {
         counts.elements,
         budget.elements,
         "max_elements",
+    );
+    check("counters", counts.counters, budget.counters, "max_counters");
+    check("limits", counts.limits, budget.limits, "max_limits");
+    check(
+        "ct helpers",
+        counts.ct_helpers,
+        budget.ct_helpers,
+        "max_ct_helpers",
+    );
+    check(
+        "flowtables",
+        counts.flowtables,
+        budget.flowtables,
+        "max_flowtables",
     );
     out
 }
@@ -293,6 +419,34 @@ fn table_problems(now: &Counts, next: &Counts, budget: &TableBudget) -> Vec<Stri
         budget.elements,
         "elements",
     );
+    check(
+        "counters".into(),
+        now.counters,
+        next.counters,
+        budget.counters,
+        "counters",
+    );
+    check(
+        "limits".into(),
+        now.limits,
+        next.limits,
+        budget.limits,
+        "limits",
+    );
+    check(
+        "ct helpers".into(),
+        now.ct_helpers,
+        next.ct_helpers,
+        budget.ct_helpers,
+        "ct_helpers",
+    );
+    check(
+        "flowtables".into(),
+        now.flowtables,
+        next.flowtables,
+        budget.flowtables,
+        "flowtables",
+    );
     for (i, hook) in HOOKS.iter().enumerate() {
         check(
             format!("base chains on the {} hook", hook.as_str()),
@@ -326,6 +480,10 @@ mod tests {
             base_chains_per_hook: 4,
             sets: 10,
             elements: 100,
+            counters: 10,
+            limits: 10,
+            ct_helpers: 2,
+            flowtables: 1,
         }
     }
 
@@ -337,6 +495,7 @@ mod tests {
             base_chains: 1,
             sets: 1,
             elements: 5,
+            ..PolicyBudget::default()
         };
         let mut c = counts(11, 3);
         c.sets = 2;
@@ -407,8 +566,91 @@ mod tests {
     }
 
     #[test]
+    fn maps_and_inline_maps_count_as_sets() {
+        let element = |n| wit::MapElement {
+            key: vec![wit::Value::Number(n)],
+            data: wit::MapData::Verdict(wit::Verdict::Drop),
+        };
+        let vmap = wit::Action::Vmap(wit::MapLookup {
+            key: vec![wit::Field::Dport(wit::Transport::Tcp)],
+            map: wit::MapSource::Inline(vec![element(1), element(2), element(3)]),
+        });
+        let answer = wit::Ruleset {
+            chains: vec![wit::Chain {
+                name: "c".into(),
+                base: None,
+                rules: vec![wit::Rule {
+                    matches: vec![],
+                    statements: vec![],
+                    action: vmap,
+                    comment: None,
+                }],
+            }],
+            maps: vec![wit::NamedMap {
+                name: "m".into(),
+                key: vec![wit::KeyType::InetService],
+                data: None,
+                intervals: false,
+                elements: vec![element(1), element(2)],
+            }],
+            ..wit::Ruleset::empty()
+        };
+        let c = Counts::of_answer(&answer);
+        assert_eq!((c.sets, c.elements), (2, 5));
+    }
+
+    #[test]
     fn a_policy_replacing_its_objects_counts_only_the_new_ones() {
         let policies = [("a", counts(100, 4), Some(counts(100, 4)))];
         assert!(table_overruns(&policies, &small()).is_empty());
+    }
+
+    #[test]
+    fn objects_and_flowtables_are_budgeted_per_policy_and_for_the_table() {
+        let budget = PolicyBudget {
+            counters: 1,
+            limits: 1,
+            ct_helpers: 1,
+            flowtables: 1,
+            ..PolicyBudget::default()
+        };
+        let c = Counts {
+            counters: 2,
+            limits: 3,
+            ct_helpers: 4,
+            flowtables: 5,
+            ..Counts::default()
+        };
+        assert_eq!(
+            policy_overruns(&c, &budget),
+            [
+                "the ruleset has 2 counters; the limit is 1 (limits.max_counters)",
+                "the ruleset has 3 limits; the limit is 1 (limits.max_limits)",
+                "the ruleset has 4 ct helpers; the limit is 1 (limits.max_ct_helpers)",
+                "the ruleset has 5 flowtables; the limit is 1 (limits.max_flowtables)",
+            ]
+        );
+        let mut one = Counts::default();
+        for type_id in [
+            ir::OBJECT_CT_HELPER,
+            ir::OBJECT_COUNTER,
+            ir::OBJECT_LIMIT,
+            2,
+        ] {
+            one.add_object(type_id);
+        }
+        one.flowtables = 1;
+        let policies = [
+            ("a", Counts::default(), Some(one)),
+            ("b", Counts::default(), Some(one)),
+            ("c", Counts::default(), Some(one)),
+        ];
+        let out = table_overruns(&policies, &small());
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(
+            out[0].problems,
+            ["the table would hold 2 flowtables; its budget is 1 (table_budget.flowtables)"]
+        );
+        assert_eq!(out[1].policy, "c");
     }
 }

@@ -78,14 +78,14 @@ fn transport(t: wit::Transport) -> Transport {
     }
 }
 
-fn family(f: wit::IpFamily) -> Family {
+pub(super) fn family(f: wit::IpFamily) -> Family {
     match f {
         wit::IpFamily::Ipv4 => Family::V4,
         wit::IpFamily::Ipv6 => Family::V6,
     }
 }
 
-fn field(f: &wit::Field) -> Field {
+pub(super) fn field(f: &wit::Field) -> Field {
     match f {
         wit::Field::Iifname => Field::Iifname,
         wit::Field::Oifname => Field::Oifname,

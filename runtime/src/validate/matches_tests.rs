@@ -3,7 +3,15 @@
 //! its words.
 
 use crate::bindings::wit::{self, Matcher as M};
-use crate::validate::{LocalTime, Options, Problem, validate};
+use crate::validate::{LocalTime, Options, Problem};
+
+/// Validates with the default world's kernel features (matches need none).
+fn validate(
+    rs: &wit::Ruleset,
+    opts: &Options,
+) -> Result<crate::ir::Ruleset, crate::validate::Invalid> {
+    crate::validate::validate(rs, opts, &crate::world::Features::default().to_wit())
+}
 
 fn opts() -> Options {
     Options {

@@ -1,13 +1,15 @@
 //! Validation: turns the ruleset a policy returned (WIT types) into the rule
 //! IR, or into a list of problems, each naming where it is and what is wrong.
 //! Pure: no I/O. This file is the entry and the report; the checks are by
-//! concern: `rules` (matches and actions), `graph` (jumps), `sets` and
-//! `sysctls`.
+//! concern: `rules` (matches and actions), `graph` (jumps), `sets`, `maps`,
+//! `objects` (counters, limits, helpers, flowtables) and `sysctls`.
 
 mod actions;
 pub mod budget;
 mod graph;
+mod maps;
 mod matches;
+mod objects;
 mod rules;
 mod sets;
 mod sysctls;
@@ -20,6 +22,7 @@ use std::fmt;
 use crate::bindings::wit;
 use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Hook};
 use crate::sysctl::AllowList;
+use rules::SetKinds;
 pub use time::LocalTime;
 
 /// Longest chain or set name a policy may use.
@@ -188,8 +191,13 @@ pub fn nat_priority_problem(base: &BaseChain) -> Option<String> {
     })
 }
 
-/// Validates a policy's ruleset and converts it to the IR.
-pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
+/// Validates a policy's ruleset and converts it to the IR. `features` are
+/// the kernel's, as the policy saw them in its world state.
+pub fn validate(
+    ruleset: &wit::Ruleset,
+    opts: &Options,
+    features: &wit::KernelFeatures,
+) -> Result<ir::Ruleset, Invalid> {
     let mut ctx = Ctx {
         problems: Vec::new(),
     };
@@ -206,14 +214,9 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         });
     }
 
-    let sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
-    let declared = matches::Declared::of(ruleset);
-    let env = matches::Env {
-        declared: &declared,
-        local_time: opts.local_time,
-    };
-
-    let objects = actions::Objects::of(ruleset);
+    let mut sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
+    let converted = objects::convert_objects(&mut ctx, ruleset, features);
+    let for_matches = matches::Declared::of(ruleset);
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -232,10 +235,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
                 chain_type: match b.type_ {
                     wit::ChainType::Filter => ChainType::Filter,
                     wit::ChainType::Nat => ChainType::Nat,
-                    wit::ChainType::Route => {
-                        rules::not_yet(&mut ctx, &at, "a route chain");
-                        return None;
-                    }
+                    wit::ChainType::Route => ChainType::Route,
                 },
                 priority: priority(&mut ctx, &at, b.priority)?,
                 policy: match b.policy {
@@ -257,16 +257,42 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             if let Some(problem) = nat_priority_problem(b) {
                 ctx.err(&at, problem);
             }
+            if b.chain_type == ChainType::Route && b.hook != Hook::Output {
+                ctx.err(
+                    &at,
+                    format!(
+                        "a route chain hooks output only (it routes again what this machine sends); this one hooks {}",
+                        b.hook.as_str()
+                    ),
+                );
+            }
         }
         infos.insert(chain.name.as_str(), ChainInfo { base });
     }
 
-    if let Some(cycle) = graph::find_cycle(&ruleset.chains) {
+    // Maps after the chains, which their verdicts name.
+    let maps = maps::convert_maps(&mut ctx, opts, &ruleset.maps, &infos, &sets);
+    sets.extend(maps);
+    let set_kinds: SetKinds = sets
+        .iter()
+        .map(|s| (s.name.as_str(), &s.elements.kind))
+        .collect();
+    let declared = rules::Declared {
+        env: matches::Env {
+            declared: &for_matches,
+            local_time: opts.local_time,
+        },
+        sets: set_kinds,
+        objects: actions::Objects::of(ruleset),
+    };
+
+    let targets = maps::map_targets(&ruleset.maps);
+    if let Some(cycle) = graph::find_cycle(&ruleset.chains, &targets) {
         ctx.err(
             format!("chain {:?}", cycle[0]),
             format!("jump loop: {}", cycle.join(" -> ")),
         );
-    } else if let Some(path) = graph::too_deep(&ruleset.chains, &infos) {
+    } else if let Some(path) = graph::too_deep(&ruleset.chains, &infos, &targets) {
         ctx.err(
             format!("chain {:?}", path[path.len() - 1]),
             format!(
@@ -276,12 +302,7 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             ),
         );
     }
-    let reach = graph::reaching_hooks(&ruleset.chains, &infos);
-    let names = rules::Names {
-        matches: &env,
-        objects: &objects,
-        chains: &infos,
-    };
+    let reach = graph::reaching_hooks(&ruleset.chains, &infos, &targets);
 
     let mut chains = Vec::new();
     for chain in &ruleset.chains {
@@ -295,7 +316,15 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
             .enumerate()
             .filter_map(|(ri, rule)| {
                 let at = format!("chain {:?} rule {}", chain.name, ri + 1);
-                rules::convert_rule(&mut ctx, &at, rule, info.base.as_ref(), &names, &hooks)
+                rules::convert_rule(
+                    &mut ctx,
+                    &at,
+                    rule,
+                    info.base.as_ref(),
+                    &declared,
+                    &infos,
+                    &hooks,
+                )
             })
             .collect();
         chains.push(ir::Chain {
@@ -311,6 +340,8 @@ pub fn validate(ruleset: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, I
         Ok(ir::Ruleset {
             chains,
             sets,
+            objects: converted.objects,
+            flowtables: converted.flowtables,
             sysctls,
         })
     } else {

@@ -13,15 +13,6 @@ use crate::bindings::wit;
 use crate::fields;
 use crate::ir::{self, BaseChain, Family, Hook, L4Proto};
 
-/// What the rules of an answer may refer to: the sets and limits their
-/// matches name (and the local time zone they read times in), the objects
-/// their statements name, and the chains.
-pub(super) struct Names<'a, 'b> {
-    pub matches: &'b Env<'a, 'b>,
-    pub objects: &'b Objects<'a>,
-    pub chains: &'b HashMap<&'a str, ChainInfo>,
-}
-
 /// Converts one rule of a chain whose base is `base` (none for a regular
 /// chain) and that runs in `hooks`; None when something is wrong with it
 /// (each problem is in `ctx`).
@@ -30,10 +21,10 @@ pub(super) fn convert_rule(
     at: &str,
     rule: &wit::Rule,
     base: Option<&BaseChain>,
-    names: &Names,
+    declared: &Declared,
+    infos: &HashMap<&str, ChainInfo>,
     hooks: &BTreeSet<Reach>,
 ) -> Option<ir::Rule> {
-    let (env, objects, infos) = (names.matches, names.objects, names.chains);
     if rule.matches.len() > MATCHES_MAX {
         ctx.err(
             at,
@@ -65,7 +56,7 @@ pub(super) fn convert_rule(
                 ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
             }
         }
-        if let Some(conv) = convert_match(ctx, &mat, m, env, hooks, &mut facts) {
+        if let Some(conv) = convert_match(ctx, &mat, m, &declared.env, hooks, &mut facts) {
             matches.push(conv);
         }
     }
@@ -74,8 +65,8 @@ pub(super) fn convert_rule(
     } else {
         matches
     };
-    let statements = convert_statements(ctx, at, rule, &facts, objects, hooks);
-    let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
+    let statements = convert_statements(ctx, at, rule, &facts, &declared.objects, hooks);
+    let action = convert_action(ctx, at, &rule.action, &facts, &declared.sets, infos, hooks);
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
@@ -88,14 +79,6 @@ pub(super) fn convert_rule(
         action: action?,
         comment: rule.comment.clone(),
     })
-}
-
-/// A construct of the 0.2 contract this runtime does not apply yet.
-pub(super) fn not_yet(ctx: &mut Ctx, at: &str, what: &str) {
-    ctx.err(
-        at,
-        format!("{what} is in the 0.2 contract but this runtime cannot apply it yet"),
-    );
 }
 
 /// A string the kernel keeps and nft lists: at most `max` bytes, and only
@@ -134,3 +117,15 @@ pub(super) struct RuleFacts {
     pub family: Option<Family>,
     pub l4: Option<L4Proto>,
 }
+
+/// What a rule may name besides chains: the policy's sets (the matches'
+/// view, with the local time), its sets and maps (the actions'), and its
+/// objects.
+pub(super) struct Declared<'a, 'b> {
+    pub env: Env<'a, 'b>,
+    pub sets: SetKinds<'a>,
+    pub objects: Objects<'a>,
+}
+
+/// Sets and maps declared by the policy: name -> kind.
+pub(super) type SetKinds<'a> = HashMap<&'a str, &'a ir::SetKind>;

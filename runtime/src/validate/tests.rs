@@ -8,7 +8,11 @@ use crate::ir::SetElements;
 /// These tests write 0.1 answers: validation sees them through the 0.1
 /// conversion, as it sees a 0.1 component's.
 fn validate(answer: &wit::Ruleset, opts: &Options) -> Result<ir::Ruleset, Invalid> {
-    super::validate(&crate::sandbox::v01::ruleset(answer.clone()), opts)
+    super::validate(
+        &crate::sandbox::v01::ruleset(answer.clone()),
+        opts,
+        &crate::world::Features::default().to_wit(),
+    )
 }
 
 fn opts() -> Options {
@@ -418,7 +422,7 @@ fn set_elements_are_sorted_and_deduplicated() {
     let ir = validate(&rs, &opts()).unwrap();
     assert_eq!(
         ir.sets[0].elements,
-        SetElements::Ipv4(vec![
+        SetElements::ipv4(vec![
             "10.0.0.1".parse().unwrap(),
             "10.0.0.2".parse().unwrap()
         ])
@@ -812,6 +816,7 @@ fn an_answer_over_its_budget_is_refused_before_conversion_naming_each_key() {
             base_chains: 1,
             sets: 2,
             elements: 10,
+            ..Default::default()
         },
         ..opts()
     };

@@ -44,6 +44,8 @@ fn wants(policy: &str, sysctls: &[(&str, &str)]) -> PolicyRules {
         rules: ir::Ruleset {
             chains: vec![],
             sets: vec![],
+            objects: Vec::new(),
+            flowtables: Vec::new(),
             sysctls: sysctls
                 .iter()
                 .map(|(key, value)| ir::Sysctl {

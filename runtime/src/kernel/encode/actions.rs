@@ -216,6 +216,9 @@ impl RuleBuilder {
                 }
                 return self.hand_made(Expr::new("redir", data));
             }
+            Action::Vmap(_) | Action::DnatMap(_) | Action::SnatMap(_) => {
+                unreachable!("map actions are encoded by add_map_action")
+            }
         };
         self.push(Immediate::new_verdict(verdict));
     }

@@ -38,7 +38,7 @@ pub(super) mod nat_flags {
 /// Netlink attributes, written in order: header (length, type), value,
 /// padding to 4 bytes. Numbers are big-endian, as nf_tables reads them.
 #[derive(Default)]
-pub(super) struct Attrs(Vec<u8>);
+pub(super) struct Attrs(pub(super) Vec<u8>);
 
 impl Attrs {
     /// An attribute of these bytes.
@@ -75,7 +75,12 @@ impl Attrs {
         self.put(ty, &v)
     }
 
-    /// Attributes nested in one.
+    pub fn u16(self, ty: u16, v: u16) -> Attrs {
+        self.put(ty, &v.to_be_bytes())
+    }
+
+    /// A nested attribute (flagged NLA_F_NESTED, as libnftnl sends them)
+    /// holding `inner`.
     pub fn nested(self, ty: u16, inner: Attrs) -> Attrs {
         self.put(ty | NLA_F_NESTED, &inner.0)
     }

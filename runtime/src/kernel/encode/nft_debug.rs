@@ -297,6 +297,9 @@ fn expression(name: &str, d: &[u8]) -> String {
                 reg(d, 2),
                 attribute(d, 1).map(string).unwrap_or_default()
             );
+            if let Some(dreg) = u32_of(d, 3) {
+                out.push_str(&format!(" dreg {dreg}"));
+            }
             if let Some(flags) = u32_of(d, 5) {
                 out.push_str(&format!(" 0x{flags:x}"));
             }
