@@ -200,7 +200,10 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
     let mut refs: Vec<Ref> = rule
         .matches
         .iter()
-        .filter_map(|m| m.set().map(|set| Ref::Set(set.into())))
+        .filter_map(|m| match m {
+            Match::LimitNamed(l) => Some(objects::object_ref(crate::ir::OBJECT_LIMIT, l)),
+            _ => m.set().map(|set| Ref::Set(set.into())),
+        })
         .collect();
     refs.extend(rule.statements.iter().filter_map(|s| match s {
         Statement::CounterNamed(c) => Some(objects::object_ref(crate::ir::OBJECT_COUNTER, c)),

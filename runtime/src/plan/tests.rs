@@ -715,3 +715,56 @@ proptest! {
         prop_assert_eq!(tx.ops.len(), after.chains.len());
     }
 }
+
+/// A rule's named limit and its keyed limit's set are what it refers to,
+/// by their kernel names; its inline sets are its own.
+#[test]
+fn a_rule_refers_to_its_limit_object_and_its_keyed_limits_set() {
+    let rate = Rate {
+        amount: 3,
+        bytes: false,
+        per: TimeUnit::Minute,
+        burst: Rate::DEFAULT_PACKET_BURST,
+    };
+    let limited = rule(
+        vec![
+            Match::Test {
+                fields: vec![Field::Dport(Transport::Tcp)],
+                against: Against::Set(InlineSet {
+                    elements: vec![
+                        Element(vec![Value::Number(22)]),
+                        Element(vec![Value::Number(80)]),
+                    ],
+                    intervals: false,
+                }),
+                negate: false,
+            },
+            Match::LimitNamed("ssh".into()),
+            Match::KeyedLimit {
+                fields: vec![Field::Saddr(Family::V4)],
+                set: "guard".into(),
+                rate,
+                over: true,
+            },
+        ],
+        Action::Drop,
+    );
+    let desired = DesiredTable::from_policies(&[PolicyRules {
+        policy: "p".into(),
+        rules: Ruleset {
+            chains: vec![Chain {
+                name: "c".into(),
+                base: None,
+                rules: vec![limited],
+            }],
+            ..Ruleset::default()
+        },
+    }]);
+    assert_eq!(
+        model::references(&desired.chains[0].rules[0].rule),
+        [
+            Ref::Set("p/guard".into()),
+            objects::object_ref(OBJECT_LIMIT, "p/ssh"),
+        ]
+    );
+}

@@ -11,6 +11,12 @@
 //! times (the rule fires an hour off) and nft lists them an hour off, until
 //! the policy's rules are validated again, which gives a new text and so
 //! replaces the rule. Dates keep their own offset and are not affected.
+//!
+//! nft 1.0.6 misprints a time of day in a zone west of UTC when its UTC
+//! seconds are fewer than the offset (it adds a negative offset to an
+//! unsigned number: `"20:00"` in New York lists as `"1193042:28:16"`); the
+//! runtime's text gives the time, so such a rule's listing differs from
+//! its text.
 
 use crate::ir::time::{SECONDS_PER_DAY, days_from_civil};
 use crate::ir::{DateRange, HourRange};
