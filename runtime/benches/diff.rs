@@ -128,11 +128,7 @@ fn ruleset(n: u32, changed: bool, extra_lease: bool) -> Vec<PolicyRules> {
             ],
             sets: vec![NamedSet {
                 name: "leases".into(),
-                elements: SetElements::Ipv4(
-                    (0..leases)
-                        .map(|i| Ipv4Addr::from(0xac10_0000 + i))
-                        .collect(),
-                ),
+                elements: SetElements::ipv4((0..leases).map(|i| Ipv4Addr::from(0xac10_0000 + i))),
             }],
             objects: Vec::new(),
             flowtables: Vec::new(),

@@ -551,6 +551,7 @@ impl Config {
             max_set_elements: self.max_set_elements,
             sysctls: self.sysctls.clone(),
             max_sysctls: self.max_sysctls,
+            local_time: validate::LocalTime::system(),
         }
     }
 

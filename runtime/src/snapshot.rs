@@ -19,8 +19,8 @@ use crate::kernel::Observation;
 use crate::plan::ObservedTable;
 
 /// 2: the table's objects and flowtables (a snapshot without them could
-/// not say what the kernel holds of them).
-const VERSION: u32 = 2;
+/// not say what the kernel holds of them); 3: sets and maps of every kind.
+const VERSION: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Snapshot {

@@ -54,7 +54,7 @@ fn forward_rules(n: u16, changed: Option<(u16, u16)>) -> DesiredTable {
 
 /// A policy with a set of `n` lease addresses (10.0.x.y) and one rule using it.
 fn leases(n: u32) -> DesiredTable {
-    let addrs = (0..n).map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect();
+    let addrs: Vec<Ipv4Addr> = (0..n).map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect();
     DesiredTable::from_policies(&policy(
         "home",
         vec![chain(
@@ -71,7 +71,7 @@ fn leases(n: u32) -> DesiredTable {
         )],
         vec![NamedSet {
             name: "leases".into(),
-            elements: SetElements::Ipv4(addrs),
+            elements: SetElements::ipv4(addrs),
         }],
     ))
 }
@@ -193,7 +193,7 @@ fn a_rejected_transaction_leaves_the_kernel_exactly_as_before() {
     .unwrap();
     tx.ops.push(Op::AddSet {
         name: "big/extra".into(),
-        elements: SetElements::Ports(vec![1, 2]),
+        elements: SetElements::ports(vec![1, 2]),
     });
     tx.ops.push(Op::DeleteRule {
         chain: "big/forward".into(),

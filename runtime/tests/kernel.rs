@@ -158,7 +158,7 @@ fn large_sets_are_split_across_messages() {
             vec![],
             vec![NamedSet {
                 name: "many".into(),
-                elements: SetElements::Ipv4(addrs),
+                elements: SetElements::ipv4(addrs),
             }],
         )),
     );

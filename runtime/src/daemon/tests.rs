@@ -218,10 +218,20 @@ impl Lab {
 
     fn leases_in_kernel(&self) -> Vec<std::net::Ipv4Addr> {
         let table = self.fake().table("ww").expect("the table exists");
-        match table.set("p/leases").and_then(|s| s.elements.clone()) {
-            Some(crate::ir::SetElements::Ipv4(v)) => v,
-            other => panic!("no address set: {other:?}"),
-        }
+        let found = table.set("p/leases").and_then(|s| s.elements.clone());
+        let Some(set) = found
+            .clone()
+            .filter(|s| s.address_family() == Some(crate::ir::Family::V4))
+        else {
+            panic!("no address set: {found:?}");
+        };
+        set.elements
+            .iter()
+            .map(|e| match e.key.0.as_slice() {
+                [crate::ir::Value::Addr(std::net::IpAddr::V4(a))] => *a,
+                other => panic!("not an address: {other:?}"),
+            })
+            .collect()
     }
 
     fn rejected(&self) -> Vec<String> {

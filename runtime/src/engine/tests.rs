@@ -279,7 +279,7 @@ fn only_operations_that_add_a_policys_object_name_it() {
     assert_eq!(chain.added_by(), Some("q"));
     let elements = Op::AddElements {
         set: "r/hosts".into(),
-        elements: ir::SetElements::Ports(vec![1]),
+        elements: ir::SetElements::ports(vec![1]),
     };
     assert_eq!(elements.added_by(), Some("r"));
     assert_eq!(Op::AddTable.added_by(), None);

@@ -286,6 +286,11 @@ pub enum Action {
     Masquerade(Option<PortRange>),
     /// To this machine, optionally to these ports.
     Redirect(Option<PortRange>),
+    /// The verdict a map gives for the key; a key it lacks goes on.
+    Vmap(super::MapLookup),
+    /// DNAT or SNAT to what a map gives for the key.
+    DnatMap(super::NatMap),
+    SnatMap(super::NatMap),
 }
 
 impl fmt::Display for Action {
@@ -304,6 +309,9 @@ impl fmt::Display for Action {
             Action::Masquerade(Some(p)) => write!(f, "masquerade to :{p}"),
             Action::Redirect(None) => f.write_str("redirect"),
             Action::Redirect(Some(p)) => write!(f, "redirect to :{p}"),
+            Action::Vmap(lookup) => write!(f, "{} vmap {}", lookup.key_text(), lookup.map),
+            Action::DnatMap(m) => write!(f, "dnat {m}"),
+            Action::SnatMap(m) => write!(f, "snat {m}"),
         }
     }
 }

@@ -14,6 +14,7 @@ mod fields;
 mod matches;
 mod objects;
 mod sets;
+pub mod time;
 mod values;
 
 pub use actions::*;
@@ -140,11 +141,9 @@ impl Rule {
             return None;
         };
         let family = target.family();
-        let covered = self.matches.iter().any(|m| match m {
-            Match::Addr { net, .. } => Family::of(&net.ip()) == family,
-            Match::AddrInSet { family: f, .. } => *f == family,
-            _ => false,
-        });
+        // A match of the family checks it, or (in nft's listing) hides
+        // the check: nft drops a family check that a later match implies.
+        let covered = self.matches.iter().any(|m| m.family() == Some(family));
         // A DSCP change checks its family itself, where it is, and nft
         // lists that check as part of it.
         let checked_by_statement = self

@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 /// The type of one part of a key, or of a map's data, as nft knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyType {
     Ipv4Addr,
     Ipv6Addr,
@@ -106,7 +108,9 @@ impl KeyType {
 }
 
 /// A key of one type, or of several concatenated (`ipv4_addr . inet_service`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key(pub Vec<KeyType>);
 
 impl Key {
@@ -142,7 +146,9 @@ impl fmt::Display for Key {
 }
 
 /// One value of a key part, checked against its type by validation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Value {
     /// A single address.
     Addr(IpAddr),
@@ -176,7 +182,12 @@ impl Value {
             Value::Prefix(p) => p.to_string(),
             Value::AddrRange(a, b) => format!("{a}-{b}"),
             Value::Number(n) => number_text(ty, *n),
-            Value::Range(a, b) => format!("{}-{}", number_text(ty, *a), number_text(ty, *b)),
+            // nft lists the ends of a range as numbers, never by name.
+            Value::Range(a, b) => format!(
+                "{}-{}",
+                plain_number_text(ty, *a),
+                plain_number_text(ty, *b)
+            ),
             Value::Name(n) => format!("\"{n}\""),
             Value::Mac(m) => m
                 .iter()
@@ -188,7 +199,9 @@ impl Value {
 }
 
 /// A set or map element's key: one value per part of the key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Element(pub Vec<Value>);
 
 impl Element {
@@ -223,8 +236,9 @@ pub fn merge_intervals(ty: KeyType, values: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// A value's interval as numbers (addresses as their 128 or 32 bits).
-fn span(v: &Value) -> Option<(u128, u128)> {
+/// A value's interval as numbers (addresses as their 128 or 32 bits);
+/// None for names and hardware addresses.
+pub fn span(v: &Value) -> Option<(u128, u128)> {
     let bits = |a: &IpAddr| match a {
         IpAddr::V4(a) => u128::from(u32::from(*a)),
         IpAddr::V6(a) => u128::from(*a),
@@ -281,10 +295,18 @@ fn number_text(ty: KeyType, n: u32) -> String {
         KeyType::IcmpCode => named(ICMP_CODES),
         KeyType::Icmpv6Code => named(ICMPV6_CODES),
         KeyType::Dscp => named(DSCP_CLASSES),
-        KeyType::Mark => Some(format!("0x{n:08x}")),
         _ => None,
     };
-    name.unwrap_or_else(|| n.to_string())
+    name.unwrap_or_else(|| plain_number_text(ty, n))
+}
+
+/// A number as nft lists it without a name: marks and DSCP values in hex.
+fn plain_number_text(ty: KeyType, n: u32) -> String {
+    match ty {
+        KeyType::Mark => format!("0x{n:08x}"),
+        KeyType::Dscp => format!("0x{n:02x}"),
+        _ => n.to_string(),
+    }
 }
 
 /// Layer-4 protocol names as nft lists them: those of netbase's
@@ -509,6 +531,9 @@ mod tests {
         assert_eq!(Value::Number(1).text(KeyType::Mark), "0x00000001");
         assert_eq!(Value::Number(47).text(KeyType::InetProto), "gre");
         assert_eq!(Value::Number(0x22).text(KeyType::Dscp), "af41");
+        assert_eq!(Value::Number(5).text(KeyType::Dscp), "0x05");
+        assert_eq!(Value::Range(0x10, 0x18).text(KeyType::Dscp), "0x10-0x18");
+        assert_eq!(Value::Range(0, 3).text(KeyType::IcmpType), "0-3");
         assert_eq!(Value::Range(1, 1024).text(KeyType::InetService), "1-1024");
         assert_eq!(
             Value::Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]).text(KeyType::EtherAddr),

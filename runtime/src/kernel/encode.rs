@@ -1,31 +1,30 @@
 //! Operations -> rustables objects -> one netlink batch. Rules are built
 //! in `rule`, their matches in `matches`, statements and actions in
-//! `actions`; expressions rustables lacks are made in `expr`.
+//! `actions`; expressions rustables lacks are made in `expr`; sets, maps
+//! and their elements in `sets`, map actions in `maps`.
 //!
 //! Every match is encoded the way `nft` 1.0 encodes it (the same loads,
 //! dependencies and comparisons), so `nft list ruleset` prints the rules the
 //! way a person would have written them.
 
-use std::fmt::Display;
-
-use rustables::data_type::DataType;
-use rustables::set::{SetBuilder, SetElementList};
 use rustables::{Batch, Chain, ChainPolicy, ChainType, Hook, HookClass, MsgType, ProtocolFamily};
 use rustables::{Rule, Set, Table};
 
-use crate::ir::{self, BaseChain, SetElements};
+use crate::ir::{self, BaseChain};
 use crate::plan::{Op, Position, RuleTag, Transaction};
 
 mod actions;
-// Taken into use by the set, map and inline-set encoders being written.
-#[allow(dead_code)]
-mod elements;
+pub(super) mod elements;
 mod expr;
+mod fields;
+mod inline;
+mod maps;
 mod matches;
 #[cfg(test)]
 mod nft_debug;
 mod objects;
 mod rule;
+mod sets;
 
 pub(in crate::kernel) use objects::encode as object_message;
 use rule::rule_object;
@@ -44,11 +43,9 @@ const UDATA_TAG: u8 = 0xf0;
 const TAG_PREFIX: &str = "ww1:";
 /// The kernel's limit on a rule's userdata (NFT_USERDATA_MAXLEN).
 const USERDATA_MAX: usize = 256;
-/// Set elements per message: keeps the element list attribute far below the
-/// 64 KiB a netlink attribute can hold (an IPv6 element takes 28 bytes).
+/// Set elements per message at most (an element list attribute holds at
+/// most 64 KiB: `sets` also counts its bytes).
 const ELEMENTS_PER_MESSAGE: usize = 1024;
-/// Elements named in the text of an element message.
-const ELEMENTS_SHOWN: usize = 4;
 const NLM_F_APPEND: u16 = libc::NLM_F_APPEND as u16;
 const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
 const NLM_F_ECHO: u16 = libc::NLM_F_ECHO as u16;
@@ -89,8 +86,10 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
     let mut ops = Vec::new();
     let mut rule_seqs = Vec::new();
     let mut patches = Patches::default();
-    // Messages rustables cannot write, by sequence number.
+    // Messages rustables cannot write, by sequence number: objects', sets'
+    // and maps' whole, inline sets' over stand-ins.
     let mut own_messages = Vec::new();
+    let mut hand_made = Vec::new();
     for (index, op) in tx.ops.iter().enumerate() {
         match op {
             Op::AddTable => {
@@ -118,15 +117,13 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 texts.push(op.command(t));
             }
             Op::AddSet { name, elements } => {
-                // The kernel wants an id, unique in the batch, for every new
-                // set: the set message's sequence number is one.
-                let set = set_object(&table, name, elements).with_id(texts.len() as u32 + 1);
-                batch.add(&set, MsgType::Add);
-                texts.push(op.command(t));
-                for (list, text) in element_lists(&table, name, elements) {
-                    batch.add(&list, MsgType::Add);
-                    texts.push(format!("add element inet {t} {name} {{ {text} }}"));
-                }
+                let mut out = sets::Out {
+                    batch: &mut batch,
+                    texts: &mut texts,
+                    messages: &mut own_messages,
+                    placeholder: &table,
+                };
+                sets::add_set(&mut out, t, name, op.command(t), elements);
             }
             Op::DeleteSet { name } => {
                 let mut set = Set::default().with_table(t).with_name(name.as_str());
@@ -134,15 +131,23 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 batch.add(&set, MsgType::Del);
                 texts.push(op.command(t));
             }
-            Op::AddElements { set, elements } | Op::DeleteElements { set, elements } => {
-                let (kind, verb) = match op {
-                    Op::AddElements { .. } => (MsgType::Add, "add"),
-                    _ => (MsgType::Del, "delete"),
+            Op::AddElements { set, elements } => {
+                let mut out = sets::Out {
+                    batch: &mut batch,
+                    texts: &mut texts,
+                    messages: &mut own_messages,
+                    placeholder: &table,
                 };
-                for (list, text) in element_lists(&table, set, elements) {
-                    batch.add(&list, kind);
-                    texts.push(format!("{verb} element inet {t} {set} {{ {text} }}"));
-                }
+                sets::add_elements(&mut out, t, set, None, elements, false);
+            }
+            Op::DeleteElements { set, elements } => {
+                let mut out = sets::Out {
+                    batch: &mut batch,
+                    texts: &mut texts,
+                    messages: &mut own_messages,
+                    placeholder: &table,
+                };
+                sets::delete_elements(&mut out, t, set, elements);
             }
             Op::AddRule {
                 chain,
@@ -150,9 +155,13 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                 tag,
                 position,
             } => {
-                let seq = texts.len() as u32 + 1;
                 let text = op.command(t);
-                let mut object = match rule_object(&table, chain, rule, tag) {
+                // Inline sets and maps go before the rule, each known by an
+                // id unique in the batch, counted from the sequence number
+                // of the first message after those sent so far.
+                let first_id = texts.len() as u32 + 1;
+                let (mut object, anonymous) = match rule_object(&table, chain, rule, tag, first_id)
+                {
                     Ok(r) => r,
                     Err(reason) => {
                         return Err(KernelError::Encode {
@@ -162,6 +171,19 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
                         });
                     }
                 };
+                for set in &anonymous.sets {
+                    inline::add_to_batch(&mut batch, &mut texts, &mut hand_made, t, set);
+                }
+                if let Some((id, fields, map)) = &anonymous.map {
+                    let mut out = sets::Out {
+                        batch: &mut batch,
+                        texts: &mut texts,
+                        messages: &mut own_messages,
+                        placeholder: &table,
+                    };
+                    sets::add_anonymous(&mut out, t, *id, fields, map);
+                }
+                let seq = texts.len() as u32 + 1;
                 let mut set_flags = 0;
                 let mut clear_flags = 0;
                 if let Position::Before(h) = position {
@@ -203,7 +225,8 @@ pub(crate) fn encode(tx: &Transaction, options: Options) -> Result<Encoded, Kern
         // Every message this operation made belongs to it.
         ops.resize(texts.len(), index);
     }
-    let mut bytes = objects::splice(expr::put_in_place(batch.finalize()), &own_messages);
+    let bytes = inline::put_in_place(expr::put_in_place(batch.finalize()), &hand_made);
+    let mut bytes = objects::splice(bytes, &own_messages);
     // No acknowledgements: the kernel handles the batch inside our send()
     // and answers only what failed (and echoes), so success costs no
     // answer per message.
@@ -328,74 +351,6 @@ fn chain_object(table: &Table, name: &str, base: Option<&BaseChain>) -> Chain {
         .with_policy(policy)
 }
 
-/// An `inet_service` set key: a port in network byte order.
-struct Service(u16);
-
-impl DataType for Service {
-    const TYPE: u32 = 13;
-    const LEN: u32 = 2;
-
-    fn data(&self) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
-    }
-}
-
-impl Display for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-fn set_builder<K: DataType>(table: &Table, name: &str) -> SetBuilder<K> {
-    // SetBuilder fails only for a table without a name; ours always has one.
-    SetBuilder::<K>::new(name, table).expect("the table has a name")
-}
-
-/// The set object for a new set of `elements`' kind.
-fn set_object(table: &Table, name: &str, elements: &SetElements) -> Set {
-    let (mut set, _) = match elements {
-        SetElements::Ipv4(_) => set_builder::<std::net::Ipv4Addr>(table, name).finish(),
-        SetElements::Ipv6(_) => set_builder::<std::net::Ipv6Addr>(table, name).finish(),
-        SetElements::Ports(_) => set_builder::<Service>(table, name).finish(),
-    };
-    // rustables leaves the set's family unset (AF_UNSPEC).
-    set.family = ProtocolFamily::Inet;
-    set
-}
-
-/// The elements split into messages, each with its text.
-fn element_lists(
-    table: &Table,
-    name: &str,
-    elements: &SetElements,
-) -> Vec<(SetElementList, String)> {
-    fn lists<K: DataType + Display>(
-        table: &Table,
-        name: &str,
-        keys: &[K],
-    ) -> Vec<(SetElementList, String)> {
-        keys.chunks(ELEMENTS_PER_MESSAGE)
-            .map(|chunk| {
-                let mut b = set_builder::<K>(table, name);
-                chunk.iter().for_each(|k| b.add(k));
-                (b.finish().1, elements_text(chunk))
-            })
-            .collect()
-    }
-    match elements {
-        SetElements::Ipv4(v) => lists(table, name, v),
-        SetElements::Ipv6(v) => lists(table, name, v),
-        SetElements::Ports(v) => {
-            let ports: Vec<Service> = v.iter().copied().map(Service).collect();
-            lists(table, name, &ports)
-        }
-    }
-}
-
-fn elements_text<K: Display>(keys: &[K]) -> String {
-    crate::plan::elements_text(keys, ELEMENTS_SHOWN)
-}
-
 #[cfg(test)]
 mod tests {
     use super::matches::ifname;
@@ -450,12 +405,5 @@ mod tests {
         assert_eq!(&ifname("lan0").unwrap()[..5], b"lan0\0");
         assert!(ifname("a-very-long-name").is_err());
         assert!(ifname("").is_err());
-    }
-
-    #[test]
-    fn long_element_lists_are_abbreviated() {
-        let ports: Vec<Service> = (1..=6).map(Service).collect();
-        assert_eq!(elements_text(&ports), "1, 2, 3, 4, ... (2 more)");
-        assert_eq!(elements_text(&ports[..2]), "1, 2");
     }
 }

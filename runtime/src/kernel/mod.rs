@@ -27,6 +27,17 @@ use crate::plan::{ObservedTable, Transaction};
 use crate::world::Features;
 
 pub use encode::parse_rule_tag;
+
+/// The kernel's bytes of an element's key (of its first key, for a range):
+/// what nft orders a listing by.
+pub(crate) fn key_bytes(key: &crate::ir::Key, element: &crate::ir::Element) -> Vec<u8> {
+    encode::elements::key_bytes(key, element, encode::elements::End::First)
+}
+
+/// The kernel's bytes of the last key an element covers.
+pub(crate) fn last_key_bytes(key: &crate::ir::Key, element: &crate::ir::Element) -> Vec<u8> {
+    encode::elements::key_bytes(key, element, encode::elements::End::Last)
+}
 pub use fake::Fake;
 pub use features::{Probed, active_features, detect_features, feature_names};
 pub use netlink::{Monitor, Netlink};

@@ -2,18 +2,19 @@
 //!
 //! Only what the planner needs is decoded: chain kinds, each rule's handle,
 //! tag and references (jump targets, looked-up sets, named objects and
-//! flowtables), set elements, and (in `objects`) the definitions of
-//! objects and flowtables.
-//! Decoding is one pass over each message, so observing is linear in the
-//! size of the table.
+//! flowtables), the kind and elements of sets and maps (in `sets`), and
+//! (in `objects`) the definitions of objects and flowtables. Decoding is
+//! one pass over each message, so observing is linear in the size of the
+//! table.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::encode::{TABLE_MARKER, parse_rule_tag, udata_value};
 use super::wire::{Message, attribute, attributes, be32, be64, string};
-use crate::ir::{self, BaseChain, SetElements};
-use crate::plan::{ChainKind, ObservedChain, ObservedRule, ObservedSet, ObservedTable, Ref};
+use crate::ir::{self, BaseChain};
+use crate::plan::{ChainKind, ObservedChain, ObservedRule, ObservedTable, Ref};
+
+mod sets;
 
 mod objects;
 
@@ -37,24 +38,14 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFTA_LOOKUP_SET: u16 = 1;
-const NFTA_SET_TABLE: u16 = 1;
-const NFTA_SET_NAME: u16 = 2;
-const NFTA_SET_FLAGS: u16 = 3;
-const NFTA_SET_KEY_TYPE: u16 = 4;
-const NFTA_SET_KEY_LEN: u16 = 5;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFTA_DYNSET_SET_NAME: u16 = 1;
+/// The start of the kernel's names of anonymous sets (`__set0`, ...).
+const ANONYMOUS_SET_PREFIX: &str = "__set";
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
-/// nft's data types of the set keys the runtime makes.
-const TYPE_IPADDR: u32 = 7;
-const TYPE_IP6ADDR: u32 = 8;
-const TYPE_INET_SERVICE: u32 = 13;
 
 /// Whether a NEWTABLE message describes the inet table `name`, and if so
 /// whether it carries the runtime's marker.
@@ -84,8 +75,7 @@ pub(crate) struct Collector<'a> {
     table: &'a str,
     out: ObservedTable,
     chains: HashMap<String, usize>,
-    /// Each set's key kind (None: not a kind the runtime makes) and raw keys.
-    sets: Vec<(String, Option<SetElements>, Vec<Vec<u8>>)>,
+    sets: Vec<sets::Seen>,
 }
 
 impl<'a> Collector<'a> {
@@ -172,97 +162,47 @@ impl<'a> Collector<'a> {
 
     /// Records a set; returns its name when its elements should be dumped.
     pub fn set(&mut self, msg: &Message) -> Option<String> {
-        if !self.ours(msg, NFTA_SET_TABLE) {
-            return None;
-        }
-        let mut name = None;
-        let mut flags = 0;
-        let mut key = (0, 0);
-        for (ty, v) in msg.attributes() {
-            match ty {
-                NFTA_SET_NAME => name = Some(string(v)),
-                NFTA_SET_FLAGS => flags = be32(v).unwrap_or(u32::MAX),
-                NFTA_SET_KEY_TYPE => key.0 = be32(v).unwrap_or(0),
-                NFTA_SET_KEY_LEN => key.1 = be32(v).unwrap_or(0),
-                _ => {}
-            }
-        }
-        let name = name?;
-        // Anonymous sets belong to the rule that uses them.
-        if flags & libc::NFT_SET_ANONYMOUS as u32 != 0 {
-            return None;
-        }
-        // Only plain sets of these keys are the runtime's kind; anything
-        // else (intervals, maps, timeouts, ...) was made by hand.
-        let kind = match (flags, key) {
-            (0, (TYPE_IPADDR, 4)) => Some(SetElements::Ipv4(Vec::new())),
-            (0, (TYPE_IP6ADDR, 16)) => Some(SetElements::Ipv6(Vec::new())),
-            (0, (TYPE_INET_SERVICE, 2)) => Some(SetElements::Ports(Vec::new())),
-            _ => None,
-        };
-        let dump = kind.is_some();
-        self.sets.push((name.clone(), kind, Vec::new()));
-        dump.then_some(name)
+        let seen = sets::Seen::of(msg, self.table)?;
+        let dump = seen.readable().then(|| seen.name.clone());
+        self.sets.push(seen);
+        dump
     }
 
     /// Adds the elements of one NEWSETELEM message to set `name`.
     pub fn elements(&mut self, name: &str, msg: &Message) {
-        let Some((_, kind, keys)) = self.sets.iter_mut().find(|(n, _, _)| n == name) else {
-            return;
-        };
-        let Some(list) = attribute(
-            msg.payload.get(4..).unwrap_or_default(),
-            NFTA_SET_ELEM_LIST_ELEMENTS,
-        ) else {
-            return;
-        };
-        for (ty, elem) in attributes(list) {
-            if ty != NFTA_LIST_ELEM {
-                continue;
-            }
-            let flags = attribute(elem, NFTA_SET_ELEM_FLAGS)
-                .and_then(be32)
-                .unwrap_or(0);
-            let key =
-                attribute(elem, NFTA_SET_ELEM_KEY).and_then(|k| attribute(k, NFTA_DATA_VALUE));
-            match key {
-                Some(k) if flags == 0 => keys.push(k.to_vec()),
-                // Not an element the runtime would write.
-                _ => *kind = None,
-            }
+        if let Some(seen) = self.sets.iter_mut().find(|s| s.name == name) {
+            seen.elements(msg);
         }
     }
 
+    /// The table. A rule's lookup of an anonymous set is no reference of
+    /// its own (the set goes with the rule): the chains an anonymous verdict
+    /// map jumps to are, as the planner counts them.
     pub fn finish(mut self) -> ObservedTable {
-        for (name, kind, keys) in self.sets {
-            let elements = kind.and_then(|k| decode_keys(&k, &keys));
-            self.out.sets.push(ObservedSet {
-                name: name.into(),
-                elements,
-            });
+        let mut anonymous: HashMap<String, Vec<Ref>> = HashMap::new();
+        for seen in self.sets {
+            if seen.anonymous {
+                anonymous.insert(seen.name.clone(), seen.chain_refs());
+            } else {
+                self.out.sets.push(seen.finish());
+            }
+        }
+        if !anonymous.is_empty() {
+            for rule in self.out.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+                let refs = std::mem::take(&mut rule.refs);
+                rule.refs = refs
+                    .into_iter()
+                    .flat_map(|r| match &r {
+                        Ref::Set(name) => anonymous.get(name.as_str()).cloned().unwrap_or(vec![r]),
+                        _ => vec![r],
+                    })
+                    .collect();
+                rule.refs.sort();
+                rule.refs.dedup();
+            }
         }
         self.out
     }
-}
-
-fn decode_keys(kind: &SetElements, keys: &[Vec<u8>]) -> Option<SetElements> {
-    fn all<T: Ord>(keys: &[Vec<u8>], f: impl Fn(&[u8]) -> Option<T>) -> Option<Vec<T>> {
-        let mut v = keys.iter().map(|k| f(k)).collect::<Option<Vec<T>>>()?;
-        v.sort();
-        v.dedup();
-        Some(v)
-    }
-    Some(match kind {
-        SetElements::Ipv4(_) => SetElements::Ipv4(all(keys, |k| {
-            Some(Ipv4Addr::from(<[u8; 4]>::try_from(k).ok()?))
-        })?),
-        SetElements::Ipv6(_) => SetElements::Ipv6(all(keys, |k| {
-            Some(Ipv6Addr::from(<[u8; 16]>::try_from(k).ok()?))
-        })?),
-        SetElements::Ports(_) => SetElements::Ports(all(keys, |k| {
-            Some(u16::from_be_bytes(<[u8; 2]>::try_from(k).ok()?))
-        })?),
-    })
 }
 
 /// A base chain of a kind the runtime makes, or None.
@@ -321,11 +261,55 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
                 }
             }
             b"lookup\0" => {
-                if let Some(s) = attribute(data, NFTA_LOOKUP_SET) {
+                // An inline set (nft's `__set%d`, numbered by the kernel)
+                // belongs to its rule: it is no reference to follow.
+                if let Some(s) = attribute(data, NFTA_LOOKUP_SET).map(string)
+                    && !s.starts_with(ANONYMOUS_SET_PREFIX)
+                {
+                    refs.push(Ref::Set(s.into()));
+                }
+            }
+            b"dynset\0" => {
+                if let Some(s) = attribute(data, NFTA_DYNSET_SET_NAME) {
                     refs.push(Ref::Set(string(s).into()));
                 }
             }
             _ => refs.extend(objects::reference(name, data)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
+        let mut out = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+        out.extend(ty.to_ne_bytes());
+        out.extend(value);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+        out
+    }
+
+    /// A rule's expression list element: the expression's name and its
+    /// data, the set's name as attribute 1 (lookup's and dynset's).
+    fn expression(name: &str, set: &str) -> Vec<u8> {
+        let data = attr(1, format!("{set}\0").as_bytes());
+        let mut inner = attr(NFTA_EXPR_NAME, format!("{name}\0").as_bytes());
+        inner.extend(attr(NFTA_EXPR_DATA, &data));
+        attr(NFTA_LIST_ELEM, &inner)
+    }
+
+    #[test]
+    fn references_are_named_sets_looked_up_or_added_to_not_inline_ones() {
+        let mut list = expression("lookup", "__set3");
+        list.extend(expression("lookup", "pm/friends"));
+        list.extend(expression("dynset", "pm/guard"));
+        let mut refs = Vec::new();
+        references(&list, &mut refs);
+        assert_eq!(
+            refs,
+            [Ref::Set("pm/friends".into()), Ref::Set("pm/guard".into())]
+        );
     }
 }

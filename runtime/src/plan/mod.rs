@@ -21,7 +21,7 @@ use crate::ir::{BaseChain, ChainPolicy, Flowtable, Object, Rule, SetElements};
 
 pub use model::{
     ChainKind, DesiredChain, DesiredRule, DesiredSet, DesiredTable, ObservedChain, ObservedRule,
-    ObservedSet, ObservedTable, Ref, RuleTag, references,
+    ObservedSet, ObservedTable, Ref, RuleTag, element_references, references,
 };
 pub use name::KernelName;
 pub use objects::{DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject, object_ref};
@@ -211,17 +211,21 @@ impl Op {
 
 /// Operations grouped by phase; the phases run in an order the kernel
 /// accepts: references are dropped before what they refer to is deleted,
-/// and what a rule refers to exists before the rule is added.
+/// and what a rule refers to exists before the rule is added. A verdict
+/// map's elements refer to the chains they jump to: they (and the map)
+/// go before the chains are deleted, and after they are made.
 #[derive(Default)]
 struct Phases {
     table: Vec<Op>,
     delete_rules: Vec<Op>,
+    delete_verdicts: Vec<Op>,
     delete_chains: Vec<Op>,
     delete_sets: Vec<Op>,
     delete_objects: Vec<Op>,
     add_sets: Vec<Op>,
     add_objects: Vec<Op>,
     add_chains: Vec<Op>,
+    add_verdicts: Vec<Op>,
     elements: Vec<Op>,
     add_rules: Vec<Op>,
 }
@@ -231,18 +235,80 @@ impl Phases {
         [
             self.table,
             self.delete_rules,
+            self.delete_verdicts,
             self.delete_chains,
             self.delete_sets,
             self.delete_objects,
             self.add_sets,
             self.add_objects,
             self.add_chains,
+            self.add_verdicts,
             self.elements,
             self.add_rules,
         ]
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// Deletes a set; a verdict map before the chains.
+    fn delete_set(&mut self, name: &KernelName, verdicts: bool) {
+        let op = Op::DeleteSet { name: name.clone() };
+        if verdicts {
+            self.delete_verdicts.push(op);
+        } else {
+            self.delete_sets.push(op);
+        }
+    }
+
+    /// Makes a set with its elements; a verdict map empty, with its
+    /// elements after the chains (so sets and maps are made in the
+    /// policies' order, the order nft lists them in).
+    fn add_set(&mut self, set: &DesiredSet) {
+        let verdicts = set.elements.kind.is_verdict_map();
+        let made = if verdicts {
+            set.elements.empty_like()
+        } else {
+            set.elements.clone()
+        };
+        self.add_sets.push(Op::AddSet {
+            name: set.name.clone(),
+            elements: made,
+        });
+        if verdicts && !set.elements.is_empty() {
+            self.add_verdicts.push(Op::AddElements {
+                set: set.name.clone(),
+                elements: set.elements.clone(),
+            });
+        }
+    }
+
+    /// Element deletes and adds of one set (those of a verdict map around
+    /// the chains' changes); nothing for an empty list.
+    fn elements(&mut self, set: &KernelName, add: SetElements, delete: SetElements) {
+        let verdicts = add.kind.is_verdict_map();
+        if !delete.is_empty() {
+            let op = Op::DeleteElements {
+                set: set.clone(),
+                elements: delete,
+            };
+            if verdicts {
+                self.delete_verdicts.push(op);
+            } else {
+                self.elements.push(op);
+            }
+        }
+        if !add.is_empty() {
+            let op = Op::AddElements {
+                set: set.clone(),
+                elements: add,
+            };
+            if verdicts {
+                self.add_verdicts.push(op);
+            } else {
+                self.elements.push(op);
+            }
+        }
     }
 
     /// Deletes a chain. Its rules that refer to other chains or sets go
@@ -307,16 +373,13 @@ pub fn plan(
         Some(t) => t,
     };
 
-    // Sets. One whose kind changed is made again, and the rules using it
-    // with it.
+    // Sets and maps. One whose kind changed is made again, and the rules
+    // using it with it. In a dynamic set, the elements rules added are not
+    // the policy's: none is deleted.
     let mut recreated: HashSet<Ref> = HashSet::new();
     for want in &desired.sets {
-        let add = || Op::AddSet {
-            name: want.name.clone(),
-            elements: want.elements.clone(),
-        };
         let Some(have) = observed.set(&want.name) else {
-            phases.add_sets.push(add());
+            phases.add_set(want);
             continue;
         };
         match have
@@ -325,24 +388,16 @@ pub fn plan(
             .and_then(|h| want.elements.difference(h))
         {
             Some((add, delete)) => {
-                if !delete.is_empty() {
-                    phases.elements.push(Op::DeleteElements {
-                        set: want.name.clone(),
-                        elements: delete,
-                    });
-                }
-                if !add.is_empty() {
-                    phases.elements.push(Op::AddElements {
-                        set: want.name.clone(),
-                        elements: add,
-                    });
-                }
+                let delete = if want.elements.kind.dynamic {
+                    delete.empty_like()
+                } else {
+                    delete
+                };
+                phases.elements(&want.name, add, delete);
             }
             None => {
-                phases.delete_sets.push(Op::DeleteSet {
-                    name: want.name.clone(),
-                });
-                phases.add_sets.push(add());
+                phases.delete_set(&want.name, have.refers_to_chains());
+                phases.add_set(want);
                 recreated.insert(Ref::Set(want.name.clone()));
             }
         }
@@ -350,9 +405,7 @@ pub fn plan(
     let wanted_sets: HashSet<&str> = desired.sets.iter().map(|s| s.name.as_str()).collect();
     for have in &observed.sets {
         if !wanted_sets.contains(have.name.as_str()) && !desired.is_kept(&have.name) {
-            phases.delete_sets.push(Op::DeleteSet {
-                name: have.name.clone(),
-            });
+            phases.delete_set(&have.name, have.refers_to_chains());
         }
     }
 

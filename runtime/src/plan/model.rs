@@ -3,7 +3,10 @@
 
 use super::KernelName;
 use super::objects::{self, DesiredFlowtable, DesiredObject, ObservedFlowtable, ObservedObject};
-use crate::ir::{Action, BaseChain, Match, PolicyRules, Rule, SetElements, Statement};
+use crate::ir::{
+    Action, BaseChain, Data, MapSource, Match, PolicyRules, Rule, SetElement, SetElements,
+    Statement,
+};
 
 /// Identity stored in a rule's userdata: which policy made it and the hash of
 /// its canonical text.
@@ -60,9 +63,11 @@ impl DesiredTable {
         };
         for p in policies {
             for set in &p.rules.sets {
+                let mut elements = set.elements.clone();
+                verdicts_to_kernel_names(&p.policy, &mut elements);
                 table.sets.push(DesiredSet {
                     name: KernelName::new(&p.policy, &set.name),
-                    elements: set.elements.clone(),
+                    elements,
                 });
             }
             for chain in &p.rules.chains {
@@ -129,10 +134,7 @@ impl DesiredTable {
             sets: self
                 .sets
                 .iter()
-                .map(|s| ObservedSet {
-                    name: s.name.clone(),
-                    elements: Some(s.elements.clone()),
-                })
+                .map(|s| ObservedSet::of(s.name.clone(), s.elements.clone()))
                 .collect(),
         }
     }
@@ -141,21 +143,38 @@ impl DesiredTable {
 /// Rewrites the chain and set names a rule refers to into kernel names.
 fn to_kernel_names(policy: &str, rule: &Rule) -> Rule {
     let mut rule = rule.clone();
-    for m in &mut rule.matches {
-        match m {
-            Match::AddrInSet { set, .. } | Match::PortInSet { set, .. } => {
-                *set = KernelName::new(policy, set).to_string();
-            }
-            _ => {}
-        }
+    for set in rule.matches.iter_mut().filter_map(Match::set_mut) {
+        *set = KernelName::new(policy, set).to_string();
     }
     for name in rule.statements.iter_mut().filter_map(Statement::object_mut) {
         *name = KernelName::new(policy, name).to_string();
     }
-    if let Action::Jump(c) | Action::Goto(c) = &mut rule.action {
-        *c = KernelName::new(policy, c).to_string();
+    for name in rule.matches.iter_mut().filter_map(Match::object_mut) {
+        *name = KernelName::new(policy, name).to_string();
+    }
+    match &mut rule.action {
+        Action::Jump(c) | Action::Goto(c) => *c = KernelName::new(policy, c).to_string(),
+        Action::Vmap(lookup)
+        | Action::DnatMap(crate::ir::NatMap { lookup, .. })
+        | Action::SnatMap(crate::ir::NatMap { lookup, .. }) => match &mut lookup.map {
+            MapSource::Named(map) => *map = KernelName::new(policy, map).to_string(),
+            MapSource::Inline(elements) => verdicts_to_kernel_names(policy, elements),
+        },
+        _ => {}
     }
     rule
+}
+
+/// Rewrites the chains a verdict map's elements continue in into kernel
+/// names.
+fn verdicts_to_kernel_names(policy: &str, map: &mut SetElements) {
+    for e in &mut map.elements {
+        if let Some(Data::Verdict(v)) = &mut e.data
+            && let Some(chain) = v.chain_mut()
+        {
+            *chain = KernelName::new(policy, chain).to_string();
+        }
+    }
 }
 
 /// A chain a rule jumps to, a set it looks up, an object or a flowtable it
@@ -175,16 +194,15 @@ pub enum Ref {
     Flowtable(KernelName),
 }
 
-/// The chains, sets, objects and flowtables a rule refers to, sorted.
+/// The chains, sets, objects and flowtables a rule refers to, sorted: the
+/// chains its inline map jumps to too (the kernel counts those).
 pub fn references(rule: &Rule) -> Vec<Ref> {
     let mut refs: Vec<Ref> = rule
         .matches
         .iter()
         .filter_map(|m| match m {
-            Match::AddrInSet { set, .. } | Match::PortInSet { set, .. } => {
-                Some(Ref::Set(set.as_str().into()))
-            }
-            _ => None,
+            Match::LimitNamed(l) => Some(objects::object_ref(crate::ir::OBJECT_LIMIT, l)),
+            _ => m.set().map(|set| Ref::Set(set.into())),
         })
         .collect();
     refs.extend(rule.statements.iter().filter_map(|s| match s {
@@ -193,12 +211,28 @@ pub fn references(rule: &Rule) -> Vec<Ref> {
         Statement::Offload(f) => Some(Ref::Flowtable(f.as_str().into())),
         _ => None,
     }));
-    if let Action::Jump(c) | Action::Goto(c) = &rule.action {
-        refs.push(Ref::Chain(c.as_str().into()));
+    match &rule.action {
+        Action::Jump(c) | Action::Goto(c) => refs.push(Ref::Chain(c.as_str().into())),
+        Action::Vmap(lookup)
+        | Action::DnatMap(crate::ir::NatMap { lookup, .. })
+        | Action::SnatMap(crate::ir::NatMap { lookup, .. }) => match &lookup.map {
+            MapSource::Named(map) => refs.push(Ref::Set(map.as_str().into())),
+            MapSource::Inline(elements) => refs.extend(element_references(&elements.elements)),
+        },
+        _ => {}
     }
     refs.sort();
     refs.dedup();
     refs
+}
+
+/// The chains set elements continue in (a verdict map's jumps and gotos):
+/// such a chain cannot be deleted while the element exists.
+pub fn element_references(elements: &[SetElement]) -> impl Iterator<Item = Ref> + '_ {
+    elements.iter().filter_map(|e| match &e.data {
+        Some(Data::Verdict(v)) => v.chain().map(|c| Ref::Chain(c.into())),
+        _ => None,
+    })
 }
 
 /// The runtime's table as the kernel holds it.
@@ -286,14 +320,34 @@ pub struct ObservedRule {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSet {
     pub name: KernelName,
-    /// `None` when the set is of a kind the runtime never makes (another key
-    /// type, intervals, a map, ...).
+    /// `None` when the set is of a kind the runtime never makes, or holds
+    /// elements the runtime never writes.
     pub elements: Option<SetElements>,
+    /// Whether it is a verdict map, whose elements may jump to chains
+    /// (known even of one the runtime does not read).
+    #[serde(default)]
+    pub verdicts: bool,
+}
+
+impl ObservedSet {
+    /// A set as the runtime made it.
+    pub fn of(name: KernelName, elements: SetElements) -> ObservedSet {
+        ObservedSet {
+            name,
+            verdicts: elements.kind.is_verdict_map(),
+            elements: Some(elements),
+        }
+    }
+
+    /// Whether deleting it must come before deleting chains.
+    pub fn refers_to_chains(&self) -> bool {
+        self.verdicts
+    }
 }
 
 /// The difference between two sorted, duplicate-free lists: (in `want` but
 /// not in `have`, in `have` but not in `want`).
-fn sorted_difference<T: Ord + Copy>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) {
+fn sorted_difference<T: Ord + Clone>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut add, mut del) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < want.len() || j < have.len() {
@@ -303,15 +357,15 @@ fn sorted_difference<T: Ord + Copy>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) 
                 j += 1;
             }
             (Some(a), Some(b)) if a < b => {
-                add.push(*a);
+                add.push(a.clone());
                 i += 1;
             }
             (Some(a), None) => {
-                add.push(*a);
+                add.push(a.clone());
                 i += 1;
             }
             (_, Some(b)) => {
-                del.push(*b);
+                del.push(b.clone());
                 j += 1;
             }
             (None, None) => unreachable!("the loop condition excludes it"),
@@ -320,67 +374,48 @@ fn sorted_difference<T: Ord + Copy>(want: &[T], have: &[T]) -> (Vec<T>, Vec<T>) 
     (add, del)
 }
 
-/// A sorted, duplicate-free union or removal.
-fn sorted_merge<T: Ord + Copy>(a: &[T], b: &[T], keep_b: bool) -> Vec<T> {
-    if keep_b {
-        let mut out: Vec<T> = a.iter().chain(b).copied().collect();
-        out.sort();
-        out.dedup();
-        out
-    } else {
-        a.iter()
-            .filter(|x| b.binary_search(x).is_err())
-            .copied()
-            .collect()
-    }
-}
-
 impl SetElements {
-    /// Whether both hold the same kind of key.
+    /// Whether both are of the same kind (key, data, flags, timeout, size).
     pub fn same_kind(&self, other: &SetElements) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other)
-    }
-
-    /// An empty list of the same kind.
-    pub fn empty_like(&self) -> SetElements {
-        match self {
-            SetElements::Ipv4(_) => SetElements::Ipv4(Vec::new()),
-            SetElements::Ipv6(_) => SetElements::Ipv6(Vec::new()),
-            SetElements::Ports(_) => SetElements::Ports(Vec::new()),
-        }
+        self.kind == other.kind
     }
 
     /// (elements to add, elements to delete) to turn `have` into `self`;
-    /// `None` if the two are of different kinds.
+    /// `None` if the two are of different kinds. A map element whose data
+    /// changed is deleted and added again: the kernel changes no element
+    /// in place.
     pub fn difference(&self, have: &SetElements) -> Option<(SetElements, SetElements)> {
-        use SetElements::*;
-        Some(match (self, have) {
-            (Ipv4(w), Ipv4(h)) => {
-                let (a, d) = sorted_difference(w, h);
-                (Ipv4(a), Ipv4(d))
-            }
-            (Ipv6(w), Ipv6(h)) => {
-                let (a, d) = sorted_difference(w, h);
-                (Ipv6(a), Ipv6(d))
-            }
-            (Ports(w), Ports(h)) => {
-                let (a, d) = sorted_difference(w, h);
-                (Ports(a), Ports(d))
-            }
-            _ => return None,
-        })
+        if !self.same_kind(have) {
+            return None;
+        }
+        let (add, del) = sorted_difference(&self.elements, &have.elements);
+        let with = |elements| SetElements {
+            kind: self.kind.clone(),
+            elements,
+        };
+        Some((with(add), with(del)))
     }
 
     /// `self` with `other`'s elements added (`add`) or removed; `None` if the
     /// two are of different kinds.
     pub fn combined(&self, other: &SetElements, add: bool) -> Option<SetElements> {
-        use SetElements::*;
-        Some(match (self, other) {
-            (Ipv4(a), Ipv4(b)) => Ipv4(sorted_merge(a, b, add)),
-            (Ipv6(a), Ipv6(b)) => Ipv6(sorted_merge(a, b, add)),
-            (Ports(a), Ports(b)) => Ports(sorted_merge(a, b, add)),
-            _ => return None,
-        })
+        if !self.same_kind(other) {
+            return None;
+        }
+        let elements = if add {
+            self.elements
+                .iter()
+                .chain(&other.elements)
+                .cloned()
+                .collect()
+        } else {
+            self.elements
+                .iter()
+                .filter(|x| other.elements.binary_search(x).is_err())
+                .cloned()
+                .collect()
+        };
+        Some(SetElements::new(self.kind.clone(), elements))
     }
 
     /// Whether every element of `other` is in `self`.
@@ -388,5 +423,15 @@ impl SetElements {
         other
             .difference(self)
             .is_some_and(|(missing, _)| missing.is_empty())
+    }
+
+    /// An element of `other` whose key `self` holds with other data: the
+    /// kernel refuses to add it.
+    pub fn clash<'a>(&self, other: &'a SetElements) -> Option<&'a SetElement> {
+        other.elements.iter().find(|e| {
+            self.elements
+                .iter()
+                .any(|have| have.key == e.key && have.data != e.data)
+        })
     }
 }

@@ -5,11 +5,14 @@
 //!
 //! It refuses what the kernel refuses: deleting what is not there, a rule
 //! whose chain, set, object, flowtable or position is missing, a jump to a
-//! base chain, and a chain, set, object or flowtable deleted while a rule
+//! base chain (from a rule or a verdict map's element), a map element
+//! added over one of the same key with other data, and a chain, set,
+//! object or flowtable deleted while a rule (or, a chain, a map element)
 //! still refers to it.
 
 use super::model::{ChainKind, ObservedChain, ObservedRule, ObservedSet, ObservedTable, Ref};
-use super::{Op, Position, Transaction, objects, references};
+use super::{Op, Position, Transaction, element_references, objects, references};
+use crate::ir::SetElements;
 
 /// The operation the simulated kernel refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,10 +114,8 @@ fn step(
             if t.set(name).is_some() {
                 return Err(format!("set {name} exists"));
             }
-            t.sets.push(ObservedSet {
-                name: name.clone(),
-                elements: Some(elements.clone()),
-            });
+            jumps_exist(t, elements)?;
+            t.sets.push(ObservedSet::of(name.clone(), elements.clone()));
         }
         Op::DeleteSet { name } => {
             let at = t
@@ -129,6 +130,9 @@ fn step(
         }
         Op::AddElements { set, elements } | Op::DeleteElements { set, elements } => {
             let add = matches!(op, Op::AddElements { .. });
+            if add {
+                jumps_exist(t, elements)?;
+            }
             let s = t
                 .sets
                 .iter_mut()
@@ -140,6 +144,10 @@ fn step(
                 .ok_or_else(|| format!("set {set} has another key type"))?;
             if !add && !have.contains_all(elements) {
                 return Err(format!("an element to delete is not in set {set}"));
+            }
+            if add && let Some(e) = have.clash(elements) {
+                let e = e.text(&elements.kind);
+                return Err(format!("set {set} holds the key of {e} with other data"));
             }
             let merged = have
                 .combined(elements, add)
@@ -154,20 +162,7 @@ fn step(
         } => {
             let refs = references(rule);
             for r in &refs {
-                match r {
-                    Ref::Chain(c) => match t.chain(c).map(|c| c.kind) {
-                        Some(ChainKind::Regular) => {}
-                        Some(_) => return Err(format!("cannot jump to base chain {c}")),
-                        None => return Err(format!("no chain {c} to jump to")),
-                    },
-                    Ref::Set(s) if t.set(s).is_none() => return Err(format!("no set {s}")),
-                    Ref::Set(_) => {}
-                    Ref::Object { .. } | Ref::Flowtable(_) => {
-                        if let Some(problem) = objects::missing(t, r) {
-                            return Err(problem);
-                        }
-                    }
-                }
+                exists(t, r)?;
             }
             let handle = handle_for(index).ok_or("no handle for the new rule")?;
             let c = chain_mut(t, chain)?;
@@ -206,6 +201,29 @@ fn step(
     Ok(())
 }
 
+/// Refuses a reference to a chain, set, object or flowtable that is not
+/// there, or a jump to a base chain.
+fn exists(t: &ObservedTable, r: &Ref) -> Result<(), String> {
+    match r {
+        Ref::Chain(c) => match t.chain(c).map(|c| c.kind) {
+            Some(ChainKind::Regular) => Ok(()),
+            Some(_) => Err(format!("cannot jump to base chain {c}")),
+            None => Err(format!("no chain {c} to jump to")),
+        },
+        Ref::Set(s) if t.set(s).is_none() => Err(format!("no set {s}")),
+        Ref::Set(_) => Ok(()),
+        Ref::Object { .. } | Ref::Flowtable(_) => match objects::missing(t, r) {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        },
+    }
+}
+
+/// Refuses elements that jump to a chain that is not there.
+fn jumps_exist(t: &ObservedTable, elements: &SetElements) -> Result<(), String> {
+    element_references(&elements.elements).try_for_each(|r| exists(t, &r))
+}
+
 fn chain_mut<'a>(t: &'a mut ObservedTable, name: &str) -> Result<&'a mut ObservedChain, String> {
     t.chains
         .iter_mut()
@@ -213,12 +231,19 @@ fn chain_mut<'a>(t: &'a mut ObservedTable, name: &str) -> Result<&'a mut Observe
         .ok_or_else(|| format!("no chain {name}"))
 }
 
-/// Whether any rule (outside chain number `except`) refers to `target`.
+/// Whether any rule (outside chain number `except`) or map element refers
+/// to `target`.
 fn referenced(t: &ObservedTable, target: &Ref, except: Option<usize>) -> bool {
-    t.chains
+    let by_rule = t
+        .chains
         .iter()
         .enumerate()
         .filter(|(i, _)| Some(*i) != except)
         .flat_map(|(_, c)| &c.rules)
-        .any(|r| r.refs.contains(target))
+        .any(|r| r.refs.contains(target));
+    by_rule
+        || t.sets
+            .iter()
+            .filter_map(|s| s.elements.as_ref())
+            .any(|e| element_references(&e.elements).any(|r| r == *target))
 }

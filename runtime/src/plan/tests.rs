@@ -38,7 +38,7 @@ fn input(policy: ChainPolicy) -> Option<BaseChain> {
 }
 
 fn ports(n: &[u16]) -> SetElements {
-    SetElements::Ports(n.to_vec())
+    SetElements::ports(n.to_vec())
 }
 
 /// One policy "pf": an input chain of `ports` accepts, a regular chain, and
@@ -230,7 +230,7 @@ fn a_set_of_another_kind_is_made_again_with_the_rules_using_it() {
     fake.converge(&table(ChainPolicy::Drop, &[22], &[80]));
     // Someone replaced the set by one with addresses.
     let t = fake.table.as_mut().unwrap();
-    t.sets[0].elements = Some(SetElements::Ipv4(vec![]));
+    t.sets[0].elements = Some(SetElements::ipv4(vec![]));
     let tx = fake.converge(&table(ChainPolicy::Drop, &[22], &[80]));
     assert_eq!(
         tx.summary(),
@@ -359,11 +359,11 @@ fn random_desired(g: &mut Gen) -> DesiredTable {
         let has_set = g.chance(70);
         let elements =
             match set_kind {
-                0 => SetElements::Ports(sorted((0..g.below(5)).map(|_| 1 + g.below(6) as u16))),
-                1 => SetElements::Ipv4(sorted(
+                0 => SetElements::ports(sorted((0..g.below(5)).map(|_| 1 + g.below(6) as u16))),
+                1 => SetElements::ipv4(sorted(
                     (0..g.below(5)).map(|_| std::net::Ipv4Addr::new(10, 0, 0, g.below(6) as u8)),
                 )),
-                _ => SetElements::Ipv6(sorted((0..g.below(5)).map(|_| {
+                _ => SetElements::ipv6(sorted((0..g.below(5)).map(|_| {
                     std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, g.below(6) as u16)
                 }))),
             };
@@ -435,7 +435,15 @@ fn random_desired(g: &mut Gen) -> DesiredTable {
                 rules: draw(g, &[]),
             });
         }
-        let sets = if has_set {
+        let with_c = g.chance(50);
+        if with_c {
+            chains.push(Chain {
+                name: "c".into(),
+                base: None,
+                rules: draw(g, &["a", "b"]),
+            });
+        }
+        let mut sets = if has_set {
             vec![NamedSet {
                 name: "s".into(),
                 elements,
@@ -443,6 +451,7 @@ fn random_desired(g: &mut Gen) -> DesiredTable {
         } else {
             vec![]
         };
+        maps_and_intervals(g, with_c, &mut sets, &mut chains[0].rules);
         policies.push(PolicyRules {
             policy: policy.into(),
             rules: Ruleset {
@@ -455,6 +464,106 @@ fn random_desired(g: &mut Gen) -> DesiredTable {
         });
     }
     DesiredTable::from_policies(&policies)
+}
+
+/// Random maps and interval sets, and vmap rules in the base chain (whose
+/// verdicts jump to "a", "b" and, when it exists, "c"): kinds whose
+/// elements refer to chains that come and go, and data that changes.
+fn maps_and_intervals(g: &mut Gen, with_c: bool, sets: &mut Vec<NamedSet>, base: &mut Vec<Rule>) {
+    let port = |g: &mut Gen| Element(vec![Value::Number(1 + g.below(5) as u32)]);
+    let mut verdicts = vec![
+        Verdict::Accept,
+        Verdict::Drop,
+        Verdict::Jump("a".into()),
+        Verdict::Goto("b".into()),
+    ];
+    if with_c {
+        verdicts.push(Verdict::Jump("c".into()));
+    }
+    let verdict_elements = |g: &mut Gen| -> Vec<SetElement> {
+        let mut seen = std::collections::HashSet::new();
+        (0..g.below(5))
+            .map(|_| (port(g), verdicts[g.below(verdicts.len())].clone()))
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .map(|(key, v)| SetElement {
+                key,
+                data: Some(Data::Verdict(v)),
+            })
+            .collect()
+    };
+    let verdict_kind = SetKind {
+        data: Some(MapData::Verdict),
+        ..SetKind::plain(Key(vec![KeyType::InetService]))
+    };
+    if g.chance(60) {
+        let elements = verdict_elements(g);
+        sets.push(NamedSet {
+            name: "vm".into(),
+            elements: SetElements::new(verdict_kind.clone(), elements),
+        });
+        base.push(rule(
+            vec![],
+            Action::Vmap(MapLookup {
+                fields: vec![Field::Dport(Transport::Tcp)],
+                map: MapSource::Named("vm".into()),
+            }),
+        ));
+    }
+    let inline = verdict_elements(g);
+    if !inline.is_empty() && g.chance(40) {
+        base.push(rule(
+            vec![],
+            Action::Vmap(MapLookup {
+                fields: vec![Field::Dport(Transport::Tcp)],
+                map: MapSource::Inline(SetElements::new(verdict_kind, inline)),
+            }),
+        ));
+    }
+    if g.chance(50) {
+        let mut seen = std::collections::HashSet::new();
+        let elements = (0..g.below(5))
+            .map(|_| (port(g), 1 + g.below(3) as u8))
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .map(|(key, host)| SetElement {
+                key,
+                data: Some(Data::Values(Element(vec![Value::Addr(
+                    std::net::Ipv4Addr::new(192, 168, 0, host).into(),
+                )]))),
+            })
+            .collect();
+        let kind = SetKind {
+            data: Some(MapData::Values(Key(vec![KeyType::Ipv4Addr]))),
+            ..SetKind::plain(Key(vec![KeyType::InetService]))
+        };
+        sets.push(NamedSet {
+            name: "dm".into(),
+            elements: SetElements::new(kind, elements),
+        });
+    }
+    if g.chance(50) {
+        let nets: Vec<Value> = (0..g.below(4))
+            .map(|_| {
+                let n = g.below(4) as u8;
+                Value::Prefix(
+                    format!("10.{n}.0.0/{}", [15, 16][g.below(2)])
+                        .parse()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let elements = merge_intervals(KeyType::Ipv4Addr, &nets)
+            .into_iter()
+            .map(|v| SetElement::key(Element(vec![v])))
+            .collect();
+        let kind = SetKind {
+            intervals: true,
+            ..SetKind::plain(Key(vec![KeyType::Ipv4Addr]))
+        };
+        sets.push(NamedSet {
+            name: "iv".into(),
+            elements: SetElements::new(kind, elements),
+        });
+    }
 }
 
 fn sorted<T: Ord>(it: impl Iterator<Item = T>) -> Vec<T> {
@@ -471,7 +580,7 @@ fn disturb(g: &mut Gen, fake: &mut Fake) {
     for _ in 0..g.below(6) {
         fake.next += 1;
         let handle = fake.next;
-        match g.below(7) {
+        match g.below(8) {
             0 if !t.chains.is_empty() => {
                 // A rule deleted by hand.
                 let c = g.below(t.chains.len());
@@ -517,15 +626,27 @@ fn disturb(g: &mut Gen, fake: &mut Fake) {
                     }],
                 });
             }
+            6 if !t.sets.is_empty() => {
+                // A map element's data changed by hand.
+                let s = g.below(t.sets.len());
+                if let Some(e) = t.sets[s].elements.as_mut()
+                    && let Some(first) = e.elements.first_mut()
+                    && let Some(Data::Values(v)) = &mut first.data
+                {
+                    v.0 = vec![Value::Addr("192.168.0.99".parse().unwrap())];
+                }
+            }
             4 if !t.sets.is_empty() => {
                 // Elements removed or added by hand.
                 let s = g.below(t.sets.len());
                 if let Some(e) = t.sets[s].elements.as_mut() {
-                    let changed = match &*e {
-                        SetElements::Ports(v) => {
-                            SetElements::Ports(sorted(v.iter().copied().skip(1).chain([99])))
-                        }
-                        other => other.empty_like(),
+                    let changed = if e.kind.holds_ports() {
+                        let mut elements: Vec<SetElement> =
+                            e.elements.iter().skip(1).cloned().collect();
+                        elements.push(SetElement::key(Element(vec![Value::Number(99)])));
+                        SetElements::new(e.kind.clone(), elements)
+                    } else {
+                        e.empty_like()
                     };
                     *e = changed;
                 }
@@ -543,6 +664,7 @@ fn disturb(g: &mut Gen, fake: &mut Fake) {
                 t.sets.push(ObservedSet {
                     name: format!("hand{handle}").into(),
                     elements: None,
+                    verdicts: false,
                 });
             }
         }
@@ -592,4 +714,57 @@ proptest! {
         prop_assert!(tx.ops.iter().all(|op| matches!(op, Op::AddRule { .. })), "{}", tx);
         prop_assert_eq!(tx.ops.len(), after.chains.len());
     }
+}
+
+/// A rule's named limit and its keyed limit's set are what it refers to,
+/// by their kernel names; its inline sets are its own.
+#[test]
+fn a_rule_refers_to_its_limit_object_and_its_keyed_limits_set() {
+    let rate = Rate {
+        amount: 3,
+        bytes: false,
+        per: TimeUnit::Minute,
+        burst: Rate::DEFAULT_PACKET_BURST,
+    };
+    let limited = rule(
+        vec![
+            Match::Test {
+                fields: vec![Field::Dport(Transport::Tcp)],
+                against: Against::Set(InlineSet {
+                    elements: vec![
+                        Element(vec![Value::Number(22)]),
+                        Element(vec![Value::Number(80)]),
+                    ],
+                    intervals: false,
+                }),
+                negate: false,
+            },
+            Match::LimitNamed("ssh".into()),
+            Match::KeyedLimit {
+                fields: vec![Field::Saddr(Family::V4)],
+                set: "guard".into(),
+                rate,
+                over: true,
+            },
+        ],
+        Action::Drop,
+    );
+    let desired = DesiredTable::from_policies(&[PolicyRules {
+        policy: "p".into(),
+        rules: Ruleset {
+            chains: vec![Chain {
+                name: "c".into(),
+                base: None,
+                rules: vec![limited],
+            }],
+            ..Ruleset::default()
+        },
+    }]);
+    assert_eq!(
+        model::references(&desired.chains[0].rules[0].rule),
+        [
+            Ref::Set("p/guard".into()),
+            objects::object_ref(OBJECT_LIMIT, "p/ssh"),
+        ]
+    );
 }

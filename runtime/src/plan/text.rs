@@ -1,15 +1,15 @@
 //! The planner's values as nft text: a transaction as the commands it
 //! sends (what `wasmwall plan` prints, and how a refused message is named),
 //! and the table the policies want as the nft text it is in the kernel once
-//! applied: every object, set, flowtable and chain under its kernel name,
-//! and every reference too, so the text loads with `nft -f` as it is, then
-//! the sysctls the policies asked for, as comments (what `wasmwall eval`
-//! prints and what fixtures expect).
+//! applied: every object, set, map, flowtable and chain under its kernel
+//! name, and every reference too, so the text loads with `nft -f` as it
+//! is, then the sysctls the policies asked for, as comments (what `wasmwall
+//! eval` prints and what fixtures expect).
 
 use std::fmt::{self, Write as _};
 
-use super::{DesiredTable, Op, Position, RuleTag, Transaction, objects};
-use crate::ir::{BaseChain, PolicyRules, SetElements};
+use super::{DesiredSet, DesiredTable, Op, Position, RuleTag, Transaction, objects};
+use crate::ir::{self, BaseChain, PolicyRules, SetElements};
 
 /// The text of `table` holding `policies`' rules.
 pub fn table_text(table: &str, policies: &[PolicyRules]) -> String {
@@ -22,23 +22,15 @@ pub fn table_text(table: &str, policies: &[PolicyRules]) -> String {
         }
     };
     // nft lists a table's objects first (in the kernel's order: the
-    // order they were added in), then sets, flowtables and chains.
+    // order they were added in), then sets and maps (in the same order),
+    // flowtables and chains.
     for object in &desired.objects {
         separate(&mut out);
         objects::write_object(&mut out, object);
     }
     for set in &desired.sets {
         separate(&mut out);
-        let _ = writeln!(out, "\tset {} {{", set.name);
-        let _ = writeln!(out, "\t\ttype {}", set.elements.type_name());
-        if !set.elements.is_empty() {
-            let _ = writeln!(
-                out,
-                "\t\telements = {{ {} }}",
-                set.elements.texts().join(", ")
-            );
-        }
-        out.push_str("\t}\n");
+        set_text(&mut out, set);
     }
     for flowtable in &desired.flowtables {
         separate(&mut out);
@@ -64,6 +56,56 @@ pub fn table_text(table: &str, policies: &[PolicyRules]) -> String {
                 s.key, s.value, p.policy
             );
         }
+    }
+    out
+}
+
+/// A set or map as `nft list ruleset` shows it: its type, size, flags and
+/// timeout, then its elements, broken into lines as nft breaks them (a
+/// timeout set's elements without the `expires` nft adds to each).
+fn set_text(out: &mut String, set: &DesiredSet) {
+    let s = &set.elements;
+    let word = if s.kind.is_map() { "map" } else { "set" };
+    let _ = writeln!(out, "\t{word} {} {{", set.name);
+    let _ = writeln!(out, "\t\ttype {}", s.kind.type_text());
+    if let Some(size) = s.kind.size {
+        let _ = writeln!(out, "\t\tsize {size}");
+    }
+    if let Some(flags) = s.kind.flags_text() {
+        let _ = writeln!(out, "\t\tflags {flags}");
+    }
+    if let Some(timeout) = s.kind.timeout {
+        let _ = writeln!(out, "\t\ttimeout {}", ir::duration_text(timeout));
+    }
+    if !s.is_empty() {
+        let per_line = ir::elements_per_line(&s.kind.key);
+        out.push_str("\t\telements = { ");
+        for (i, e) in s.listed().iter().enumerate() {
+            if i > 0 {
+                out.push_str(if i % per_line == 0 {
+                    ",\n\t\t\t     "
+                } else {
+                    ", "
+                });
+            }
+            out.push_str(&e.text(&s.kind));
+        }
+        out.push_str(" }\n");
+    }
+    out.push_str("\t}\n");
+}
+
+/// `type ipv4_addr; flags interval; timeout 1m; size 100;`
+fn kind_text(kind: &ir::SetKind) -> String {
+    let mut out = format!("type {};", kind.type_text());
+    if let Some(flags) = kind.flags_text() {
+        out.push_str(&format!(" flags {flags};"));
+    }
+    if let Some(timeout) = kind.timeout {
+        out.push_str(&format!(" timeout {};", ir::duration_text(timeout)));
+    }
+    if let Some(size) = kind.size {
+        out.push_str(&format!(" size {size};"));
     }
     out
 }
@@ -123,9 +165,10 @@ impl Op {
             }
             Op::DeleteChain { name } => format!("delete chain inet {t} {name}"),
             Op::AddSet { name, elements } => {
+                let word = if elements.kind.is_map() { "map" } else { "set" };
                 format!(
-                    "add set inet {t} {name} {{ type {}; }}",
-                    elements.type_name()
+                    "add {word} inet {t} {name} {{ {} }}",
+                    kind_text(&elements.kind)
                 )
             }
             Op::DeleteSet { name } => format!("delete set inet {t} {name}"),

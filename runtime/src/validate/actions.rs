@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::graph::Reach;
-use super::rules::{RuleFacts, check_text, not_yet};
+use super::maps;
+use super::rules::{RuleFacts, SetKinds, check_text};
 use super::{ChainInfo, Ctx, LOG_PREFIX_MAX, NAT_PRIORITY_FLOOR};
 use crate::bindings::wit;
 use crate::fields;
@@ -428,7 +429,7 @@ fn convert_ct_helper(
                     wit::Transport::Udp => "udp",
                     wit::Transport::Sctp => "sctp",
                 },
-                l4.as_str()
+                l4
             ),
         );
         return None;
@@ -588,6 +589,7 @@ pub(super) fn convert_action(
     at: &str,
     action: &wit::Action,
     facts: &RuleFacts,
+    sets: &SetKinds,
     infos: &HashMap<&str, ChainInfo>,
     hooks: &BTreeSet<Reach>,
 ) -> Option<Action> {
@@ -619,26 +621,13 @@ pub(super) fn convert_action(
             } else {
                 "goto"
             };
-            match infos.get(target.as_str()) {
-                None => {
-                    ctx.err(at, format!("{verb} to unknown chain {}", quote(target)));
-                    None
-                }
-                Some(ChainInfo { base: Some(_) }) => {
-                    ctx.err(
-                        at,
-                        format!(
-                            "{verb} to base chain {target:?}; only regular chains can be jumped to"
-                        ),
-                    );
-                    None
-                }
-                Some(_) => Some(if verb == "jump" {
+            maps::jumpable(ctx, at, verb, target, infos).then(|| {
+                if verb == "jump" {
                     Action::Jump(target.clone())
                 } else {
                     Action::Goto(target.clone())
-                }),
-            }
+                }
+            })
         }
         wit::Action::Dnat(t) => {
             let ok = require(ctx, "dnat", true, &[Hook::Prerouting, Hook::Output]);
@@ -660,9 +649,17 @@ pub(super) fn convert_action(
             let ports = action_ports(ctx, at, "redirect", ports, facts).ok()?;
             ok.then_some(Action::Redirect(ports))
         }
-        wit::Action::DnatMap(_) | wit::Action::SnatMap(_) | wit::Action::Vmap(_) => {
-            not_yet(ctx, at, "this action");
-            None
+        wit::Action::Vmap(_) | wit::Action::DnatMap(_) | wit::Action::SnatMap(_) => {
+            let cx = maps::Context {
+                facts,
+                sets,
+                chains: infos,
+            };
+            let mut nat_allowed = |ctx: &mut Ctx, what: &str| match what {
+                "dnat" => require(ctx, "dnat", true, &[Hook::Prerouting, Hook::Output]),
+                _ => require(ctx, "snat", true, &[Hook::Postrouting, Hook::Input]),
+            };
+            maps::map_action(ctx, at, action, &cx, &mut nat_allowed)
         }
     }
 }

@@ -971,17 +971,3 @@ fn redirect_to_ports() {
         "tcp dport 80 redirect to :8080-8090"
     );
 }
-
-#[test]
-fn maps_are_not_applied_here_yet() {
-    let lookup = wit::MapLookup {
-        key: vec![wit::Field::Iifname],
-        map: wit::MapSource::Named("m".into()),
-    };
-    let rs = ruleset(vec![input(vec![rule(vec![], vec![], A::Vmap(lookup))])]);
-    rejects(
-        rs,
-        AT,
-        &["in the 0.2 contract but this runtime cannot apply it yet"],
-    );
-}

@@ -1,6 +1,8 @@
 //! Budgets of kernel objects: how many rules, chains, base chains, sets,
 //! set elements, counters, limits, conntrack helpers and flowtables one
-//! policy may ask for, and the whole table may hold. An
+//! policy may ask for, and the whole table may hold. Maps count as sets and
+//! their elements as set elements (the kernel holds both alike), and so do
+//! the inline maps of rules, each an anonymous set. An
 //! answer inside every other limit can still make the kernel allocate
 //! without bound while it holds a batch (each object costs it a transaction
 //! entry, and the whole batch is held until its commit), and base chains use
@@ -143,7 +145,7 @@ impl Counts {
     pub fn of_answer(answer: &wit::Ruleset) -> Counts {
         let mut c = Counts {
             chains: answer.chains.len(),
-            sets: answer.sets.len(),
+            sets: answer.sets.len() + answer.maps.len(),
             counters: answer.counters.len(),
             limits: answer.limits.len(),
             ct_helpers: answer.ct_helpers.len(),
@@ -155,8 +157,26 @@ impl Counts {
             if let Some(base) = &chain.base {
                 c.base_chains[hook_index(super::rules::hook(base.hook))] += 1;
             }
+            for rule in &chain.rules {
+                if let Some(n) = inline_map_elements(&rule.action) {
+                    c.sets += 1;
+                    c.elements += n;
+                }
+            }
         }
-        c.elements = answer.sets.iter().map(|s| s.elements.len()).sum();
+        c.elements += answer.sets.iter().map(|s| s.elements.len()).sum::<usize>();
+        c.elements += answer.maps.iter().map(|m| m.elements.len()).sum::<usize>();
+        // Inline sets are sets of the kernel too.
+        for m in answer
+            .chains
+            .iter()
+            .flat_map(|ch| &ch.rules)
+            .flat_map(|r| &r.matches)
+        {
+            let (sets, elements) = super::matches::inline_set_counts(&m.matcher);
+            c.sets += sets;
+            c.elements += elements;
+        }
         c
     }
 
@@ -173,11 +193,27 @@ impl Counts {
             if let Some(base) = &chain.base {
                 c.base_chains[hook_index(base.hook)] += 1;
             }
+            for rule in &chain.rules {
+                if let Some(map) = ir_inline_map(&rule.action) {
+                    c.sets += 1;
+                    c.elements += map.len();
+                }
+            }
         }
         for o in &rules.objects {
             c.add_object(o.object.type_id());
         }
-        c.elements = rules.sets.iter().map(|s| s.elements.len()).sum();
+        c.elements += rules.sets.iter().map(|s| s.elements.len()).sum::<usize>();
+        for size in rules
+            .chains
+            .iter()
+            .flat_map(|ch| &ch.rules)
+            .flat_map(|r| &r.matches)
+            .filter_map(ir::Match::inline_set_len)
+        {
+            c.sets += 1;
+            c.elements += size;
+        }
         c
     }
 
@@ -234,6 +270,32 @@ impl Counts {
         for (a, b) in self.base_chains.iter_mut().zip(other.base_chains) {
             *a = a.saturating_sub(b);
         }
+    }
+}
+
+/// The elements of an action's inline map, if it has one.
+fn inline_map_elements(action: &wit::Action) -> Option<usize> {
+    let lookup = match action {
+        wit::Action::Vmap(l) => l,
+        wit::Action::DnatMap(n) | wit::Action::SnatMap(n) => &n.lookup,
+        _ => return None,
+    };
+    match &lookup.map {
+        wit::MapSource::Inline(elements) => Some(elements.len()),
+        wit::MapSource::Named(_) => None,
+    }
+}
+
+/// A validated action's inline map, if it has one.
+fn ir_inline_map(action: &ir::Action) -> Option<&ir::SetElements> {
+    let lookup = match action {
+        ir::Action::Vmap(l) => l,
+        ir::Action::DnatMap(n) | ir::Action::SnatMap(n) => &n.lookup,
+        _ => return None,
+    };
+    match &lookup.map {
+        ir::MapSource::Inline(elements) => Some(elements),
+        ir::MapSource::Named(_) => None,
     }
 }
 
@@ -501,6 +563,40 @@ mod tests {
         assert!(table_overruns(&policies, &small()).is_empty());
         let policies = [("a", counts(200, 0), Some(counts(201, 0)))];
         assert_eq!(table_overruns(&policies, &small()).len(), 1);
+    }
+
+    #[test]
+    fn maps_and_inline_maps_count_as_sets() {
+        let element = |n| wit::MapElement {
+            key: vec![wit::Value::Number(n)],
+            data: wit::MapData::Verdict(wit::Verdict::Drop),
+        };
+        let vmap = wit::Action::Vmap(wit::MapLookup {
+            key: vec![wit::Field::Dport(wit::Transport::Tcp)],
+            map: wit::MapSource::Inline(vec![element(1), element(2), element(3)]),
+        });
+        let answer = wit::Ruleset {
+            chains: vec![wit::Chain {
+                name: "c".into(),
+                base: None,
+                rules: vec![wit::Rule {
+                    matches: vec![],
+                    statements: vec![],
+                    action: vmap,
+                    comment: None,
+                }],
+            }],
+            maps: vec![wit::NamedMap {
+                name: "m".into(),
+                key: vec![wit::KeyType::InetService],
+                data: None,
+                intervals: false,
+                elements: vec![element(1), element(2)],
+            }],
+            ..wit::Ruleset::empty()
+        };
+        let c = Counts::of_answer(&answer);
+        assert_eq!((c.sets, c.elements), (2, 5));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::bindings::v01::wit;
 use crate::engine::Reconciler;
-use crate::ir::PolicyRules;
+use crate::ir::{PolicyRules, SetElements};
 use crate::kernel::Fake;
 use crate::plan::DesiredTable;
 
@@ -42,6 +42,7 @@ fn opts() -> Options {
         max_set_elements: MAX_SET_ELEMENTS,
         sysctls: AllowList::new(&[]).expect("the default allow-list is valid"),
         max_sysctls: DEFAULT_MAX_SYSCTLS,
+        local_time: LocalTime::UTC,
     }
 }
 
@@ -561,8 +562,13 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
     }
     for (name, elements) in &sets {
         prop_assert!(elements.len() <= options.max_set_elements, "set {}", name);
-        if let SetElements::Ports(p) = elements {
-            prop_assert!(!p.contains(&0), "set {} holds port 0", name);
+        if elements.kind.holds_ports() {
+            let zero = ir::SetElement::key(ir::Element(vec![ir::Value::Number(0)]));
+            prop_assert!(
+                !elements.elements.contains(&zero),
+                "set {} holds port 0",
+                name
+            );
         }
     }
     let total: usize = rules.chains.iter().map(|c| c.rules.len()).sum();
@@ -592,16 +598,14 @@ fn check_accepted(rules: &ir::Ruleset, options: &Options) -> Result<(), TestCase
                         prop_assert!(*first != 0 && first <= last, "ports {}-{}", first, last);
                     }
                     ir::Match::AddrInSet { set, family, .. } => {
-                        let kind_ok = matches!(
-                            (sets.get(set.as_str()), family),
-                            (Some(SetElements::Ipv4(_)), ir::Family::V4)
-                                | (Some(SetElements::Ipv6(_)), ir::Family::V6)
-                        );
+                        let kind_ok = sets
+                            .get(set.as_str())
+                            .is_some_and(|s| s.address_family() == Some(*family));
                         prop_assert!(kind_ok, "address set {:?}", set);
                     }
                     ir::Match::PortInSet { set, .. } => {
                         prop_assert!(
-                            matches!(sets.get(set.as_str()), Some(SetElements::Ports(_))),
+                            sets.get(set.as_str()).is_some_and(|s| s.kind.holds_ports()),
                             "port set {:?}",
                             set
                         );

@@ -1,8 +1,11 @@
 //! The jump graph of a policy's answer: the hooks each chain can be reached
-//! from, a jump loop, and a chain nested deeper than the kernel allows.
+//! from, a jump loop, and a chain nested deeper than the kernel allows. A
+//! rule's edges are its jump or goto and the verdicts of the map its vmap
+//! looks up (`maps::rule_targets`): the kernel follows both.
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::maps::{MapTargets, rule_targets};
 use super::{ChainInfo, JUMP_DEPTH_MAX};
 use crate::bindings::wit;
 use crate::ir::{ChainType, Hook};
@@ -21,6 +24,7 @@ pub(super) struct Reach {
 pub(super) fn reaching_hooks(
     chains: &[wit::Chain],
     infos: &HashMap<&str, ChainInfo>,
+    maps: &MapTargets,
 ) -> HashMap<String, BTreeSet<Reach>> {
     let mut reach: HashMap<String, BTreeSet<Reach>> = HashMap::new();
     let mut work: Vec<(String, Reach)> = Vec::new();
@@ -41,8 +45,8 @@ pub(super) fn reaching_hooks(
         }
         if let Some(chain) = by_name.get(name.as_str()) {
             for rule in &chain.rules {
-                if let wit::Action::Jump(t) | wit::Action::Goto(t) = &rule.action {
-                    work.push((t.clone(), ctxt));
+                for t in rule_targets(rule, maps) {
+                    work.push((t.to_string(), ctxt));
                 }
             }
         }
@@ -51,18 +55,11 @@ pub(super) fn reaching_hooks(
 }
 
 /// Finds a jump/goto cycle, returned as the chain names along it.
-pub(super) fn find_cycle(chains: &[wit::Chain]) -> Option<Vec<String>> {
+pub(super) fn find_cycle(chains: &[wit::Chain], maps: &MapTargets) -> Option<Vec<String>> {
     let edges: HashMap<&str, Vec<&str>> = chains
         .iter()
         .map(|c| {
-            let targets = c
-                .rules
-                .iter()
-                .filter_map(|r| match &r.action {
-                    wit::Action::Jump(t) | wit::Action::Goto(t) => Some(t.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let targets = c.rules.iter().flat_map(|r| rule_targets(r, maps)).collect();
             (c.name.as_str(), targets)
         })
         .collect();
@@ -111,6 +108,7 @@ pub(super) fn find_cycle(chains: &[wit::Chain]) -> Option<Vec<String>> {
 pub(super) fn too_deep(
     chains: &[wit::Chain],
     infos: &HashMap<&str, ChainInfo>,
+    maps: &MapTargets,
 ) -> Option<Vec<String>> {
     let index: HashMap<&str, usize> = chains
         .iter()
@@ -127,10 +125,9 @@ pub(super) fn too_deep(
         if index.get(chain.name.as_str()) != Some(&from) {
             continue;
         }
-        for rule in &chain.rules {
-            if let wit::Action::Jump(t) | wit::Action::Goto(t) = &rule.action
-                && let Some(&to) = index.get(t.as_str())
-                && infos.get(t.as_str()).is_some_and(|i| i.base.is_none())
+        for t in chain.rules.iter().flat_map(|r| rule_targets(r, maps)) {
+            if let Some(&to) = index.get(t)
+                && infos.get(t).is_some_and(|i| i.base.is_none())
                 && to != from
             {
                 edges[from].push(to);

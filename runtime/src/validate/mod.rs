@@ -1,26 +1,29 @@
 //! Validation: turns the ruleset a policy returned (WIT types) into the rule
 //! IR, or into a list of problems, each naming where it is and what is wrong.
 //! Pure: no I/O. This file is the entry and the report; the checks are by
-//! concern: `rules` (matches and actions), `graph` (jumps), `sets`,
+//! concern: `rules` (matches and actions), `graph` (jumps), `sets`, `maps`,
 //! `objects` (counters, limits, helpers, flowtables) and `sysctls`.
 
 mod actions;
 pub mod budget;
 mod graph;
+mod maps;
 mod matches;
 mod objects;
 mod rules;
 mod sets;
 mod sysctls;
+mod time;
 mod values;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::bindings::wit;
-use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Family, Hook, SetElements};
+use crate::ir::{self, BaseChain, ChainPolicy, ChainType, Hook};
 use crate::sysctl::AllowList;
-use rules::{SetKind, SetKinds};
+use rules::SetKinds;
+pub use time::LocalTime;
 
 /// Longest chain or set name a policy may use.
 pub const NAME_MAX: usize = 32;
@@ -63,6 +66,8 @@ pub struct Options {
     pub sysctls: AllowList,
     /// Sysctls one answer may ask for at most.
     pub max_sysctls: usize,
+    /// The local time zone that time matches are in.
+    pub local_time: LocalTime,
 }
 
 /// What a config that says nothing about them gives.
@@ -73,6 +78,7 @@ impl Default for Options {
             max_set_elements: DEFAULT_MAX_SET_ELEMENTS,
             sysctls: AllowList::default(),
             max_sysctls: DEFAULT_MAX_SYSCTLS,
+            local_time: LocalTime::system(),
         }
     }
 }
@@ -208,24 +214,9 @@ pub fn validate(
         });
     }
 
-    let sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
-    let made = objects::convert_objects(&mut ctx, ruleset, features);
-    let set_kinds: SetKinds = sets
-        .iter()
-        .map(|s| {
-            let kind = match &s.elements {
-                SetElements::Ipv4(_) => SetKind::Addr(Family::V4),
-                SetElements::Ipv6(_) => SetKind::Addr(Family::V6),
-                SetElements::Ports(_) => SetKind::Ports,
-            };
-            (s.name.as_str(), kind)
-        })
-        .collect();
-
-    let declared = rules::Declared {
-        sets: set_kinds,
-        objects: actions::Objects::of(ruleset),
-    };
+    let mut sets = sets::convert_sets(&mut ctx, opts, &ruleset.sets);
+    let converted = objects::convert_objects(&mut ctx, ruleset, features);
+    let for_matches = matches::Declared::of(ruleset);
 
     // Chains: names and base chain settings first, so rules can refer to any.
     let mut infos: HashMap<&str, ChainInfo> = HashMap::new();
@@ -279,12 +270,29 @@ pub fn validate(
         infos.insert(chain.name.as_str(), ChainInfo { base });
     }
 
-    if let Some(cycle) = graph::find_cycle(&ruleset.chains) {
+    // Maps after the chains, which their verdicts name.
+    let maps = maps::convert_maps(&mut ctx, opts, &ruleset.maps, &infos, &sets);
+    sets.extend(maps);
+    let set_kinds: SetKinds = sets
+        .iter()
+        .map(|s| (s.name.as_str(), &s.elements.kind))
+        .collect();
+    let declared = rules::Declared {
+        env: matches::Env {
+            declared: &for_matches,
+            local_time: opts.local_time,
+        },
+        sets: set_kinds,
+        objects: actions::Objects::of(ruleset),
+    };
+
+    let targets = maps::map_targets(&ruleset.maps);
+    if let Some(cycle) = graph::find_cycle(&ruleset.chains, &targets) {
         ctx.err(
             format!("chain {:?}", cycle[0]),
             format!("jump loop: {}", cycle.join(" -> ")),
         );
-    } else if let Some(path) = graph::too_deep(&ruleset.chains, &infos) {
+    } else if let Some(path) = graph::too_deep(&ruleset.chains, &infos, &targets) {
         ctx.err(
             format!("chain {:?}", path[path.len() - 1]),
             format!(
@@ -294,7 +302,7 @@ pub fn validate(
             ),
         );
     }
-    let reach = graph::reaching_hooks(&ruleset.chains, &infos);
+    let reach = graph::reaching_hooks(&ruleset.chains, &infos, &targets);
 
     let mut chains = Vec::new();
     for chain in &ruleset.chains {
@@ -332,8 +340,8 @@ pub fn validate(
         Ok(ir::Ruleset {
             chains,
             sets,
-            objects: made.objects,
-            flowtables: made.flowtables,
+            objects: converted.objects,
+            flowtables: converted.flowtables,
             sysctls,
         })
     } else {

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::actions::{Objects, convert_action, convert_statements};
 use super::graph::Reach;
-use super::matches::convert_match;
+use super::matches::{Env, as_listed, convert_match, reads};
 use super::{COMMENT_MAX, ChainInfo, Ctx, MATCHES_MAX};
 use crate::bindings::wit;
 use crate::fields;
@@ -41,7 +41,7 @@ pub(super) fn convert_rule(
     for (mi, m) in rule.matches.iter().enumerate() {
         let mat = format!("{at} match {}", mi + 1);
         if let Some(b) = base {
-            if matches!(m.matcher, wit::Matcher::Oifname(_))
+            if reads(&m.matcher, wit::Field::Oifname)
                 && matches!(b.hook, Hook::Prerouting | Hook::Input)
             {
                 ctx.err(
@@ -52,16 +52,21 @@ pub(super) fn convert_rule(
                     ),
                 );
             }
-            if matches!(m.matcher, wit::Matcher::Iifname(_)) && b.hook == Hook::Output {
+            if reads(&m.matcher, wit::Field::Iifname) && b.hook == Hook::Output {
                 ctx.err(&mat, "iifname is unknown on the output hook (locally generated packets have no input interface)");
             }
         }
-        if let Some(conv) = convert_match(ctx, &mat, m, &declared.sets, &mut facts) {
+        if let Some(conv) = convert_match(ctx, &mat, m, &declared.env, hooks, &mut facts) {
             matches.push(conv);
         }
     }
+    let matches = if ctx.problems.len() == before {
+        as_listed(ctx, at, matches).unwrap_or_default()
+    } else {
+        matches
+    };
     let statements = convert_statements(ctx, at, rule, &facts, &declared.objects, hooks);
-    let action = convert_action(ctx, at, &rule.action, &facts, infos, hooks);
+    let action = convert_action(ctx, at, &rule.action, &facts, &declared.sets, infos, hooks);
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
@@ -74,14 +79,6 @@ pub(super) fn convert_rule(
         action: action?,
         comment: rule.comment.clone(),
     })
-}
-
-/// A construct of the 0.2 contract this runtime does not apply yet.
-pub(super) fn not_yet(ctx: &mut Ctx, at: &str, what: &str) {
-    ctx.err(
-        at,
-        format!("{what} is in the 0.2 contract but this runtime cannot apply it yet"),
-    );
 }
 
 /// A string the kernel keeps and nft lists: at most `max` bytes, and only
@@ -121,17 +118,14 @@ pub(super) struct RuleFacts {
     pub l4: Option<L4Proto>,
 }
 
-/// What a rule may name besides chains: the policy's sets and objects.
-pub(super) struct Declared<'a> {
+/// What a rule may name besides chains: the policy's sets (the matches'
+/// view, with the local time), its sets and maps (the actions'), and its
+/// objects.
+pub(super) struct Declared<'a, 'b> {
+    pub env: Env<'a, 'b>,
     pub sets: SetKinds<'a>,
     pub objects: Objects<'a>,
 }
 
-/// Sets declared by the policy: name -> kind.
-pub(super) type SetKinds<'a> = HashMap<&'a str, SetKind>;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum SetKind {
-    Addr(Family),
-    Ports,
-}
+/// Sets and maps declared by the policy: name -> kind.
+pub(super) type SetKinds<'a> = HashMap<&'a str, &'a ir::SetKind>;

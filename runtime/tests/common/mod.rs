@@ -276,14 +276,14 @@ pub fn everything() -> Vec<PolicyRules> {
         vec![
             NamedSet {
                 name: "friends".into(),
-                elements: SetElements::Ipv4(vec![
+                elements: SetElements::ipv4(vec![
                     "192.168.0.2".parse().unwrap(),
                     "192.168.0.3".parse().unwrap(),
                 ]),
             },
             NamedSet {
                 name: "services".into(),
-                elements: SetElements::Ports(vec![53, 123]),
+                elements: SetElements::ports(vec![53, 123]),
             },
         ],
     )
@@ -295,9 +295,10 @@ pub fn desired() -> DesiredTable {
 }
 
 /// `nft list table` of the runtime's table, as the runtime's text prints
-/// it: without the table's comment, and with each counter's numbers left
-/// out (they are the kernel's, not the policy's): a rule's `counter packets
-/// N bytes M`, and a counter object's line `packets N bytes M`.
+/// it: without the table's comment, with each counter's numbers and each
+/// element's time to expire left out (they are the kernel's, not the
+/// policy's): a rule's `counter packets N bytes M`, a counter object's line
+/// `packets N bytes M`, an element's `expires 59s980ms`.
 pub fn listed_as_text() -> String {
     let listing = nft(&["list", "table", "inet", TABLE]);
     let mut out = String::new();
@@ -306,8 +307,32 @@ pub fn listed_as_text() -> String {
         if trimmed.starts_with("comment \"managed by wasmwall") || is_counter_numbers(trimmed) {
             continue;
         }
-        out.push_str(&without_counts(line));
+        out.push_str(&without_expiry(&without_counts(line)));
         out.push('\n');
+    }
+    out
+}
+
+/// `10.0.0.1 expires 59s980ms, 10.0.0.2` -> `10.0.0.1, 10.0.0.2`.
+fn without_expiry(line: &str) -> String {
+    let mut out = String::new();
+    let mut words = line.split(' ').peekable();
+    while let Some(word) = words.next() {
+        if word == "expires"
+            && let Some(time) = words.next()
+        {
+            // What followed the time (a comma) stays with the element.
+            out.pop();
+            out.push_str(time.trim_start_matches(|c: char| c.is_ascii_alphanumeric()));
+            if words.peek().is_some() {
+                out.push(' ');
+            }
+            continue;
+        }
+        out.push_str(word);
+        if words.peek().is_some() {
+            out.push(' ');
+        }
     }
     out
 }

@@ -41,7 +41,7 @@ fn reg_number(r: Register) -> u32 {
 }
 
 impl RuleBuilder {
-    fn hand_made(&mut self, e: Expr) {
+    pub(super) fn hand_made(&mut self, e: Expr) {
         self.push(e.stand_in());
     }
 
@@ -55,7 +55,7 @@ impl RuleBuilder {
                 limit,
             } => {
                 if let Some(rate) = limit {
-                    self.hand_made(limit_expr(rate));
+                    self.hand_made(limit_expr(rate, false));
                 }
                 let mut data = Attrs::default();
                 if let Some(prefix) = prefix {
@@ -94,15 +94,7 @@ impl RuleBuilder {
                         ));
                         // rt gives the MSS in host order; the option holds
                         // it in network order.
-                        self.hand_made(Expr::new(
-                            "byteorder",
-                            Attrs::default()
-                                .u32(sys::NFTA_BYTEORDER_SREG, 1)
-                                .u32(sys::NFTA_BYTEORDER_DREG, 1)
-                                .u32(sys::NFTA_BYTEORDER_OP, sys::NFT_BYTEORDER_HTON)
-                                .u32(sys::NFTA_BYTEORDER_LEN, MSS_LEN)
-                                .u32(sys::NFTA_BYTEORDER_SIZE, MSS_LEN),
-                        ));
+                        self.hand_made(super::fields::hton(1, MSS_LEN));
                     }
                     MssClamp::Size(size) => self.push(Immediate::new_data(
                         size.to_be_bytes().to_vec(),
@@ -224,6 +216,9 @@ impl RuleBuilder {
                 }
                 return self.hand_made(Expr::new("redir", data));
             }
+            Action::Vmap(_) | Action::DnatMap(_) | Action::SnatMap(_) => {
+                unreachable!("map actions are encoded by add_map_action")
+            }
         };
         self.push(Immediate::new_verdict(verdict));
     }
@@ -306,7 +301,7 @@ fn range_flags(ports: Option<PortRange>, options: NatFlags) -> Option<u32> {
     (flags != 0).then_some(flags)
 }
 
-fn objref(object_type: u32, name: &str) -> Expr {
+pub(super) fn objref(object_type: u32, name: &str) -> Expr {
     Expr::new(
         "objref",
         Attrs::default()
@@ -316,8 +311,8 @@ fn objref(object_type: u32, name: &str) -> Expr {
 }
 
 /// A limit expression, as nft sends one: a byte rate's burst only when it
-/// has one.
-pub(super) fn limit_expr(rate: &Rate) -> Expr {
+/// has one; with `over`, matching the packets above the rate.
+pub(super) fn limit_expr(rate: &Rate, over: bool) -> Expr {
     let mut data = Attrs::default()
         .u64(sys::NFTA_LIMIT_RATE, rate.amount)
         .u64(sys::NFTA_LIMIT_UNIT, rate.per.seconds());
@@ -331,8 +326,10 @@ pub(super) fn limit_expr(rate: &Rate) -> Expr {
     };
     Expr::new(
         "limit",
-        data.u32(sys::NFTA_LIMIT_TYPE, kind)
-            .u32(sys::NFTA_LIMIT_FLAGS, 0),
+        data.u32(sys::NFTA_LIMIT_TYPE, kind).u32(
+            sys::NFTA_LIMIT_FLAGS,
+            if over { sys::NFT_LIMIT_F_INV } else { 0 },
+        ),
     )
 }
 

@@ -527,7 +527,7 @@ fn names_and_empty_data_as_nft_sends_them() {
             hash: "0".into(),
         };
         let r = rule(vec![], vec![statement], Action::Continue);
-        let object = super::super::rule::rule_object(&table, "c", &r, &tag).unwrap();
+        let (object, _) = super::super::rule::rule_object(&table, "c", &r, &tag, 1).unwrap();
         b.add(&object, rustables::MsgType::Add);
         put_in_place(b.finalize())
     };

@@ -103,20 +103,33 @@ pub(crate) fn kernel_elements(
     elements: &[Element],
     intervals: bool,
 ) -> Vec<KernelElement> {
+    kernel_elements_by(elements, intervals, key.is_concatenation(), |e, end| {
+        key_bytes(key, e, end)
+    })
+}
+
+/// As [`kernel_elements`], with each end's bytes from `bytes` (for keys
+/// whose bytes depend on more than their type: a field's load).
+pub(crate) fn kernel_elements_by(
+    elements: &[Element],
+    intervals: bool,
+    concatenated: bool,
+    bytes: impl Fn(&Element, End) -> Vec<u8>,
+) -> Vec<KernelElement> {
     let single = |e: &Element| KernelElement {
-        key: key_bytes(key, e, End::First),
+        key: bytes(e, End::First),
         key_end: None,
         flags: 0,
     };
     if !intervals {
         return elements.iter().map(single).collect();
     }
-    if key.is_concatenation() {
+    if concatenated {
         return elements
             .iter()
             .map(|e| KernelElement {
-                key: key_bytes(key, e, End::First),
-                key_end: Some(key_bytes(key, e, End::Last)),
+                key: bytes(e, End::First),
+                key_end: Some(bytes(e, End::Last)),
                 flags: 0,
             })
             .collect();
@@ -128,14 +141,14 @@ pub(crate) fn kernel_elements(
         flags: NFT_SET_ELEM_INTERVAL_END,
     };
     if let Some(first) = elements.first() {
-        let start = key_bytes(key, first, End::First);
+        let start = bytes(first, End::First);
         if start.iter().any(|b| *b != 0) {
             out.push(end(vec![0; start.len()]));
         }
     }
     for e in elements {
         out.push(single(e));
-        if let Some(after) = next_key(&key_bytes(key, e, End::Last)) {
+        if let Some(after) = next_key(&bytes(e, End::Last)) {
             out.push(end(after));
         }
     }

@@ -38,10 +38,11 @@ pub(super) mod nat_flags {
 /// Netlink attributes, written in order: header (length, type), value,
 /// padding to 4 bytes. Numbers are big-endian, as nf_tables reads them.
 #[derive(Default)]
-pub(super) struct Attrs(Vec<u8>);
+pub(super) struct Attrs(pub(super) Vec<u8>);
 
 impl Attrs {
-    fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
+    /// An attribute of these bytes.
+    pub fn put(mut self, ty: u16, value: &[u8]) -> Attrs {
         let len = (NLA_HDRLEN + value.len()) as u16;
         self.0.extend_from_slice(&len.to_ne_bytes());
         self.0.extend_from_slice(&ty.to_ne_bytes());
@@ -84,6 +85,18 @@ impl Attrs {
         self.put(ty | NLA_F_NESTED, &inner.0)
     }
 
+    /// Data in an `NFTA_DATA_VALUE` nest, as expressions and set elements
+    /// carry values.
+    pub fn value(self, ty: u16, data: &[u8]) -> Attrs {
+        self.nested(ty, Attrs::default().put(sys::NFTA_DATA_VALUE, data))
+    }
+
+    /// An expression nested in an attribute (a dynset's).
+    pub fn expr(self, ty: u16, e: &Expr) -> Attrs {
+        self.put(ty | NLA_F_NESTED, &e.element())
+    }
+
+    /// The attributes' bytes, to make a message of.
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }

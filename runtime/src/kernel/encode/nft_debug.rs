@@ -24,7 +24,7 @@ pub(super) fn expressions(rule: &Rule) -> String {
         policy: "p".into(),
         hash: "0".into(),
     };
-    let object = rule_object(&table, "c", rule, &tag).expect("the rule encodes");
+    let (object, _) = rule_object(&table, "c", rule, &tag, 1).expect("the rule encodes");
     let mut batch = Batch::new();
     batch.add(&object, MsgType::Add);
     let bytes = put_in_place(batch.finalize());
@@ -82,8 +82,12 @@ fn meta_key(k: u32) -> String {
         3 => "mark".into(),
         6 => "iifname".into(),
         7 => "oifname".into(),
+        8 => "iiftype".into(),
         15 => "nfproto".into(),
         16 => "l4proto".into(),
+        30 => "time".into(),
+        31 => "day".into(),
+        32 => "hour".into(),
         other => format!("key {other}"),
     }
 }
@@ -104,6 +108,7 @@ fn expression(name: &str, d: &[u8]) -> String {
             let key = if name == "ct" {
                 match key {
                     0 => "state".to_string(),
+                    2 => "status".to_string(),
                     3 => "mark".to_string(),
                     k => format!("key {k}"),
                 }
@@ -138,13 +143,21 @@ fn expression(name: &str, d: &[u8]) -> String {
                 ),
             }
         }
-        "bitwise" => format!(
-            "bitwise reg {} = ( reg {} & {} ) ^ {}",
-            reg(d, 2),
-            reg(d, 1),
-            words(&value(d, 4)),
-            words(&value(d, 5))
-        ),
+        "bitwise" => match u32_of(d, 6) {
+            Some(2) => format!(
+                "bitwise reg {} = ( reg {} >> {} )",
+                reg(d, 2),
+                reg(d, 1),
+                words(&value(d, 7))
+            ),
+            _ => format!(
+                "bitwise reg {} = ( reg {} & {} ) ^ {}",
+                reg(d, 2),
+                reg(d, 1),
+                words(&value(d, 4)),
+                words(&value(d, 5))
+            ),
+        },
         "immediate" => {
             let dreg = reg(d, 1);
             let data = attribute(d, 2).unwrap_or_default();
@@ -278,11 +291,71 @@ fn expression(name: &str, d: &[u8]) -> String {
             "flow_offload flowtable {}",
             attribute(d, 1).map(string).unwrap_or_default()
         ),
-        "lookup" => format!(
-            "lookup reg {} set {}",
-            reg(d, 2),
-            attribute(d, 1).map(string).unwrap_or_default()
+        "lookup" => {
+            let mut out = format!(
+                "lookup reg {} set {}",
+                reg(d, 2),
+                attribute(d, 1).map(string).unwrap_or_default()
+            );
+            if let Some(dreg) = u32_of(d, 3) {
+                out.push_str(&format!(" dreg {dreg}"));
+            }
+            if let Some(flags) = u32_of(d, 5) {
+                out.push_str(&format!(" 0x{flags:x}"));
+            }
+            out
+        }
+        "range" => format!(
+            "range {} reg {} {} {}",
+            if reg(d, 2) == 1 { "neq" } else { "eq" },
+            reg(d, 1),
+            words(&value(d, 3)),
+            words(&value(d, 4))
         ),
+        "fib" => {
+            let flags = reg(d, 3);
+            let mut keys = Vec::new();
+            for (bit, name) in [
+                (1, "saddr"),
+                (2, "daddr"),
+                (4, "mark"),
+                (8, "iif"),
+                (16, "oif"),
+            ] {
+                if flags & bit != 0 {
+                    keys.push(name);
+                }
+            }
+            let result = match reg(d, 2) {
+                1 => "oif",
+                2 => "oifname",
+                3 => "type",
+                _ => "?",
+            };
+            let present = if flags & 32 != 0 { " present" } else { "" };
+            format!(
+                "fib {} {result}{present} => reg {}",
+                keys.join(" . "),
+                reg(d, 1)
+            )
+        }
+        "dynset" => {
+            let op = ["add", "update", "delete"]
+                .get(reg(d, 3) as usize)
+                .copied()
+                .unwrap_or("?");
+            let mut out = format!(
+                "dynset {op} reg_key {} set {}",
+                reg(d, 4),
+                attribute(d, 1).map(string).unwrap_or_default()
+            );
+            if let Some(e) = attribute(d, 7) {
+                let name = attribute(e, NFTA_EXPR_NAME).map(string).unwrap_or_default();
+                let data = attribute(e, NFTA_EXPR_DATA).unwrap_or_default();
+                out.push_str(&format!(" expr [ {} ]", expression(&name, data)));
+            }
+            out
+        }
         other => format!("unknown {other}"),
     }
 }

@@ -44,7 +44,7 @@ const NF_NETDEV_INGRESS: u32 = 0;
 const INET: u8 = libc::NFPROTO_INET as u8;
 
 /// One whole message: header, nfgenmsg (family inet), attributes.
-fn message(msg: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
+pub(super) fn message(msg: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
     let attrs = attrs.into_bytes();
     let len = NLMSG_HDRLEN + 4 + attrs.len();
     let mut out = Vec::with_capacity(len);

@@ -3,23 +3,40 @@
 //! dependencies once, as nft does. Matches are added in `matches`,
 //! statements and actions in `actions`.
 
-use rustables::expr::{Bitwise, Cmp, CmpOp, Lookup, Meta, MetaType, RawExpression};
+use rustables::expr::{Bitwise, Cmp, CmpOp, Lookup, Meta, MetaType, RawExpression, Register};
 use rustables::{Chain, Rule, Set, Table};
 
+use super::inline::KernelSet;
 use super::{RuleTag, TAG_PREFIX, UDATA_COMMENT, UDATA_TAG, USERDATA_MAX, nul_terminated, tlv};
-use crate::ir::{self, Family};
+use crate::ir::{self, Family, Field, MapLookup, MapSource, SetElements};
 
+/// What a rule's lookups need sent before the rule: the inline sets of its
+/// matches, then the inline map of its action.
+#[derive(Default)]
+pub(super) struct Anonymous {
+    pub sets: Vec<KernelSet>,
+    /// The map, its id in the batch, and the fields that key it.
+    pub map: Option<(u32, Vec<Field>, SetElements)>,
+}
+
+/// The rule object, and the inline sets and map its lookups name (to send
+/// before it), numbered from `first_set_id` on.
 pub(super) fn rule_object(
     table: &Table,
     chain: &str,
     rule: &ir::Rule,
     tag: &RuleTag,
-) -> Result<Rule, String> {
+    first_set_id: u32,
+) -> Result<(Rule, Anonymous), String> {
     let chain = Chain::new(table).with_name(chain);
     let mut b = RuleBuilder {
         rule: Rule::new(&chain).expect("the chain has a table and a name"),
         nfproto: None,
         l4proto: None,
+        link_ether: false,
+        inline_sets: Vec::new(),
+        inline_map: None,
+        next_set_id: first_set_id,
     };
     if let Some(family) = rule.implied_nfproto() {
         b.require_nfproto(family);
@@ -30,9 +47,17 @@ pub(super) fn rule_object(
     for s in &rule.statements {
         b.add_statement(s)?;
     }
-    b.add_action(&rule.action);
-    Ok(b.rule
-        .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?))
+    if !b.add_map_action(&rule.action) {
+        b.add_action(&rule.action);
+    }
+    let object = b
+        .rule
+        .with_userdata(rule_userdata(rule.comment.as_deref(), tag)?);
+    let anonymous = Anonymous {
+        sets: b.inline_sets,
+        map: b.inline_map,
+    };
+    Ok((object, anonymous))
 }
 
 pub(super) fn rule_userdata(comment: Option<&str>, tag: &RuleTag) -> Result<Vec<u8>, String> {
@@ -63,6 +88,15 @@ pub(super) struct RuleBuilder {
     pub rule: Rule,
     pub nfproto: Option<Family>,
     pub l4proto: Option<u8>,
+    /// Whether the rule checked that the link layer is Ethernet (`meta
+    /// iiftype ether`): nft checks the family by the Ethernet type then.
+    pub link_ether: bool,
+    /// The inline sets the rule's lookups name, in the order made.
+    pub inline_sets: Vec<KernelSet>,
+    /// The inline map of the rule's action, its id and key fields.
+    pub inline_map: Option<(u32, Vec<Field>, SetElements)>,
+    /// The id the next inline set (or map) gets.
+    pub next_set_id: u32,
 }
 
 impl RuleBuilder {
@@ -81,11 +115,15 @@ impl RuleBuilder {
 
     pub fn require_nfproto(&mut self, family: Family) {
         if self.nfproto != Some(family) {
-            let proto = match family {
-                Family::V4 => libc::NFPROTO_IPV4,
-                Family::V6 => libc::NFPROTO_IPV6,
-            };
-            self.meta_cmp(MetaType::NfProto, CmpOp::Eq, [proto as u8]);
+            if self.link_ether {
+                self.ether_type_check(family);
+            } else {
+                let proto = match family {
+                    Family::V4 => libc::NFPROTO_IPV4,
+                    Family::V6 => libc::NFPROTO_IPV6,
+                };
+                self.meta_cmp(MetaType::NfProto, CmpOp::Eq, [proto as u8]);
+            }
             self.nfproto = Some(family);
         }
     }
@@ -97,9 +135,27 @@ impl RuleBuilder {
         }
     }
 
+    /// A lookup of register 1 in the named set `set`.
     pub fn lookup(&mut self, set: &str) {
-        let set = Set::default().with_name(set);
-        self.push(Lookup::new(&set).expect("the set has a name"));
+        self.lookup_in(set, None, false);
+    }
+
+    /// A lookup of reg 1 in `lookup`'s map (an inline one sent before the
+    /// rule, by its id) that writes what it finds to `dreg`.
+    pub fn map_lookup(&mut self, lookup: &MapLookup, dreg: Register) {
+        let set = match &lookup.map {
+            MapSource::Named(name) => Set::default().with_name(name.as_str()),
+            MapSource::Inline(elements) => {
+                let id = self.next_set_id;
+                self.next_set_id += 1;
+                self.inline_map = Some((id, lookup.fields.clone(), elements.clone()));
+                Set::default()
+                    .with_name(super::sets::ANONYMOUS_MAP)
+                    .with_id(id)
+            }
+        };
+        let lookup = Lookup::new(&set).expect("the set has a name");
+        self.push(lookup.with_dreg(dreg));
     }
 }
 

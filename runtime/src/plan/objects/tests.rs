@@ -266,7 +266,7 @@ fn the_table_text_lists_objects_first_and_flowtables_after_sets() {
     );
     p[0].rules.sets.push(ir::NamedSet {
         name: "s".into(),
-        elements: ir::SetElements::Ports(vec![22]),
+        elements: ir::SetElements::ports([22]),
     });
     assert_eq!(
         super::super::table_text(T, &p),
