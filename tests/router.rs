@@ -35,10 +35,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmwall_e2e::{
-    Child, ContinuousClient, Dnsmasq, HttpServer, Netns, START_TIMEOUT, STOP_TIMEOUT, TempDir,
-    Udhcpc, compile_cache_dir, find_line, http_get, policy_wasm, replace_file, repo_root, run,
-    run_unchecked, skip_unless_root, temp_dir, toml_path, toml_string, veth_pair, wait_until,
-    wasmwall_bin, without_counter_values, write_script,
+    Child, ContinuousClient, Dnsmasq, HttpServer, NetError, Netns, START_TIMEOUT, STOP_TIMEOUT,
+    TempDir, Udhcpc, compile_cache_dir, find_line, http_get, policy_wasm, replace_file, repo_root,
+    run, run_unchecked, skip_unless_root, tcp_connect, temp_dir, toml_path, toml_string, veth_pair,
+    wait_until, wasmwall_bin, without_counter_values, write_script,
 };
 
 const ROUTER_LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
@@ -405,17 +405,23 @@ fn lease_opens_and_release_closes_the_forward(source: LeaseSource) {
         "{source:?}: lease of {ip} -> the forward answers in {} ms (after udhcpc's script)",
         took.as_millis()
     );
+    // The forward is one element of the policy's NAT map, keyed by port.
+    let element = format!("{FORWARD_PORT} : {ip} . 80");
     let table = lab.table();
     assert!(
-        find_line(table.lines(), &["dnat", &format!("{ip}:80")]).is_some(),
-        "no DNAT to {ip}:80\n{table}"
+        table.contains(&element),
+        "no element {element:?} in the forwards' map\n{table}"
     );
 
     udhcpc.release();
-    let table = lab.wait_for_table("the DNAT to go after the lease was released", |t| {
-        !t.contains("dnat")
+    let table = lab.wait_for_table("the map element to go after the lease was released", |t| {
+        !t.contains(&element)
     });
     assert!(!table.contains(&ip), "{ip} still in the table\n{table}");
+    assert!(
+        find_line(table.lines(), &["dnat ip to tcp dport map"]).is_some(),
+        "the rule that looks forwards up is kept without elements\n{table}"
+    );
     wait_for_no_answer(&lab.wan, forwarded, "the forward to close");
     let log = dnsmasq.log();
     assert!(
@@ -621,6 +627,141 @@ fn hot_swap_under_traffic_loses_no_request() {
         tally.successes >= (SWAPS + 2) * ANSWERS_PER_VERSION,
         "{tally}"
     );
+    lab.stop(daemon);
+}
+
+/// The NAS of the reflection test: a second host on the client's LAN.
+const NAS_IP: &str = "192.168.1.60";
+
+/// Puts a second LAN host, "nas" at 192.168.1.60, beside the client: the
+/// client's namespace becomes the LAN's switch (a bridge `br0` of its link
+/// to the router and a link to the NAS), and the client's address moves
+/// onto the bridge. Returns the NAS's namespace.
+fn add_nas_beside_the_client(lab: &Lab) -> Netns {
+    let nas = Netns::new("nas");
+    veth_pair(
+        (&lab.client, "sw1", ""),
+        (&nas, "eth0", &format!("{NAS_IP}/24")),
+    );
+    nas.run([
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        &ROUTER_LAN_IP.to_string(),
+    ]);
+    let client = &lab.client;
+    client.run(["ip", "link", "add", "br0", "type", "bridge"]);
+    client.run([
+        "ip",
+        "addr",
+        "del",
+        &format!("{CLIENT_IP}/24"),
+        "dev",
+        "eth0",
+    ]);
+    for port in ["eth0", "sw1"] {
+        client.run(["ip", "link", "set", port, "master", "br0"]);
+    }
+    client.run([
+        "ip",
+        "addr",
+        "add",
+        &format!("{CLIENT_IP}/24"),
+        "dev",
+        "br0",
+    ]);
+    client.run(["ip", "link", "set", "br0", "up"]);
+    client.run([
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        &ROUTER_LAN_IP.to_string(),
+    ]);
+    nas
+}
+
+/// NAT reflection: a LAN client reaches a port forward on the router's WAN
+/// address and is answered by the LAN host the forward names, which sees
+/// the router as the client (so its answers go back through the router and
+/// are translated back); a WAN client of the same forward is seen as
+/// itself. Without the reflected connection's masquerade the NAS would
+/// answer the client directly, from an address it never asked, and the
+/// connection would not open.
+#[test]
+fn nat_reflection_answers_a_lan_client_on_the_wan_address() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new(ClientAddress::Static);
+    let nas_ns = add_nas_beside_the_client(&lab);
+    lab.configure(&[FORWARD], None);
+    let nas = HttpServer::start(&nas_ns, SocketAddr::from(([0, 0, 0, 0], 80)));
+    let forwarded = addr(ROUTER_WAN_IP, FORWARD_PORT);
+    let daemon = lab.start();
+    let mut event = lab.wasmwall(["event", "lease", "add"]);
+    event
+        .args(["--mac", "02:00:00:00:01:60", "--ip", NAS_IP])
+        .args(["--hostname", HOSTNAME, "--iface", "lan0", "--wait"])
+        .arg("--socket")
+        .arg(&lab.socket);
+    run(&mut event);
+
+    wait_for_answer(&lab.wan, forwarded, &nas, "the forward from the WAN");
+    wait_for_answer(
+        &lab.client,
+        forwarded,
+        &nas,
+        "the forward from the LAN, on the WAN address",
+    );
+    let peers = nas.peers();
+    let wan_host = IpAddr::V4(WAN_HOST_IP);
+    let router_lan = IpAddr::V4(ROUTER_LAN_IP);
+    assert!(
+        peers.iter().any(|p| p.ip() == wan_host),
+        "the WAN client was not seen as itself: {peers:?}"
+    );
+    assert!(
+        peers.iter().any(|p| p.ip() == router_lan),
+        "the reflected connection was not seen from the router: {peers:?}"
+    );
+    let client_ip: IpAddr = CLIENT_IP.parse().expect("an address");
+    assert!(
+        !peers.iter().any(|p| p.ip() == client_ip),
+        "the NAS saw the LAN client itself: {peers:?}"
+    );
+    lab.stop(daemon);
+}
+
+/// Towards the LAN the router refuses what it does not serve (a TCP reset,
+/// at once); towards the WAN it says nothing (the chain's policy drops).
+#[test]
+fn closed_ports_are_refused_to_the_lan_and_dropped_to_the_wan() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new(ClientAddress::Static);
+    lab.configure(&[], None);
+    // Something listens on both sides, so a refusal is the firewall's.
+    let _lan_server = HttpServer::start(&lab.router, addr(ROUTER_LAN_IP, 8081));
+    let _wan_server = HttpServer::start(&lab.router, addr(ROUTER_WAN_IP, 8081));
+    let daemon = lab.start();
+    lab.wait_for_table("the policy's table", |t| {
+        t.contains("reject with tcp reset")
+    });
+    let started = Instant::now();
+    let from_lan = tcp_connect(&lab.client, addr(ROUTER_LAN_IP, 8081), ANSWER_TIMEOUT);
+    assert_eq!(from_lan, Err(NetError::Refused), "from the LAN");
+    assert!(
+        started.elapsed() < ANSWER_TIMEOUT,
+        "the refusal came only after {:?}",
+        started.elapsed()
+    );
+    let from_wan = tcp_connect(&lab.wan, addr(ROUTER_WAN_IP, 8081), PROBE_TIMEOUT);
+    assert_eq!(from_wan, Err(NetError::TimedOut), "from the WAN");
     lab.stop(daemon);
 }
 

@@ -731,21 +731,11 @@ impl Policy for HomeRouter {
                 }
             }
             postrouting.push(new_rule().oifname(s.wan).masquerade());
-            // A reflected connection leaves on the LAN interface it came
-            // in on; the input interface is unknown in postrouting, so it
-            // is told from a WAN client's forward by its LAN source.
             for lan in &s.lan {
-                let prefixes = lan_prefixes(state, lan);
-                if prefixes.is_empty() {
-                    continue;
-                }
                 postrouting.push(
                     new_rule()
+                        .iifname(*lan)
                         .oifname(*lan)
-                        .test(
-                            Field::Saddr(IpFamily::V4),
-                            prefixes.into_iter().map(Value::address),
-                        )
                         .ct_status(CtStatus::DNAT)
                         .comment("NAT reflection: answers come back through the router")
                         .masquerade(),
@@ -801,29 +791,6 @@ impl Policy for HomeRouter {
         }
         Ok(ruleset)
     }
-}
-
-/// The IPv4 networks of `iface`'s addresses ("192.168.1.1/24" gives
-/// "192.168.1.0/24"), sorted and each once.
-fn lan_prefixes(state: &WorldState, iface: &str) -> Vec<String> {
-    let mut out: Vec<(Ipv4Addr, u8)> = state
-        .interface(iface)
-        .map(|i| {
-            i.addresses
-                .iter()
-                .filter_map(|a| {
-                    let (ip, len) = a.split_once('/')?;
-                    let ip: Ipv4Addr = ip.parse().ok()?;
-                    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                    Some((Ipv4Addr::from(u32::from(ip) & mask), len))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_unstable();
-    out.dedup();
-    out.into_iter().map(|(ip, len)| format!("{ip}/{len}")).collect()
 }
 
 /// The IPv4 address of "203.0.113.1/24", if it is one.
