@@ -97,7 +97,8 @@ impl Lab {
         let config_path = dir.path().join("wasmwall.toml");
         fs::write(&config_path, toml).unwrap();
         let mut cmd = router.command(daemon_bin());
-        cmd.args(["run", "--log", "warn", "--config"])
+        // Info: one line per reconcile, with the messages it sent.
+        cmd.args(["run", "--log", "info", "--config"])
             .arg(&config_path);
         if !cache {
             cmd.arg("--no-cache");
@@ -244,6 +245,29 @@ fn latency(background: usize, samples: usize) {
         }
         (adds, dels)
     });
+    // What each lease event sent the kernel: the reconciles the events
+    // caused (the background leases' come first and are left out).
+    let log = lab.daemon.stderr();
+    let batches: Vec<(u64, String)> = log
+        .lines()
+        .filter(|l| l.contains("changes applied"))
+        .filter_map(|l| {
+            let messages = logged(l, "messages=")?.parse().ok()?;
+            Some((messages, logged_quoted(l, "changes=")?))
+        })
+        .collect();
+    let ours = &batches[batches.len().saturating_sub(2 * samples)..];
+    if let (Some(min), Some(max)) = (
+        ours.iter().map(|b| b.0).min(),
+        ours.iter().map(|b| b.0).max(),
+    ) {
+        eprintln!(
+            "{background} leases: {} lease reconciles, {min}-{max} messages each (e.g. {:?}, {:?})",
+            ours.len(),
+            ours.first().map_or("", |b| b.1.as_str()),
+            ours.last().map_or("", |b| b.1.as_str()),
+        );
+    }
     for (what, mut list) in [
         ("lease added -> forward live", adds),
         ("lease released -> forward gone", dels),
@@ -258,6 +282,21 @@ fn latency(background: usize, samples: usize) {
         );
     }
     drop(lab);
+}
+
+/// The bare value of `key` (e.g. `messages=`) in a log line.
+fn logged<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &line[line.find(key)? + key.len()..];
+    Some(rest.split_whitespace().next()?.trim_end_matches(','))
+}
+
+/// The value of `key` in a log line, quoted or bare.
+fn logged_quoted(line: &str, key: &str) -> Option<String> {
+    let rest = &line[line.find(key)? + key.len()..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => Some(quoted[..quoted.find('"')?].to_string()),
+        None => Some(rest.split_whitespace().next()?.to_string()),
+    }
 }
 
 /// A component with a custom section appended: the same code, other bytes
