@@ -30,6 +30,12 @@ use wasmwall_e2e::{Netns, require_root, temp_dir, veth_pair, wait_until};
 
 const WAN_ROUTER: &str = "10.1.0.1";
 const WAN_CLIENT: &str = "10.1.0.2";
+/// The client's source addresses, 10.1.0.10 and on, taken in turn: the
+/// server closes first and keeps each connection in TIME_WAIT for 60 s,
+/// and a new SYN from a source port used a moment ago would meet it and
+/// wait a second for a retransmission. With this many addresses no
+/// address, port and destination come again within a run.
+const SOURCES: u32 = 128;
 const LAN_ROUTER: &str = "192.168.0.1";
 /// The server: the target of the last forward.
 const SERVER: &str = "192.168.0.10";
@@ -125,6 +131,11 @@ impl Lab {
             (&lab.router, "r0", &format!("{WAN_ROUTER}/24")),
             (&lab.client, "c0", &format!("{WAN_CLIENT}/24")),
         );
+        for i in 0..SOURCES {
+            let source = source(i as usize);
+            lab.client
+                .run(["ip", "addr", "add", &format!("{source}/24"), "dev", "c0"]);
+        }
         veth_pair(
             (&lab.router, "r1", &format!("{LAN_ROUTER}/24")),
             (&lab.server, "s0", &format!("{SERVER}/24")),
@@ -133,6 +144,19 @@ impl Lab {
             .run(["ip", "route", "add", "default", "via", LAN_ROUTER]);
         lab.router
             .run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        // A reset connection stays in the connection table for 10 s (closed)
+        // or 120 s (time-wait) by default: at tens of thousands of new
+        // connections a second that fills the table (262,144 entries here)
+        // and the kernel drops new SYNs. One second each keeps it small:
+        // this measures the rules, not the table's size.
+        for timeout in ["close", "time_wait"] {
+            lab.router.run([
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.netfilter.nf_conntrack_tcp_timeout_{timeout}=1"),
+            ]);
+        }
         // A veth end may show no carrier for a moment after both are up.
         for (netns, iface) in [
             (&lab.client, "c0"),
@@ -182,11 +206,13 @@ fn connections(lab: &Lab, port: u16, time: Duration) -> (u64, u64) {
         let failed = Arc::new(AtomicU64::new(0));
         let deadline = Instant::now() + time;
         thread::scope(|scope| {
-            for _ in 0..CLIENTS {
+            for c in 0..CLIENTS {
                 let (opened, failed) = (opened.clone(), failed.clone());
                 scope.spawn(move || {
+                    let mut next = c;
                     while Instant::now() < deadline {
-                        match TcpStream::connect_timeout(&to, Duration::from_secs(1)) {
+                        next = (next + CLIENTS) % SOURCES as usize;
+                        match connect_from(source(next), to) {
                             Ok(stream) => {
                                 reset_on_close(&stream);
                                 opened.fetch_add(1, Ordering::Relaxed);
@@ -204,6 +230,81 @@ fn connections(lab: &Lab, port: u16, time: Duration) -> (u64, u64) {
             failed.load(Ordering::Relaxed),
         )
     })
+}
+
+/// The client's source address `i`.
+fn source(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 1, 0, 10 + i as u8)
+}
+
+/// A TCP connection from `from` to `to`, or an error after a second. The
+/// source port is picked at connect time, for the whole address pair
+/// (`IP_BIND_ADDRESS_NO_PORT`), as for an unbound socket.
+fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<TcpStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let in_addr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: socket has no memory-safety preconditions.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor this function owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    let timeout = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    let local = in_addr(from, 0);
+    let SocketAddr::V4(to) = to else {
+        panic!("an IPv4 destination")
+    };
+    let remote = in_addr(*to.ip(), to.port());
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a valid socket; each option value and address is of the
+    // size given with it.
+    unsafe {
+        check(libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ))?;
+        // A blocking connect gives up after the send timeout.
+        check(libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        ))?;
+        check(libc::bind(
+            sock.as_raw_fd(),
+            (&local as *const libc::sockaddr_in).cast(),
+            len,
+        ))?;
+        check(libc::connect(
+            sock.as_raw_fd(),
+            (&remote as *const libc::sockaddr_in).cast(),
+            len,
+        ))?;
+    }
+    Ok(TcpStream::from(sock))
 }
 
 /// SO_LINGER 0: closing sends a reset and leaves no TIME_WAIT.
@@ -226,18 +327,30 @@ fn reset_on_close(stream: &TcpStream) {
     assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
 }
 
-/// The server: accepts and drops connections until `stop`.
+/// The server: accepts and drops connections until `stop`. Its backlog is
+/// large and it waits in poll(2), woken by each connection: a full accept
+/// queue would drop SYNs, and each drop costs a connection a second.
 fn serve(lab: &Lab, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    use std::os::fd::AsRawFd;
     let listener = lab
         .server
         .enter(|| TcpListener::bind((SERVER, SERVER_PORT)).expect("bind the server"));
+    // SAFETY: a listening socket; listen(2) again only changes its backlog.
+    let rc = unsafe { libc::listen(listener.as_raw_fd(), 4096) };
+    assert_eq!(rc, 0, "listen: {}", io::Error::last_os_error());
     listener.set_nonblocking(true).unwrap();
     thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             match listener.accept() {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_micros(200))
+                    let mut fd = libc::pollfd {
+                        fd: listener.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut fd, 1, 50) };
                 }
                 Err(e) => panic!("accept: {e}"),
             }
