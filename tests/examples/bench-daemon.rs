@@ -15,7 +15,9 @@
 //!   cargo build --release -p wasmwall
 //!   cargo run --release -p wasmwall-e2e --example bench-daemon
 //! `WASMWALL_BIN` picks another binary; `BENCH_SAMPLES` (default 300) the
-//! number of lease events per size.
+//! number of lease events per size; `BENCH_POLICY` another router policy
+//! for the latency and memory figures (the 0.1.0 home-router, with linear
+//! forward rules: `tests/fixtures/v0.1/home-router/home-router.wasm`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,13 @@ fn socket_in(dir: &Path) -> Option<PathBuf> {
     files_in(&dir.join("state"))
         .into_iter()
         .find(|f| f.extension().is_some_and(|e| e == "sock"))
+}
+
+/// The router policy the latency and memory figures run: home-router, or
+/// the component `BENCH_POLICY` names (e.g. the 0.1.0 fixture, for the
+/// figures of the linear rules side by side).
+fn router_policy() -> PathBuf {
+    std::env::var_os("BENCH_POLICY").map_or_else(|| policy_wasm("home-router"), PathBuf::from)
 }
 
 fn daemon_bin() -> PathBuf {
@@ -77,7 +86,7 @@ impl Lab {
         router.add_interface("lan0", "192.168.1.1/24");
         router.add_interface("wan0", "203.0.113.1/24");
         let policy_path = dir.path().join("home-router.wasm");
-        fs::copy(policy_wasm("home-router"), &policy_path).unwrap();
+        fs::copy(router_policy(), &policy_path).unwrap();
         let mut toml = format!(
             "state_dir = {state}\nreconcile_interval_s = 0\n\
              [leases]\nmax = 100000\n\
@@ -163,6 +172,12 @@ fn send(socket: &Path, action: &str, l: &Lease, wait: bool) {
     assert!(answer.ok, "{answer:?}");
 }
 
+thread_local! {
+    /// How long the last check that found the kernel live took (reading the
+    /// table and planning): part of each figure that is this bench's own.
+    static LAST_CHECK: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
 /// Waits until the kernel holds exactly `desired`; returns when it saw it.
 fn until_live(kernel: &mut Netlink, desired: &DesiredTable, deadline: Duration) -> Instant {
     let started = Instant::now();
@@ -170,10 +185,12 @@ fn until_live(kernel: &mut Netlink, desired: &DesiredTable, deadline: Duration) 
     loop {
         let generation = kernel.generation().expect("generation");
         if generation != seen {
+            let reading = Instant::now();
             let observed = kernel.observe(TABLE).expect("observe");
             seen = observed.generation;
             let tx = plan::plan(TABLE, desired, observed.table.as_ref()).expect("owned table");
             if tx.is_empty() {
+                LAST_CHECK.with(|c| c.set(reading.elapsed()));
                 return Instant::now();
             }
         }
@@ -216,6 +233,8 @@ fn latency(background: usize, samples: usize) {
         let mut kernel = Netlink::new().expect("netlink");
         let mut adds = Vec::new();
         let mut dels = Vec::new();
+        let mut evaluations = Vec::new();
+        let mut checks = Vec::new();
         for s in 0..samples {
             let target = lease(500_000 + s, "target");
             for (action, list) in [(LeaseAction::Add, &mut adds), (LeaseAction::Del, &mut dels)] {
@@ -228,7 +247,9 @@ fn latency(background: usize, samples: usize) {
                     leases: leases.list(),
                     features: Default::default(),
                 };
+                let evaluating = Instant::now();
                 let evaluation = policies.evaluate(&world, &event);
+                evaluations.push(evaluating.elapsed());
                 let desired = evaluation.desired().clone();
                 // Let the daemon's burst window close: this measures a lone event.
                 std::thread::sleep(QUIET);
@@ -241,19 +262,36 @@ fn latency(background: usize, samples: usize) {
                 send(&socket, word, &target, false);
                 let live = until_live(&mut kernel, &desired, Duration::from_secs(10));
                 list.push(live - sent);
+                checks.push(LAST_CHECK.with(|c| c.get()));
             }
         }
+        checks.sort();
+        eprintln!(
+            "{background} leases: this bench's own check that found the kernel live (read the \
+             table, plan), inside each figure: p50 {} p99 {}",
+            ms(percentile(&checks, 0.5)),
+            ms(percentile(&checks, 0.99))
+        );
+        evaluations.sort();
+        eprintln!(
+            "{background} leases: one evaluation of the policy (in this process, as the daemon \
+             does it: sandbox, validation, hashing) p50 {} p99 {}",
+            ms(percentile(&evaluations, 0.5)),
+            ms(percentile(&evaluations, 0.99))
+        );
         (adds, dels)
     });
     // What each lease event sent the kernel: the reconciles the events
     // caused (the background leases' come first and are left out).
     let log = lab.daemon.stderr();
-    let batches: Vec<(u64, String)> = log
+    let batches: Vec<(u64, u64, String)> = log
         .lines()
         .filter(|l| l.contains("changes applied"))
         .filter_map(|l| {
             let messages = logged(l, "messages=")?.parse().ok()?;
-            Some((messages, logged_quoted(l, "changes=")?))
+            let elapsed = logged(l, "elapsed_us=")?.parse().ok()?;
+            let changes = l[l.find("changes=")? + 8..l.find(" read_table=")?].to_string();
+            Some((messages, elapsed, changes))
         })
         .collect();
     let ours = &batches[batches.len().saturating_sub(2 * samples)..];
@@ -261,11 +299,16 @@ fn latency(background: usize, samples: usize) {
         ours.iter().map(|b| b.0).min(),
         ours.iter().map(|b| b.0).max(),
     ) {
+        let mut inside: Vec<Duration> = ours.iter().map(|b| Duration::from_micros(b.1)).collect();
+        inside.sort();
         eprintln!(
-            "{background} leases: {} lease reconciles, {min}-{max} messages each (e.g. {:?}, {:?})",
+            "{background} leases: {} lease reconciles, {min}-{max} messages each (e.g. {:?}, {:?}); \
+             the daemon's own reconcile (its log's elapsed_us) p50 {} p99 {}",
             ours.len(),
-            ours.first().map_or("", |b| b.1.as_str()),
-            ours.last().map_or("", |b| b.1.as_str()),
+            ours.first().map_or("", |b| b.2.as_str()),
+            ours.last().map_or("", |b| b.2.as_str()),
+            ms(percentile(&inside, 0.5)),
+            ms(percentile(&inside, 0.99)),
         );
     }
     for (what, mut list) in [
@@ -288,15 +331,6 @@ fn latency(background: usize, samples: usize) {
 fn logged<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let rest = &line[line.find(key)? + key.len()..];
     Some(rest.split_whitespace().next()?.trim_end_matches(','))
-}
-
-/// The value of `key` in a log line, quoted or bare.
-fn logged_quoted(line: &str, key: &str) -> Option<String> {
-    let rest = &line[line.find(key)? + key.len()..];
-    match rest.strip_prefix('"') {
-        Some(quoted) => Some(quoted[..quoted.find('"')?].to_string()),
-        None => Some(rest.split_whitespace().next()?.to_string()),
-    }
 }
 
 /// A component with a custom section appended: the same code, other bytes
@@ -407,7 +441,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
-    println!("binary: {}\n", daemon_bin().display());
+    println!("binary: {}", daemon_bin().display());
+    println!("policy: {}\n", router_policy().display());
     println!("| leases held | event | samples | p50 | p99 | max |");
     println!("| ---: | --- | ---: | ---: | ---: | ---: |");
     for background in [10, 1000] {
