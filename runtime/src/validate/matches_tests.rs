@@ -393,6 +393,27 @@ fn bad_tests_are_named() {
     );
 }
 
+/// A value of a test is checked against its field's type, at its match.
+#[test]
+fn ranges_in_a_test_are_checked_at_their_match() {
+    refused(
+        vec![m(test(
+            vec![TCP_DPORT],
+            vec![vec![wit::Value::NumberRange((2000, 1000))]],
+        ))],
+        "match 1",
+        &["range 2000-1000 is empty (last < first)"],
+    );
+    refused(
+        vec![m(test(
+            vec![wit::Field::Mark],
+            vec![vec![wit::Value::NumberRange((1, 5))]],
+        ))],
+        "match 1",
+        &["a range of marks cannot be looked up"],
+    );
+}
+
 #[test]
 fn named_set_lookups_match_the_sets_key() {
     let in_set = |fields, set: &str| {
@@ -447,6 +468,74 @@ fn named_set_lookups_match_the_sets_key() {
             .contains("set \"pairs\" does not hold addresses"),
         "{problems:?}"
     );
+}
+
+/// The 0.1 port-set lookups name a plain set of ports: each other set,
+/// an unknown one and a negation are refused at the match.
+#[test]
+fn port_set_lookups_name_a_set_of_ports() {
+    let sport_in = |set: &str| {
+        M::SportIn(wit::PortSetRef {
+            protocol: wit::Transport::Tcp,
+            set: set.into(),
+        })
+    };
+    let dport_in = |set: &str| {
+        M::DportIn(wit::PortSetRef {
+            protocol: wit::Transport::Udp,
+            set: set.into(),
+        })
+    };
+    let with_sets = |matches| {
+        let mut a = answer(wit::Hook::Input, matches);
+        a.sets
+            .push(set("ports", vec![wit::KeyType::InetService], false));
+        a.sets.push(set("names", vec![wit::KeyType::Ifname], false));
+        a.sets.push(set("marks", vec![wit::KeyType::Mark], false));
+        a
+    };
+    let refused_with_sets = |matches, words: &str| {
+        let problems = validate(&with_sets(matches), &opts())
+            .map(|r| panic!("accepted: {}", r.chains[0].rules[0]))
+            .unwrap_err()
+            .problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].at, "chain \"c\" rule 1 match 1", "{problems:?}");
+        assert!(problems[0].message.contains(words), "{problems:?}");
+    };
+    assert_eq!(
+        validate(&with_sets(vec![m(dport_in("ports"))]), &opts())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .chains[0]
+            .rules[0]
+            .to_string(),
+        "udp dport @ports accept"
+    );
+    refused_with_sets(
+        vec![not(dport_in("ports"))],
+        "a set membership cannot be negated",
+    );
+    refused_with_sets(
+        vec![not(sport_in("ports"))],
+        "a set membership cannot be negated",
+    );
+    refused_with_sets(
+        vec![m(dport_in("v4"))],
+        "set \"v4\" holds addresses, not ports",
+    );
+    refused_with_sets(
+        vec![m(sport_in("v4"))],
+        "set \"v4\" holds addresses, not ports",
+    );
+    refused_with_sets(
+        vec![m(dport_in("names"))],
+        "set \"names\" does not hold ports",
+    );
+    refused_with_sets(
+        vec![m(dport_in("marks"))],
+        "set \"marks\" does not hold ports",
+    );
+    refused_with_sets(vec![m(dport_in("nope"))], "unknown set \"nope\"");
 }
 
 fn masked(field: wit::Field, mask: wit::Value, value: wit::Value) -> M {
@@ -645,6 +734,58 @@ fn time_tests_are_checked() {
         vec![m(date("2026-02-30", "2027-01-01"))],
         "match 1",
         &["\"2026-02-30\" is not a date"],
+    );
+}
+
+/// Time and date ranges that are empty or before 1970 in UTC are refused
+/// at their match.
+#[test]
+fn empty_and_early_time_ranges_are_refused_at_their_match() {
+    refused(
+        vec![m(M::Hour(wit::TimeOfDay {
+            from: "08:00".into(),
+            to: "08:00".into(),
+        }))],
+        "match 1",
+        &["the time range starts and ends at the same time"],
+    );
+    let date = |from: &str, to: &str| {
+        M::Date(wit::DateRange {
+            from: from.into(),
+            to: to.into(),
+        })
+    };
+    refused(
+        vec![m(date("2027-01-01", "2026-01-01"))],
+        "match 1",
+        &["the date range \"2027-01-01\"-\"2026-01-01\" is empty or a single moment"],
+    );
+    refused(
+        vec![m(date("2026-01-01", "2026-01-01"))],
+        "match 1",
+        &["is empty or a single moment"],
+    );
+    // East of UTC, midnight of 1970-01-01 local is before the epoch.
+    let east = Options {
+        local_time: LocalTime {
+            offset_now: || 3600,
+            offset_at: |_| 3600,
+        },
+        ..opts()
+    };
+    let problems = validate(
+        &answer(wit::Hook::Input, vec![m(date("1970-01-01", "2027-01-01"))]),
+        &east,
+    )
+    .unwrap_err()
+    .problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].at, "chain \"c\" rule 1 match 1", "{problems:?}");
+    assert!(
+        problems[0]
+            .message
+            .contains("\"1970-01-01\" is before 1970-01-01 00:00:00 UTC"),
+        "{problems:?}"
     );
 }
 
@@ -871,6 +1012,27 @@ fn rate_limits_are_checked() {
     );
 }
 
+#[test]
+fn a_named_limit_cannot_be_negated() {
+    let mut a = answer(wit::Hook::Input, vec![not(M::LimitNamed("ssh".into()))]);
+    a.limits.push(wit::NamedLimit {
+        name: "ssh".into(),
+        limit: wit::RateLimit {
+            rate: rate(3, wit::TimeUnit::Minute),
+            over: true,
+        },
+    });
+    let problems = validate(&a, &opts()).unwrap_err().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].at, "chain \"c\" rule 1 match 1", "{problems:?}");
+    assert!(
+        problems[0]
+            .message
+            .contains("a rate limit (use `over`) cannot be negated"),
+        "{problems:?}"
+    );
+}
+
 fn keyed(fields: Vec<wit::Field>, set: &str) -> M {
     M::KeyedLimit(wit::KeyedLimit {
         fields,
@@ -914,14 +1076,20 @@ fn a_keyed_limit_needs_a_dynamic_set_with_a_timeout_and_its_key() {
         "{p:?}"
     );
     let p = rule_problems(vec![m(keyed(vec![TCP_DPORT], "guard"))]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].at, "chain \"c\" rule 1 match 1");
     assert!(
         p[0].message
             .contains("has key ipv4_addr; tcp dport is inet_service"),
         "{p:?}"
     );
     let p = rule_problems(vec![m(keyed(vec![IP_SADDR], "none"))]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].at, "chain \"c\" rule 1 match 1");
     assert!(p[0].message.contains("unknown set \"none\""), "{p:?}");
     let p = rule_problems(vec![not(keyed(vec![IP_SADDR], "guard"))]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].at, "chain \"c\" rule 1 match 1");
     assert!(
         p[0].message
             .contains("a rate limit (use `over`) cannot be negated"),

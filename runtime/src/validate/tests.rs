@@ -243,6 +243,19 @@ fn interface_name_with_slash() {
 }
 
 #[test]
+fn interface_name_dot_dot() {
+    let rs = ruleset(vec![filter_input(vec![rule(
+        vec![m(M::Iifname("..".into()))],
+        A::Accept,
+    )])]);
+    rejects(
+        rs,
+        "chain \"input\" rule 1 match 1",
+        &["interface name \"..\" is not a valid interface name"],
+    );
+}
+
+#[test]
 fn empty_interface_name() {
     let rs = ruleset(vec![filter_input(vec![rule(
         vec![m(M::Iifname("".into()))],
@@ -464,6 +477,66 @@ fn nat_chain_on_forward() {
 }
 
 #[test]
+fn nat_chain_with_policy_drop() {
+    let mut chain = nat_pre(vec![]);
+    if let Some(b) = chain.base.as_mut() {
+        b.policy = wit::ChainPolicy::Drop;
+    }
+    rejects(
+        ruleset(vec![chain]),
+        "chain \"pre\"",
+        &["a nat chain cannot have policy drop"],
+    );
+}
+
+/// A named priority is the kernel's value for the name plus the offset; a
+/// sum beyond an s32 is refused. 0.2 answers only: 0.1 has numbers alone.
+#[test]
+fn named_priority_offset_out_of_range() {
+    use crate::bindings::wit as w;
+    let chain = |name: &str, priority: w::PriorityName, offset: i32| w::Chain {
+        name: name.into(),
+        base: Some(w::BaseChain {
+            hook: w::Hook::Input,
+            type_: w::ChainType::Filter,
+            priority: w::Priority::Named(w::NamedPriority {
+                name: priority,
+                offset,
+            }),
+            policy: w::ChainPolicy::Accept,
+        }),
+        rules: vec![],
+    };
+    let rs = w::Ruleset {
+        chains: vec![
+            chain("high", w::PriorityName::Security, i32::MAX),
+            chain("low", w::PriorityName::Raw, i32::MIN),
+        ],
+        ..w::Ruleset::empty()
+    };
+    let err =
+        super::validate(&rs, &opts(), &crate::world::Features::default().to_wit()).unwrap_err();
+    let got: Vec<(&str, &str)> = err
+        .problems
+        .iter()
+        .map(|p| (p.at.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "chain \"high\"",
+                "priority offset 2147483647 is out of range"
+            ),
+            (
+                "chain \"low\"",
+                "priority offset -2147483648 is out of range"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn jump_to_missing_chain() {
     let rs = ruleset(vec![filter_input(vec![rule(
         vec![],
@@ -627,6 +700,17 @@ fn log_prefix_with_nul() {
     );
 }
 
+#[test]
+fn log_prefix_too_long() {
+    let mut r = rule(vec![], A::Accept);
+    r.log_prefix = Some("x".repeat(128));
+    rejects(
+        ruleset(vec![filter_input(vec![r])]),
+        "chain \"input\" rule 1 statement 1",
+        &["log prefix is 128 bytes long; at most 127 allowed"],
+    );
+}
+
 /// What nft would list unquoted or read as its own syntax: the comment of
 /// issue 12 (a quote, then a table and base chain of the policy's
 /// choosing), an interface name with a quote, a `$` in a log prefix, and
@@ -760,6 +844,20 @@ fn sysctl_path_trick() {
 }
 
 #[test]
+fn sysctl_malformed_key() {
+    let mut rs = ruleset(vec![]);
+    rs.sysctls.push(wit::Sysctl {
+        key: "net.ipv4..ip_forward".into(),
+        value: "1".into(),
+    });
+    rejects(
+        rs,
+        "sysctl 1",
+        &["sysctl key \"net.ipv4..ip_forward\" is malformed"],
+    );
+}
+
+#[test]
 fn sysctl_not_allowed() {
     let mut rs = ruleset(vec![]);
     rs.sysctls.push(wit::Sysctl {
@@ -879,6 +977,9 @@ fn a_set_of_ports_holds_at_most_4096() {
         err.contains("has 4097 ports; a set of ports holds at most 4096"),
         "{err}"
     );
+    let invalid = validate(&ports(4_097), &options).unwrap_err();
+    assert_eq!(invalid.problems.len(), 1, "{invalid}");
+    assert_eq!(invalid.problems[0].at, "set \"p\"", "{invalid}");
 }
 
 fn many_sysctls(n: usize) -> wit::Ruleset {

@@ -125,6 +125,25 @@ fn names_are_checked_and_unique_among_sets_maps_objects_and_flowtables() {
     );
 }
 
+/// A limit, a ct helper and a flowtable with a name nft would not take
+/// are refused at their place, as a counter is.
+#[test]
+fn limit_helper_and_flowtable_names_are_checked() {
+    let mut rs = wit::Ruleset::empty();
+    rs.limits = vec![limit("a b", 3, 0, true)];
+    rs.ct_helpers = vec![helper("ftp:21", "ftp", wit::Transport::Tcp)];
+    let long = "f".repeat(33);
+    rs.flowtables = vec![flowtable(&long, &["wan0"], false)];
+    assert_eq!(
+        problems(&rs, &all_features()),
+        [
+            "limit \"a b\": invalid limit name \"a b\": use 1-32 letters, digits, '_' or '-'".to_string(),
+            "ct helper \"ftp:21\": invalid ct helper name \"ftp:21\": use 1-32 letters, digits, '_' or '-'".to_string(),
+            format!("flowtable \"{long}\": invalid flowtable name \"{long}\": use 1-32 letters, digits, '_' or '-'"),
+        ]
+    );
+}
+
 fn limit(name: &str, amount: u64, burst: u32, over: bool) -> wit::NamedLimit {
     wit::NamedLimit {
         name: name.into(),

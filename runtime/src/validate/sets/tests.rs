@@ -179,6 +179,24 @@ fn a_set_needs_a_key_the_kernel_takes() {
 }
 
 #[test]
+fn set_and_map_names_are_checked() {
+    rejects(
+        only_sets(vec![set("bad name", &[K::Ipv4Addr], vec![])]),
+        "set \"bad name\"",
+        &["invalid set name \"bad name\": use 1-32 letters, digits, '_' or '-'"],
+    );
+    rejects(
+        ruleset(
+            vec![],
+            vec![],
+            vec![map("bad.map", &[K::Ifname], None, vec![])],
+        ),
+        "map \"bad.map\"",
+        &["invalid map name \"bad.map\": use 1-32 letters, digits, '_' or '-'"],
+    );
+}
+
+#[test]
 fn flags_the_kernel_refuses_are_refused() {
     let mut s = set("s", &[K::Ifname], vec![]);
     s.intervals = true;
@@ -267,6 +285,76 @@ fn elements_are_checked_against_the_key() {
         )]),
         "set \"s\" element 2",
         &["\"10.0.0.1\" is not a mark"],
+    );
+}
+
+/// Each kind of value a set element may be, refused at its element when
+/// it is not one of the key's type.
+#[test]
+fn element_values_are_checked_against_their_type() {
+    let range = |first: &str, last: &str| V::AddressRange((first.into(), last.into()));
+    let intervals = |mut s: wit::NamedSet| {
+        s.intervals = true;
+        s
+    };
+    rejects(
+        only_sets(vec![intervals(set(
+            "s",
+            &[K::Ipv4Addr],
+            vec![vec![range("10.0.0.1", "fd00::1")]],
+        ))]),
+        "set \"s\" element 1",
+        &["\"fd00::1\" is not an IPv4 address"],
+    );
+    rejects(
+        only_sets(vec![set(
+            "s",
+            &[K::Ipv4Addr],
+            vec![vec![a("10.0.0.20")], vec![range("10.0.0.1", "10.0.0.9")]],
+        )]),
+        "set \"s\" element 2",
+        &["range \"10.0.0.1\"-\"10.0.0.9\" needs intervals here"],
+    );
+    rejects(
+        only_sets(vec![intervals(set(
+            "s",
+            &[K::Ipv4Addr],
+            vec![vec![range("10.0.0.9", "10.0.0.1")]],
+        ))]),
+        "set \"s\" element 1",
+        &["range \"10.0.0.9\"-\"10.0.0.1\" is empty (last < first)"],
+    );
+    rejects(
+        only_sets(vec![set(
+            "s",
+            &[K::InetService],
+            vec![vec![V::NumberRange((1000, 2000))]],
+        )]),
+        "set \"s\" element 1",
+        &["range 1000-2000 needs intervals here"],
+    );
+    rejects(
+        only_sets(vec![set(
+            "s",
+            &[K::IcmpType],
+            vec![vec![n(8)], vec![n(256)]],
+        )]),
+        "set \"s\" element 2",
+        &["256 is out of range for icmp_type (0-255)"],
+    );
+    rejects(
+        only_sets(vec![set("s", &[K::Ifname], vec![vec![name("lan 0")]])]),
+        "set \"s\" element 1",
+        &["interface name \"lan 0\" contains '/', ':', a space or NUL"],
+    );
+    rejects(
+        only_sets(vec![set(
+            "s",
+            &[K::EtherAddr],
+            vec![vec![V::Mac("52:54:00:12:34".into())]],
+        )]),
+        "set \"s\" element 1",
+        &["\"52:54:00:12:34\" is not a hardware address (like 52:54:00:12:34:56)"],
     );
 }
 
@@ -367,6 +455,26 @@ fn a_map_key_twice_is_refused() {
         ],
     );
     assert_eq!(accepts(one_chain_map(same)).sets[0].elements.len(), 1);
+}
+
+#[test]
+fn a_map_has_at_most_max_set_elements() {
+    let elements = |count: u32| {
+        (1..=count)
+            .map(|p| to(vec![n(p)], verdict(wit::Verdict::Accept)))
+            .collect()
+    };
+    accepts(one_chain_map(map(
+        "m",
+        &[K::InetService],
+        None,
+        elements(50),
+    )));
+    rejects(
+        one_chain_map(map("m", &[K::InetService], None, elements(51))),
+        "map \"m\"",
+        &["has 51 elements; the limit is 50 (limits.max_set_elements)"],
+    );
 }
 
 #[test]
