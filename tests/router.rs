@@ -205,9 +205,15 @@ impl Lab {
     /// `wasmwall event lease add` for the client at its static address, as
     /// a DHCP server's hook would send it; returns once it is applied.
     fn give_static_client_a_lease(&self) {
+        self.give_lease("02:00:00:00:01:50", CLIENT_IP);
+    }
+
+    /// `wasmwall event lease add` of `ip` to host "nas" (MAC `mac`) on
+    /// lan0; returns once it is applied.
+    fn give_lease(&self, mac: &str, ip: &str) {
         let mut event = self.wasmwall(["event", "lease", "add"]);
         event
-            .args(["--mac", "02:00:00:00:01:50", "--ip", CLIENT_IP])
+            .args(["--mac", mac, "--ip", ip])
             .args(["--hostname", HOSTNAME, "--iface", "lan0", "--wait"])
             .arg("--socket")
             .arg(&self.socket);
@@ -702,13 +708,7 @@ fn nat_reflection_answers_a_lan_client_on_the_wan_address() {
     let nas = HttpServer::start(&nas_ns, SocketAddr::from(([0, 0, 0, 0], 80)));
     let forwarded = addr(ROUTER_WAN_IP, FORWARD_PORT);
     let daemon = lab.start();
-    let mut event = lab.wasmwall(["event", "lease", "add"]);
-    event
-        .args(["--mac", "02:00:00:00:01:60", "--ip", NAS_IP])
-        .args(["--hostname", HOSTNAME, "--iface", "lan0", "--wait"])
-        .arg("--socket")
-        .arg(&lab.socket);
-    run(&mut event);
+    lab.give_lease("02:00:00:00:01:60", NAS_IP);
 
     wait_for_answer(&lab.wan, forwarded, &nas, "the forward from the WAN");
     wait_for_answer(

@@ -15,6 +15,7 @@ mod features;
 mod listeners;
 mod netlink;
 mod observe;
+mod uapi;
 mod wire;
 
 use std::io;

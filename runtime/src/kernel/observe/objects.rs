@@ -7,34 +7,20 @@
 
 use super::Collector;
 use crate::ir::{self, CtHelper, Flowtable, Object, Rate, TimeUnit, Transport};
+use crate::kernel::uapi::{
+    NF_NETDEV_INGRESS, NFTA_CT_HELPER_L3PROTO, NFTA_CT_HELPER_L4PROTO, NFTA_CT_HELPER_NAME,
+    NFTA_DEVICE_NAME, NFTA_FLOWTABLE_FLAGS, NFTA_FLOWTABLE_HOOK, NFTA_FLOWTABLE_HOOK_DEVS,
+    NFTA_FLOWTABLE_HOOK_NUM, NFTA_FLOWTABLE_HOOK_PRIORITY, NFTA_FLOWTABLE_NAME,
+    NFTA_FLOWTABLE_TABLE, NFTA_LIMIT_BURST, NFTA_LIMIT_FLAGS, NFTA_LIMIT_RATE, NFTA_LIMIT_TYPE,
+    NFTA_LIMIT_UNIT, NFTA_OBJ_DATA, NFTA_OBJ_NAME, NFTA_OBJ_TABLE, NFTA_OBJ_TYPE,
+};
 use crate::kernel::wire::{Message, attribute, attributes, be32, be64, string};
 use crate::plan::{KernelName, ObservedFlowtable, ObservedObject, Ref, object_ref};
 
-const NFTA_OBJ_TABLE: u16 = 1;
-const NFTA_OBJ_NAME: u16 = 2;
-const NFTA_OBJ_TYPE: u16 = 3;
-const NFTA_OBJ_DATA: u16 = 4;
-const NFTA_LIMIT_RATE: u16 = 1;
-const NFTA_LIMIT_UNIT: u16 = 2;
-const NFTA_LIMIT_BURST: u16 = 3;
-const NFTA_LIMIT_TYPE: u16 = 4;
-const NFTA_LIMIT_FLAGS: u16 = 5;
-const NFTA_CT_HELPER_NAME: u16 = 1;
-const NFTA_CT_HELPER_L3PROTO: u16 = 2;
-const NFTA_CT_HELPER_L4PROTO: u16 = 3;
-const NFTA_FLOWTABLE_TABLE: u16 = 1;
-const NFTA_FLOWTABLE_NAME: u16 = 2;
-const NFTA_FLOWTABLE_HOOK: u16 = 3;
-const NFTA_FLOWTABLE_FLAGS: u16 = 7;
-const NFTA_FLOWTABLE_HOOK_NUM: u16 = 1;
-const NFTA_FLOWTABLE_HOOK_PRIORITY: u16 = 2;
-const NFTA_FLOWTABLE_HOOK_DEVS: u16 = 3;
-const NFTA_DEVICE_NAME: u16 = 1;
 const NFTA_OBJREF_IMM_TYPE: u16 = 1;
 const NFTA_OBJREF_IMM_NAME: u16 = 2;
 const NFTA_OBJREF_SET_NAME: u16 = 4;
 const NFTA_FLOW_TABLE_NAME: u16 = 1;
-const NF_NETDEV_INGRESS: u32 = 0;
 
 impl Collector<'_> {
     /// Records an object of a NEWOBJ message.
