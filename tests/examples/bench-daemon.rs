@@ -140,6 +140,19 @@ impl Lab {
     }
 }
 
+impl Drop for Lab {
+    /// Stops the daemon as an operator would (SIGTERM), so that it cleans up
+    /// after itself: its table, its sysctls, its lock file under /run.
+    fn drop(&mut self) {
+        if !self.daemon.terminate_within(Duration::from_secs(10)) {
+            eprintln!(
+                "the daemon did not stop within 10 s of SIGTERM\n{}",
+                self.daemon
+            );
+        }
+    }
+}
+
 fn lease(i: usize, hostname: &str) -> Lease {
     Lease {
         mac: format!(
