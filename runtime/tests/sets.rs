@@ -823,6 +823,20 @@ impl Drop for Peer {
     }
 }
 
+/// A client namespace on `net`.0/24 with these hosts' addresses, the test's
+/// namespace `net`.1 on its side and its gateway.
+fn client_on(net: &str, hosts: &[u8]) -> Peer {
+    let addrs: Vec<String> = hosts.iter().map(|h| format!("{net}.{h}/24")).collect();
+    let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    Peer::new(
+        "client",
+        "r0",
+        &format!("{net}.1/24"),
+        &addrs,
+        &format!("{net}.1"),
+    )
+}
+
 fn sh(argv: &[&str]) -> String {
     let out = Command::new(argv[0])
         .args(&argv[1..])
@@ -849,13 +863,7 @@ fn a_blocked_prefix_of_an_interval_set_drops_and_others_pass() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new(
-        "client",
-        "r0",
-        "10.99.0.1/24",
-        &["10.99.0.2/24", "10.99.0.130/24"],
-        "10.99.0.1",
-    );
+    let client = client_on("10.99.0", &[2, 130]);
     let blocked = named(
         "blocked",
         SetKind {
@@ -894,13 +902,7 @@ fn a_vmap_sends_packets_to_the_chain_its_key_names() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new(
-        "client",
-        "r0",
-        "10.98.0.1/24",
-        &["10.98.0.2/24"],
-        "10.98.0.1",
-    );
+    let client = client_on("10.98.0", &[2]);
     let to_a = verdict_map(
         "by-port",
         KeyType::InetService,
@@ -945,13 +947,7 @@ fn a_dnat_through_named_maps_reaches_the_mapped_host_and_port() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new(
-        "client",
-        "r0",
-        "10.96.0.1/24",
-        &["10.96.0.2/24"],
-        "10.96.0.1",
-    );
+    let client = client_on("10.96.0", &[2]);
     let server = Peer::new(
         "server",
         "r1",
@@ -1031,13 +1027,7 @@ fn elements_a_keyed_limit_adds_are_kept() {
     let Some(mut kernel) = fresh_netns() else {
         return;
     };
-    let client = Peer::new(
-        "client",
-        "r0",
-        "10.95.0.1/24",
-        &["10.95.0.2/24", "10.95.0.3/24"],
-        "10.95.0.1",
-    );
+    let client = client_on("10.95.0", &[2, 3]);
     let meter = named(
         "meter",
         SetKind {
