@@ -22,12 +22,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt,
-};
-use nix::sys::time::{TimeVal, TimeValLike};
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 
 use super::encode::object_message;
+use super::netlink::open_socket;
 use super::wire::{self, Request, messages, u32_at};
 use super::{Kernel, KernelError};
 use crate::ir::{CtHelper, Flowtable, Object};
@@ -144,22 +142,7 @@ fn batch_begin() -> Vec<u8> {
 /// the answers to its messages 1..=`last` (each asks for one): the errno
 /// by sequence number, 0 for a message the kernel took.
 fn send_unended(batch: &[u8], last: u32) -> Result<HashMap<u32, i32>, KernelError> {
-    let configure = |step| {
-        move |e: Errno| KernelError::Configure {
-            step,
-            source: e.into(),
-        }
-    };
-    let fd: OwnedFd = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkNetFilter,
-    )
-    .map_err(|e| KernelError::Open(e.into()))?;
-    socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
-    let timeout = TimeVal::milliseconds(ANSWER_TIMEOUT.as_millis() as i64);
-    socket::setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(configure("SO_RCVTIMEO"))?;
+    let fd: OwnedFd = open_socket(ANSWER_TIMEOUT)?;
     let sent =
         socket::send(fd.as_raw_fd(), batch, MsgFlags::empty()).map_err(|e| KernelError::Send {
             bytes: batch.len(),

@@ -96,17 +96,7 @@ pub struct Netlink {
 impl Netlink {
     /// Opens the socket in the calling thread's network namespace.
     pub fn new() -> Result<Self, KernelError> {
-        let fd = socket::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(|e| KernelError::Open(e.into()))?;
-        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
-        let timeout = TimeVal::milliseconds(REPLY_TIMEOUT.as_millis() as i64);
-        socket::setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
-            .map_err(configure("SO_RCVTIMEO"))?;
+        let fd = open_socket(REPLY_TIMEOUT)?;
         // Optional: error answers without the echoed request, and with the
         // kernel's explanation when it has one. Older kernels work without.
         for flag in [libc::NETLINK_CAP_ACK, libc::NETLINK_EXT_ACK] {
@@ -560,6 +550,22 @@ fn op_changes(op: &crate::plan::Op) -> usize {
         Op::AddElements { elements, .. } | Op::DeleteElements { elements, .. } => elements.len(),
         _ => 1,
     }
+}
+
+/// A NETLINK_NETFILTER socket in the calling thread's network namespace,
+/// bound, whose receives give up after `timeout`.
+pub(super) fn open_socket(timeout: Duration) -> Result<OwnedFd, KernelError> {
+    let fd = socket::socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .map_err(|e| KernelError::Open(e.into()))?;
+    socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
+    let timeout = TimeVal::milliseconds(timeout.as_millis() as i64);
+    socket::setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(configure("SO_RCVTIMEO"))?;
+    Ok(fd)
 }
 
 fn configure(step: &'static str) -> impl Fn(Errno) -> KernelError {

@@ -87,6 +87,33 @@ pub(crate) fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<Message<'_
     })
 }
 
+/// `batch` (messages as the encoder wrote them) with each message replaced
+/// by what `rewrite` returns for it, or kept when it returns None; every
+/// message padded to 4 bytes. Bytes past a malformed length are kept as
+/// they are.
+pub(crate) fn rewrite_messages(
+    batch: Vec<u8>,
+    mut rewrite: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch.len());
+    let mut at = 0;
+    while at + NLMSG_HDRLEN <= batch.len() {
+        let len = u32_at(&batch, at).unwrap_or(0) as usize;
+        if len < NLMSG_HDRLEN {
+            break;
+        }
+        let msg = &batch[at..(at + len).min(batch.len())];
+        match rewrite(msg) {
+            Some(replaced) => out.extend_from_slice(&replaced),
+            None => out.extend_from_slice(msg),
+        }
+        out.resize(align4(out.len()), 0);
+        at += align4(len);
+    }
+    out.extend_from_slice(batch.get(at..).unwrap_or_default());
+    out
+}
+
 /// The attributes (type, value) in `buf`; stops at a malformed one.
 pub(crate) fn attributes(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {

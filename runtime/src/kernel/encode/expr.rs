@@ -15,7 +15,9 @@
 use rustables::expr::{ExpressionVariant, Immediate, RawExpression, Register};
 use rustables::sys;
 
-use crate::kernel::wire::{NLMSG_HDRLEN, align4, attributes, u16_at, u32_at, without_nul};
+use crate::kernel::wire::{
+    NLMSG_HDRLEN, align4, attributes, rewrite_messages, u16_at, without_nul,
+};
 
 /// The stand-in's expression name.
 const STAND_IN: &str = "wasmwall-hand-made";
@@ -147,25 +149,10 @@ pub(crate) fn put_in_place(batch: Vec<u8>) -> Vec<u8> {
     if !contains(&batch, STAND_IN.as_bytes()) {
         return batch;
     }
-    let mut out = Vec::with_capacity(batch.len());
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= batch.len() {
-        let len = u32_at(&batch, at).unwrap_or(0) as usize;
-        let end = (at + len).min(batch.len());
-        if len < NLMSG_HDRLEN {
-            out.extend_from_slice(&batch[at..]);
-            return out;
-        }
-        let msg = &batch[at..end];
-        if u16_at(msg, 4) == Some(NEWRULE) && msg.len() >= NLMSG_HDRLEN + NFGENMSG_LEN {
-            out.extend_from_slice(&rule_in_place(msg));
-        } else {
-            out.extend_from_slice(msg);
-        }
-        out.resize(align4(out.len()), 0);
-        at += align4(len);
-    }
-    out
+    rewrite_messages(batch, |msg| {
+        (u16_at(msg, 4) == Some(NEWRULE) && msg.len() >= NLMSG_HDRLEN + NFGENMSG_LEN)
+            .then(|| rule_in_place(msg))
+    })
 }
 
 /// One rule message with its stand-ins replaced.

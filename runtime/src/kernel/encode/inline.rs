@@ -17,7 +17,7 @@ use super::elements::{End, KernelElement, kernel_elements_by};
 use super::expr::Attrs;
 use super::fields::field_bytes;
 use crate::ir::{Element, Field, InlineSet, KeyType, key_of};
-use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
+use crate::kernel::wire::{NLMSG_HDRLEN, rewrite_messages, u32_at};
 
 /// nft's name of an anonymous set: the kernel numbers it.
 pub(super) const ANONYMOUS_NAME: &str = "__set%d";
@@ -243,34 +243,14 @@ pub(super) fn put_in_place(batch: Vec<u8>, messages: &[HandMadeMessage]) -> Vec<
         return batch;
     }
     let mut pending = messages.iter().peekable();
-    let mut out = Vec::with_capacity(batch.len());
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= batch.len() {
-        let len = u32_at(&batch, at).unwrap_or(0) as usize;
-        if len < NLMSG_HDRLEN {
-            break;
-        }
-        let end = (at + len).min(batch.len());
-        let seq = u32_at(&batch, at + 8).unwrap_or(0);
-        match pending.peek() {
-            Some(m) if m.seq == seq => {
-                let mut msg = batch[at..at + NLMSG_HDRLEN].to_vec();
-                msg[4..6].copy_from_slice(&m.ty.to_ne_bytes());
-                msg.extend_from_slice(&[libc::NFPROTO_INET as u8, 0, 0, 0]);
-                msg.extend_from_slice(&m.attributes);
-                let new_len = (NLMSG_HDRLEN + NFGENMSG_LEN + m.attributes.len()) as u32;
-                msg[..4].copy_from_slice(&new_len.to_ne_bytes());
-                msg.resize(align4(msg.len()), 0);
-                out.extend_from_slice(&msg);
-                pending.next();
-            }
-            _ => {
-                out.extend_from_slice(&batch[at..end]);
-                out.resize(align4(out.len()), 0);
-            }
-        }
-        at += align4(len);
-    }
-    out.extend_from_slice(batch.get(at..).unwrap_or_default());
-    out
+    rewrite_messages(batch, |stand_in| {
+        let m = pending.next_if(|m| u32_at(stand_in, 8) == Some(m.seq))?;
+        let mut msg = stand_in[..NLMSG_HDRLEN].to_vec();
+        msg[4..6].copy_from_slice(&m.ty.to_ne_bytes());
+        msg.extend_from_slice(&[libc::NFPROTO_INET as u8, 0, 0, 0]);
+        msg.extend_from_slice(&m.attributes);
+        let new_len = (NLMSG_HDRLEN + NFGENMSG_LEN + m.attributes.len()) as u32;
+        msg[..4].copy_from_slice(&new_len.to_ne_bytes());
+        Some(msg)
+    })
 }

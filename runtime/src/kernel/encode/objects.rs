@@ -14,7 +14,7 @@ use crate::kernel::uapi::{
     NFTA_FLOWTABLE_TABLE, NFTA_LIMIT_BURST, NFTA_LIMIT_FLAGS, NFTA_LIMIT_RATE, NFTA_LIMIT_TYPE,
     NFTA_LIMIT_UNIT, NFTA_OBJ_DATA, NFTA_OBJ_NAME, NFTA_OBJ_TABLE, NFTA_OBJ_TYPE,
 };
-use crate::kernel::wire::{NLMSG_HDRLEN, align4, u32_at};
+use crate::kernel::wire::{NLMSG_HDRLEN, rewrite_messages, u32_at};
 use crate::plan::Op;
 
 const NFT_MSG_NEWOBJ: u16 = libc::NFT_MSG_NEWOBJ as u16;
@@ -154,25 +154,12 @@ pub(super) fn splice(bytes: Vec<u8>, messages: &[(u32, Vec<u8>)]) -> Vec<u8> {
     if messages.is_empty() {
         return bytes;
     }
-    let mut out =
-        Vec::with_capacity(bytes.len() + messages.iter().map(|(_, m)| m.len()).sum::<usize>());
     let mut pending = messages.iter().peekable();
-    let mut at = 0;
-    while at + NLMSG_HDRLEN <= bytes.len() {
-        let len = (u32_at(&bytes, at).unwrap_or(0) as usize).max(NLMSG_HDRLEN);
-        let end = (at + align4(len)).min(bytes.len());
-        let seq = u32_at(&bytes, at + 8).unwrap_or(0);
-        match pending.peek() {
-            Some((s, message)) if *s == seq => {
-                out.extend_from_slice(message);
-                out.resize(align4(out.len()), 0);
-                pending.next();
-            }
-            _ => out.extend_from_slice(&bytes[at..end]),
-        }
-        at = end;
-    }
-    out
+    rewrite_messages(bytes, |placeholder| {
+        pending
+            .next_if(|(seq, _)| u32_at(placeholder, 8) == Some(*seq))
+            .map(|(_, message)| message.clone())
+    })
 }
 
 #[cfg(test)]

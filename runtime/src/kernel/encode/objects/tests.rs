@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::ir::{CtHelper, Flowtable, Rate, TimeUnit, Transport};
-use crate::kernel::wire::{Message, messages};
+use crate::kernel::wire::{Message, align4, messages};
 
 fn hex(bytes: &[u8]) -> String {
     crate::text::hex(bytes)
