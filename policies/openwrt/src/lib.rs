@@ -1,0 +1,6 @@
+//! OpenWrt's firewall config as a wasmwall policy (work in progress).
+
+pub mod addr;
+pub mod error;
+pub mod placed;
+pub mod uci;

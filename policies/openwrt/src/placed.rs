@@ -1,0 +1,25 @@
+//! The rules of every chain, as the sections produce them: each rule is
+//! placed in a chain by name (`input_wan`, `forward`, `helper_lan`, ...),
+//! in the order the sections come; the ruleset takes each chain's rules
+//! where fw4's template puts them.
+
+use wasmwall_sdk::Rule;
+
+#[derive(Debug, Default, Clone)]
+pub struct Placed {
+    rules: Vec<(String, Rule)>,
+}
+
+impl Placed {
+    pub fn push(&mut self, chain: impl Into<String>, rule: Rule) {
+        self.rules.push((chain.into(), rule));
+    }
+
+    /// The rules placed in `chain`, in order.
+    pub fn of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = Rule> + 'a {
+        self.rules
+            .iter()
+            .filter(move |(c, _)| c == chain)
+            .map(|(_, r)| r.clone())
+    }
+}
