@@ -4,3 +4,4 @@ pub mod addr;
 pub mod error;
 pub mod placed;
 pub mod uci;
+pub mod zones;
