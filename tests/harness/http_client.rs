@@ -32,6 +32,12 @@ impl NetError {
     }
 }
 
+impl From<io::Error> for NetError {
+    fn from(e: io::Error) -> NetError {
+        NetError::from_io(e)
+    }
+}
+
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,7 +1,7 @@
 //! Harness for the end-to-end tests: it finds the built binary and policies,
 //! runs commands loudly, creates network namespaces that are always removed,
 //! keeps background processes on a leash, runs real DHCP, and sends real
-//! TCP and HTTP traffic from inside a namespace. Tests that need root skip,
+//! TCP, HTTP and ICMP traffic from inside a namespace. Tests that need root skip,
 //! saying so, when they do not run as root.
 //!
 //! Everything that touches the kernel happens inside namespaces made here;
@@ -12,11 +12,13 @@
 mod child;
 mod command;
 mod dhcp;
+mod echo;
 mod files;
 mod http_client;
 mod http_server;
 mod netns;
 mod paths;
+mod probes;
 mod root;
 mod ruleset;
 mod wait;
@@ -25,11 +27,13 @@ mod wasmwall;
 pub use child::Child;
 pub use command::{Output, describe, run, run_unchecked};
 pub use dhcp::{Dnsmasq, Udhcpc};
+pub use echo::{EchoConnection, EchoServer};
 pub use files::{TempDir, files_in, replace_file, temp_dir, toml_path, toml_string, write_script};
 pub use http_client::{ContinuousClient, NetError, Tally, http_get, tcp_connect};
 pub use http_server::HttpServer;
 pub use netns::{Netns, VethEnd, veth_pair};
 pub use paths::{PORT_FORWARD_LANGUAGES, compile_cache_dir, policy_wasm, repo_root, wasmwall_bin};
+pub use probes::{SynBurst, ping, syn_burst};
 pub use root::{is_root, require_root, skip_unless_root};
 pub use ruleset::{Ruleset, find_line, without_counter_values};
 pub use wait::wait_until;
