@@ -92,7 +92,10 @@ pub fn render(
         sets: Vec::new(),
         state,
     };
-    let mut rs = ruleset::build(&parts);
+    let mut rs = ruleset::build(&parts, &mut warnings);
+    for (key, value) in &defaults.sysctls {
+        rs = rs.sysctl(*key, value.as_str());
+    }
     if ip_forward {
         rs = rs
             .sysctl("net.ipv4.ip_forward", "1")
@@ -109,7 +112,10 @@ impl Policy for OpenWrt {
         let uci_text = config.get("uci").ok_or(
             "config key `uci` is missing: give the firewall config with [policy.files] uci = \"/etc/config/firewall\"",
         )?;
-        let ip_forward = config.parse_or("ip_forward", true)?;
+        let ip_forward = match config.get("ip_forward") {
+            None => true,
+            Some(v) => opts::bool_value(v).map_err(|e| format!("config key `ip_forward`: {e}"))?,
+        };
         let networks = Networks::from_config(config.get("network"), config.get("devices"))
             .map_err(|e| e.to_string())?;
         let (rs, warnings) =

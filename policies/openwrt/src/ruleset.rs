@@ -7,9 +7,10 @@
 use wasmwall_sdk::{
     Chain, ChainPolicy, CtHelper, CtState, CtStatus, Field, Flowtable, Hook, IcmpxReject, IpFamily,
     L4Protocol, Log, NamedSet, PriorityName, RateLimit, RejectWith, Rule, RuleBuilder, Ruleset,
-    TcpFlags, Value, WorldState,
+    TcpFlags, Value, Verdict as SdkVerdict, WorldState,
 };
 
+use crate::error::Warnings;
 use crate::helpers::HELPERS;
 use crate::placed::Placed;
 use crate::zones::{Defaults, Need, Verdict, Zone, ZoneMatch, Zones, family_text};
@@ -28,7 +29,7 @@ pub struct Parts<'a> {
 const LOOPBACK: &str = "lo";
 
 /// The whole ruleset.
-pub fn build(parts: &Parts) -> Ruleset {
+pub fn build(parts: &Parts, warnings: &mut Warnings) -> Ruleset {
     let Parts {
         defaults: d,
         zones,
@@ -39,9 +40,17 @@ pub fn build(parts: &Parts) -> Ruleset {
 
     let offload = offload_devices(parts);
     if !offload.is_empty() {
-        let mut ft = Flowtable::new("ft", offload);
+        let hw = &parts.state.features.hardware_offload;
+        let mut ft = Flowtable::new("ft", offload.clone());
         if d.flow_offloading_hw {
-            ft = ft.offload_in_hardware();
+            if offload.iter().all(|dev| hw.contains(dev)) {
+                ft = ft.offload_in_hardware();
+            } else {
+                warnings.0.push(format!(
+                    "flow_offloading_hw: not every device of the flowtable ({}) can offload in hardware; offloading in software, as fw4 falls back",
+                    offload.join(", ")
+                ));
+            }
         }
         rs = rs.flowtable(ft);
     }
@@ -140,7 +149,21 @@ pub fn build(parts: &Parts) -> Ruleset {
     );
     rs = rs.chain(Chain::filter("prerouting", Hook::Prerouting, PriorityName::Filter).extend(pre));
 
-    rs = rs.chain(handle_reject(d));
+    // fw4 always writes handle_reject; here it goes in where a rule jumps
+    // to it (a reject must be reached from a filter hook).
+    let rejects = rs
+        .chains()
+        .iter()
+        .flat_map(|ch| ch.rules())
+        .any(jumps_to_reject)
+        || zones.0.iter().any(|z| {
+            z.sflags.contains(&Need::Verdict(Verdict::Reject))
+                || z.dflags.contains(&Need::Verdict(Verdict::Reject))
+        })
+        || placed.any(jumps_to_reject);
+    if rejects {
+        rs = rs.chain(handle_reject(d));
+    }
     if d.synflood_protect {
         rs = rs.chain(
             Chain::regular("syn_flood")
@@ -302,6 +325,10 @@ fn flows(chain: Chain, d: &Defaults, what: &str) -> Chain {
     } else {
         chain
     }
+}
+
+fn jumps_to_reject(r: &Rule) -> bool {
+    matches!(r.verdict(), SdkVerdict::Jump(c) | SdkVerdict::Goto(c) if c == "handle_reject")
 }
 
 fn handle_reject(d: &Defaults) -> Chain {

@@ -65,11 +65,9 @@ pub struct Defaults {
     pub synflood_protect: bool,
     pub synflood_rate: Rate,
     pub synflood_burst: u32,
-    pub tcp_syncookies: bool,
-    pub tcp_ecn: Option<u32>,
-    pub tcp_window_scaling: bool,
-    pub accept_redirects: bool,
-    pub accept_source_route: bool,
+    /// The kernel settings fw3 wrote from these options, each only where
+    /// the config writes it: `(key, value)`.
+    pub sysctls: Vec<(&'static str, String)>,
     pub auto_helper: bool,
     pub flow_offloading: bool,
     pub flow_offloading_hw: bool,
@@ -190,6 +188,40 @@ fn reject_code(v: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{v:?} is not a reject code ({})", CODES.join(", ")))
 }
 
+/// The sysctls of the options fw3 applied and fw4 only reads. Each is
+/// written only where the config gives the option: the kernel's own
+/// default stays otherwise.
+fn sysctls(s: &Section) -> Result<Vec<(&'static str, String)>, Error> {
+    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
+    let mut out = Vec::new();
+    if let Some(b) = parsed(s, "tcp_syncookies", bool_value)? {
+        out.push(("net.ipv4.tcp_syncookies", flag(b)));
+    }
+    if let Some(n) = parsed(s, "tcp_ecn", number)? {
+        if n > 2 {
+            let opt = s.get("tcp_ecn").expect("parsed");
+            return Err(Error::option(
+                s,
+                opt,
+                format!("{n} is not 0 (off), 1 (on) or 2 (when asked)"),
+            ));
+        }
+        out.push(("net.ipv4.tcp_ecn", n.to_string()));
+    }
+    if let Some(b) = parsed(s, "tcp_window_scaling", bool_value)? {
+        out.push(("net.ipv4.tcp_window_scaling", flag(b)));
+    }
+    if let Some(b) = parsed(s, "accept_redirects", bool_value)? {
+        out.push(("net.ipv4.conf.all.accept_redirects", flag(b)));
+        out.push(("net.ipv4.conf.default.accept_redirects", flag(b)));
+    }
+    if let Some(b) = parsed(s, "accept_source_route", bool_value)? {
+        out.push(("net.ipv4.conf.all.accept_source_route", flag(b)));
+        out.push(("net.ipv4.conf.default.accept_source_route", flag(b)));
+    }
+    Ok(out)
+}
+
 /// The first `defaults` section (fw4 warns of and ignores the others); its
 /// defaults where there is none.
 pub fn parse_defaults(sections: &[Section], warnings: &mut Warnings) -> Result<Defaults, Error> {
@@ -220,11 +252,7 @@ pub fn parse_defaults(sections: &[Section], warnings: &mut Warnings) -> Result<D
         synflood_protect: synflood_protect.unwrap_or(false),
         synflood_rate: parsed(s, "synflood_rate", rate)?.unwrap_or(Rate::per_second(25)),
         synflood_burst: parsed(s, "synflood_burst", number)?.unwrap_or(50),
-        tcp_syncookies: bool_or(s, "tcp_syncookies", true)?,
-        tcp_ecn: parsed(s, "tcp_ecn", number)?,
-        tcp_window_scaling: bool_or(s, "tcp_window_scaling", true)?,
-        accept_redirects: bool_or(s, "accept_redirects", false)?,
-        accept_source_route: bool_or(s, "accept_source_route", false)?,
+        sysctls: sysctls(s)?,
         auto_helper: bool_or(s, "auto_helper", true)?,
         flow_offloading: bool_or(s, "flow_offloading", false)?,
         flow_offloading_hw: bool_or(s, "flow_offloading_hw", false)?,
@@ -581,7 +609,9 @@ type DeviceGroup = (Vec<String>, Vec<String>, Vec<String>);
 /// fw4's grouping of device matches: every positive wildcard in a group of
 /// its own (a wildcard cannot be in a set), the plain names together; the
 /// negated ones in every group. `+` alone matches every device (no test);
-/// `!+` none.
+/// `!+` none: where nothing else is matched, the zone has no match at all
+/// (fw4 matches an impossible name, `/never/`, which the runtime refuses
+/// as a name).
 fn device_groups(
     s: &Section,
     devices: &[DeviceMatch],
@@ -591,6 +621,7 @@ fn device_groups(
     let mut plain = Vec::new();
     let mut neg_plain = Vec::new();
     let mut neg_wild = Vec::new();
+    let mut never = false;
     for d in devices {
         let stem = d.device.strip_suffix('+').unwrap_or(&d.device);
         if stem.contains('+') {
@@ -603,7 +634,7 @@ fn device_groups(
         let is_wild = d.device.ends_with('+');
         match (d.invert, is_wild, stem.is_empty()) {
             (false, true, true) => {}
-            (true, true, true) => plain.push(NEVER.to_string()),
+            (true, true, true) => never = true,
             (false, true, false) => wild_groups.push(wildcard(&d.device)),
             (false, false, _) => plain.push(d.device.clone()),
             (true, true, false) => neg_wild.push(wildcard(&d.device)),
@@ -616,15 +647,11 @@ fn device_groups(
         .collect();
     if !plain.is_empty() {
         groups.push((plain, neg_plain, neg_wild));
-    } else if groups.is_empty() {
+    } else if groups.is_empty() && !never {
         groups.push((Vec::new(), neg_plain, neg_wild));
     }
     groups
 }
-
-/// The name of no device (`!+`): fw4's `/never/`, which no interface name
-/// can be.
-const NEVER: &str = "/never/";
 
 /// fw4's grouping of subnets: a mask that is not a prefix needs a test of
 /// its own, so each starts a group; the prefixes go together. Each group
