@@ -12,6 +12,9 @@ pub struct Subnet {
     pub family: IpFamily,
     /// The address with the mask applied (host bits cleared).
     pub addr: IpAddr,
+    /// The address as written: an interface's own address
+    /// (`192.168.1.1/24` is the host 192.168.1.1 on 192.168.1.0/24).
+    pub host: IpAddr,
     /// The prefix length; none for a mask that is not a prefix.
     pub bits: Option<u8>,
     /// The mask, as an address.
@@ -87,6 +90,7 @@ pub fn subnet(text: &str) -> Result<Subnet, String> {
     Ok(Subnet {
         family,
         addr: to_addr(value & mask_bits),
+        host: addr,
         bits,
         mask: to_addr(mask_bits),
         invert,
