@@ -376,7 +376,10 @@ fn list(opt: &Opt) -> Vec<&str> {
     if opt.is_list {
         opt.values.iter().map(String::as_str).collect()
     } else {
-        opt.values[0].split([' ', '\t']).filter(|w| !w.is_empty()).collect()
+        opt.values[0]
+            .split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .collect()
     }
 }
 
@@ -510,7 +513,9 @@ fn address(text: &str, family: IpFamily, net: bool) -> Result<Value, String> {
         return Err(format!("'{text}': a set entry cannot be negated"));
     }
     let only_addresses = || {
-        format!("'{text}' is not a single address, which a set of match 'ip' holds: use match 'net' for prefixes and ranges")
+        format!(
+            "'{text}' is not a single address, which a set of match 'ip' holds: use match 'net' for prefixes and ranges"
+        )
     };
     if let Some((first, last)) = text.split_once('-')
         && !text.contains('/')

@@ -65,7 +65,10 @@ const OWN_DEVICE: &[(&str, &str)] = &[
 ];
 
 impl Networks {
-    pub fn from_config(network_uci: Option<&str>, devices: Option<&str>) -> Result<Networks, Error> {
+    pub fn from_config(
+        network_uci: Option<&str>,
+        devices: Option<&str>,
+    ) -> Result<Networks, Error> {
         let mut networks = match network_uci {
             Some(text) => from_network_file(text)?,
             None => Networks::default(),
@@ -125,17 +128,16 @@ fn source<'a>(name: &str, s: &'a Section) -> Result<Source<'a>, Error> {
             return Ok(Source::Devices(vec![format!("{prefix}{name}")]));
         }
     }
-    if let Some(opt) = s.get("type") {
-        if single(opt)? == "bridge" {
-            return Ok(Source::Devices(vec![format!("br-{name}")]));
-        }
+    if let Some(opt) = s.get("type")
+        && single(opt)? == "bridge"
+    {
+        return Ok(Source::Devices(vec![format!("br-{name}")]));
     }
     let named = |opt: &'a Opt, dev: &'a str| -> Result<Source<'a>, Error> {
         match dev.strip_prefix('@') {
             Some(other) => Ok(Source::Alias(other, opt)),
             None => {
-                check_device(dev)
-                    .map_err(|m| Error::option(s, opt, m).in_file("network"))?;
+                check_device(dev).map_err(|m| Error::option(s, opt, m).in_file("network"))?;
                 Ok(Source::Devices(vec![dev.to_string()]))
             }
         }
@@ -180,7 +182,10 @@ fn resolve<'a>(
             let looped = path.contains(other);
             path.push(other);
             if looped {
-                return bad(format!("'@{other}' is an alias loop: {}", path.join(" -> ")));
+                return bad(format!(
+                    "'@{other}' is an alias loop: {}",
+                    path.join(" -> ")
+                ));
             }
             resolve(sources, path)
         }
@@ -221,8 +226,7 @@ fn parse_devices(text: &str) -> Result<BTreeMap<String, Vec<String>>, Error> {
                     "'{entry}' is not NAME=DEVICE[,DEVICE...] (as in lan=br-lan)"
                 )));
             };
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(bad(format!(
                     "'{entry}': '{name}' is not an interface name (letters, digits and '_')"
                 )));

@@ -65,7 +65,9 @@ config ipset
     );
     assert_eq!(
         warnings.0,
-        ["uci line 12, @ipset[0] (test-set) option 'loadfile': names a file, which a policy cannot read in its sandbox: the set holds its `entry` values only"]
+        [
+            "uci line 12, @ipset[0] (test-set) option 'loadfile': names a file, which a policy cannot read in its sandbox: the set holds its `entry` values only"
+        ]
     );
 }
 
@@ -243,8 +245,7 @@ fn match_types_are_read_as_fw4_reads_them() {
 
 #[test]
 fn entries_of_each_type() {
-    let set = one(
-        "\
+    let set = one("\
 config ipset
 \toption name 'all'
 \tlist match 'net'
@@ -254,12 +255,15 @@ config ipset
 \tlist entry '192.168.1.1\t52:54:00:12:34:56   443:443'
 \tlist entry '10.0.0.1-10.0.0.9 00:00:00:00:00:01 1'
 \tlist entry '10.0.0.0/255.255.0.0 00:00:00:00:00:02 65535'
-",
-    );
+");
     assert_eq!(
         set.entries,
         [
-            vec![a("10.0.0.0/8"), Value::mac("0a:0b:0c:0d:0e:0f"), Value::Number(80)],
+            vec![
+                a("10.0.0.0/8"),
+                Value::mac("0a:0b:0c:0d:0e:0f"),
+                Value::Number(80)
+            ],
             vec![
                 a("192.168.1.1"),
                 Value::mac("52:54:00:12:34:56"),
@@ -277,19 +281,21 @@ config ipset
             ],
         ]
     );
-    let ip = one("config ipset\noption name s\nlist match ip\nlist entry 10.0.0.1/32\nlist entry 10.0.0.2/255.255.255.255\n");
+    let ip = one(
+        "config ipset\noption name s\nlist match ip\nlist entry 10.0.0.1/32\nlist entry 10.0.0.2/255.255.255.255\n",
+    );
     assert_eq!(ip.entries, [vec![a("10.0.0.1")], vec![a("10.0.0.2")]]);
     assert!(!ip.has_intervals());
 }
 
 #[test]
 fn an_option_entry_is_split_at_spaces() {
-    let set = one("config ipset\noption name s\noption match ip\noption entry '10.0.0.1 10.0.0.2'\n");
+    let set =
+        one("config ipset\noption name s\noption match ip\noption entry '10.0.0.1 10.0.0.2'\n");
     assert_eq!(set.entries, [vec![a("10.0.0.1")], vec![a("10.0.0.2")]]);
-    let err = parse(
-        "config ipset\noption name s\noption match 'ip port'\noption entry '10.0.0.1 80'\n",
-    )
-    .unwrap_err();
+    let err =
+        parse("config ipset\noption name s\noption match 'ip port'\noption entry '10.0.0.1 80'\n")
+            .unwrap_err();
     assert_eq!(err.line, 4);
     assert_eq!(
         err.to_string(),
@@ -299,7 +305,12 @@ fn an_option_entry_is_split_at_spaces() {
 
 #[test]
 fn timeouts_and_sizes_of_zero_or_less_are_none() {
-    for (value, want) in [("0", None), ("-1", None), ("1", Some(1)), ("4294967295", Some(u32::MAX))] {
+    for (value, want) in [
+        ("0", None),
+        ("-1", None),
+        ("1", Some(1)),
+        ("4294967295", Some(u32::MAX)),
+    ] {
         let set = one(&format!(
             "config ipset\noption name s\nlist match ip\noption timeout '{value}'\noption maxelem '{value}'\n"
         ));
@@ -389,8 +400,8 @@ fn a_disabled_set_is_a_warning_and_not_declared() {
         ["uci line 1, @ipset[0] (off): is disabled; ignored"]
     );
     // Its options' values are still checked, as fw4 checks them first.
-    let err = parse("config ipset\noption name off\noption enabled 0\noption timeout x\n")
-        .unwrap_err();
+    let err =
+        parse("config ipset\noption name off\noption enabled 0\noption timeout x\n").unwrap_err();
     assert_eq!(err.line, 4);
 }
 
@@ -407,18 +418,25 @@ fn other_sections_are_left_alone() {
 fn errors_name_the_line_and_say_what_is_wrong() {
     let head = "config ipset\noption name s\n";
     let cases: Vec<(String, usize, &str)> = vec![
-        ("config ipset\nlist match ip\n".into(), 1, "@ipset[0]: option 'name' is mandatory"),
+        (
+            "config ipset\nlist match ip\n".into(),
+            1,
+            "@ipset[0]: option 'name' is mandatory",
+        ),
         (
             "config ipset\noption name 'a.b'\nlist match ip\n".into(),
             2,
             "option 'name': 'a.b' is not a set name: use 1 to 32 letters",
         ),
         (
-            format!("config ipset\noption name '{}'\nlist match ip\n", "x".repeat(33)),
+            format!(
+                "config ipset\noption name '{}'\nlist match ip\n",
+                "x".repeat(33)
+            ),
             2,
             "is not a set name",
         ),
-        (format!("{head}"), 1, "@ipset[0] (s): has no `match`"),
+        (head.to_string(), 1, "@ipset[0] (s): has no `match`"),
         (format!("{head}option match ''\n"), 1, "has no `match`"),
         (
             format!("{head}list match ip\nlist name t\n"),
@@ -430,8 +448,16 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             3,
             "option 'match': 'src_ipx' is not a match type: ip, net, mac or port",
         ),
-        (format!("{head}list match ''\n"), 3, "'' is not a match type"),
-        (format!("{head}list match 'src_'\n"), 3, "'src_' is not a match type"),
+        (
+            format!("{head}list match ''\n"),
+            3,
+            "'' is not a match type",
+        ),
+        (
+            format!("{head}list match 'src_'\n"),
+            3,
+            "'src_' is not a match type",
+        ),
         (
             format!("{head}list match set\n"),
             3,
@@ -452,10 +478,26 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             4,
             "option 'enabled': 'maybe' is not a boolean",
         ),
-        (format!("{head}list match ip\noption counters 2\n"), 4, "'2' is not a boolean"),
-        (format!("{head}list match ip\noption timeout 10m\n"), 4, "'10m' is not a whole number"),
-        (format!("{head}list match ip\noption maxelem 1.5\n"), 4, "'1.5' is not a whole number"),
-        (format!("{head}list match ip\noption maxelem -\n"), 4, "'-' is not a whole number"),
+        (
+            format!("{head}list match ip\noption counters 2\n"),
+            4,
+            "'2' is not a boolean",
+        ),
+        (
+            format!("{head}list match ip\noption timeout 10m\n"),
+            4,
+            "'10m' is not a whole number",
+        ),
+        (
+            format!("{head}list match ip\noption maxelem 1.5\n"),
+            4,
+            "'1.5' is not a whole number",
+        ),
+        (
+            format!("{head}list match ip\noption maxelem -\n"),
+            4,
+            "'-' is not a whole number",
+        ),
         (
             format!("{head}list match ip\noption timeout 4294967296\n"),
             4,
@@ -466,7 +508,11 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             4,
             "'99999999999999999999' is too large a number",
         ),
-        (format!("{head}list match ip\noption netmask x\n"), 4, "option 'netmask': 'x' is not a whole number"),
+        (
+            format!("{head}list match ip\noption netmask x\n"),
+            4,
+            "option 'netmask': 'x' is not a whole number",
+        ),
         (
             format!("{head}list match ip\nlist entry 10.0.0.1\nlist entry 'fd00::1'\n"),
             5,
@@ -517,8 +563,16 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             4,
             "\"lan\" is not an IPv4 or IPv6 address (fw4 would take the addresses of a network of that name",
         ),
-        (format!("{head}list match ip\nlist entry 10.0.0.300\n"), 4, "\"10.0.0.300\" is not an IPv4"),
-        (format!("{head}list match ip\nlist entry ''\n"), 4, "entry '': has 0 values, the set matches 1 (ip)"),
+        (
+            format!("{head}list match ip\nlist entry 10.0.0.300\n"),
+            4,
+            "\"10.0.0.300\" is not an IPv4",
+        ),
+        (
+            format!("{head}list match ip\nlist entry ''\n"),
+            4,
+            "entry '': has 0 values, the set matches 1 (ip)",
+        ),
         (
             format!("{head}list match ip\nlist entry '10.0.0.1 80'\n"),
             4,
@@ -529,10 +583,26 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             4,
             "'00:11:22:33:44' is not a MAC address (like 52:54:00:12:34:56)",
         ),
-        (format!("{head}list match mac\nlist entry 00:11:22:33:44:5g\n"), 4, "is not a MAC address"),
-        (format!("{head}list match mac\nlist entry 000:11:22:33:44:55\n"), 4, "is not a MAC address"),
-        (format!("{head}list match port\nlist entry http\n"), 4, "'http' is not a port"),
-        (format!("{head}list match port\nlist entry 123456\n"), 4, "'123456' is not a port"),
+        (
+            format!("{head}list match mac\nlist entry 00:11:22:33:44:5g\n"),
+            4,
+            "is not a MAC address",
+        ),
+        (
+            format!("{head}list match mac\nlist entry 000:11:22:33:44:55\n"),
+            4,
+            "is not a MAC address",
+        ),
+        (
+            format!("{head}list match port\nlist entry http\n"),
+            4,
+            "'http' is not a port",
+        ),
+        (
+            format!("{head}list match port\nlist entry 123456\n"),
+            4,
+            "'123456' is not a port",
+        ),
         (
             format!("{head}list match port\nlist entry 65536\n"),
             4,
@@ -548,7 +618,11 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             4,
             "'0': port 0 cannot be matched (ports are 1 to 65535)",
         ),
-        (format!("{head}list match port\nlist entry '!80'\n"), 4, "'!80' is not a port"),
+        (
+            format!("{head}list match port\nlist entry '!80'\n"),
+            4,
+            "'!80' is not a port",
+        ),
         (
             format!("{head}list match ip\nconfig ipset\noption name s\nlist match port\n"),
             5,

@@ -125,12 +125,17 @@ fn protocols_that_make_their_own_device() {
         ("static", None),
     ];
     for (proto, own) in cases {
-        let plain = format!("config interface 'up'\n\toption proto '{proto}'\n\toption device 'eth0.2'\n");
+        let plain =
+            format!("config interface 'up'\n\toption proto '{proto}'\n\toption device 'eth0.2'\n");
         let n = Networks::from_config(Some(&plain), None).unwrap();
         assert_eq!(devs(&n, "up"), v(&[own.unwrap_or("eth0.2")]), "{proto}");
         let bridged = format!("{plain}\toption type 'bridge'\n");
         let n = Networks::from_config(Some(&bridged), None).unwrap();
-        assert_eq!(devs(&n, "up"), v(&[own.unwrap_or("br-up")]), "{proto} bridged");
+        assert_eq!(
+            devs(&n, "up"),
+            v(&[own.unwrap_or("br-up")]),
+            "{proto} bridged"
+        );
     }
 }
 
@@ -176,7 +181,10 @@ fn the_devices_value_gives_and_overrides() {
     assert_eq!(devs(&only, "wan"), None);
     let nothing = Networks::from_config(None, Some("  \n")).unwrap();
     assert_eq!(nothing, Networks::default());
-    assert_eq!(Networks::from_config(None, None).unwrap(), Networks::default());
+    assert_eq!(
+        Networks::from_config(None, None).unwrap(),
+        Networks::default()
+    );
 }
 
 #[test]
@@ -192,7 +200,11 @@ fn unnamed_interfaces_and_other_sections_are_passed_over() {
 #[test]
 fn network_errors_name_the_line() {
     let cases = [
-        ("config interface 'lan'\n\toption device 'x\n", 2, "network line 2: a single quote is not closed"),
+        (
+            "config interface 'lan'\n\toption device 'x\n",
+            2,
+            "network line 2: a single quote is not closed",
+        ),
         (
             "config interface 'lan'\n\tlist device 'eth0'\n",
             2,
@@ -259,10 +271,26 @@ fn network_errors_name_the_line() {
 #[test]
 fn devices_errors_name_the_line() {
     let cases = [
-        ("lan", 1, "devices line 1: 'lan' is not NAME=DEVICE[,DEVICE...] (as in lan=br-lan)"),
-        ("lan=br-lan\nwan", 2, "devices line 2: 'wan' is not NAME=DEVICE"),
-        ("=eth0", 1, "'=eth0': '' is not an interface name (letters, digits and '_')"),
-        ("wan-6=eth0", 1, "'wan-6=eth0': 'wan-6' is not an interface name"),
+        (
+            "lan",
+            1,
+            "devices line 1: 'lan' is not NAME=DEVICE[,DEVICE...] (as in lan=br-lan)",
+        ),
+        (
+            "lan=br-lan\nwan",
+            2,
+            "devices line 2: 'wan' is not NAME=DEVICE",
+        ),
+        (
+            "=eth0",
+            1,
+            "'=eth0': '' is not an interface name (letters, digits and '_')",
+        ),
+        (
+            "wan-6=eth0",
+            1,
+            "'wan-6=eth0': 'wan-6' is not an interface name",
+        ),
         ("lan=", 1, "'lan=': '' is not a device name"),
         ("lan=a,,b", 1, "'lan=a,,b': '' is not a device name"),
         ("lan=a/b", 1, "'lan=a/b': 'a/b' is not a device name"),
@@ -278,7 +306,10 @@ fn devices_errors_name_the_line() {
         assert!(err.to_string().contains(words), "{text:?}: {err}");
     }
     // A valid network file does not hide an invalid `devices`.
-    let err = Networks::from_config(Some("config interface 'lan'\n\toption device 'eth0'\n"), Some("x"))
-        .unwrap_err();
+    let err = Networks::from_config(
+        Some("config interface 'lan'\n\toption device 'eth0'\n"),
+        Some("x"),
+    )
+    .unwrap_err();
     assert_eq!(err.file, "devices");
 }
