@@ -16,7 +16,8 @@
 //! As fw4 does: the family is IPv4 unless `family` says otherwise (`any`
 //! only for sets of MACs and ports); a `net` makes the set hold prefixes
 //! and ranges (intervals); a match type may be shortened (`n` is `net`) and
-//! has the source's direction unless `dest_`/`dst_` comes first; an
+//! has the source's direction unless `dest_`/`dst_` comes first; every
+//! address of a set with a `net` (its `ip` parts too) may be a prefix; an
 //! `option` (not a `list`) of `match` or `entry` is split at spaces.
 //! `storage`, `iprange`, `portrange`, `netmask`, `hashsize` and `external`
 //! are ipset's, which fw4 does not support: a warning each. `counters` and
@@ -321,7 +322,7 @@ fn parse_section(s: &Section, warnings: &mut Warnings) -> Result<Option<Ipset>, 
             s,
             name_opt,
             format!(
-                "'{name}' is not a set name: use 1 to 32 letters, digits, '_' or '-' (fw4 also allows '.' and '/', which the runtime's names cannot hold)"
+                "'{name}' is not a set name: use 1 to 32 letters, digits, '_' or '-', a letter or '_' first (fw4 also allows '.' and '/', which the runtime's names cannot hold)"
             ),
         ));
     }
@@ -467,8 +468,11 @@ fn parse_match(text: &str) -> Result<SetMatch, String> {
     Ok(SetMatch { direction, kind })
 }
 
+/// fw4's identifiers, less the '.' and '/' the runtime's names cannot
+/// hold: a letter or '_' first.
 fn is_set_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -492,7 +496,7 @@ fn parse_entry(text: &str, set: &Ipset) -> Result<Vec<Value>, String> {
         .map(|(word, m)| match m.kind {
             MatchType::Ip | MatchType::Net => {
                 let family = set.family.expect("a set of addresses has a family");
-                address(word, family, m.kind == MatchType::Net)
+                address(word, family, set.has_intervals())
             }
             MatchType::Mac => mac(word).map(Value::Mac),
             MatchType::Port => port(word).map(Value::from),
@@ -500,7 +504,8 @@ fn parse_entry(text: &str, set: &Ipset) -> Result<Vec<Value>, String> {
         .collect()
 }
 
-/// An address of `family`; with `net`, also a prefix or a range.
+/// An address of `family`; in a set with intervals, also a prefix or a
+/// range.
 fn address(text: &str, family: IpFamily, net: bool) -> Result<Value, String> {
     let want = |a: &IpAddr| match (a, family) {
         (IpAddr::V4(_), IpFamily::V4) | (IpAddr::V6(_), IpFamily::V6) => Ok(()),

@@ -281,6 +281,11 @@ config ipset
             ],
         ]
     );
+    // fw4 lets every address of a set with intervals be a prefix.
+    let mixed = one(
+        "config ipset\noption name s\noption match 'src_ip dest_net'\nlist entry '10.0.0.0/8 192.168.0.0/16'\n",
+    );
+    assert_eq!(mixed.entries, [vec![a("10.0.0.0/8"), a("192.168.0.0/16")]]);
     let ip = one(
         "config ipset\noption name s\nlist match ip\nlist entry 10.0.0.1/32\nlist entry 10.0.0.2/255.255.255.255\n",
     );
@@ -427,6 +432,21 @@ fn errors_name_the_line_and_say_what_is_wrong() {
             "config ipset\noption name 'a.b'\nlist match ip\n".into(),
             2,
             "option 'name': 'a.b' is not a set name: use 1 to 32 letters",
+        ),
+        (
+            "config ipset\noption name '1set'\nlist match ip\n".into(),
+            2,
+            "'1set' is not a set name: use 1 to 32 letters, digits, '_' or '-', a letter or '_' first",
+        ),
+        (
+            "config ipset\noption name '-s'\nlist match ip\n".into(),
+            2,
+            "'-s' is not a set name",
+        ),
+        (
+            "config ipset\noption name ''\nlist match ip\n".into(),
+            2,
+            "'' is not a set name",
         ),
         (
             format!(
