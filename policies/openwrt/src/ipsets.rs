@@ -29,9 +29,9 @@
 //! reads a `loadfile`'s lines as entries; a policy cannot read files, so
 //! its sets hold their `entry` values only (a warning says so). fw4 keeps
 //! a prefix's host bits (`10.0.0.1/8`), nft drops them: here they are
-//! dropped at once. In a set of `ip` (no intervals) fw4 takes the address
-//! of a prefix or a range and drops the rest; here that is an error naming
-//! `net`. In a set of `net` fw4 writes a range as `ADDR/null`, which nft
+//! dropped at once. In a set without `net` (no intervals) fw4 takes the
+//! address of a prefix or a range and drops the rest; here that is an
+//! error naming `net`. In a set of `net` fw4 writes a range as `ADDR/null`, which nft
 //! refuses; here it is a range of addresses. fw4 also takes a network's
 //! name as an entry (its addresses when fw4 runs); the policy does not
 //! know them, so that is an error too.
