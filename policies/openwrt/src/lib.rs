@@ -17,6 +17,7 @@
 pub mod addr;
 pub mod error;
 pub mod helpers;
+pub mod ipsets;
 pub mod network;
 pub mod opts;
 pub mod placed;
