@@ -28,6 +28,7 @@ pub mod zones;
 use wasmwall_sdk::{Config, Event, Level, Policy, Ruleset, WorldState, log};
 
 use crate::error::{Error, Warnings};
+use crate::ipsets::Ipsets;
 use crate::network::Networks;
 use crate::placed::Placed;
 use crate::zones::Context;
@@ -78,6 +79,7 @@ pub fn render(
         }
     }
     let defaults = zones::parse_defaults(&sections, &mut warnings)?;
+    let ipsets = Ipsets::parse(&sections, &mut warnings)?;
     let devices_of = |name: &str| networks.devices(name).map(<[String]>::to_vec);
     let ctx = Context {
         devices_of: &devices_of,
@@ -90,7 +92,7 @@ pub fn render(
         defaults: &defaults,
         zones: &zones,
         placed: &placed,
-        sets: Vec::new(),
+        sets: ipsets.named_sets(),
         state,
     };
     let mut rs = ruleset::build(&parts, &mut warnings);
