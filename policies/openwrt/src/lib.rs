@@ -21,8 +21,10 @@ pub mod ipsets;
 pub mod network;
 pub mod opts;
 pub mod placed;
+pub mod redirects;
 pub mod ruleset;
 pub mod uci;
+pub mod values;
 pub mod zones;
 
 use wasmwall_sdk::{Config, Event, Level, Policy, Ruleset, WorldState, log};
@@ -88,6 +90,7 @@ pub fn render(
     let mut placed = Placed::default();
     let mut zones = zones::parse_zones(&sections, &defaults, &ctx, &mut placed, &mut warnings)?;
     zones::add_forwardings(&sections, &mut zones, &mut placed, &mut warnings)?;
+    redirects::add_redirects(&sections, &mut zones, &ipsets, &mut placed, &mut warnings)?;
     let parts = ruleset::Parts {
         defaults: &defaults,
         zones: &zones,

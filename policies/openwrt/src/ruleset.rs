@@ -383,7 +383,7 @@ fn zone_match(mut r: RuleBuilder, m: &ZoneMatch, egress: bool) -> RuleBuilder {
 
 /// Tests of an address field: in the positive subnets, in none of the
 /// negated ones, and each masked one.
-fn subnet_tests(
+pub fn subnet_tests(
     mut r: RuleBuilder,
     field: Field,
     pos: &[crate::addr::Subnet],
