@@ -342,6 +342,20 @@ fn add_redirect(
         dest.and_then(ZoneRef::zone).map(|z| z.name.clone()),
     );
 
+    // As fw4: a reflected forward's inner zone gets its NAT and accept
+    // chains whether or not the addresses for the reflection are known
+    // yet, so that they do not come and go with the WAN's address.
+    if kind == Kind::Dnat
+        && reflection
+        && let (Some(sz), Some(dz)) = (&src_name, &dest_name)
+        && zones.get(sz).is_some_and(|z| z.masq)
+    {
+        let z = zones.get_mut(dz).expect("a zone of the config");
+        z.dflags.insert(Need::Dnat);
+        z.dflags.insert(Need::Snat);
+        z.dflags.insert(Need::Verdict(Verdict::Accept));
+    }
+
     let mut rules = Vec::new();
     for proto in protos {
         let ported = matches!(proto, Proto::Tcp | Proto::Udp);
@@ -510,10 +524,6 @@ fn add_redirect(
                             });
                         }
                     }
-                    let z = zones.get_mut(&rz).expect("a zone of the config");
-                    z.dflags.insert(Need::Dnat);
-                    z.dflags.insert(Need::Snat);
-                    z.dflags.insert(Need::Verdict(Verdict::Accept));
                 }
             }
         }
