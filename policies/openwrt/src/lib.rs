@@ -120,7 +120,9 @@ impl Policy for OpenWrt {
         )?;
         let ip_forward = match config.get("ip_forward") {
             None => true,
-            Some(v) => opts::bool_value(v).map_err(|e| format!("config key `ip_forward`: {e}"))?,
+            Some(v) => {
+                values::parse_bool(v).map_err(|e| format!("config key `ip_forward`: {e}"))?
+            }
         };
         let networks = Networks::from_config(config.get("network"), config.get("devices"))
             .map_err(|e| e.to_string())?;

@@ -332,24 +332,17 @@ fn jumps_to_reject(r: &Rule) -> bool {
 }
 
 fn handle_reject(d: &Defaults) -> Chain {
-    let with = |code: &str| match code {
-        "tcp-reset" => RejectWith::TcpReset,
-        "admin-prohibited" => RejectWith::Icmpx(IcmpxReject::AdminProhibited),
-        "host-unreachable" => RejectWith::Icmpx(IcmpxReject::HostUnreachable),
-        "no-route" => RejectWith::Icmpx(IcmpxReject::NoRoute),
-        _ => RejectWith::Icmpx(IcmpxReject::PortUnreachable),
-    };
     Chain::regular("handle_reject")
         .rule(
             Rule::new()
                 .l4proto(L4Protocol::Tcp)
                 .comment(c("Reject TCP traffic"))
-                .reject_with(with(&d.tcp_reject_code)),
+                .reject_with(d.tcp_reject_code),
         )
         .rule(
             Rule::new()
                 .comment(c("Reject any other traffic"))
-                .reject_with(with(&d.any_reject_code)),
+                .reject_with(d.any_reject_code),
         )
 }
 
