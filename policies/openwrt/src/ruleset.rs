@@ -5,9 +5,9 @@
 //! (helpers, sets, the zones' log limits, the flowtable).
 
 use wasmwall_sdk::{
-    Chain, ChainPolicy, CtHelper, CtState, CtStatus, Field, Flowtable, Hook, IcmpxReject, IpFamily,
-    L4Protocol, Log, NamedSet, PriorityName, RateLimit, RejectWith, Rule, RuleBuilder, Ruleset,
-    TcpFlags, Value, Verdict as SdkVerdict, WorldState,
+    Chain, ChainPolicy, CtHelper, CtState, CtStatus, Field, Flowtable, Hook, IpFamily, L4Protocol,
+    Log, NamedSet, PriorityName, RateLimit, Rule, RuleBuilder, Ruleset, TcpFlags, Value,
+    Verdict as SdkVerdict, WorldState,
 };
 
 use crate::error::Warnings;
