@@ -2,6 +2,8 @@
 
 pub mod addr;
 pub mod error;
+pub mod ipsets;
 pub mod placed;
 pub mod uci;
+pub mod values;
 pub mod zones;
