@@ -1,6 +1,7 @@
 //! OpenWrt's firewall config as a wasmwall policy (work in progress).
 
 pub mod addr;
+pub mod criteria;
 pub mod error;
 pub mod ipsets;
 pub mod placed;
