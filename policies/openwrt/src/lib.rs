@@ -5,6 +5,7 @@ pub mod criteria;
 pub mod error;
 pub mod ipsets;
 pub mod placed;
+pub mod rules;
 pub mod uci;
 pub mod values;
 pub mod zones;
