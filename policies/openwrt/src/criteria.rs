@@ -139,9 +139,10 @@ pub const RULE: Shape = Shape {
 };
 
 /// A section's `family`, as fw4 tells apart one not given from `any`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Family {
     /// Not given: the addresses and ICMP types decide.
+    #[default]
     Unset,
     /// `any`: both, unless something referenced has one.
     Both,
@@ -309,8 +310,11 @@ pub struct Refs {
     pub set_helper: Option<IpFamily>,
 }
 
-/// The matching options of a section, read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The matching options of a section, read. The default matches
+/// everything and counts nothing: the rules fw4 makes of zones and
+/// forwardings with the same template (`Accept lan to wan forwarding`, a
+/// zone's helper assignments) are an [`Instance`] with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Criteria {
     pub family: Family,
     pub protos: Vec<Proto>,
@@ -1458,6 +1462,26 @@ mod tests {
             rules[0].matches()[0].matcher(),
             &Matcher::LimitNamed("lan_log_limit".into())
         );
+    }
+
+    #[test]
+    fn the_default_renders_an_instance_alone() {
+        // fw4's helper assignment of a zone: no counter.
+        let mut inst = Instance::new(None, Proto::Tcp);
+        inst.dports = vec![values::parse_port("21").unwrap()];
+        let c = Criteria::default();
+        let rules = c.finish(c.matches(&inst).unwrap(), None, "!fw4: ftp", |r| {
+            r.ct_helper("ftp").continue_()
+        });
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].matches()[0].matcher(),
+            &Matcher::Test {
+                fields: vec![Field::Dport(Transport::Tcp)],
+                any_of: vec![vec![Value::Number(21)]]
+            }
+        );
+        assert_eq!(rules[0].statements(), [Statement::CtHelper("ftp".into())]);
     }
 
     #[test]
