@@ -15,6 +15,7 @@
 //! fw4 needs hotplug events for happens here by itself.
 
 pub mod addr;
+pub mod criteria;
 pub mod error;
 pub mod helpers;
 pub mod ipsets;
@@ -22,6 +23,7 @@ pub mod network;
 pub mod opts;
 pub mod placed;
 pub mod redirects;
+pub mod rules;
 pub mod ruleset;
 pub mod uci;
 pub mod values;
@@ -89,6 +91,14 @@ pub fn render(
     };
     let mut placed = Placed::default();
     let mut zones = zones::parse_zones(&sections, &defaults, &ctx, &mut placed, &mut warnings)?;
+    rules::add_rules(
+        &sections,
+        &mut zones,
+        &defaults,
+        &ipsets,
+        &mut placed,
+        &mut warnings,
+    )?;
     zones::add_forwardings(&sections, &mut zones, &mut placed, &mut warnings)?;
     redirects::add_redirects(&sections, &mut zones, &ipsets, &mut placed, &mut warnings)?;
     let parts = ruleset::Parts {

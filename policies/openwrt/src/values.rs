@@ -12,6 +12,7 @@ use wasmwall_sdk::{
 };
 
 use crate::addr::{self, Subnet};
+use crate::helpers::{self, HELPERS, Helper};
 use crate::ipsets::Direction;
 use crate::zones::Verdict;
 
@@ -706,100 +707,10 @@ pub fn parse_dscp(text: &str) -> Result<Negatable<Dscp>, String> {
     })
 }
 
-/// One conntrack helper fw4 knows (its `helpers` file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Helper {
-    /// The kernel's name of it (`ct helper` type).
-    pub name: &'static str,
-    pub description: &'static str,
-    /// None for both.
-    pub family: Option<IpFamily>,
-    pub proto: Proto,
-    pub port: u16,
-}
-
-impl Helper {
-    /// The name of its `ct helper` object in the ruleset: names here take
-    /// no '.', so `Q.931` is `Q_931`.
-    pub fn object_name(&self) -> String {
-        self.name.replace('.', "_")
-    }
-}
-
-const V4: Option<IpFamily> = Some(IpFamily::V4);
-
-/// The helpers of fw4's `/usr/share/firewall4/helpers`.
-pub const HELPERS: &[Helper] = &[
-    helper(
-        "amanda",
-        "Amanda backup and archiving proto",
-        None,
-        Proto::Udp,
-        10080,
-    ),
-    helper(
-        "ftp",
-        "FTP passive connection tracking",
-        None,
-        Proto::Tcp,
-        21,
-    ),
-    helper("RAS", "RAS proto tracking", None, Proto::Udp, 1719),
-    helper("Q.931", "Q.931 proto tracking", None, Proto::Tcp, 1720),
-    helper("irc", "IRC DCC connection tracking", V4, Proto::Tcp, 6667),
-    helper(
-        "netbios-ns",
-        "NetBIOS name service broadcast tracking",
-        V4,
-        Proto::Udp,
-        137,
-    ),
-    helper("pptp", "PPTP VPN connection tracking", V4, Proto::Tcp, 1723),
-    helper(
-        "sane",
-        "SANE scanner connection tracking",
-        None,
-        Proto::Tcp,
-        6566,
-    ),
-    helper(
-        "sip",
-        "SIP VoIP connection tracking",
-        None,
-        Proto::Udp,
-        5060,
-    ),
-    helper(
-        "snmp",
-        "SNMP monitoring connection tracking",
-        V4,
-        Proto::Udp,
-        161,
-    ),
-    helper("tftp", "TFTP connection tracking", None, Proto::Udp, 69),
-    helper("rtsp", "RTSP connection tracking", V4, Proto::Tcp, 554),
-];
-
-const fn helper(
-    name: &'static str,
-    description: &'static str,
-    family: Option<IpFamily>,
-    proto: Proto,
-    port: u16,
-) -> Helper {
-    Helper {
-        name,
-        description,
-        family,
-        proto,
-        port,
-    }
-}
-
 /// `helper`, `set_helper`: the name of a helper fw4 knows, exactly.
 pub fn parse_cthelper(text: &str) -> Result<Negatable<&'static Helper>, String> {
     negatable(text, |t| {
-        HELPERS.iter().find(|h| h.name == t).ok_or_else(|| {
+        helpers::by_name(t).ok_or_else(|| {
             let names: Vec<&str> = HELPERS.iter().map(|h| h.name).collect();
             format!(
                 "{text:?} is not a conntrack helper fw4 knows ({})",
@@ -1356,13 +1267,13 @@ mod tests {
         assert!(!ftp.invert);
         assert_eq!(
             (ftp.value.proto, ftp.value.port, ftp.value.family),
-            (Proto::Tcp, 21, None)
+            (wasmwall_sdk::Transport::Tcp, 21, None)
         );
-        assert_eq!(parse_cthelper("!irc").unwrap().value.family, V4);
         assert_eq!(
-            parse_cthelper("Q.931").unwrap().value.object_name(),
-            "Q_931"
+            parse_cthelper("!irc").unwrap().value.family,
+            Some(IpFamily::V4)
         );
+        assert_eq!(parse_cthelper("Q.931").unwrap().value.object(), "Q_931");
         assert!(
             err(parse_cthelper("FTP")).contains("is not a conntrack helper fw4 knows (amanda, ftp")
         );
