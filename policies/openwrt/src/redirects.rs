@@ -10,60 +10,48 @@
 //! a DNAT without `dest` takes the zone whose subnet holds `dest_ip`; a
 //! redirect that names no family and no address is IPv4 (an explicit
 //! `family any` is both); reflection (on by default) needs a masqueraded
-//! source zone and the address of each side: the rewrite address is the
-//! inner zone's own address on the target's subnet (`reflection_src
+//! source zone and the addresses of both sides, which come from the world
+//! state and so follow a WAN address that changes: the rewrite source is
+//! the inner zone's own address on the target's subnet (`reflection_src
 //! internal`) or the outer zone's (`external`), and `reflection_zone` lists
-//! the inner zones (the destination zone without it). What fw4 only warns
-//! of and skips (a DNAT from `*`, a negated or masked `dest_ip`, an SNAT
-//! without `src_dip`) refuses the config here.
+//! the inner zones (the destination zone without it). The reflection's
+//! rules carry the forward's limit, time and mark matches, not its
+//! counter, log, MAC or set matches. What fw4 only warns of and skips (a
+//! DNAT from `*`, a negated or masked `dest_ip`, an SNAT without
+//! `src_dip`) refuses the config here.
 
-use wasmwall_sdk::{Field, IpFamily, NatTarget, PortRange, Rule, RuleBuilder, Transport, Value};
+use wasmwall_sdk::{IpFamily, NatTarget, PortRange, Rule, RuleBuilder, Transport};
 
 use crate::addr::Subnet;
+use crate::criteria::{self, Criteria, Family, Group, Instance, Options, Shape};
 use crate::error::{Error, Warnings};
-use crate::ipsets::Ipsets;
-use crate::opts::{Known, bool_or, parsed, single, warn_unknown};
+use crate::ipsets::{self, Ipsets};
 use crate::placed::Placed;
 use crate::uci::Section;
-use crate::values::{self, Address, Negatable, Proto, parse_port};
-use crate::zones::{Need, Verdict, Zone, Zones, family_text, group_by_masking};
+use crate::values::{self, Address, Negatable, Proto, Target};
+use crate::zones::{Need, Verdict, Zone, Zones, family_text};
 
-const KNOWN: Known = Known {
-    options: &[
-        "enabled",
-        "name",
-        "family",
-        "src",
-        "dest",
-        "ipset",
-        "helper",
-        "proto",
-        "src_ip",
-        "src_mac",
-        "src_port",
-        "src_dip",
-        "src_dport",
-        "dest_ip",
-        "dest_port",
-        "limit",
-        "limit_burst",
-        "utc_time",
-        "start_date",
-        "stop_date",
-        "start_time",
-        "stop_time",
-        "weekdays",
-        "mark",
-        "reflection",
-        "reflection_src",
-        "reflection_zone",
-        "counter",
-        "log",
-        "log_limit",
-        "target",
-    ],
-    unsupported: &["extra", "monthdays"],
-    deprecated: &["_name"],
+/// A DNAT's matches: `src_dip` and `src_dport` are the destination the
+/// packet comes to.
+const DNAT: Shape = Shape {
+    src_ip: "src_ip",
+    dest_ip: "src_dip",
+    src_port: "src_port",
+    dest_port: "src_dport",
+    lists: false,
+    icmp_and_dscp: false,
+    default_proto: "tcpudp",
+};
+
+/// An SNAT's matches: `dest_ip` and `dest_port` are where it goes.
+const SNAT: Shape = Shape {
+    src_ip: "src_ip",
+    dest_ip: "dest_ip",
+    src_port: "src_port",
+    dest_port: "dest_port",
+    lists: false,
+    icmp_and_dscp: false,
+    default_proto: "tcpudp",
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,32 +63,24 @@ enum Kind {
 /// What a translated rule rewrites to.
 #[derive(Debug, Clone)]
 enum Rewrite {
-    /// DNAT (or SNAT) to this address, and port.
+    /// DNAT or SNAT to this address, and port.
     To(Subnet, Option<PortRange>),
     /// To the router itself, and port (a DNAT without `dest_ip`).
     Redirect(Option<PortRange>),
 }
 
 /// One rule of a redirect, before it is rendered.
-struct NatRule {
+struct Planned {
     chain: String,
-    /// None for both families (an explicit `family any` without
-    /// addresses).
-    family: Option<IpFamily>,
-    proto: Proto,
-    saddrs: Group,
-    daddrs: Group,
-    sport: Option<Negatable<PortRange>>,
-    dport: Option<Negatable<PortRange>>,
+    /// The zone whose chain it is (for its log limit).
+    zone: String,
+    kind: Kind,
+    inst: Instance,
     rewrite: Rewrite,
-    /// A reflection rule: no counter, log, MAC or set match (they are the
-    /// forward's own, for packets from outside).
+    /// A reflection rule: the forward's limit, time and mark matches only.
     reflection: bool,
     name: String,
 }
-
-/// Subnets as a zone match groups them: positive, negated, masked.
-type Group = (Vec<Subnet>, Vec<Subnet>, Vec<Subnet>);
 
 /// Every enabled `redirect` section.
 pub fn add_redirects(
@@ -111,62 +91,36 @@ pub fn add_redirects(
     warnings: &mut Warnings,
 ) -> Result<(), Error> {
     for s in sections.iter().filter(|s| s.kind == "redirect") {
-        warn_unknown(s, &KNOWN, warnings);
-        if !bool_or(s, "enabled", true)? {
-            warnings.section(s, "is disabled; ignored");
-            continue;
-        }
         add_redirect(s, zones, ipsets, out, warnings)?;
     }
     Ok(())
 }
 
-/// The addresses of an address option, each with its option for errors.
-fn addresses(s: &Section, option: &str) -> Result<Vec<Subnet>, Error> {
-    let mut out = Vec::new();
-    for (opt, word) in crate::opts::words(s, option) {
-        match values::parse_address(word).map_err(|m| Error::option(s, opt, m))? {
-            Address::Subnet(n) => out.push(n),
-            Address::Range { .. } => {
-                return Err(Error::option(
-                    s,
-                    opt,
-                    format!("{word:?}: a redirect takes addresses and subnets, not ranges"),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn zone_ref<'z>(s: &Section, option: &str, zones: &'z Zones) -> Result<Option<ZoneRef<'z>>, Error> {
-    match single(s, option)? {
-        None => Ok(None),
-        Some((_, "*")) => Ok(Some(ZoneRef::Any)),
-        Some((opt, name)) => zones
-            .get(name)
-            .map(|z| Some(ZoneRef::Zone(z)))
-            .ok_or_else(|| Error::option(s, opt, format!("there is no zone {name:?}"))),
+/// A `src` or `dest`: a zone's name, or `*` (None).
+fn zone_ref(zones: &Zones) -> impl Fn(&str) -> Result<Option<String>, String> + '_ {
+    |text| match text {
+        "*" => Ok(None),
+        name if zones.get(name).is_some() => Ok(Some(name.to_string())),
+        name => Err(format!("there is no zone {name:?}")),
     }
 }
 
-#[derive(Clone, Copy)]
-enum ZoneRef<'z> {
-    Any,
-    Zone(&'z Zone),
-}
-
-impl<'z> ZoneRef<'z> {
-    fn zone(self) -> Option<&'z Zone> {
-        match self {
-            ZoneRef::Any => None,
-            ZoneRef::Zone(z) => Some(z),
-        }
-    }
+fn subnets(addrs: &[Address]) -> Vec<Subnet> {
+    addrs
+        .iter()
+        .filter_map(|a| match a {
+            Address::Subnet(s) => Some(s.clone()),
+            Address::Range { .. } => None,
+        })
+        .collect()
 }
 
 fn of_family(list: &[Subnet], f: IpFamily) -> Vec<Subnet> {
     list.iter().filter(|n| n.family == f).cloned().collect()
+}
+
+fn as_addresses(list: &[Subnet]) -> Vec<Address> {
+    list.iter().cloned().map(Address::Subnet).collect()
 }
 
 fn add_redirect(
@@ -176,88 +130,99 @@ fn add_redirect(
     out: &mut Placed,
     warnings: &mut Warnings,
 ) -> Result<(), Error> {
-    let name = single(s, "name")?
-        .map(|(_, n)| n.to_string())
+    let mut opts = Options::new(s);
+    if !opts.flag("enabled", true)? {
+        warnings.section(s, "is disabled; ignored");
+        return Ok(());
+    }
+    let name = opts
+        .one("name", |n| Ok(n.to_string()))?
+        .or_else(|| s.name.clone())
         .unwrap_or_else(|| format!("@redirect[{}]", s.index));
-    let kind = match parsed(s, "target", values::parse_target)? {
-        None | Some(values::Target::Dnat) => Kind::Dnat,
-        Some(values::Target::Snat) => Kind::Snat,
-        Some(_) => {
-            let opt = s.get("target").expect("parsed");
-            return Err(Error::option(s, opt, "a redirect's target is DNAT or SNAT"));
-        }
+    opts.deprecated("_name", warnings);
+    let fail = |opt: &str, message: String| match s.get(opt) {
+        Some(o) => Error::option(s, o, message),
+        None => Error::section(s, message),
     };
-    // Absent is None; `any` is Some(None).
-    let written_family = parsed(s, "family", values::parse_family)?;
-    let mut protos = Vec::new();
-    for (opt, word) in crate::opts::words(s, "proto") {
-        protos.extend(values::parse_protocol(word).map_err(|m| Error::option(s, opt, m))?);
-    }
-    if protos.is_empty() {
-        protos = vec![Proto::Tcp, Proto::Udp];
-    }
-    let src_ip = addresses(s, "src_ip")?;
-    let src_dip = addresses(s, "src_dip")?;
-    let dest_ip = addresses(s, "dest_ip")?;
-    let port = |option| parsed(s, option, parse_port);
-    let src_port = port("src_port")?;
-    let src_dport = port("src_dport")?;
-    let mut dest_port = port("dest_port")?;
-    let reflection = bool_or(s, "reflection", true)?;
-    let internal = match single(s, "reflection_src")? {
+    let kind = match opts.one("target", values::parse_target)? {
+        None | Some(Target::Dnat) => Kind::Dnat,
+        Some(Target::Snat) => Kind::Snat,
+        Some(_) => return Err(fail("target", "a redirect's target is DNAT or SNAT".into())),
+    };
+    let (shape, rip_opt, rport_opt) = match kind {
+        Kind::Dnat => (&DNAT, "dest_ip", "dest_port"),
+        Kind::Snat => (&SNAT, "src_dip", "src_dport"),
+    };
+    let mut crit = Criteria::read(&mut opts, shape, &name, warnings)?;
+    let rip = opts.one(rip_opt, values::parse_address)?;
+    let rport = opts.one(rport_opt, values::parse_port)?;
+    let src = opts.one("src", zone_ref(zones))?;
+    let dest = opts.one("dest", zone_ref(zones))?;
+    let reflection = opts.flag("reflection", true)?;
+    let internal = match opts.one("reflection_src", |v| {
+        let l = v.to_ascii_lowercase();
+        match () {
+            _ if !l.is_empty() && "internal".starts_with(&l) => Ok(true),
+            _ if !l.is_empty() && "external".starts_with(&l) => Ok(false),
+            _ => Err(format!("{v:?} is not internal or external")),
+        }
+    })? {
         None => true,
-        Some((opt, v)) => match v.to_ascii_lowercase() {
-            l if !l.is_empty() && "internal".starts_with(&l) => true,
-            l if !l.is_empty() && "external".starts_with(&l) => false,
-            _ => {
-                return Err(Error::option(
-                    s,
-                    opt,
-                    format!("{v:?} is not internal or external"),
-                ));
-            }
-        },
+        Some(i) => i,
     };
-    let _ = ipsets;
+    let reflection_zones: Vec<String> = opts
+        .many("reflection_zone", zone_ref(zones))?
+        .into_iter()
+        .flatten()
+        .collect();
+    opts.unsupported("extra", warnings);
+    opts.warn_unknown(warnings);
 
-    let src = zone_ref(s, "src", zones)?;
-    let mut dest = zone_ref(s, "dest", zones)?;
-    let mut reflection_zones = Vec::new();
-    for (opt, word) in crate::opts::words(s, "reflection_zone") {
-        match zones.get(word) {
-            Some(z) => reflection_zones.push(z.name.clone()),
-            None => return Err(Error::option(s, opt, format!("there is no zone {word:?}"))),
-        }
+    if let Some(Address::Range { .. }) = rip {
+        return Err(fail(
+            rip_opt,
+            "the address to translate to cannot be a range".into(),
+        ));
     }
-
-    let (sip, dip, rip, sport, dport, rport) = match kind {
+    let rip: Vec<Subnet> = subnets(&rip.into_iter().collect::<Vec<_>>());
+    if rip.iter().any(|a| a.invert) {
+        return Err(fail(
+            rip_opt,
+            "the address to translate to cannot be negated".into(),
+        ));
+    }
+    if rip.iter().any(|a| a.bits.is_none()) {
+        return Err(fail(
+            rip_opt,
+            "the address to translate to cannot have a mask that is not a prefix".into(),
+        ));
+    }
+    let mut rport = match rport {
+        Some(p) if p.invert => {
+            return Err(fail(
+                rport_opt,
+                "the port to translate to cannot be negated".into(),
+            ));
+        }
+        p => p.map(|p| p.value),
+    };
+    let (src, mut dest) = (src.flatten(), dest);
+    match kind {
         Kind::Dnat => {
-            let Some(src_zone) = src else {
-                return Err(Error::section(
-                    s,
-                    "a DNAT needs its source zone (option 'src')",
-                ));
-            };
-            if src_zone.zone().is_none() {
-                return Err(Error::section(
-                    s,
-                    "a DNAT's source cannot be '*': name the zone it comes from",
+            if s.get("src").is_none() {
+                return Err(fail(
+                    "src",
+                    "a DNAT needs its source zone (option 'src')".into(),
                 ));
             }
-            if dest_ip.iter().any(|a| a.invert) {
-                return Err(Error::section(
-                    s,
-                    "'dest_ip' cannot be negated: it is the address to translate to",
-                ));
-            }
-            if dest_ip.iter().any(|a| a.bits.is_none()) {
-                return Err(Error::section(
-                    s,
-                    "'dest_ip' cannot have a mask that is not a prefix",
+            if src.is_none() {
+                return Err(fail(
+                    "src",
+                    "a DNAT's source cannot be '*': name the zone it comes from".into(),
                 ));
             }
             if dest.is_none()
-                && let Some(z) = dest_ip.first().and_then(|d| {
+                && let Some(z) = rip.first().and_then(|d| {
                     zones
                         .0
                         .iter()
@@ -271,83 +236,48 @@ fn add_redirect(
                         z.name
                     ),
                 );
-                dest = Some(ZoneRef::Zone(z));
+                dest = Some(Some(z.name.clone()));
             }
-            if dest_port.is_none() {
-                dest_port = src_dport.clone();
+            if rport.is_none() {
+                rport = crit.dest_ports.first().map(|p| p.value);
             }
-            (
-                &src_ip, &src_dip, &dest_ip, &src_port, &src_dport, &dest_port,
-            )
         }
         Kind::Snat => {
-            match dest {
+            match &dest {
                 None => {
-                    return Err(Error::section(
-                        s,
-                        "an SNAT needs its destination zone (option 'dest')",
+                    return Err(fail(
+                        "dest",
+                        "an SNAT needs its destination zone (option 'dest')".into(),
                     ));
                 }
-                Some(ZoneRef::Any) => {
-                    return Err(Error::section(
-                        s,
-                        "an SNAT's destination cannot be '*': name the zone it goes to",
+                Some(None) => {
+                    return Err(fail(
+                        "dest",
+                        "an SNAT's destination cannot be '*': name the zone it goes to".into(),
                     ));
                 }
-                Some(_) => {}
+                Some(Some(_)) => {}
             }
-            if src_dip.is_empty() {
-                return Err(Error::section(
-                    s,
-                    "an SNAT needs the address to translate to (option 'src_dip')",
+            if rip.is_empty() {
+                return Err(fail(
+                    "src_dip",
+                    "an SNAT needs the address to translate to (option 'src_dip')".into(),
                 ));
             }
-            if src_dip.iter().any(|a| a.invert || a.bits.is_none()) {
-                return Err(Error::section(
-                    s,
-                    "'src_dip' must be an address or prefix, not negated or masked",
-                ));
+            if !crit.src_macs.is_empty() {
+                return Err(fail("src_mac", "an SNAT cannot match 'src_mac'".into()));
             }
-            if s.get("src_mac").is_some() {
-                return Err(Error::section(s, "an SNAT cannot match 'src_mac'"));
-            }
-            if s.get("helper").is_some() {
-                return Err(Error::section(s, "an SNAT cannot match 'helper'"));
-            }
-            (
-                &src_ip, &dest_ip, &src_dip, &src_port, &dest_port, &src_dport,
-            )
-        }
-    };
-    if let Some(p) = rport
-        && p.invert
-    {
-        let opt = s
-            .get(if kind == Kind::Dnat {
-                "dest_port"
-            } else {
-                "src_dport"
-            })
-            .or(s.get("src_dport"));
-        if let Some(opt) = opt {
-            return Err(Error::option(
-                s,
-                opt,
-                "the port to translate to cannot be negated",
-            ));
         }
     }
-    let (src_name, dest_name) = (
-        src.and_then(ZoneRef::zone).map(|z| z.name.clone()),
-        dest.and_then(ZoneRef::zone).map(|z| z.name.clone()),
-    );
+    let dest = dest.flatten();
+    let set = crit.resolve_set(ipsets).map_err(|m| fail("ipset", m))?;
 
     // As fw4: a reflected forward's inner zone gets its NAT and accept
     // chains whether or not the addresses for the reflection are known
     // yet, so that they do not come and go with the WAN's address.
     if kind == Kind::Dnat
         && reflection
-        && let (Some(sz), Some(dz)) = (&src_name, &dest_name)
+        && let (Some(sz), Some(dz)) = (&src, &dest)
         && zones.get(sz).is_some_and(|z| z.masq)
     {
         let z = zones.get_mut(dz).expect("a zone of the config");
@@ -356,251 +286,221 @@ fn add_redirect(
         z.dflags.insert(Need::Verdict(Verdict::Accept));
     }
 
-    let mut rules = Vec::new();
-    for proto in protos {
+    let sip = crit.src_ip.clone();
+    let dip = crit.dest_ip.clone();
+    let src_zone = src.as_ref().and_then(|z| zones.get(z)).cloned();
+    let dest_zone = dest.as_ref().and_then(|z| zones.get(z)).cloned();
+    let mut planned = Vec::new();
+    for &proto in &crit.protos.clone() {
         let ported = matches!(proto, Proto::Tcp | Proto::Udp);
-        let (sport, dport, rport) = if ported {
-            (
-                sport.clone(),
-                dport.clone(),
-                rport.as_ref().map(|p| p.value),
-            )
-        } else {
-            (None, None, None)
+        let transport = match proto {
+            Proto::Udp => Some(Transport::Udp),
+            Proto::Tcp => Some(Transport::Tcp),
+            _ => None,
         };
-        let mut family: Option<IpFamily> = written_family.flatten();
-        if proto == Proto::Icmpv6 {
-            family = Some(IpFamily::V6);
-        }
-        let mut sources: Vec<(Option<IpFamily>, String)> = Vec::new();
-        for (list, what) in [
-            (sip, "source IP"),
-            (dip, "destination IP"),
-            (rip, "rewrite IP"),
-        ] {
-            let v4 = list.iter().any(|n| n.family == IpFamily::V4);
-            let v6 = list.iter().any(|n| n.family == IpFamily::V6);
-            if v4 != v6 {
-                sources.push((
-                    Some(if v4 { IpFamily::V4 } else { IpFamily::V6 }),
-                    what.into(),
-                ));
+        let (sports, dports, rport) = if ported {
+            (crit.src_ports.clone(), crit.dest_ports.clone(), rport)
+        } else {
+            (Vec::new(), Vec::new(), None)
+        };
+        let set_fields = match set {
+            Some(set) => {
+                let dirs = crit
+                    .ipset
+                    .as_ref()
+                    .map(|m| m.value.dirs.clone())
+                    .unwrap_or_default();
+                Some(ipsets::set_fields(set, &dirs, transport).map_err(|m| fail("ipset", m))?)
             }
-        }
-        for (zone, what) in [(&src_name, "source zone"), (&dest_name, "destination zone")] {
-            if let Some(z) = zone.as_ref().and_then(|n| zones.get(n)) {
-                sources.push((z.family, format!("{what} {:?}", z.name)));
-            }
-        }
-        for (f, what) in sources {
-            match (family, f) {
-                (_, None) => {}
-                (None, Some(f)) => family = Some(f),
-                (Some(a), Some(b)) if a != b => {
-                    return Err(Error::section(
-                        s,
-                        format!(
-                            "is {} only but its {what} is {} only",
-                            family_text(Some(a)),
-                            family_text(Some(b))
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
+            None => None,
+        };
+        let start = match (crit.family, proto) {
+            (_, Proto::Icmpv6) => Family::Only(IpFamily::V6),
+            (f, _) => f,
+        };
+        let af = |list: &[Address]| criteria::af_of(&criteria::split_af(list));
+        let family = criteria::infer_family(
+            start,
+            &[
+                (set.and_then(|x| x.family), "set match"),
+                (af(&sip), "source IP"),
+                (af(&dip), "destination IP"),
+                (af(&as_addresses(&rip)), "rewrite IP"),
+                (src_zone.as_ref().and_then(|z| z.family), "source zone"),
+                (
+                    dest_zone.as_ref().and_then(|z| z.family),
+                    "destination zone",
+                ),
+            ],
+        )
+        .map_err(|m| Error::section(s, m))?;
+        let only = match family {
+            Family::Only(f) => Some(f),
+            _ => None,
+        };
+        let base = |f: Option<IpFamily>, saddrs: Group, daddrs: Group| Instance {
+            saddrs,
+            daddrs,
+            sports: sports.clone(),
+            dports: dports.clone(),
+            set_fields: set_fields.clone(),
+            verdict_port: rport.is_some(),
+            ..Instance::new(f, proto)
+        };
 
         if kind == Kind::Dnat
             && reflection
             && !rip.is_empty()
-            && let (Some(sz), Some(dz)) = (&src_name, &dest_name)
+            && let (Some(sz), Some(dz)) = (&src_zone, &dest)
         {
-            let src_zone = zones.get(sz).expect("a zone of the config").clone();
+            let eaddrs: Vec<Subnet> = if dip.is_empty() {
+                sz.match_subnets.iter().map(Subnet::host_only).collect()
+            } else {
+                subnets(&dip)
+            };
             let rzones = if reflection_zones.is_empty() {
                 vec![dz.clone()]
             } else {
                 reflection_zones.clone()
             };
-            let eaddrs: Vec<Subnet> = if dip.is_empty() {
-                src_zone
-                    .match_subnets
-                    .iter()
-                    .map(Subnet::host_only)
-                    .collect()
-            } else {
-                dip.clone()
-            };
             for rz in rzones {
-                let rzone = zones.get(&rz).expect("a zone of the config").clone();
-                if let (Some(f), Some(rf)) = (family, rzone.family)
+                let rzone = zones.get(&rz).expect("a zone of the config");
+                if let (Some(f), Some(rf)) = (only, rzone.family)
                     && f != rf
                 {
                     warnings.section(
                         s,
                         format!(
-                            "reflection zone {:?} is {} only; no reflection there",
-                            rz,
+                            "reflection zone {rz:?} is {} only; no reflection there",
                             family_text(Some(rf))
                         ),
                     );
                     continue;
                 }
                 for f in [IpFamily::V4, IpFamily::V6] {
-                    if family.is_some_and(|w| w != f) {
+                    if only.is_some_and(|w| w != f) {
                         continue;
                     }
-                    let masq = if f == IpFamily::V4 {
-                        src_zone.masq
-                    } else {
-                        src_zone.masq6
-                    };
-                    let rip_f = of_family(rip, f);
+                    let masq = if f == IpFamily::V4 { sz.masq } else { sz.masq6 };
+                    let rip_f = of_family(&rip, f);
                     if !masq || rip_f.is_empty() {
                         continue;
                     }
-                    let iaddrs = of_family(&rzone.match_subnets, f);
-                    let eaddrs_f = of_family(&eaddrs, f);
-                    let refaddrs = if internal { &iaddrs } else { &eaddrs_f };
-                    let mut snat = refaddrs.first().cloned();
-                    if internal && let Some(z) = iaddrs.iter().find(|z| z.contains(rip_f[0].addr)) {
-                        snat = Some(z.clone());
-                    }
-                    let problem = match (&snat, iaddrs.is_empty(), eaddrs_f.is_empty()) {
-                        (None, _, _) => Some(format!(
-                            "the {} rewrite address of the reflection is not known",
-                            if internal { "internal" } else { "external" }
-                        )),
-                        (_, true, _) => {
-                            Some("the inner zone's addresses are not known".to_string())
-                        }
-                        (_, _, true) => {
-                            Some("the outer zone's addresses are not known".to_string())
-                        }
-                        _ => None,
-                    };
-                    if let Some(p) = problem {
-                        warnings.section(
-                            s,
-                            format!("{p} ({}); no reflection for now", family_text(Some(f))),
-                        );
-                        continue;
-                    }
-                    let snat = snat.expect("checked").host_only();
-                    let rname = format!("{name} (reflection)");
-                    for saddrs in group_by_masking(&iaddrs) {
-                        for daddrs in group_by_masking(&eaddrs_f) {
-                            rules.push(NatRule {
-                                chain: format!("dstnat_{rz}"),
-                                family: Some(f),
-                                proto,
-                                saddrs: saddrs.clone(),
-                                daddrs,
-                                sport: sport.clone(),
-                                dport: dport.clone(),
-                                rewrite: Rewrite::To(rip_f[0].clone(), rport),
-                                reflection: true,
-                                name: rname.clone(),
-                            });
-                        }
-                    }
-                    // The SNAT matches the port the DNAT translated to.
-                    let translated = rport.map(|p| Negatable {
-                        invert: false,
-                        value: p,
-                    });
-                    for daddrs in group_by_masking(&rip_f) {
-                        for saddrs in group_by_masking(&iaddrs) {
-                            rules.push(NatRule {
-                                chain: format!("srcnat_{rz}"),
-                                family: Some(f),
-                                proto,
-                                saddrs,
-                                daddrs: daddrs.clone(),
-                                sport: None,
-                                dport: translated.clone(),
-                                rewrite: Rewrite::To(snat.clone(), None),
-                                reflection: true,
-                                name: rname.clone(),
-                            });
+                    match reflection_rules(&name, rzone, f, &rip_f[0], &eaddrs, internal) {
+                        Err(problem) => warnings.section(s, problem),
+                        Ok((dnat_groups, snat_groups, snat_to)) => {
+                            for (saddrs, daddrs) in dnat_groups {
+                                planned.push(Planned {
+                                    chain: format!("dstnat_{rz}"),
+                                    zone: rz.clone(),
+                                    kind: Kind::Dnat,
+                                    inst: Instance {
+                                        set_fields: None,
+                                        ..base(Some(f), saddrs, daddrs)
+                                    },
+                                    rewrite: Rewrite::To(rip_f[0].clone(), rport),
+                                    reflection: true,
+                                    name: format!("{name} (reflection)"),
+                                });
+                            }
+                            // The SNAT matches the port the DNAT translated to.
+                            let translated: Vec<Negatable<PortRange>> = rport
+                                .map(|p| Negatable {
+                                    invert: false,
+                                    value: p,
+                                })
+                                .into_iter()
+                                .collect();
+                            for (saddrs, daddrs) in snat_groups {
+                                planned.push(Planned {
+                                    chain: format!("srcnat_{rz}"),
+                                    zone: rz.clone(),
+                                    kind: Kind::Snat,
+                                    inst: Instance {
+                                        saddrs,
+                                        daddrs,
+                                        dports: translated.clone(),
+                                        ..Instance::new(Some(f), proto)
+                                    },
+                                    rewrite: Rewrite::To(snat_to.clone(), None),
+                                    reflection: true,
+                                    name: format!("{name} (reflection)"),
+                                });
+                            }
                         }
                     }
                 }
             }
         }
 
-        if rip.iter().filter(|n| n.family == IpFamily::V4).count() > 1
-            || rip.iter().filter(|n| n.family == IpFamily::V6).count() > 1
-        {
+        let several = |f| rip.iter().filter(|n| n.family == f).count() > 1;
+        if several(IpFamily::V4) || several(IpFamily::V6) {
             warnings.section(
                 s,
                 "gives several addresses to translate to; the first is taken",
             );
         }
-        let has_v4 = [sip, dip, rip]
-            .iter()
-            .any(|l| l.iter().any(|n| n.family == IpFamily::V4));
-        let has_v6 = [sip, dip, rip]
-            .iter()
-            .any(|l| l.iter().any(|n| n.family == IpFamily::V6));
-        let families: Vec<IpFamily> = match family {
-            Some(f) => vec![f],
-            None if !has_v4 && !has_v6 => {
-                if written_family.is_none() {
-                    vec![IpFamily::V4]
-                } else {
-                    Vec::new()
-                }
-            }
-            None => [IpFamily::V4, IpFamily::V6]
+        let has = |f: IpFamily| {
+            [&sip, &dip]
+                .iter()
+                .any(|l| l.iter().any(|a| a.family() == f))
+                || rip.iter().any(|n| n.family == f)
+        };
+        let (has_v4, has_v6) = (has(IpFamily::V4), has(IpFamily::V6));
+        let families: Vec<Option<IpFamily>> = match (family, has_v4 || has_v6) {
+            (Family::Only(f), _) => vec![Some(f)],
+            // fw4 takes a redirect that names no family as IPv4, and an
+            // explicit `any` as both, in one rule.
+            (Family::Unset, false) => vec![Some(IpFamily::V4)],
+            (Family::Both, false) => vec![None],
+            (_, true) => [(IpFamily::V4, has_v4), (IpFamily::V6, has_v6)]
                 .into_iter()
-                .filter(|f| if *f == IpFamily::V4 { has_v4 } else { has_v6 })
+                .filter(|(_, h)| *h)
+                .map(|(f, _)| Some(f))
                 .collect(),
         };
-        // An explicit `family any` without addresses is one rule for both.
-        let both = family.is_none() && !has_v4 && !has_v6 && written_family.is_some();
-        let chain = match kind {
-            Kind::Dnat => format!("dstnat_{}", src_name.as_deref().expect("checked")),
-            Kind::Snat => format!("srcnat_{}", dest_name.as_deref().expect("checked")),
-        };
-        let rewrite_of = |f: Option<IpFamily>| match (
-            kind,
-            f.and_then(|f| of_family(rip, f).into_iter().next()),
-        ) {
-            (_, Some(a)) => Rewrite::To(a, rport),
-            (_, None) => Rewrite::Redirect(rport),
-        };
-        let per_family: Vec<Option<IpFamily>> = if both {
-            vec![None]
-        } else {
-            families.into_iter().map(Some).collect()
-        };
-        for f in per_family {
-            let (sip_f, dip_f) = match f {
-                Some(f) => (of_family(sip, f), of_family(dip, f)),
-                None => (Vec::new(), Vec::new()),
-            };
-            let rewrite = rewrite_of(f);
-            if kind == Kind::Snat && matches!(rewrite, Rewrite::Redirect(_)) {
-                warnings.section(
-                    s,
-                    format!(
-                        "has no {} address to translate to; no {} rule",
-                        family_text(f),
-                        family_text(f)
-                    ),
-                );
-                continue;
+        let (chain, zone) = match kind {
+            Kind::Dnat => {
+                let z = src.clone().expect("checked");
+                (format!("dstnat_{z}"), z)
             }
-            for saddrs in group_by_masking(&sip_f) {
-                for daddrs in group_by_masking(&dip_f) {
-                    rules.push(NatRule {
+            Kind::Snat => {
+                let z = dest.clone().expect("checked");
+                (format!("srcnat_{z}"), z)
+            }
+        };
+        for f in families {
+            let rewrite = match f.and_then(|f| of_family(&rip, f).into_iter().next()) {
+                Some(a) => Rewrite::To(a, rport),
+                None if kind == Kind::Dnat => Rewrite::Redirect(rport),
+                None => {
+                    warnings.section(
+                        s,
+                        format!(
+                            "has no {} address to translate to; no rule for it",
+                            family_text(f)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let split = |list: &[Address]| match f {
+                Some(f) => criteria::group_by_masking(
+                    &list
+                        .iter()
+                        .filter(|a| a.family() == f)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ),
+                None => vec![Group::default()],
+            };
+            for saddrs in split(&sip) {
+                for daddrs in split(&dip) {
+                    planned.push(Planned {
                         chain: chain.clone(),
-                        family: f,
-                        proto,
-                        saddrs: saddrs.clone(),
-                        daddrs,
-                        sport: sport.clone(),
-                        dport: dport.clone(),
+                        zone: zone.clone(),
+                        kind,
+                        inst: base(f, saddrs.clone(), daddrs),
                         rewrite: rewrite.clone(),
                         reflection: false,
                         name: name.clone(),
@@ -609,87 +509,117 @@ fn add_redirect(
             }
         }
     }
-    match kind {
-        Kind::Dnat => {
-            let z = zones
-                .get_mut(src_name.as_deref().expect("checked"))
-                .expect("a zone");
-            z.dflags.insert(Need::Dnat);
+    let z = zones
+        .get_mut(
+            match kind {
+                Kind::Dnat => src.as_deref(),
+                Kind::Snat => dest.as_deref(),
+            }
+            .expect("checked"),
+        )
+        .expect("a zone of the config");
+    z.dflags.insert(if kind == Kind::Dnat {
+        Need::Dnat
+    } else {
+        Need::Snat
+    });
+
+    crit.ipset = crit.ipset.filter(|_| set.is_some());
+    let reflected = Criteria {
+        limit: crit.limit,
+        dates: crit.dates,
+        hours: crit.hours,
+        weekdays: crit.weekdays.clone(),
+        mark: crit.mark.clone(),
+        ..Criteria::default()
+    };
+    for p in planned {
+        let c = if p.reflection { &reflected } else { &crit };
+        let matches = c.matches(&p.inst).map_err(|m| Error::section(s, m))?;
+        let zone_limit = zones
+            .get(&p.zone)
+            .filter(|z| z.log_limit.is_some())
+            .map(Zone::log_limit_name);
+        let comment = format!("!fw4: {}", p.name);
+        if comment.len() > 128 {
+            return Err(fail(
+                "name",
+                format!("the comment {comment:?} is longer than 128 bytes"),
+            ));
         }
-        Kind::Snat => {
-            let z = zones
-                .get_mut(dest_name.as_deref().expect("checked"))
-                .expect("a zone");
-            z.dflags.insert(Need::Snat);
+        for rule in c.finish(matches, zone_limit.as_deref(), &comment, |r| {
+            translate(r, p.kind, &p.rewrite)
+        }) {
+            out.push(p.chain.clone(), rule);
         }
-    }
-    let counter = bool_or(s, "counter", true)?;
-    for r in rules {
-        let rule = render(&r, counter);
-        out.push(r.chain, rule);
     }
     Ok(())
 }
 
-/// A port match of a rule: the port or range, or none of them.
-fn port_test(b: RuleBuilder, field: Field, port: &Negatable<PortRange>) -> RuleBuilder {
-    let p = port.value;
-    let value = if p.first == p.last {
-        Value::from(p.first)
-    } else {
-        Value::from(p.first..=p.last)
-    };
-    if port.invert {
-        b.not_test(field, [value])
-    } else {
-        b.test(field, [value])
+/// Address groups of a reflection (inner subnets to the outer address,
+/// and inner subnets to the target), and its rewrite source; or why there
+/// is none yet.
+#[allow(clippy::type_complexity)]
+fn reflection_rules(
+    name: &str,
+    rzone: &Zone,
+    f: IpFamily,
+    target: &Subnet,
+    eaddrs: &[Subnet],
+    internal: bool,
+) -> Result<(Vec<(Group, Group)>, Vec<(Group, Group)>, Subnet), String> {
+    let iaddrs = of_family(&rzone.match_subnets, f);
+    let eaddrs = of_family(eaddrs, f);
+    let refaddrs = if internal { &iaddrs } else { &eaddrs };
+    let mut snat = refaddrs.first().cloned();
+    if internal && let Some(z) = iaddrs.iter().find(|z| z.contains(target.addr)) {
+        snat = Some(z.clone());
     }
+    let why = match (&snat, iaddrs.is_empty(), eaddrs.is_empty()) {
+        (None, _, _) => Some(format!(
+            "the {} rewrite address of the reflection is not known",
+            if internal { "internal" } else { "external" }
+        )),
+        (_, true, _) => Some("the inner zone's addresses are not known".to_string()),
+        (_, _, true) => Some("the outer zone's addresses are not known".to_string()),
+        _ => None,
+    };
+    if let Some(why) = why {
+        return Err(format!(
+            "{why} ({}); no reflection of {name:?} for now",
+            family_text(Some(f))
+        ));
+    }
+    let groups = |list: &[Subnet]| criteria::group_by_masking(&as_addresses(list));
+    let mut dnat = Vec::new();
+    for s in groups(&iaddrs) {
+        for d in groups(&eaddrs) {
+            dnat.push((s.clone(), d));
+        }
+    }
+    let mut snat_groups = Vec::new();
+    for d in groups(std::slice::from_ref(target)) {
+        for s in groups(&iaddrs) {
+            snat_groups.push((s, d.clone()));
+        }
+    }
+    Ok((dnat, snat_groups, snat.expect("checked").host_only()))
 }
 
-/// fw4's redirect template: the matches, then the translation.
-fn render(r: &NatRule, counter: bool) -> Rule {
-    let has_addrs = [&r.saddrs, &r.daddrs]
-        .iter()
-        .any(|(p, n, m)| !p.is_empty() || !n.is_empty() || !m.is_empty());
-    let has_ports = r.sport.is_some() || r.dport.is_some();
-    let mut b = Rule::new();
-    if let Some(f) = r.family
-        && !has_addrs
-    {
-        b = b.nfproto(f);
-    }
-    if !has_ports && let Some(l4) = r.proto.l4(r.family) {
-        b = b.l4proto(l4);
-    }
-    if let Some(f) = r.family {
-        b = crate::ruleset::subnet_tests(b, Field::Saddr(f), &r.saddrs.0, &r.saddrs.1, &r.saddrs.2);
-        b = crate::ruleset::subnet_tests(b, Field::Daddr(f), &r.daddrs.0, &r.daddrs.1, &r.daddrs.2);
-    }
-    let transport = match r.proto {
-        Proto::Udp => Transport::Udp,
-        _ => Transport::Tcp,
-    };
-    if let Some(p) = &r.sport {
-        b = port_test(b, Field::Sport(transport), p);
-    }
-    if let Some(p) = &r.dport {
-        b = port_test(b, Field::Dport(transport), p);
-    }
-    if counter && !r.reflection {
-        b = b.counter();
-    }
-    let b = b.comment(format!("!fw4: {}", r.name));
-    let nat = |addr: &Subnet, port: Option<PortRange>| {
-        let t = NatTarget::new(addr.addr.to_string());
-        match port {
-            Some(p) => t.with_ports(p),
-            None => t,
+/// fw4's redirect verdict: the translation.
+fn translate(r: RuleBuilder, kind: Kind, rewrite: &Rewrite) -> Rule {
+    match rewrite {
+        Rewrite::To(addr, port) => {
+            let mut t = NatTarget::new(addr.addr.to_string());
+            if let Some(p) = port {
+                t = t.with_ports(*p);
+            }
+            match kind {
+                Kind::Dnat => r.dnat_to(t),
+                Kind::Snat => r.snat_to(t),
+            }
         }
-    };
-    match (&r.rewrite, r.chain.starts_with("srcnat_")) {
-        (Rewrite::To(a, p), false) => b.dnat_to(nat(a, *p)),
-        (Rewrite::To(a, p), true) => b.snat_to(nat(a, *p)),
-        (Rewrite::Redirect(Some(p)), _) => b.redirect_to(*p),
-        (Rewrite::Redirect(None), _) => b.redirect(),
+        Rewrite::Redirect(Some(p)) => r.redirect_to(*p),
+        Rewrite::Redirect(None) => r.redirect(),
     }
 }
