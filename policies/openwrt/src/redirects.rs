@@ -159,17 +159,18 @@ fn add_redirect(
     let src = opts.one("src", zone_ref(zones))?;
     let dest = opts.one("dest", zone_ref(zones))?;
     let reflection = opts.flag("reflection", true)?;
-    let internal = match opts.one("reflection_src", |v| {
-        let l = v.to_ascii_lowercase();
-        match () {
-            _ if !l.is_empty() && "internal".starts_with(&l) => Ok(true),
-            _ if !l.is_empty() && "external".starts_with(&l) => Ok(false),
-            _ => Err(format!("{v:?} is not internal or external")),
-        }
-    })? {
-        None => true,
-        Some(i) => i,
-    };
+    let internal = opts
+        .one("reflection_src", |v| {
+            let l = v.to_ascii_lowercase();
+            if !l.is_empty() && "internal".starts_with(&l) {
+                Ok(true)
+            } else if !l.is_empty() && "external".starts_with(&l) {
+                Ok(false)
+            } else {
+                Err(format!("{v:?} is not internal or external"))
+            }
+        })?
+        .unwrap_or(true);
     let reflection_zones: Vec<String> = opts
         .many("reflection_zone", zone_ref(zones))?
         .into_iter()
