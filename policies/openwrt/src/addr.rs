@@ -12,6 +12,9 @@ pub struct Subnet {
     pub family: IpFamily,
     /// The address with the mask applied (host bits cleared).
     pub addr: IpAddr,
+    /// The address as written: an interface's own address
+    /// (`192.168.1.1/24` is the host 192.168.1.1 on 192.168.1.0/24).
+    pub host: IpAddr,
     /// The prefix length; none for a mask that is not a prefix.
     pub bits: Option<u8>,
     /// The mask, as an address.
@@ -30,6 +33,41 @@ impl Subnet {
             Some(b) => format!("{}/{b}", self.addr),
             None => format!("{}/{}", self.addr, self.mask),
         }
+    }
+}
+
+impl Subnet {
+    /// The host address alone (fw4's `to_hostaddr`): `192.168.1.1/24` is
+    /// `192.168.1.1`.
+    pub fn host_only(&self) -> Subnet {
+        let (bits, mask) = match self.family {
+            IpFamily::V4 => (32, IpAddr::from([255u8; 4])),
+            _ => (128, IpAddr::from([255u8; 16])),
+        };
+        Subnet {
+            family: self.family,
+            addr: self.host,
+            host: self.host,
+            bits: Some(bits),
+            mask,
+            invert: false,
+        }
+    }
+
+    /// Whether `addr` is in this subnet.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let (a, m, n) = match (addr, self.mask, self.addr) {
+            (IpAddr::V4(a), IpAddr::V4(m), IpAddr::V4(n)) => (
+                u32::from(a) as u128,
+                u32::from(m) as u128,
+                u32::from(n) as u128,
+            ),
+            (IpAddr::V6(a), IpAddr::V6(m), IpAddr::V6(n)) => {
+                (u128::from(a), u128::from(m), u128::from(n))
+            }
+            _ => return false,
+        };
+        a & m == n
     }
 }
 
@@ -87,6 +125,7 @@ pub fn subnet(text: &str) -> Result<Subnet, String> {
     Ok(Subnet {
         family,
         addr: to_addr(value & mask_bits),
+        host: addr,
         bits,
         mask: to_addr(mask_bits),
         invert,
@@ -128,6 +167,16 @@ mod tests {
         );
         let odd4 = subnet("10.0.0.5/0.0.0.255").unwrap();
         assert_eq!((odd4.bits, odd4.addr.to_string()), (None, "0.0.0.5".into()));
+    }
+
+    #[test]
+    fn hosts_and_membership() {
+        let s = subnet("192.168.1.1/24").unwrap();
+        assert_eq!(s.host_only().cidr(), "192.168.1.1");
+        assert!(s.contains("192.168.1.200".parse().unwrap()));
+        assert!(!s.contains("192.168.2.1".parse().unwrap()));
+        assert!(!s.contains("::1".parse().unwrap()));
+        assert_eq!(subnet("fd00::1/64").unwrap().host_only().cidr(), "fd00::1");
     }
 
     #[test]

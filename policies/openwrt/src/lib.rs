@@ -15,18 +15,24 @@
 //! fw4 needs hotplug events for happens here by itself.
 
 pub mod addr;
+pub mod criteria;
 pub mod error;
 pub mod helpers;
+pub mod ipsets;
 pub mod network;
 pub mod opts;
 pub mod placed;
+pub mod redirects;
+pub mod rules;
 pub mod ruleset;
 pub mod uci;
+pub mod values;
 pub mod zones;
 
 use wasmwall_sdk::{Config, Event, Level, Policy, Ruleset, WorldState, log};
 
 use crate::error::{Error, Warnings};
+use crate::ipsets::Ipsets;
 use crate::network::Networks;
 use crate::placed::Placed;
 use crate::zones::Context;
@@ -77,6 +83,7 @@ pub fn render(
         }
     }
     let defaults = zones::parse_defaults(&sections, &mut warnings)?;
+    let ipsets = Ipsets::parse(&sections, &mut warnings)?;
     let devices_of = |name: &str| networks.devices(name).map(<[String]>::to_vec);
     let ctx = Context {
         devices_of: &devices_of,
@@ -84,15 +91,27 @@ pub fn render(
     };
     let mut placed = Placed::default();
     let mut zones = zones::parse_zones(&sections, &defaults, &ctx, &mut placed, &mut warnings)?;
+    rules::add_rules(
+        &sections,
+        &mut zones,
+        &defaults,
+        &ipsets,
+        &mut placed,
+        &mut warnings,
+    )?;
     zones::add_forwardings(&sections, &mut zones, &mut placed, &mut warnings)?;
+    redirects::add_redirects(&sections, &mut zones, &ipsets, &mut placed, &mut warnings)?;
     let parts = ruleset::Parts {
         defaults: &defaults,
         zones: &zones,
         placed: &placed,
-        sets: Vec::new(),
+        sets: ipsets.named_sets(),
         state,
     };
-    let mut rs = ruleset::build(&parts);
+    let mut rs = ruleset::build(&parts, &mut warnings);
+    for (key, value) in &defaults.sysctls {
+        rs = rs.sysctl(*key, value.as_str());
+    }
     if ip_forward {
         rs = rs
             .sysctl("net.ipv4.ip_forward", "1")
@@ -109,7 +128,12 @@ impl Policy for OpenWrt {
         let uci_text = config.get("uci").ok_or(
             "config key `uci` is missing: give the firewall config with [policy.files] uci = \"/etc/config/firewall\"",
         )?;
-        let ip_forward = config.parse_or("ip_forward", true)?;
+        let ip_forward = match config.get("ip_forward") {
+            None => true,
+            Some(v) => {
+                values::parse_bool(v).map_err(|e| format!("config key `ip_forward`: {e}"))?
+            }
+        };
         let networks = Networks::from_config(config.get("network"), config.get("devices"))
             .map_err(|e| e.to_string())?;
         let (rs, warnings) =

@@ -3,11 +3,9 @@
 //! lists, fw4's list splitting (`option network 'wan wan6'` is two), and
 //! the scalar types every section uses (bools, policies, numbers).
 
-use wasmwall_sdk::{Rate, TimeUnit};
-
 use crate::error::{Error, Warnings};
 use crate::uci::{Opt, Section};
-use crate::zones::Verdict;
+use crate::values::parse_bool;
 
 /// The options a section type takes, for the warnings of the others.
 pub struct Known<'a> {
@@ -71,29 +69,8 @@ pub fn words<'a>(section: &'a Section, name: &str) -> Vec<(&'a Opt, &'a str)> {
         .collect()
 }
 
-/// fw4's bools.
-pub fn bool_value(v: &str) -> Result<bool, String> {
-    match v {
-        "1" | "on" | "true" | "yes" => Ok(true),
-        "0" | "off" | "false" | "no" => Ok(false),
-        _ => Err(format!(
-            "{v:?} is not a bool (1/0, on/off, true/false, yes/no)"
-        )),
-    }
-}
-
 pub fn bool_or(section: &Section, name: &str, default: bool) -> Result<bool, Error> {
-    Ok(parsed(section, name, bool_value)?.unwrap_or(default))
-}
-
-/// fw4's policies: `ACCEPT`, `REJECT`, `DROP`, in any case, or any prefix
-/// of them (`acc`).
-pub fn verdict(v: &str) -> Result<Verdict, String> {
-    let lower = v.to_ascii_lowercase();
-    [Verdict::Accept, Verdict::Reject, Verdict::Drop]
-        .into_iter()
-        .find(|p| !lower.is_empty() && p.word().starts_with(&lower))
-        .ok_or_else(|| format!("{v:?} is not a policy (ACCEPT, REJECT or DROP)"))
+    Ok(parsed(section, name, parse_bool)?.unwrap_or(default))
 }
 
 /// A whole number.
@@ -103,30 +80,6 @@ pub fn number(v: &str) -> Result<u32, String> {
         None => v.parse(),
     };
     parsed.map_err(|_| format!("{v:?} is not a whole number (0 to {})", u32::MAX))
-}
-
-/// fw4's rates: `N` or `N/UNIT`, the unit `second`, `minute`, `hour` or
-/// `day` or any prefix of one (`10/sec`, `5/m`).
-pub fn rate(v: &str) -> Result<Rate, String> {
-    let (n, unit) = v.split_once('/').unwrap_or((v, "second"));
-    let amount: u64 = n
-        .parse()
-        .map_err(|_| format!("{v:?} is not a rate (N or N/UNIT, e.g. 10/second)"))?;
-    let lower = unit.to_ascii_lowercase();
-    let unit = [
-        ("second", TimeUnit::Second),
-        ("minute", TimeUnit::Minute),
-        ("hour", TimeUnit::Hour),
-        ("day", TimeUnit::Day),
-    ]
-    .into_iter()
-    .find(|(word, _)| !lower.is_empty() && word.starts_with(&lower))
-    .map(|(_, u)| u)
-    .ok_or_else(|| format!("{v:?}: the unit must be second, minute, hour or day"))?;
-    if amount == 0 {
-        return Err(format!("{v:?}: a rate of 0 lets nothing through"));
-    }
-    Ok(Rate::packets(amount, unit))
 }
 
 #[cfg(test)]
@@ -160,7 +113,10 @@ mod tests {
     #[test]
     fn values_lists_and_words() {
         let s = &parse("config zone\noption input acc\nlist network 'wan wan6'\nlist network lan\noption masq maybe\noption log 2\n").unwrap()[0];
-        assert_eq!(parsed(s, "input", verdict).unwrap(), Some(Verdict::Accept));
+        assert_eq!(
+            parsed(s, "input", crate::values::parse_policy).unwrap(),
+            Some(crate::zones::Verdict::Accept)
+        );
         let words: Vec<&str> = words(s, "network").into_iter().map(|(_, w)| w).collect();
         assert_eq!(words, ["wan", "wan6", "lan"]);
         let err = single(s, "network").unwrap_err().to_string();
@@ -170,22 +126,12 @@ mod tests {
         );
         let err = bool_or(s, "masq", false).unwrap_err().to_string();
         assert!(
-            err.starts_with("uci line 5, @zone[0] option 'masq': \"maybe\" is not a bool"),
+            err.starts_with("uci line 5, @zone[0] option 'masq': \"maybe\" is not a boolean"),
             "{err}"
         );
         assert_eq!(parsed(s, "log", number).unwrap(), Some(2));
         assert!(!bool_or(s, "mtu_fix", false).unwrap());
-        assert!(verdict("allow").unwrap_err().contains("not a policy"));
         assert_eq!(number("0x10"), Ok(16));
         assert!(number("-1").unwrap_err().contains("not a whole number"));
-        assert_eq!(rate("1000/sec"), Ok(Rate::per_second(1000)));
-        assert_eq!(rate("5/m"), Ok(Rate::per_minute(5)));
-        assert_eq!(rate("7"), Ok(Rate::per_second(7)));
-        assert!(
-            rate("5/fortnight")
-                .unwrap_err()
-                .contains("second, minute, hour or day")
-        );
-        assert!(rate("fast").unwrap_err().contains("not a rate"));
     }
 }

@@ -15,6 +15,11 @@ impl Placed {
         self.rules.push((chain.into(), rule));
     }
 
+    /// Whether any rule placed anywhere is so.
+    pub fn any(&self, test: impl Fn(&Rule) -> bool) -> bool {
+        self.rules.iter().any(|(_, r)| test(r))
+    }
+
     /// The rules placed in `chain`, in order.
     pub fn of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = Rule> + 'a {
         self.rules

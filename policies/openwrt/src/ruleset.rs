@@ -5,11 +5,12 @@
 //! (helpers, sets, the zones' log limits, the flowtable).
 
 use wasmwall_sdk::{
-    Chain, ChainPolicy, CtHelper, CtState, CtStatus, Field, Flowtable, Hook, IcmpxReject, IpFamily,
-    L4Protocol, Log, NamedSet, PriorityName, RateLimit, RejectWith, Rule, RuleBuilder, Ruleset,
-    TcpFlags, Value, WorldState,
+    Chain, ChainPolicy, CtHelper, CtState, CtStatus, Field, Flowtable, Hook, IpFamily, L4Protocol,
+    Log, NamedSet, PriorityName, RateLimit, Rule, RuleBuilder, Ruleset, TcpFlags, Value,
+    Verdict as SdkVerdict, WorldState,
 };
 
+use crate::error::Warnings;
 use crate::helpers::HELPERS;
 use crate::placed::Placed;
 use crate::zones::{Defaults, Need, Verdict, Zone, ZoneMatch, Zones, family_text};
@@ -28,7 +29,7 @@ pub struct Parts<'a> {
 const LOOPBACK: &str = "lo";
 
 /// The whole ruleset.
-pub fn build(parts: &Parts) -> Ruleset {
+pub fn build(parts: &Parts, warnings: &mut Warnings) -> Ruleset {
     let Parts {
         defaults: d,
         zones,
@@ -39,9 +40,17 @@ pub fn build(parts: &Parts) -> Ruleset {
 
     let offload = offload_devices(parts);
     if !offload.is_empty() {
-        let mut ft = Flowtable::new("ft", offload);
+        let hw = &parts.state.features.hardware_offload;
+        let mut ft = Flowtable::new("ft", offload.clone());
         if d.flow_offloading_hw {
-            ft = ft.offload_in_hardware();
+            if offload.iter().all(|dev| hw.contains(dev)) {
+                ft = ft.offload_in_hardware();
+            } else {
+                warnings.0.push(format!(
+                    "flow_offloading_hw: not every device of the flowtable ({}) can offload in hardware; offloading in software, as fw4 falls back",
+                    offload.join(", ")
+                ));
+            }
         }
         rs = rs.flowtable(ft);
     }
@@ -140,7 +149,21 @@ pub fn build(parts: &Parts) -> Ruleset {
     );
     rs = rs.chain(Chain::filter("prerouting", Hook::Prerouting, PriorityName::Filter).extend(pre));
 
-    rs = rs.chain(handle_reject(d));
+    // fw4 always writes handle_reject; here it goes in where a rule jumps
+    // to it (a reject must be reached from a filter hook).
+    let rejects = rs
+        .chains()
+        .iter()
+        .flat_map(|ch| ch.rules())
+        .any(jumps_to_reject)
+        || zones.0.iter().any(|z| {
+            z.sflags.contains(&Need::Verdict(Verdict::Reject))
+                || z.dflags.contains(&Need::Verdict(Verdict::Reject))
+        })
+        || placed.any(jumps_to_reject);
+    if rejects {
+        rs = rs.chain(handle_reject(d));
+    }
     if d.synflood_protect {
         rs = rs.chain(
             Chain::regular("syn_flood")
@@ -304,25 +327,22 @@ fn flows(chain: Chain, d: &Defaults, what: &str) -> Chain {
     }
 }
 
+fn jumps_to_reject(r: &Rule) -> bool {
+    matches!(r.verdict(), SdkVerdict::Jump(c) | SdkVerdict::Goto(c) if c == "handle_reject")
+}
+
 fn handle_reject(d: &Defaults) -> Chain {
-    let with = |code: &str| match code {
-        "tcp-reset" => RejectWith::TcpReset,
-        "admin-prohibited" => RejectWith::Icmpx(IcmpxReject::AdminProhibited),
-        "host-unreachable" => RejectWith::Icmpx(IcmpxReject::HostUnreachable),
-        "no-route" => RejectWith::Icmpx(IcmpxReject::NoRoute),
-        _ => RejectWith::Icmpx(IcmpxReject::PortUnreachable),
-    };
     Chain::regular("handle_reject")
         .rule(
             Rule::new()
                 .l4proto(L4Protocol::Tcp)
                 .comment(c("Reject TCP traffic"))
-                .reject_with(with(&d.tcp_reject_code)),
+                .reject_with(d.tcp_reject_code),
         )
         .rule(
             Rule::new()
                 .comment(c("Reject any other traffic"))
-                .reject_with(with(&d.any_reject_code)),
+                .reject_with(d.any_reject_code),
         )
 }
 
@@ -356,7 +376,7 @@ fn zone_match(mut r: RuleBuilder, m: &ZoneMatch, egress: bool) -> RuleBuilder {
 
 /// Tests of an address field: in the positive subnets, in none of the
 /// negated ones, and each masked one.
-fn subnet_tests(
+pub fn subnet_tests(
     mut r: RuleBuilder,
     field: Field,
     pos: &[crate::addr::Subnet],

@@ -5,14 +5,15 @@
 
 use std::collections::BTreeSet;
 
-use wasmwall_sdk::{IpFamily, Rate, Rule, WorldState};
+use wasmwall_sdk::{IcmpxReject, IpFamily, Rate, RejectWith, Rule, WorldState};
 
 use crate::addr::{self, Subnet};
 use crate::error::{Error, Warnings};
 use crate::helpers::{self, HELPERS};
-use crate::opts::{Known, bool_or, bool_value, number, parsed, rate, verdict, warn_unknown, words};
+use crate::opts::{Known, bool_or, number, parsed, warn_unknown, words};
 use crate::placed::Placed;
 use crate::uci::{Opt, Section};
+use crate::values::{parse_bool, parse_family, parse_limit, parse_policy, parse_reject_code};
 
 /// What a zone or the defaults do with a packet: fw4's `policy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,18 +59,15 @@ pub struct Defaults {
     pub output: Verdict,
     pub forward: Verdict,
     pub drop_invalid: bool,
-    /// fw4's `tcp_reject_code` and `any_reject_code`: `tcp-reset` or an
-    /// ICMPX code name (`port-unreachable`, ...).
-    pub tcp_reject_code: String,
-    pub any_reject_code: String,
+    /// fw4's `tcp_reject_code` and `any_reject_code`.
+    pub tcp_reject_code: RejectWith,
+    pub any_reject_code: RejectWith,
     pub synflood_protect: bool,
     pub synflood_rate: Rate,
     pub synflood_burst: u32,
-    pub tcp_syncookies: bool,
-    pub tcp_ecn: Option<u32>,
-    pub tcp_window_scaling: bool,
-    pub accept_redirects: bool,
-    pub accept_source_route: bool,
+    /// The kernel settings fw3 wrote from these options, each only where
+    /// the config writes it: `(key, value)`.
+    pub sysctls: Vec<(&'static str, String)>,
     pub auto_helper: bool,
     pub flow_offloading: bool,
     pub flow_offloading_hw: bool,
@@ -173,21 +171,38 @@ const DEFAULTS_OPTIONS: Known = Known {
     deprecated: &[],
 };
 
-/// fw4's reject codes: `tcp-reset` or an ICMPX code, by any prefix.
-fn reject_code(v: &str) -> Result<String, String> {
-    const CODES: [&str; 5] = [
-        "tcp-reset",
-        "port-unreachable",
-        "admin-prohibited",
-        "host-unreachable",
-        "no-route",
-    ];
-    let lower = v.to_ascii_lowercase();
-    CODES
-        .into_iter()
-        .find(|c| !lower.is_empty() && c.starts_with(&lower))
-        .map(str::to_string)
-        .ok_or_else(|| format!("{v:?} is not a reject code ({})", CODES.join(", ")))
+/// The sysctls of the options fw3 applied and fw4 only reads. Each is
+/// written only where the config gives the option: the kernel's own
+/// default stays otherwise.
+fn sysctls(s: &Section) -> Result<Vec<(&'static str, String)>, Error> {
+    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
+    let mut out = Vec::new();
+    if let Some(b) = parsed(s, "tcp_syncookies", parse_bool)? {
+        out.push(("net.ipv4.tcp_syncookies", flag(b)));
+    }
+    if let Some(n) = parsed(s, "tcp_ecn", number)? {
+        if n > 2 {
+            let opt = s.get("tcp_ecn").expect("parsed");
+            return Err(Error::option(
+                s,
+                opt,
+                format!("{n} is not 0 (off), 1 (on) or 2 (when asked)"),
+            ));
+        }
+        out.push(("net.ipv4.tcp_ecn", n.to_string()));
+    }
+    if let Some(b) = parsed(s, "tcp_window_scaling", parse_bool)? {
+        out.push(("net.ipv4.tcp_window_scaling", flag(b)));
+    }
+    if let Some(b) = parsed(s, "accept_redirects", parse_bool)? {
+        out.push(("net.ipv4.conf.all.accept_redirects", flag(b)));
+        out.push(("net.ipv4.conf.default.accept_redirects", flag(b)));
+    }
+    if let Some(b) = parsed(s, "accept_source_route", parse_bool)? {
+        out.push(("net.ipv4.conf.all.accept_source_route", flag(b)));
+        out.push(("net.ipv4.conf.default.accept_source_route", flag(b)));
+    }
+    Ok(out)
 }
 
 /// The first `defaults` section (fw4 warns of and ignores the others); its
@@ -206,39 +221,28 @@ pub fn parse_defaults(sections: &[Section], warnings: &mut Warnings) -> Result<D
         warnings.section(extra, "a second defaults section; ignored, as fw4 does");
     }
     warn_unknown(s, &DEFAULTS_OPTIONS, warnings);
-    let policy = |name| Ok::<_, Error>(parsed(s, name, verdict)?.unwrap_or(Verdict::Drop));
-    let syn_flood = parsed(s, "syn_flood", bool_value)?;
-    let synflood_protect = parsed(s, "synflood_protect", bool_value)?.or(syn_flood);
+    let policy = |name| Ok::<_, Error>(parsed(s, name, parse_policy)?.unwrap_or(Verdict::Drop));
+    let syn_flood = parsed(s, "syn_flood", parse_bool)?;
+    let synflood_protect = parsed(s, "synflood_protect", parse_bool)?.or(syn_flood);
     Ok(Defaults {
         input: policy("input")?,
         output: policy("output")?,
         forward: policy("forward")?,
         drop_invalid: bool_or(s, "drop_invalid", false)?,
-        tcp_reject_code: parsed(s, "tcp_reject_code", reject_code)?.unwrap_or("tcp-reset".into()),
-        any_reject_code: parsed(s, "any_reject_code", reject_code)?
-            .unwrap_or("port-unreachable".into()),
+        tcp_reject_code: parsed(s, "tcp_reject_code", parse_reject_code)?
+            .unwrap_or(RejectWith::TcpReset),
+        any_reject_code: parsed(s, "any_reject_code", parse_reject_code)?
+            .unwrap_or(RejectWith::Icmpx(IcmpxReject::PortUnreachable)),
         synflood_protect: synflood_protect.unwrap_or(false),
-        synflood_rate: parsed(s, "synflood_rate", rate)?.unwrap_or(Rate::per_second(25)),
+        synflood_rate: parsed(s, "synflood_rate", parse_limit)?
+            .map(|l| l.rate())
+            .unwrap_or(Rate::per_second(25)),
         synflood_burst: parsed(s, "synflood_burst", number)?.unwrap_or(50),
-        tcp_syncookies: bool_or(s, "tcp_syncookies", true)?,
-        tcp_ecn: parsed(s, "tcp_ecn", number)?,
-        tcp_window_scaling: bool_or(s, "tcp_window_scaling", true)?,
-        accept_redirects: bool_or(s, "accept_redirects", false)?,
-        accept_source_route: bool_or(s, "accept_source_route", false)?,
+        sysctls: sysctls(s)?,
         auto_helper: bool_or(s, "auto_helper", true)?,
         flow_offloading: bool_or(s, "flow_offloading", false)?,
         flow_offloading_hw: bool_or(s, "flow_offloading_hw", false)?,
     })
-}
-
-/// fw4's families: `any`, `all` or `*` for both; `ipv4`, `inet`, `4`...
-pub fn family(v: &str) -> Result<Option<IpFamily>, String> {
-    match v {
-        "any" | "all" | "*" => Ok(None),
-        _ if v == "inet" || v.contains('4') => Ok(Some(IpFamily::V4)),
-        _ if v.contains('6') => Ok(Some(IpFamily::V6)),
-        _ => Err(format!("{v:?} is not a family (ipv4, ipv6 or any)")),
-    }
 }
 
 /// `4` or `6`, as fw4 writes a family in its messages and comments.
@@ -395,7 +399,7 @@ fn parse_zone(
     ctx: &Context,
     warnings: &mut Warnings,
 ) -> Result<Zone, Error> {
-    let written_family = parsed(s, "family", family)?.flatten();
+    let written_family = parsed(s, "family", parse_family)?.flatten();
     let mut match_devices = Vec::new();
     let mut related = Vec::new();
     for (opt, word) in words(s, "network") {
@@ -500,9 +504,9 @@ fn parse_zone(
         }
     }
 
-    let input = parsed(s, "input", verdict)?.unwrap_or(defaults.input);
-    let output = parsed(s, "output", verdict)?.unwrap_or(defaults.output);
-    let forward = parsed(s, "forward", verdict)?.unwrap_or(defaults.forward);
+    let input = parsed(s, "input", parse_policy)?.unwrap_or(defaults.input);
+    let output = parsed(s, "output", parse_policy)?.unwrap_or(defaults.output);
+    let forward = parsed(s, "forward", parse_policy)?.unwrap_or(defaults.forward);
     let masq = bool_or(s, "masq", false)?;
     let masq6 = bool_or(s, "masq6", false)?;
     let mut helper_names = Vec::new();
@@ -554,7 +558,7 @@ fn parse_zone(
         masq_dest,
         mtu_fix: bool_or(s, "mtu_fix", false)?,
         log: parsed(s, "log", number)?.unwrap_or(0),
-        log_limit: parsed(s, "log_limit", rate)?,
+        log_limit: parsed(s, "log_limit", parse_limit)?.map(|l| l.rate()),
         counter: bool_or(s, "counter", true)?,
         auto_helper,
         helpers: helper_names,
@@ -581,7 +585,9 @@ type DeviceGroup = (Vec<String>, Vec<String>, Vec<String>);
 /// fw4's grouping of device matches: every positive wildcard in a group of
 /// its own (a wildcard cannot be in a set), the plain names together; the
 /// negated ones in every group. `+` alone matches every device (no test);
-/// `!+` none.
+/// `!+` none: where nothing else is matched, the zone has no match at all
+/// (fw4 matches an impossible name, `/never/`, which the runtime refuses
+/// as a name).
 fn device_groups(
     s: &Section,
     devices: &[DeviceMatch],
@@ -591,6 +597,7 @@ fn device_groups(
     let mut plain = Vec::new();
     let mut neg_plain = Vec::new();
     let mut neg_wild = Vec::new();
+    let mut never = false;
     for d in devices {
         let stem = d.device.strip_suffix('+').unwrap_or(&d.device);
         if stem.contains('+') {
@@ -603,7 +610,7 @@ fn device_groups(
         let is_wild = d.device.ends_with('+');
         match (d.invert, is_wild, stem.is_empty()) {
             (false, true, true) => {}
-            (true, true, true) => plain.push(NEVER.to_string()),
+            (true, true, true) => never = true,
             (false, true, false) => wild_groups.push(wildcard(&d.device)),
             (false, false, _) => plain.push(d.device.clone()),
             (true, true, false) => neg_wild.push(wildcard(&d.device)),
@@ -616,15 +623,11 @@ fn device_groups(
         .collect();
     if !plain.is_empty() {
         groups.push((plain, neg_plain, neg_wild));
-    } else if groups.is_empty() {
+    } else if groups.is_empty() && !never {
         groups.push((Vec::new(), neg_plain, neg_wild));
     }
     groups
 }
-
-/// The name of no device (`!+`): fw4's `/never/`, which no interface name
-/// can be.
-const NEVER: &str = "/never/";
 
 /// fw4's grouping of subnets: a mask that is not a prefix needs a test of
 /// its own, so each starts a group; the prefixes go together. Each group
@@ -709,7 +712,7 @@ pub fn add_forwardings(
         }
         let src = zone_ref(s, "src", zones)?;
         let dest = zone_ref(s, "dest", zones)?;
-        let mut family = parsed(s, "family", family)?.flatten();
+        let mut family = parsed(s, "family", parse_family)?.flatten();
         for (what, zone) in [("source", &src), ("destination", &dest)] {
             let Some(z) = zone.and_then(|z| zones.get(z)) else {
                 continue;
