@@ -145,6 +145,7 @@ config ipset
 config rule
 \toption name 'Drop-Blocklist'
 \toption src 'wan'
+\toption proto 'all'
 \toption ipset 'blocklist'
 \toption target 'DROP'
 
@@ -287,6 +288,7 @@ impl Lab {
     /// Writes the firewall file (replacing it, as an editor saving it would).
     fn write_firewall(&self, window: Window) {
         replace_file(&self.firewall, firewall_config(window).as_bytes());
+        self.configure(); // TEMP inline
     }
 
     /// Writes wasmwall's config: the openwrt policy following the
@@ -307,26 +309,24 @@ impl Lab {
              \n\
              [policy.config]\n\
              devices = \"{DEVICES}\"\n\
-             \n\
-             [policy.files]\n\
              uci = {firewall}\n",
             netns = toml_string(self.router.name()),
             state = toml_path(&self.path("state")),
             socket = toml_path(&self.path("state/wasmwall.sock")),
             cache = toml_path(&compile_cache_dir()),
             policy = toml_path(&policy_wasm(POLICY)),
-            firewall = toml_path(&self.firewall),
+            firewall = toml_string(&fs::read_to_string(&self.firewall).unwrap()),
         );
         fs::write(&self.config, toml).expect("write wasmwall.toml");
     }
 
     /// Starts `wasmwall run` (logging each reconcile) from the launcher
     /// namespace and waits until its rules are in and it follows events.
-    fn start(&self) -> Child {
+    fn start(&self) -> Daemon {
         let mut run = self.launcher.command(wasmwall_bin());
         run.args(["run", "--log", "info", "-c"]).arg(&self.config);
-        let mut daemon = Child::spawn(&mut run, self.dir.path(), "wasmwall-run");
-        daemon.wait_until_running(START_TIMEOUT);
+        let mut daemon = Daemon(Child::spawn(&mut run, self.dir.path(), "wasmwall-run"));
+        daemon.0.wait_until_running(START_TIMEOUT);
         daemon
     }
 
@@ -337,13 +337,27 @@ impl Lab {
     }
 
     /// Stops the daemon with SIGTERM: it must exit 0 and take its table.
-    fn stop(&self, mut daemon: Child) {
-        daemon.stop_cleanly(STOP_TIMEOUT);
+    fn stop(&self, mut daemon: Daemon) {
+        daemon.0.stop_cleanly(STOP_TIMEOUT);
         assert!(
             !self.router.has_table("inet", "wasmwall"),
             "the table is still there after SIGTERM\n{}",
             self.table()
         );
+    }
+}
+
+/// A `wasmwall run` that is stopped with SIGTERM when the test ends
+/// however it ends, so that it cleans up after itself also when the test
+/// fails (its lock file under /run stays behind after the SIGKILL of a bare
+/// [`Child`]'s drop).
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.0.try_status().is_none() && !self.0.terminate_within(STOP_TIMEOUT) {
+            eprintln!("the daemon did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+        }
     }
 }
 
@@ -611,8 +625,9 @@ fn logged_changes(line: &str) -> Option<&str> {
 }
 
 /// The daemon's log lines of reconciles that changed something.
-fn applied_reconciles(daemon: &Child) -> Vec<String> {
+fn applied_reconciles(daemon: &Daemon) -> Vec<String> {
     daemon
+        .0
         .stderr()
         .lines()
         .filter(|l| l.contains("reconciled: changes applied"))
@@ -643,6 +658,23 @@ fn an_edit_of_one_rule_sends_only_that_rule_and_open_connections_go_on() {
     open.round_trip("before the edit")
         .expect("the open connection");
 
+    // The rule's kernel rules (fw4 makes one per protocol of the rule's
+    // default "tcp udp"): those that name the client.
+    let rule_lines = |table: &str, ip: Ipv4Addr| -> Vec<String> {
+        let saddr = format!("ip saddr {ip} ");
+        table
+            .lines()
+            .filter(|l| l.contains(&saddr) && l.contains("Client-Bedtime"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let old_rules = rule_lines(&lab.table(), CLIENT_IP);
+    assert!(
+        !old_rules.is_empty(),
+        "no rule of the client\n{}",
+        lab.table()
+    );
+
     let before = applied_reconciles(&daemon).len();
     let text = fs::read_to_string(&lab.firewall).expect("the firewall file");
     let client_rule = format!("\toption src_ip '{CLIENT_IP}'\n");
@@ -655,23 +687,38 @@ fn an_edit_of_one_rule_sends_only_that_rule_and_open_connections_go_on() {
         CHANGE_TIMEOUT,
         || match applied_reconciles(&daemon).get(before) {
             Some(line) => Ok(line.clone()),
-            None => Err(daemon.stderr()),
+            None => Err(daemon.0.stderr()),
         },
     );
     eprintln!(
         "the edit reconciled within {} ms: {reconcile}",
         edited_at.elapsed().as_millis()
     );
-    // The rule is deleted and its new version added where it was: two
-    // netlink messages (the batch's begin and end are not counted).
+    // Each of the rule's kernel rules is deleted and its new version added
+    // where it was, and nothing else is sent (the batch's begin and end are
+    // not counted).
+    let table = lab.table();
+    let new_rules = rule_lines(&table, NAS_IP);
+    assert_eq!(new_rules.len(), old_rules.len(), "{table}");
+    assert!(rule_lines(&table, CLIENT_IP).is_empty(), "{table}");
+    let n = old_rules.len();
+    let plural = if n == 1 { "" } else { "s" };
     assert_eq!(
         logged_field(&reconcile, "messages"),
-        Some("2"),
+        Some(2 * n).map(|m| m.to_string()).as_deref(),
         "{reconcile}"
     );
+    let mut changes: Vec<&str> = logged_changes(&reconcile)
+        .unwrap_or_else(|| panic!("no changes= in {reconcile}"))
+        .split(", ")
+        .collect();
+    changes.sort();
     assert_eq!(
-        logged_changes(&reconcile),
-        Some("1 rule add, 1 rule delete"),
+        changes,
+        [
+            format!("{n} rule add{plural}"),
+            format!("{n} rule delete{plural}")
+        ],
         "{reconcile}"
     );
 
@@ -692,6 +739,11 @@ fn an_edit_of_one_rule_sends_only_that_rule_and_open_connections_go_on() {
         .expect("the open connection, established before the rule named the NAS");
     // One reconcile for the edit, and no other since.
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(applied_reconciles(&daemon).len(), before + 1, "{daemon}");
+    assert_eq!(
+        applied_reconciles(&daemon).len(),
+        before + 1,
+        "{}",
+        daemon.0
+    );
     lab.stop(daemon);
 }
