@@ -163,11 +163,14 @@ impl LogTail {
 
 /// A router with lan0 and wan0, its daemon following the firewall file.
 struct Lab {
-    router: Netns,
-    dir: TempDir,
-    firewall: PathBuf,
+    // Fields drop in order: the daemon (stopped by `Drop` first) and the
+    // socket into the namespace, then the namespace, then the directory
+    // with the daemon's output.
     daemon: Child,
     kernel: Netlink,
+    router: Netns,
+    firewall: PathBuf,
+    dir: TempDir,
 }
 
 impl Lab {
@@ -205,11 +208,11 @@ impl Lab {
         daemon.wait_until_running(Duration::from_secs(60));
         let kernel = router.enter(|| Netlink::new().expect("netlink"));
         Lab {
-            router,
-            dir,
-            firewall,
             daemon,
             kernel,
+            router,
+            firewall,
+            dir,
         }
     }
 
