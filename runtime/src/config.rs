@@ -1,5 +1,6 @@
 //! The runtime's configuration file (TOML): parsed here, then resolved
-//! (paths made absolute, values checked) into a [`Config`].
+//! (paths made absolute, values checked) into a [`Config`], and the files
+//! of `[policy.files]` read into the config values their policies receive.
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use thiserror::Error;
 
 use crate::fields;
 use crate::files::{self, FileError, Kind};
+use crate::perms::{self, PermError};
 use crate::sandbox::Limits;
 use crate::sandbox::cache::CacheSettings;
 use crate::sysctl::{AllowList, KeyError};
@@ -25,12 +27,40 @@ pub const DEFAULT_RECONCILE_INTERVAL_S: u64 = 30;
 pub enum ConfigError {
     #[error(transparent)]
     Read(#[from] FileError),
+    #[error(transparent)]
+    Permissions(#[from] PermError),
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path}: {message}")]
     Invalid { path: String, message: String },
     #[error("config file {path}: {problem}")]
     OutOfRange { path: String, problem: OutOfRange },
+    #[error("config file {path}: {policy}")]
+    PolicyFile {
+        path: String,
+        /// The `[[policy]]`, as other errors name it.
+        policy: String,
+        #[source]
+        source: PolicyFileError,
+    },
+}
+
+/// A file of `[policy.files]` that cannot be given to its policy.
+#[derive(Debug, Error)]
+#[error("`[policy.files]` key `{key}`")]
+pub struct PolicyFileError {
+    pub key: String,
+    #[source]
+    pub problem: FileProblem,
+}
+
+/// Why a file cannot be given to a policy.
+#[derive(Debug, Error)]
+pub enum FileProblem {
+    #[error(transparent)]
+    Permissions(#[from] PermError),
+    #[error(transparent)]
+    Read(#[from] FileError),
 }
 
 /// A number of the config, by its key, and the range it must be in. Each is
@@ -197,6 +227,56 @@ struct RawPolicy {
     priority_offset: i64,
     #[serde(default)]
     config: toml::Table,
+    #[serde(default)]
+    files: toml::Table,
+}
+
+/// A file whose text a policy receives as the value of `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFile {
+    pub key: String,
+    pub path: PathBuf,
+}
+
+impl PolicyFile {
+    /// The file's text, verbatim; with `check_permissions`, refused when
+    /// others could have written it (as the config file is).
+    pub fn read(&self, check_permissions: bool) -> Result<String, FileProblem> {
+        if check_permissions {
+            perms::check(&self.path, Kind::PolicyInput.what())?;
+        }
+        Ok(files::read_text(&self.path, Kind::PolicyInput)?)
+    }
+}
+
+/// A table of files for a policy (`[policy.files]`, a fixture's `[files]`,
+/// named `table` in errors): each key's path, relative to `base`, in the
+/// order written. A key may not be one of `config` too (the table the
+/// errors name `config_table`): the policy would see it twice.
+pub(crate) fn policy_files(
+    table: toml::Table,
+    config: &[(String, String)],
+    base: &Path,
+    (table_name, config_table): (&str, &str),
+) -> Result<Vec<PolicyFile>, String> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let toml::Value::String(path) = value else {
+            return Err(format!(
+                "`{table_name}` key `{key}` must be a string (the path of a file)"
+            ));
+        };
+        if config.iter().any(|(k, _)| *k == key) {
+            return Err(format!(
+                "`{table_name}` key `{key}` is also a key of `{config_table}`: a policy gets each key once"
+            ));
+        }
+        out.push(PolicyFile {
+            key,
+            path: base.join(path),
+        });
+    }
+    Ok(out)
 }
 
 /// One policy to run.
@@ -207,8 +287,30 @@ pub struct PolicyConfig {
     /// Added to the priority of each of the policy's base chains, to order
     /// policies that hook the same place (lower runs first).
     pub priority_offset: i32,
-    /// The policy's own settings, in the order written.
+    /// What the policy receives: its own settings (`[policy.config]`) in
+    /// the order written, then, once read ([`Config::read_policy_files`]),
+    /// one pair per file of `files`: its key and its text, verbatim.
     pub config: Vec<(String, String)>,
+    /// `[policy.files]`, in the order written.
+    pub files: Vec<PolicyFile>,
+}
+
+impl PolicyConfig {
+    /// Appends the text of each of `files` to `config`, in the order
+    /// written; with `check_permissions`, a file that others could have
+    /// written is refused.
+    pub fn read_files(&mut self, check_permissions: bool) -> Result<(), PolicyFileError> {
+        for file in &self.files {
+            let text = file
+                .read(check_permissions)
+                .map_err(|problem| PolicyFileError {
+                    key: file.key.clone(),
+                    problem,
+                })?;
+            self.config.push((file.key.clone(), text));
+        }
+        Ok(())
+    }
 }
 
 /// Where `run` learns of DHCP leases besides its control socket.
@@ -266,8 +368,44 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and resolves a config file. Relative policy paths are relative to
-    /// the file's directory.
+    /// Reads a config file as the commands that run its policies do: the
+    /// file and those of `[policy.files]` refused when others could have
+    /// written them (unless `insecure_permissions`, which the config keeps),
+    /// and the latter read into their policies' config values.
+    pub fn load_for_policies(
+        path: &Path,
+        insecure_permissions: bool,
+    ) -> Result<Config, ConfigError> {
+        if !insecure_permissions {
+            perms::check(path, Kind::Config.what())?;
+        }
+        let mut config = Config::load(path)?;
+        config.insecure_permissions = insecure_permissions;
+        config.read_policy_files(!insecure_permissions, &path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Reads every policy's `[policy.files]` ([`PolicyConfig::read_files`]);
+    /// `shown` names the config file in errors.
+    pub fn read_policy_files(
+        &mut self,
+        check_permissions: bool,
+        shown: &str,
+    ) -> Result<(), ConfigError> {
+        for (i, p) in self.policies.iter_mut().enumerate() {
+            p.read_files(check_permissions)
+                .map_err(|source| ConfigError::PolicyFile {
+                    path: shown.to_string(),
+                    policy: policy_at(i, &p.name),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Reads and resolves a config file, without the files of
+    /// `[policy.files]` (for the commands that run no policy). Relative
+    /// paths are relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = files::read_text(path, Kind::Config)?;
@@ -363,7 +501,7 @@ impl Config {
 
         let mut policies: Vec<PolicyConfig> = Vec::new();
         for (i, p) in raw.policies.into_iter().enumerate() {
-            let at = format!("[[policy]] #{} ({:?})", i + 1, p.name);
+            let at = policy_at(i, &p.name);
             if !fields::valid_policy_name(&p.name) {
                 return Err(invalid(format!(
                     "{at}: `name` must be 1-24 lower-case letters, digits or '-', starting with a letter"
@@ -385,11 +523,19 @@ impl Config {
                 })?;
                 config.push((k, value));
             }
+            let files = policy_files(
+                p.files,
+                &config,
+                base,
+                ("[policy.files]", "[policy.config]"),
+            )
+            .map_err(|e| invalid(format!("{at}: {e}")))?;
             policies.push(PolicyConfig {
                 name: p.name,
                 path: base.join(p.path),
                 priority_offset,
                 config,
+                files,
             });
         }
         if policies.is_empty() {
@@ -572,6 +718,11 @@ impl Config {
         .find(|(_, same)| !same)
         .map(|(key, _)| key)
     }
+}
+
+/// How errors name the `index`th `[[policy]]`.
+fn policy_at(index: usize, name: &str) -> String {
+    format!("[[policy]] #{} ({name:?})", index + 1)
 }
 
 /// A TOML value as the string a policy receives; lists are comma-joined.
