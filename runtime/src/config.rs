@@ -888,6 +888,175 @@ mod tests {
     }
 
     #[test]
+    fn policy_files_are_relative_to_the_config_and_kept_in_order() {
+        let c = parse(&format!(
+            "{MINIMAL}[policy.files]\nuci = \"fw\"\nnetwork = \"/etc/config/network\"\n"
+        ))
+        .unwrap();
+        let p = &c.policies[0];
+        assert_eq!(
+            p.files,
+            vec![
+                PolicyFile {
+                    key: "uci".into(),
+                    path: "/etc/wasmwall/fw".into()
+                },
+                PolicyFile {
+                    key: "network".into(),
+                    path: "/etc/config/network".into()
+                },
+            ]
+        );
+        assert!(p.config.is_empty(), "parsing reads no file");
+    }
+
+    #[test]
+    fn a_policy_file_must_be_a_path_and_its_key_not_a_config_key() {
+        for (text, problem) in [
+            (
+                "[policy.files]\nuci = 5\n",
+                "`[policy.files]` key `uci` must be a string (the path of a file)",
+            ),
+            (
+                "[policy.files]\nuci = [\"a\", \"b\"]\n",
+                "`[policy.files]` key `uci` must be a string (the path of a file)",
+            ),
+            (
+                "[policy.config]\nzone = \"lan\"\nuci = \"x\"\n[policy.files]\nuci = \"fw\"\n",
+                "`[policy.files]` key `uci` is also a key of `[policy.config]`: a policy gets each key once",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}{text}")).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("config file test.toml: [[policy]] #1 (\"pf\"): {problem}"),
+                "{text}"
+            );
+        }
+    }
+
+    /// A config in a directory of its own, naming `files` (key, file name)
+    /// in `[policy.files]` after `settings` in `[policy.config]`.
+    fn config_with_files(dir: &Path, settings: &str, files: &[(&str, &str)]) -> PathBuf {
+        let mut text = format!("{MINIMAL}[policy.config]\n{settings}\n[policy.files]\n");
+        for (key, file) in files {
+            text.push_str(&format!("{key} = \"{file}\"\n"));
+        }
+        let path = dir.join("wasmwall.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_policy_gets_its_config_then_each_files_text_verbatim_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let uci = "config zone\n\toption name 'lan'\n";
+        let network = "config interface 'lan'\r\n\n";
+        std::fs::write(dir.path().join("firewall"), uci).unwrap();
+        std::fs::write(dir.path().join("sub/network"), network).unwrap();
+        let path = config_with_files(
+            dir.path(),
+            "zones_from = \"network\"\nport = 80",
+            &[("uci", "firewall"), ("network", "sub/network")],
+        );
+        let c = Config::load_for_policies(&path, false).unwrap();
+        assert_eq!(
+            c.policies[0].config,
+            vec![
+                ("zones_from".to_string(), "network".to_string()),
+                ("port".into(), "80".into()),
+                ("uci".into(), uci.into()),
+                ("network".into(), network.into()),
+            ]
+        );
+        // The commands that run no policy read none of them.
+        assert_eq!(Config::load(&path).unwrap().policies[0].config.len(), 2);
+    }
+
+    #[test]
+    fn a_policy_file_that_cannot_be_given_is_an_error_naming_it_and_its_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fw");
+        let path = config_with_files(dir.path(), "", &[("uci", "fw")]);
+        let error = |insecure| {
+            crate::text::error_chain(&Config::load_for_policies(&path, insecure).unwrap_err())
+        };
+        let at = format!(
+            "config file {}: [[policy]] #1 (\"pf\"): `[policy.files]` key `uci`: ",
+            path.display()
+        );
+        let shown = file.display();
+        assert_eq!(
+            error(false),
+            format!(
+                "{at}cannot read policy input file {shown}: No such file or directory (os error 2)"
+            )
+        );
+        assert_eq!(
+            error(true),
+            format!(
+                "{at}cannot read policy input file {shown}: No such file or directory (os error 2)"
+            )
+        );
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(
+            error(false),
+            format!("{at}policy input file {shown} is a directory, not a regular file")
+        );
+        std::fs::remove_dir(&file).unwrap();
+        std::fs::write(&file, b"config zone\n\xff\n").unwrap();
+        assert_eq!(
+            error(false),
+            format!("{at}policy input file {shown} is not UTF-8 text")
+        );
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len((1 << 20) + 1).unwrap();
+        assert_eq!(
+            error(false),
+            format!(
+                "{at}policy input file {shown} is larger than 1 MiB (the most read of a policy input file)"
+            )
+        );
+        f.set_len(1 << 20).unwrap();
+        Config::load_for_policies(&path, false).expect("1 MiB is taken");
+
+        // Writable by others: refused as the config file would be, unless
+        // the command line says otherwise.
+        std::fs::write(&file, "x\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o646)).unwrap();
+        assert_eq!(
+            error(false),
+            format!(
+                "{at}refusing policy input file {shown}: it is writable by everyone (mode 0646); \
+                 anyone who can write there controls the firewall (fix it with chown/chmod, or pass --insecure-permissions)"
+            )
+        );
+        let c = Config::load_for_policies(&path, true).unwrap();
+        assert_eq!(c.policies[0].config, vec![("uci".into(), "x\n".into())]);
+        assert!(c.insecure_permissions);
+    }
+
+    #[test]
+    fn the_config_file_itself_is_permission_checked_before_its_policy_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = config_with_files(dir.path(), "", &[("uci", "missing")]);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Config::load_for_policies(&path, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "refusing config file {}: it is writable by everyone",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn malformed_toml_names_line_and_column() {
         let err = parse("table = \"x\"\n[[policy]\n").unwrap_err().to_string();
         assert!(

@@ -508,6 +508,65 @@ mod tests {
     }
 
     #[test]
+    fn files_follow_the_config_verbatim_and_are_relative_to_the_fixture() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "network", "config interface 'lan'\n");
+        let dir = root.path().join("uci");
+        write(&dir, "firewall", "config zone\n\toption name 'lan'\n\n");
+        write(
+            &dir,
+            FIXTURE_FILE,
+            "[files]\nuci = \"firewall\"\nnetwork = \"../network\"\n[config]\nzones_from = \"network\"\n",
+        );
+        assert_eq!(
+            load(&dir).unwrap().config,
+            [
+                ("zones_from".to_string(), "network".to_string()),
+                ("uci".into(), "config zone\n\toption name 'lan'\n\n".into()),
+                ("network".into(), "config interface 'lan'\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_given_names_the_fixture_and_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("f");
+        let fixture = dir.join(FIXTURE_FILE).display().to_string();
+        let missing = dir.join("missing").display().to_string();
+        let binary = dir.join("binary").display().to_string();
+        write(&dir, "binary", "");
+        std::fs::write(&binary, b"\xff").unwrap();
+        for (text, expected) in [
+            (
+                "[files]\nuci = \"missing\"\n",
+                format!(
+                    "{fixture}: `[files]` key `uci`: cannot read policy input file {missing}: No such file or directory (os error 2)"
+                ),
+            ),
+            (
+                "[files]\nuci = \"binary\"\n",
+                format!(
+                    "{fixture}: `[files]` key `uci`: policy input file {binary} is not UTF-8 text"
+                ),
+            ),
+            (
+                "[files]\nuci = 1\n",
+                format!("{fixture}: `[files]` key `uci` must be a string (the path of a file)"),
+            ),
+            (
+                "[config]\nuci = 1\n[files]\nuci = \"binary\"\n",
+                format!(
+                    "{fixture}: `[files]` key `uci` is also a key of `[config]`: a policy gets each key once"
+                ),
+            ),
+        ] {
+            write(&dir, FIXTURE_FILE, text);
+            assert_eq!(error_chain(&load(&dir).unwrap_err()), expected, "{text}");
+        }
+    }
+
+    #[test]
     fn state_file_is_relative_to_the_fixture() {
         let root = tempfile::tempdir().unwrap();
         write(

@@ -224,6 +224,7 @@ mod tests {
             policies: vec![PolicyStatus {
                 name: "hostile".into(),
                 path: "/p.wasm".into(),
+                files: vec![(HOSTILE.into(), format!("/{HOSTILE}"))],
                 last_result: format!("failed: {HOSTILE}"),
                 ..PolicyStatus::default()
             }],
