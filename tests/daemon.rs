@@ -755,7 +755,7 @@ fn a_policy_input_file_is_followed_and_a_broken_one_changes_nothing() {
         (
             "a source the policy's answer cannot carry",
             b"192.168.1.999\n".to_vec(),
-            "policy pf: ".to_string(),
+            "policy pf: 1 problem(s) in the returned ruleset: chain \"prerouting\" rule 1 match 2: \"192.168.1.999\" is not an IPv4 or IPv6 address".to_string(),
         ),
     ] {
         let before = count(&daemon.stderr(), &rejected);
