@@ -249,10 +249,10 @@ impl PolicyFile {
     }
 }
 
-/// A table of files for a policy (`[policy.files]`, a fixture's `[files]`,
-/// named `table` in errors): each key's path, relative to `base`, in the
-/// order written. A key may not be one of `config` too (the table the
-/// errors name `config_table`): the policy would see it twice.
+/// A table of files for a policy (`[policy.files]`, a fixture's `[files]`;
+/// `table_name` in errors): each key's path, relative to `base`, in the
+/// order written. A key may not be one of `config` too (`config_table` in
+/// errors): the policy would get it twice.
 pub(crate) fn policy_files(
     table: toml::Table,
     config: &[(String, String)],
@@ -288,7 +288,7 @@ pub struct PolicyConfig {
     /// policies that hook the same place (lower runs first).
     pub priority_offset: i32,
     /// What the policy receives: its own settings (`[policy.config]`) in
-    /// the order written, then, once read ([`Config::read_policy_files`]),
+    /// the order written, then, once read ([`PolicyConfig::read_files`]),
     /// one pair per file of `files`: its key and its text, verbatim.
     pub config: Vec<(String, String)>,
     /// `[policy.files]`, in the order written.
@@ -387,7 +387,7 @@ impl Config {
 
     /// Reads every policy's `[policy.files]` ([`PolicyConfig::read_files`]);
     /// `shown` names the config file in errors.
-    pub fn read_policy_files(
+    fn read_policy_files(
         &mut self,
         check_permissions: bool,
         shown: &str,

@@ -1,8 +1,7 @@
 //! From arguments and files to what the engine needs: the config (its
 //! permissions checked, its policies' input files read, the command line's
-//! overrides applied), the network
-//! namespace entered, the target (table, namespace, state file), the lock,
-//! and a policy's name.
+//! overrides applied), the network namespace entered, the target (table,
+//! namespace, state file), the lock, and a policy's name.
 
 use std::path::{Path, PathBuf};
 

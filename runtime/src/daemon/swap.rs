@@ -2,9 +2,8 @@
 //! loop, tried on the current world and swapped in only if its answer
 //! passes; a changed config (or a changed input file of a policy) is read,
 //! its policies loaded and tried, and used only if no policy fails that did
-//! not. Anything else is rejected with one
-//! log line, listed in `status` until a good version replaces it, and the
-//! running version stays.
+//! not. Anything else is rejected with one log line, listed in `status`
+//! until a good version replaces it, and the running version stays.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
