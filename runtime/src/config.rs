@@ -41,7 +41,7 @@ pub enum ConfigError {
         /// The `[[policy]]`, as other errors name it.
         policy: String,
         #[source]
-        source: PolicyFileError,
+        source: Box<PolicyFileError>,
     },
 }
 
@@ -397,7 +397,7 @@ impl Config {
                 .map_err(|source| ConfigError::PolicyFile {
                     path: shown.to_string(),
                     policy: policy_at(i, &p.name),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         Ok(())
