@@ -669,6 +669,134 @@ fn broken_new_versions_are_rejected_and_the_running_ones_stay() {
 }
 
 #[test]
+fn a_policy_input_file_is_followed_and_a_broken_one_changes_nothing() {
+    if skip_unless_root() {
+        return;
+    }
+    // port-forward's `allowed_sources` as a file: its text, final newline
+    // and all, is the value (the policy trims the items of its list).
+    let dir = temp_dir();
+    let sources = dir.path().join("allowed-sources");
+    fs::write(&sources, "192.168.1.50\n").unwrap();
+    let lab = Lab::new(
+        (
+            "pf",
+            "port-forward",
+            &format!(
+                "lan_interface = \"lan0\"\n[policy.files]\nallowed_sources = {}",
+                toml_path(&sources)
+            ),
+        ),
+        "",
+    );
+    let table = || {
+        lab.router
+            .run(["nft", "list", "table", "inet", "wasmwall"])
+            .stdout
+    };
+    let wait_for = |what: &str, wanted: &[&str], gone: &[&str]| {
+        wait_until(what, SETTLE_TIMEOUT, || {
+            let listing = table();
+            if wanted.iter().all(|w| listing.contains(w))
+                && !gone.iter().any(|g| listing.contains(g))
+            {
+                Ok(listing)
+            } else {
+                Err(listing)
+            }
+        })
+    };
+    let mut daemon = lab.start();
+    wait_for(
+        "the file's source to be live",
+        &["ip saddr 192.168.1.50 "],
+        &[],
+    );
+    assert_eq!(
+        lab.status().policies[0].files,
+        [("allowed_sources".to_string(), sources.display().to_string())]
+    );
+
+    // Renamed over, as editors do; then rewritten in place.
+    replace_file(&sources, b"192.168.1.51, 192.168.1.52\n");
+    wait_for(
+        "the renamed file to be live",
+        &["ip saddr 192.168.1.51 ", "ip saddr 192.168.1.52 "],
+        &["ip saddr 192.168.1.50 "],
+    );
+    fs::write(&sources, "192.168.1.53\n").unwrap();
+    let live = wait_for(
+        "the rewritten file to be live",
+        &["ip saddr 192.168.1.53 "],
+        &["ip saddr 192.168.1.51 ", "ip saddr 192.168.1.52 "],
+    );
+    assert!(lab.status().errors.is_empty(), "{:?}", lab.status().errors);
+
+    let rejected = format!(
+        "policy input file {} (policy pf, key `allowed_sources`): new version rejected:",
+        sources.display()
+    );
+    let mut too_large = b"192.168.1.54,".repeat((1 << 20) / 13);
+    too_large.resize((1 << 20) + 1, b' ');
+    for (what, bytes, cause) in [
+        (
+            "a file that is not UTF-8",
+            b"192.168.1.54\xff\n".to_vec(),
+            format!("policy input file {} is not UTF-8 text", sources.display()),
+        ),
+        (
+            "a file over 1 MiB",
+            too_large,
+            format!(
+                "policy input file {} is larger than 1 MiB",
+                sources.display()
+            ),
+        ),
+        (
+            "a source the policy's answer cannot carry",
+            b"192.168.1.999\n".to_vec(),
+            "policy pf: 1 problem(s) in the returned ruleset: chain \"prerouting\" rule 1 match 2: \"192.168.1.999\" is not an IPv4 or IPv6 address".to_string(),
+        ),
+    ] {
+        let before = count(&daemon.stderr(), &rejected);
+        replace_file(&sources, &bytes);
+        let line = wait_for_rejection(&daemon, &rejected, before, what);
+        assert!(
+            line.contains(&cause) && line.contains("the running config stays"),
+            "{what}: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            count(&daemon.stderr(), &rejected),
+            before + 1,
+            "{what}: one line"
+        );
+        assert_eq!(table(), live, "{what}: the kernel changed");
+        assert!(
+            lab.status().errors.iter().any(|e| e.contains(&rejected)),
+            "{what}: {:?}",
+            lab.status().errors
+        );
+        assert!(
+            daemon.try_status().is_none(),
+            "{what}: the daemon died\n{daemon}"
+        );
+    }
+
+    // Fixed: applied, and the error is gone.
+    fs::write(&sources, "192.168.1.55\n").unwrap();
+    wait_for(
+        "the fixed file to be live",
+        &["ip saddr 192.168.1.55 "],
+        &["ip saddr 192.168.1.53 "],
+    );
+    assert!(lab.status().errors.is_empty(), "{:?}", lab.status().errors);
+
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
+    assert!(!lab.router.has_table("inet", "wasmwall"));
+}
+
+#[test]
 fn a_lease_goes_when_it_expires() {
     if skip_unless_root() {
         return;

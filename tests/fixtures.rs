@@ -169,3 +169,82 @@ fn a_fixture_fails_under_wasmwall_test_as_its_policy_fails_under_apply() {
     assert!(test(Some(&plain)).success());
     run(&mut wasmwall_in(&launcher, &fw, "cleanup", &plain));
 }
+
+/// `wasmwall eval --file` and a fixture's `[files]` give a policy a file's
+/// text as a config value, as `[policy.files]` gives it under `run`.
+#[test]
+fn a_files_text_is_a_config_value_for_eval_and_for_a_fixture() {
+    let dir = temp_dir();
+    let sources = dir.path().join("sources");
+    fs::write(&sources, "192.168.0.2,\n192.168.0.3\n").unwrap();
+    let eval = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(wasmwall_bin());
+        cmd.arg("eval")
+            .arg(policy_wasm("port-forward"))
+            .args(["--name", "port-forward", "--set", "lan_interface=lan0"])
+            .args(args)
+            .arg("--cache-dir")
+            .arg(compile_cache_dir());
+        run_unchecked(&mut cmd)
+    };
+    let file_arg = format!("allowed_sources={}", sources.display());
+    let rules = eval(&["--file", &file_arg]);
+    assert!(rules.success(), "{rules}");
+    for source in ["ip saddr 192.168.0.2 ", "ip saddr 192.168.0.3 "] {
+        assert!(rules.stdout.contains(source), "{rules}");
+    }
+    let both = eval(&["--set", "allowed_sources=10.0.0.1", "--file", &file_arg]);
+    assert!(
+        !both.success()
+            && both
+                .stderr
+                .contains("config key `allowed_sources` is given to both --set and --file"),
+        "{both}"
+    );
+    let missing = dir.path().join("missing");
+    let missing_arg = format!("allowed_sources={}", missing.display());
+    let refused = eval(&["--file", &missing_arg]);
+    assert!(
+        !refused.success()
+            && refused.stderr.contains(&format!(
+                "--file {missing_arg}: cannot read policy input file {}",
+                missing.display()
+            )),
+        "{refused}"
+    );
+
+    // A fixture naming the same file expects what eval printed, and fails
+    // once the file says otherwise.
+    let fixture = dir.path().join("fixtures/sources");
+    fs::create_dir_all(&fixture).unwrap();
+    fs::write(
+        fixture.join("fixture.toml"),
+        "[config]\nlan_interface = \"lan0\"\n[files]\nallowed_sources = \"../../sources\"\n",
+    )
+    .unwrap();
+    fs::write(fixture.join("expected.nft"), &rules.stdout).unwrap();
+    let test = || {
+        let mut cmd = std::process::Command::new(wasmwall_bin());
+        cmd.arg("test")
+            .arg(policy_wasm("port-forward"))
+            .arg(dir.path().join("fixtures"))
+            .args(["--name", "port-forward", "--cache-dir"])
+            .arg(compile_cache_dir());
+        run_unchecked(&mut cmd)
+    };
+    let passed = test();
+    assert!(
+        passed.success() && passed.stdout.contains("ok    sources"),
+        "{passed}"
+    );
+    fs::write(&sources, "192.168.0.2\n").unwrap();
+    let failed = test();
+    assert!(
+        !failed.success()
+            && failed
+                .stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with('-') && l.contains("ip saddr 192.168.0.3 ")),
+        "{failed}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The runtime's configuration file (TOML): parsed here, then resolved
-//! (paths made absolute, values checked) into a [`Config`].
+//! (paths made absolute, values checked) into a [`Config`], and the files
+//! of `[policy.files]` read into the config values their policies receive.
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use thiserror::Error;
 
 use crate::fields;
 use crate::files::{self, FileError, Kind};
+use crate::perms::{self, PermError};
 use crate::sandbox::Limits;
 use crate::sandbox::cache::CacheSettings;
 use crate::sysctl::{AllowList, KeyError};
@@ -25,12 +27,40 @@ pub const DEFAULT_RECONCILE_INTERVAL_S: u64 = 30;
 pub enum ConfigError {
     #[error(transparent)]
     Read(#[from] FileError),
+    #[error(transparent)]
+    Permissions(#[from] PermError),
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path}: {message}")]
     Invalid { path: String, message: String },
     #[error("config file {path}: {problem}")]
     OutOfRange { path: String, problem: OutOfRange },
+    #[error("config file {path}: {policy}")]
+    PolicyFile {
+        path: String,
+        /// The `[[policy]]`, as other errors name it.
+        policy: String,
+        #[source]
+        source: Box<PolicyFileError>,
+    },
+}
+
+/// A file of `[policy.files]` that cannot be given to its policy.
+#[derive(Debug, Error)]
+#[error("`[policy.files]` key `{key}`")]
+pub struct PolicyFileError {
+    pub key: String,
+    #[source]
+    pub problem: FileProblem,
+}
+
+/// Why a file cannot be given to a policy.
+#[derive(Debug, Error)]
+pub enum FileProblem {
+    #[error(transparent)]
+    Permissions(#[from] PermError),
+    #[error(transparent)]
+    Read(#[from] FileError),
 }
 
 /// A number of the config, by its key, and the range it must be in. Each is
@@ -197,6 +227,56 @@ struct RawPolicy {
     priority_offset: i64,
     #[serde(default)]
     config: toml::Table,
+    #[serde(default)]
+    files: toml::Table,
+}
+
+/// A file whose text a policy receives as the value of `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFile {
+    pub key: String,
+    pub path: PathBuf,
+}
+
+impl PolicyFile {
+    /// The file's text, verbatim; with `check_permissions`, refused when
+    /// others could have written it (as the config file is).
+    pub fn read(&self, check_permissions: bool) -> Result<String, FileProblem> {
+        if check_permissions {
+            perms::check(&self.path, Kind::PolicyInput.what())?;
+        }
+        Ok(files::read_text(&self.path, Kind::PolicyInput)?)
+    }
+}
+
+/// A table of files for a policy (`[policy.files]`, a fixture's `[files]`;
+/// `table_name` in errors): each key's path, relative to `base`, in the
+/// order written. A key may not be one of `config` too (`config_table` in
+/// errors): the policy would get it twice.
+pub(crate) fn policy_files(
+    table: toml::Table,
+    config: &[(String, String)],
+    base: &Path,
+    (table_name, config_table): (&str, &str),
+) -> Result<Vec<PolicyFile>, String> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let toml::Value::String(path) = value else {
+            return Err(format!(
+                "`{table_name}` key `{key}` must be a string (the path of a file)"
+            ));
+        };
+        if config.iter().any(|(k, _)| *k == key) {
+            return Err(format!(
+                "`{table_name}` key `{key}` is also a key of `{config_table}`: a policy gets each key once"
+            ));
+        }
+        out.push(PolicyFile {
+            key,
+            path: base.join(path),
+        });
+    }
+    Ok(out)
 }
 
 /// One policy to run.
@@ -207,8 +287,30 @@ pub struct PolicyConfig {
     /// Added to the priority of each of the policy's base chains, to order
     /// policies that hook the same place (lower runs first).
     pub priority_offset: i32,
-    /// The policy's own settings, in the order written.
+    /// What the policy receives: its own settings (`[policy.config]`) in
+    /// the order written, then, once read ([`PolicyConfig::read_files`]),
+    /// one pair per file of `files`: its key and its text, verbatim.
     pub config: Vec<(String, String)>,
+    /// `[policy.files]`, in the order written.
+    pub files: Vec<PolicyFile>,
+}
+
+impl PolicyConfig {
+    /// Appends the text of each of `files` to `config`, in the order
+    /// written; with `check_permissions`, a file that others could have
+    /// written is refused.
+    pub fn read_files(&mut self, check_permissions: bool) -> Result<(), PolicyFileError> {
+        for file in &self.files {
+            let text = file
+                .read(check_permissions)
+                .map_err(|problem| PolicyFileError {
+                    key: file.key.clone(),
+                    problem,
+                })?;
+            self.config.push((file.key.clone(), text));
+        }
+        Ok(())
+    }
 }
 
 /// Where `run` learns of DHCP leases besides its control socket.
@@ -266,8 +368,44 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and resolves a config file. Relative policy paths are relative to
-    /// the file's directory.
+    /// Reads a config file as the commands that run its policies do: the
+    /// file and those of `[policy.files]` refused when others could have
+    /// written them (unless `insecure_permissions`, which the config keeps),
+    /// and the latter read into their policies' config values.
+    pub fn load_for_policies(
+        path: &Path,
+        insecure_permissions: bool,
+    ) -> Result<Config, ConfigError> {
+        if !insecure_permissions {
+            perms::check(path, Kind::Config.what())?;
+        }
+        let mut config = Config::load(path)?;
+        config.insecure_permissions = insecure_permissions;
+        config.read_policy_files(!insecure_permissions, &path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Reads every policy's `[policy.files]` ([`PolicyConfig::read_files`]);
+    /// `shown` names the config file in errors.
+    fn read_policy_files(
+        &mut self,
+        check_permissions: bool,
+        shown: &str,
+    ) -> Result<(), ConfigError> {
+        for (i, p) in self.policies.iter_mut().enumerate() {
+            p.read_files(check_permissions)
+                .map_err(|source| ConfigError::PolicyFile {
+                    path: shown.to_string(),
+                    policy: policy_at(i, &p.name),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Reads and resolves a config file, without the files of
+    /// `[policy.files]` (for the commands that run no policy). Relative
+    /// paths are relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = files::read_text(path, Kind::Config)?;
@@ -363,7 +501,7 @@ impl Config {
 
         let mut policies: Vec<PolicyConfig> = Vec::new();
         for (i, p) in raw.policies.into_iter().enumerate() {
-            let at = format!("[[policy]] #{} ({:?})", i + 1, p.name);
+            let at = policy_at(i, &p.name);
             if !fields::valid_policy_name(&p.name) {
                 return Err(invalid(format!(
                     "{at}: `name` must be 1-24 lower-case letters, digits or '-', starting with a letter"
@@ -385,11 +523,19 @@ impl Config {
                 })?;
                 config.push((k, value));
             }
+            let files = policy_files(
+                p.files,
+                &config,
+                base,
+                ("[policy.files]", "[policy.config]"),
+            )
+            .map_err(|e| invalid(format!("{at}: {e}")))?;
             policies.push(PolicyConfig {
                 name: p.name,
                 path: base.join(p.path),
                 priority_offset,
                 config,
+                files,
             });
         }
         if policies.is_empty() {
@@ -574,6 +720,11 @@ impl Config {
     }
 }
 
+/// How errors name the `index`th `[[policy]]`.
+fn policy_at(index: usize, name: &str) -> String {
+    format!("[[policy]] #{} ({name:?})", index + 1)
+}
+
 /// A TOML value as the string a policy receives; lists are comma-joined.
 pub(crate) fn scalar_text(v: &toml::Value) -> Option<String> {
     match v {
@@ -733,6 +884,175 @@ mod tests {
                 ("flag".into(), "true".into()),
                 ("list".into(), "x,y".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn policy_files_are_relative_to_the_config_and_kept_in_order() {
+        let c = parse(&format!(
+            "{MINIMAL}[policy.files]\nuci = \"fw\"\nnetwork = \"/etc/config/network\"\n"
+        ))
+        .unwrap();
+        let p = &c.policies[0];
+        assert_eq!(
+            p.files,
+            vec![
+                PolicyFile {
+                    key: "uci".into(),
+                    path: "/etc/wasmwall/fw".into()
+                },
+                PolicyFile {
+                    key: "network".into(),
+                    path: "/etc/config/network".into()
+                },
+            ]
+        );
+        assert!(p.config.is_empty(), "parsing reads no file");
+    }
+
+    #[test]
+    fn a_policy_file_must_be_a_path_and_its_key_not_a_config_key() {
+        for (text, problem) in [
+            (
+                "[policy.files]\nuci = 5\n",
+                "`[policy.files]` key `uci` must be a string (the path of a file)",
+            ),
+            (
+                "[policy.files]\nuci = [\"a\", \"b\"]\n",
+                "`[policy.files]` key `uci` must be a string (the path of a file)",
+            ),
+            (
+                "[policy.config]\nzone = \"lan\"\nuci = \"x\"\n[policy.files]\nuci = \"fw\"\n",
+                "`[policy.files]` key `uci` is also a key of `[policy.config]`: a policy gets each key once",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}{text}")).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("config file test.toml: [[policy]] #1 (\"pf\"): {problem}"),
+                "{text}"
+            );
+        }
+    }
+
+    /// A config in a directory of its own, naming `files` (key, file name)
+    /// in `[policy.files]` after `settings` in `[policy.config]`.
+    fn config_with_files(dir: &Path, settings: &str, files: &[(&str, &str)]) -> PathBuf {
+        let mut text = format!("{MINIMAL}[policy.config]\n{settings}\n[policy.files]\n");
+        for (key, file) in files {
+            text.push_str(&format!("{key} = \"{file}\"\n"));
+        }
+        let path = dir.join("wasmwall.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_policy_gets_its_config_then_each_files_text_verbatim_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let uci = "config zone\n\toption name 'lan'\n";
+        let network = "config interface 'lan'\r\n\n";
+        std::fs::write(dir.path().join("firewall"), uci).unwrap();
+        std::fs::write(dir.path().join("sub/network"), network).unwrap();
+        let path = config_with_files(
+            dir.path(),
+            "zones_from = \"network\"\nport = 80",
+            &[("uci", "firewall"), ("network", "sub/network")],
+        );
+        let c = Config::load_for_policies(&path, false).unwrap();
+        assert_eq!(
+            c.policies[0].config,
+            vec![
+                ("zones_from".to_string(), "network".to_string()),
+                ("port".into(), "80".into()),
+                ("uci".into(), uci.into()),
+                ("network".into(), network.into()),
+            ]
+        );
+        // The commands that run no policy read none of them.
+        assert_eq!(Config::load(&path).unwrap().policies[0].config.len(), 2);
+    }
+
+    #[test]
+    fn a_policy_file_that_cannot_be_given_is_an_error_naming_it_and_its_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fw");
+        let path = config_with_files(dir.path(), "", &[("uci", "fw")]);
+        let error = |insecure| {
+            crate::text::error_chain(&Config::load_for_policies(&path, insecure).unwrap_err())
+        };
+        let at = format!(
+            "config file {}: [[policy]] #1 (\"pf\"): `[policy.files]` key `uci`: ",
+            path.display()
+        );
+        let shown = file.display();
+        assert_eq!(
+            error(false),
+            format!(
+                "{at}cannot read policy input file {shown}: No such file or directory (os error 2)"
+            )
+        );
+        assert_eq!(
+            error(true),
+            format!(
+                "{at}cannot read policy input file {shown}: No such file or directory (os error 2)"
+            )
+        );
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(
+            error(false),
+            format!("{at}policy input file {shown} is a directory, not a regular file")
+        );
+        std::fs::remove_dir(&file).unwrap();
+        std::fs::write(&file, b"config zone\n\xff\n").unwrap();
+        assert_eq!(
+            error(false),
+            format!("{at}policy input file {shown} is not UTF-8 text")
+        );
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len((1 << 20) + 1).unwrap();
+        assert_eq!(
+            error(false),
+            format!(
+                "{at}policy input file {shown} is larger than 1 MiB (the most read of a policy input file)"
+            )
+        );
+        f.set_len(1 << 20).unwrap();
+        Config::load_for_policies(&path, false).expect("1 MiB is taken");
+
+        // Writable by others: refused as the config file would be, unless
+        // the command line says otherwise.
+        std::fs::write(&file, "x\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o646)).unwrap();
+        assert_eq!(
+            error(false),
+            format!(
+                "{at}refusing policy input file {shown}: it is writable by everyone (mode 0646); \
+                 anyone who can write there controls the firewall (fix it with chown/chmod, or pass --insecure-permissions)"
+            )
+        );
+        let c = Config::load_for_policies(&path, true).unwrap();
+        assert_eq!(c.policies[0].config, vec![("uci".into(), "x\n".into())]);
+        assert!(c.insecure_permissions);
+    }
+
+    #[test]
+    fn the_config_file_itself_is_permission_checked_before_its_policy_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = config_with_files(dir.path(), "", &[("uci", "missing")]);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Config::load_for_policies(&path, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "refusing config file {}: it is writable by everyone",
+                path.display()
+            )),
+            "{err}"
         );
     }
 

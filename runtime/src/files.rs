@@ -1,6 +1,6 @@
 //! Reading a file the runtime is given (a policy, the config, a world
 //! state, its own state, snapshot and kept leases, dnsmasq's lease file, a
-//! fixture):
+//! fixture, a file a policy is given as input):
 //! only a regular file, of at most a size set per kind of file, is read.
 //! The open never blocks (a FIFO would hang it), the type and size are
 //! checked on the opened descriptor before reading, and the read stops one
@@ -37,6 +37,9 @@ pub enum Kind {
     /// A file of a fixture of `wasmwall test` (its TOML, the expected
     /// ruleset or error).
     Fixture,
+    /// A file of `[policy.files]` (or a fixture's `[files]`) whose text a
+    /// policy receives as a config value: OpenWrt's UCI files are a few KiB.
+    PolicyInput,
 }
 
 impl Kind {
@@ -51,6 +54,7 @@ impl Kind {
             Kind::KeptLeases => 512 << 20,
             Kind::LeaseFile => 64 << 20,
             Kind::Fixture => 16 << 20,
+            Kind::PolicyInput => 1 << 20,
         }
     }
 
@@ -65,6 +69,7 @@ impl Kind {
             Kind::KeptLeases => "kept leases",
             Kind::LeaseFile => "lease file",
             Kind::Fixture => "fixture file",
+            Kind::PolicyInput => "policy input file",
         }
     }
 }

@@ -28,6 +28,10 @@
 //!
 //! [config]                                   # the policy's config, as in wasmwall.toml
 //! lan_interface = "lan0"
+//!
+//! [files]                                    # as [policy.files]: config values that are the
+//! uci = "firewall.uci"                       # text of a file (relative to this directory),
+//!                                            # verbatim, after the [config] pairs
 //! ```
 //!
 //! The outcome is either the ruleset, as nft-like text (the policy's chains
@@ -44,7 +48,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::config::{PolicyConfig, describe_toml_error, scalar_text};
+use crate::config::{PolicyConfig, describe_toml_error, policy_files, scalar_text};
 use crate::engine::{Evaluate, PolicyError, evaluate_policy};
 use crate::ir::PolicyRules;
 use crate::text::error_chain;
@@ -97,6 +101,8 @@ struct RawFixture {
     state: Option<toml::Value>,
     #[serde(default)]
     config: toml::Table,
+    #[serde(default)]
+    files: toml::Table,
 }
 
 /// One fixture: the input of one evaluation and what it should give.
@@ -108,6 +114,7 @@ pub struct Fixture {
     pub description: Option<String>,
     pub state: WorldState,
     pub event: Event,
+    /// The `[config]` pairs, then those of `[files]` with each file's text.
     pub config: Vec<(String, String)>,
     /// None when neither expectation file exists yet.
     pub expected: Option<Outcome>,
@@ -212,6 +219,17 @@ pub fn load(dir: &Path) -> Result<Fixture, FixtureError> {
         })?;
         config.push((key, text));
     }
+    for file in policy_files(raw.files, &config, dir, ("[files]", "[config]"))
+        .map_err(|e| invalid(&toml_path, e))?
+    {
+        let text = file.read(false).map_err(|e| {
+            invalid(
+                &toml_path,
+                format!("`[files]` key `{}`: {}", file.key, error_chain(&e)),
+            )
+        })?;
+        config.push((file.key, text));
+    }
 
     let ruleset_path = dir.join(EXPECTED_RULESET);
     let error_path = dir.join(EXPECTED_ERROR);
@@ -267,6 +285,7 @@ pub fn evaluate(policy: &dyn Evaluate, judge: &Judge, fixture: &Fixture) -> Outc
         path: PathBuf::new(),
         priority_offset: judge.priority_offset,
         config: fixture.config.clone(),
+        files: Vec::new(),
     };
     let answer = evaluate_policy(
         policy,
@@ -486,6 +505,65 @@ mod tests {
             f.expected,
             Some(Outcome::Ruleset("table inet wasmwall {\n}\n".into()))
         );
+    }
+
+    #[test]
+    fn files_follow_the_config_verbatim_and_are_relative_to_the_fixture() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "network", "config interface 'lan'\n");
+        let dir = root.path().join("uci");
+        write(&dir, "firewall", "config zone\n\toption name 'lan'\n\n");
+        write(
+            &dir,
+            FIXTURE_FILE,
+            "[files]\nuci = \"firewall\"\nnetwork = \"../network\"\n[config]\nzones_from = \"network\"\n",
+        );
+        assert_eq!(
+            load(&dir).unwrap().config,
+            [
+                ("zones_from".to_string(), "network".to_string()),
+                ("uci".into(), "config zone\n\toption name 'lan'\n\n".into()),
+                ("network".into(), "config interface 'lan'\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_given_names_the_fixture_and_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("f");
+        let fixture = dir.join(FIXTURE_FILE).display().to_string();
+        let missing = dir.join("missing").display().to_string();
+        let binary = dir.join("binary").display().to_string();
+        write(&dir, "binary", "");
+        std::fs::write(&binary, b"\xff").unwrap();
+        for (text, expected) in [
+            (
+                "[files]\nuci = \"missing\"\n",
+                format!(
+                    "{fixture}: `[files]` key `uci`: cannot read policy input file {missing}: No such file or directory (os error 2)"
+                ),
+            ),
+            (
+                "[files]\nuci = \"binary\"\n",
+                format!(
+                    "{fixture}: `[files]` key `uci`: policy input file {binary} is not UTF-8 text"
+                ),
+            ),
+            (
+                "[files]\nuci = 1\n",
+                format!("{fixture}: `[files]` key `uci` must be a string (the path of a file)"),
+            ),
+            (
+                "[config]\nuci = 1\n[files]\nuci = \"binary\"\n",
+                format!(
+                    "{fixture}: `[files]` key `uci` is also a key of `[config]`: a policy gets each key once"
+                ),
+            ),
+        ] {
+            write(&dir, FIXTURE_FILE, text);
+            assert_eq!(error_chain(&load(&dir).unwrap_err()), expected, "{text}");
+        }
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn main() {
         path: Default::default(),
         priority_offset: 0,
         config: config(),
+        files: Vec::new(),
     };
     let world = world();
     let rules = evaluate_policy(

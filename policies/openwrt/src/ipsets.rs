@@ -567,24 +567,12 @@ fn family_name(family: IpFamily) -> &'static str {
     }
 }
 
-/// Six groups of one or two hex digits, each after a ':' or '-', as fw4
-/// reads a MAC; written as nft writes it, `0a:1b:...`.
+/// A MAC entry, as a rule's `src_mac` reads it; an entry is not negated.
 fn mac(text: &str) -> Result<String, String> {
-    let groups: Vec<&str> = text.split([':', '-']).collect();
-    let ok = groups.len() == 6
-        && groups
-            .iter()
-            .all(|g| (1..=2).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_hexdigit()));
-    if !ok {
-        return Err(format!(
-            "'{text}' is not a MAC address (like 52:54:00:12:34:56)"
-        ));
+    match crate::values::parse_mac(text)? {
+        m if m.invert => Err(format!("'{text}': a set's entry cannot be negated")),
+        m => Ok(m.value),
     }
-    let bytes: Vec<String> = groups
-        .iter()
-        .map(|g| format!("{:02x}", u8::from_str_radix(g, 16).expect("checked hex")))
-        .collect();
-    Ok(bytes.join(":"))
 }
 
 /// One port; fw4 also takes a range of one port (`80-80`, `80:80`).

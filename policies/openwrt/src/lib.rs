@@ -109,6 +109,22 @@ pub fn render(
         state,
     };
     let mut rs = ruleset::build(&parts, &mut warnings);
+    // A rule placed in a chain the layout does not make would be lost
+    // without a word: a bug of this policy, said as one.
+    if let Some(lost) = placed
+        .chains()
+        .into_iter()
+        .find(|c| !rs.chains().iter().any(|ch| ch.name() == *c))
+    {
+        return Err(Error {
+            file: "uci",
+            line: 0,
+            place: String::new(),
+            message: format!(
+                "the policy placed rules in chain {lost:?}, which its ruleset lacks (a bug of the openwrt policy)"
+            ),
+        });
+    }
     for (key, value) in &defaults.sysctls {
         rs = rs.sysctl(*key, value.as_str());
     }

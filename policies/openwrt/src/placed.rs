@@ -20,6 +20,14 @@ impl Placed {
         self.rules.iter().any(|(_, r)| test(r))
     }
 
+    /// The chains rules were placed in, once each.
+    pub fn chains(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.rules.iter().map(|(c, _)| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The rules placed in `chain`, in order.
     pub fn of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = Rule> + 'a {
         self.rules

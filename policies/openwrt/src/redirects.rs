@@ -510,6 +510,8 @@ fn add_redirect(
             }
         }
     }
+    // The source zone of a DNAT (the destination of an SNAT) has its NAT
+    // chain even when no rule goes in it (no family matched), as in fw4.
     let z = zones
         .get_mut(
             match kind {
@@ -535,6 +537,14 @@ fn add_redirect(
         ..Criteria::default()
     };
     for p in planned {
+        // As fw4's add_rule: the zone whose NAT chain a rule goes into has
+        // that chain.
+        if let Some(z) = zones.get_mut(&p.zone) {
+            z.dflags.insert(match p.kind {
+                Kind::Dnat => Need::Dnat,
+                Kind::Snat => Need::Snat,
+            });
+        }
         let c = if p.reflection { &reflected } else { &crit };
         let matches = c.matches(&p.inst).map_err(|m| Error::section(s, m))?;
         let zone_limit = zones

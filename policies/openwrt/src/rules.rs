@@ -71,7 +71,7 @@ fn add_rule(
 ) -> Result<(), Error> {
     let mut opts = Options::new(section);
     if !opts.flag("enabled", true)? {
-        warnings.section(section, "is disabled, ignoring section");
+        warnings.section(section, "is disabled; ignored");
         return Ok(());
     }
     let name = match opts.one("name", |s| Ok(s.to_string()))? {
@@ -724,7 +724,7 @@ mod tests {
         );
         assert_eq!(
             r.warnings.0,
-            ["uci line 8, @rule[2] (Explicitly disabled): is disabled, ignoring section"]
+            ["uci line 8, @rule[2] (Explicitly disabled): is disabled; ignored"]
         );
     }
 

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
 use super::CacheArgs;
 use super::resolve::{configured_policy, parse_key_value, policy_name};
-use crate::config::{self, Config, PolicyConfig};
+use crate::config::{self, Config, PolicyConfig, PolicyFile};
 use crate::engine::{PolicyError, evaluate_policy};
 use crate::fixtures::{self, Judge};
 use crate::ir::PolicyRules;
@@ -53,6 +53,13 @@ pub struct EvalArgs {
     /// overriding) the [[policy]]'s own settings.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub settings: Vec<(String, String)>,
+    /// A policy config setting whose value is the text of the file PATH,
+    /// verbatim (as `[policy.files]` of a config gives it); repeatable.
+    /// These come after the --set settings; with --config, they are added
+    /// to (and override) the [[policy]]'s own settings and files. A KEY may
+    /// not be given to both --set and --file.
+    #[arg(long = "file", value_name = "KEY=PATH", value_parser = parse_key_value)]
+    pub files: Vec<(String, String)>,
     /// The policy's name (prefix of its chains); defaults to the file name.
     #[arg(long)]
     pub name: Option<String>,
@@ -110,6 +117,7 @@ fn judged(judge: &JudgeArgs, name: Option<&str>, path: &std::path::Path) -> Resu
                 path: path.to_path_buf(),
                 priority_offset: 0,
                 config: Vec::new(),
+                files: Vec::new(),
             },
             validation: validate::Options::default(),
             limits: Limits::default(),
@@ -164,9 +172,36 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
     } else {
         WorldState::default()
     };
-    for (key, value) in &args.settings {
-        judged.policy.config.retain(|(k, _)| k != key);
-        judged.policy.config.push((key.clone(), value.clone()));
+    if let Some(file) = &args.judge.config {
+        judged.policy.read_files(false).with_context(|| {
+            format!(
+                "config file {}: policy {}",
+                file.display(),
+                judged.policy.name
+            )
+        })?;
+    }
+    if let Some((key, _)) = args
+        .files
+        .iter()
+        .find(|(key, _)| args.settings.iter().any(|(k, _)| k == key))
+    {
+        bail!("config key `{key}` is given to both --set and --file");
+    }
+    let mut settings = args.settings.clone();
+    for (key, path) in &args.files {
+        let file = PolicyFile {
+            key: key.clone(),
+            path: PathBuf::from(path),
+        };
+        let text = file
+            .read(false)
+            .with_context(|| format!("--file {key}={path}"))?;
+        settings.push((key.clone(), text));
+    }
+    for (key, value) in settings {
+        judged.policy.config.retain(|(k, _)| *k != key);
+        judged.policy.config.push((key, value));
     }
     let policy = load(&judged, &args.policy, &args.cache)?;
     let name = judged.policy.name.clone();

@@ -1,7 +1,7 @@
 //! From arguments and files to what the engine needs: the config (its
-//! permissions checked, the command line's overrides applied), the network
-//! namespace entered, the target (table, namespace, state file), the lock,
-//! and a policy's name.
+//! permissions checked, its policies' input files read, the command line's
+//! overrides applied), the network namespace entered, the target (table,
+//! namespace, state file), the lock, and a policy's name.
 
 use std::path::{Path, PathBuf};
 
@@ -20,14 +20,11 @@ pub struct Resolved {
     pub target: Target,
 }
 
-/// Reads the config (refusing one others could have written, unless told
-/// otherwise), enters its namespace and finds the target.
+/// Reads the config and its policies' input files (refusing those others
+/// could have written, unless told otherwise), enters its namespace and
+/// finds the target.
 pub fn load_config(args: &ConfigArgs) -> Result<Resolved> {
-    if !args.insecure_permissions {
-        crate::perms::check(&args.config, "config file")?;
-    }
-    let mut config = Config::load(&args.config)?;
-    config.insecure_permissions = args.insecure_permissions;
+    let mut config = Config::load_for_policies(&args.config, args.insecure_permissions)?;
     config.cache = args.cache.settings(config.cache);
     let netns = args.netns.clone().or_else(|| config.netns.clone());
     if let Some(ns) = &netns {

@@ -151,10 +151,14 @@ impl<K: Kernel> Daemon<K> {
         &self.evaluation
     }
 
-    /// The files to watch: the config, the policies and the lease file.
+    /// The files to watch: the config, the policies, their input files and
+    /// the lease file.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.config_path.clone()];
-        files.extend(self.config.policies.iter().map(|p| p.path.clone()));
+        for p in &self.config.policies {
+            files.push(p.path.clone());
+            files.extend(p.files.iter().map(|f| f.path.clone()));
+        }
         files.extend(self.config.leases.dnsmasq_file.clone());
         files
     }
@@ -525,6 +529,12 @@ impl<K: Kernel> Daemon<K> {
                 .map(|s| PolicyStatus {
                     name: s.config.name.clone(),
                     path: s.config.path.display().to_string(),
+                    files: s
+                        .config
+                        .files
+                        .iter()
+                        .map(|f| (f.key.clone(), f.path.display().to_string()))
+                        .collect(),
                     hash: s.hash.clone(),
                     loaded_at: s.loaded_at.map(epoch_of),
                     last_result: match (

@@ -38,6 +38,9 @@ pub struct Status {
 pub struct PolicyStatus {
     pub name: String,
     pub path: String,
+    /// Its input files (`[policy.files]`): key and path, in the order written.
+    #[serde(default)]
+    pub files: Vec<(String, String)>,
     /// SHA-256 of the running component, hex; none when it never loaded.
     pub hash: Option<String>,
     pub loaded_at: Option<u64>,
@@ -152,6 +155,9 @@ impl fmt::Display for Rendered<'_> {
                 "",
                 escape(&p.path)
             )?;
+            for (key, path) in &p.files {
+                writeln!(f, "  {:<16} {} = {}", "", escape(key), escape(path))?;
+            }
         }
         writeln!(f, "\ninterfaces:")?;
         for i in &s.world.interfaces {
@@ -218,6 +224,7 @@ mod tests {
             policies: vec![PolicyStatus {
                 name: "hostile".into(),
                 path: "/p.wasm".into(),
+                files: vec![(HOSTILE.into(), format!("/{HOSTILE}"))],
                 last_result: format!("failed: {HOSTILE}"),
                 ..PolicyStatus::default()
             }],

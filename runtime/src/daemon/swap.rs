@@ -1,9 +1,9 @@
 //! Hot swap and config reload: a changed policy file is compiled off the
 //! loop, tried on the current world and swapped in only if its answer
-//! passes; a changed config is read, its policies loaded and tried, and used
-//! only if no policy fails that did not. Anything else is rejected with one
-//! log line, listed in `status` until a good version replaces it, and the
-//! running version stays.
+//! passes; a changed config (or a changed input file of a policy) is read,
+//! its policies loaded and tried, and used only if no policy fails that did
+//! not. Anything else is rejected with one log line, listed in `status`
+//! until a good version replaces it, and the running version stays.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,15 +15,12 @@ use thiserror::Error;
 use crate::config::{Config, ConfigError, PolicyConfig};
 use crate::engine::{Candidate, LoadError, Loader, PolicyError, PolicyFailure};
 use crate::kernel::Kernel;
-use crate::perms::PermError;
 use crate::text::error_chain;
 use crate::world::Event;
 
 /// Why a changed config is not taken.
 #[derive(Debug, Error)]
 enum ConfigRejected {
-    #[error(transparent)]
-    Permissions(#[from] PermError),
     #[error(transparent)]
     Unreadable(#[from] ConfigError),
     #[error("changing `{0}` needs a restart of wasmwall")]
@@ -71,12 +68,30 @@ pub struct FilesChanged {
 }
 
 impl<K: Kernel> Daemon<K> {
-    /// Files changed: the config is read again, the changed policies are to
-    /// be compiled, the lease file is read at the next settle.
+    /// Files changed: the config is read again (also when only a policy's
+    /// input file changed: it is part of the config), the changed policies
+    /// are to be compiled, the lease file is read at the next settle.
     pub fn files_changed(&mut self, changed: &BTreeSet<PathBuf>) -> FilesChanged {
         let mut out = FilesChanged::default();
+        let inputs: Vec<String> = self
+            .config
+            .policies
+            .iter()
+            .flat_map(|p| p.files.iter().map(move |f| (p, f)))
+            .filter(|(_, f)| changed.contains(&f.path))
+            .map(|(p, f)| {
+                format!(
+                    "policy input file {} (policy {}, key `{}`)",
+                    f.path.display(),
+                    p.name,
+                    f.key
+                )
+            })
+            .collect();
         if changed.contains(&self.config_path) {
-            out.config_reloaded = self.reload_config();
+            out.config_reloaded = self.reload_config(None);
+        } else if !inputs.is_empty() {
+            out.config_reloaded = self.reload_config(Some(&inputs.join(", ")));
         }
         if let Some(f) = &self.config.leases.dnsmasq_file
             && changed.contains(f)
@@ -126,9 +141,15 @@ impl<K: Kernel> Daemon<K> {
     }
 
     fn reject(&mut self, what: &str, error: &str, keeps: &str) {
+        self.reject_as(what, what, error, keeps);
+    }
+
+    /// As [`Daemon::reject`], listed in `status` under `key`: a newer
+    /// rejection under the same key replaces it.
+    fn reject_as(&mut self, key: &str, what: &str, error: &str, keeps: &str) {
         let line = format!("{what}: new version rejected: {error}; the running {keeps} stays");
         tracing::error!("{line}");
-        self.rejected.insert(what.to_string(), line);
+        self.rejected.insert(key.to_string(), line);
     }
 
     /// A new version of a policy file is compiled: try it on the current
@@ -177,13 +198,14 @@ impl<K: Kernel> Daemon<K> {
         self.pending.evaluate = true;
     }
 
-    /// The config file changed: read it, load what changed, evaluate on the
+    /// The config file changed, or only `input` (policy input files, as
+    /// the log names them): read it, load what changed, evaluate on the
     /// current world, and only then use it. Returns whether it was taken.
-    fn reload_config(&mut self) -> bool {
-        let what = format!("config {}", self.config_path.display());
+    fn reload_config(&mut self, input: Option<&str>) -> bool {
+        let key = format!("config {}", self.config_path.display());
         match self.try_config() {
             Err(e) => {
-                self.reject(&what, &error_chain(&e), "config");
+                self.reject_as(&key, input.unwrap_or(&key), &error_chain(&e), "config");
                 false
             }
             Ok(new) => {
@@ -191,7 +213,7 @@ impl<K: Kernel> Daemon<K> {
                     policies = new.policies.len(),
                     "config reloaded: the new config passed on the current state"
                 );
-                self.rejected.remove(&what);
+                self.rejected.remove(&key);
                 self.config = new;
                 self.pending.last = Some(Event::ConfigChanged);
                 self.pending.because("config changed");
@@ -204,11 +226,8 @@ impl<K: Kernel> Daemon<K> {
     /// Reads the config, loads its policies and evaluates them on the
     /// current world; on success the firewall runs them from now on.
     fn try_config(&mut self) -> Result<Config, ConfigRejected> {
-        if !self.config.insecure_permissions {
-            crate::perms::check(&self.config_path, "config file")?;
-        }
-        let mut new = Config::load(&self.config_path)?;
-        new.insecure_permissions = self.config.insecure_permissions;
+        let mut new =
+            Config::load_for_policies(&self.config_path, self.config.insecure_permissions)?;
         new.cache = self.config.cache.clone();
         if let Some(key) = self.config.restart_only_difference(&new) {
             return Err(ConfigRejected::RestartOnly(key));

@@ -150,7 +150,7 @@ impl Lab {
         std::fs::write(dir.path().join("p.policy"), policy).unwrap();
         std::fs::write(dir.path().join("wasmwall.toml"), CONFIG).unwrap();
         let config_path = dir.path().join("wasmwall.toml");
-        let config = Config::load(&config_path).unwrap();
+        let config = Config::load_for_policies(&config_path, false).unwrap();
         let target = Target::new(&config.table, None, &config.state_dir);
         let policies = Policies::load(&config, Arc::new(ScriptLoader));
         let firewall = Firewall::new(kernel, target, config.sysctls.clone(), policies);
@@ -373,6 +373,67 @@ fn a_changed_config_is_taken_and_one_a_running_daemon_cannot_take_is_rejected() 
         lab.rejected()
     );
     assert_eq!(lab.daemon.status().policies.len(), 1);
+}
+
+#[test]
+fn a_changed_policy_input_file_is_taken_as_a_changed_config_and_a_broken_one_rejected() {
+    let mut lab = Lab::start("version 1\n");
+    lab.write("label", "blue");
+    lab.write(
+        "wasmwall.toml",
+        &format!("{CONFIG}[policy.files]\nlabel = \"label\"\n"),
+    );
+    lab.changed("wasmwall.toml");
+    assert_eq!(lab.live(), "1 blue", "the file's text is a config value");
+    let label = lab.path("label");
+    assert!(lab.daemon.watched_files().contains(&label));
+    assert_eq!(
+        lab.daemon.status().policies[0].files,
+        [("label".to_string(), label.display().to_string())]
+    );
+
+    lab.write("label", "green");
+    lab.changed("label");
+    assert_eq!(lab.live(), "1 green");
+    assert_eq!(
+        lab.daemon.status().last_change.map(|r| r.reason),
+        Some("config changed".into())
+    );
+    let batches = lab.fake().batches;
+
+    let rejected = |lab: &Lab, problem: &str| {
+        let errors = lab.rejected();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "policy input file {} (policy p, key `label`): new version rejected: ",
+                label.display()
+            )) && errors[0].contains(problem)
+                && errors[0].ends_with("; the running config stays"),
+            "{errors:?}"
+        );
+    };
+    // Not text, then text the policy's answer cannot carry (a comment of
+    // two lines): the running rules stay.
+    std::fs::write(&label, b"gr\xffen").unwrap();
+    lab.changed("label");
+    rejected(
+        &lab,
+        &format!("policy input file {} is not UTF-8 text", label.display()),
+    );
+    lab.write("label", "two\nlines\n");
+    lab.changed("label");
+    rejected(
+        &lab,
+        "policy p: 1 problem(s) in the returned ruleset: chain \"input\" rule 1: comment has '\\n' at byte 5",
+    );
+    assert_eq!(lab.live(), "1 green");
+    assert_eq!(lab.fake().batches, batches, "nothing sent");
+
+    lab.write("label", "red");
+    lab.changed("label");
+    assert_eq!(lab.live(), "1 red", "fixed: taken");
+    assert!(lab.rejected().is_empty(), "{:?}", lab.rejected());
 }
 
 #[test]

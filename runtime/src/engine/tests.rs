@@ -341,6 +341,7 @@ fn callers_can_tell_a_deadline_from_a_trap_from_an_invalid_answer() {
         path: "p.wasm".into(),
         priority_offset: offset,
         config: vec![],
+        files: vec![],
     };
     let judge = |policy: &dyn Evaluate, offset| {
         evaluate_policy(

@@ -601,7 +601,7 @@ fn errors_name_the_line_and_say_what_is_wrong() {
         (
             format!("{head}list match mac\nlist entry 00:11:22:33:44\n"),
             4,
-            "'00:11:22:33:44' is not a MAC address (like 52:54:00:12:34:56)",
+            "\"00:11:22:33:44\" is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)",
         ),
         (
             format!("{head}list match mac\nlist entry 00:11:22:33:44:5g\n"),
