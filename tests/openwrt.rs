@@ -288,7 +288,6 @@ impl Lab {
     /// Writes the firewall file (replacing it, as an editor saving it would).
     fn write_firewall(&self, window: Window) {
         replace_file(&self.firewall, firewall_config(window).as_bytes());
-        self.configure(); // TEMP inline
     }
 
     /// Writes wasmwall's config: the openwrt policy following the
@@ -309,13 +308,15 @@ impl Lab {
              \n\
              [policy.config]\n\
              devices = \"{DEVICES}\"\n\
+             \n\
+             [policy.files]\n\
              uci = {firewall}\n",
             netns = toml_string(self.router.name()),
             state = toml_path(&self.path("state")),
             socket = toml_path(&self.path("state/wasmwall.sock")),
             cache = toml_path(&compile_cache_dir()),
             policy = toml_path(&policy_wasm(POLICY)),
-            firewall = toml_string(&fs::read_to_string(&self.firewall).unwrap()),
+            firewall = toml_path(&self.firewall),
         );
         fs::write(&self.config, toml).expect("write wasmwall.toml");
     }
@@ -506,7 +507,7 @@ fn the_guest_reaches_the_wan_and_the_routers_dhcp_and_dns_only() {
         addr(Ipv4Addr::UNSPECIFIED, ROUTER_SERVICE_PORT),
     );
     // A stand-in for the router's DNS over TCP: something that listens.
-    let _dns = HttpServer::start(&lab.router, addr(ROUTER_GUEST_IP, 53));
+    let _dns = EchoServer::start(&lab.router, addr(ROUTER_GUEST_IP, 53));
     let daemon = lab.start();
 
     // DHCP through the firewall (Guest-DHCP): a real dnsmasq on guest0, a

@@ -275,12 +275,11 @@ impl Lab {
     /// `wasmwall eval` of the policy on the file's current text and the
     /// router's interfaces: the table as nft text.
     fn ruleset_text(&self) -> String {
-        let uci = fs::read_to_string(&self.firewall).unwrap();
         let mut eval = self.router.command(daemon_bin());
         eval.args(["eval", "--local", "--name", POLICY])
             .args(["--set", &format!("devices={DEVICES}")])
-            .arg("--set")
-            .arg(format!("uci={uci}"))
+            .arg("--file")
+            .arg(format!("uci={}", self.firewall.display()))
             .arg(policy_wasm(POLICY));
         run(&mut eval).stdout
     }
