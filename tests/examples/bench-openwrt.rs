@@ -161,6 +161,19 @@ impl LogTail {
     }
 }
 
+/// What the daemon did for one event.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// From the event until the kernel showed the change, or, when nothing
+    /// changed, until the daemon's reconcile was logged.
+    live: Duration,
+    /// The daemon's own reconciles for it (their `elapsed_us`: evaluating
+    /// the policy, planning, sending), inside `live`.
+    reconcile: Duration,
+    /// Netlink messages sent, without the batches' begin and end.
+    messages: u64,
+}
+
 /// A router with lan0 and wan0, its daemon following the firewall file.
 struct Lab {
     // Fields drop in order: the daemon (stopped by `Drop` first) and the
@@ -228,14 +241,12 @@ impl Lab {
     }
 
     /// Runs `event` after a quiet spell and measures what the daemon does
-    /// for it: (time until the kernel shows the change, or until the
-    /// reconcile when nothing changes; messages sent).
-    fn measure(&mut self, event: impl FnOnce(&Lab)) -> (Duration, u64) {
+    /// for it, from the moment `event` returns (when the event happened).
+    fn measure(&mut self, event: impl FnOnce(&Lab) -> Instant) -> Sample {
         std::thread::sleep(QUIET);
         let mut tail = self.log_tail();
         let generation = self.kernel.generation().expect("generation");
-        event(self);
-        let happened = Instant::now();
+        let happened = event(self);
         let mut changed_at = None;
         let mut reconciled: Option<(Instant, Vec<String>)> = None;
         loop {
@@ -253,20 +264,27 @@ impl Lab {
             if let Some((at, lines)) = &reconciled
                 && now - *at >= SETTLE
             {
-                let messages: u64 = lines
-                    .iter()
-                    .map(|l| {
-                        logged_field(l, "messages")
-                            .and_then(|m| m.parse::<u64>().ok())
-                            .unwrap_or_else(|| panic!("no messages= in {l}"))
-                    })
-                    .sum();
+                let field = |name: &str| -> u64 {
+                    lines
+                        .iter()
+                        .map(|l| {
+                            logged_field(l, name)
+                                .and_then(|m| m.parse::<u64>().ok())
+                                .unwrap_or_else(|| panic!("no {name}= in {l}"))
+                        })
+                        .sum()
+                };
+                let messages = field("messages");
                 let done = match (messages, changed_at) {
                     (0, _) => *at,
                     (_, Some(changed)) => changed,
                     (_, None) => panic!("{messages} messages but no new generation: {lines:?}"),
                 };
-                return (done - happened, messages);
+                return Sample {
+                    live: done - happened,
+                    reconcile: Duration::from_micros(field("elapsed_us")),
+                    messages,
+                };
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -380,7 +398,9 @@ fn lease(expires: u64) -> LeaseRequest {
     }
 }
 
-fn send_lease(socket: &Path, lease: LeaseRequest) {
+/// Sends `lease` to the daemon; when it was sent.
+fn send_lease(socket: &Path, lease: LeaseRequest) -> Instant {
+    let sent = Instant::now();
     let request = Request {
         lease: Some(lease),
         status: None,
@@ -388,6 +408,7 @@ fn send_lease(socket: &Path, lease: LeaseRequest) {
     };
     let answer = control::request(socket, &request, Duration::from_secs(30)).expect("request");
     assert!(answer.ok, "{answer:?}");
+    sent
 }
 
 fn unix_now() -> u64 {
@@ -398,8 +419,8 @@ fn unix_now() -> u64 {
 }
 
 /// One row: the event, wasmwall's messages and median time, fw4's.
-fn row(config: &str, event: &str, wasmwall: &[(Duration, u64)], fw4: Option<(Duration, usize)>) {
-    let mut messages: Vec<u64> = wasmwall.iter().map(|s| s.1).collect();
+fn row(config: &str, event: &str, wasmwall: &[Sample], fw4: Option<(Duration, usize)>) {
+    let mut messages: Vec<u64> = wasmwall.iter().map(|s| s.messages).collect();
     messages.sort();
     messages.dedup();
     let messages = messages
@@ -407,7 +428,8 @@ fn row(config: &str, event: &str, wasmwall: &[(Duration, u64)], fw4: Option<(Dur
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join("/");
-    let time = median(wasmwall.iter().map(|s| s.0).collect());
+    let time = median(wasmwall.iter().map(|s| s.live).collect());
+    let reconcile = median(wasmwall.iter().map(|s| s.reconcile).collect());
     let (fw4_messages, fw4_time, ratio) = match fw4 {
         Some((t, m)) => (
             m.to_string(),
@@ -417,8 +439,9 @@ fn row(config: &str, event: &str, wasmwall: &[(Duration, u64)], fw4: Option<(Dur
         None => ("0 (no reload)".into(), "-".into(), "-".into()),
     };
     println!(
-        "| {config} | {event} | {messages} | {} | {fw4_messages} | {fw4_time} | {ratio} |",
-        ms(time)
+        "| {config} | {event} | {messages} | {} | {} | {fw4_messages} | {fw4_time} | {ratio} |",
+        ms(time),
+        ms(reconcile)
     );
 }
 
@@ -432,14 +455,17 @@ fn bench(label: &str, text: &str, runs: usize) {
     let mut with_address = String::new();
     for i in 0..runs {
         let cidr = format!("192.168.{}.1/24", 50 + i);
+        // The address is there once `ip` exits.
         address.push(lab.measure(|lab| {
             lab.router.run(["ip", "addr", "add", &cidr, "dev", "lan0"]);
+            Instant::now()
         }));
         if i == 0 {
             with_address = lab.ruleset_text();
         }
         lab.measure(|lab| {
             lab.router.run(["ip", "addr", "del", &cidr, "dev", "lan0"]);
+            Instant::now()
         });
     }
 
@@ -460,7 +486,11 @@ fn bench(label: &str, text: &str, runs: usize) {
         assert_eq!(text.matches(from).count(), 1);
         let edited = text.replace(from, to);
         let firewall = lab.firewall.clone();
-        edits.push(lab.measure(move |_| replace_file(&firewall, edited.as_bytes())));
+        edits.push(lab.measure(move |_| {
+            let saved = Instant::now();
+            replace_file(&firewall, edited.as_bytes());
+            saved
+        }));
     }
     let edited = lab.ruleset_text();
     drop(lab);
@@ -488,9 +518,9 @@ fn main() {
         .unwrap_or(7);
     println!("binary: {}\n", daemon_bin().display());
     println!(
-        "| config | event | wasmwall: messages | wasmwall: event -> kernel | fw4 reload: messages | fw4 reload: `nft -f` | ratio |"
+        "| config | event | wasmwall: messages | wasmwall: event -> kernel | of which its reconcile | fw4 reload: messages | fw4 reload: `nft -f` | ratio |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     bench("OpenWrt's default", &default_config(), runs);
     bench(
         &format!("default + {RULES} rules, {REDIRECTS} redirects"),
