@@ -167,8 +167,9 @@ struct Sample {
     /// From the event until the kernel showed the change, or, when nothing
     /// changed, until the daemon's reconcile was logged.
     live: Duration,
-    /// The daemon's own reconciles for it (their `elapsed_us`: evaluating
-    /// the policy, planning, sending), inside `live`.
+    /// The daemon's reconciles' own time for it (their `elapsed_us`:
+    /// planning against the kernel and sending the batch, after the
+    /// policy's evaluation), inside `live`.
     reconcile: Duration,
     /// Netlink messages sent, without the batches' begin and end.
     messages: u64,
@@ -518,7 +519,7 @@ fn main() {
         .unwrap_or(7);
     println!("binary: {}\n", daemon_bin().display());
     println!(
-        "| config | event | wasmwall: messages | wasmwall: event -> kernel | of which its reconcile | fw4 reload: messages | fw4 reload: `nft -f` | ratio |"
+        "| config | event | wasmwall: messages | wasmwall: event -> kernel | of which plan + send | fw4 reload: messages | fw4 reload: `nft -f` | ratio |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     bench("OpenWrt's default", &default_config(), runs);
