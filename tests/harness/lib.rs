@@ -1,8 +1,8 @@
 //! Harness for the end-to-end tests: it finds the built binary and policies,
 //! runs commands loudly, creates network namespaces that are always removed,
 //! keeps background processes on a leash, runs real DHCP, and sends real
-//! TCP, HTTP and ICMP traffic from inside a namespace. Tests that need root skip,
-//! saying so, when they do not run as root.
+//! TCP, HTTP and ICMP traffic from inside a namespace. Tests that need root
+//! skip, saying so, when they do not run as root.
 //!
 //! Everything that touches the kernel happens inside namespaces made here;
 //! nothing in this crate reads or writes the root namespace's firewall or
