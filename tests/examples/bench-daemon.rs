@@ -31,7 +31,7 @@ use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::{self, DesiredTable};
 use wasmwall::world::{self, Event, Interface, Lease, WorldState};
 use wasmwall_e2e::{
-    Child, Netns, compile_cache_dir, files_in, policy_wasm, repo_root, require_root, temp_dir,
+    Child, Netns, compile_cache_dir, files_in, policy_wasm, release_bin, require_root, temp_dir,
     toml_path, wait_until,
 };
 
@@ -52,20 +52,6 @@ fn socket_in(dir: &Path) -> Option<PathBuf> {
 /// figures of the linear rules side by side).
 fn router_policy() -> PathBuf {
     std::env::var_os("BENCH_POLICY").map_or_else(|| policy_wasm("home-router"), PathBuf::from)
-}
-
-fn daemon_bin() -> PathBuf {
-    match std::env::var_os("WASMWALL_BIN") {
-        Some(b) => PathBuf::from(b),
-        None => {
-            let bin = repo_root().join("target/release/wasmwall");
-            assert!(
-                bin.is_file(),
-                "build it first: cargo build --release -p wasmwall"
-            );
-            bin
-        }
-    }
 }
 
 struct Lab {
@@ -105,7 +91,7 @@ impl Lab {
         }
         let config_path = dir.path().join("wasmwall.toml");
         fs::write(&config_path, toml).unwrap();
-        let mut cmd = router.command(daemon_bin());
+        let mut cmd = router.command(release_bin());
         // Info: one line per reconcile, with the messages it sent.
         cmd.args(["run", "--log", "info", "--config"])
             .arg(&config_path);
@@ -454,7 +440,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
-    println!("binary: {}", daemon_bin().display());
+    println!("binary: {}", release_bin().display());
     println!("policy: {}\n", router_policy().display());
     println!("| leases held | event | samples | p50 | p99 | max |");
     println!("| ---: | --- | ---: | ---: | ---: | ---: |");

@@ -43,8 +43,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmwall::daemon::control::{self, LeaseRequest, Request};
 use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall_e2e::{
-    Child, Netns, TempDir, compile_cache_dir, logged_field, policy_wasm, replace_file, repo_root,
-    require_root, run, temp_dir, toml_path, toml_string,
+    Child, Netns, TempDir, compile_cache_dir, logged_field, policy_wasm, release_bin, replace_file,
+    repo_root, require_root, run, temp_dir, toml_path, toml_string,
 };
 
 const TABLE: &str = "wasmwall";
@@ -61,20 +61,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The rule each edit changes (present in both configs): its port flips
 /// between the two.
 const EDITED: [&str; 2] = ["\toption dest_port '500'\n", "\toption dest_port '4500'\n"];
-
-fn daemon_bin() -> PathBuf {
-    match std::env::var_os("WASMWALL_BIN") {
-        Some(b) => PathBuf::from(b),
-        None => {
-            let bin = repo_root().join("target/release/wasmwall");
-            assert!(
-                bin.is_file(),
-                "build it first: cargo build --release -p wasmwall"
-            );
-            bin
-        }
-    }
-}
 
 fn default_config() -> String {
     let path = repo_root().join("policies/openwrt/examples/firewall.default");
@@ -209,7 +195,7 @@ impl Lab {
         );
         let config = dir.path().join("wasmwall.toml");
         fs::write(&config, toml).unwrap();
-        let mut cmd = router.command(daemon_bin());
+        let mut cmd = router.command(release_bin());
         // Every reconcile logged, also those that change nothing (debug).
         cmd.args([
             "run",
@@ -294,7 +280,7 @@ impl Lab {
     /// `wasmwall eval` of the policy on the file's current text and the
     /// router's interfaces: the table as nft text.
     fn ruleset_text(&self) -> String {
-        let mut eval = self.router.command(daemon_bin());
+        let mut eval = self.router.command(release_bin());
         eval.args(["eval", "--local", "--name", POLICY])
             .args(["--set", &format!("devices={DEVICES}")])
             .arg("--file")
@@ -517,7 +503,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    println!("binary: {}\n", daemon_bin().display());
+    println!("binary: {}\n", release_bin().display());
     println!(
         "| config | event | wasmwall: messages | wasmwall: event -> kernel | of which plan + send | fw4 reload: messages | fw4 reload: `nft -f` | ratio |"
     );

@@ -26,12 +26,7 @@ pub struct EchoServer {
 impl EchoServer {
     /// Binds `addr` inside `netns` and serves from background threads.
     pub fn start(netns: &Netns, addr: SocketAddr) -> EchoServer {
-        let listener = netns
-            .enter(|| TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("cannot listen on {addr} in {}: {e}", netns.name()));
-        listener
-            .set_nonblocking(true)
-            .expect("make the listener non-blocking");
+        let listener = netns.listen(addr);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = thread::spawn({
             let stop = Arc::clone(&stop);

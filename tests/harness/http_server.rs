@@ -29,12 +29,7 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds `addr` inside `netns` and serves from a background thread.
     pub fn start(netns: &Netns, addr: SocketAddr) -> HttpServer {
-        let listener = netns
-            .enter(|| TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("cannot listen on {addr} in {}: {e}", netns.name()));
-        listener
-            .set_nonblocking(true)
-            .expect("make the listener non-blocking");
+        let listener = netns.listen(addr);
         let token = format!(
             "wasmwall-e2e-token-{}-{}-{}",
             process::id(),

@@ -32,7 +32,9 @@ pub use files::{TempDir, files_in, replace_file, temp_dir, toml_path, toml_strin
 pub use http_client::{ContinuousClient, NetError, Tally, http_get, tcp_connect};
 pub use http_server::HttpServer;
 pub use netns::{Netns, VethEnd, veth_pair};
-pub use paths::{PORT_FORWARD_LANGUAGES, compile_cache_dir, policy_wasm, repo_root, wasmwall_bin};
+pub use paths::{
+    PORT_FORWARD_LANGUAGES, compile_cache_dir, policy_wasm, release_bin, repo_root, wasmwall_bin,
+};
 pub use probes::{SynBurst, ping, syn_burst};
 pub use root::{is_root, require_root, skip_unless_root};
 pub use ruleset::{Ruleset, find_line, without_counter_values};

@@ -35,6 +35,18 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// A non-blocking TCP listener on `addr` inside this namespace, for
+    /// the servers the tests run there.
+    pub fn listen(&self, addr: std::net::SocketAddr) -> std::net::TcpListener {
+        let listener = self
+            .enter(|| std::net::TcpListener::bind(addr))
+            .unwrap_or_else(|e| panic!("cannot listen on {addr} in {}: {e}", self.name()));
+        listener
+            .set_nonblocking(true)
+            .expect("make the listener non-blocking");
+        listener
+    }
+
     pub fn new(role: &str) -> Netns {
         require_root();
         SWEEP_STALE.call_once(remove_stale_namespaces);

@@ -25,6 +25,22 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The release `wasmwall` binary the benches measure: `$WASMWALL_BIN`, or
+/// target/release/wasmwall, which must be built first.
+pub fn release_bin() -> PathBuf {
+    match std::env::var_os("WASMWALL_BIN") {
+        Some(b) => PathBuf::from(b),
+        None => {
+            let bin = repo_root().join("target/release/wasmwall");
+            assert!(
+                bin.is_file(),
+                "build it first: cargo build --release -p wasmwall"
+            );
+            bin
+        }
+    }
+}
+
 /// The `wasmwall` binary under test: `$WASMWALL_BIN`, or the one cargo built
 /// next to this test binary (target/debug/deps/<test> -> target/debug).
 pub fn wasmwall_bin() -> PathBuf {
