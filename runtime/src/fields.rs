@@ -112,6 +112,47 @@ pub fn mac(mac: &str) -> Result<String, String> {
     }
 }
 
+/// The longest DUID (RFC 8415: a 2-byte type and at most 128 bytes).
+pub const DUID_MAX: usize = 130;
+
+/// A DHCPv6 client's DUID: 3 to [`DUID_MAX`] hex pairs separated by ':'
+/// (or '-'); returns the lower-case ':' form.
+pub fn duid(duid: &str) -> Result<String, String> {
+    let pairs: Vec<&str> = duid.split([':', '-']).collect();
+    let ok = (3..=DUID_MAX).contains(&pairs.len())
+        && pairs
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(pairs.join(":").to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "DUID {} is not 3 to {DUID_MAX} hex pairs like 00:03:00:01:52:54:00:12:34:56",
+            quote(duid)
+        ))
+    }
+}
+
+/// The Ethernet address a DUID holds, if it is a DUID-LLT (type 1) or
+/// DUID-LL (type 3) of hardware type 1 (Ethernet). `duid` is in the form
+/// [`duid`] returns.
+pub fn mac_of_duid(duid: &str) -> Option<String> {
+    let bytes: Vec<&str> = duid.split(':').collect();
+    let mac = match bytes.as_slice() {
+        ["00", "01", "00", "01", _, _, _, _, mac @ ..] | ["00", "03", "00", "01", mac @ ..] => mac,
+        _ => return None,
+    };
+    (mac.len() == 6).then(|| mac.join(":"))
+}
+
+/// An IPv6 address (never an IPv4-mapped one).
+pub fn ipv6(text: &str) -> Result<std::net::Ipv6Addr, String> {
+    match ip(text)? {
+        IpAddr::V6(v6) => Ok(v6),
+        IpAddr::V4(_) => Err(format!("{} is not an IPv6 address", quote(text))),
+    }
+}
+
 /// An address as a lease or an event names it: IPv4 or IPv6, but never an
 /// IPv4 address written as IPv6 (`::ffff:192.0.2.1`), which no IPv4 rule
 /// matches and which would make one host two leases.

@@ -1,7 +1,8 @@
-//! The world state policies see (interfaces, addresses, leases) and the
-//! events that trigger evaluations: host-side types, their JSON form (for
-//! `wasmwall eval --state`), the conversion to the WIT types, and reading the
-//! interfaces of the current network namespace over rtnetlink.
+//! The world state policies see (interfaces, addresses, DHCP and DHCPv6
+//! leases, neighbours) and the events that trigger evaluations: host-side
+//! types, their JSON form (for `wasmwall eval --state`), the conversion to
+//! the WIT types, and reading the interfaces and the neighbour table of the
+//! current network namespace over rtnetlink.
 
 use std::net::IpAddr;
 
@@ -42,6 +43,108 @@ pub struct Lease {
     pub expires: Option<u64>,
 }
 
+/// A DHCPv6 lease (WIT `dhcpv6-lease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcpv6Lease {
+    pub ip: String,
+    /// Lower-case hex pairs joined by ':'.
+    pub duid: String,
+    #[serde(default)]
+    pub iaid: u32,
+    #[serde(default)]
+    pub temporary: bool,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    pub iface: String,
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+/// A neighbour's NUD state, of those that count (WIT `neighbour-state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighbourState {
+    Reachable,
+    Stale,
+    Delay,
+    Probe,
+    Permanent,
+}
+
+impl NeighbourState {
+    pub fn name(self) -> &'static str {
+        match self {
+            NeighbourState::Reachable => "reachable",
+            NeighbourState::Stale => "stale",
+            NeighbourState::Delay => "delay",
+            NeighbourState::Probe => "probe",
+            NeighbourState::Permanent => "permanent",
+        }
+    }
+
+    /// The state of the kernel's NUD bits (`NUD_*` of
+    /// include/uapi/linux/neighbour.h), when it is one that counts:
+    /// incomplete, failed, noarp (multicast, loopback) and none do not.
+    pub fn from_nud(nud: u16) -> Option<NeighbourState> {
+        const REACHABLE: u16 = 0x02;
+        const STALE: u16 = 0x04;
+        const DELAY: u16 = 0x08;
+        const PROBE: u16 = 0x10;
+        const PERMANENT: u16 = 0x80;
+        match nud {
+            n if n & PERMANENT != 0 => Some(NeighbourState::Permanent),
+            n if n & REACHABLE != 0 => Some(NeighbourState::Reachable),
+            n if n & STALE != 0 => Some(NeighbourState::Stale),
+            n if n & DELAY != 0 => Some(NeighbourState::Delay),
+            n if n & PROBE != 0 => Some(NeighbourState::Probe),
+            _ => None,
+        }
+    }
+
+    fn to_wit(self) -> wit::NeighbourState {
+        match self {
+            NeighbourState::Reachable => wit::NeighbourState::Reachable,
+            NeighbourState::Stale => wit::NeighbourState::Stale,
+            NeighbourState::Delay => wit::NeighbourState::Delay,
+            NeighbourState::Probe => wit::NeighbourState::Probe,
+            NeighbourState::Permanent => wit::NeighbourState::Permanent,
+        }
+    }
+}
+
+impl std::str::FromStr for NeighbourState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "reachable" => NeighbourState::Reachable,
+            "stale" => NeighbourState::Stale,
+            "delay" => NeighbourState::Delay,
+            "probe" => NeighbourState::Probe,
+            "permanent" => NeighbourState::Permanent,
+            other => {
+                return Err(format!(
+                    "neighbour state {} is not reachable, stale, delay, probe or permanent",
+                    crate::text::quote(other)
+                ));
+            }
+        })
+    }
+}
+
+/// An entry of the kernel's neighbour table (WIT `neighbour`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbour {
+    pub ip: String,
+    pub mac: String,
+    pub iface: String,
+    pub state: NeighbourState,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorldState {
@@ -49,6 +152,12 @@ pub struct WorldState {
     pub interfaces: Vec<Interface>,
     #[serde(default)]
     pub leases: Vec<Lease>,
+    /// DHCPv6 leases (WIT `dhcpv6-leases`).
+    #[serde(default)]
+    pub dhcpv6_leases: Vec<Dhcpv6Lease>,
+    /// The neighbour table (WIT `neighbours`).
+    #[serde(default)]
+    pub neighbours: Vec<Neighbour>,
     /// What the kernel can do beyond the basics (WIT `kernel-features`).
     #[serde(default)]
     pub features: Features,
@@ -141,6 +250,11 @@ impl WorldState {
             let key = |l: &Lease| l.ip.parse::<IpAddr>().ok();
             key(a).cmp(&key(b)).then_with(|| a.ip.cmp(&b.ip))
         });
+        self.dhcpv6_leases.sort_by(|a, b| {
+            let key = |l: &Dhcpv6Lease| l.ip.parse::<IpAddr>().ok();
+            key(a).cmp(&key(b)).then_with(|| a.ip.cmp(&b.ip))
+        });
+        self.neighbours.sort_by(neighbour_order);
     }
 
     pub fn to_wit(&self) -> wit::WorldState {
@@ -157,8 +271,71 @@ impl WorldState {
                 })
                 .collect(),
             leases: self.leases.iter().map(Lease::to_wit).collect(),
+            dhcpv6_leases: self.dhcpv6_leases.iter().map(Dhcpv6Lease::to_wit).collect(),
+            neighbours: self.neighbours.iter().map(Neighbour::to_wit).collect(),
             features: self.features.to_wit(),
         }
+    }
+}
+
+/// The order of the neighbours the policies see: by interface, then by
+/// address (IPv4 before IPv6).
+pub fn neighbour_order(a: &Neighbour, b: &Neighbour) -> std::cmp::Ordering {
+    let key = |n: &Neighbour| n.ip.parse::<IpAddr>().ok();
+    a.iface
+        .cmp(&b.iface)
+        .then_with(|| key(a).cmp(&key(b)))
+        .then_with(|| a.ip.cmp(&b.ip))
+}
+
+impl Dhcpv6Lease {
+    fn to_wit(&self) -> wit::Dhcpv6Lease {
+        wit::Dhcpv6Lease {
+            ip: self.ip.clone(),
+            duid: self.duid.clone(),
+            iaid: self.iaid,
+            temporary: self.temporary,
+            hostname: self.hostname.clone(),
+            mac: self.mac.clone(),
+            iface: self.iface.clone(),
+            expires: self.expires,
+        }
+    }
+
+    /// Checks every field; returns the lease with its DUID and MAC
+    /// normalized, and the MAC taken from the DUID where it holds one and
+    /// none was given.
+    pub fn checked(mut self) -> Result<Dhcpv6Lease, String> {
+        fields::ipv6(&self.ip)?;
+        self.duid = fields::duid(&self.duid)?;
+        fields::ifname(&self.iface)?;
+        if let Some(h) = &self.hostname {
+            fields::hostname(h)?;
+        }
+        self.mac = match &self.mac {
+            Some(mac) => Some(fields::mac(mac)?),
+            None => fields::mac_of_duid(&self.duid),
+        };
+        Ok(self)
+    }
+}
+
+impl Neighbour {
+    fn to_wit(&self) -> wit::Neighbour {
+        wit::Neighbour {
+            ip: self.ip.clone(),
+            mac: self.mac.clone(),
+            iface: self.iface.clone(),
+            state: self.state.to_wit(),
+        }
+    }
+
+    /// Checks every field; returns the neighbour with its MAC normalized.
+    pub fn checked(mut self) -> Result<Neighbour, String> {
+        fields::ip(&self.ip)?;
+        self.mac = fields::mac(&self.mac)?;
+        fields::ifname(&self.iface)?;
+        Ok(self)
     }
 }
 
@@ -185,13 +362,21 @@ pub enum Event {
     LeaseAdded(Lease),
     LeaseRenewed(Lease),
     LeaseExpired(Lease),
+    Dhcpv6LeaseAdded(Dhcpv6Lease),
+    Dhcpv6LeaseRenewed(Dhcpv6Lease),
+    Dhcpv6LeaseExpired(Dhcpv6Lease),
+    NeighbourAdded(Neighbour),
+    NeighbourChanged(Neighbour),
+    NeighbourRemoved(Neighbour),
     ConfigChanged,
 }
 
 /// The syntax of `--event`, for help texts and errors.
 pub const EVENT_SYNTAX: &str = "startup | config-changed | interface-up=IFACE | interface-down=IFACE | \
 address-added=IFACE,ADDR/LEN | address-removed=IFACE,ADDR/LEN | \
-lease-added=MAC,IP,IFACE[,HOSTNAME] | lease-renewed=... | lease-expired=...";
+lease-added=MAC,IP,IFACE[,HOSTNAME] | lease-renewed=... | lease-expired=... | \
+dhcpv6-lease-added=DUID,IAID,IP,IFACE[,HOSTNAME] | dhcpv6-lease-renewed=... | dhcpv6-lease-expired=... | \
+neighbour-added=IP,MAC,IFACE[,STATE] | neighbour-changed=... | neighbour-removed=...";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid event {text:?}: {problem} (expected {EVENT_SYNTAX})")]
@@ -231,6 +416,18 @@ impl WorldState {
                 .clone()
                 .checked()
                 .map_err(|e| format!("leases[{i}]: {e}"))?;
+        }
+        for (i, lease) in self.dhcpv6_leases.iter_mut().enumerate() {
+            *lease = lease
+                .clone()
+                .checked()
+                .map_err(|e| format!("dhcpv6_leases[{i}]: {e}"))?;
+        }
+        for (i, n) in self.neighbours.iter_mut().enumerate() {
+            *n = n
+                .clone()
+                .checked()
+                .map_err(|e| format!("neighbours[{i}]: {e}"))?;
         }
         Ok(())
     }
@@ -275,6 +472,37 @@ impl std::str::FromStr for Event {
             .map_err(|e| fail(&e)),
             _ => Err(fail("expects MAC,IP,IFACE[,HOSTNAME]")),
         };
+        let lease6 = |parts: &[&str]| match parts {
+            [duid, iaid, ip, iface, rest @ ..] if rest.len() <= 1 => Dhcpv6Lease {
+                ip: ip.to_string(),
+                duid: duid.to_string(),
+                iaid: iaid
+                    .parse()
+                    .map_err(|_| fail(&format!("IAID {iaid:?} is not a number")))?,
+                temporary: false,
+                hostname: rest.first().map(|h| h.to_string()),
+                mac: None,
+                iface: iface.to_string(),
+                expires: None,
+            }
+            .checked()
+            .map_err(|e| fail(&e)),
+            _ => Err(fail("expects DUID,IAID,IP,IFACE[,HOSTNAME]")),
+        };
+        let neighbour = |parts: &[&str]| match parts {
+            [ip, mac, iface, rest @ ..] if rest.len() <= 1 => Neighbour {
+                ip: ip.to_string(),
+                mac: mac.to_string(),
+                iface: iface.to_string(),
+                state: match rest.first() {
+                    Some(s) => s.parse().map_err(|e: String| fail(&e))?,
+                    None => NeighbourState::Reachable,
+                },
+            }
+            .checked()
+            .map_err(|e| fail(&e)),
+            _ => Err(fail("expects IP,MAC,IFACE[,STATE]")),
+        };
         match (kind, args) {
             ("startup", None) => Ok(Event::Startup),
             ("config-changed", None) => Ok(Event::ConfigChanged),
@@ -290,6 +518,12 @@ impl std::str::FromStr for Event {
             ("lease-added", _) => lease(&parts).map(Event::LeaseAdded),
             ("lease-renewed", _) => lease(&parts).map(Event::LeaseRenewed),
             ("lease-expired", _) => lease(&parts).map(Event::LeaseExpired),
+            ("dhcpv6-lease-added", _) => lease6(&parts).map(Event::Dhcpv6LeaseAdded),
+            ("dhcpv6-lease-renewed", _) => lease6(&parts).map(Event::Dhcpv6LeaseRenewed),
+            ("dhcpv6-lease-expired", _) => lease6(&parts).map(Event::Dhcpv6LeaseExpired),
+            ("neighbour-added", _) => neighbour(&parts).map(Event::NeighbourAdded),
+            ("neighbour-changed", _) => neighbour(&parts).map(Event::NeighbourChanged),
+            ("neighbour-removed", _) => neighbour(&parts).map(Event::NeighbourRemoved),
             _ => Err(fail("unknown event kind")),
         }
     }
@@ -315,6 +549,12 @@ impl Event {
             Event::LeaseAdded(l) => wit::Event::LeaseAdded(l.to_wit()),
             Event::LeaseRenewed(l) => wit::Event::LeaseRenewed(l.to_wit()),
             Event::LeaseExpired(l) => wit::Event::LeaseExpired(l.to_wit()),
+            Event::Dhcpv6LeaseAdded(l) => wit::Event::Dhcpv6LeaseAdded(l.to_wit()),
+            Event::Dhcpv6LeaseRenewed(l) => wit::Event::Dhcpv6LeaseRenewed(l.to_wit()),
+            Event::Dhcpv6LeaseExpired(l) => wit::Event::Dhcpv6LeaseExpired(l.to_wit()),
+            Event::NeighbourAdded(n) => wit::Event::NeighbourAdded(n.to_wit()),
+            Event::NeighbourChanged(n) => wit::Event::NeighbourChanged(n.to_wit()),
+            Event::NeighbourRemoved(n) => wit::Event::NeighbourRemoved(n.to_wit()),
         }
     }
 }
@@ -329,6 +569,8 @@ pub enum WorldError {
     Links(#[source] rtnetlink::Error),
     #[error("cannot list interface addresses")]
     Addresses(#[source] rtnetlink::Error),
+    #[error("cannot read the neighbour table")]
+    Neighbours(#[source] rtnetlink::Error),
     #[error(transparent)]
     Read(#[from] crate::files::FileError),
     #[error("world state file {path} is not valid: {message}")]
@@ -428,9 +670,183 @@ pub async fn read_interfaces() -> Result<Vec<Interface>, WorldError> {
     Ok(interfaces)
 }
 
+/// What one reading of the neighbour table gave: at most the `max`
+/// asked for (those first in [`neighbour_order`]), and how many counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NeighbourTable {
+    pub neighbours: Vec<Neighbour>,
+    pub counted: usize,
+}
+
+/// Reads the neighbour table of the current network namespace, both
+/// families: the entries with a hardware address in a state that counts
+/// ([`NeighbourState::from_nud`]) on one of `interfaces`, at most `max` of
+/// them (a table larger than that is counted, not held).
+pub async fn read_neighbours(
+    interfaces: &[Interface],
+    max: usize,
+) -> Result<NeighbourTable, WorldError> {
+    use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(WorldError::Socket)?;
+    let conn = tokio::spawn(connection);
+    let names: std::collections::HashMap<u32, &str> = interfaces
+        .iter()
+        .map(|i| (i.index, i.name.as_str()))
+        .collect();
+    let mut table = NeighbourTable::default();
+    let mut dump = handle.neighbours().get().execute();
+    while let Some(msg) = dump.try_next().await.map_err(WorldError::Neighbours)? {
+        let Some(state) = NeighbourState::from_nud(u16::from(msg.header.state)) else {
+            continue;
+        };
+        let Some(iface) = names.get(&msg.header.ifindex) else {
+            continue;
+        };
+        let mut ip = None;
+        let mut mac = None;
+        for attr in &msg.attributes {
+            match attr {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                    ip = Some(IpAddr::V4(*a))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                    ip = Some(IpAddr::V6(*a))
+                }
+                NeighbourAttribute::LinkLayerAddress(l) => mac = format_mac(l),
+                _ => {}
+            }
+        }
+        let (Some(ip), Some(mac)) = (ip, mac) else {
+            continue;
+        };
+        if ip.is_multicast() || ip.is_unspecified() {
+            continue;
+        }
+        table.counted += 1;
+        table.neighbours.push(Neighbour {
+            ip: ip.to_string(),
+            mac,
+            iface: iface.to_string(),
+            state,
+        });
+    }
+    conn.abort();
+    table.neighbours.sort_by(neighbour_order);
+    table.neighbours.truncate(max);
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nud_states_that_count() {
+        assert_eq!(
+            NeighbourState::from_nud(0x02),
+            Some(NeighbourState::Reachable)
+        );
+        assert_eq!(NeighbourState::from_nud(0x04), Some(NeighbourState::Stale));
+        assert_eq!(NeighbourState::from_nud(0x08), Some(NeighbourState::Delay));
+        assert_eq!(NeighbourState::from_nud(0x10), Some(NeighbourState::Probe));
+        assert_eq!(
+            NeighbourState::from_nud(0x80),
+            Some(NeighbourState::Permanent)
+        );
+        // Incomplete, failed, noarp, none.
+        for nud in [0x01, 0x20, 0x40, 0x00] {
+            assert_eq!(NeighbourState::from_nud(nud), None, "{nud:#x}");
+        }
+    }
+
+    #[test]
+    fn dhcpv6_leases_are_checked_and_get_the_mac_of_their_duid() {
+        let lease = Dhcpv6Lease {
+            ip: "2001:db8:1::23".into(),
+            duid: "00:03:00:01:52:54:00:AB:CD:EF".into(),
+            iaid: 7,
+            temporary: false,
+            hostname: Some("nas".into()),
+            mac: None,
+            iface: "lan0".into(),
+            expires: None,
+        };
+        let checked = lease.clone().checked().unwrap();
+        assert_eq!(checked.duid, "00:03:00:01:52:54:00:ab:cd:ef");
+        assert_eq!(checked.mac.as_deref(), Some("52:54:00:ab:cd:ef"));
+        // DUID-LLT: type, hardware type, 4 bytes of time, the address.
+        let llt = Dhcpv6Lease {
+            duid: "00:01:00:01:2c:aa:bb:cc:02:00:00:00:00:09".into(),
+            ..lease.clone()
+        };
+        assert_eq!(
+            llt.checked().unwrap().mac.as_deref(),
+            Some("02:00:00:00:00:09")
+        );
+        // DUID-UUID (type 4) holds no MAC.
+        let uuid = Dhcpv6Lease {
+            duid: "00:04:01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10".into(),
+            ..lease.clone()
+        };
+        assert_eq!(uuid.checked().unwrap().mac, None);
+        for (bad, needle) in [
+            (
+                Dhcpv6Lease {
+                    ip: "192.168.0.2".into(),
+                    ..lease.clone()
+                },
+                "not an IPv6 address",
+            ),
+            (
+                Dhcpv6Lease {
+                    duid: "00:zz:01".into(),
+                    ..lease.clone()
+                },
+                "DUID",
+            ),
+            (
+                Dhcpv6Lease {
+                    duid: "00:01".into(),
+                    ..lease.clone()
+                },
+                "3 to 130 hex pairs",
+            ),
+        ] {
+            let err = bad.checked().unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn parses_dhcpv6_and_neighbour_events() {
+        let Ok(Event::Dhcpv6LeaseAdded(l)) =
+            "dhcpv6-lease-added=00:03:00:01:52:54:00:12:34:56,7,2001:db8::23,lan0,nas"
+                .parse::<Event>()
+        else {
+            panic!("a DHCPv6 lease event")
+        };
+        assert_eq!(l.iaid, 7);
+        assert_eq!(l.mac.as_deref(), Some("52:54:00:12:34:56"));
+        let Ok(Event::NeighbourChanged(n)) =
+            "neighbour-changed=2001:db8::9,02:00:00:00:00:0A,lan0,stale".parse::<Event>()
+        else {
+            panic!("a neighbour event")
+        };
+        assert_eq!(n.mac, "02:00:00:00:00:0a");
+        assert_eq!(n.state, NeighbourState::Stale);
+        for (text, needle) in [
+            (
+                "neighbour-added=2001:db8::9,02:00:00:00:00:0a,lan0,gone",
+                "neighbour state",
+            ),
+            ("neighbour-added=2001:db8::9,lan0", "IP,MAC,IFACE"),
+            ("dhcpv6-lease-added=00:01:02,x,2001:db8::1,lan0", "IAID"),
+            ("dhcpv6-lease-added=00:01:02,1,10.0.0.1,lan0", "not an IPv6"),
+        ] {
+            let err = text.parse::<Event>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
 
     #[test]
     fn parses_events() {
@@ -542,6 +958,8 @@ mod tests {
                 "lease-added",
                 "lease-renewed",
                 "lease-expired",
+                "dhcpv6-lease-added",
+                "neighbour-changed",
                 "reboot",
                 "",
             ]);
@@ -571,6 +989,12 @@ mod tests {
                 Event::LeaseAdded(l) | Event::LeaseRenewed(l) | Event::LeaseExpired(l) => {
                     l.clone().checked().as_ref() == Ok(l)
                 }
+                Event::Dhcpv6LeaseAdded(l)
+                | Event::Dhcpv6LeaseRenewed(l)
+                | Event::Dhcpv6LeaseExpired(l) => l.clone().checked().as_ref() == Ok(l),
+                Event::NeighbourAdded(n)
+                | Event::NeighbourChanged(n)
+                | Event::NeighbourRemoved(n) => n.clone().checked().as_ref() == Ok(n),
                 Event::Startup | Event::ConfigChanged => true,
             }
         }

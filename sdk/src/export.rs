@@ -12,13 +12,13 @@ use crate::wit::wasmwall::policy::log as wlog;
 use crate::wit::wasmwall::policy::types as w;
 use crate::{
     AddressChange, BaseChain, Chain, ChainPolicy, ChainType, Config, CtHelper, CtState, CtStatus,
-    Date, Dscp, Event, FibCheck, Field, Flowtable, Hook, IcmpReject, Icmpv6Reject, IcmpxReject,
-    IpFamily, KernelFeatures, KeyType, L4Protocol, Lease, Level, Log, LogLevel, MapData,
-    MapElement, MapLookup, MapSource, MapVerdict, MarkUpdate, Match, Matcher, MssClamp,
-    NamedCounter, NamedLimit, NamedMap, NamedSet, NatFlags, NatMap, NatTarget, NetworkInterface,
-    Policy, PortRange, Priority, PriorityName, Rate, RateLimit, RejectWith, Rule, Ruleset,
-    Statement, Sysctl, TcpFlags, TimeOfDay, TimeUnit, Transport, Value, Verdict, Weekday,
-    WorldState,
+    Date, Dhcpv6Lease, Dscp, Event, FibCheck, Field, Flowtable, Hook, IcmpReject, Icmpv6Reject,
+    IcmpxReject, IpFamily, KernelFeatures, KeyType, L4Protocol, Lease, Level, Log, LogLevel,
+    MapData, MapElement, MapLookup, MapSource, MapVerdict, MarkUpdate, Match, Matcher, MssClamp,
+    NamedCounter, NamedLimit, NamedMap, NamedSet, NatFlags, NatMap, NatTarget, Neighbour,
+    NeighbourState, NetworkInterface, Policy, PortRange, Priority, PriorityName, Rate, RateLimit,
+    RejectWith, Rule, Ruleset, Statement, Sysctl, TcpFlags, TimeOfDay, TimeUnit, Transport, Value,
+    Verdict, Weekday, WorldState,
 };
 
 /// The component's export for the policy `P`.
@@ -77,11 +77,58 @@ impl IntoSdk for w::WorldState {
         let w::WorldState {
             interfaces,
             leases,
+            dhcpv6_leases,
+            neighbours,
             features,
         } = self;
         let mut state = WorldState::new(interfaces.into_sdk(), leases.into_sdk());
+        state.dhcpv6_leases = dhcpv6_leases.into_sdk();
+        state.neighbours = neighbours.into_sdk();
         state.features = features.into_sdk();
         state
+    }
+}
+
+impl IntoSdk for w::Dhcpv6Lease {
+    type Sdk = Dhcpv6Lease;
+    fn into_sdk(self) -> Dhcpv6Lease {
+        let w::Dhcpv6Lease {
+            ip,
+            duid,
+            iaid,
+            temporary,
+            hostname,
+            mac,
+            iface,
+            expires,
+        } = self;
+        let mut l = Dhcpv6Lease::new(duid, iaid, ip, iface);
+        l.temporary = temporary;
+        l.hostname = hostname;
+        l.mac = mac;
+        l.expires = expires;
+        l
+    }
+}
+
+impl IntoSdk for w::Neighbour {
+    type Sdk = Neighbour;
+    fn into_sdk(self) -> Neighbour {
+        let w::Neighbour {
+            ip,
+            mac,
+            iface,
+            state,
+        } = self;
+        let mut n = Neighbour::new(ip, mac, iface);
+        n.state = match state {
+            w::NeighbourState::Reachable => NeighbourState::Reachable,
+            w::NeighbourState::Stale => NeighbourState::Stale,
+            w::NeighbourState::Delay => NeighbourState::Delay,
+            w::NeighbourState::Probe => NeighbourState::Probe,
+            w::NeighbourState::Permanent => NeighbourState::Permanent,
+        };
+        n
     }
 }
 
@@ -157,6 +204,12 @@ impl IntoSdk for w::Event {
             w::Event::LeaseAdded(l) => Event::LeaseAdded(l.into_sdk()),
             w::Event::LeaseRenewed(l) => Event::LeaseRenewed(l.into_sdk()),
             w::Event::LeaseExpired(l) => Event::LeaseExpired(l.into_sdk()),
+            w::Event::Dhcpv6LeaseAdded(l) => Event::Dhcpv6LeaseAdded(l.into_sdk()),
+            w::Event::Dhcpv6LeaseRenewed(l) => Event::Dhcpv6LeaseRenewed(l.into_sdk()),
+            w::Event::Dhcpv6LeaseExpired(l) => Event::Dhcpv6LeaseExpired(l.into_sdk()),
+            w::Event::NeighbourAdded(n) => Event::NeighbourAdded(n.into_sdk()),
+            w::Event::NeighbourChanged(n) => Event::NeighbourChanged(n.into_sdk()),
+            w::Event::NeighbourRemoved(n) => Event::NeighbourRemoved(n.into_sdk()),
             w::Event::ConfigChanged => Event::ConfigChanged,
         }
     }

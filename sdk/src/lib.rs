@@ -100,7 +100,10 @@ pub use ruleset::{
 };
 pub use statement::{Log, LogLevel, MarkUpdate, MssClamp, Statement};
 pub use time::{Date, TimeError, TimeOfDay, Weekday};
-pub use world::{AddressChange, Event, KernelFeatures, Lease, NetworkInterface, WorldState};
+pub use world::{
+    AddressChange, Dhcpv6Lease, Event, KernelFeatures, Lease, Neighbour, NeighbourState,
+    NetworkInterface, WorldState,
+};
 
 /// A firewall policy. Implement [`Policy::evaluate`] and register the type
 /// with [`export_policy!`].

@@ -1,5 +1,5 @@
 //! What a policy is given: the [`WorldState`] (interfaces, addresses, DHCP
-//! leases, the kernel's optional features) and the [`Event`] that caused
+//! and DHCPv6 leases, neighbours, the kernel's optional features) and the [`Event`] that caused
 //! the evaluation, with look-ups over them.
 //!
 //! The structs have public fields to read, and are `#[non_exhaustive]`: a
@@ -73,6 +73,96 @@ impl Lease {
     }
 }
 
+/// A DHCPv6 lease: an address handed out by the local DHCP server to a
+/// client known by its DUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dhcpv6Lease {
+    /// Leased address, e.g. "2001:db8:0:1::23".
+    pub ip: String,
+    /// The client's DUID, lower-case hex pairs joined by ':'. It stays the
+    /// same across reboots and prefix changes.
+    pub duid: String,
+    /// The identity association the address belongs to.
+    pub iaid: u32,
+    /// A temporary address (IA_TA).
+    pub temporary: bool,
+    /// Host name the client sent, if any.
+    pub hostname: Option<String>,
+    /// The client's hardware address when known (from the DHCP server, or
+    /// from a DUID that holds an Ethernet address).
+    pub mac: Option<String>,
+    /// Interface the lease was served on.
+    pub iface: String,
+    /// Expiry in seconds since the Unix epoch; `None` for an infinite lease.
+    pub expires: Option<u64>,
+}
+
+impl Dhcpv6Lease {
+    /// A lease of `ip` to the client `duid` (IA `iaid`) on `iface`: no
+    /// host name, no MAC, not temporary, infinite.
+    pub fn new(
+        duid: impl Into<String>,
+        iaid: u32,
+        ip: impl Into<String>,
+        iface: impl Into<String>,
+    ) -> Self {
+        Dhcpv6Lease {
+            ip: ip.into(),
+            duid: duid.into(),
+            iaid,
+            temporary: false,
+            hostname: None,
+            mac: None,
+            iface: iface.into(),
+            expires: None,
+        }
+    }
+}
+
+/// Reachability of a neighbour (the kernel's NUD states that count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NeighbourState {
+    /// Confirmed reachable recently.
+    Reachable,
+    /// Not confirmed for a while.
+    Stale,
+    /// Waiting for a confirmation.
+    Delay,
+    /// Being asked.
+    Probe,
+    /// Set by hand; never expires.
+    Permanent,
+}
+
+/// An entry of the kernel's neighbour table (ARP, IPv6 neighbour
+/// discovery): a host that talked on a link, with the address it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Neighbour {
+    /// The neighbour's address; link-local ones included.
+    pub ip: String,
+    /// Its hardware address, lower-case "aa:bb:cc:dd:ee:ff".
+    pub mac: String,
+    /// Interface it was seen on.
+    pub iface: String,
+    /// Its state.
+    pub state: NeighbourState,
+}
+
+impl Neighbour {
+    /// `ip` at `mac` on `iface`, reachable.
+    pub fn new(ip: impl Into<String>, mac: impl Into<String>, iface: impl Into<String>) -> Self {
+        Neighbour {
+            ip: ip.into(),
+            mac: mac.into(),
+            iface: iface.into(),
+            state: NeighbourState::Reachable,
+        }
+    }
+}
+
 /// What this kernel can do beyond what every supported kernel can. A
 /// policy offers a feature only where it works: the runtime refuses an
 /// answer that needs one this kernel lacks, naming it.
@@ -120,6 +210,13 @@ pub struct WorldState {
     pub interfaces: Vec<NetworkInterface>,
     /// Current (not expired) DHCP leases, sorted by address.
     pub leases: Vec<Lease>,
+    /// Current (not expired) DHCPv6 leases, sorted by address.
+    pub dhcpv6_leases: Vec<Dhcpv6Lease>,
+    /// The kernel's neighbour table, sorted by interface and address. An
+    /// address a host stopped using stays until the kernel forgets it: the
+    /// host look-ups ([`WorldState::host`]) keep those inside a prefix of
+    /// the interface.
+    pub neighbours: Vec<Neighbour>,
     /// The kernel's optional features.
     pub features: KernelFeatures,
 }
@@ -131,6 +228,8 @@ impl WorldState {
         WorldState {
             interfaces,
             leases,
+            dhcpv6_leases: Vec::new(),
+            neighbours: Vec::new(),
             features: KernelFeatures::new(),
         }
     }
@@ -195,6 +294,18 @@ pub enum Event {
     LeaseRenewed(Lease),
     /// A lease expired or was released.
     LeaseExpired(Lease),
+    /// A new DHCPv6 lease was handed out.
+    Dhcpv6LeaseAdded(Dhcpv6Lease),
+    /// A DHCPv6 lease was renewed.
+    Dhcpv6LeaseRenewed(Dhcpv6Lease),
+    /// A DHCPv6 lease expired or was released.
+    Dhcpv6LeaseExpired(Dhcpv6Lease),
+    /// A host appeared in the neighbour table.
+    NeighbourAdded(Neighbour),
+    /// A neighbour's state or hardware address changed.
+    NeighbourChanged(Neighbour),
+    /// A neighbour left the table.
+    NeighbourRemoved(Neighbour),
     /// The policy's configuration changed.
     ConfigChanged,
 }

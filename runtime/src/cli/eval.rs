@@ -164,10 +164,17 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
                 world::Features::default()
             }
         };
+        // The neighbour table as it is now (no leases: only a daemon
+        // follows a DHCP server).
+        let neighbours = world::runtime()
+            .map_err(world::WorldError::Runtime)?
+            .block_on(world::read_neighbours(&interfaces, usize::MAX))?
+            .neighbours;
         WorldState {
             interfaces,
-            leases: Vec::new(),
+            neighbours,
             features,
+            ..WorldState::default()
         }
     } else {
         WorldState::default()

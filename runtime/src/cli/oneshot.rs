@@ -29,10 +29,12 @@ fn evaluate(firewall: &mut Firewall<Netlink>) -> Result<Evaluation> {
     let interfaces = world::read_interfaces_now()?;
     let names = world::interface_names(&interfaces);
     let features = crate::kernel::detect_features(firewall.kernel_mut(), &names);
+    // No leases and no neighbours: a one-shot command cannot follow them,
+    // and rules made from them would go stale unseen (`run` follows them).
     let world = WorldState {
         interfaces,
-        leases: Vec::new(),
         features,
+        ..WorldState::default()
     };
     Ok(firewall.evaluate(&world, &Event::Startup))
 }

@@ -132,6 +132,7 @@ impl<K: Kernel> Daemon<K> {
             interfaces: self.interfaces.clone(),
             leases: self.leases.list(),
             features: self.features.clone(),
+            ..WorldState::default()
         }
     }
 

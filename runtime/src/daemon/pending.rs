@@ -28,6 +28,12 @@ pub fn kind(e: &Event) -> &'static str {
         Event::LeaseAdded(_) => "lease-added",
         Event::LeaseRenewed(_) => "lease-renewed",
         Event::LeaseExpired(_) => "lease-expired",
+        Event::Dhcpv6LeaseAdded(_) => "dhcpv6-lease-added",
+        Event::Dhcpv6LeaseRenewed(_) => "dhcpv6-lease-renewed",
+        Event::Dhcpv6LeaseExpired(_) => "dhcpv6-lease-expired",
+        Event::NeighbourAdded(_) => "neighbour-added",
+        Event::NeighbourChanged(_) => "neighbour-changed",
+        Event::NeighbourRemoved(_) => "neighbour-removed",
     }
 }
 
@@ -48,6 +54,30 @@ pub fn describe(e: &Event) -> String {
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default()
         ),
+        Event::Dhcpv6LeaseAdded(l)
+        | Event::Dhcpv6LeaseRenewed(l)
+        | Event::Dhcpv6LeaseExpired(l) => {
+            format!(
+                "{} {} {}{}",
+                kind(e),
+                l.ip,
+                l.duid,
+                l.hostname
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default()
+            )
+        }
+        Event::NeighbourAdded(n) | Event::NeighbourChanged(n) | Event::NeighbourRemoved(n) => {
+            format!(
+                "{} {} {} {} {}",
+                kind(e),
+                n.iface,
+                n.ip,
+                n.mac,
+                n.state.name()
+            )
+        }
         Event::Startup | Event::ConfigChanged => kind(e).to_string(),
     }
 }
@@ -94,7 +124,7 @@ impl Pending {
 
     /// Whether any lease event is pending.
     pub fn has_lease_events(&self) -> bool {
-        self.counts.keys().any(|k| k.starts_with("lease-"))
+        self.counts.keys().any(|k| k.contains("lease-"))
     }
 
     /// When to reconcile, given when the last reconcile for events ended.

@@ -1,6 +1,6 @@
 //! The 0.1.0 contract at the sandbox's edge: what a component built
 //! against `wasmwall:policy@0.1.0` is given (the 0.2 world state and
-//! event, less what 0.1 cannot say) and its answer in 0.2 terms, which
+//! event, less what 0.1 cannot say: DHCPv6 leases, neighbours, features) and its answer in 0.2 terms, which
 //! says exactly what it said, so it gives exactly the rules it gave.
 
 use crate::bindings::v01::wit as old;
@@ -41,6 +41,10 @@ fn address_change(a: &new::AddressChange) -> old::AddressChange {
     }
 }
 
+/// The event in 0.1 terms. One 0.1 has no word for (a DHCPv6 lease, a
+/// neighbour) changed nothing a 0.1 policy sees; it arrives as `startup`,
+/// as a hot swap of another policy does, and the policy answers what it
+/// answered.
 pub(crate) fn event(e: &new::Event) -> old::Event {
     match e {
         new::Event::Startup => old::Event::Startup,
@@ -52,6 +56,12 @@ pub(crate) fn event(e: &new::Event) -> old::Event {
         new::Event::LeaseRenewed(l) => old::Event::LeaseRenewed(lease(l)),
         new::Event::LeaseExpired(l) => old::Event::LeaseExpired(lease(l)),
         new::Event::ConfigChanged => old::Event::ConfigChanged,
+        new::Event::Dhcpv6LeaseAdded(_)
+        | new::Event::Dhcpv6LeaseRenewed(_)
+        | new::Event::Dhcpv6LeaseExpired(_)
+        | new::Event::NeighbourAdded(_)
+        | new::Event::NeighbourChanged(_)
+        | new::Event::NeighbourRemoved(_) => old::Event::Startup,
     }
 }
 
