@@ -50,13 +50,17 @@ pub struct EventArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EventKind {
-    /// A DHCP lease was handed out, renewed or released.
+    /// A DHCP or DHCPv6 lease was handed out, renewed or released.
+    ///
+    /// A DHCPv4 lease names the client's --mac; a DHCPv6 lease its --duid
+    /// and --iaid (and --mac when the server knows it).
     ///
     /// Works as dnsmasq's `dhcp-script` (see contrib/dnsmasq-hook): the
     /// interface and expiry default to dnsmasq's DNSMASQ_INTERFACE and
-    /// DNSMASQ_LEASE_EXPIRES, and dnsmasq's other actions (init, tftp,
-    /// arp-add, arp-del, relay-snoop, and, when called by dnsmasq, any it
-    /// adds later) are accepted and ignored.
+    /// DNSMASQ_LEASE_EXPIRES, a DHCPv6 lease's IAID and MAC to
+    /// DNSMASQ_IAID and DNSMASQ_MAC, and dnsmasq's other actions (init,
+    /// tftp, arp-add, arp-del, relay-snoop, and, when called by dnsmasq,
+    /// any it adds later) are accepted and ignored.
     Lease(LeaseArgs),
 }
 
@@ -64,10 +68,19 @@ pub enum EventKind {
 pub struct LeaseArgs {
     /// add, old (or renew), or del (released or expired).
     pub action: String,
-    /// The client's hardware address.
+    /// The client's hardware address (required for a DHCPv4 lease)
+    /// [default for a DHCPv6 lease: $DNSMASQ_MAC].
     #[arg(long)]
-    pub mac: String,
-    /// The leased address.
+    pub mac: Option<String>,
+    /// A DHCPv6 lease: the client's DUID, hex pairs joined by ':'.
+    #[arg(long)]
+    pub duid: Option<String>,
+    /// A DHCPv6 lease: its identity association ID; "T" before it (as
+    /// dnsmasq writes it) marks a temporary address [default:
+    /// $DNSMASQ_IAID].
+    #[arg(long, requires = "duid")]
+    pub iaid: Option<String>,
+    /// The leased address (an IPv6 one for a DHCPv6 lease).
     #[arg(long)]
     pub ip: String,
     /// The host name the client sent.
@@ -113,6 +126,7 @@ pub fn event(args: EventArgs) -> Result<ExitCode> {
         "DNSMASQ_INTERFACE",
         "DNSMASQ_LEASE_EXPIRES",
         "DNSMASQ_TIME_REMAINING",
+        "DNSMASQ_IAID",
     ]
     .iter()
     .any(|v| std::env::var_os(v).is_some());
@@ -141,10 +155,34 @@ pub fn event(args: EventArgs) -> Result<ExitCode> {
             Err(_) => None,
         },
     };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (mac, iaid, temporary) = match &args.duid {
+        None => (args.mac, None, false),
+        Some(_) => {
+            let Some(text) = args.iaid.or_else(|| env("DNSMASQ_IAID")) else {
+                bail!("a DHCPv6 lease (--duid) needs its --iaid (or DNSMASQ_IAID)");
+            };
+            let (temporary, number) = match text.strip_prefix('T') {
+                Some(n) => (true, n),
+                None => (false, text.as_str()),
+            };
+            let iaid: u32 = number
+                .parse()
+                .with_context(|| format!("IAID {text:?} is not a number (optionally after T)"))?;
+            (
+                args.mac.or_else(|| env("DNSMASQ_MAC")),
+                Some(iaid),
+                temporary,
+            )
+        }
+    };
     let req = Request {
         lease: Some(LeaseRequest {
             action: args.action,
-            mac: args.mac,
+            mac,
+            duid: args.duid,
+            iaid,
+            temporary,
             ip: args.ip,
             hostname: args.hostname,
             iface,

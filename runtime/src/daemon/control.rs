@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::leases::LeaseAction;
+use super::leases::{AnyLease, LeaseAction};
 use super::status::Status;
 use crate::fields;
-use crate::world::Lease;
+use crate::world::{Dhcpv6Lease, Lease};
 
 /// The longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -46,11 +46,21 @@ pub struct Request {
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A lease change. A DHCPv4 lease names its client by `mac`; a DHCPv6
+/// lease by `duid` and `iaid` (and `mac` when the server knows it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
     pub action: String,
-    pub mac: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iaid: Option<u32>,
+    /// A temporary DHCPv6 address (IA_TA).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
     pub ip: String,
     #[serde(default)]
     pub hostname: Option<String>,
@@ -67,7 +77,7 @@ pub struct LeaseRequest {
 pub enum Command {
     Lease {
         action: LeaseAction,
-        lease: Lease,
+        lease: AnyLease,
         wait: bool,
     },
     Status,
@@ -113,18 +123,63 @@ pub fn parse_request(line: &[u8]) -> Result<Command, String> {
             if let Some(i) = &iface {
                 fields::ifname(i)?;
             }
-            fields::ip(&l.ip)?;
             let hostname = l.hostname.filter(|h| !h.is_empty() && h != "*");
             if let Some(h) = &hostname {
                 fields::hostname(h)?;
             }
             // An empty interface is resolved by the daemon from the address.
-            let lease = Lease {
-                mac: fields::mac(&l.mac)?,
-                ip: l.ip,
-                hostname,
-                iface: iface.unwrap_or_default(),
-                expires: l.expires.filter(|e| *e != 0),
+            let iface = iface.unwrap_or_default();
+            let expires = l.expires.filter(|e| *e != 0);
+            let lease = match l.duid {
+                None => {
+                    fields::ip(&l.ip)?;
+                    if fields::ipv6(&l.ip).is_ok() {
+                        return Err(format!(
+                            "lease for {}: an IPv6 lease names the client's DUID (`duid`), not only a MAC",
+                            l.ip
+                        ));
+                    }
+                    if l.iaid.is_some() || l.temporary {
+                        return Err("bad request: `iaid` and `temporary` are for a DHCPv6 lease, which names a `duid`".into());
+                    }
+                    let mac = l
+                        .mac
+                        .as_deref()
+                        .ok_or("bad request: a DHCPv4 lease names a `mac`")?;
+                    AnyLease::V4(Lease {
+                        mac: fields::mac(mac)?,
+                        ip: l.ip,
+                        hostname,
+                        iface,
+                        expires,
+                    })
+                }
+                Some(duid) => {
+                    fields::ipv6(&l.ip).map_err(|e| format!("DHCPv6 lease: {e}"))?;
+                    let mac = l.mac.as_deref().map(fields::mac).transpose()?;
+                    let iaid = l
+                        .iaid
+                        .ok_or("bad request: a DHCPv6 lease names its `iaid`")?;
+                    let lease = Dhcpv6Lease {
+                        ip: l.ip,
+                        duid: fields::duid(&duid)?,
+                        iaid,
+                        temporary: l.temporary,
+                        hostname,
+                        mac,
+                        iface: String::new(),
+                        expires,
+                    };
+                    // Checked with a stand-in interface: the daemon may
+                    // have to resolve it.
+                    let mut lease = Dhcpv6Lease {
+                        iface: "lo".into(),
+                        ..lease
+                    }
+                    .checked()?;
+                    lease.iface = iface;
+                    AnyLease::V6(lease)
+                }
             };
             Ok(Command::Lease {
                 action,
@@ -303,6 +358,9 @@ mod tests {
             panic!("{c:?}")
         };
         assert_eq!(action, LeaseAction::Renew);
+        let AnyLease::V4(lease) = lease else {
+            panic!("a DHCPv4 lease")
+        };
         assert_eq!(lease.mac, "aa:bb:cc:dd:ee:ff");
         assert_eq!(lease.expires, None);
         assert!(wait);
@@ -312,7 +370,20 @@ mod tests {
         ) else {
             panic!("a lease without its interface")
         };
-        assert_eq!(lease.iface, "", "left for the daemon to resolve");
+        assert_eq!(lease.iface(), "", "left for the daemon to resolve");
+        let Ok(Command::Lease {
+            lease: AnyLease::V6(lease),
+            ..
+        }) = parse_request(
+            br#"{"lease":{"action":"add","duid":"00:03:00:01:02:00:00:00:00:09","iaid":7,"temporary":true,"ip":"2001:db8::9","hostname":"nas"}}"#,
+        )
+        else {
+            panic!("a DHCPv6 lease")
+        };
+        assert_eq!(lease.iaid, 7);
+        assert!(lease.temporary);
+        assert_eq!(lease.mac.as_deref(), Some("02:00:00:00:00:09"));
+        assert_eq!(lease.iface, "");
     }
 
     #[test]
@@ -338,6 +409,22 @@ mod tests {
                 br#"{"lease":{"action":"add","mac":"02:00:00:00:00:01","ip":"1.2.3.4","iface":"lan0","hostname":"a b"}}"#,
                 "host name",
             ),
+            (
+                br#"{"lease":{"action":"add","mac":"02:00:00:00:00:01","ip":"2001:db8::1"}}"#,
+                "names the client's DUID",
+            ),
+            (
+                br#"{"lease":{"action":"add","duid":"00:04:01:02","ip":"10.0.0.1","iaid":1}}"#,
+                "DHCPv6 lease: \"10.0.0.1\" is not an IPv6 address",
+            ),
+            (
+                br#"{"lease":{"action":"add","duid":"00:04:01:02","ip":"2001:db8::1"}}"#,
+                "`iaid`",
+            ),
+            (
+                br#"{"lease":{"action":"add","ip":"10.0.0.1"}}"#,
+                "names a `mac`",
+            ),
         ] {
             let err = parse_request(text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
@@ -349,10 +436,10 @@ mod tests {
         use proptest::prelude::*;
 
         /// Every field checked; the interface may be left for the daemon.
-        fn checked_but_iface(lease: &Lease) -> bool {
+        fn checked_but_iface(lease: &AnyLease) -> bool {
             let mut with_iface = lease.clone();
-            if with_iface.iface.is_empty() {
-                with_iface.iface = "lan0".into();
+            if with_iface.iface().is_empty() {
+                with_iface.set_iface("lan0".into());
             }
             with_iface.clone().checked() == Ok(with_iface)
         }

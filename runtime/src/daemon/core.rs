@@ -131,6 +131,7 @@ impl<K: Kernel> Daemon<K> {
         WorldState {
             interfaces: self.interfaces.clone(),
             leases: self.leases.list(),
+            dhcpv6_leases: self.leases.list6(),
             features: self.features.clone(),
             ..WorldState::default()
         }
@@ -278,17 +279,18 @@ impl<K: Kernel> Daemon<K> {
 
     /// A lease told without its interface gets the one whose prefix holds
     /// its address.
-    fn resolve_iface(&self, lease: &mut world::Lease) -> Result<(), String> {
-        if !lease.iface.is_empty() {
+    fn resolve_iface(&self, lease: &mut leases::AnyLease) -> Result<(), String> {
+        if !lease.iface().is_empty() {
             return Ok(());
         }
-        let ip = crate::fields::ip(&lease.ip)?;
-        lease.iface = leases::interface_holding(&self.interfaces, ip).ok_or_else(|| {
+        let ip = crate::fields::ip(lease.ip())?;
+        let iface = leases::interface_holding(&self.interfaces, ip).ok_or_else(|| {
             format!(
                 "lease for {}: no interface given, and none has a prefix holding the address",
-                lease.ip
+                lease.ip()
             )
         })?;
+        lease.set_iface(iface);
         Ok(())
     }
 

@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::leases::{LeaseAction, Leases};
+use super::leases::{AnyLease, LeaseAction, Leases};
 use crate::files::{self, Kind};
-use crate::world::Lease;
 
 /// The kept leases are written at most this often.
 pub const SAVE_GAP: Duration = Duration::from_secs(1);
@@ -52,7 +51,7 @@ impl LeaseKeeper {
                 return 0;
             }
         };
-        let kept: Vec<Lease> = match serde_json::from_slice(&text) {
+        let kept: Vec<AnyLease> = match serde_json::from_slice(&text) {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(file = %file, error = %e, "the kept leases are not valid; ignored");
@@ -95,7 +94,7 @@ impl LeaseKeeper {
     }
 
     fn save(&mut self, leases: &Leases, now: Instant) {
-        match serde_json::to_vec(&leases.list()) {
+        match serde_json::to_vec(&leases.all()) {
             Ok(bytes) => {
                 self.writer.keep(bytes);
                 self.dirty = false;
@@ -183,6 +182,7 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::world::{Dhcpv6Lease, Lease};
 
     fn lease(ip: &str) -> Lease {
         Lease {
@@ -210,6 +210,22 @@ mod tests {
         leases
             .apply(LeaseAction::Add, lease("10.0.0.3"), 0)
             .unwrap();
+        leases
+            .apply(
+                LeaseAction::Add,
+                Dhcpv6Lease {
+                    ip: "fd00::3".into(),
+                    duid: "00:04:01:02:03".into(),
+                    iaid: 1,
+                    temporary: false,
+                    hostname: Some("nas".into()),
+                    mac: None,
+                    iface: "lan0".into(),
+                    expires: None,
+                },
+                0,
+            )
+            .unwrap();
         keeper.changed();
         let soon = t0 + Duration::from_millis(100);
         assert_eq!(keeper.save_if_due(&leases, soon), Some(t0 + SAVE_GAP));
@@ -218,9 +234,10 @@ mod tests {
         let mut again = Leases::new(10);
         assert_eq!(
             LeaseKeeper::new(path.clone(), true).restore(&mut again, 0),
-            2
+            3
         );
-        assert_eq!(again.list(), leases.list());
+        assert_eq!(again.all(), leases.all());
+        assert_eq!(again.list6().len(), 1);
         let mut none = Leases::new(10);
         assert_eq!(
             LeaseKeeper::new(path, false).restore(&mut none, 0),

@@ -1,7 +1,7 @@
-//! The DHCP leases the daemon knows, from its control socket (a DHCP
-//! server's hook, `wasmwall event lease`) and from dnsmasq's lease file, read
-//! line by line from the reader it is given. Pure otherwise: the time is
-//! passed in.
+//! The DHCP and DHCPv6 leases the daemon knows, from its control socket (a
+//! DHCP server's hook, `wasmwall event lease`) and from dnsmasq's lease
+//! file, read line by line from the reader it is given. Pure otherwise: the
+//! time is passed in.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead};
@@ -9,8 +9,10 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
+use serde::{Deserialize, Serialize};
+
 use crate::fields;
-use crate::world::{Event, Interface, Lease};
+use crate::world::{Dhcpv6Lease, Event, Interface, Lease};
 
 /// What a DHCP server says happened to a lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +40,91 @@ impl std::str::FromStr for LeaseAction {
     }
 }
 
-/// The leases, by address, bounded in number.
+/// A DHCP lease of either family. Kept leases are written as a JSON list
+/// of these (a DHCPv4 one has a `mac`, a DHCPv6 one a `duid`), which reads
+/// the DHCPv4-only lists of earlier versions too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnyLease {
+    V4(Lease),
+    V6(Dhcpv6Lease),
+}
+
+impl AnyLease {
+    pub fn ip(&self) -> &str {
+        match self {
+            AnyLease::V4(l) => &l.ip,
+            AnyLease::V6(l) => &l.ip,
+        }
+    }
+
+    pub fn iface(&self) -> &str {
+        match self {
+            AnyLease::V4(l) => &l.iface,
+            AnyLease::V6(l) => &l.iface,
+        }
+    }
+
+    pub fn set_iface(&mut self, iface: String) {
+        match self {
+            AnyLease::V4(l) => l.iface = iface,
+            AnyLease::V6(l) => l.iface = iface,
+        }
+    }
+
+    pub fn expires(&self) -> Option<u64> {
+        match self {
+            AnyLease::V4(l) => l.expires,
+            AnyLease::V6(l) => l.expires,
+        }
+    }
+
+    /// Checks every field (see [`Lease::checked`], [`Dhcpv6Lease::checked`]).
+    pub fn checked(self) -> Result<AnyLease, String> {
+        match self {
+            AnyLease::V4(l) => l.checked().map(AnyLease::V4),
+            AnyLease::V6(l) => l.checked().map(AnyLease::V6),
+        }
+    }
+
+    /// Whether `other` is the same client's lease: the same hardware
+    /// address, or the same DUID and identity association.
+    fn same_client(&self, other: &AnyLease) -> bool {
+        match (self, other) {
+            (AnyLease::V4(a), AnyLease::V4(b)) => a.mac == b.mac,
+            (AnyLease::V6(a), AnyLease::V6(b)) => a.duid == b.duid && a.iaid == b.iaid,
+            _ => false,
+        }
+    }
+
+    fn added(self) -> Event {
+        match self {
+            AnyLease::V4(l) => Event::LeaseAdded(l),
+            AnyLease::V6(l) => Event::Dhcpv6LeaseAdded(l),
+        }
+    }
+
+    fn renewed(self) -> Event {
+        match self {
+            AnyLease::V4(l) => Event::LeaseRenewed(l),
+            AnyLease::V6(l) => Event::Dhcpv6LeaseRenewed(l),
+        }
+    }
+
+    fn expired(self) -> Event {
+        match self {
+            AnyLease::V4(l) => Event::LeaseExpired(l),
+            AnyLease::V6(l) => Event::Dhcpv6LeaseExpired(l),
+        }
+    }
+}
+
+/// The leases of both families, by address, bounded in number together.
 #[derive(Debug, Clone)]
 pub struct Leases {
-    by_ip: BTreeMap<IpAddr, Lease>,
+    by_ip: BTreeMap<IpAddr, AnyLease>,
     /// The lease file as last read, to tell what changed in it.
-    from_file: BTreeMap<IpAddr, Lease>,
+    from_file: BTreeMap<IpAddr, AnyLease>,
     max: usize,
 }
 
@@ -64,8 +145,31 @@ impl Leases {
         self.by_ip.is_empty()
     }
 
-    /// The current leases, sorted by address (as the policies see them).
+    /// The current DHCPv4 leases, sorted by address (as the policies see
+    /// them).
     pub fn list(&self) -> Vec<Lease> {
+        self.by_ip
+            .values()
+            .filter_map(|l| match l {
+                AnyLease::V4(l) => Some(l.clone()),
+                AnyLease::V6(_) => None,
+            })
+            .collect()
+    }
+
+    /// The current DHCPv6 leases, sorted by address.
+    pub fn list6(&self) -> Vec<Dhcpv6Lease> {
+        self.by_ip
+            .values()
+            .filter_map(|l| match l {
+                AnyLease::V6(l) => Some(l.clone()),
+                AnyLease::V4(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every lease, both families, sorted by address (IPv4 first).
+    pub fn all(&self) -> Vec<AnyLease> {
         self.by_ip.values().cloned().collect()
     }
 
@@ -75,34 +179,36 @@ impl Leases {
     pub fn apply(
         &mut self,
         action: LeaseAction,
-        lease: Lease,
+        lease: impl Into<AnyLease>,
         now: u64,
     ) -> Result<Option<Event>, String> {
-        let ip: IpAddr = fields::ip(&lease.ip)?;
-        let expired = lease.expires.is_some_and(|e| e <= now);
+        let lease = lease.into();
+        let ip: IpAddr = fields::ip(lease.ip())?;
+        let expired = lease.expires().is_some_and(|e| e <= now);
         if action == LeaseAction::Del || expired {
-            return Ok(self.by_ip.remove(&ip).map(Event::LeaseExpired));
+            return Ok(self.by_ip.remove(&ip).map(AnyLease::expired));
         }
         match self.by_ip.get(&ip) {
             Some(old) if *old == lease => Ok(None),
             Some(old) => {
                 // The same device keeping its address is a renewal; another
                 // device on that address is a new lease.
-                let event = if old.mac == lease.mac {
-                    Event::LeaseRenewed(lease.clone())
+                let event = if old.same_client(&lease) {
+                    lease.clone().renewed()
                 } else {
-                    Event::LeaseAdded(lease.clone())
+                    lease.clone().added()
                 };
                 self.by_ip.insert(ip, lease);
                 Ok(Some(event))
             }
             None if self.by_ip.len() >= self.max => Err(format!(
-                "lease for {} refused: the daemon holds its maximum of {} leases (config `leases.max`)",
-                lease.ip, self.max
+                "lease for {} refused: the daemon holds its maximum of {} leases, both families together (config `leases.max`)",
+                lease.ip(),
+                self.max
             )),
             None => {
                 self.by_ip.insert(ip, lease.clone());
-                Ok(Some(Event::LeaseAdded(lease)))
+                Ok(Some(lease.added()))
             }
         }
     }
@@ -112,36 +218,36 @@ impl Leases {
         let gone: Vec<IpAddr> = self
             .by_ip
             .iter()
-            .filter(|(_, l)| l.expires.is_some_and(|e| e <= now))
+            .filter(|(_, l)| l.expires().is_some_and(|e| e <= now))
             .map(|(ip, _)| *ip)
             .collect();
         gone.iter()
             .filter_map(|ip| self.by_ip.remove(ip))
-            .map(Event::LeaseExpired)
+            .map(AnyLease::expired)
             .collect()
     }
 
     /// The earliest expiry among the leases.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.by_ip.values().filter_map(|l| l.expires).min()
+        self.by_ip.values().filter_map(AnyLease::expires).min()
     }
 
     /// Takes in the lease file's content as now read: what appeared or
     /// changed in it is added, what left it is removed (if the lease is
     /// still the one the file had).
-    pub fn sync_file(&mut self, leases: Vec<Lease>, now: u64) -> (Vec<Event>, Problems) {
+    pub fn sync_file(&mut self, leases: Vec<AnyLease>, now: u64) -> (Vec<Event>, Problems) {
         let mut events = Vec::new();
         let mut problems = Problems::default();
         let mut next = BTreeMap::new();
         for lease in leases {
-            if let Ok(ip) = lease.ip.parse::<IpAddr>() {
+            if let Ok(ip) = lease.ip().parse::<IpAddr>() {
                 next.insert(ip, lease);
             }
         }
         let previous = std::mem::take(&mut self.from_file);
         for (ip, old) in &previous {
             if !next.contains_key(ip) && self.by_ip.get(ip) == Some(old) {
-                events.extend(self.by_ip.remove(ip).map(Event::LeaseExpired));
+                events.extend(self.by_ip.remove(ip).map(AnyLease::expired));
             }
         }
         for (ip, lease) in &next {
@@ -212,10 +318,22 @@ impl Problems {
     }
 }
 
+impl From<Lease> for AnyLease {
+    fn from(l: Lease) -> AnyLease {
+        AnyLease::V4(l)
+    }
+}
+
+impl From<Dhcpv6Lease> for AnyLease {
+    fn from(l: Dhcpv6Lease) -> AnyLease {
+        AnyLease::V6(l)
+    }
+}
+
 /// What one read of the lease file gave.
 #[derive(Debug, Default)]
 pub struct LeaseFile {
-    pub leases: Vec<Lease>,
+    pub leases: Vec<AnyLease>,
     /// Lines that could not be used.
     pub problems: Problems,
 }
@@ -271,14 +389,15 @@ fn next_line(
     }
 }
 
-/// Parses dnsmasq's lease file, line by line: one line per lease, `EXPIRY
-/// MAC IP HOSTNAME CLIENT-ID`, with `*` for no host name and an expiry of 0
-/// for an infinite lease. IPv6 leases (after the `duid` line) are skipped:
-/// the policies see DHCPv4 leases. The file does not name the interface; it
-/// is the one whose IPv4 prefix holds the address. A line that cannot be
-/// used (too long, not UTF-8, a bad field) is skipped and counted, and the
-/// others are still taken; at most `max_leases` leases and [`LINES_MAX`]
-/// lines are read.
+/// Parses dnsmasq's lease file, line by line: one line per DHCPv4 lease,
+/// `EXPIRY MAC IP HOSTNAME CLIENT-ID`, then, after a line `duid
+/// SERVER-DUID`, one per DHCPv6 lease, `EXPIRY IAID IP HOSTNAME
+/// CLIENT-DUID` (an IAID written `T...` is a temporary address); `*` for
+/// no host name, an expiry of 0 for an infinite lease. The file does not
+/// name the interface; it is the one with a prefix holding the address. A
+/// line that cannot be used (too long, not UTF-8, a bad field) is skipped
+/// and counted, and the others are still taken; at most `max_leases`
+/// leases and [`LINES_MAX`] lines are read.
 pub fn parse_dnsmasq(
     mut reader: impl BufRead,
     interfaces: &[Interface],
@@ -288,6 +407,7 @@ pub fn parse_dnsmasq(
     let problems = &mut file.problems;
     let mut bytes = Vec::new();
     let mut n = 0;
+    let mut v6 = false;
     while let Some(whole) = next_line(&mut reader, &mut bytes, LINE_MAX)? {
         n += 1;
         if n > LINES_MAX {
@@ -308,16 +428,17 @@ pub fn parse_dnsmasq(
             continue;
         }
         if line.starts_with("duid ") {
-            break;
+            v6 = true;
+            continue;
         }
         let words: Vec<&str> = line.split_ascii_whitespace().collect();
-        let [expiry, mac, ip, hostname, ..] = words.as_slice() else {
-            problems.push(|| {
-                at(format!(
-                    "{} is not EXPIRY MAC IP HOSTNAME CLIENT-ID",
-                    quoted(line)
-                ))
-            });
+        let form = if v6 {
+            "EXPIRY IAID IP HOSTNAME CLIENT-DUID"
+        } else {
+            "EXPIRY MAC IP HOSTNAME CLIENT-ID"
+        };
+        let [expiry, id, ip, hostname, rest @ ..] = words.as_slice() else {
+            problems.push(|| at(format!("{} is not {form}", quoted(line))));
             continue;
         };
         let Ok(expiry) = expiry.parse::<u64>() else {
@@ -347,12 +468,39 @@ pub fn parse_dnsmasq(
             });
             continue;
         }
-        let lease = Lease {
-            mac: mac.to_string(),
-            ip: ip.to_string(),
-            hostname: (*hostname != "*").then(|| hostname.to_string()),
-            iface,
-            expires: (expiry != 0).then_some(expiry),
+        let hostname = (*hostname != "*").then(|| hostname.to_string());
+        let expires = (expiry != 0).then_some(expiry);
+        let lease = if v6 {
+            let (temporary, iaid) = match id.strip_prefix('T') {
+                Some(iaid) => (true, iaid),
+                None => (false, *id),
+            };
+            let Ok(iaid) = iaid.parse::<u32>() else {
+                problems.push(|| at(format!("IAID {} is not a number", quoted(id))));
+                continue;
+            };
+            let Some(duid) = rest.first() else {
+                problems.push(|| at(format!("{} has no client DUID", quoted(line))));
+                continue;
+            };
+            AnyLease::V6(Dhcpv6Lease {
+                ip: ip.to_string(),
+                duid: duid.to_string(),
+                iaid,
+                temporary,
+                hostname,
+                mac: None,
+                iface,
+                expires,
+            })
+        } else {
+            AnyLease::V4(Lease {
+                mac: id.to_string(),
+                ip: ip.to_string(),
+                hostname,
+                iface,
+                expires,
+            })
         };
         match lease.checked() {
             Ok(l) => file.leases.push(l),
@@ -417,6 +565,72 @@ mod tests {
         );
         assert_eq!(l.apply(LeaseAction::Del, renewed, 0), Ok(None));
         assert!(l.is_empty());
+    }
+
+    fn lease6(ip: &str, duid: &str, iaid: u32) -> Dhcpv6Lease {
+        Dhcpv6Lease {
+            ip: ip.into(),
+            duid: duid.into(),
+            iaid,
+            temporary: false,
+            hostname: None,
+            mac: None,
+            iface: "lan0".into(),
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn dhcpv6_leases_make_their_own_events_and_list() {
+        let mut l = Leases::new(3);
+        let v4 = lease("192.168.1.10", A, Some("nas"), None);
+        let v6 = lease6("fd00::10", "00:04:01:02:03", 1);
+        l.apply(LeaseAction::Add, v4.clone(), 0).unwrap();
+        assert_eq!(
+            l.apply(LeaseAction::Add, v6.clone(), 0),
+            Ok(Some(Event::Dhcpv6LeaseAdded(v6.clone())))
+        );
+        let renewed = Dhcpv6Lease {
+            expires: Some(99),
+            ..v6.clone()
+        };
+        assert_eq!(
+            l.apply(LeaseAction::Renew, renewed.clone(), 0),
+            Ok(Some(Event::Dhcpv6LeaseRenewed(renewed.clone())))
+        );
+        // Another identity association on that address is a new lease.
+        let other_ia = lease6("fd00::10", "00:04:01:02:03", 2);
+        assert_eq!(
+            l.apply(LeaseAction::Add, other_ia.clone(), 0),
+            Ok(Some(Event::Dhcpv6LeaseAdded(other_ia.clone())))
+        );
+        assert_eq!(l.list(), vec![v4]);
+        assert_eq!(l.list6(), vec![other_ia.clone()]);
+        // One cap for both families.
+        l.apply(LeaseAction::Add, lease6("fd00::11", "00:04:09", 1), 0)
+            .unwrap();
+        let err = l
+            .apply(LeaseAction::Add, lease6("fd00::12", "00:04:09", 2), 0)
+            .unwrap_err();
+        assert!(err.contains("both families"), "{err}");
+        assert_eq!(
+            l.apply(LeaseAction::Del, other_ia.clone(), 0),
+            Ok(Some(Event::Dhcpv6LeaseExpired(other_ia)))
+        );
+    }
+
+    #[test]
+    fn kept_lease_lists_of_both_forms_are_read() {
+        // An earlier version kept DHCPv4 leases only, as a list of them.
+        let old = r#"[{"mac":"02:00:00:00:00:0a","ip":"10.0.0.1","hostname":null,"iface":"lan0","expires":null}]"#;
+        let kept: Vec<AnyLease> = serde_json::from_str(old).unwrap();
+        assert_eq!(kept, vec![AnyLease::V4(lease("10.0.0.1", A, None, None))]);
+        let both = vec![
+            AnyLease::V4(lease("10.0.0.1", A, None, None)),
+            AnyLease::V6(lease6("fd00::1", "00:04:01:02:03", 5)),
+        ];
+        let text = serde_json::to_string(&both).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<AnyLease>>(&text).unwrap(), both);
     }
 
     #[test]
@@ -496,23 +710,54 @@ mod tests {
                     0 02:00:00:00:00:0b 192.168.1.24 * *\n\
                     12 02:00:00:00:00:0c 10.9.9.9 far *\n\
                     oops\n\
-                    duid 00:01:00:01:2c:5f\n\
-                    1764000000 1234 fd00::23 v6host 00:01\n";
+                    duid 00:01:00:01:2c:5f:aa:bb:02:00:00:00:00:01\n\
+                    1764000000 1234 fd00::23 v6host 00:03:00:01:02:00:00:00:00:0a\n\
+                    0 T99 fd00::24 * 00:04:aa:bb:cc\n\
+                    0 x1 fd00::25 * 00:04:aa:bb:cc\n\
+                    0 7 fd00::26 *\n\
+                    0 8 2001:db8:9::1 * 00:04:aa:bb:cc\n";
         let file = parse_dnsmasq(text.as_bytes(), &lan(), 10).unwrap();
         assert_eq!(
             file.leases,
             vec![
-                lease("192.168.1.23", A, Some("nas"), Some(1_764_000_000)),
-                lease("192.168.1.24", B, None, None),
+                AnyLease::V4(lease("192.168.1.23", A, Some("nas"), Some(1_764_000_000))),
+                AnyLease::V4(lease("192.168.1.24", B, None, None)),
+                AnyLease::V6(Dhcpv6Lease {
+                    ip: "fd00::23".into(),
+                    duid: "00:03:00:01:02:00:00:00:00:0a".into(),
+                    iaid: 1234,
+                    temporary: false,
+                    hostname: Some("v6host".into()),
+                    // From the DUID-LL.
+                    mac: Some(A.into()),
+                    iface: "lan0".into(),
+                    expires: Some(1_764_000_000),
+                }),
+                AnyLease::V6(Dhcpv6Lease {
+                    ip: "fd00::24".into(),
+                    duid: "00:04:aa:bb:cc".into(),
+                    iaid: 99,
+                    temporary: true,
+                    hostname: None,
+                    mac: None,
+                    iface: "lan0".into(),
+                    expires: None,
+                }),
             ]
         );
         let problems = file.problems.lines();
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(
             problems[0].starts_with("line 3: no interface"),
             "{problems:?}"
         );
         assert!(problems[1].starts_with("line 4:"), "{problems:?}");
+        assert_eq!(problems[2], "line 8: IAID \"x1\" is not a number");
+        assert_eq!(problems[3], "line 9: \"0 7 fd00::26 *\" has no client DUID");
+        assert!(
+            problems[4].starts_with("line 10: no interface has a prefix holding 2001:db8:9::1"),
+            "{problems:?}"
+        );
     }
 
     fn line(i: usize) -> String {
@@ -530,7 +775,7 @@ mod tests {
         text.extend_from_slice(b"\n");
         text.extend_from_slice(line(5).trim_end().as_bytes());
         let file = parse_dnsmasq(text.as_slice(), &lan(), 10).unwrap();
-        let ips: Vec<&str> = file.leases.iter().map(|l| l.ip.as_str()).collect();
+        let ips: Vec<&str> = file.leases.iter().map(|l| l.ip()).collect();
         assert_eq!(
             ips,
             ["192.168.1.1", "192.168.1.2", "192.168.1.4", "192.168.1.5"]
@@ -552,7 +797,12 @@ mod tests {
         let file = parse_dnsmasq(text.as_bytes(), &lan(), 10).unwrap();
         assert_eq!(
             file.leases,
-            [lease("192.168.1.7", "02:00:00:00:00:07", Some("h7"), None)]
+            [AnyLease::V4(lease(
+                "192.168.1.7",
+                "02:00:00:00:00:07",
+                Some("h7"),
+                None
+            ))]
         );
         assert_eq!(file.problems.count(), 100_000);
         let lines = file.problems.lines();
@@ -606,13 +856,14 @@ mod tests {
         let mut l = Leases::new(10);
         let a = lease("192.168.1.10", A, Some("nas"), None);
         let b = lease("192.168.1.11", B, None, None);
-        let (events, _) = l.sync_file(vec![a.clone(), b.clone()], 0);
+        let both = vec![AnyLease::V4(a.clone()), AnyLease::V4(b.clone())];
+        let (events, _) = l.sync_file(both.clone(), 0);
         assert_eq!(events.len(), 2);
         // Reading the same file again changes nothing.
-        assert_eq!(l.sync_file(vec![a.clone(), b.clone()], 0).0, vec![]);
+        assert_eq!(l.sync_file(both, 0).0, vec![]);
         // b leaves the file; a's host name changes.
         let a2 = lease("192.168.1.10", A, Some("nas2"), None);
-        let (events, _) = l.sync_file(vec![a2.clone()], 0);
+        let (events, _) = l.sync_file(vec![AnyLease::V4(a2.clone())], 0);
         assert_eq!(
             events,
             vec![Event::LeaseExpired(b), Event::LeaseRenewed(a2.clone())]

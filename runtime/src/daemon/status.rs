@@ -191,6 +191,32 @@ impl fmt::Display for Rendered<'_> {
                 s.world.leases.len() - 50
             )?;
         }
+        let leases6 = &s.world.dhcpv6_leases;
+        writeln!(
+            f,
+            "
+dhcpv6 leases: {}",
+            leases6.len()
+        )?;
+        for l in leases6.iter().take(50) {
+            writeln!(
+                f,
+                "  {:<39} {} iaid {}{} {:<8} {:<20} {}",
+                escape(&l.ip),
+                escape(&l.duid),
+                l.iaid,
+                if l.temporary { " (temporary)" } else { "" },
+                escape(&l.iface),
+                escape(l.hostname.as_deref().unwrap_or("-")),
+                l.expires.map_or("no expiry".into(), |e| format!(
+                    "expires in {} s",
+                    e.saturating_sub(self.now)
+                ))
+            )?;
+        }
+        if leases6.len() > 50 {
+            writeln!(f, "  ... ({} more; --json shows all)", leases6.len() - 50)?;
+        }
         writeln!(
             f,
             "\nreconciles: {} so far, for {} events",

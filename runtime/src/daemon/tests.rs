@@ -250,7 +250,8 @@ impl Lab {
                     hostname: None,
                     iface: "lan0".into(),
                     expires: None,
-                },
+                }
+                .into(),
                 wait,
             },
             reply,
