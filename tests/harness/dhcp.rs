@@ -1,6 +1,8 @@
-//! DHCP for the tests: a real server (dnsmasq) and a real client (busybox
-//! udhcpc), each in a namespace, each with files of its own and nothing of
-//! the host's (no config file, no resolv.conf, no syslog).
+//! DHCP for the tests: a real server (dnsmasq, DHCPv4, DHCPv6 and router
+//! advertisements) and a real DHCPv4 client (busybox udhcpc), each in a
+//! namespace, each with files of its own and nothing of the host's (no
+//! config file, no resolv.conf, no syslog). The DHCPv6 client is in
+//! `dhcp6.rs`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -34,7 +36,8 @@ impl Dnsmasq {
     /// IP [HOSTNAME]` for each lease added, renewed or deleted), with `env`
     /// added to its environment (dnsmasq passes its environment on to the
     /// script). Its lease file, pid file and output go to `dir`. Returns once
-    /// it serves.
+    /// it serves. [`Dnsmasq::options`] says more (DHCPv6, router
+    /// advertisements).
     pub fn start(
         netns: &Netns,
         iface: &str,
@@ -43,39 +46,28 @@ impl Dnsmasq {
         env: &[(&str, &OsStr)],
         dir: &Path,
     ) -> Dnsmasq {
-        let lease_file = dir.join("dnsmasq.leases");
-        let mut cmd = netns.command("dnsmasq");
-        cmd.args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            // No DNS: only DHCP.
-            "--port=0",
-            &format!("--interface={iface}"),
-            "--bind-interfaces",
-            &format!("--dhcp-range={range}"),
-        ])
-        .arg(flag("--dhcp-leasefile=", &lease_file))
-        .args(script.map(|script| flag("--dhcp-script=", script)))
-        .args([
-            "--user=root",
-            // Offer at once, without first pinging the address.
-            "--no-ping",
-            "--log-dhcp",
-            // Its log to stderr (our file), not the host's syslog.
-            "--log-facility=-",
-        ])
-        .arg(flag("--pid-file=", &dir.join("dnsmasq.pid")))
-        .arg("--dhcp-authoritative");
-        for (key, value) in env {
-            cmd.env(key, value);
+        let mut options = Dnsmasq::options(iface).dhcp_range(range);
+        if let Some(script) = script {
+            options = options.script(script);
         }
-        let mut child = Child::spawn(&mut cmd, dir, "dnsmasq");
-        child.wait_for_stderr(
-            "dnsmasq to serve DHCP",
-            "DHCP, IP range",
-            DHCP_PROCESS_TIMEOUT,
-        );
-        Dnsmasq { child, lease_file }
+        for (key, value) in env {
+            options = options.env(key, value);
+        }
+        options.start(netns, dir)
+    }
+
+    /// What a dnsmasq on `iface` will serve: nothing yet; add DHCPv4 and
+    /// DHCPv6 ranges, router advertisements and a script, then
+    /// [`DnsmasqOptions::start`] it.
+    pub fn options(iface: &str) -> DnsmasqOptions {
+        DnsmasqOptions {
+            iface: iface.to_string(),
+            ranges: Vec::new(),
+            router_advertisements: None,
+            script: None,
+            script_on_renewal: false,
+            env: Vec::new(),
+        }
     }
 
     /// Its lease file (`--dhcp-leasefile`).
@@ -100,6 +92,130 @@ impl Drop for Dnsmasq {
         // Its lease-script helper exits with it; Child's Drop kills it if
         // SIGTERM was not enough.
         self.child.terminate_within(DHCP_PROCESS_TIMEOUT);
+    }
+}
+
+/// A dnsmasq's command line, built up: its DHCPv4 and DHCPv6 ranges,
+/// router advertisements, lease script. [`Dnsmasq::options`] makes one.
+#[derive(Debug, Clone)]
+#[must_use = "it does nothing until started"]
+pub struct DnsmasqOptions {
+    iface: String,
+    ranges: Vec<String>,
+    /// `--ra-param`'s interval and router lifetime, in seconds.
+    router_advertisements: Option<(u32, u32)>,
+    script: Option<PathBuf>,
+    script_on_renewal: bool,
+    env: Vec<(String, OsString)>,
+}
+
+impl DnsmasqOptions {
+    /// One `--dhcp-range`, as dnsmasq spells it, IPv4 or IPv6.
+    pub fn dhcp_range(mut self, range: &str) -> DnsmasqOptions {
+        self.ranges.push(range.to_string());
+        self
+    }
+
+    /// Stateful DHCPv6 from the interface's own /64: addresses `first` to
+    /// `last` (host parts such as "::100") in whatever prefix the interface
+    /// has at the moment (dnsmasq's `constructor:`, so a new prefix gets a
+    /// new range), leased for `lease` (e.g. "1h"; dnsmasq's minimum is 2
+    /// minutes). Its router advertisements, if on, set the M flag and,
+    /// with `slaac`, the A flag too, so hosts without DHCPv6 make their own
+    /// address in the prefix.
+    pub fn dhcpv6_range(self, first: &str, last: &str, slaac: bool, lease: &str) -> DnsmasqOptions {
+        let mode = if slaac { ",slaac" } else { "" };
+        let iface = self.iface.clone();
+        self.dhcp_range(&format!(
+            "{first},{last},constructor:{iface}{mode},64,{lease}"
+        ))
+    }
+
+    /// Router advertisements on the interface (`--enable-ra`), unsolicited
+    /// every `interval` (dnsmasq sends them more often for a while after a
+    /// change, and one about a second after the interface's prefix
+    /// changes), the router valid for `lifetime`.
+    pub fn router_advertisements(
+        mut self,
+        interval: Duration,
+        lifetime: Duration,
+    ) -> DnsmasqOptions {
+        let seconds = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        self.router_advertisements = Some((seconds(interval), seconds(lifetime)));
+        self
+    }
+
+    /// Runs `script` as its `--dhcp-script`: `script ACTION MAC-OR-DUID IP
+    /// [HOSTNAME]`, with the lease's details in `DNSMASQ_*` variables, for
+    /// each lease added, deleted and (once at start) already held.
+    pub fn script(mut self, script: &Path) -> DnsmasqOptions {
+        self.script = Some(script.to_path_buf());
+        self
+    }
+
+    /// Also runs the script (action `old`) when a client renews a lease
+    /// unchanged (`--script-on-renewal`).
+    pub fn script_on_renewal(mut self) -> DnsmasqOptions {
+        self.script_on_renewal = true;
+        self
+    }
+
+    /// Adds `key=value` to its environment, which dnsmasq passes on to the
+    /// script.
+    pub fn env(mut self, key: &str, value: &OsStr) -> DnsmasqOptions {
+        self.env.push((key.to_string(), value.to_os_string()));
+        self
+    }
+
+    /// Starts it in `netns`, in the foreground, with its lease file, pid
+    /// file and output in `dir`; returns once it serves DHCP.
+    pub fn start(self, netns: &Netns, dir: &Path) -> Dnsmasq {
+        assert!(!self.ranges.is_empty(), "dnsmasq needs a DHCP range");
+        let iface = &self.iface;
+        let lease_file = dir.join("dnsmasq.leases");
+        let mut cmd = netns.command("dnsmasq");
+        cmd.args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            // No DNS: only DHCP (and router advertisements).
+            "--port=0",
+            &format!("--interface={iface}"),
+            "--bind-interfaces",
+        ])
+        .args(
+            self.ranges
+                .iter()
+                .map(|range| format!("--dhcp-range={range}")),
+        );
+        if let Some((interval, lifetime)) = self.router_advertisements {
+            cmd.arg("--enable-ra")
+                .arg(format!("--ra-param={iface},{interval},{lifetime}"));
+        }
+        cmd.arg(flag("--dhcp-leasefile=", &lease_file)).args(
+            self.script
+                .as_deref()
+                .map(|script| flag("--dhcp-script=", script)),
+        );
+        if self.script_on_renewal {
+            cmd.arg("--script-on-renewal");
+        }
+        cmd.args([
+            "--user=root",
+            // Offer at once, without first pinging the address.
+            "--no-ping",
+            "--log-dhcp",
+            // Its log to stderr (our file), not the host's syslog.
+            "--log-facility=-",
+        ])
+        .arg(flag("--pid-file=", &dir.join("dnsmasq.pid")))
+        .arg("--dhcp-authoritative");
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        let mut child = Child::spawn(&mut cmd, dir, "dnsmasq");
+        // Its first range's line: "DHCP, IP range ..." or "DHCPv6, IP range".
+        child.wait_for_stderr("dnsmasq to serve DHCP", ", IP range", DHCP_PROCESS_TIMEOUT);
+        Dnsmasq { child, lease_file }
     }
 }
 

@@ -120,6 +120,21 @@ impl Netns {
             .to_string()
     }
 
+    /// Writes a sysctl inside the namespace (never the host's: the write
+    /// happens in a process `ip netns exec` started in it); `path` as for
+    /// [`Netns::sysctl`], e.g. "net/ipv6/conf/all/forwarding".
+    pub fn set_sysctl(&self, path: &str, value: &str) {
+        let file = Path::new("/proc/sys").join(path);
+        self.run([
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new(r#"printf '%s\n' "$1" > "$2""#),
+            OsStr::new("sh"),
+            OsStr::new(value),
+            file.as_os_str(),
+        ]);
+    }
+
     /// Adds an interface `name` with address `cidr`, up, whose other end
     /// stays in this namespace too: a veth pair (this kernel has no dummy
     /// driver), so a policy has a LAN interface to refer to.
