@@ -777,6 +777,7 @@ fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
     // In a namespace of its own with a LAN, for the hook's route look-up.
     let router = Netns::new("router");
     router.add_interface("lan0", "192.168.1.1/24");
+    router.run(["ip", "-6", "addr", "add", "fd00::1/64", "dev", "lan0", "nodad"]);
     let record = dir.path().join("calls");
     let stand_in = dir.path().join("wasmwall");
     write_script(
@@ -817,11 +818,14 @@ fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
     ] {
         call(&[ignored, "x", "y"], &[]);
     }
-    // A DHCPv6 lease (DUID instead of MAC).
+    // A DHCPv6 lease: the DUID in the MAC's place; `wasmwall event lease`
+    // reads DNSMASQ_IAID and DNSMASQ_MAC itself.
     call(
         &["add", "00:01:00:01:aa:bb", "fd00::23", "nas"],
         &[("DNSMASQ_IAID", "1"), ("DNSMASQ_INTERFACE", "lan0")],
     );
+    // dnsmasq's "old" at its start has no interface: the IPv6 route's.
+    call(&["old", "00:01:00:01:aa:bb", "fd00::23"], &[("DNSMASQ_IAID", "1")]);
     let calls = fs::read_to_string(&record).expect("the stand-in was called");
     let socket = "--socket|/run/test.sock|";
     assert_eq!(
@@ -838,6 +842,12 @@ fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
             ),
             format!(
                 "event|lease|del|--mac|02:00:00:00:00:23|--ip|192.168.1.23|--hostname|nas|{socket}DNSMASQ_INTERFACE=lan0"
+            ),
+            format!(
+                "event|lease|add|--duid|00:01:00:01:aa:bb|--ip|fd00::23|--hostname|nas|{socket}DNSMASQ_INTERFACE=lan0"
+            ),
+            format!(
+                "event|lease|old|--duid|00:01:00:01:aa:bb|--ip|fd00::23|{socket}DNSMASQ_INTERFACE=lan0"
             ),
         ]
     );
