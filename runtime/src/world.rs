@@ -689,10 +689,8 @@ pub async fn read_neighbours(
     use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
     let (connection, handle, _) = rtnetlink::new_connection().map_err(WorldError::Socket)?;
     let conn = tokio::spawn(connection);
-    let names: std::collections::HashMap<u32, &str> = interfaces
-        .iter()
-        .map(|i| (i.index, i.name.as_str()))
-        .collect();
+    let names: std::collections::HashMap<u32, &Interface> =
+        interfaces.iter().map(|i| (i.index, i)).collect();
     let mut table = NeighbourTable::default();
     let mut dump = handle.neighbours().get().execute();
     while let Some(msg) = dump.try_next().await.map_err(WorldError::Neighbours)? {
@@ -719,6 +717,11 @@ pub async fn read_neighbours(
         let (Some(ip), Some(mac)) = (ip, mac) else {
             continue;
         };
+        // The router's own address heard back (its router advertisements
+        // looped on a bridge) is no neighbour.
+        if iface.mac.as_deref() == Some(mac.as_str()) {
+            continue;
+        }
         if ip.is_multicast() || ip.is_unspecified() {
             continue;
         }
@@ -726,7 +729,7 @@ pub async fn read_neighbours(
         table.neighbours.push(Neighbour {
             ip: ip.to_string(),
             mac,
-            iface: iface.to_string(),
+            iface: iface.name.clone(),
             state,
         });
     }
