@@ -168,8 +168,7 @@ fn languages_agree_on_tricky_inputs() {
             interface("lo", true, &["127.0.0.1/8"]),
             interface("wan0", false, &[]),
         ],
-        leases: Vec::new(),
-        features: Default::default(),
+        ..WorldState::default()
     };
     let engine = engine();
     let policies = load_all(&engine);

@@ -137,6 +137,10 @@ pub const LEASES_MAX: Number = Number {
     key: "leases.max",
     range: 1..=1_000_000,
 };
+pub const NEIGHBOURS_MAX: Number = Number {
+    key: "neighbours.max",
+    range: 1..=1_000_000,
+};
 /// 0 turns the cache off; at most 1 TiB.
 pub const CACHE_MAX_MIB: Number = Number {
     key: "cache.max_mib",
@@ -159,6 +163,8 @@ struct RawConfig {
     watch_files: Option<bool>,
     #[serde(default)]
     leases: RawLeases,
+    #[serde(default)]
+    neighbours: RawNeighbours,
     #[serde(default)]
     sysctl_allow: Vec<String>,
     #[serde(default)]
@@ -208,6 +214,13 @@ struct RawTableBudget {
 #[serde(deny_unknown_fields)]
 struct RawLeases {
     dnsmasq_file: Option<PathBuf>,
+    max: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbours {
+    enabled: Option<bool>,
     max: Option<i64>,
 }
 
@@ -322,6 +335,18 @@ pub struct LeaseConfig {
     pub max: usize,
 }
 
+/// Whether and how far `run` follows the kernel's neighbour table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourConfig {
+    /// Follow it (rtnetlink); false: the policies see no neighbours.
+    pub enabled: bool,
+    /// Neighbours held at most; the first in the policies' order.
+    pub max: usize,
+}
+
+/// Neighbours `run` holds at most when the config does not say.
+pub const DEFAULT_MAX_NEIGHBOURS: usize = 4096;
+
 /// The most `limits.max_sysctls` may be: each sysctl is a read and maybe a
 /// write at every reconcile, so a policy could otherwise keep the daemon
 /// busy for seconds.
@@ -350,6 +375,7 @@ pub struct Config {
     /// versions.
     pub watch_files: bool,
     pub leases: LeaseConfig,
+    pub neighbours: NeighbourConfig,
     pub limits: Limits,
     /// What one policy may ask for (`[limits]`).
     pub budget: PolicyBudget,
@@ -479,6 +505,11 @@ impl Config {
             validate::DEFAULT_MAX_SET_ELEMENTS as u64,
         )? as usize;
         let leases_max = number(&LEASES_MAX, raw.leases.max, DEFAULT_MAX_LEASES as u64)? as usize;
+        let neighbours_max = number(
+            &NEIGHBOURS_MAX,
+            raw.neighbours.max,
+            DEFAULT_MAX_NEIGHBOURS as u64,
+        )? as usize;
         let cache_max_mib = raw
             .cache
             .max_mib
@@ -557,6 +588,10 @@ impl Config {
             leases: LeaseConfig {
                 dnsmasq_file: raw.leases.dnsmasq_file.map(|p| base.join(p)),
                 max: leases_max,
+            },
+            neighbours: NeighbourConfig {
+                enabled: raw.neighbours.enabled.unwrap_or(true),
+                max: neighbours_max,
             },
             limits,
             budget,
@@ -712,6 +747,7 @@ impl Config {
             ("control_socket", self.control_socket == new.control_socket),
             ("watch_files", self.watch_files == new.watch_files),
             ("leases", self.leases == new.leases),
+            ("neighbours", self.neighbours == new.neighbours),
             ("limits", self.limits == new.limits),
         ]
         .into_iter()
@@ -838,6 +874,37 @@ mod tests {
     }
 
     #[test]
+    fn neighbour_settings() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            c.neighbours,
+            NeighbourConfig {
+                enabled: true,
+                max: DEFAULT_MAX_NEIGHBOURS
+            }
+        );
+        let c = parse(&format!(
+            "[neighbours]\nenabled = false\nmax = 10\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.neighbours,
+            NeighbourConfig {
+                enabled: false,
+                max: 10
+            }
+        );
+        let err = parse(&format!("[neighbours]\nmax = 0\n{MINIMAL}")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`neighbours.max` = 0 is out of range"),
+            "{err}"
+        );
+        let err = parse(&format!("[neighbours]\nstates = 1\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `states`"), "{err}");
+    }
+
+    #[test]
     fn what_a_running_daemon_cannot_change_is_named() {
         let old = parse(MINIMAL).unwrap();
         let policy_changed = parse(&format!(
@@ -851,6 +918,8 @@ mod tests {
             ("state_dir = \"/tmp/s\"\n", "state_dir"),
             ("control_socket = \"/tmp/s.sock\"\n", "control_socket"),
             ("[leases]\nmax = 5\n", "leases"),
+            ("[neighbours]\nmax = 5\n", "neighbours"),
+            ("[neighbours]\nenabled = false\n", "neighbours"),
             ("[limits]\nmemory_mib = 5\n", "limits"),
         ] {
             let new = parse(&format!("{text}{MINIMAL}")).unwrap();
@@ -1150,6 +1219,7 @@ mod tests {
             MAX_SET_ELEMENTS,
             LOG_LINES,
             LEASES_MAX,
+            NEIGHBOURS_MAX,
             CACHE_MAX_MIB,
             PRIORITY_OFFSET,
         ] {
@@ -1261,7 +1331,7 @@ mod tests {
         let c = parse(&format!(
             "reconcile_interval_s = 0\n[limits]\ndeadline_ms = 60000\nmemory_mib = 4096\n\
              max_rules = 7\nmax_set_elements = 8\nlog_lines = 0\n[leases]\nmax = 9\n\
-             [cache]\nmax_mib = 1048576\n{MINIMAL}priority_offset = -1000\n"
+             [neighbours]\nmax = 11\n[cache]\nmax_mib = 1048576\n{MINIMAL}priority_offset = -1000\n"
         ))
         .unwrap();
         assert_eq!(c.reconcile_interval, None);
@@ -1270,6 +1340,7 @@ mod tests {
         assert_eq!((c.budget.rules, c.max_set_elements), (7, 8));
         assert_eq!(c.limits.log_lines, 0);
         assert_eq!(c.leases.max, 9);
+        assert_eq!(c.neighbours.max, 11);
         assert_eq!(c.cache.max_bytes, 1 << 40);
         assert_eq!(c.policies[0].priority_offset, -1000);
     }

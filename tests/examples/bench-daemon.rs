@@ -244,7 +244,7 @@ fn latency(background: usize, samples: usize) {
                 let world = WorldState {
                     interfaces: ifaces.clone(),
                     leases: leases.list(),
-                    features: Default::default(),
+                    ..WorldState::default()
                 };
                 let evaluating = Instant::now();
                 let evaluation = policies.evaluate(&world, &event);
@@ -363,8 +363,7 @@ fn hot_swap(swaps: usize) {
             let ifaces = interfaces();
             let world = WorldState {
                 interfaces: ifaces,
-                leases: Vec::new(),
-                features: Default::default(),
+                ..WorldState::default()
             };
             // Each version's rules, evaluated here on the same state.
             let desired: Vec<DesiredTable> = versions

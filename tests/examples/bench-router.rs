@@ -25,7 +25,7 @@ use wasmwall::kernel::{Kernel, Netlink};
 use wasmwall::plan::{self, DesiredTable};
 use wasmwall::sandbox::{Limits, PolicyEngine};
 use wasmwall::validate;
-use wasmwall::world::{Event, Features, Interface, Lease, WorldState};
+use wasmwall::world::{Event, Interface, Lease, WorldState};
 use wasmwall_e2e::{policy_wasm, require_root, temp_dir};
 
 const TABLE: &str = "wasmwall";
@@ -65,7 +65,7 @@ fn world() -> WorldState {
             interface("wan0", 3, "203.0.113.1/24"),
         ],
         leases,
-        features: Features::default(),
+        ..WorldState::default()
     }
 }
 

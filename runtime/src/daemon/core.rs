@@ -1,5 +1,5 @@
 //! The daemon's logic without its I/O loop: the world it follows
-//! (interfaces, leases), the work pending for the next reconcile and its
+//! (interfaces, leases, neighbours), the work pending for the next reconcile and its
 //! deadlines, the firewall, and what `status` shows. The loop
 //! ([`super::run`]) feeds it what its sources bring and calls
 //! [`Daemon::settle`] after each wake. Generic over [`Kernel`]: hot swap,
@@ -14,6 +14,7 @@ use super::control::{Command, Incoming, Response};
 use super::keeper::LeaseKeeper;
 use super::leases::{self, Leases};
 use super::links;
+use super::neighbours::Neighbours;
 use super::pending::{Due, Pending};
 use super::status::{PolicyStatus, ReconcileStatus, Status};
 use super::timers::{self, Timer, Timers};
@@ -22,7 +23,7 @@ use crate::engine::{EngineError, Evaluation, Firewall, log_failure};
 use crate::files::{self, Kind};
 use crate::kernel::Kernel;
 use crate::text::error_chain;
-use crate::world::{self, Event, Interface, WorldError, WorldState};
+use crate::world::{self, Event, Interface, NeighbourTable, WorldError, WorldState};
 
 pub(super) fn epoch_now() -> u64 {
     epoch_of(SystemTime::now())
@@ -60,6 +61,8 @@ pub struct Daemon<K: Kernel> {
     pub(super) leases: Leases,
     /// Lease-file lines (or reads) that could not be used, as last seen.
     pub(super) lease_problems: Vec<String>,
+    /// The kernel's neighbour table as last read (`[neighbours]`).
+    pub(super) neighbours: Neighbours,
     pub(super) pending: Pending,
     pub(super) timers: Timers,
     /// Failures as last logged, so that a failing policy is logged when it
@@ -90,6 +93,7 @@ impl<K: Kernel> Daemon<K> {
         Daemon {
             config_path: config_path.to_path_buf(),
             leases: Leases::new(config.leases.max),
+            neighbours: Neighbours::new(config.neighbours.max),
             config,
             firewall,
             evaluation: Evaluation::default(),
@@ -132,9 +136,15 @@ impl<K: Kernel> Daemon<K> {
             interfaces: self.interfaces.clone(),
             leases: self.leases.list(),
             dhcpv6_leases: self.leases.list6(),
+            neighbours: self.neighbours.list().to_vec(),
             features: self.features.clone(),
             ..WorldState::default()
         }
+    }
+
+    /// The interfaces as last read (the neighbour table is read with them).
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
     }
 
     pub fn config(&self) -> &Config {
@@ -176,6 +186,14 @@ impl<K: Kernel> Daemon<K> {
             .set_once(Timer::Links, now + timers::LINK_SETTLE);
     }
 
+    /// A run of neighbour notifications began or goes on.
+    pub fn neighbours_changed(&mut self, now: Instant) {
+        if self.config.neighbours.enabled {
+            self.timers
+                .set_once(Timer::Neighbours, now + timers::NEIGHBOUR_SETTLE);
+        }
+    }
+
     /// nftables sent a change notification (ours or someone else's).
     pub fn nftables_changed(&mut self, now: Instant) {
         self.timers
@@ -195,6 +213,7 @@ impl<K: Kernel> Daemon<K> {
         for timer in &due {
             match timer {
                 Timer::Links => self.pending.links = true,
+                Timer::Neighbours => self.pending.neighbours = true,
                 Timer::Files | Timer::Burst => {}
                 Timer::Drift => {
                     self.pending.because("nftables changed");
@@ -214,6 +233,7 @@ impl<K: Kernel> Daemon<K> {
                 Timer::Tick => {
                     self.pending.because("timer");
                     self.pending.links = true;
+                    self.pending.neighbours = true;
                     self.pending.lease_file = self.config.leases.dnsmasq_file.is_some();
                     self.pending.reconcile = true;
                     if let Some(every) = self.config.reconcile_interval {
@@ -234,12 +254,25 @@ impl<K: Kernel> Daemon<K> {
         self.pending.links
     }
 
+    /// Whether the neighbour table should be read again (after the
+    /// interfaces, when they are wanted too) before [`Daemon::settle`].
+    pub fn wants_neighbours(&self) -> bool {
+        self.pending.neighbours && self.config.neighbours.enabled
+    }
+
     /// The interfaces as read now: what changed becomes events.
     pub fn interfaces_read(&mut self, now: Result<Vec<Interface>, WorldError>) {
         self.pending.links = false;
         match now {
             Ok(now) => {
                 let events = links::interface_events(&self.interfaces, &now);
+                let indexes = |l: &[Interface]| -> Vec<(u32, String)> {
+                    l.iter().map(|i| (i.index, i.name.clone())).collect()
+                };
+                if !events.is_empty() || indexes(&self.interfaces) != indexes(&now) {
+                    // The neighbours' interfaces are found by index.
+                    self.pending.neighbours = true;
+                }
                 self.interfaces = now;
                 if !events.is_empty() {
                     let names = world::interface_names(&self.interfaces);
@@ -261,6 +294,46 @@ impl<K: Kernel> Daemon<K> {
             }
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "cannot read the interfaces; keeping the last reading")
+            }
+        }
+    }
+
+    /// The neighbour table as read at start, before [`Daemon::start`]: the
+    /// start's evaluation sees it on `startup`, with no events of its own.
+    pub fn start_neighbours(&mut self, read: Result<NeighbourTable, WorldError>) {
+        let _events = self.take_neighbours(read);
+    }
+
+    /// The neighbour table as read now: what changed becomes events.
+    pub fn neighbours_read(&mut self, read: Result<NeighbourTable, WorldError>) {
+        self.pending.neighbours = false;
+        let events = self.take_neighbours(read);
+        self.record.events += events.len() as u64;
+        for e in events {
+            self.pending.event(e);
+        }
+    }
+
+    /// Holds a reading (a failed one keeps the last) and logs what the cap
+    /// asks for; returns the events.
+    fn take_neighbours(&mut self, read: Result<NeighbourTable, WorldError>) -> Vec<Event> {
+        match read {
+            Ok(table) => {
+                let taken = self.neighbours.take(table);
+                if let Some(w) = taken.warning {
+                    tracing::warn!("{w}");
+                }
+                if taken.fits_again {
+                    tracing::info!(
+                        max = self.config.neighbours.max,
+                        "the neighbour table fits `neighbours.max` again"
+                    );
+                }
+                taken.events
+            }
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read the neighbour table; keeping the last reading");
+                Vec::new()
             }
         }
     }
@@ -518,6 +591,7 @@ impl<K: Kernel> Daemon<K> {
             errors.push(format!("last reconcile failed: {e}"));
         }
         errors.extend(self.lease_problems.iter().cloned());
+        errors.extend(self.neighbours.over_cap());
         let target = self.firewall.target();
         Status {
             pid: std::process::id(),

@@ -5,7 +5,7 @@
 //! input or deadline.
 //!
 //! Inputs, all in one tokio task: rtnetlink notifications (interfaces and
-//! addresses of the namespace), the control socket (DHCP lease events from
+//! addresses of the namespace, and its neighbour table), the control socket (DHCP lease events from
 //! a server's hook, status requests), the watched files (config, policies,
 //! dnsmasq's lease file), nftables change notifications (drift repair),
 //! signals, finished compiles and the deadlines of `timers`. Each input only
@@ -25,6 +25,7 @@ mod core;
 mod keeper;
 pub mod leases;
 pub mod links;
+pub mod neighbours;
 mod pending;
 pub mod status;
 mod swap;
@@ -65,6 +66,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("cannot subscribe to interface and address changes (rtnetlink)")]
     Subscribe(#[source] std::io::Error),
+    #[error("cannot subscribe to neighbour table changes (rtnetlink)")]
+    SubscribeNeighbours(#[source] std::io::Error),
     #[error("cannot watch nftables notifications")]
     Monitor(#[source] KernelError),
     #[error("cannot watch nftables notifications")]
@@ -145,6 +148,18 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
     ])
     .map_err(DaemonError::Subscribe)?;
     rt.spawn(links_conn);
+    // The neighbour table on a connection of its own: its churn (a busy
+    // LAN) must not overrun the interfaces' socket buffer. An overrun
+    // (ENOBUFS) arrives as a message like any other and costs a reading.
+    let mut neigh = if config.neighbours.enabled {
+        let (conn, _handle, messages) =
+            rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Neigh])
+                .map_err(DaemonError::SubscribeNeighbours)?;
+        rt.spawn(conn);
+        Some(messages)
+    } else {
+        None
+    };
     let mut monitor = {
         let monitor = Monitor::new().map_err(DaemonError::Monitor)?;
         // SAFETY: the Monitor owns its socket for its whole life, closes it
@@ -177,6 +192,10 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
         None
     };
     let interfaces = rt.block_on(world::read_interfaces())?;
+    if daemon.config().neighbours.enabled {
+        let max = daemon.config().neighbours.max;
+        daemon.start_neighbours(rt.block_on(world::read_neighbours(&interfaces, max)));
+    }
     daemon.start(interfaces, Instant::now())?;
     // From here on the table is kept in memory; writing the snapshot at
     // every change would cost each event a serialization of the table. The
@@ -187,11 +206,13 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
         interval_s = daemon.config().reconcile_interval.map(|d| d.as_secs()),
         watch_files = daemon.config().watch_files,
         leases_file = ?daemon.config().leases.dnsmasq_file,
-        "running: following interfaces, leases and policy files; SIGINT or SIGTERM stops and cleans up, SIGHUP reloads"
+        neighbours = daemon.config().neighbours.enabled,
+        "running: following interfaces, neighbours, leases and policy files; SIGINT or SIGTERM stops and cleans up, SIGHUP reloads"
     );
 
     let mut compiles: JoinSet<Compiled> = JoinSet::new();
     let mut links_open = true;
+    let mut neigh_open = neigh.is_some();
     let stopped = loop {
         let deadline = daemon.next_deadline().map(tokio::time::Instant::from_std);
         let woke = rt.block_on(async {
@@ -210,6 +231,16 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
                     } else {
                         links_open = false;
                         tracing::error!("the rtnetlink subscription ended: interface changes are now seen only at the reconcile timer");
+                    }
+                    Woke::Other
+                }
+                message = next_message(neigh.as_mut()), if neigh_open => {
+                    match message {
+                        Some(m) => neighbour_notified(&mut daemon, &m),
+                        None => {
+                            neigh_open = false;
+                            tracing::error!("the rtnetlink neighbour subscription ended: neighbour changes are now seen only at the reconcile timer");
+                        }
                     }
                     Woke::Other
                 }
@@ -268,8 +299,19 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
         while let Ok(_message) = links.try_recv() {
             daemon.links_changed(Instant::now());
         }
+        if let Some(neigh) = neigh.as_mut() {
+            while let Ok(m) = neigh.try_recv() {
+                neighbour_notified(&mut daemon, &m);
+            }
+        }
         if daemon.wants_interfaces() {
             daemon.interfaces_read(rt.block_on(world::read_interfaces()));
+        }
+        // After the interfaces: the table names them by index.
+        if daemon.wants_neighbours() {
+            let max = daemon.config().neighbours.max;
+            let read = rt.block_on(world::read_neighbours(daemon.interfaces(), max));
+            daemon.neighbours_read(read);
         }
         daemon.settle(Instant::now());
         // The monitor hears nothing while a batch of ours is in the kernel;
@@ -282,6 +324,33 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
     let _ = std::fs::remove_file(&socket_path);
     daemon.finish();
     Ok(stopped)
+}
+
+/// A message of the neighbour subscription: a change, or an overrun of the
+/// socket buffer (changes lost); either way the table is read again.
+fn neighbour_notified<K: crate::kernel::Kernel>(
+    daemon: &mut Daemon<K>,
+    message: &(
+        rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    ),
+) {
+    if let rtnetlink::packet_core::NetlinkPayload::Overrun(_) = message.0.payload {
+        tracing::debug!(
+            "neighbour notifications overran the socket buffer; the next reading catches up"
+        );
+    }
+    daemon.neighbours_changed(Instant::now());
+}
+
+/// The next message of a subscription; never without one.
+async fn next_message<T>(
+    rx: Option<&mut futures::channel::mpsc::UnboundedReceiver<T>>,
+) -> Option<T> {
+    match rx {
+        Some(rx) => rx.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Wakes when a watched file changed; never without a watch.

@@ -94,6 +94,8 @@ pub struct Pending {
     pub reconcile: bool,
     /// Read the interfaces again.
     pub links: bool,
+    /// Read the neighbour table again (after the interfaces, if both).
+    pub neighbours: bool,
     /// Read the lease file again.
     pub lease_file: bool,
     /// Policies just (re)loaded: they see `startup`.

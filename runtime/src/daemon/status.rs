@@ -217,6 +217,39 @@ dhcpv6 leases: {}",
         if leases6.len() > 50 {
             writeln!(f, "  ... ({} more; --json shows all)", leases6.len() - 50)?;
         }
+        let neighbours = &s.world.neighbours;
+        let mut states = std::collections::BTreeMap::new();
+        for n in neighbours {
+            *states.entry(n.state.name()).or_insert(0usize) += 1;
+        }
+        let states: Vec<String> = states.iter().map(|(k, c)| format!("{c} {k}")).collect();
+        if states.is_empty() {
+            writeln!(f, "\nneighbours: 0")?;
+        } else {
+            writeln!(
+                f,
+                "\nneighbours: {} ({})",
+                neighbours.len(),
+                states.join(", ")
+            )?;
+        }
+        for n in neighbours.iter().take(50) {
+            writeln!(
+                f,
+                "  {:<25} {} {:<8} {}",
+                escape(&n.ip),
+                escape(&n.mac),
+                escape(&n.iface),
+                n.state.name()
+            )?;
+        }
+        if neighbours.len() > 50 {
+            writeln!(
+                f,
+                "  ... ({} more; --json shows all)",
+                neighbours.len() - 50
+            )?;
+        }
         writeln!(
             f,
             "\nreconciles: {} so far, for {} events",
@@ -274,6 +307,33 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("2026-01-01")), "{text}");
         assert!(
             text.contains(r"x\n2026-01-01T00:00:00Z ERROR forged\u{1b}]0;owned"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_text_counts_the_neighbours_by_state() {
+        use crate::world::{Neighbour, NeighbourState};
+        let mut s = Status::default();
+        assert!(s.render(0).contains("\nneighbours: 0\n"));
+        let n = |ip: &str, state| Neighbour {
+            ip: ip.into(),
+            mac: "02:00:00:00:00:09".into(),
+            iface: "lan0".into(),
+            state,
+        };
+        s.world.neighbours = vec![
+            n("192.168.1.9", NeighbourState::Reachable),
+            n("2001:db8:1::9", NeighbourState::Stale),
+            n("fe80::9", NeighbourState::Reachable),
+        ];
+        let text = s.render(0);
+        assert!(
+            text.contains("\nneighbours: 3 (2 reachable, 1 stale)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  2001:db8:1::9             02:00:00:00:00:09 lan0     stale\n"),
             "{text}"
         );
     }

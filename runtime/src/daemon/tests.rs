@@ -1,7 +1,7 @@
 //! The daemon's logic on the fake kernel, without root and in
 //! milliseconds: hot swap, config reload and SIGHUP, coalescing of bursts,
-//! requests that wait for their reconcile, sysctls changed by hand, and what
-//! `status` shows. The policies are files whose text says what the fake
+//! requests that wait for their reconcile, sysctls changed by hand, the
+//! neighbour table and its cap, and what `status` shows. The policies are files whose text says what the fake
 //! policy answers, loaded by a fake loader (the compile of real components
 //! is tested end to end in tests/daemon.rs).
 
@@ -15,19 +15,20 @@ use tokio::sync::oneshot;
 use super::control::{Command, Incoming, Response};
 use super::leases::LeaseAction;
 use super::pending::MIN_GAP;
-use super::timers::{SYSCTL_CHECK, Timer};
+use super::timers::{NEIGHBOUR_SETTLE, SYSCTL_CHECK, Timer};
 use super::*;
 use crate::bindings::wit;
 use crate::config::PolicyConfig;
 use crate::engine::{Candidate, Evaluate, LoadError, Loader};
 use crate::kernel::Fake;
 use crate::sandbox::HostError;
-use crate::world::{Interface, Lease};
+use crate::world::{Interface, Lease, Neighbour, NeighbourState, NeighbourTable};
 
 /// A policy answering what its file says: `version V` gives a filter chain
 /// whose first rule's comment is V and a set `leases` of every leased
-/// address; with `sysctl KEY=VALUE` it also asks for that sysctl; `refuse`
-/// refuses to answer. A file that starts with `broken` does not load.
+/// address; with `sysctl KEY=VALUE` it also asks for that sysctl; with a
+/// line `neighbours` the comment also tells the neighbours it sees (count
+/// and states) and the event; `refuse` refuses to answer. A file that starts with `broken` does not load.
 struct Scripted {
     text: String,
 }
@@ -36,7 +37,7 @@ impl Evaluate for Scripted {
     fn evaluate(
         &self,
         state: &wit::WorldState,
-        _event: &wit::Event,
+        event: &wit::Event,
         config: &[(String, String)],
     ) -> Result<wit::Ruleset, HostError> {
         if self.text.contains("refuse") {
@@ -47,10 +48,31 @@ impl Evaluate for Scripted {
             .lines()
             .find_map(|l| l.strip_prefix("version "))
             .unwrap_or("none");
-        let comment = match config.iter().find(|(k, _)| k == "label") {
+        let mut comment = match config.iter().find(|(k, _)| k == "label") {
             Some((_, label)) => format!("{version} {label}"),
             None => version.to_string(),
         };
+        if self.text.lines().any(|l| l == "neighbours") {
+            let states: Vec<&str> = state
+                .neighbours
+                .iter()
+                .map(|n| match n.state {
+                    wit::NeighbourState::Reachable => "reachable",
+                    wit::NeighbourState::Stale => "stale",
+                    wit::NeighbourState::Delay => "delay",
+                    wit::NeighbourState::Probe => "probe",
+                    wit::NeighbourState::Permanent => "permanent",
+                })
+                .collect();
+            let event = match event {
+                wit::Event::NeighbourAdded(_) => "added",
+                wit::Event::NeighbourChanged(_) => "changed",
+                wit::Event::NeighbourRemoved(_) => "removed",
+                wit::Event::Startup => "startup",
+                _ => "other",
+            };
+            comment = format!("{comment} {} [{}] {event}", states.len(), states.join(","));
+        }
         let rule = |matches, action, comment: Option<String>| wit::Rule {
             matches,
             statements: vec![],
@@ -146,9 +168,13 @@ impl Lab {
     }
 
     fn with_kernel(policy: &str, kernel: Fake) -> Lab {
+        Lab::with_config(policy, kernel, CONFIG)
+    }
+
+    fn with_config(policy: &str, kernel: Fake, config: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.policy"), policy).unwrap();
-        std::fs::write(dir.path().join("wasmwall.toml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("wasmwall.toml"), config).unwrap();
         let config_path = dir.path().join("wasmwall.toml");
         let config = Config::load_for_policies(&config_path, false).unwrap();
         let target = Target::new(&config.table, None, &config.state_dir);
@@ -651,4 +677,168 @@ fn a_policy_or_config_whose_sysctl_conflicts_with_an_earlier_policy_is_rejected(
     );
     assert_eq!(lab.fake().sysctl("net.ipv4.ip_forward"), Some("1"));
     assert!(lab.daemon.evaluation().failed.is_empty());
+}
+
+fn neighbour(ip: &str, state: NeighbourState) -> Neighbour {
+    Neighbour {
+        ip: ip.into(),
+        mac: "02:00:00:00:00:09".into(),
+        iface: "lan0".into(),
+        state,
+    }
+}
+
+/// A reading of the table as `world::read_neighbours` gives it: at most
+/// `max`, all counted.
+fn reading(
+    neighbours: &[Neighbour],
+    max: usize,
+) -> Result<NeighbourTable, crate::world::WorldError> {
+    let mut held = neighbours.to_vec();
+    held.sort_by(crate::world::neighbour_order);
+    held.truncate(max);
+    Ok(NeighbourTable {
+        neighbours: held,
+        counted: neighbours.len(),
+    })
+}
+
+impl Lab {
+    /// A run of neighbour notifications and the reading after it settled:
+    /// what the loop does.
+    fn neighbours_notified(&mut self, now: &[Neighbour], max: usize) {
+        self.daemon.neighbours_changed(self.now);
+        self.daemon
+            .neighbours_changed(self.now + Duration::from_millis(1));
+        assert!(
+            !self.daemon.wants_neighbours(),
+            "not before the run settled"
+        );
+        let settled = self.now + NEIGHBOUR_SETTLE;
+        assert!(self.daemon.fire_due(settled).contains(&Timer::Neighbours));
+        assert!(self.daemon.wants_neighbours());
+        self.daemon.neighbours_read(reading(now, max));
+        assert!(!self.daemon.wants_neighbours());
+        self.settle();
+    }
+}
+
+#[test]
+fn neighbours_in_a_reading_make_events_and_one_reconcile_and_a_state_change_is_changed() {
+    let mut lab = Lab::start("version 1\nneighbours\n");
+    assert_eq!(lab.live(), "1 0 [] startup");
+    let reconciles = lab.daemon.status().reconciles;
+    let table = [
+        neighbour("192.168.1.9", NeighbourState::Reachable),
+        neighbour("2001:db8:1::9", NeighbourState::Reachable),
+        neighbour("fe80::9", NeighbourState::Stale),
+    ];
+    lab.neighbours_notified(&table, 4096);
+    let status = lab.daemon.status();
+    assert_eq!(
+        status.reconciles,
+        reconciles + 1,
+        "one reconcile for the run"
+    );
+    assert_eq!(
+        status.last_change.unwrap().reason,
+        "3 events (neighbour-added x3)"
+    );
+    assert_eq!(status.world.neighbours, table);
+    assert_eq!(lab.live(), "1 3 [reachable,reachable,stale] added");
+
+    let mut changed = table.clone();
+    changed[1].state = NeighbourState::Stale;
+    lab.neighbours_notified(&changed, 4096);
+    let status = lab.daemon.status();
+    assert_eq!(status.reconciles, reconciles + 2);
+    assert_eq!(
+        status.last_change.unwrap().reason,
+        "neighbour-changed lan0 2001:db8:1::9 02:00:00:00:00:09 stale"
+    );
+    assert_eq!(lab.live(), "1 3 [reachable,stale,stale] changed");
+
+    // The same reading again: nothing to do, no reconcile.
+    lab.neighbours_notified(&changed, 4096);
+    assert_eq!(lab.daemon.status().reconciles, reconciles + 2);
+
+    lab.neighbours_notified(&changed[..2], 4096);
+    assert_eq!(
+        lab.daemon.status().last_change.unwrap().reason,
+        "neighbour-removed lan0 fe80::9 02:00:00:00:00:09 stale"
+    );
+    assert_eq!(lab.live(), "1 2 [reachable,stale] removed");
+}
+
+#[test]
+fn the_neighbours_are_read_again_when_the_interfaces_change_and_at_the_tick() {
+    let config = CONFIG.replace("reconcile_interval_s = 0", "reconcile_interval_s = 1");
+    let mut lab = Lab::with_config("version 1\n", Fake::new(), &config);
+    // The same interfaces: no new reading.
+    lab.daemon.interfaces_read(Ok(vec![lan()]));
+    assert!(!lab.daemon.wants_neighbours());
+    // The same name under another index (deleted and made again).
+    lab.daemon
+        .interfaces_read(Ok(vec![Interface { index: 7, ..lan() }]));
+    assert!(lab.daemon.wants_neighbours());
+    lab.daemon.neighbours_read(reading(&[], 4096));
+    assert!(!lab.daemon.wants_neighbours());
+    // The periodic check reads it too.
+    let tick = lab.now + Duration::from_secs(1);
+    assert!(lab.daemon.fire_due(tick).contains(&Timer::Tick));
+    assert!(lab.daemon.wants_neighbours());
+}
+
+#[test]
+fn past_the_cap_the_first_neighbours_are_held_and_status_says_so_while_it_lasts() {
+    let config = format!("{CONFIG}[neighbours]\nmax = 2\n");
+    let mut lab = Lab::with_config("version 1\nneighbours\n", Fake::new(), &config);
+    let table = [
+        neighbour("192.168.1.9", NeighbourState::Reachable),
+        neighbour("192.168.1.10", NeighbourState::Reachable),
+        neighbour("2001:db8:1::9", NeighbourState::Stale),
+        neighbour("2001:db8:1::a", NeighbourState::Stale),
+    ];
+    lab.neighbours_notified(&table, 2);
+    let status = lab.daemon.status();
+    let ips: Vec<&str> = status
+        .world
+        .neighbours
+        .iter()
+        .map(|n| n.ip.as_str())
+        .collect();
+    assert_eq!(ips, ["192.168.1.9", "192.168.1.10"], "the first in order");
+    assert_eq!(lab.live(), "1 2 [reachable,reachable] added");
+    assert_eq!(
+        status.errors,
+        [
+            "neighbour table: 4 entries, more than `neighbours.max` = 2: \
+          only the first 2 (by interface and address) are held and seen by the policies"
+        ]
+    );
+    assert!(status.render(0).contains("neighbour table: 4 entries"));
+
+    lab.neighbours_notified(&table[..2], 2);
+    assert!(lab.daemon.status().errors.is_empty(), "gone once it fits");
+}
+
+#[test]
+fn with_neighbours_disabled_none_are_read() {
+    let config = format!(
+        "{}[neighbours]\nenabled = false\n",
+        CONFIG.replace("reconcile_interval_s = 0", "reconcile_interval_s = 1")
+    );
+    let mut lab = Lab::with_config("version 1\nneighbours\n", Fake::new(), &config);
+    lab.daemon.neighbours_changed(lab.now);
+    let later = lab.now + Duration::from_secs(1);
+    let due = lab.daemon.fire_due(later);
+    assert!(!due.contains(&Timer::Neighbours), "{due:?}");
+    assert!(due.contains(&Timer::Tick));
+    assert!(!lab.daemon.wants_neighbours(), "not at the tick either");
+    lab.daemon
+        .interfaces_read(Ok(vec![Interface { index: 7, ..lan() }]));
+    assert!(!lab.daemon.wants_neighbours(), "nor after the interfaces");
+    lab.daemon.settle(later);
+    assert!(lab.daemon.status().world.neighbours.is_empty());
+    assert_eq!(lab.live(), "1 0 [] startup");
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub enum Timer {
     /// A run of rtnetlink notifications settled: read the interfaces.
     Links,
+    /// A run of neighbour notifications settled: read the neighbour table.
+    Neighbours,
     /// Watched files settled: read them.
     Files,
     /// nftables notifications settled: check the table.
@@ -29,6 +31,10 @@ pub enum Timer {
 /// Wait after an interface or address notification: `ip` commands and
 /// link flaps come in runs; the interfaces are read once per run.
 pub const LINK_SETTLE: Duration = Duration::from_millis(20);
+/// Wait after a neighbour notification: a host coming up, a burst of
+/// traffic or an `ip -batch` change many entries at once; the table is read
+/// once per run.
+pub const NEIGHBOUR_SETTLE: Duration = Duration::from_millis(20);
 /// Wait after a file change, so that a file written in several steps is
 /// read once, whole.
 pub const FILE_SETTLE: Duration = Duration::from_millis(20);
