@@ -1,7 +1,7 @@
 //! Write [wasmwall](https://example.invalid/wasmwall) firewall policies in Rust.
 //!
 //! A policy is a pure function from the network state (interfaces, addresses,
-//! DHCP leases), the triggering [`Event`] and its own [`Config`] to the
+//! DHCP and DHCPv6 leases, neighbours), the triggering [`Event`] and its own [`Config`] to the
 //! complete [`Ruleset`] it wants. The runtime diffs that against the kernel and
 //! applies only the difference.
 //!
@@ -37,6 +37,15 @@
 //! beyond the basics is in [`WorldState::features`]: a policy offers a
 //! flowtable or a conntrack helper only where it exists.
 //!
+//! Hosts are best named by who they are: a [`HostId`] (a MAC, a DUID or a
+//! host name) gives, through [`WorldState::host`] or a [`Hosts`] index,
+//! the host's current addresses of both families from the leases, the
+//! DHCPv6 leases and the neighbour table, only those inside a prefix the
+//! router has now. Put them in a named set, and a new address or a moved
+//! prefix changes elements, never a rule; or match by interface ID
+//! ([`RuleBuilder::ip6_daddr_interface_id`], [`eui64_interface_id`]),
+//! which the prefix does not touch at all.
+//!
 //! Build with `cargo build --release --target wasm32-wasip2`; the resulting
 //! `.wasm` file is a component the runtime loads.
 //!
@@ -52,6 +61,8 @@ extern crate self as wasmwall_sdk;
 mod action;
 mod config;
 mod export;
+mod hosts;
+mod interface_id;
 mod logging;
 mod macros;
 mod objects;
@@ -87,6 +98,8 @@ pub use action::{
 pub use config::Config;
 #[doc(hidden)]
 pub use export::__Export;
+pub use hosts::{AddressSource, HostAddress, HostId, HostIdError, Hosts};
+pub use interface_id::{INTERFACE_ID_MASK, eui64_interface_id, interface_id};
 pub use logging::{Level, log};
 pub use objects::{CtHelper, Flowtable, NamedCounter, NamedLimit, NamedMap, NamedSet, SetElements};
 pub use packet::{

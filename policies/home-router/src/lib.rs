@@ -1,12 +1,23 @@
-//! A home router's firewall.
+//! A home router's firewall, dual-stack.
 //!
 //! LAN, WAN and guest interfaces come from the config. The router itself
 //! answers only what it serves its networks; it forwards LAN and guest
-//! traffic to the WAN (masqueraded) while the WAN is up; port forwards reach
-//! LAN hosts named by their DHCP host name or MAC and follow the host's
-//! current lease; a guest network never reaches the LAN; blocked hosts are
-//! cut off by name or MAC, always or at times of day, through sets that
-//! follow their leases.
+//! traffic to the WAN (IPv4 masqueraded, IPv6 as it is) while the WAN is
+//! up; port forwards reach LAN hosts named by their DHCP host name, MAC or
+//! DUID and follow the host's current addresses: over IPv4 a DNAT to its
+//! lease, over IPv6 a pinhole to each of its global addresses; a guest
+//! network never reaches the LAN; blocked hosts are cut off by name, MAC
+//! or DUID, always or at times of day, on every address they hold, through
+//! sets that follow their leases and the neighbour table.
+//!
+//! A host's addresses are the SDK's host look-ups (`Hosts`): its DHCP
+//! leases, its DHCPv6 leases and the neighbour table's entries (SLAAC,
+//! privacy and static IPv6 addresses), linked by host name, MAC and DUID,
+//! each counted only while it lies inside a prefix the router has on that
+//! interface. When the LAN's prefix is replaced, the old addresses drop
+//! out of the sets at once and the new ones come in as the host uses them:
+//! elements change, no rule does. IPv4 follows the DHCP leases only, as
+//! it always did.
 //!
 //! Config keys (TOML lists arrive comma-joined):
 //! - `lan` (required): LAN interface(s), comma-separated.
@@ -19,16 +30,22 @@
 //!   "tcp 8080 nas 80" or "udp 51820 52:54:00:12:34:56": connections from
 //!   the WAN to PORT go to HOST's current lease address on a LAN interface,
 //!   port HOSTPORT (default PORT). HOST is a DHCP host name (compared
-//!   without regard to case) or a MAC. A forward whose host has no lease is
-//!   left out of the map (said in the log at debug level); a host holding
-//!   several leases is reached at the lowest address. The LAN reaches a
-//!   forward on the WAN's address too (NAT reflection).
-//! - `block`: host names or MACs whose leased IPv4 addresses, every one of
-//!   them on a LAN or guest interface, go into the set `blocked`: nothing
-//!   they send or are sent is forwarded, open connections included.
+//!   without regard to case), a MAC (six hex pairs) or a DUID (more hex
+//!   pairs). A forward whose host has no lease is left out of the map (said
+//!   in the log at debug level); a host holding several leases is reached
+//!   at the lowest address. The LAN reaches a forward on the WAN's address
+//!   too (NAT reflection). Over IPv6 there is no NAT: the same forward
+//!   opens a pinhole from the WAN to each of HOST's current global IPv6
+//!   addresses on a LAN interface, on the host's own port HOSTPORT (sets
+//!   `pinholes-tcp`, `pinholes-udp`: address . port).
+//! - `block`: host names, MACs or DUIDs whose addresses, every one of them
+//!   on a LAN or guest interface, go into the sets `blocked` (leased IPv4
+//!   addresses) and `blocked-v6` (global IPv6 addresses): nothing they send
+//!   or are sent is forwarded, open connections included.
 //! - `block_at`: "HOST HH:MM-HH:MM" entries, e.g. "kid-tablet 21:00-07:00"
 //!   (local time; a range that ends before it starts wraps midnight): the
-//!   same, during that time only (one set per time, `block-2100-0700`).
+//!   same, during that time only (two sets per time, `block-2100-0700` and
+//!   `block-2100-0700-v6`).
 //! - `syn_flood` (default 25): new TCP connections per second the router
 //!   itself takes (with a burst of twice that); more are dropped.
 //! - `mss_clamp` (default true): TCP SYNs out to the WAN get the path's MSS,
@@ -42,44 +59,54 @@
 //!   established and related; invalid dropped; SYNs above `syn_flood`
 //!   dropped; ICMP by type (ping and errors; timestamps and the rest
 //!   dropped) and ICMPv6 by type (RFC 4890: errors, ping, neighbour, router
-//!   and multicast listener discovery); from the LAN the `lan-tcp`/`lan-udp`
-//!   ports; from guests DHCP (udp 67) and DNS (udp and tcp 53); the rest
-//!   from the LAN and guests refused (a TCP reset, else ICMP port
-//!   unreachable), from the WAN dropped. None of it depends on the WAN.
+//!   and multicast listener discovery, so router advertisements on the WAN
+//!   too); from the WAN the DHCPv6 server's answers to the router's client
+//!   (udp 547 to 546 from a link-local address); from the LAN the
+//!   `lan-tcp`/`lan-udp` ports; from guests DHCP (udp 67) and DNS (udp and
+//!   tcp 53); the rest from the LAN and guests refused (a TCP reset, else
+//!   ICMP port unreachable), from the WAN dropped. None of it depends on
+//!   the WAN.
 //! - `forward` (filter, forward, priority filter, policy drop): blocked
-//!   hosts dropped both ways, always or at their times; offloading when
-//!   asked; established and related; invalid dropped; between LAN
-//!   interfaces; guest <-> LAN dropped (whatever the WAN does); while the
-//!   WAN is up: LAN and guest to the WAN, and what a port forward DNATed;
-//!   the rest from the LAN and guests refused.
+//!   hosts dropped both ways, both families, always or at their times;
+//!   offloading when asked; established and related; invalid dropped;
+//!   ICMPv6 that is never forwarded dropped (RFC 4890 section 4.3.5: router
+//!   renumbering, node information); between LAN interfaces; guest <-> LAN
+//!   dropped (whatever the WAN does); while the WAN is up: LAN and guest to
+//!   the WAN, ICMPv6 from the WAN to them that must not be dropped in
+//!   transit (RFC 4890 section 4.3.1: destination unreachable, packet too
+//!   big, time exceeded, parameter problem, echo request and reply), what a
+//!   port forward DNATed, and the IPv6 pinholes; the rest from the LAN and
+//!   guests refused.
 //! - `mangle-forward` (filter, forward, priority mangle), while the WAN is
 //!   up and `mss_clamp` holds: the MSS clamp.
 //! - `prerouting` (nat, priority dstnat): the forwards as two maps, keyed by
 //!   the WAN port (`forwards-tcp`, `forwards-udp`: port -> address . port),
 //!   from the WAN and from the LAN to the WAN's address; `postrouting` (nat,
-//!   priority srcnat): the masquerade on the WAN, and the LAN's reflected
-//!   connections masqueraded so that answers come back through the router.
-//!   Both only while the WAN is up, as is the sysctl `net.ipv4.ip_forward =
-//!   1`.
+//!   priority srcnat): the IPv4 masquerade on the WAN, and the LAN's
+//!   reflected connections masqueraded so that answers come back through
+//!   the router. Both only while the WAN is up, as are the sysctls
+//!   `net.ipv4.ip_forward = 1` and `net.ipv6.conf.all.forwarding = 1`.
+//!   (With IPv6 forwarding on, the kernel takes router advertisements on
+//!   the WAN only where its `accept_ra` is 2; this policy leaves that to
+//!   whatever configures the WAN.)
 //!
 //! "The WAN is up": its interface exists and is up (administratively and
 //! with carrier). When it goes down, its rules go.
 //!
 //! The same state and config give the same ruleset, rule for rule: what
-//! comes from leases is ordered by address, so the runtime sends nothing
-//! when nothing changed, and a lease that comes, moves or goes changes one
-//! element of a map or a set, never a rule: each packet costs the same
-//! however many forwards and hosts there are.
+//! comes from leases and neighbours is ordered by address, so the runtime
+//! sends nothing when nothing changed, and a lease or an address that
+//! comes, moves or goes, or a prefix that is replaced, changes elements of
+//! a map or a set, never a rule: each packet costs the same however many
+//! forwards and hosts there are.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use wasmwall_sdk::{
-    Chain, ChainPolicy, Config, CtState, CtStatus, Event, Field, Flowtable, Hook, IcmpType,
-    Icmpv6Type, IpFamily, KeyType, L4Protocol, Lease, MapElement, MapLookup, NamedMap, NamedSet,
-    Policy, PriorityName, Rate, Rule, RuleBuilder, Ruleset, TcpFlags, TimeOfDay, Transport, Value,
-    WorldState,
+    AddressSource, Chain, ChainPolicy, Config, CtState, CtStatus, Event, Field, Flowtable, Hook,
+    HostAddress, HostId, Hosts, IcmpType, Icmpv6Type, IpFamily, KeyType, L4Protocol, MapElement,
+    MapLookup, NamedMap, NamedSet, Policy, PriorityName, Rate, Rule, RuleBuilder, Ruleset,
+    TcpFlags, TimeOfDay, Transport, Value, WorldState,
 };
 
 const KNOWN_KEYS: &[&str] = &[
@@ -108,7 +135,7 @@ struct Forward<'a> {
     text: &'a str,
     protocol: Transport,
     port: u16,
-    host: &'a str,
+    host: HostId,
     host_port: u16,
 }
 
@@ -134,9 +161,8 @@ impl<'a> Forward<'a> {
             Ok(0) | Err(_) => Err(bad(&format!("has {p:?}, not a port from 1 to 65535"))),
             Ok(n) => Ok(n),
         };
-        if let Some(why) = host_problem(host) {
-            return Err(bad(&format!("names the host {host:?}, which {why}")));
-        }
+        let host = HostId::parse(host)
+            .map_err(|why| bad(&format!("names the host {host:?}, which {why}")))?;
         Ok(Forward {
             text,
             protocol,
@@ -148,14 +174,15 @@ impl<'a> Forward<'a> {
 }
 
 /// Hosts cut off during one time of day (`block_at`).
-struct Window<'a> {
+struct Window {
     from: TimeOfDay,
     to: TimeOfDay,
-    hosts: Vec<&'a str>,
+    hosts: Vec<HostId>,
 }
 
-impl Window<'_> {
-    /// The set of the window's addresses: `block-2100-0700`.
+impl Window {
+    /// The set of the window's IPv4 addresses: `block-2100-0700` (its
+    /// IPv6 addresses are in `block-2100-0700-v6`).
     fn set_name(&self) -> String {
         let hm = |t: &TimeOfDay| t.to_string().replace(':', "");
         format!("block-{}-{}", hm(&self.from), hm(&self.to))
@@ -169,8 +196,8 @@ struct Settings<'a> {
     lan_tcp: Vec<u16>,
     lan_udp: Vec<u16>,
     forwards: Vec<Forward<'a>>,
-    block: Vec<&'a str>,
-    block_at: Vec<Window<'a>>,
+    block: Vec<HostId>,
+    block_at: Vec<Window>,
     syn_flood: Rate,
     mss_clamp: bool,
     offload: bool,
@@ -189,7 +216,7 @@ fn flag(config: &Config, key: &str, default: bool) -> Result<bool, String> {
 }
 
 /// `block_at`: "HOST HH:MM-HH:MM" entries, grouped by their time.
-fn windows(config: &Config) -> Result<Vec<Window<'_>>, String> {
+fn windows(config: &Config) -> Result<Vec<Window>, String> {
     let mut out: Vec<Window> = Vec::new();
     for text in config.list("block_at") {
         let bad = |why: &str| {
@@ -201,9 +228,8 @@ fn windows(config: &Config) -> Result<Vec<Window<'_>>, String> {
             [host, times] => (*host, *times),
             _ => return Err(bad("has the wrong number of words")),
         };
-        if let Some(why) = host_problem(host) {
-            return Err(bad(&format!("names the host {host:?}, which {why}")));
-        }
+        let host = HostId::parse(host)
+            .map_err(|why| bad(&format!("names the host {host:?}, which {why}")))?;
         let (from, to) = times
             .split_once('-')
             .ok_or_else(|| bad("has no time range"))?;
@@ -268,23 +294,6 @@ fn interfaces<'a>(config: &'a Config, key: &str) -> Result<Vec<&'a str>, String>
     Ok(names)
 }
 
-/// Why `host` cannot name a host, if it cannot: a MAC, or a DHCP host name
-/// of letters, digits, '-', '_' and '.'.
-fn host_problem(host: &str) -> Option<&'static str> {
-    if is_mac(host) {
-        None
-    } else if host.len() > 253 {
-        Some("is longer than 253 bytes")
-    } else if !host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        Some("is neither a MAC nor a host name (letters, digits, '-', '_', '.')")
-    } else {
-        None
-    }
-}
-
 fn settings(config: &Config) -> Result<Settings<'_>, String> {
     config.reject_unknown(KNOWN_KEYS)?;
     let lan = interfaces(config, "lan")?;
@@ -321,13 +330,11 @@ fn settings(config: &Config) -> Result<Settings<'_>, String> {
         }
         forwards.push(f);
     }
-    let block = config.list("block");
-    if let Some((host, why)) = block
-        .iter()
-        .find_map(|h| host_problem(h).map(|why| (h, why)))
-    {
-        return Err(format!("config key `block`: {host:?} {why}"));
-    }
+    let block = config
+        .list("block")
+        .into_iter()
+        .map(|h| HostId::parse(h).map_err(|why| format!("config key `block`: {h:?} {why}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let syn_flood = match config.get("syn_flood") {
         None => SYN_FLOOD_DEFAULT,
         Some(text) => match text.parse::<u64>() {
@@ -353,83 +360,6 @@ fn settings(config: &Config) -> Result<Settings<'_>, String> {
         mss_clamp: flag(config, "mss_clamp", true)?,
         offload: flag(config, "offload", false)?,
     })
-}
-
-/// A MAC is six hex pairs; anything else names a host.
-fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// `s` in lower case, copied only if it has capitals.
-fn lower(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// The IPv4 leases on some interfaces of the hosts a list names (host
-/// names compared without regard to case, or MACs), each host's lowest
-/// address first. Built in one pass over the leases, however many hosts
-/// the list names (the runtime sorts leases too; this does not count on it).
-struct HostLeases<'s> {
-    by_mac: HashMap<String, Vec<(Ipv4Addr, &'s Lease)>>,
-    by_name: HashMap<String, Vec<(Ipv4Addr, &'s Lease)>>,
-}
-
-impl<'s> HostLeases<'s> {
-    fn new<'h>(
-        state: &'s WorldState,
-        hosts: impl IntoIterator<Item = &'h str>,
-        ifaces: &[&str],
-    ) -> Self {
-        let mut by_mac = HashMap::new();
-        let mut by_name = HashMap::new();
-        for host in hosts {
-            let map = if is_mac(host) {
-                &mut by_mac
-            } else {
-                &mut by_name
-            };
-            map.insert(host.to_ascii_lowercase(), Vec::new());
-        }
-        for lease in &state.leases {
-            if !ifaces.contains(&lease.iface.as_str()) {
-                continue;
-            }
-            let Ok(ip) = lease.ip.parse::<Ipv4Addr>() else {
-                continue;
-            };
-            if let Some(found) = by_mac.get_mut(lower(&lease.mac).as_ref()) {
-                found.push((ip, lease));
-            }
-            if let Some(name) = &lease.hostname
-                && let Some(found) = by_name.get_mut(lower(name).as_ref())
-            {
-                found.push((ip, lease));
-            }
-        }
-        for found in by_mac.values_mut().chain(by_name.values_mut()) {
-            found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.iface.cmp(&b.1.iface)));
-        }
-        HostLeases { by_mac, by_name }
-    }
-
-    /// The leases of `host`, lowest address first.
-    fn of(&self, host: &str) -> &[(Ipv4Addr, &'s Lease)] {
-        let map = if is_mac(host) {
-            &self.by_mac
-        } else {
-            &self.by_name
-        };
-        map.get(&host.to_ascii_lowercase())
-            .map_or(&[], Vec::as_slice)
-    }
 }
 
 /// A debug line in the runtime's log (only inside the runtime: the host has
@@ -481,6 +411,26 @@ const ICMPV6_ACCEPTED: [Icmpv6Type; 14] = [
     Icmpv6Type::Mld2ListenerReport,
 ];
 
+/// ICMPv6 forwarded from the WAN (RFC 4890, section 4.3.1: what must not
+/// be dropped in transit, section 4.3.2's codes included): the errors that
+/// path MTU discovery and traceroute need, and ping.
+const ICMPV6_IN_TRANSIT: [Icmpv6Type; 6] = [
+    Icmpv6Type::DestinationUnreachable,
+    Icmpv6Type::PacketTooBig,
+    Icmpv6Type::TimeExceeded,
+    Icmpv6Type::ParameterProblem,
+    Icmpv6Type::EchoRequest,
+    Icmpv6Type::EchoReply,
+];
+
+/// ICMPv6 never forwarded, whichever way (RFC 4890, section 4.3.5): router
+/// renumbering, and node information queries and responses.
+const ICMPV6_NOT_FORWARDED: [Icmpv6Type; 3] = [
+    Icmpv6Type::RouterRenumbering,
+    Icmpv6Type::Other(139),
+    Icmpv6Type::Other(140),
+];
+
 impl Policy for HomeRouter {
     fn evaluate(state: &WorldState, _event: &Event, config: &Config) -> Result<Ruleset, String> {
         let s = settings(config)?;
@@ -510,6 +460,17 @@ impl Policy for HomeRouter {
             new_rule()
                 .icmpv6_types(ICMPV6_ACCEPTED)
                 .comment("ICMPv6 a host needs (RFC 4890)")
+                .accept(),
+            // The router is the WAN's DHCPv6 client (for its address and a
+            // delegated prefix): its server answers from a link-local
+            // address to the client's, which conntrack cannot pair with
+            // the request the client sent to a multicast address.
+            new_rule()
+                .iifname(s.wan)
+                .saddr("fe80::/10")
+                .udp_sport(547)
+                .udp_dport(546)
+                .comment("DHCPv6 from the WAN")
                 .accept(),
         ];
         for lan in &s.lan {
@@ -560,51 +521,33 @@ impl Policy for HomeRouter {
         input.extend(refused(&inside));
 
         // Through the router. Blocked hosts come first, so that blocking
-        // one also stops the connections it already has open.
+        // one also stops the connections it already has open; on every
+        // address they hold, one set per family.
         let mut forward = Vec::new();
         let mut ruleset = Ruleset::new();
-        let blocked = addresses_of(state, &s.block, &inside);
+        let hosts = Hosts::new(state);
+        let mut blocked_sets = Vec::new();
         if !s.block.is_empty() {
-            forward.push(
-                new_rule()
-                    .saddr_in("blocked")
-                    .comment("blocked hosts")
-                    .drop(),
-            );
-            forward.push(
-                new_rule()
-                    .daddr_in("blocked")
-                    .comment("blocked hosts")
-                    .drop(),
-            );
-            ruleset = ruleset.set(NamedSet::ipv4(
-                "blocked",
-                blocked.iter().map(Ipv4Addr::to_string),
+            blocked_sets.push((
+                "blocked".to_string(),
+                None,
+                "blocked hosts".to_string(),
+                &s.block,
             ));
         }
         for window in &s.block_at {
-            let hosts: Vec<&str> = window.hosts.clone();
-            let set = window.set_name();
-            let addresses = addresses_of(state, &hosts, &inside);
             let comment = format!("blocked {}-{}", window.from, window.to);
-            forward.push(
-                new_rule()
-                    .hour(window.from, window.to)
-                    .saddr_in(set.clone())
-                    .comment(comment.clone())
-                    .drop(),
-            );
-            forward.push(
-                new_rule()
-                    .hour(window.from, window.to)
-                    .daddr_in(set.clone())
-                    .comment(comment)
-                    .drop(),
-            );
-            ruleset = ruleset.set(NamedSet::ipv4(
-                set,
-                addresses.iter().map(Ipv4Addr::to_string),
-            ));
+            let hour = Some((window.from, window.to));
+            blocked_sets.push((window.set_name(), hour, comment, &window.hosts));
+        }
+        for (set, hour, comment, names) in blocked_sets {
+            let (v4, v6) = addresses_of(&hosts, names, &inside);
+            let set6 = format!("{set}-v6");
+            forward.extend(blocking(&set, hour, &comment));
+            forward.extend(blocking(&set6, hour, &comment));
+            ruleset = ruleset
+                .set(NamedSet::ipv4(set, v4.iter().map(Ipv4Addr::to_string)))
+                .set(NamedSet::ipv6(set6, v6.iter().map(Ipv6Addr::to_string)));
         }
         let offload = s.offload && wan_up && state.features.has_flowtables();
         if s.offload && !state.features.has_flowtables() {
@@ -626,6 +569,12 @@ impl Policy for HomeRouter {
         }
         forward.push(established().accept());
         forward.push(invalid().drop());
+        forward.push(
+            new_rule()
+                .icmpv6_types(ICMPV6_NOT_FORWARDED)
+                .comment("ICMPv6 not forwarded (RFC 4890)")
+                .drop(),
+        );
         for from in &s.lan {
             for to in &s.lan {
                 if from != to {
@@ -673,13 +622,62 @@ impl Policy for HomeRouter {
             }
             forward.push(
                 new_rule()
+                    .iifname(s.wan)
+                    .test(Field::Oifname, inside.iter().map(|i| Value::name(*i)))
+                    .icmpv6_types(ICMPV6_IN_TRANSIT)
+                    .comment("ICMPv6 in transit (RFC 4890)")
+                    .accept(),
+            );
+            forward.push(
+                new_rule()
                     .ct_status(CtStatus::DNAT)
                     .comment("port forwards")
                     .accept(),
             );
-            // Each forward is one element of a map, keyed by its port:
-            // a lease that comes, moves or goes changes that element only.
-            let forward_leases = HostLeases::new(state, s.forwards.iter().map(|f| f.host), &s.lan);
+            // Each forward is one element of a map, keyed by its port, and
+            // one element of a pinhole set per IPv6 address of its host: a
+            // lease or an address that comes, moves or goes, and a prefix
+            // that is replaced, change elements only.
+            let forward_hosts: Vec<Vec<HostAddress>> = s
+                .forwards
+                .iter()
+                .map(|f| hosts.addresses(&f.host))
+                .collect();
+            for (protocol, set) in [
+                (Transport::Tcp, "pinholes-tcp"),
+                (Transport::Udp, "pinholes-udp"),
+            ] {
+                let mut elements: Vec<(Ipv6Addr, u16)> = Vec::new();
+                for (f, found) in s.forwards.iter().zip(&forward_hosts) {
+                    if f.protocol != protocol {
+                        continue;
+                    }
+                    let before = elements.len();
+                    elements.extend(global_ipv6(found, &s.lan).map(|ip| (ip, f.host_port)));
+                    if elements.len() == before {
+                        debug(&format!(
+                            "forward {:?}: {} has no IPv6 address beyond the link on a LAN interface, so no pinhole",
+                            f.text, f.host
+                        ));
+                    }
+                }
+                elements.sort_unstable();
+                elements.dedup();
+                ruleset = ruleset.set(
+                    NamedSet::keyed(set, [KeyType::Ipv6Addr, KeyType::InetService]).extend(
+                        elements
+                            .into_iter()
+                            .map(|(ip, port)| [Value::from(ip), Value::from(port)]),
+                    ),
+                );
+                forward.push(
+                    new_rule()
+                        .iifname(s.wan)
+                        .in_set([Field::Daddr(IpFamily::V6), Field::Dport(protocol)], set)
+                        .comment(format!("IPv6 pinholes ({protocol})"))
+                        .accept(),
+                );
+            }
             let wan_addresses: Vec<&str> = wan
                 .map(|w| w.addresses.iter().filter_map(|a| ipv4_of(a)).collect())
                 .unwrap_or_default();
@@ -688,8 +686,11 @@ impl Policy for HomeRouter {
                 (Transport::Udp, "forwards-udp"),
             ] {
                 let mut elements = Vec::new();
-                for f in s.forwards.iter().filter(|f| f.protocol == protocol) {
-                    let Some(&(ip, _)) = forward_leases.of(f.host).first() else {
+                for (f, found) in s.forwards.iter().zip(&forward_hosts) {
+                    if f.protocol != protocol {
+                        continue;
+                    }
+                    let Some(ip) = leased_ipv4(found, &s.lan).next() else {
                         debug(&format!(
                             "forward {:?}: {} has no lease on a LAN interface, so no element",
                             f.text, f.host
@@ -730,7 +731,8 @@ impl Policy for HomeRouter {
                     }
                 }
             }
-            postrouting.push(new_rule().oifname(s.wan).masquerade());
+            // IPv4 only: IPv6 goes out with the host's own address.
+            postrouting.push(new_rule().oifname(s.wan).nfproto(IpFamily::V4).masquerade());
             for lan in &s.lan {
                 postrouting.push(
                     new_rule()
@@ -751,7 +753,9 @@ impl Policy for HomeRouter {
                         .continue_(),
                 );
             }
-            ruleset = ruleset.sysctl("net.ipv4.ip_forward", "1");
+            ruleset = ruleset
+                .sysctl("net.ipv4.ip_forward", "1")
+                .sysctl("net.ipv6.conf.all.forwarding", "1");
         }
         forward.extend(refused(&inside));
 
@@ -799,18 +803,68 @@ fn ipv4_of(address: &str) -> Option<&str> {
     ip.parse::<Ipv4Addr>().is_ok().then_some(ip)
 }
 
-/// The leased IPv4 addresses, on `ifaces`, of the hosts `hosts` names,
-/// sorted and each once.
-fn addresses_of(state: &WorldState, hosts: &[&str], ifaces: &[&str]) -> Vec<Ipv4Addr> {
-    let leases = HostLeases::new(state, hosts.iter().copied(), ifaces);
-    let mut out: Vec<Ipv4Addr> = hosts
+/// Those of a host's current addresses (`hosts`, in the SDK's order: by
+/// address, IPv4 first) that are on one of `ifaces`.
+fn on<'h>(hosts: &'h [HostAddress], ifaces: &[&str]) -> impl Iterator<Item = &'h HostAddress> {
+    hosts
         .iter()
-        .flat_map(|h| leases.of(h))
-        .map(|(ip, _)| *ip)
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
+        .filter(move |a| ifaces.contains(&a.iface.as_str()))
+}
+
+/// A host's leased IPv4 addresses on `ifaces`, lowest first: IPv4 is
+/// followed by its DHCP leases only, as before IPv6 came (a neighbour
+/// entry of an address since leased to someone else would outlive it).
+fn leased_ipv4(hosts: &[HostAddress], ifaces: &[&str]) -> impl Iterator<Item = Ipv4Addr> {
+    on(hosts, ifaces).filter_map(|a| match a.ip {
+        IpAddr::V4(ip) if a.came_from(AddressSource::Lease) => Some(ip),
+        _ => None,
+    })
+}
+
+/// A host's IPv6 addresses beyond the link on `ifaces`: its DHCPv6 leases
+/// and the addresses the neighbour table saw it use (SLAAC, privacy and
+/// static ones), inside a current prefix of the interface.
+fn global_ipv6(hosts: &[HostAddress], ifaces: &[&str]) -> impl Iterator<Item = Ipv6Addr> {
+    on(hosts, ifaces).filter_map(|a| match a.ip {
+        IpAddr::V6(ip) if a.is_global() => Some(ip),
+        _ => None,
+    })
+}
+
+/// Every address, on `ifaces`, of the hosts `hosts` names: the leased
+/// IPv4 ones and the IPv6 ones beyond the link, each family sorted and
+/// each address once.
+fn addresses_of(
+    index: &Hosts,
+    hosts: &[HostId],
+    ifaces: &[&str],
+) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for host in hosts {
+        let found = index.addresses(host);
+        v4.extend(leased_ipv4(&found, ifaces));
+        v6.extend(global_ipv6(&found, ifaces));
+    }
+    v4.sort_unstable();
+    v4.dedup();
+    v6.sort_unstable();
+    v6.dedup();
+    (v4, v6)
+}
+
+/// The two rules that drop what the hosts of the address set `set` send
+/// and are sent (the set's type gives the family), at all times or only
+/// from `hour.0` to `hour.1`.
+fn blocking(set: &str, hour: Option<(TimeOfDay, TimeOfDay)>, comment: &str) -> [Rule; 2] {
+    let timed = || match hour {
+        Some((from, to)) => new_rule().hour(from, to),
+        None => new_rule(),
+    };
+    [
+        timed().saddr_in(set).comment(comment).drop(),
+        timed().daddr_in(set).comment(comment).drop(),
+    ]
 }
 
 /// The two rules that refuse what came in on `ifaces` and nothing
@@ -838,7 +892,9 @@ wasmwall_sdk::export_policy!(HomeRouter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmwall_sdk::{MapData, Matcher, NetworkInterface, SetElements, Verdict};
+    use wasmwall_sdk::{
+        Dhcpv6Lease, Lease, MapData, Matcher, Neighbour, NetworkInterface, SetElements, Verdict,
+    };
 
     fn iface(name: &str, up: bool, address: &str) -> NetworkInterface {
         let mut i = NetworkInterface::new(name);
@@ -950,11 +1006,24 @@ mod tests {
                 .iter()
                 .all(|r| r.verdict() == &Verdict::Masquerade)
         );
+        // IPv6 is not masqueraded: the hosts' own addresses go out.
+        assert!(
+            post.rules()[0]
+                .matches()
+                .iter()
+                .any(|m| m.matcher() == &Matcher::Nfproto(IpFamily::V4))
+        );
         assert!(chain(&up, "mangle-forward").is_some(), "MSS clamping");
         assert!(chain(&up, "prerouting").is_some());
-        assert_eq!(up.sysctls().len(), 1);
-        assert_eq!(up.sysctls()[0].key(), "net.ipv4.ip_forward");
-        assert_eq!(up.sysctls()[0].value(), "1");
+        let sysctls: Vec<(&str, &str)> =
+            up.sysctls().iter().map(|s| (s.key(), s.value())).collect();
+        assert_eq!(
+            sysctls,
+            [
+                ("net.ipv4.ip_forward", "1"),
+                ("net.ipv6.conf.all.forwarding", "1")
+            ]
+        );
         let out = between(&up, "lan0", "wan0");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].verdict(), &Verdict::Accept);
@@ -1003,9 +1072,15 @@ mod tests {
             &[("lan_tcp", "443, 22,443"), ("lan_udp", "")],
         )
         .unwrap();
-        let names: Vec<_> = r.sets().iter().map(|s| s.name()).collect();
+        let names: Vec<_> = r
+            .sets()
+            .iter()
+            .map(|s| s.name())
+            .filter(|n| n.starts_with("lan-"))
+            .collect();
         assert_eq!(names, ["lan-tcp"]);
-        assert_eq!(r.sets()[0].elements(), &SetElements::Ports(vec![22, 443]));
+        let lan_tcp = r.sets().iter().find(|s| s.name() == "lan-tcp").unwrap();
+        assert_eq!(lan_tcp.elements(), &SetElements::Ports(vec![22, 443]));
         let served: Vec<_> = comments(&r, "input")
             .into_iter()
             .filter(|c| *c == "what the router serves the LAN")
@@ -1371,8 +1446,10 @@ mod tests {
                     .any(|m| matches!(m.matcher(), Matcher::Hour { .. }))
             })
             .collect();
-        assert_eq!(timed.len(), 4, "both ways, for each time");
+        assert_eq!(timed.len(), 8, "both ways, both families, for each time");
         assert!(timed.iter().all(|rule| rule.verdict() == &Verdict::Drop));
+        // The IPv6 sets are there, empty without IPv6 addresses.
+        assert_eq!(set("block-2100-0700-v6"), SetElements::Ipv6(vec![]));
     }
 
     #[test]
@@ -1392,5 +1469,337 @@ mod tests {
         }));
         // Not asked for: none, whatever the kernel.
         assert!(eval(&st, &[]).unwrap().flowtables().is_empty());
+    }
+
+    const NAS_MAC: &str = "52:54:00:12:34:56";
+    const NAS_DUID: &str = "00:03:00:01:52:54:00:12:34:56";
+
+    /// `state`, with IPv6: lan0 on 2001:db8:0:1::/64 (and fe80::/64),
+    /// guest0 on 2001:db8:0:2::/64, the WAN on 2001:db8:ff::/64.
+    fn dual(wan_up: bool, leases: Vec<Lease>) -> WorldState {
+        let mut st = state(wan_up, leases);
+        for (name, v6) in [
+            ("guest0", "2001:db8:0:2::1/64"),
+            ("lan0", "2001:db8:0:1::1/64"),
+            ("wan0", "2001:db8:ff::2/64"),
+        ] {
+            let i = st.interfaces.iter_mut().find(|i| i.name == name).unwrap();
+            i.addresses.push(v6.into());
+            i.addresses.push("fe80::1/64".into());
+        }
+        st
+    }
+
+    fn v6_lease(ip: &str, duid: &str, mac: Option<&str>, host: Option<&str>) -> Dhcpv6Lease {
+        let mut l = Dhcpv6Lease::new(duid, 1, ip, "lan0");
+        l.mac = mac.map(str::to_string);
+        l.hostname = host.map(str::to_string);
+        l
+    }
+
+    /// The elements of a pinhole set: "ADDRESS PORT".
+    fn pinholes(r: &Ruleset, name: &str) -> Vec<String> {
+        let set = r.sets().iter().find(|s| s.name() == name).unwrap();
+        match set.elements() {
+            SetElements::Keyed { key, elements } => {
+                assert_eq!(key, &[KeyType::Ipv6Addr, KeyType::InetService]);
+                elements
+                    .iter()
+                    .map(|e| match e.as_slice() {
+                        [Value::Address(a), Value::Number(p)] => format!("{a} {p}"),
+                        other => panic!("{name}: {other:?}"),
+                    })
+                    .collect()
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn ipv6_set(r: &Ruleset, name: &str) -> Vec<String> {
+        match r
+            .sets()
+            .iter()
+            .find(|s| s.name() == name)
+            .unwrap()
+            .elements()
+        {
+            SetElements::Ipv6(v) => v.clone(),
+            other => panic!("{name} is not an IPv6 set: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_forward_opens_pinholes_to_the_hosts_current_ipv6_addresses() {
+        let nas = lease("192.168.1.23", NAS_MAC, Some("nas"));
+        let mut st = dual(true, vec![nas]);
+        st.dhcpv6_leases = vec![v6_lease("2001:db8:0:1::23", NAS_DUID, None, Some("nas"))];
+        st.neighbours = vec![
+            Neighbour::new("2001:db8:0:1:5054:ff:fe12:3456", NAS_MAC, "lan0"),
+            Neighbour::new("fe80::5054:ff:fe12:3456", NAS_MAC, "lan0"),
+        ];
+        let config = [("forward", "tcp 8080 nas 80, udp 51820 nas")];
+        let r = eval(&st, &config).unwrap();
+        // No NAT in IPv6: the host's own port, on each global address.
+        assert_eq!(
+            pinholes(&r, "pinholes-tcp"),
+            ["2001:db8:0:1::23 80", "2001:db8:0:1:5054:ff:fe12:3456 80"]
+        );
+        assert_eq!(
+            pinholes(&r, "pinholes-udp"),
+            [
+                "2001:db8:0:1::23 51820",
+                "2001:db8:0:1:5054:ff:fe12:3456 51820"
+            ]
+        );
+        // IPv4 as before.
+        assert_eq!(
+            dnat_targets(&r),
+            ["8080 -> 192.168.1.23:80", "51820 -> 192.168.1.23:51820"]
+        );
+        let forward = chain(&r, "forward").unwrap().rules();
+        let pinhole = forward
+            .iter()
+            .find(|rule| rule.comment() == Some("IPv6 pinholes (tcp)"))
+            .unwrap();
+        assert_eq!(
+            pinhole.matches()[1].matcher(),
+            &Matcher::InSet {
+                fields: vec![Field::Daddr(IpFamily::V6), Field::Dport(Transport::Tcp)],
+                set: "pinholes-tcp".into(),
+            }
+        );
+        assert_eq!(
+            pinhole.matches()[0].matcher(),
+            &Matcher::Iifname("wan0".into())
+        );
+        assert_eq!(pinhole.verdict(), &Verdict::Accept);
+
+        // The prefix is replaced: lan0 has the new one only, the kernel
+        // and the DHCP server still hold the old addresses beside the new.
+        let mut moved = st.clone();
+        let lan0 = moved
+            .interfaces
+            .iter_mut()
+            .find(|i| i.name == "lan0")
+            .unwrap();
+        lan0.addresses = vec![
+            "192.168.1.1/24".into(),
+            "2001:db8:0:7::1/64".into(),
+            "fe80::1/64".into(),
+        ];
+        moved
+            .dhcpv6_leases
+            .push(v6_lease("2001:db8:0:7::23", NAS_DUID, None, Some("nas")));
+        moved.neighbours.push(Neighbour::new(
+            "2001:db8:0:7:5054:ff:fe12:3456",
+            NAS_MAC,
+            "lan0",
+        ));
+        let r2 = eval(&moved, &config).unwrap();
+        assert_eq!(
+            pinholes(&r2, "pinholes-tcp"),
+            ["2001:db8:0:7::23 80", "2001:db8:0:7:5054:ff:fe12:3456 80"]
+        );
+        // Elements changed, no rule.
+        assert_eq!(r.chains(), r2.chains());
+        // No IPv6 address: empty sets, the same rules; WAN down: none.
+        let r3 = eval(&dual(true, vec![]), &config).unwrap();
+        assert!(pinholes(&r3, "pinholes-tcp").is_empty());
+        assert_eq!(r.chains(), r3.chains());
+        let down = eval(&dual(false, vec![]), &config).unwrap();
+        assert!(
+            down.sets()
+                .iter()
+                .all(|s| !s.name().starts_with("pinholes"))
+        );
+        assert!(
+            !comments(&down, "forward")
+                .iter()
+                .any(|c| c.starts_with("IPv6 pinholes"))
+        );
+    }
+
+    #[test]
+    fn a_forward_names_its_host_by_mac_or_duid_too() {
+        let mut st = dual(true, vec![]);
+        st.dhcpv6_leases = vec![
+            v6_lease("2001:db8:0:1::23", NAS_DUID, Some(NAS_MAC), None),
+            v6_lease(
+                "2001:db8:0:1::99",
+                "00:03:00:01:02:00:00:00:00:99",
+                None,
+                None,
+            ),
+        ];
+        // A SLAAC-only host, known from the neighbour table alone; its
+        // address on the guest network is no LAN host's.
+        st.neighbours = vec![
+            Neighbour::new("2001:db8:0:1::77", "02:00:00:00:00:77", "lan0"),
+            Neighbour::new("2001:db8:0:2::77", "02:00:00:00:00:77", "guest0"),
+            Neighbour::new("2001:db8:0:1:5054:ff:fe12:3456", NAS_MAC, "lan0"),
+        ];
+        let config = [
+            ("guest", "guest0"),
+            (
+                "forward",
+                "tcp 443 00:03:00:01:02:00:00:00:00:99, tcp 22 02:00:00:00:00:77, tcp 2222 00:03:00:01:52:54:00:12:34:56 22",
+            ),
+        ];
+        let r = eval(&st, &config).unwrap();
+        assert_eq!(
+            pinholes(&r, "pinholes-tcp"),
+            [
+                "2001:db8:0:1::23 22",
+                "2001:db8:0:1::77 22",
+                "2001:db8:0:1::99 443",
+                "2001:db8:0:1:5054:ff:fe12:3456 22"
+            ]
+        );
+        // None of them has a DHCP lease: no IPv4 forward.
+        assert!(dnat_targets(&r).is_empty());
+    }
+
+    #[test]
+    fn blocked_hosts_are_blocked_on_their_addresses_of_both_families() {
+        let tv = lease("192.168.1.30", "02:00:00:00:00:30", Some("tv"));
+        let mut st = dual(true, vec![tv]);
+        st.dhcpv6_leases = vec![v6_lease(
+            "2001:db8:0:1::30",
+            "00:03:00:01:02:00:00:00:00:30",
+            None,
+            Some("tv"),
+        )];
+        st.neighbours = vec![
+            Neighbour::new("2001:db8:0:1:0:ff:fe00:30", "02:00:00:00:00:30", "lan0"),
+            Neighbour::new("fe80::ff:fe00:30", "02:00:00:00:00:30", "lan0"),
+            Neighbour::new("2001:db8:0:2::30", "02:00:00:00:00:30", "guest0"),
+            // An old prefix on lan0.
+            Neighbour::new("2001:db8:0:9::30", "02:00:00:00:00:30", "lan0"),
+            // An IPv4 address the host was seen with but not leased: IPv4
+            // stays with the leases.
+            Neighbour::new("192.168.1.31", "02:00:00:00:00:30", "lan0"),
+        ];
+        let config = [("block", "tv"), ("guest", "guest0")];
+        let r = eval(&st, &config).unwrap();
+        assert_eq!(blocked_set(&r), ["192.168.1.30"]);
+        assert_eq!(
+            ipv6_set(&r, "blocked-v6"),
+            [
+                "2001:db8:0:1::30",
+                "2001:db8:0:1:0:ff:fe00:30",
+                "2001:db8:0:2::30"
+            ]
+        );
+        let forward = chain(&r, "forward").unwrap().rules();
+        let firsts: Vec<&Matcher> = forward[..4]
+            .iter()
+            .map(|r| r.matches()[0].matcher())
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                &Matcher::SaddrIn("blocked".into()),
+                &Matcher::DaddrIn("blocked".into()),
+                &Matcher::SaddrIn("blocked-v6".into()),
+                &Matcher::DaddrIn("blocked-v6".into()),
+            ]
+        );
+        assert!(forward[..4].iter().all(|r| r.verdict() == &Verdict::Drop));
+        // A DUID blocks too.
+        let by_duid = [("block", "00:03:00:01:02:00:00:00:00:30")];
+        let r = eval(&st, &by_duid).unwrap();
+        assert!(blocked_set(&r).is_empty());
+        assert_eq!(ipv6_set(&r, "blocked-v6"), ["2001:db8:0:1::30"]);
+    }
+
+    #[test]
+    fn icmpv6_in_transit_follows_rfc_4890() {
+        let config = [("guest", "guest0"), ("lan", "lan0,lan1")];
+        let r = eval(&dual(true, vec![]), &config).unwrap();
+        let forward = chain(&r, "forward").unwrap().rules();
+        let types = |rule: &Rule| -> Vec<u32> {
+            let Some(Matcher::Test { fields, any_of }) =
+                rule.matches().iter().map(|m| m.matcher()).find(
+                    |m| matches!(m, Matcher::Test { fields, .. } if fields == &[Field::Icmpv6Type]),
+                )
+            else {
+                panic!("no ICMPv6 type test in {rule:?}");
+            };
+            assert_eq!(fields, &[Field::Icmpv6Type]);
+            any_of
+                .iter()
+                .map(|e| match e[0] {
+                    Value::Number(n) => n,
+                    ref other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let position = |comment: &str| {
+            forward
+                .iter()
+                .position(|rule| rule.comment() == Some(comment))
+                .unwrap_or_else(|| panic!("no rule {comment:?}"))
+        };
+        let transit = &forward[position("ICMPv6 in transit (RFC 4890)")];
+        assert_eq!(types(transit), [1, 2, 3, 4, 128, 129]);
+        assert_eq!(
+            transit.matches()[0].matcher(),
+            &Matcher::Iifname("wan0".into())
+        );
+        assert_eq!(
+            transit.matches()[1].matcher(),
+            &Matcher::Test {
+                fields: vec![Field::Oifname],
+                any_of: vec![
+                    vec![Value::name("lan0")],
+                    vec![Value::name("lan1")],
+                    vec![Value::name("guest0")]
+                ],
+            }
+        );
+        let dropped = &forward[position("ICMPv6 not forwarded (RFC 4890)")];
+        assert_eq!(types(dropped), [138, 139, 140]);
+        assert_eq!(dropped.verdict(), &Verdict::Drop);
+        // Dropped before anything lets traffic through, but after the
+        // guests' isolation nothing from the WAN side is accepted early.
+        assert!(
+            position("ICMPv6 not forwarded (RFC 4890)")
+                < position("between LAN interfaces").min(position("out to the WAN"))
+        );
+        assert!(position("guests never reach the LAN") < position("ICMPv6 in transit (RFC 4890)"));
+        // WAN down: nothing comes in from it.
+        let down = eval(&dual(false, vec![]), &[]).unwrap();
+        assert!(!comments(&down, "forward").contains(&"ICMPv6 in transit (RFC 4890)"));
+    }
+
+    #[test]
+    fn the_wan_s_dhcpv6_server_reaches_the_router_whatever_the_wan_does() {
+        for wan_up in [true, false] {
+            let r = eval(&dual(wan_up, vec![]), &[]).unwrap();
+            let input = chain(&r, "input").unwrap().rules();
+            let dhcpv6 = input
+                .iter()
+                .find(|rule| rule.comment() == Some("DHCPv6 from the WAN"))
+                .unwrap();
+            let matchers: Vec<&Matcher> = dhcpv6.matches().iter().map(|m| m.matcher()).collect();
+            assert_eq!(
+                matchers,
+                [
+                    &Matcher::Iifname("wan0".into()),
+                    &Matcher::Saddr("fe80::/10".into()),
+                    &Matcher::Sport {
+                        protocol: Transport::Udp,
+                        first: 547,
+                        last: 547
+                    },
+                    &Matcher::Dport {
+                        protocol: Transport::Udp,
+                        first: 546,
+                        last: 546
+                    },
+                ]
+            );
+            assert_eq!(dhcpv6.verdict(), &Verdict::Accept);
+        }
     }
 }

@@ -842,6 +842,22 @@ fn the_state_and_event_arrive_field_for_field() {
         iface: "lan0".into(),
         expires: Some(1_700_000_000),
     };
+    let v6_lease = w::Dhcpv6Lease {
+        ip: "2001:db8:0:1::23".into(),
+        duid: "00:03:00:01:52:54:00:12:34:56".into(),
+        iaid: 9,
+        temporary: true,
+        hostname: Some("nas".into()),
+        mac: Some("52:54:00:12:34:56".into()),
+        iface: "lan0".into(),
+        expires: None,
+    };
+    let neighbour = w::Neighbour {
+        ip: "fe80::5054:ff:fe12:3456".into(),
+        mac: "52:54:00:12:34:56".into(),
+        iface: "lan0".into(),
+        state: w::NeighbourState::Stale,
+    };
     let state = w::WorldState {
         interfaces: vec![w::NetworkInterface {
             name: "lan0".into(),
@@ -851,6 +867,8 @@ fn the_state_and_event_arrive_field_for_field() {
             addresses: vec!["192.168.1.1/24".into()],
         }],
         leases: vec![lease.clone()],
+        dhcpv6_leases: vec![v6_lease.clone()],
+        neighbours: vec![neighbour.clone()],
         features: w::KernelFeatures {
             flowtables: true,
             hardware_offload: vec!["lan0".into()],
@@ -887,6 +905,50 @@ fn the_state_and_event_arrive_field_for_field() {
             Some(1_700_000_000)
         )
     );
+    let d = &state.dhcpv6_leases[0];
+    assert_eq!(
+        (
+            d.ip.as_str(),
+            d.duid.as_str(),
+            d.iaid,
+            d.temporary,
+            d.hostname.as_deref(),
+            d.mac.as_deref(),
+            d.iface.as_str(),
+            d.expires
+        ),
+        (
+            "2001:db8:0:1::23",
+            "00:03:00:01:52:54:00:12:34:56",
+            9,
+            true,
+            Some("nas"),
+            Some("52:54:00:12:34:56"),
+            "lan0",
+            None
+        )
+    );
+    let n = &state.neighbours[0];
+    assert_eq!(
+        (n.ip.as_str(), n.mac.as_str(), n.iface.as_str(), n.state),
+        (
+            "fe80::5054:ff:fe12:3456",
+            "52:54:00:12:34:56",
+            "lan0",
+            NeighbourState::Stale
+        )
+    );
+    for (wit, sdk) in [
+        (w::NeighbourState::Reachable, NeighbourState::Reachable),
+        (w::NeighbourState::Stale, NeighbourState::Stale),
+        (w::NeighbourState::Delay, NeighbourState::Delay),
+        (w::NeighbourState::Probe, NeighbourState::Probe),
+        (w::NeighbourState::Permanent, NeighbourState::Permanent),
+    ] {
+        let mut each = neighbour.clone();
+        each.state = wit;
+        assert_eq!(each.into_sdk().state, sdk);
+    }
 
     let change = || w::AddressChange {
         iface: "lan0".into(),
@@ -923,6 +985,30 @@ fn the_state_and_event_arrive_field_for_field() {
         (
             w::Event::LeaseExpired(lease.clone()),
             Event::LeaseExpired(l.clone()),
+        ),
+        (
+            w::Event::Dhcpv6LeaseAdded(v6_lease.clone()),
+            Event::Dhcpv6LeaseAdded(d.clone()),
+        ),
+        (
+            w::Event::Dhcpv6LeaseRenewed(v6_lease.clone()),
+            Event::Dhcpv6LeaseRenewed(d.clone()),
+        ),
+        (
+            w::Event::Dhcpv6LeaseExpired(v6_lease.clone()),
+            Event::Dhcpv6LeaseExpired(d.clone()),
+        ),
+        (
+            w::Event::NeighbourAdded(neighbour.clone()),
+            Event::NeighbourAdded(n.clone()),
+        ),
+        (
+            w::Event::NeighbourChanged(neighbour.clone()),
+            Event::NeighbourChanged(n.clone()),
+        ),
+        (
+            w::Event::NeighbourRemoved(neighbour.clone()),
+            Event::NeighbourRemoved(n.clone()),
         ),
     ] {
         assert_eq!(event.into_sdk(), expected);
