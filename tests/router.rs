@@ -777,7 +777,16 @@ fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
     // In a namespace of its own with a LAN, for the hook's route look-up.
     let router = Netns::new("router");
     router.add_interface("lan0", "192.168.1.1/24");
-    router.run(["ip", "-6", "addr", "add", "fd00::1/64", "dev", "lan0", "nodad"]);
+    router.run([
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00::1/64",
+        "dev",
+        "lan0",
+        "nodad",
+    ]);
     let record = dir.path().join("calls");
     let stand_in = dir.path().join("wasmwall");
     write_script(
@@ -825,7 +834,10 @@ fn dnsmasq_hook_passes_leases_on_and_ignores_other_actions() {
         &[("DNSMASQ_IAID", "1"), ("DNSMASQ_INTERFACE", "lan0")],
     );
     // dnsmasq's "old" at its start has no interface: the IPv6 route's.
-    call(&["old", "00:01:00:01:aa:bb", "fd00::23"], &[("DNSMASQ_IAID", "1")]);
+    call(
+        &["old", "00:01:00:01:aa:bb", "fd00::23"],
+        &[("DNSMASQ_IAID", "1")],
+    );
     let calls = fs::read_to_string(&record).expect("the stand-in was called");
     let socket = "--socket|/run/test.sock|";
     assert_eq!(

@@ -108,7 +108,8 @@ impl Lab {
         ipv6_router_sysctls(&lab.router);
         // The router starts as a new namespace does: not forwarding; the
         // policy asks for it.
-        lab.router.run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]);
+        lab.router
+            .run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]);
         lab.router.run(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
         for host in [&lab.wan, &lab.nas, &lab.slaac] {
             ipv6_host_sysctls(host);
@@ -342,9 +343,11 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
         return;
     }
     let lab = Lab::new();
+    // Over IPv4 each forward needs a WAN port of its own; over IPv6 each
+    // opens its host's own port.
     let forwards = [
-        format!("tcp {OPEN_PORT} nas"),
-        format!("tcp {OPEN_PORT} {SLAAC_MAC}"),
+        format!("tcp 8080 nas {OPEN_PORT}"),
+        format!("tcp 8081 {SLAAC_MAC} {OPEN_PORT}"),
     ];
     let forwards: Vec<&str> = forwards.iter().map(String::as_str).collect();
     lab.configure(&forwards, "", None);
@@ -377,10 +380,7 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
         FOLLOW_WITHIN,
         |t| t.contains(&slaac_old.to_string()),
     );
-    eprintln!(
-        "slaac host talked -> pinhole in {} ms",
-        took.as_millis()
-    );
+    eprintln!("slaac host talked -> pinhole in {} ms", took.as_millis());
 
     // The NAS: a DHCPv6 lease with its host name, told by dnsmasq's hook.
     lab.switch.connect((&lab.nas, "eth0", ""), Some(NAS_MAC));
@@ -392,10 +392,14 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
         lab.dir.path(),
     );
     let nas_old = dhcpcd.wait_for_lease6(OLD_PREFIX, STEP_TIMEOUT);
-    let (_, took) = lab.wait_for_table("the NAS's pinhole (its DHCPv6 lease)", FOLLOW_WITHIN, |t| {
-        t.contains(&nas_old.to_string())
-    });
-    eprintln!("nas DHCPv6 lease {nas_old} -> pinhole in {} ms", took.as_millis());
+    let (_, took) =
+        lab.wait_for_table("the NAS's pinhole (its DHCPv6 lease)", FOLLOW_WITHIN, |t| {
+            t.contains(&nas_old.to_string())
+        });
+    eprintln!(
+        "nas DHCPv6 lease {nas_old} -> pinhole in {} ms",
+        took.as_millis()
+    );
 
     // From the WAN: each host's forwarded port, and nothing else.
     wait_for_answer(
@@ -459,7 +463,10 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
     let (table, took) = lab.wait_for_table("the old addresses gone", FOLLOW_WITHIN, |t| {
         !t.contains(&slaac_old.to_string()) && !t.contains(&nas_old.to_string())
     });
-    eprintln!("prefix replaced -> old addresses gone in {} ms", took.as_millis());
+    eprintln!(
+        "prefix replaced -> old addresses gone in {} ms",
+        took.as_millis()
+    );
     assert!(!table.contains("2001:db8:1:"), "{table}");
 
     let slaac_new = wait_for_slaac(&lab.slaac, "eth0", NEW_PREFIX, STEP_TIMEOUT);
@@ -469,7 +476,10 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
         FOLLOW_WITHIN,
         |t| t.contains(&slaac_new.to_string()),
     );
-    eprintln!("slaac host's new address -> pinhole in {} ms", took.as_millis());
+    eprintln!(
+        "slaac host's new address -> pinhole in {} ms",
+        took.as_millis()
+    );
     // dhcpcd renews at T1 (30 min); a renewal now gets the new prefix.
     dhcpcd.renew();
     let nas_new = dhcpcd.wait_for_lease6(NEW_PREFIX, STEP_TIMEOUT);
@@ -478,7 +488,10 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
         FOLLOW_WITHIN,
         |t| t.contains(&nas_new.to_string()),
     );
-    eprintln!("nas's new lease {nas_new} -> pinhole in {} ms", took.as_millis());
+    eprintln!(
+        "nas's new lease {nas_new} -> pinhole in {} ms",
+        took.as_millis()
+    );
     assert!(
         !table.contains(&nas_old.to_string()) && !table.contains(&slaac_old.to_string()),
         "{table}"
@@ -510,7 +523,7 @@ fn ipv6_pinholes_follow_hosts_by_identity_across_a_prefix_change() {
     lab.configure(&forwards, "block = [\"nas\"]", None);
     let (table, _) = lab.wait_for_table("the NAS in the blocked set", CHANGE_TIMEOUT, |t| {
         t.lines()
-            .skip_while(|l| !l.contains("set blocked6"))
+            .skip_while(|l| !l.contains("set router/blocked-v6"))
             .take(6)
             .any(|l| l.contains(&nas_new.to_string()))
     });
@@ -571,7 +584,10 @@ fn dhcpv6_lease_opens_and_release_closes_the_pinhole(source: LeaseSource) {
     let (_, took) = lab.wait_for_table("the NAS's pinhole", CHANGE_TIMEOUT, |t| {
         t.contains(&lease.to_string())
     });
-    eprintln!("{source:?}: lease {lease} -> pinhole in {} ms", took.as_millis());
+    eprintln!(
+        "{source:?}: lease {lease} -> pinhole in {} ms",
+        took.as_millis()
+    );
     wait_for_answer(
         &lab.wan,
         at(lease, OPEN_PORT),
@@ -579,10 +595,14 @@ fn dhcpv6_lease_opens_and_release_closes_the_pinhole(source: LeaseSource) {
         "wan -> the NAS's forwarded port",
     );
     dhcpcd.release();
-    lab.wait_for_table("the pinhole closed after the release", CHANGE_TIMEOUT, |t| {
-        !t.contains(&lease.to_string())
-    });
-    let status = run(lab.wasmwall(["status", "--json", "--socket"]).arg(&lab.socket));
+    lab.wait_for_table(
+        "the pinhole closed after the release",
+        CHANGE_TIMEOUT,
+        |t| !t.contains(&lease.to_string()),
+    );
+    let status = run(lab
+        .wasmwall(["status", "--json", "--socket"])
+        .arg(&lab.socket));
     let status: serde_json::Value =
         serde_json::from_str(&status.stdout).expect("status --json is JSON");
     assert_eq!(

@@ -23,7 +23,7 @@
 //! - `lan` (required): LAN interface(s), comma-separated.
 //! - `wan` (required): the WAN interface.
 //! - `guest`: guest interface(s): the internet, DHCP and DNS, nothing else.
-//! - `lan_tcp` (default "22,53"), `lan_udp` (default "53,67,123"): ports
+//! - `lan_tcp` (default "22,53"), `lan_udp` (default "53,67,123,547"): ports
 //!   the router serves to the LAN (port sets `lan-tcp` and `lan-udp`; an
 //!   empty list means none).
 //! - `forward`: port forwards, a list of "PROTO PORT HOST [HOSTPORT]", e.g.
@@ -62,7 +62,7 @@
 //!   and multicast listener discovery, so router advertisements on the WAN
 //!   too); from the WAN the DHCPv6 server's answers to the router's client
 //!   (udp 547 to 546 from a link-local address); from the LAN the
-//!   `lan-tcp`/`lan-udp` ports; from guests DHCP (udp 67) and DNS (udp and
+//!   `lan-tcp`/`lan-udp` ports; from guests DHCP (udp 67), DHCPv6 (udp 547) and DNS (udp and
 //!   tcp 53); the rest from the LAN and guests refused (a TCP reset, else
 //!   ICMP port unreachable), from the WAN dropped. None of it depends on
 //!   the WAN.
@@ -351,7 +351,7 @@ fn settings(config: &Config) -> Result<Settings<'_>, String> {
         wan,
         guest,
         lan_tcp: ports(config, "lan_tcp", "22,53")?,
-        lan_udp: ports(config, "lan_udp", "53,67,123")?,
+        lan_udp: ports(config, "lan_udp", "53,67,123,547")?,
         forwards,
         block,
         block_at: windows(config)?,
@@ -499,6 +499,13 @@ impl Policy for HomeRouter {
                     .iifname(*guest)
                     .udp_dport(67)
                     .comment("guest DHCP")
+                    .accept(),
+            );
+            input.push(
+                new_rule()
+                    .iifname(*guest)
+                    .udp_dport(547)
+                    .comment("guest DHCPv6")
                     .accept(),
             );
             input.push(
@@ -1054,7 +1061,7 @@ mod tests {
                 .clone()
         };
         assert_eq!(set("lan-tcp"), SetElements::Ports(vec![22, 53]));
-        assert_eq!(set("lan-udp"), SetElements::Ports(vec![53, 67, 123]));
+        assert_eq!(set("lan-udp"), SetElements::Ports(vec![53, 67, 123, 547]));
         let input = chain(&r, "input").unwrap();
         assert_eq!(input.base().unwrap().policy(), ChainPolicy::Drop);
         assert!(input.rules().iter().any(|rule| {
