@@ -1,7 +1,8 @@
 //! The daemon's own surfaces, end to end: the control socket (root only,
 //! junk, oversized and idle connections, strangers), and coalescing (a
 //! burst of a thousand lease events, an interface flapping) with bounded
-//! memory. Real binary, real kernel, a router namespace per test.
+//! memory, and the kernel's neighbour table followed. Real binary, real
+//! kernel, a router namespace per test.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use wasmwall::daemon::control::{self, LeaseRequest, Request, Response};
 use wasmwall::daemon::status::Status;
+use wasmwall::world::{Neighbour, NeighbourState};
 use wasmwall_e2e::{
     Child, Netns, START_TIMEOUT, TempDir, compile_cache_dir, policy_wasm, replace_file, run,
     skip_unless_root, temp_dir, toml_path, wait_until, wasmwall_bin, wasmwall_in,
@@ -508,6 +510,105 @@ fn an_interface_flapping_makes_few_reconciles_and_ends_right() {
         }
     });
     assert_eq!(lab.router.sysctl("net/ipv4/ip_forward"), "0");
+
+    daemon.stop_cleanly(SETTLE_TIMEOUT);
+}
+
+/// The neighbour of `ip` in the world `status` shows, if any.
+fn neighbour(lab: &Lab, ip: &str) -> Option<Neighbour> {
+    lab.status()
+        .world
+        .neighbours
+        .into_iter()
+        .find(|n| n.ip == ip)
+}
+
+/// Waits until `status` shows the neighbour of `ip` in `state` (None: not
+/// at all) and returns the status.
+fn wait_for_neighbour(lab: &Lab, ip: &str, state: Option<NeighbourState>) -> Status {
+    wait_until(&format!("{ip} as {state:?}"), SETTLE_TIMEOUT, || {
+        let status = lab.status();
+        let now = status.world.neighbours.iter().find(|n| n.ip == ip);
+        if now.map(|n| n.state) == state {
+            Ok(status)
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+}
+
+#[test]
+fn the_kernels_neighbour_table_is_followed_with_its_states() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new(
+        ("router", "home-router", "lan = \"lan0\"\nwan = \"wan0\""),
+        "",
+    );
+    let ip_neigh = |args: &str| {
+        let mut argv = vec!["ip", "neigh"];
+        argv.extend(args.split(' '));
+        lab.router.run(argv);
+    };
+    // There before the daemon: read at start.
+    ip_neigh("add 192.168.1.9 lladdr 02:00:00:00:00:09 dev lan0 nud permanent");
+    // Entries in states that do not count, with a MAC or without.
+    ip_neigh("add 192.168.1.20 dev lan0 nud incomplete");
+    ip_neigh("add 192.168.1.21 lladdr 02:00:00:00:00:15 dev lan0 nud failed");
+    let mut daemon = lab.start();
+    assert_eq!(
+        neighbour(&lab, "192.168.1.9"),
+        Some(Neighbour {
+            ip: "192.168.1.9".into(),
+            mac: "02:00:00:00:00:09".into(),
+            iface: "lan0".into(),
+            state: NeighbourState::Permanent,
+        })
+    );
+    for ip in ["192.168.1.20", "192.168.1.21"] {
+        assert_eq!(neighbour(&lab, ip), None, "{ip} does not count");
+    }
+    let before = lab.status();
+
+    // A SLAAC host appears: known by its MAC.
+    ip_neigh("add 2001:db8:1::9 lladdr 02:00:00:00:00:0a dev lan0 nud reachable");
+    let status = wait_for_neighbour(&lab, "2001:db8:1::9", Some(NeighbourState::Reachable));
+    let seen = status
+        .world
+        .neighbours
+        .iter()
+        .find(|n| n.ip == "2001:db8:1::9");
+    assert_eq!(seen.map(|n| n.mac.as_str()), Some("02:00:00:00:00:0a"));
+    assert_eq!(
+        status.last_reconcile.map(|r| r.reason),
+        Some("neighbour-added lan0 2001:db8:1::9 02:00:00:00:00:0a reachable".into())
+    );
+    assert!(status.events > before.events);
+
+    ip_neigh("change 2001:db8:1::9 lladdr 02:00:00:00:00:0a dev lan0 nud stale");
+    let status = wait_for_neighbour(&lab, "2001:db8:1::9", Some(NeighbourState::Stale));
+    assert_eq!(
+        status.last_reconcile.map(|r| r.reason),
+        Some("neighbour-changed lan0 2001:db8:1::9 02:00:00:00:00:0a stale".into())
+    );
+
+    let text = run(&mut lab.wasmwall("status")).stdout;
+    assert!(text.contains("\nneighbours: "), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("  2001:db8:1::9 ")
+            && l.ends_with("02:00:00:00:00:0a lan0     stale")),
+        "{text}"
+    );
+
+    ip_neigh("del 2001:db8:1::9 dev lan0");
+    let status = wait_for_neighbour(&lab, "2001:db8:1::9", None);
+    assert_eq!(
+        status.last_reconcile.map(|r| r.reason),
+        Some("neighbour-removed lan0 2001:db8:1::9 02:00:00:00:00:0a stale".into())
+    );
+    assert!(neighbour(&lab, "192.168.1.9").is_some(), "the other stays");
+    assert!(status.errors.is_empty(), "{:?}", status.errors);
 
     daemon.stop_cleanly(SETTLE_TIMEOUT);
 }
