@@ -109,11 +109,12 @@ fn lease_request(action: &str, ip: &str, mac: &str, hostname: &str) -> Request {
     Request {
         lease: Some(LeaseRequest {
             action: action.into(),
-            mac: mac.into(),
+            mac: Some(mac.into()),
             ip: ip.into(),
             hostname: Some(hostname.into()),
             iface: Some("lan0".into()),
             expires: None,
+            ..LeaseRequest::default()
         }),
         status: None,
         wait: false,

@@ -158,11 +158,12 @@ fn send(socket: &Path, action: &str, l: &Lease, wait: bool) {
     let request = Request {
         lease: Some(LeaseRequest {
             action: action.into(),
-            mac: l.mac.clone(),
+            mac: Some(l.mac.clone()),
             ip: l.ip.clone(),
             hostname: l.hostname.clone(),
             iface: Some(l.iface.clone()),
             expires: None,
+            ..LeaseRequest::default()
         }),
         status: None,
         wait,

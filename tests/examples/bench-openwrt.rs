@@ -377,11 +377,12 @@ fn fw4_reload(text: &str, runs: usize) -> (Duration, usize) {
 fn lease(expires: u64) -> LeaseRequest {
     LeaseRequest {
         action: "old".into(),
-        mac: "02:00:00:00:01:50".into(),
+        mac: Some("02:00:00:00:01:50".into()),
         ip: "192.168.1.50".into(),
         hostname: Some("nas".into()),
         iface: Some("lan0".into()),
         expires: Some(expires),
+        ..LeaseRequest::default()
     }
 }
 

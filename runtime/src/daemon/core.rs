@@ -138,7 +138,6 @@ impl<K: Kernel> Daemon<K> {
             dhcpv6_leases: self.leases.list6(),
             neighbours: self.neighbours.list().to_vec(),
             features: self.features.clone(),
-            ..WorldState::default()
         }
     }
 
