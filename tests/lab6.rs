@@ -1,7 +1,8 @@
-//! LAB ONLY (issue lab6; the lead may remove this file once a real IPv6
-//! router test uses the harness): proves the harness's IPv6 pieces on a
-//! home-router lab with no firewall at all (no wasmwall), and prints how
-//! long each step takes.
+//! The IPv6 lab of tests/router6.rs without any firewall (no wasmwall):
+//! proves the harness's IPv6 pieces (dnsmasq's DHCPv6 and router
+//! advertisements, dhcpcd, SLAAC, a prefix change) on their own, so that a
+//! failure there is not taken for one of wasmwall's, and prints how long
+//! each step takes.
 //!
 //! ```text
 //!  nas (dhcpcd: DHCPv6 + SLAAC + DHCPv4) --+

@@ -1258,8 +1258,8 @@ mod tests {
             }
             let out = between(&r, "guest0", "wan0");
             assert_eq!(out.len(), usize::from(wan_up));
-            // Guests get DHCP and DNS from the router (and ICMP, as
-            // everyone), nothing else.
+            // Guests get DHCP, DHCPv6 and DNS (udp, tcp) from the router
+            // (and ICMP, as everyone), nothing else.
             let input = chain(&r, "input").unwrap().rules();
             let guest_rules: Vec<_> = input
                 .iter()
@@ -1269,7 +1269,7 @@ mod tests {
                         .any(|m| m.matcher() == &Matcher::Iifname("guest0".into()))
                 })
                 .collect();
-            assert_eq!(guest_rules.len(), 3);
+            assert_eq!(guest_rules.len(), 4);
             assert!(
                 guest_rules
                     .iter()
