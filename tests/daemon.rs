@@ -318,7 +318,8 @@ fn host_mac(i: usize) -> String {
 /// The elements of the router's `blocked` set, sorted.
 fn blocked_set(lab: &Lab) -> Vec<String> {
     let listing = lab.listing();
-    let Some(start) = listing.find("set router/blocked") else {
+    // "{" too: the set `blocked-v6` (IPv6) may be listed first.
+    let Some(start) = listing.find("set router/blocked {") else {
         return Vec::new();
     };
     let block = &listing[start..];
