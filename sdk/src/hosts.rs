@@ -322,6 +322,17 @@ impl<'s> Hosts<'s> {
     /// included: sorted by address (IPv4 first) and interface, each
     /// address of an interface once with every source it came from.
     pub fn addresses(&self, host: &HostId) -> Vec<HostAddress> {
+        let mut all = self.known_addresses(host);
+        all.retain(|a| self.is_current(a));
+        all
+    }
+
+    /// Every address the leases, the DHCPv6 leases and the neighbour table
+    /// hold for `host`, current or not (outside every prefix of their
+    /// interface, or on an interface that is gone), in the same order as
+    /// [`Hosts::addresses`]. For a policy that keeps an older rule of its
+    /// own, such as "a DHCP lease counts until it expires".
+    pub fn known_addresses(&self, host: &HostId) -> Vec<HostAddress> {
         let st = self.state;
         let mut leases: BTreeSet<usize> = BTreeSet::new();
         let mut dhcpv6: BTreeSet<usize> = BTreeSet::new();
@@ -400,9 +411,7 @@ impl<'s> Hosts<'s> {
             let Ok(ip) = ip.parse::<IpAddr>() else {
                 continue;
             };
-            if self.is_current(ip, iface) {
-                merged.entry((ip, iface)).or_default().insert(source);
-            }
+            merged.entry((ip, iface)).or_default().insert(source);
         }
         merged
             .into_iter()
@@ -426,12 +435,15 @@ impl<'s> Hosts<'s> {
         all
     }
 
-    /// Whether `ip` lies inside a prefix of an address the router has on
-    /// `iface`.
-    fn is_current(&self, ip: IpAddr, iface: &str) -> bool {
+    /// Whether `address` lies inside a prefix of an address the router
+    /// has on its interface: what makes it current.
+    pub fn is_current(&self, address: &HostAddress) -> bool {
         self.prefixes
-            .get(iface)
-            .is_some_and(|nets| nets.iter().any(|&(net, len)| contains(net, len, ip)))
+            .get(address.iface.as_str())
+            .is_some_and(|nets| {
+                nets.iter()
+                    .any(|&(net, len)| contains(net, len, address.ip))
+            })
     }
 }
 
@@ -764,6 +776,24 @@ mod tests {
             ips(&st.host(&id("nas"))),
             ["192.168.1.23", "2001:db8:0:1:5054:ff:fe12:3456"]
         );
+        // Known, all of them (but the one that is no address), with what
+        // makes them current or not.
+        let hosts = st.hosts();
+        let known = hosts.known_addresses(&id("nas"));
+        assert_eq!(
+            ips(&known),
+            [
+                "10.9.9.9",
+                "192.168.1.23",
+                "2001:db8:0:1::5",
+                "2001:db8:0:1::6",
+                "2001:db8:0:1:5054:ff:fe12:3456",
+                "2001:db8:0:9::23",
+                "2001:db8:0:9:5054:ff:fe12:3456"
+            ]
+        );
+        let current: Vec<bool> = known.iter().map(|a| hosts.is_current(a)).collect();
+        assert_eq!(current, [false, true, false, false, true, false, false]);
         // The new prefix arrives on lan0 beside the old: the old
         // addresses count again while the router has both.
         st.interfaces[1].addresses.push("2001:db8:0:9::1/64".into());

@@ -17,7 +17,8 @@
 //! interface. When the LAN's prefix is replaced, the old addresses drop
 //! out of the sets at once and the new ones come in as the host uses them:
 //! elements change, no rule does. IPv4 follows the DHCP leases only, as
-//! it always did.
+//! it always did: each lease until it expires, whatever the interface's
+//! prefixes.
 //!
 //! Config keys (TOML lists arrive comma-joined):
 //! - `lan` (required): LAN interface(s), comma-separated.
@@ -648,7 +649,7 @@ impl Policy for HomeRouter {
             let forward_hosts: Vec<Vec<HostAddress>> = s
                 .forwards
                 .iter()
-                .map(|f| hosts.addresses(&f.host))
+                .map(|f| hosts.known_addresses(&f.host))
                 .collect();
             for (protocol, set) in [
                 (Transport::Tcp, "pinholes-tcp"),
@@ -660,7 +661,7 @@ impl Policy for HomeRouter {
                         continue;
                     }
                     let before = elements.len();
-                    elements.extend(global_ipv6(found, &s.lan).map(|ip| (ip, f.host_port)));
+                    elements.extend(global_ipv6(&hosts, found, &s.lan).map(|ip| (ip, f.host_port)));
                     if elements.len() == before {
                         debug(&format!(
                             "forward {:?}: {} has no IPv6 address beyond the link on a LAN interface, so no pinhole",
@@ -818,11 +819,12 @@ fn on<'h>(hosts: &'h [HostAddress], ifaces: &[&str]) -> impl Iterator<Item = &'h
         .filter(move |a| ifaces.contains(&a.iface.as_str()))
 }
 
-/// A host's leased IPv4 addresses on `ifaces`, lowest first: IPv4 is
-/// followed by its DHCP leases only, as before IPv6 came (a neighbour
+/// A host's leased IPv4 addresses on `ifaces`, lowest first, among the
+/// addresses `known` for it: IPv4 follows the DHCP leases, every one
+/// until it expires, as before IPv6 came (not the neighbour table, whose
 /// entry of an address since leased to someone else would outlive it).
-fn leased_ipv4(hosts: &[HostAddress], ifaces: &[&str]) -> impl Iterator<Item = Ipv4Addr> {
-    on(hosts, ifaces).filter_map(|a| match a.ip {
+fn leased_ipv4(known: &[HostAddress], ifaces: &[&str]) -> impl Iterator<Item = Ipv4Addr> {
+    on(known, ifaces).filter_map(|a| match a.ip {
         IpAddr::V4(ip) if a.came_from(AddressSource::Lease) => Some(ip),
         _ => None,
     })
@@ -830,10 +832,15 @@ fn leased_ipv4(hosts: &[HostAddress], ifaces: &[&str]) -> impl Iterator<Item = I
 
 /// A host's IPv6 addresses beyond the link on `ifaces`: its DHCPv6 leases
 /// and the addresses the neighbour table saw it use (SLAAC, privacy and
-/// static ones), inside a current prefix of the interface.
-fn global_ipv6(hosts: &[HostAddress], ifaces: &[&str]) -> impl Iterator<Item = Ipv6Addr> {
-    on(hosts, ifaces).filter_map(|a| match a.ip {
-        IpAddr::V6(ip) if a.is_global() => Some(ip),
+/// static ones), among the addresses `known` for it, only those inside a
+/// current prefix of their interface (`Hosts::is_current`).
+fn global_ipv6(
+    hosts: &Hosts,
+    known: &[HostAddress],
+    ifaces: &[&str],
+) -> impl Iterator<Item = Ipv6Addr> {
+    on(known, ifaces).filter_map(|a| match a.ip {
+        IpAddr::V6(ip) if a.is_global() && hosts.is_current(a) => Some(ip),
         _ => None,
     })
 }
@@ -849,9 +856,9 @@ fn addresses_of(
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for host in hosts {
-        let found = index.addresses(host);
-        v4.extend(leased_ipv4(&found, ifaces));
-        v6.extend(global_ipv6(&found, ifaces));
+        let known = index.known_addresses(host);
+        v4.extend(leased_ipv4(&known, ifaces));
+        v6.extend(global_ipv6(index, &known, ifaces));
     }
     v4.sort_unstable();
     v4.dedup();
@@ -1712,6 +1719,20 @@ mod tests {
             ]
         );
         assert!(forward[..4].iter().all(|r| r.verdict() == &Verdict::Drop));
+        // An IPv4 lease outside lan0's prefix counts as before (until it
+        // expires); an IPv6 address outside it does not.
+        let mut outside = st.clone();
+        outside
+            .leases
+            .push(lease("10.10.0.1", "02:00:00:00:00:30", Some("tv")));
+        outside.neighbours.push(Neighbour::new(
+            "2001:db8:9::30",
+            "02:00:00:00:00:30",
+            "lan0",
+        ));
+        let r2 = eval(&outside, &config).unwrap();
+        assert_eq!(blocked_set(&r2), ["10.10.0.1", "192.168.1.30"]);
+        assert_eq!(ipv6_set(&r2, "blocked-v6"), ipv6_set(&r, "blocked-v6"));
         // A DUID blocks too.
         let by_duid = [("block", "00:03:00:01:02:00:00:00:00:30")];
         let r = eval(&st, &by_duid).unwrap();
