@@ -29,6 +29,7 @@ pub mod daemon;
 pub mod engine;
 pub mod fields;
 pub mod files;
+pub mod flows;
 pub mod fixtures;
 pub mod ir;
 pub mod kernel;
