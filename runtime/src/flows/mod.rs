@@ -7,6 +7,12 @@
 use std::fmt;
 use std::net::IpAddr;
 
+pub mod judge;
+pub mod walk;
+
+pub use judge::{Cut, Judgement, Reason, judge};
+pub use walk::{Network, Route};
+
 /// `IPS_*` status bits of a conntrack entry (`linux/netfilter/nf_conntrack_common.h`).
 pub mod status {
     pub const EXPECTED: u32 = 1 << 0;
@@ -144,3 +150,6 @@ impl fmt::Display for Flow {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
