@@ -47,6 +47,7 @@ fn forward_rule(i: u32) -> Rule {
         statements: vec![],
         action: Action::Accept,
         comment: None,
+        cut_flows: false,
     }
 }
 
@@ -65,6 +66,7 @@ fn dnat_rule(i: u32) -> Rule {
             Some(80),
         )),
         comment: None,
+        cut_flows: false,
     }
 }
 
@@ -99,6 +101,7 @@ fn ruleset(n: u32, changed: bool, extra_lease: bool) -> Vec<PolicyRules> {
         statements: vec![],
         action: Action::Accept,
         comment: None,
+        cut_flows: false,
     });
     let leases = LEASES + u32::from(extra_lease);
     vec![PolicyRules {

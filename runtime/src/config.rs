@@ -166,6 +166,8 @@ struct RawConfig {
     #[serde(default)]
     neighbours: RawNeighbours,
     #[serde(default)]
+    conntrack: RawConntrack,
+    #[serde(default)]
     sysctl_allow: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
@@ -222,6 +224,12 @@ struct RawLeases {
 struct RawNeighbours {
     enabled: Option<bool>,
     max: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConntrack {
+    cut_flows: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,6 +384,9 @@ pub struct Config {
     pub watch_files: bool,
     pub leases: LeaseConfig,
     pub neighbours: NeighbourConfig,
+    /// `[conntrack] cut_flows`: after a batch, cut the conntrack entries
+    /// the change no longer allows or would translate differently.
+    pub cut_flows: bool,
     pub limits: Limits,
     /// What one policy may ask for (`[limits]`).
     pub budget: PolicyBudget,
@@ -593,6 +604,7 @@ impl Config {
                 enabled: raw.neighbours.enabled.unwrap_or(true),
                 max: neighbours_max,
             },
+            cut_flows: raw.conntrack.cut_flows.unwrap_or(true),
             limits,
             budget,
             table_budget,

@@ -12,6 +12,9 @@
 //! - [`validate`]: the answer checked and turned into the rule IR ([`ir`]);
 //! - [`plan`]: pure, the desired table against the observed one, as a
 //!   transaction of only what differs;
+//! - [`flows`]: pure, which conntrack entries a change of the table
+//!   concerns (a flow's first packet walked through the table before and
+//!   after);
 //! - [`kernel`]: the adapter that reads the table back and applies a
 //!   transaction in one atomic batch (and reads and writes sysctls);
 //! - [`engine`]: the policy set and the kernel kept in line with it, with
@@ -29,8 +32,8 @@ pub mod daemon;
 pub mod engine;
 pub mod fields;
 pub mod files;
-pub mod flows;
 pub mod fixtures;
+pub mod flows;
 pub mod ir;
 pub mod kernel;
 pub mod lock;

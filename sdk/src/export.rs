@@ -586,6 +586,7 @@ impl IntoWit for Statement {
             Statement::CtHelper(name) => w::Statement::CtHelper(name),
             Statement::Mss(clamp) => w::Statement::Mss(clamp.into_wit()),
             Statement::Offload(flowtable) => w::Statement::Offload(flowtable),
+            Statement::CutFlows => w::Statement::CutFlows,
         }
     }
 }

@@ -731,6 +731,25 @@ impl RuleBuilder {
         self.statement(Statement::Offload(flowtable.into()))
     }
 
+    /// When this rule leaves the ruleset (a policy stops giving it), the
+    /// runtime cuts the connections it matched, even those another rule
+    /// would still allow. The runtime already cuts, by itself, every
+    /// connection the new ruleset would drop or translate differently; this
+    /// is for a rule whose going must end its sessions.
+    ///
+    /// ```
+    /// use wasmwall_sdk::Rule;
+    /// let vpn = Rule::new()
+    ///     .iifname("wan0")
+    ///     .udp_dport(51820)
+    ///     .cut_flows_when_gone()
+    ///     .accept();
+    /// # let _ = vpn;
+    /// ```
+    pub fn cut_flows_when_gone(self) -> Self {
+        self.statement(Statement::CutFlows)
+    }
+
     /// Attaches a comment shown by `nft list ruleset` (at most 128 bytes).
     pub fn comment(mut self, text: impl Into<String>) -> Self {
         self.comment = Some(text.into());

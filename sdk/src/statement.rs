@@ -151,4 +151,8 @@ pub enum Statement {
     /// Offload the connection to the named flowtable (`Ruleset::flowtable`);
     /// only in forward chains.
     Offload(String),
+    /// When the rule leaves the ruleset, the runtime cuts the connections
+    /// it matched, even where another rule would still allow them. Not a
+    /// kernel statement.
+    CutFlows,
 }

@@ -91,6 +91,7 @@ fn rules_with_sysctls(policy: &str, comment: &str, sysctls: Vec<ir::Sysctl>) -> 
                     statements: vec![],
                     action: Action::Accept,
                     comment: Some(comment.into()),
+                    cut_flows: false,
                 }],
             }],
             sets: vec![],

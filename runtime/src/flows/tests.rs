@@ -63,6 +63,7 @@ fn rule(matches: Vec<Match>, action: Action, comment: &str) -> Rule {
         statements: Vec::new(),
         action,
         comment: Some(comment.to_string()),
+        cut_flows: false,
     }
 }
 

@@ -130,6 +130,11 @@ pub struct Rule {
     pub statements: Vec<Statement>,
     pub action: Action,
     pub comment: Option<String>,
+    /// When the rule goes, the conntrack entries it matched are cut, even
+    /// where another rule would still allow them (the WIT's `cut-flows`
+    /// statement). Not part of the rule's text or identity: the kernel
+    /// holds no trace of it.
+    pub cut_flows: bool,
 }
 
 impl Rule {
@@ -252,6 +257,7 @@ mod tests {
             statements: vec![Statement::Counter],
             action: Action::Dnat(NatTarget::to("127.0.0.1".parse().unwrap(), Some(4000))),
             comment: Some("seed".into()),
+            cut_flows: false,
         };
         assert_eq!(
             rule.to_string(),
@@ -273,6 +279,7 @@ mod tests {
             }],
             action: Action::Accept,
             comment: Some("a\\b {c}".into()),
+            cut_flows: false,
         };
         assert_eq!(
             rule.to_string(),

@@ -15,6 +15,7 @@ fn rule(matches: Vec<Match>, action: Action) -> Rule {
         statements: vec![],
         action,
         comment: None,
+        cut_flows: false,
     }
 }
 

@@ -213,6 +213,8 @@ pub(super) fn convert_statements(
                     check_place(ctx, &at, hooks, &place)
                 }),
             wit::Statement::Mss(clamp) => convert_mss(ctx, &at, clamp, &rule.matches, hooks),
+            // A flag of the rule, not a kernel statement (see `rule_flags`).
+            wit::Statement::CutFlows => None,
             wit::Statement::Offload(name) => {
                 let known = objects.flowtables.contains(name.as_str());
                 if !known {

@@ -70,6 +70,14 @@ pub(super) fn convert_rule(
     if let Some(c) = &rule.comment {
         check_text(ctx, at, "comment", c, COMMENT_MAX, fields::comment_problem);
     }
+    let cut_flows = rule
+        .statements
+        .iter()
+        .filter(|s| matches!(s, wit::Statement::CutFlows))
+        .count();
+    if cut_flows > 1 {
+        ctx.err(at, "has `cut-flows` more than once");
+    }
     if ctx.problems.len() != before {
         return None;
     }
@@ -78,6 +86,7 @@ pub(super) fn convert_rule(
         statements,
         action: action?,
         comment: rule.comment.clone(),
+        cut_flows: cut_flows > 0,
     })
 }
 

@@ -68,6 +68,7 @@ pub fn rule(matches: Vec<Match>, action: Action) -> Rule {
         statements: Vec::new(),
         action,
         comment: None,
+        cut_flows: false,
     }
 }
 

@@ -17,6 +17,7 @@ fn rule(matches: Vec<Match>, statements: Vec<Statement>, action: Action) -> Rule
         statements,
         action,
         comment: None,
+        cut_flows: false,
     }
 }
 

@@ -14,6 +14,7 @@ fn only(m: Match) -> Rule {
         statements: Vec::new(),
         action: Action::Accept,
         comment: None,
+        cut_flows: false,
     }
 }
 
