@@ -1,14 +1,18 @@
 //! An in-memory kernel for tests of pure logic: it holds tables in the
 //! planner's model and applies transactions with [`simulate`], all or
-//! nothing, refusing what the kernel would refuse; and sysctls, by path.
+//! nothing, refusing what the kernel would refuse; sysctls, by path; and
+//! a conntrack table and a routing table that tests fill.
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 
 use super::{ApplyReport, Kernel, KernelError, Observation, next_generation};
+use crate::flows::Flow;
 use crate::plan::{ObservedTable, Transaction, simulate};
 use crate::world::Features;
 
@@ -26,6 +30,14 @@ pub struct Fake {
     /// What the kernel has: its hardware offload lists every interface
     /// that can, present or not.
     pub features: Features,
+    /// The conntrack table, as [`Kernel::flows`] lists it. A cut removes
+    /// the entry with the same original tuple and zone, and the same id
+    /// when the cut names one, as the kernel does.
+    pub flows: Vec<Flow>,
+    /// The routing table: destination network and output interface index.
+    /// [`Kernel::route_oif`] takes the longest prefix holding the address;
+    /// a local address needs its own host route (to the loopback's index).
+    pub routes: Vec<(IpNetwork, u32)>,
 }
 
 impl Fake {
@@ -210,5 +222,100 @@ impl Kernel for Fake {
             .filter(|i| self.features.hardware_offload.contains(i))
             .cloned()
             .collect())
+    }
+
+    fn flows(&mut self) -> Result<Vec<Flow>, KernelError> {
+        Ok(self.flows.clone())
+    }
+
+    fn cut_flows(&mut self, flows: &[Flow]) -> Result<usize, KernelError> {
+        let mut cut = 0;
+        for flow in flows {
+            let same = |entry: &Flow| {
+                entry.orig == flow.orig
+                    && entry.zone == flow.zone
+                    && flow.id.is_none_or(|id| entry.id == Some(id))
+            };
+            if let Some(at) = self.flows.iter().position(same) {
+                self.flows.remove(at);
+                cut += 1;
+            }
+        }
+        Ok(cut)
+    }
+
+    fn route_oif(&mut self, dst: IpAddr) -> Result<Option<u32>, KernelError> {
+        Ok(self
+            .routes
+            .iter()
+            .filter(|(net, _)| net.contains(dst))
+            .max_by_key(|(net, _)| net.prefix())
+            .map(|(_, index)| *index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::{Tuple, proto};
+
+    fn udp(src: &str, sport: u16, id: Option<u32>) -> Flow {
+        let tuple = |src: &str, dst: &str, ports| Tuple {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            proto: proto::UDP,
+            ports: Some(ports),
+            icmp: None,
+        };
+        Flow {
+            orig: tuple(src, "10.0.0.1", (sport, 53)),
+            reply: tuple("10.0.0.1", src, (53, sport)),
+            status: 0,
+            id,
+            zone: 0,
+            mark: 0,
+        }
+    }
+
+    #[test]
+    fn a_cut_removes_only_the_entry_it_names() {
+        let mut fake = Fake::new();
+        fake.flows = vec![
+            udp("10.0.0.2", 4000, Some(1)),
+            udp("10.0.0.3", 4000, Some(2)),
+        ];
+        // A newer entry with the same tuple has another id: it stays.
+        assert_eq!(
+            fake.cut_flows(&[udp("10.0.0.2", 4000, Some(9))]).unwrap(),
+            0
+        );
+        assert_eq!(
+            fake.cut_flows(&[udp("10.0.0.2", 4000, Some(1))]).unwrap(),
+            1
+        );
+        assert_eq!(
+            fake.cut_flows(&[udp("10.0.0.2", 4000, Some(1))]).unwrap(),
+            0
+        );
+        let mut zoned = udp("10.0.0.3", 4000, None);
+        zoned.zone = 5;
+        assert_eq!(fake.cut_flows(&[zoned]).unwrap(), 0);
+        assert_eq!(fake.cut_flows(&[udp("10.0.0.3", 4000, None)]).unwrap(), 1);
+        assert!(fake.flows().unwrap().is_empty());
+    }
+
+    #[test]
+    fn routes_take_the_longest_prefix() {
+        let mut fake = Fake::new();
+        fake.routes = vec![
+            ("0.0.0.0/0".parse().unwrap(), 2),
+            ("192.168.1.0/24".parse().unwrap(), 3),
+            ("192.168.1.1/32".parse().unwrap(), 1),
+        ];
+        let oif = |fake: &mut Fake, ip: &str| fake.route_oif(ip.parse().unwrap()).unwrap();
+        assert_eq!(oif(&mut fake, "192.168.1.7"), Some(3));
+        assert_eq!(oif(&mut fake, "192.168.1.1"), Some(1));
+        assert_eq!(oif(&mut fake, "203.0.113.9"), Some(2));
+        assert_eq!(oif(&mut fake, "2001:db8::1"), None);
     }
 }

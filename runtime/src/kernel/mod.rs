@@ -8,22 +8,30 @@
 //! names the operation the kernel rejected. `observe` decodes the dumps;
 //! `features` finds out what optional features the kernel has.
 //! [`Fake`] is the same interface in memory, for tests of pure logic.
+//!
+//! Beside nftables: `conntrack` reads the connection-tracking table and
+//! deletes chosen entries (ctnetlink), and `route` asks the routing table
+//! which interface a destination is reached through.
 
+mod conntrack;
 mod encode;
 mod fake;
 mod features;
 mod listeners;
 mod netlink;
 mod observe;
+mod route;
 mod uapi;
 mod wire;
 
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use nix::errno::Errno;
 
+use crate::flows::Flow;
 use crate::plan::{ObservedTable, Transaction};
 use crate::world::Features;
 
@@ -76,6 +84,31 @@ pub trait Kernel {
     /// Which of `interfaces` offload flows in hardware (their
     /// `hw-tc-offload` feature is on).
     fn hardware_offload(&mut self, interfaces: &[String]) -> io::Result<Vec<String>>;
+
+    // The defaults of the three below are a kernel that tracks no
+    // connection and has no route, for test doubles that need neither.
+
+    /// The connection-tracking table: every entry of both families and
+    /// all zones, except those being deleted. Empty when the kernel has no
+    /// conntrack (or no ctnetlink to read it with).
+    fn flows(&mut self) -> Result<Vec<Flow>, KernelError> {
+        Ok(Vec::new())
+    }
+    /// Deletes exactly these entries, each named by its original tuple,
+    /// zone and id, so that a newer entry with the same tuple stays.
+    /// Returns how many were deleted: one already gone is not an error and
+    /// does not count.
+    fn cut_flows(&mut self, flows: &[Flow]) -> Result<usize, KernelError> {
+        let _ = flows;
+        Ok(0)
+    }
+    /// The index of the interface the routing table sends packets for
+    /// `dst` out of; None when no route reaches it. A local address gives
+    /// the loopback interface.
+    fn route_oif(&mut self, dst: IpAddr) -> Result<Option<u32>, KernelError> {
+        let _ = dst;
+        Ok(None)
+    }
 }
 
 /// The runtime's table and the generation it was read at.
@@ -108,8 +141,13 @@ pub fn next_generation(generation: u32) -> u32 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    #[error("cannot open a netfilter netlink socket")]
-    Open(#[source] io::Error),
+    #[error("cannot open a {socket} netlink socket")]
+    Open {
+        /// Which: "netfilter" or "routing".
+        socket: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot configure the netlink socket ({step})")]
     Configure {
         step: &'static str,
@@ -149,6 +187,16 @@ pub enum KernelError {
         index: usize,
         reason: String,
     },
+    /// Every dump of the conntrack table was interrupted by a change
+    /// (NLM_F_DUMP_INTR).
+    #[error("the conntrack table kept changing while it was read ({attempts} attempts)")]
+    FlowsChanging { attempts: usize },
+    /// A socket opened at first use would have been in another network
+    /// namespace than the adapter's: the calling thread moved.
+    #[error(
+        "the {socket} netlink socket would open in another network namespace than the kernel adapter was made in"
+    )]
+    OtherNamespace { socket: &'static str },
     /// Someone else changed the ruleset between reading and writing; the
     /// batch was refused whole.
     #[error("the ruleset changed while wasmwall was applying its batch; nothing was applied")]

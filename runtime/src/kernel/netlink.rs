@@ -6,8 +6,11 @@
 //! kernel processes a batch inside our `send()` call and acknowledges every
 //! message (each carries NLM_F_ACK); we read all the acknowledgements and
 //! name the first message it refused. A refused batch is aborted whole.
+//! The conntrack client and the routing socket (`conntrack`, `route`) are
+//! kept here too, opened when first needed.
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -18,13 +21,17 @@ use nix::sys::socket::{
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 
+use super::conntrack::Conntrack;
 use super::encode::{self, Encoded};
 use super::observe::{self, Collector};
+use super::route::Routes;
 use super::wire::{
     self, Message, Request, align4, attribute, attributes, be32, malformed, messages, u32_at,
     without_nul,
 };
 use super::{ApplyReport, Kernel, KernelError, Observation};
+use crate::flows::Flow;
+use crate::netns::{self, NetnsId};
 use crate::plan::Transaction;
 use crate::world::Features;
 
@@ -91,10 +98,20 @@ pub struct Netlink {
     /// Whether someone else may have changed the ruleset while the monitor
     /// was unsubscribed.
     missed: bool,
+    /// The conntrack client, opened at first use.
+    conntrack: Option<Conntrack>,
+    /// The routing socket, opened at first use.
+    routes: Option<Routes>,
+    /// The network namespace the adapter was made in, which the sockets
+    /// opened at first use must be in too (None when it cannot be told).
+    netns: Option<NetnsId>,
 }
 
 impl Netlink {
-    /// Opens the socket in the calling thread's network namespace.
+    /// Opens the nftables socket in the calling thread's network
+    /// namespace. The conntrack and routing sockets are opened at first
+    /// use, by a thread that must be in the same namespace
+    /// ([`KernelError::OtherNamespace`] otherwise).
     pub fn new() -> Result<Self, KernelError> {
         let fd = open_socket(REPLY_TIMEOUT)?;
         // Optional: error answers without the echoed request, and with the
@@ -110,7 +127,44 @@ impl Netlink {
             muted: None,
             muted_inode: None,
             missed: false,
+            conntrack: None,
+            routes: None,
+            netns: netns::current().ok(),
         })
+    }
+
+    /// Fails unless the calling thread is in the adapter's namespace, so
+    /// that a socket opened now reaches the same kernel tables as the
+    /// nftables one.
+    fn check_namespace(&self, socket: &'static str) -> Result<(), KernelError> {
+        match self.netns {
+            Some(made_in) if netns::current().ok() != Some(made_in) => {
+                Err(KernelError::OtherNamespace { socket })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn conntrack(&mut self) -> Result<&mut Conntrack, KernelError> {
+        let conntrack = match self.conntrack.take() {
+            Some(c) => c,
+            None => {
+                self.check_namespace("conntrack")?;
+                Conntrack::open()?
+            }
+        };
+        Ok(self.conntrack.insert(conntrack))
+    }
+
+    fn routes(&mut self) -> Result<&mut Routes, KernelError> {
+        let routes = match self.routes.take() {
+            Some(r) => r,
+            None => {
+                self.check_namespace("routing")?;
+                Routes::open()?
+            }
+        };
+        Ok(self.routes.insert(routes))
     }
 
     /// Unsubscribes `monitor` from nftables notifications while a batch of
@@ -536,6 +590,24 @@ impl Kernel for Netlink {
     fn hardware_offload(&mut self, interfaces: &[String]) -> io::Result<Vec<String>> {
         super::features::hardware_offload(interfaces)
     }
+
+    /// Without ctnetlink in the kernel (nf_conntrack_netlink, whose
+    /// absence makes the kernel refuse the dump with EINVAL), an empty
+    /// table, logged once.
+    fn flows(&mut self) -> Result<Vec<Flow>, KernelError> {
+        self.conntrack()?.dump()
+    }
+
+    fn cut_flows(&mut self, flows: &[Flow]) -> Result<usize, KernelError> {
+        if flows.is_empty() {
+            return Ok(0);
+        }
+        self.conntrack()?.delete(flows)
+    }
+
+    fn route_oif(&mut self, dst: IpAddr) -> Result<Option<u32>, KernelError> {
+        self.routes()?.output_interface(dst)
+    }
 }
 
 /// Changes in one batch from which a listener's cost is worth a warning
@@ -555,20 +627,34 @@ fn op_changes(op: &crate::plan::Op) -> usize {
 /// A NETLINK_NETFILTER socket in the calling thread's network namespace,
 /// bound, whose receives give up after `timeout`.
 pub(super) fn open_socket(timeout: Duration) -> Result<OwnedFd, KernelError> {
+    open_socket_of(SockProtocol::NetlinkNetFilter, "netfilter", timeout)
+}
+
+/// A netlink socket of `protocol` (`name` says which, in errors) in the
+/// calling thread's network namespace, bound, whose receives give up after
+/// `timeout`.
+pub(super) fn open_socket_of(
+    protocol: SockProtocol,
+    name: &'static str,
+    timeout: Duration,
+) -> Result<OwnedFd, KernelError> {
     let fd = socket::socket(
         AddressFamily::Netlink,
         SockType::Raw,
         SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkNetFilter,
+        protocol,
     )
-    .map_err(|e| KernelError::Open(e.into()))?;
+    .map_err(|e| KernelError::Open {
+        socket: name,
+        source: e.into(),
+    })?;
     socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
     let timeout = TimeVal::milliseconds(timeout.as_millis() as i64);
     socket::setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(configure("SO_RCVTIMEO"))?;
     Ok(fd)
 }
 
-fn configure(step: &'static str) -> impl Fn(Errno) -> KernelError {
+pub(super) fn configure(step: &'static str) -> impl Fn(Errno) -> KernelError {
     move |e| KernelError::Configure {
         step,
         source: e.into(),
@@ -577,7 +663,7 @@ fn configure(step: &'static str) -> impl Fn(Errno) -> KernelError {
 
 /// Sets a buffer size with the FORCE option (root may exceed the system
 /// maximum), or within the system maximum when FORCE is not allowed.
-fn set_buffer<F, P>(fd: &OwnedFd, force: F, plain: P, size: usize) -> nix::Result<()>
+pub(super) fn set_buffer<F, P>(fd: &OwnedFd, force: F, plain: P, size: usize) -> nix::Result<()>
 where
     F: SetSockOpt<Val = usize>,
     P: SetSockOpt<Val = usize>,
@@ -589,7 +675,11 @@ where
 }
 
 /// Sets a SOL_NETLINK option that takes an int (nix has none of them).
-fn set_netlink_option(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+pub(super) fn set_netlink_option(
+    fd: &OwnedFd,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid socket, and a pointer to an int of the size we pass.
     let rc = unsafe {
         libc::setsockopt(
@@ -608,13 +698,13 @@ fn set_netlink_option(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> 
 }
 
 /// An NLMSG_ERROR answer: errno 0 acknowledges success.
-struct Ack {
-    errno: i32,
-    extack: Option<String>,
+pub(super) struct Ack {
+    pub errno: i32,
+    pub extack: Option<String>,
 }
 
 impl Ack {
-    fn parse(msg: &Message) -> Result<Ack, KernelError> {
+    pub fn parse(msg: &Message) -> Result<Ack, KernelError> {
         let short = || malformed("a short netlink error message".into());
         let error = u32_at(msg.payload, 0).ok_or_else(short)? as i32;
         // The request's header is echoed after the error code; its payload
@@ -635,7 +725,7 @@ impl Ack {
         })
     }
 
-    fn rejected(self, op: String, index: Option<usize>) -> KernelError {
+    pub fn rejected(self, op: String, index: Option<usize>) -> KernelError {
         KernelError::Rejected {
             op,
             index,
@@ -662,7 +752,10 @@ impl Monitor {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             SockProtocol::NetlinkNetFilter,
         )
-        .map_err(|e| KernelError::Open(e.into()))?;
+        .map_err(|e| KernelError::Open {
+            socket: "netfilter",
+            source: e.into(),
+        })?;
         socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(configure("bind"))?;
         let group = libc::NFNLGRP_NFTABLES as libc::c_int;
         set_netlink_option(&fd, libc::NETLINK_ADD_MEMBERSHIP, group).map_err(|source| {

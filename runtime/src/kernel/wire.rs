@@ -1,5 +1,5 @@
 //! Netlink framing: messages in a datagram, attributes in a message, and the
-//! few requests the observer builds itself.
+//! few requests the observer and the conntrack client build themselves.
 
 use std::io;
 
@@ -43,6 +43,11 @@ pub(crate) fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
 
 pub(crate) fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A big-endian u16 attribute value (ports, conntrack zones).
+pub(crate) fn be16(v: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes(v.try_into().ok()?))
 }
 
 /// A big-endian u32 attribute value (nftables sends numbers in network order).
@@ -130,17 +135,39 @@ pub(crate) fn attribute(buf: &[u8], ty: u16) -> Option<&[u8]> {
     attributes(buf).find(|(t, _)| *t == ty).map(|(_, v)| v)
 }
 
-/// Builds one nftables request: header, nfgenmsg, then attributes.
+/// Appends one attribute (header, value, padding to 4 bytes) to `buf`.
+pub(crate) fn put_attribute(buf: &mut Vec<u8>, ty: u16, value: &[u8]) {
+    let len = NLA_HDRLEN + value.len();
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(value);
+    buf.resize(align4(buf.len()), 0);
+}
+
+/// Appends a nested attribute holding the attributes `inner`, flagged
+/// NLA_F_NESTED as libmnl sends them.
+pub(crate) fn put_nested(buf: &mut Vec<u8>, ty: u16, inner: &[u8]) {
+    put_attribute(buf, ty | NLA_F_NESTED, inner);
+}
+
+/// Builds one nfnetlink request: header, nfgenmsg, then attributes.
 pub(crate) struct Request {
     buf: Vec<u8>,
 }
 
 impl Request {
-    /// `msg` is an NFT_MSG_* number; `flags` come on top of NLM_F_REQUEST.
+    /// An nftables request: `msg` is an NFT_MSG_* number; `flags` come on
+    /// top of NLM_F_REQUEST.
     pub fn new(msg: u16, flags: u16, seq: u32, family: u8) -> Request {
+        Request::of_subsystem(libc::NFNL_SUBSYS_NFTABLES as u8, msg, flags, seq, family)
+    }
+
+    /// A request to the nfnetlink subsystem `subsys` (an NFNL_SUBSYS_*
+    /// number), `msg` one of its message numbers.
+    pub fn of_subsystem(subsys: u8, msg: u16, flags: u16, seq: u32, family: u8) -> Request {
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by finish
-        let ty = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | msg;
+        let ty = (u16::from(subsys) << 8) | msg;
         buf.extend_from_slice(&ty.to_ne_bytes());
         buf.extend_from_slice(&(libc::NLM_F_REQUEST as u16 | flags).to_ne_bytes());
         buf.extend_from_slice(&seq.to_ne_bytes());
@@ -159,12 +186,19 @@ impl Request {
     }
 
     pub fn put(&mut self, ty: u16, value: &[u8]) {
-        let len = NLA_HDRLEN + value.len();
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(ty & !NLA_F_NESTED).to_ne_bytes());
-        self.buf.extend_from_slice(value);
-        self.buf.resize(align4(self.buf.len()), 0);
+        put_attribute(&mut self.buf, ty & !NLA_F_NESTED, value);
+    }
+
+    /// Adds a nested attribute holding the attributes `inner`.
+    pub fn nested(mut self, ty: u16, inner: &[u8]) -> Request {
+        put_nested(&mut self.buf, ty, inner);
+        self
+    }
+
+    /// Adds an attribute of these bytes.
+    pub fn bytes(mut self, ty: u16, value: &[u8]) -> Request {
+        self.put(ty, value);
+        self
     }
 
     pub fn finish(mut self) -> Vec<u8> {
