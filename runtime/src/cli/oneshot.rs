@@ -17,10 +17,10 @@ use crate::world::{self, Event, WorldState};
 /// (written only by the lock holder).
 fn firewall(config: &Config, target: Target, writable: bool) -> Result<Firewall<Netlink>> {
     let policies = Policies::compile(config)?;
-    Ok(
-        Firewall::new(Netlink::new()?, target, config.sysctls.clone(), policies)
-            .with_snapshot(writable),
-    )
+    let mut firewall = Firewall::new(Netlink::new()?, target, config.sysctls.clone(), policies)
+        .with_snapshot(writable);
+    firewall.set_cut_flows(config.cut_flows);
+    Ok(firewall)
 }
 
 /// Evaluates the policies on the interfaces and kernel features as they
@@ -74,6 +74,14 @@ pub fn plan(args: &ConfigArgs) -> Result<ExitCode> {
     for s in &pending.sysctls {
         println!("sysctl {s}");
     }
+    match &pending.flows {
+        Ok(cuts) => {
+            for c in cuts {
+                println!("cut flow {c}");
+            }
+        }
+        Err(why) => eprintln!("wasmwall: which flows the change would cut is not known: {why}"),
+    }
     if !evaluation.failed.is_empty() {
         eprintln!("wasmwall: the plan leaves the failed policies' rules as they are");
         failures(&evaluation)?;
@@ -83,11 +91,15 @@ pub fn plan(args: &ConfigArgs) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "wasmwall: pending: {}{}",
+            "wasmwall: pending: {}{}{}",
             pending.tx.summary(),
             match pending.sysctls.len() {
                 0 => String::new(),
                 n => format!(", {n} sysctl(s)"),
+            },
+            match &pending.flows {
+                Ok(cuts) if !cuts.is_empty() => format!(", {} flow(s) to cut", cuts.len()),
+                _ => String::new(),
             }
         );
         Ok(ExitCode::from(2))

@@ -181,8 +181,9 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
         .mute_while_applying(monitor.get_ref())
         .map_err(DaemonError::Kernel)?;
     let policies = Policies::compile(&config)?;
-    let firewall =
+    let mut firewall =
         Firewall::new(kernel, target, config.sysctls.clone(), policies).with_snapshot(true);
+    firewall.set_cut_flows(config.cut_flows);
     let mut daemon = Daemon::new(config_path, config, firewall, Instant::now());
     let mut watch = if daemon.config().watch_files {
         let mut w = Watch::new().map_err(DaemonError::Watch)?;

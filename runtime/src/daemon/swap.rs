@@ -243,6 +243,7 @@ impl<K: Kernel> Daemon<K> {
             return Err(ConfigRejected::PolicyFails(f.clone()));
         }
         self.firewall.reconfigure(candidate, new.sysctls.clone());
+        self.firewall.set_cut_flows(new.cut_flows);
         Ok(new)
     }
 }

@@ -7,14 +7,15 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::kernel::{ApplyReport, Kernel};
+use crate::flows::Cut;
+use crate::kernel::{ApplyReport, Kernel, KernelError};
 use crate::plan::Transaction;
 use crate::state::{self, SavedSysctl, State};
 use crate::sysctl;
 
 use super::error::{EngineError, PolicyError, PolicyFailure};
 use super::evaluate::{Evaluation, log_failure};
-use super::{Firewall, sysctls};
+use super::{Firewall, FlowsCut, sysctls};
 
 /// What one apply did.
 #[derive(Debug, Default)]
@@ -25,6 +26,8 @@ pub struct Applied {
     pub rules: usize,
     pub sysctls_set: Vec<String>,
     pub sysctls_restored: Vec<String>,
+    /// The conntrack entries the change concerned, cut after the batch.
+    pub flows: FlowsCut,
 }
 
 impl Applied {
@@ -65,6 +68,8 @@ pub struct Outcome {
     pub elapsed_us: u64,
     /// Whether anything in the kernel or a sysctl changed.
     pub changed: bool,
+    /// Conntrack entries cut after the batch.
+    pub flows_cut: usize,
 }
 
 /// What `apply` would change, found without changing anything.
@@ -73,6 +78,9 @@ pub struct Pending {
     pub tx: Transaction,
     /// `key: current -> wanted` for sysctls to set or restore.
     pub sysctls: Vec<String>,
+    /// The conntrack entries the change would cut, or why that is not
+    /// known.
+    pub flows: Result<Vec<Cut>, String>,
 }
 
 impl Pending {
@@ -133,11 +141,13 @@ impl<K: Kernel> Firewall<K> {
         if !done.tx.is_empty() {
             tracing::debug!(transaction = %done.tx, "applied");
         }
+        let flows = self.after_batch(&done.tx, desired);
         let mut applied = Applied {
             rules: desired.rule_count(),
             summary: done.tx.summary(),
             read_table: read_first || done.read_table,
             kernel: Some(done.report),
+            flows,
             ..Applied::default()
         };
 
@@ -248,6 +258,7 @@ impl<K: Kernel> Firewall<K> {
                     read_table = applied.read_table,
                     sysctls_set = %applied.sysctls_set.join(" "),
                     sysctls_restored = %applied.sysctls_restored.join(" "),
+                    flows_cut = applied.flows.cut,
                     elapsed_us,
                     $what
                 )
@@ -258,11 +269,21 @@ impl<K: Kernel> Firewall<K> {
             (false, true) => report!(info, "reconciled: nothing to change"),
             (false, false) => report!(debug, "reconciled: nothing to change"),
         }
+        if applied.flows.cut > 0 {
+            tracing::info!(
+                reason,
+                count = applied.flows.cut,
+                kept = applied.flows.kept,
+                first = %applied.flows.examples.join("; "),
+                "cut the flows the change no longer allows or would send elsewhere"
+            );
+        }
         Ok(Outcome {
             messages,
             changes: applied.changes(),
             elapsed_us,
             changed,
+            flows_cut: applied.flows.cut,
         })
     }
 
@@ -304,10 +325,37 @@ impl<K: Kernel> Firewall<K> {
                 }
             }
         }
+        let flows = self.pending_flows(&tx, evaluation.desired());
         Ok(Pending {
             tx,
             sysctls: changes,
+            flows,
         })
+    }
+
+    /// The flows the change `tx` to `desired` would cut.
+    fn pending_flows(
+        &mut self,
+        tx: &Transaction,
+        desired: &crate::plan::DesiredTable,
+    ) -> Result<Vec<Cut>, String> {
+        if !self.flows.enabled {
+            return Err("flows are not cut (`[conntrack] cut_flows = false`)".into());
+        }
+        if tx.is_empty() {
+            return Ok(Vec::new());
+        }
+        let existed = !tx
+            .ops
+            .iter()
+            .any(|op| matches!(op, crate::plan::Op::AddTable));
+        let Some(old) = self.previous_table(existed) else {
+            return Err("the rules applied before are not recorded".into());
+        };
+        let judged = self
+            .flows_to_cut(&old, desired)
+            .map_err(|e: KernelError| format!("cannot read the conntrack table: {e}"))?;
+        Ok(judged.cuts)
     }
 
     /// The sysctls `evaluation` wants that hold another value now (someone

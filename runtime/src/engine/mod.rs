@@ -8,13 +8,15 @@
 //! - [`evaluate`]: the one evaluation path, and its outcome;
 //! - [`reconciler`]: the table, observed or predicted, planned and applied;
 //! - `apply`: one reconcile with the sysctls and the isolation of a policy
-//!   the kernel refuses; `cleanup`: removing it all.
+//!   the kernel refuses; `flows`: the conntrack entries the change
+//!   concerns, cut after the batch; `cleanup`: removing it all.
 
 mod apply;
 mod budget;
 mod cleanup;
 pub mod error;
 pub mod evaluate;
+mod flows;
 pub mod policies;
 pub mod reconciler;
 mod sysctls;
@@ -30,6 +32,7 @@ pub use apply::{Applied, Outcome, Pending};
 pub use cleanup::CleanedUp;
 pub use error::{EngineError, LoadError, PolicyError, PolicyFailure, SysctlConflict, SysctlError};
 pub use evaluate::{Evaluate, Evaluation, evaluate_policy, log_failure};
+pub use flows::FlowsCut;
 pub use policies::{Candidate, Loader, Policies, Slot, component_hash};
 pub use reconciler::{Reconciled, Reconciler};
 
@@ -58,6 +61,7 @@ pub struct Firewall<K: Kernel> {
     allow: AllowList,
     reconciler: Reconciler,
     policies: Policies,
+    flows: flows::FlowCutter,
 }
 
 impl<K: Kernel> Firewall<K> {
@@ -70,6 +74,7 @@ impl<K: Kernel> Firewall<K> {
             target,
             allow,
             policies,
+            flows: flows::FlowCutter::default(),
         }
     }
 

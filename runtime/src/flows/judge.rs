@@ -137,7 +137,7 @@ pub fn judge(
 
 /// The table the kernel holds after the change: a policy kept at its last
 /// good rules (its evaluation failed) keeps its chains and sets of `old`.
-fn effective(old: &DesiredTable, new: &DesiredTable) -> DesiredTable {
+pub fn effective(old: &DesiredTable, new: &DesiredTable) -> DesiredTable {
     let mut table = new.clone();
     if new.kept.is_empty() {
         return table;

@@ -109,6 +109,12 @@ pub trait Kernel {
         let _ = dst;
         Ok(None)
     }
+    /// The name of the interface with this index in the namespace, if
+    /// there is one.
+    fn interface_name(&mut self, index: u32) -> Option<String> {
+        let _ = index;
+        None
+    }
 }
 
 /// The runtime's table and the generation it was read at.

@@ -608,6 +608,12 @@ impl Kernel for Netlink {
     fn route_oif(&mut self, dst: IpAddr) -> Result<Option<u32>, KernelError> {
         self.routes()?.output_interface(dst)
     }
+
+    fn interface_name(&mut self, index: u32) -> Option<String> {
+        nix::net::if_::if_indextoname(index)
+            .ok()
+            .and_then(|name| name.into_string().ok())
+    }
 }
 
 /// Changes in one batch from which a listener's cost is worth a warning

@@ -1,0 +1,233 @@
+//! Conntrack-exact apply: right after a batch commits, the connection
+//! tracking entries the change no longer allows or would translate
+//! differently are deleted, and only those ([`crate::flows::judge`] decides,
+//! from the table before and after). `plan` shows the same list without
+//! deleting anything. A failure to read or cut them is logged and costs
+//! nothing else: the rules are already in place.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::flows::{self, Cut, Judgement, Network, Route};
+use crate::kernel::{Kernel, KernelError};
+use crate::plan::{DesiredTable, Op, RuleTag, Transaction};
+
+use super::Firewall;
+
+/// What cutting flows did in one reconcile.
+#[derive(Debug, Default, Clone)]
+pub struct FlowsCut {
+    /// Entries deleted.
+    pub cut: usize,
+    /// The first few, as text (`flow: reason`).
+    pub examples: Vec<String>,
+    /// Entries judged and kept.
+    pub kept: usize,
+    /// Entries the tables could not judge (left alone).
+    pub unknown: usize,
+}
+
+/// Whether flows are cut, and the table as of the last batch (what the
+/// next change is judged against).
+#[derive(Debug)]
+pub(super) struct FlowCutter {
+    pub enabled: bool,
+    /// The desired table last applied, when known.
+    pub previous: Option<DesiredTable>,
+}
+
+impl Default for FlowCutter {
+    fn default() -> Self {
+        FlowCutter {
+            enabled: true,
+            previous: None,
+        }
+    }
+}
+
+/// How many cut flows a log line names.
+const EXAMPLES: usize = 5;
+
+/// Routes from the kernel, each address asked once per judgement.
+struct KernelNetwork<'k, K: Kernel> {
+    kernel: &'k mut K,
+    routes: HashMap<IpAddr, Option<Route>>,
+    names: HashMap<u32, Option<String>>,
+}
+
+impl<K: Kernel> Network for KernelNetwork<'_, K> {
+    fn route(&mut self, ip: IpAddr) -> Option<Route> {
+        if let Some(r) = self.routes.get(&ip) {
+            return r.clone();
+        }
+        let route = match self.kernel.route_oif(ip) {
+            Ok(Some(index)) => {
+                let kernel = &mut *self.kernel;
+                let name = self
+                    .names
+                    .entry(index)
+                    .or_insert_with(|| kernel.interface_name(index))
+                    .clone();
+                match name.as_deref() {
+                    Some("lo") => Some(Route::Local),
+                    Some(n) => Some(Route::Via(n.to_string())),
+                    None => None,
+                }
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, %ip, "route lookup failed");
+                None
+            }
+        };
+        self.routes.insert(ip, route.clone());
+        route
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The tags of the rules of `old` that ask for their flows to be cut when
+/// they go and are not in `new`.
+fn cut_when_gone(old: &DesiredTable, new: &DesiredTable) -> HashSet<RuleTag> {
+    let marked: HashSet<&RuleTag> = old
+        .chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .filter(|r| r.rule.cut_flows)
+        .map(|r| &r.tag)
+        .collect();
+    if marked.is_empty() {
+        return HashSet::new();
+    }
+    let kept: HashSet<&RuleTag> = new
+        .chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .map(|r| &r.tag)
+        .collect();
+    marked
+        .into_iter()
+        .filter(|t| !kept.contains(t))
+        .cloned()
+        .collect()
+}
+
+impl<K: Kernel> Firewall<K> {
+    /// Cut the flows a change concerns after each batch (the default), or
+    /// not (`[conntrack] cut_flows = false`).
+    pub fn set_cut_flows(&mut self, enabled: bool) {
+        self.flows.enabled = enabled;
+    }
+
+    /// The table the next change is judged against: the last one applied
+    /// by this process, or an empty one when the runtime's table does not
+    /// exist yet (`existed`); None when neither is known.
+    pub fn previous_table(&self, existed: bool) -> Option<DesiredTable> {
+        match &self.flows.previous {
+            Some(t) => Some(t.clone()),
+            None if !existed => Some(DesiredTable::default()),
+            None => None,
+        }
+    }
+
+    /// After a batch that committed `tx`: cut the flows the change from the
+    /// previous table to `desired` concerns, and remember `desired`.
+    pub(super) fn after_batch(&mut self, tx: &Transaction, desired: &DesiredTable) -> FlowsCut {
+        if tx.is_empty() && self.flows.previous.is_some() {
+            return FlowsCut::default();
+        }
+        let created = tx.ops.iter().any(|op| matches!(op, Op::AddTable));
+        let previous = self.previous_table(!created);
+        let done = match (&previous, self.flows.enabled && !tx.is_empty()) {
+            (Some(old), true) => self.cut_flows(old, desired),
+            (None, true) => {
+                tracing::info!(
+                    "no flow was judged: the rules applied before this process started are not known"
+                );
+                FlowsCut::default()
+            }
+            (_, false) => FlowsCut::default(),
+        };
+        // A policy kept at its last good rules keeps them in the kernel.
+        self.flows.previous = Some(match &previous {
+            Some(old) => flows::effective(old, desired),
+            None => desired.clone(),
+        });
+        done
+    }
+
+    /// The flows of the kernel's conntrack table the change from `old` to
+    /// `new` concerns, found without changing anything.
+    pub fn flows_to_cut(
+        &mut self,
+        old: &DesiredTable,
+        new: &DesiredTable,
+    ) -> Result<Judgement, KernelError> {
+        let flows = self.kernel.flows()?;
+        let marked = cut_when_gone(old, new);
+        let mut network = KernelNetwork {
+            kernel: &mut self.kernel,
+            routes: HashMap::new(),
+            names: HashMap::new(),
+        };
+        Ok(flows::judge(
+            old,
+            new,
+            &marked,
+            &flows,
+            &mut network,
+            now_ns(),
+        ))
+    }
+
+    /// Deletes the flows the change from `old` to `new` concerns. Never
+    /// fails: what cannot be read or cut is logged at warn.
+    pub(super) fn cut_flows(&mut self, old: &DesiredTable, new: &DesiredTable) -> FlowsCut {
+        let judgement = match self.flows_to_cut(old, new) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the conntrack table; no flow was cut");
+                return FlowsCut::default();
+            }
+        };
+        if let Some(why) = &judgement.first_unknown {
+            tracing::debug!(
+                count = judgement.unknown,
+                first = %why,
+                "flows left alone: the rules depend on what a conntrack entry does not hold"
+            );
+        }
+        let mut done = FlowsCut {
+            kept: judgement.kept,
+            unknown: judgement.unknown,
+            ..FlowsCut::default()
+        };
+        if judgement.cuts.is_empty() {
+            return done;
+        }
+        let entries: Vec<_> = judgement.cuts.iter().map(|c| c.flow.clone()).collect();
+        match self.kernel.cut_flows(&entries) {
+            Ok(n) => done.cut = n,
+            Err(e) => {
+                tracing::warn!(error = %e, count = entries.len(), "cannot cut the flows the change concerns");
+                return done;
+            }
+        }
+        for c in &judgement.cuts {
+            tracing::debug!(flow = %c.flow, reason = %c.reason, "flow cut");
+        }
+        done.examples = judgement
+            .cuts
+            .iter()
+            .take(EXAMPLES)
+            .map(Cut::to_string)
+            .collect();
+        done
+    }
+}
