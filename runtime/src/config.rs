@@ -886,6 +886,15 @@ mod tests {
     }
 
     #[test]
+    fn flows_are_cut_unless_the_config_says_not() {
+        assert!(parse(MINIMAL).unwrap().cut_flows);
+        let c = parse(&format!("[conntrack]\ncut_flows = false\n{MINIMAL}")).unwrap();
+        assert!(!c.cut_flows);
+        let err = parse(&format!("[conntrack]\nflush = true\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `flush`"), "{err}");
+    }
+
+    #[test]
     fn neighbour_settings() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(

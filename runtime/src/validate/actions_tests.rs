@@ -971,3 +971,30 @@ fn redirect_to_ports() {
         "tcp dport 80 redirect to :8080-8090"
     );
 }
+
+#[test]
+fn cut_flows_is_a_flag_of_the_rule_not_a_kernel_statement() {
+    let plain = accepted(ruleset(vec![input(vec![rule(
+        vec![udp(51820)],
+        vec![S::Counter],
+        A::Accept,
+    )])]));
+    let flagged = accepted(ruleset(vec![input(vec![rule(
+        vec![udp(51820)],
+        vec![S::CutFlows, S::Counter],
+        A::Accept,
+    )])]));
+    assert!(flagged.cut_flows && !plain.cut_flows);
+    // The same rule in the kernel: same text, same statements.
+    assert_eq!(flagged.to_string(), plain.to_string());
+    assert_eq!(flagged.statements, plain.statements);
+    rejects(
+        ruleset(vec![input(vec![rule(
+            vec![],
+            vec![S::CutFlows, S::CutFlows],
+            A::Accept,
+        )])]),
+        AT,
+        &["`cut-flows` more than once"],
+    );
+}
