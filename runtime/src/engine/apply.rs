@@ -259,6 +259,7 @@ impl<K: Kernel> Firewall<K> {
                     sysctls_set = %applied.sysctls_set.join(" "),
                     sysctls_restored = %applied.sysctls_restored.join(" "),
                     flows_cut = applied.flows.cut,
+                    flows_us = applied.flows.elapsed_us,
                     elapsed_us,
                     $what
                 )

@@ -26,6 +26,8 @@ pub struct FlowsCut {
     pub kept: usize,
     /// Entries the tables could not judge (left alone).
     pub unknown: usize,
+    /// Time to read, judge and cut them.
+    pub elapsed_us: u64,
 }
 
 /// Whether flows are cut, and the table as of the last batch (what the
@@ -189,6 +191,13 @@ impl<K: Kernel> Firewall<K> {
     /// Deletes the flows the change from `old` to `new` concerns. Never
     /// fails: what cannot be read or cut is logged at warn.
     pub(super) fn cut_flows(&mut self, old: &DesiredTable, new: &DesiredTable) -> FlowsCut {
+        let started = std::time::Instant::now();
+        let mut done = self.cut_flows_now(old, new);
+        done.elapsed_us = started.elapsed().as_micros() as u64;
+        done
+    }
+
+    fn cut_flows_now(&mut self, old: &DesiredTable, new: &DesiredTable) -> FlowsCut {
         let judgement = match self.flows_to_cut(old, new) {
             Ok(j) => j,
             Err(e) => {
