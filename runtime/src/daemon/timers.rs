@@ -26,6 +26,10 @@ pub enum Timer {
     Tick,
     /// The periodic check of the sysctls the policies asked for.
     Sysctls,
+    /// A change waiting for confirmation rolls back.
+    Confirm,
+    /// The next health check of a change waiting for confirmation.
+    HealthCheck,
 }
 
 /// Wait after an interface or address notification: `ip` commands and

@@ -130,6 +130,8 @@ impl<K: Kernel> Firewall<K> {
 
         let desired = evaluation.desired();
         let done = self.reconciler.reconcile(&mut self.kernel, desired)?;
+        // `self.applied()` is the table before this batch until here.
+        self.remember_applied(desired);
         if !done.tx.is_empty() {
             tracing::debug!(transaction = %done.tx, "applied");
         }

@@ -8,11 +8,14 @@
 //! - [`evaluate`]: the one evaluation path, and its outcome;
 //! - [`reconciler`]: the table, observed or predicted, planned and applied;
 //! - `apply`: one reconcile with the sysctls and the isolation of a policy
-//!   the kernel refuses; `cleanup`: removing it all.
+//!   the kernel refuses; `cleanup`: removing it all;
+//! - `confirm`: the table as last applied, remembered, and a change held
+//!   to confirmation: what was live before it recorded, and rolled back to.
 
 mod apply;
 mod budget;
 mod cleanup;
+mod confirm;
 pub mod error;
 pub mod evaluate;
 pub mod policies;
@@ -28,6 +31,7 @@ use crate::world::{Event, WorldState};
 
 pub use apply::{Applied, Outcome, Pending};
 pub use cleanup::CleanedUp;
+pub use confirm::RolledBack;
 pub use error::{EngineError, LoadError, PolicyError, PolicyFailure, SysctlConflict, SysctlError};
 pub use evaluate::{Evaluate, Evaluation, evaluate_policy, log_failure};
 pub use policies::{Candidate, Loader, Policies, Slot, component_hash};
@@ -58,6 +62,9 @@ pub struct Firewall<K: Kernel> {
     allow: AllowList,
     reconciler: Reconciler,
     policies: Policies,
+    /// The table as last applied (see [`crate::applied`]); outer `None`:
+    /// not read from its file yet.
+    applied: Option<Option<crate::plan::DesiredTable>>,
 }
 
 impl<K: Kernel> Firewall<K> {
@@ -70,6 +77,7 @@ impl<K: Kernel> Firewall<K> {
             target,
             allow,
             policies,
+            applied: None,
         }
     }
 

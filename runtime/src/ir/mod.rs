@@ -124,7 +124,7 @@ impl BaseChain {
 }
 
 /// One rule, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     pub matches: Vec<Match>,
     pub statements: Vec<Statement>,
