@@ -21,7 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::ConfigArgs;
 use crate::config::{self, Config};
 use crate::confirm::record::{self, Confirmed};
-use crate::confirm::{self, Confirmation, ConfirmSettings, Streak, Verdict, Waiter, health};
+use crate::confirm::{self, ConfirmSettings, Confirmation, Streak, Verdict, Waiter, health};
 use crate::daemon::control::{self, Empty, Request};
 use crate::engine::{Evaluation, Firewall, Target};
 use crate::kernel::Kernel;
@@ -131,7 +131,10 @@ fn wait(target: &Target, c: &Confirmation, settings: &ConfirmSettings) -> Result
     let rt = crate::world::runtime()?;
     let pending = record::pending_path(&target.state_path);
     let deadline = Instant::now()
-        + Duration::from_millis(c.deadline_ms.saturating_sub(confirm::epoch_ms(SystemTime::now())));
+        + Duration::from_millis(
+            c.deadline_ms
+                .saturating_sub(confirm::epoch_ms(SystemTime::now())),
+        );
     let mut next_check = settings
         .has_checks()
         .then(|| Instant::now() + settings.check_interval);
@@ -226,7 +229,9 @@ pub fn confirm(args: ConfirmArgs) -> Result<ExitCode> {
             }
             Ok(answer) => bail!("{}", answer.error.unwrap_or_default()),
             // No daemon behind a stale socket: the record decides.
-            Err(e) => tracing::debug!(error = %format!("{e:#}"), "no daemon answers; confirming through the state directory"),
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "no daemon answers; confirming through the state directory")
+            }
         }
     }
     match record::confirm(&target.state_path)? {

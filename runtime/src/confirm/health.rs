@@ -72,7 +72,10 @@ mod tests {
     fn a_command_passes_by_its_exit_status_within_its_time() {
         assert_eq!(check(&settings(&["true"], None)), Ok(()));
         let e = check(&settings(&["false"], None)).unwrap_err();
-        assert!(e.contains("command `false`") && e.contains("exit status: 1"), "{e}");
+        assert!(
+            e.contains("command `false`") && e.contains("exit status: 1"),
+            "{e}"
+        );
         let e = check(&settings(&["sleep", "5"], None)).unwrap_err();
         assert!(e.contains("killed"), "{e}");
         let e = check(&settings(&["/nonexistent/check"], None)).unwrap_err();

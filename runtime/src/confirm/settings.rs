@@ -121,7 +121,9 @@ impl ConfirmSettings {
             )?,
         };
         if settings.check_interval.is_zero() || settings.check_timeout.is_zero() {
-            return Err("`confirm.check_interval` and `confirm.check_timeout` must be more than 0".into());
+            return Err(
+                "`confirm.check_interval` and `confirm.check_timeout` must be more than 0".into(),
+            );
         }
         Ok(settings)
     }
@@ -190,7 +192,16 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(s(90)));
         assert_eq!(parse_duration("1h"), Ok(s(3600)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "120", "s", "2 m", "1d", "-1s", "1.5s", "99999999999999s"] {
+        for bad in [
+            "",
+            "120",
+            "s",
+            "2 m",
+            "1d",
+            "-1s",
+            "1.5s",
+            "99999999999999s",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.contains("not a duration"), "{bad}: {e}");
         }

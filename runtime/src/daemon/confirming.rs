@@ -30,7 +30,7 @@ use super::status::ConfirmationStatus;
 use super::timers::Timer;
 use crate::config::Config;
 use crate::confirm::{
-    self, Confirmation, ConfirmSettings, Streak, Verdict, Waiter, health, record,
+    self, ConfirmSettings, Confirmation, Streak, Verdict, Waiter, health, record,
 };
 use crate::engine::Policies;
 use crate::kernel::Kernel;
@@ -272,13 +272,19 @@ impl<K: Kernel> Daemon<K> {
         self.rejected.insert("confirm".into(), line);
         match waiting.fallback {
             Some(fallback) => {
-                tracing::warn!(reason, "rolling back: the config and policies of before run again");
+                tracing::warn!(
+                    reason,
+                    "rolling back: the config and policies of before run again"
+                );
                 self.go_back(fallback);
                 self.pending.because("rollback");
                 let result = self.reconcile("rollback".into(), true, false, Instant::now());
                 match result {
                     Ok(()) => {
-                        tracing::warn!(reason, "rolled back to the rules and sysctls of before, in one batch")
+                        tracing::warn!(
+                            reason,
+                            "rolled back to the rules and sysctls of before, in one batch"
+                        )
                     }
                     Err(e) => {
                         tracing::error!(error = %error_chain(&e), "the rollback's reconcile failed; retrying at the next change or tick")

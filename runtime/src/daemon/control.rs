@@ -383,6 +383,7 @@ mod tests {
         assert_eq!(lease.expires, None);
         assert!(wait);
         assert_eq!(parse_request(b"{\"status\":{}}\n"), Ok(Command::Status));
+        assert_eq!(parse_request(b"{\"confirm\":{}}\n"), Ok(Command::Confirm));
         let Ok(Command::Lease { lease, .. }) = parse_request(
             br#"{"lease":{"action":"del","mac":"02:00:00:00:00:01","ip":"10.0.0.1"}}"#,
         ) else {

@@ -205,10 +205,15 @@ impl<K: Kernel> Firewall<K> {
             // A key still at the change's value keeps its true original,
             // for clean-up.
             let kept = previous_state.get_or_insert_with(|| {
-                state::State::new(now.netns.clone(), now.table.clone(), now.table_existed_before)
+                state::State::new(
+                    now.netns.clone(),
+                    now.table.clone(),
+                    now.table_existed_before,
+                )
             });
             for s in now.sysctls {
-                if done.sysctls_failed.contains(&s.key) && !kept.sysctls.iter().any(|k| k.key == s.key)
+                if done.sysctls_failed.contains(&s.key)
+                    && !kept.sysctls.iter().any(|k| k.key == s.key)
                 {
                     kept.sysctls.push(s);
                 }
@@ -268,3 +273,7 @@ impl<K: Kernel> Firewall<K> {
         Ok(Some(reason))
     }
 }
+
+#[cfg(test)]
+#[path = "confirm_tests.rs"]
+mod tests;

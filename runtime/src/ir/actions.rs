@@ -38,7 +38,9 @@ impl fmt::Display for PortRange {
 
 /// Options of an address translation. Lists as nft does: the names set,
 /// in this order, joined by ','.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct NatFlags {
     pub random: bool,
     pub fully_random: bool,

@@ -10,7 +10,9 @@ use super::time::{moment_text, time_of_day_text};
 use super::{Element, Field, Key, KeyType, Rate, Value, fields_text, key_of};
 
 /// Transport protocol of a port match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Transport {
     Tcp,
     Udp,
