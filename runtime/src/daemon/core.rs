@@ -254,6 +254,7 @@ impl<K: Kernel> Daemon<K> {
                     }
                 }
                 Timer::Confirm => self.confirm_deadline(),
+                Timer::SaveApplied => self.firewall.save_applied(),
                 // The loop starts the check off the loop (`health_job`).
                 Timer::HealthCheck => {}
                 Timer::Sysctls => {
@@ -540,6 +541,10 @@ impl<K: Kernel> Daemon<K> {
                 answer(pending.waiters, error);
             }
         }
+        if self.firewall.applied_unsaved() && !self.timers.is_set(Timer::SaveApplied) {
+            self.timers
+                .set(Timer::SaveApplied, now + timers::SAVE_APPLIED);
+        }
         if !self.timers.is_set(Timer::SaveLeases)
             && let Some(at) = self.keeper.save_if_due(&self.leases, now)
         {
@@ -597,6 +602,7 @@ impl<K: Kernel> Daemon<K> {
     /// Writes what is pending to disk; the daemon is stopping.
     pub fn finish(&mut self) {
         self.keeper.finish(&self.leases);
+        self.firewall.save_applied();
     }
 
     pub fn status(&self) -> Status {

@@ -217,6 +217,8 @@ pub fn run(
     // every change would cost each event a serialization of the table. The
     // one written at start goes stale (and unused) at the first change.
     daemon.firewall_mut().stop_saving_snapshot();
+    // Likewise the applied table: written at most once a second.
+    daemon.firewall_mut().defer_applied_saves();
     tracing::info!(
         socket = %socket_path.display(),
         interval_s = daemon.config().reconcile_interval.map(|d| d.as_secs()),

@@ -38,6 +38,7 @@ impl<K: Kernel> Firewall<K> {
         }
         crate::applied::remove(&target.state_path);
         self.applied = Some(None);
+        self.applied_unsaved = false;
         let Some(mut state) = state else {
             return Ok(done);
         };

@@ -48,8 +48,7 @@ impl<K: Kernel> Firewall<K> {
     /// Remembers `desired` as the table the kernel holds now, after a
     /// successful batch; a kept policy with the rules it kept (see
     /// [`applied::with_kept_resolved`]). Written to its file only when it
-    /// changed. A record that cannot be written is removed, so that no
-    /// rollback ever goes back to a stale one.
+    /// changed (later, see [`Firewall::defer_applied_saves`]).
     pub(super) fn remember_applied(&mut self, desired: &DesiredTable) {
         let last = match self.applied() {
             Ok(last) => last,
@@ -65,12 +64,48 @@ impl<K: Kernel> Firewall<K> {
         if last == Some(&now) {
             return;
         }
+        self.applied = Some(Some(now));
+        if self.defer_applied {
+            // On disk: the current table or none, never a stale one.
+            if !self.applied_unsaved {
+                applied::remove(&self.target.state_path);
+                self.applied_unsaved = true;
+            }
+            return;
+        }
+        self.applied_unsaved = true;
+        self.save_applied();
+    }
+
+    /// From now on the applied table is written by [`Firewall::save_applied`]
+    /// only, not at each apply: serializing a large table costs a reconcile
+    /// milliseconds (BENCHMARKS.md), and the daemon applies at every event.
+    /// Its file is removed at the first change and written again when saved,
+    /// so it never describes an older table.
+    pub fn defer_applied_saves(&mut self) {
+        self.defer_applied = true;
+    }
+
+    /// Whether the applied table in memory is not written yet.
+    pub fn applied_unsaved(&self) -> bool {
+        self.applied_unsaved
+    }
+
+    /// Writes the applied table if it changed since it was last written. A
+    /// record that cannot be written is removed, so that no rollback ever
+    /// goes back to a stale one.
+    pub fn save_applied(&mut self) {
+        if !std::mem::take(&mut self.applied_unsaved) {
+            return;
+        }
         let t = &self.target;
-        if let Err(e) = applied::save(&t.state_path, &t.table, &now) {
-            tracing::warn!(error = %crate::text::error_chain(&e), "cannot record the applied table; a change cannot be held to confirmation until it can");
+        let Some(Some(table)) = &self.applied else {
+            return;
+        };
+        if let Err(e) = applied::save(&t.state_path, &t.table, table) {
+            tracing::warn!(error = %crate::text::error_chain(&e), "cannot record the applied table; a change cannot be held to confirmation by a later process until it can");
             applied::remove(&t.state_path);
         }
-        self.applied = Some(Some(now));
     }
 
     /// Records what is live now, before a change to `evaluation` that
@@ -228,6 +263,7 @@ impl<K: Kernel> Firewall<K> {
             None => applied::remove(path),
         }
         self.applied = Some(c.previous.clone());
+        self.applied_unsaved = false;
         Ok(done)
     }
 

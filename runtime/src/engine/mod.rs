@@ -65,6 +65,10 @@ pub struct Firewall<K: Kernel> {
     /// The table as last applied (see [`crate::applied`]); outer `None`:
     /// not read from its file yet.
     applied: Option<Option<crate::plan::DesiredTable>>,
+    /// Write the applied table later ([`Firewall::save_applied`]), not at
+    /// each apply (the daemon); and whether what is in memory is unsaved.
+    defer_applied: bool,
+    applied_unsaved: bool,
 }
 
 impl<K: Kernel> Firewall<K> {
@@ -78,6 +82,8 @@ impl<K: Kernel> Firewall<K> {
             allow,
             policies,
             applied: None,
+            defer_applied: false,
+            applied_unsaved: false,
         }
     }
 
