@@ -105,7 +105,8 @@ fn adopt(from: &Path, to: &Path) -> Result<()> {
     // The record of the applied table, and a change left waiting for
     // confirmation: the next rollback needs them where the state now is.
     use crate::confirm::record::{claimed_path, pending_path};
-    let beside: [(fn(&Path) -> PathBuf, Kind); 3] = [
+    type Beside = fn(&Path) -> PathBuf;
+    let beside: [(Beside, Kind); 3] = [
         (crate::applied::path_beside, Kind::Applied),
         (pending_path, Kind::Confirmation),
         (claimed_path, Kind::Confirmation),

@@ -204,7 +204,7 @@ fn a_table_with_no_record_of_its_rules_cannot_be_held_to_confirmation() {
 fn measure_remembering_a_large_table() {
     let dir = tempfile::tempdir().unwrap();
     let mut fw = firewall(dir.path());
-    let mut eval_with = |n: u32| {
+    let eval_with = |n: u32| {
         let mut e = rules("big", A0);
         e.rules[0].rules.sets.push(ir::NamedSet {
             name: "hosts".into(),
