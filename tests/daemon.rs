@@ -117,6 +117,7 @@ fn lease_request(action: &str, ip: &str, mac: &str, hostname: &str) -> Request {
             ..LeaseRequest::default()
         }),
         status: None,
+        confirm: None,
         wait: false,
     }
 }

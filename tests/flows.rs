@@ -152,6 +152,7 @@ impl Lab {
                 ..LeaseRequest::default()
             }),
             status: None,
+            confirm: None,
             wait: true,
         };
         let answer = control::request(&self.socket, &request, CHANGE_TIMEOUT)

@@ -175,6 +175,8 @@ struct RawConfig {
     table_budget: RawTableBudget,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    confirm: crate::confirm::settings::RawConfirm,
     #[serde(default, rename = "policy")]
     policies: Vec<RawPolicy>,
 }
@@ -398,6 +400,8 @@ pub struct Config {
     pub max_sysctls: usize,
     /// Where compiled policies are kept.
     pub cache: CacheSettings,
+    /// How changes wait for `wasmwall confirm` (`[confirm]`).
+    pub confirm: crate::confirm::ConfirmSettings,
     pub policies: Vec<PolicyConfig>,
     /// Use policy files that others could have written (never read from the
     /// file itself: only the command line can say so).
@@ -612,6 +616,7 @@ impl Config {
             sysctls,
             max_sysctls,
             cache,
+            confirm: crate::confirm::ConfirmSettings::resolve(raw.confirm).map_err(invalid)?,
             policies,
             insecure_permissions: false,
         })

@@ -29,6 +29,12 @@ pub enum Kind {
     /// The snapshot of the table beside the state file (JSON: the whole
     /// table as last observed, so as large as what the limits allow).
     Snapshot,
+    /// The table as last applied, beside the state file (JSON: every rule
+    /// and element the policies wanted, so as large as a snapshot).
+    Applied,
+    /// A change waiting for `wasmwall confirm`, beside the state file (JSON:
+    /// the table to roll back to, so as large as a snapshot).
+    Confirmation,
     /// The leases kept for a restart (JSON, at most `leases.max` of at most
     /// about 400 bytes each).
     KeptLeases,
@@ -50,7 +56,7 @@ impl Kind {
             Kind::Config => 1 << 20,
             Kind::WorldState => 16 << 20,
             Kind::State => 16 << 20,
-            Kind::Snapshot => 256 << 20,
+            Kind::Snapshot | Kind::Applied | Kind::Confirmation => 256 << 20,
             Kind::KeptLeases => 512 << 20,
             Kind::LeaseFile => 64 << 20,
             Kind::Fixture => 16 << 20,
@@ -66,6 +72,8 @@ impl Kind {
             Kind::WorldState => "world state file",
             Kind::State => "state file",
             Kind::Snapshot => "snapshot",
+            Kind::Applied => "record of the applied table",
+            Kind::Confirmation => "pending confirmation",
             Kind::KeptLeases => "kept leases",
             Kind::LeaseFile => "lease file",
             Kind::Fixture => "fixture file",

@@ -18,16 +18,20 @@
 //! - [`kernel`]: the adapter that reads the table back and applies a
 //!   transaction in one atomic batch (and reads and writes sysctls);
 //! - [`engine`]: the policy set and the kernel kept in line with it, with
-//!   the [`state`] file, the table [`snapshot`] and clean-up;
+//!   the [`state`] file, the table [`snapshot`], the table as last
+//!   [`applied`] and clean-up, and changes held to confirmation
+//!   ([`confirm`]);
 //! - [`daemon`]: `wasmwall run`, following the network and the files;
 //! - [`cli`]: the subcommands, on top. Beside them: the [`config`] file,
 //!   [`fixtures`], the [`lock`] and the network namespace ([`netns`]),
 //!   file permissions ([`perms`]) and bounded reads of files ([`files`]),
 //!   [`sysctl`] keys and [`text`] helpers.
 
+pub mod applied;
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod daemon;
 pub mod engine;
 pub mod fields;

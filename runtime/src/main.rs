@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use wasmwall::cli::cleanup::CleanupArgs;
 use wasmwall::cli::client::{EventArgs, StatusArgs};
+use wasmwall::cli::confirm::{ApplyArgs, ConfirmArgs};
 use wasmwall::cli::eval::{EvalArgs, TestArgs};
 use wasmwall::cli::{self, ConfigArgs};
 
@@ -50,7 +51,13 @@ enum Command {
     /// Only the difference is sent: with nothing to change, nothing is
     /// written. The rules stay in place after the command exits;
     /// `wasmwall cleanup` removes them and restores the sysctls.
-    Apply(ConfigArgs),
+    ///
+    /// With --confirm-within, the command waits in the foreground and rolls
+    /// back to the rules and sysctls live before (in one batch) unless
+    /// `wasmwall confirm` comes in time: for changes made over SSH that
+    /// could lock you out. A change left waiting by a process that ended is
+    /// rolled back first, by this and by `run` and `cleanup`.
+    Apply(ApplyArgs),
     /// Show what `apply` would change against the live kernel, changing
     /// nothing.
     ///
@@ -84,6 +91,15 @@ enum Command {
     /// daemon. Any other signal that ends a process (SIGKILL, SIGUSR1, ...)
     /// is a crash: the rules stay (fail closed).
     Run(ConfigArgs),
+    /// Confirm the change that waits for confirmation (`apply
+    /// --confirm-within`, or a config reload or policy swap of `run` with
+    /// `[confirm] within`), so that it stays.
+    ///
+    /// Tells the running daemon over its control socket when one runs, else
+    /// removes the record beside the state file, which the waiting `apply`
+    /// sees. Prints which change it confirmed. Exit status 1 when nothing
+    /// waits (or it is too late: the rollback has begun).
+    Confirm(ConfirmArgs),
     /// Tell the running daemon about an event (for DHCP server hooks).
     Event(EventArgs),
     /// Show the running daemon's policies, world state, reconciles and
@@ -140,6 +156,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => cli::oneshot::apply(&args),
         Command::Plan(args) => cli::oneshot::plan(&args),
         Command::Run(args) => cli::run::run(&args),
+        Command::Confirm(args) => cli::confirm::confirm(args),
         Command::Event(args) => cli::client::event(args),
         Command::Status(args) => cli::client::status(args),
         Command::Cleanup(args) => cli::cleanup::cleanup(args),

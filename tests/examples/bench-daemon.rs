@@ -166,6 +166,7 @@ fn send(socket: &Path, action: &str, l: &Lease, wait: bool) {
             ..LeaseRequest::default()
         }),
         status: None,
+        confirm: None,
         wait,
     };
     let answer = control::request(socket, &request, Duration::from_secs(30)).expect("request");

@@ -47,8 +47,14 @@ fn lab() -> Lab {
     let router = Netns::new("router");
     let lan = Netns::new("lan");
     let internet = Netns::new("internet");
-    veth_pair((&router, "lan0", "192.168.1.1/24"), (&lan, "eth0", "192.168.1.23/24"));
-    veth_pair((&router, "wan0", "203.0.113.1/24"), (&internet, "eth0", "203.0.113.2/24"));
+    veth_pair(
+        (&router, "lan0", "192.168.1.1/24"),
+        (&lan, "eth0", "192.168.1.23/24"),
+    );
+    veth_pair(
+        (&router, "wan0", "203.0.113.1/24"),
+        (&internet, "eth0", "203.0.113.2/24"),
+    );
     lan.run(["ip", "route", "add", "default", "via", "192.168.1.1"]);
     Lab {
         lan,
@@ -75,7 +81,10 @@ fn start(lab: &Lab, cut: bool) -> (Child, PathBuf) {
     );
     fs::write(&config, toml).expect("write the config");
     let mut cmd = lab.launcher.command(release_bin());
-    cmd.arg("run").arg("-c").arg(&config).env("WASMWALL_LOG", "info");
+    cmd.arg("run")
+        .arg("-c")
+        .arg(&config)
+        .env("WASMWALL_LOG", "info");
     let mut daemon = Child::spawn(&mut cmd, lab.dir.path(), "wasmwall-run");
     daemon.wait_until_running(TIMEOUT);
     (daemon, socket)
@@ -93,6 +102,7 @@ fn lease(socket: &std::path::Path, action: &str) {
             ..LeaseRequest::default()
         }),
         status: None,
+        confirm: None,
         wait: true,
     };
     control::request(socket, &request, TIMEOUT).expect("lease event");
@@ -125,7 +135,11 @@ fn reconcile_figures(log: &str, reason: &str) -> (f64, f64) {
         .rev()
         .find(|l| l.contains(&format!("reason=\"{reason}")) && l.contains("reconciled:"))
         .unwrap_or_else(|| panic!("no reconcile for {reason}:\n{log}"));
-    let field = |f| logged_field(line, f).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let field = |f| {
+        logged_field(line, f)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (field("elapsed_us") / 1000.0, field("flows_us") / 1000.0)
 }
 
@@ -136,13 +150,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     require_root();
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let sizes: Vec<usize> = std::env::var("BENCH_FLOWS")
         .unwrap_or_else(|_| "1000,10000,50000".into())
         .split(',')
         .map(|s| s.trim().parse().expect("BENCH_FLOWS: numbers"))
         .collect();
-    println!("| flows | cut_flows | reconcile (lease added) | of it flows | reconcile (lease released) | of it flows | `conntrack -L` | VmHWM |");
+    println!(
+        "| flows | cut_flows | reconcile (lease added) | of it flows | reconcile (lease released) | of it flows | `conntrack -L` | VmHWM |"
+    );
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for &n in &sizes {
         for cut in [true, false] {

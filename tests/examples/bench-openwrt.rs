@@ -392,6 +392,7 @@ fn send_lease(socket: &Path, lease: LeaseRequest) -> Instant {
     let request = Request {
         lease: Some(lease),
         status: None,
+        confirm: None,
         wait: false,
     };
     let answer = control::request(socket, &request, Duration::from_secs(30)).expect("request");

@@ -57,7 +57,11 @@ pub fn cleanup(args: CleanupArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes the table and restores the recorded sysctls; logs what it did.
+/// Rolls back a change a process that ended left waiting for confirmation
+/// (`apply` and `run` do this first too), then removes the table and
+/// restores the recorded sysctls; logs what it did. A record that cannot
+/// be rolled back does not stop the clean-up, which restores the originals
+/// anyway; it is removed with the rest.
 pub fn clean_up(target: &Target, allow: &AllowList) -> Result<()> {
     let mut firewall = Firewall::new(
         Netlink::new()?,
@@ -65,7 +69,13 @@ pub fn clean_up(target: &Target, allow: &AllowList) -> Result<()> {
         allow.clone(),
         Policies::none(),
     );
+    if let Err(e) = firewall.roll_back_left_pending() {
+        tracing::error!(error = %crate::text::error_chain(&e), "cannot roll back the change left waiting for confirmation; cleaning up anyway");
+    }
     let done = firewall.cleanup()?;
+    if let Err(e) = crate::confirm::record::remove(&target.state_path) {
+        tracing::warn!(error = %crate::text::error_chain(&e), "cannot remove the record of a change waiting for confirmation");
+    }
     let table = if done.table_removed {
         "table removed"
     } else if done.table_not_owned {

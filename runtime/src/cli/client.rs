@@ -189,6 +189,7 @@ pub fn event(args: EventArgs) -> Result<ExitCode> {
             expires,
         }),
         status: None,
+        confirm: None,
         wait: args.wait,
     };
     let answer = control::request(

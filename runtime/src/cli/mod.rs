@@ -6,6 +6,7 @@
 
 pub mod cleanup;
 pub mod client;
+pub mod confirm;
 pub mod eval;
 pub mod oneshot;
 pub mod resolve;

@@ -1,12 +1,15 @@
 //! `wasmwall apply` and `wasmwall plan`: the configured policies evaluated
 //! once on this machine's interfaces, and the difference applied in one
-//! batch, or shown.
+//! batch (held to confirmation with `--confirm-within`: see `confirm`), or
+//! shown. A change a process that ended left waiting for confirmation is
+//! rolled back first.
 
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
 use super::ConfigArgs;
+use super::confirm::ApplyArgs;
 use super::resolve::{self, Resolved};
 use crate::config::Config;
 use crate::engine::{Evaluation, Firewall, Policies, Target};
@@ -55,12 +58,27 @@ fn failures(evaluation: &Evaluation) -> Result<()> {
     }
 }
 
-pub fn apply(args: &ConfigArgs) -> Result<ExitCode> {
-    let Resolved { config, target } = resolve::load_config(args)?;
+pub fn apply(args: &ApplyArgs) -> Result<ExitCode> {
+    let Resolved { config, target } = resolve::load_config(&args.config)?;
     let _lock = resolve::lock(&target)?;
     let mut firewall = firewall(&config, target, true)?;
+    firewall.roll_back_left_pending()?;
     let mut evaluation = evaluate(&mut firewall)?;
-    firewall.reconcile(&mut evaluation, "start", true)?;
+    let Some(within) = args.confirm_within else {
+        firewall.reconcile(&mut evaluation, "start", true)?;
+        failures(&evaluation)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let confirmed = super::confirm::apply_and_wait(
+        &mut firewall,
+        &mut evaluation,
+        &config.confirm,
+        &args.config.config,
+        within,
+    )?;
+    if !confirmed {
+        return Ok(ExitCode::from(crate::confirm::ROLLED_BACK_STATUS));
+    }
     failures(&evaluation)?;
     Ok(ExitCode::SUCCESS)
 }

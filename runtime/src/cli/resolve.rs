@@ -81,7 +81,8 @@ pub fn lock(target: &Target) -> Result<Lock> {
     Ok(lock)
 }
 
-/// Moves a state file (and the leases kept beside it) to `to`.
+/// Moves a state file (and the leases, the record of the applied table
+/// and a change waiting for confirmation kept beside it) to `to`.
 fn adopt(from: &Path, to: &Path) -> Result<()> {
     tracing::warn!(
         from = %from.display(),
@@ -100,6 +101,25 @@ fn adopt(from: &Path, to: &Path) -> Result<()> {
         crate::state::write_private(&new_leases, &leases)
             .with_context(|| format!("cannot write {}", new_leases.display()))?;
         let _ = std::fs::remove_file(&old_leases);
+    }
+    // The record of the applied table, and a change left waiting for
+    // confirmation: the next rollback needs them where the state now is.
+    use crate::confirm::record::{claimed_path, pending_path};
+    type Beside = fn(&Path) -> PathBuf;
+    let beside: [(Beside, Kind); 3] = [
+        (crate::applied::path_beside, Kind::Applied),
+        (pending_path, Kind::Confirmation),
+        (claimed_path, Kind::Confirmation),
+    ];
+    for (path, kind) in beside {
+        let (old, new) = (path(from), path(to));
+        if let Ok(bytes) = files::read(&old, kind)
+            && !new.exists()
+        {
+            crate::state::write_private(&new, &bytes)
+                .with_context(|| format!("cannot write {}", new.display()))?;
+            let _ = std::fs::remove_file(&old);
+        }
     }
     crate::snapshot::remove(from);
     Ok(())

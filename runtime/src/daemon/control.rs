@@ -1,5 +1,5 @@
-//! The control socket: how `wasmwall event` (a DHCP server's hook) and
-//! `wasmwall status` reach the running daemon.
+//! The control socket: how `wasmwall event` (a DHCP server's hook),
+//! `wasmwall status` and `wasmwall confirm` reach the running daemon.
 //!
 //! A Unix stream socket, mode 0600 in a 0700 directory, and a peer must be
 //! root or the daemon's own user (checked with SO_PEERCRED, whatever the
@@ -37,6 +37,9 @@ pub struct Request {
     pub lease: Option<LeaseRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Empty>,
+    /// Confirm the change that waits for confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Empty>,
     /// Answer only after the reconcile that includes this change.
     #[serde(default)]
     pub wait: bool,
@@ -81,6 +84,7 @@ pub enum Command {
         wait: bool,
     },
     Status,
+    Confirm,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -90,6 +94,9 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
+    /// What was done, in words (`confirm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Response {
@@ -104,7 +111,7 @@ impl Response {
         Response {
             ok: false,
             error: Some(e.into()),
-            status: None,
+            ..Response::default()
         }
     }
 }
@@ -115,6 +122,17 @@ pub fn parse_request(line: &[u8]) -> Result<Command, String> {
     let text = std::str::from_utf8(line).map_err(|_| "the request is not UTF-8".to_string())?;
     let request: Request =
         serde_json::from_str(text.trim_end()).map_err(|e| format!("bad request: {e}"))?;
+    let given = [
+        request.lease.is_some(),
+        request.status.is_some(),
+        request.confirm.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err("bad request: give one of `lease`, `status` or `confirm`".into());
+    }
+    if request.confirm.is_some() {
+        return Ok(Command::Confirm);
+    }
     match (request.lease, request.status) {
         (Some(l), None) => {
             let action: LeaseAction = l.action.parse()?;
@@ -188,8 +206,8 @@ pub fn parse_request(line: &[u8]) -> Result<Command, String> {
             })
         }
         (None, Some(_)) => Ok(Command::Status),
-        (Some(_), Some(_)) => Err("bad request: give either `lease` or `status`, not both".into()),
-        (None, None) => Err("bad request: expected `lease` or `status`".into()),
+        (Some(_), Some(_)) => Err("bad request: give one of `lease`, `status` or `confirm`".into()),
+        (None, None) => Err("bad request: expected `lease`, `status` or `confirm`".into()),
     }
 }
 
@@ -365,6 +383,7 @@ mod tests {
         assert_eq!(lease.expires, None);
         assert!(wait);
         assert_eq!(parse_request(b"{\"status\":{}}\n"), Ok(Command::Status));
+        assert_eq!(parse_request(b"{\"confirm\":{}}\n"), Ok(Command::Confirm));
         let Ok(Command::Lease { lease, .. }) = parse_request(
             br#"{"lease":{"action":"del","mac":"02:00:00:00:00:01","ip":"10.0.0.1"}}"#,
         ) else {
@@ -391,7 +410,8 @@ mod tests {
         for (text, needle) in [
             (&b"\xff\xfe"[..], "not UTF-8"),
             (b"hello", "bad request"),
-            (b"{}", "expected `lease` or `status`"),
+            (b"{}", "expected `lease`, `status` or `confirm`"),
+            (b"{\"status\":{},\"confirm\":{}}", "give one of"),
             (b"{\"status\":{},\"lease\":null,\"x\":1}", "unknown field"),
             (
                 br#"{"lease":{"action":"add","mac":"zz","ip":"1.2.3.4","iface":"lan0"}}"#,

@@ -10,6 +10,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::confirming::{ToConfirm, Waiting};
 use super::control::{Command, Incoming, Response};
 use super::keeper::LeaseKeeper;
 use super::leases::{self, Leases};
@@ -75,6 +76,14 @@ pub struct Daemon<K: Kernel> {
     /// later (a big component, then a quick fix) is dropped.
     pub(super) compile_seq: HashMap<String, u64>,
     pub(super) keeper: LeaseKeeper,
+    /// A change to hold to confirmation at the next reconcile, and the one
+    /// that waits (see `confirming`).
+    pub(super) to_confirm: Option<ToConfirm>,
+    pub(super) confirming: Option<Waiting>,
+    /// The files to watch changed outside a reload (a rollback).
+    pub(super) rewatch: bool,
+    /// A start held to confirmation was not confirmed: stop, no clean-up.
+    pub(super) stop_rolled_back: bool,
 }
 
 impl<K: Kernel> Daemon<K> {
@@ -110,6 +119,10 @@ impl<K: Kernel> Daemon<K> {
             },
             compile_seq: HashMap::new(),
             keeper,
+            to_confirm: None,
+            confirming: None,
+            rewatch: false,
+            stop_rolled_back: false,
         }
     }
 
@@ -126,6 +139,7 @@ impl<K: Kernel> Daemon<K> {
         self.read_lease_file();
         self.pending = Pending::default();
         self.evaluation = self.evaluate_all(&Event::Startup, &BTreeSet::new());
+        self.record_change();
         self.reconcile("start".into(), true, false, now)?;
         self.arm_expiry(now);
         Ok(())
@@ -239,6 +253,10 @@ impl<K: Kernel> Daemon<K> {
                         self.timers.set(Timer::Tick, now + every);
                     }
                 }
+                Timer::Confirm => self.confirm_deadline(),
+                Timer::SaveApplied => self.firewall.save_applied(),
+                // The loop starts the check off the loop (`health_job`).
+                Timer::HealthCheck => {}
                 Timer::Sysctls => {
                     self.check_sysctls();
                     self.timers.set(Timer::Sysctls, now + timers::SYSCTL_CHECK);
@@ -372,9 +390,12 @@ impl<K: Kernel> Daemon<K> {
             Command::Status => {
                 let _ = incoming.reply.send(Response {
                     ok: true,
-                    error: None,
                     status: Some(Box::new(self.status())),
+                    ..Response::default()
                 });
+            }
+            Command::Confirm => {
+                let _ = incoming.reply.send(self.confirm_now());
             }
             Command::Lease {
                 action,
@@ -505,6 +526,7 @@ impl<K: Kernel> Daemon<K> {
                     let event = pending.last.clone().unwrap_or(Event::Startup);
                     self.evaluation = self.evaluate_all(&event, &pending.fresh);
                 }
+                self.record_change();
                 let error = self
                     .reconcile(reason, false, pending.evaluate, now)
                     .err()
@@ -519,6 +541,10 @@ impl<K: Kernel> Daemon<K> {
                 answer(pending.waiters, error);
             }
         }
+        if self.firewall.applied_unsaved() && !self.timers.is_set(Timer::SaveApplied) {
+            self.timers
+                .set(Timer::SaveApplied, now + timers::SAVE_APPLIED);
+        }
         if !self.timers.is_set(Timer::SaveLeases)
             && let Some(at) = self.keeper.save_if_due(&self.leases, now)
         {
@@ -528,7 +554,7 @@ impl<K: Kernel> Daemon<K> {
     }
 
     /// One reconcile of the current evaluation, recorded for `status`.
-    fn reconcile(
+    pub(super) fn reconcile(
         &mut self,
         reason: String,
         always: bool,
@@ -576,6 +602,7 @@ impl<K: Kernel> Daemon<K> {
     /// Writes what is pending to disk; the daemon is stopping.
     pub fn finish(&mut self) {
         self.keeper.finish(&self.leases);
+        self.firewall.save_applied();
     }
 
     pub fn status(&self) -> Status {
@@ -632,6 +659,7 @@ impl<K: Kernel> Daemon<K> {
             errors,
             reconciles: self.record.reconciles,
             events: self.record.events,
+            confirmation: self.confirmation_status(),
         }
     }
 }

@@ -20,6 +20,7 @@
 //! stay: fail closed). SIGPIPE is ignored (Rust's default), so a closed log
 //! pipe costs the log, not the firewall.
 
+mod confirming;
 pub mod control;
 mod core;
 mod keeper;
@@ -95,6 +96,9 @@ pub enum Stopped {
     CleanUp(&'static str),
     /// SIGQUIT: stop without clean-up; the rules stay.
     Quit,
+    /// Its start, held to confirmation after a rollback, was not
+    /// confirmed: rolled back, stopped without clean-up.
+    RolledBack,
 }
 
 /// What woke the loop, when it is more than a flag to set.
@@ -102,6 +106,7 @@ enum Woke {
     Stop(Stopped),
     Reload,
     Compiled(Compiled),
+    Checked(Result<(), String>),
     Other,
 }
 
@@ -132,7 +137,15 @@ impl Signals {
 /// cannot run inside this one. While the work is done, the socket server
 /// and the rtnetlink reader wait; what arrives meanwhile is taken in at the
 /// next wait, together.
-pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped, DaemonError> {
+/// `hold_start`: a change a dead daemon left waiting for confirmation was
+/// rolled back just before; the start is held to confirmation too (see
+/// `confirming`).
+pub fn run(
+    config_path: &Path,
+    config: Config,
+    target: Target,
+    hold_start: bool,
+) -> Result<Stopped, DaemonError> {
     let rt = world::runtime().map_err(DaemonError::Runtime)?;
     let entered = rt.enter();
     // Catch the signals before the first write, so that one arriving while
@@ -197,11 +210,16 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
         let max = daemon.config().neighbours.max;
         daemon.start_neighbours(rt.block_on(world::read_neighbours(&interfaces, max)));
     }
+    if hold_start {
+        daemon.hold_start_to_confirmation();
+    }
     daemon.start(interfaces, Instant::now())?;
     // From here on the table is kept in memory; writing the snapshot at
     // every change would cost each event a serialization of the table. The
     // one written at start goes stale (and unused) at the first change.
     daemon.firewall_mut().stop_saving_snapshot();
+    // Likewise the applied table: written at most once a second.
+    daemon.firewall_mut().defer_applied_saves();
     tracing::info!(
         socket = %socket_path.display(),
         interval_s = daemon.config().reconcile_interval.map(|d| d.as_secs()),
@@ -212,6 +230,7 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
     );
 
     let mut compiles: JoinSet<Compiled> = JoinSet::new();
+    let mut checks: JoinSet<Result<(), String>> = JoinSet::new();
     let mut links_open = true;
     let mut neigh_open = neigh.is_some();
     let stopped = loop {
@@ -256,6 +275,10 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
                         Woke::Other
                     }
                 },
+                Some(done) = checks.join_next(), if !checks.is_empty() => match done {
+                    Ok(result) => Woke::Checked(result),
+                    Err(e) => Woke::Checked(Err(format!("the health check task failed: {e}"))),
+                },
                 ready = monitor.readable_mut() => {
                     let Ok(mut guard) = ready else {
                         tracing::error!("the nftables monitor failed; stopping");
@@ -281,9 +304,15 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
                 }
             }
             Woke::Compiled(done) => daemon.compiled(done),
+            Woke::Checked(result) => daemon.health_checked(result),
             Woke::Other => {}
         }
         let due = daemon.fire_due(Instant::now());
+        if due.contains(&Timer::HealthCheck)
+            && let Some(job) = daemon.health_job()
+        {
+            checks.spawn_blocking_on(move || job.run(), rt.handle());
+        }
         if due.contains(&Timer::Files)
             && let Some(w) = watch.as_mut()
         {
@@ -320,7 +349,18 @@ pub fn run(config_path: &Path, config: Config, target: Target) -> Result<Stopped
         if daemon.firewall_mut().kernel_mut().take_missed() {
             daemon.nftables_changed(Instant::now());
         }
+        if daemon.take_rewatch()
+            && let Some(w) = watch.as_mut()
+        {
+            rewatch_or_warn(w, &daemon);
+        }
+        if daemon.stop_rolled_back() {
+            break Stopped::RolledBack;
+        }
     };
+    if matches!(stopped, Stopped::CleanUp(_)) {
+        daemon.drop_confirmation();
+    }
     server.abort();
     let _ = std::fs::remove_file(&socket_path);
     daemon.finish();

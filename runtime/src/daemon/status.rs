@@ -32,6 +32,19 @@ pub struct Status {
     pub errors: Vec<String>,
     pub reconciles: u64,
     pub events: u64,
+    /// A change waiting for `wasmwall confirm`.
+    #[serde(default)]
+    pub confirmation: Option<ConfirmationStatus>,
+}
+
+/// A change waiting for `wasmwall confirm`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConfirmationStatus {
+    pub what: String,
+    /// When it rolls back, in seconds since the Unix epoch.
+    pub deadline: u64,
+    /// The health checks, in words ("none" without).
+    pub checks: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -143,6 +156,15 @@ impl fmt::Display for Rendered<'_> {
             escape(s.netns.as_deref().unwrap_or("(its own)")),
             ago(self.now, s.started_at)
         )?;
+        if let Some(c) = &s.confirmation {
+            writeln!(
+                f,
+                "\nwaiting for confirmation: {}; rolls back in {} s unless `wasmwall confirm`; health checks: {}",
+                escape(&c.what),
+                c.deadline.saturating_sub(self.now),
+                escape(&c.checks)
+            )?;
+        }
         writeln!(f, "\npolicies:")?;
         for p in &s.policies {
             let hash = p.hash.as_deref().map_or("-", |h| &h[..h.len().min(12)]);

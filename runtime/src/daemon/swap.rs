@@ -191,7 +191,9 @@ impl<K: Kernel> Daemon<K> {
             return self.reject(&what, &f.cause(), "version");
         }
         tracing::info!(policy = %name, hash = %candidate.hash, "policy swapped: the new version passed on the current state");
+        let before = self.fallback_now();
         self.firewall.policies_mut().swap(&name, candidate);
+        self.change_arrives(&format!("policy {name} swapped"), before);
         self.rejected.remove(&what);
         self.pending.fresh.insert(name.clone());
         self.pending.because(format!("policy {name} swapped"));
@@ -203,6 +205,7 @@ impl<K: Kernel> Daemon<K> {
     /// current world, and only then use it. Returns whether it was taken.
     fn reload_config(&mut self, input: Option<&str>) -> bool {
         let key = format!("config {}", self.config_path.display());
+        let before = self.fallback_now();
         match self.try_config() {
             Err(e) => {
                 self.reject_as(&key, input.unwrap_or(&key), &error_chain(&e), "config");
@@ -215,6 +218,10 @@ impl<K: Kernel> Daemon<K> {
                 );
                 self.rejected.remove(&key);
                 self.config = new;
+                self.change_arrives(
+                    &format!("config {} reloaded", self.config_path.display()),
+                    before,
+                );
                 self.pending.last = Some(Event::ConfigChanged);
                 self.pending.because("config changed");
                 self.pending.evaluate = true;

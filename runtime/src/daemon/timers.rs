@@ -26,6 +26,12 @@ pub enum Timer {
     Tick,
     /// The periodic check of the sysctls the policies asked for.
     Sysctls,
+    /// A change waiting for confirmation rolls back.
+    Confirm,
+    /// The next health check of a change waiting for confirmation.
+    HealthCheck,
+    /// Write the applied table (see `Firewall::defer_applied_saves`).
+    SaveApplied,
 }
 
 /// Wait after an interface or address notification: `ip` commands and
@@ -44,6 +50,9 @@ pub const DRIFT_SETTLE: Duration = Duration::from_millis(50);
 /// How often the sysctls the policies asked for are read back: a hand
 /// change is repaired within this (a few reads of /proc each time).
 pub const SYSCTL_CHECK: Duration = Duration::from_millis(500);
+/// How long the applied table may stay unwritten after a change: a burst
+/// of events costs one serialization of the table.
+pub const SAVE_APPLIED: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct Timers {

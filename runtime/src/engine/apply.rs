@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::flows::Cut;
-use crate::kernel::{ApplyReport, Kernel, KernelError};
+use crate::kernel::{ApplyReport, Kernel};
 use crate::plan::Transaction;
 use crate::state::{self, SavedSysctl, State};
 use crate::sysctl;
@@ -138,10 +138,12 @@ impl<K: Kernel> Firewall<K> {
 
         let desired = evaluation.desired();
         let done = self.reconciler.reconcile(&mut self.kernel, desired)?;
+        // `self.applied()` is the table before this batch until here.
+        let flows = self.after_batch(&done.tx, desired);
+        self.remember_applied(desired);
         if !done.tx.is_empty() {
             tracing::debug!(transaction = %done.tx, "applied");
         }
-        let flows = self.after_batch(&done.tx, desired);
         let mut applied = Applied {
             rules: desired.rule_count(),
             summary: done.tx.summary(),
@@ -332,31 +334,6 @@ impl<K: Kernel> Firewall<K> {
             sysctls: changes,
             flows,
         })
-    }
-
-    /// The flows the change `tx` to `desired` would cut.
-    fn pending_flows(
-        &mut self,
-        tx: &Transaction,
-        desired: &crate::plan::DesiredTable,
-    ) -> Result<Vec<Cut>, String> {
-        if !self.flows.enabled {
-            return Err("flows are not cut (`[conntrack] cut_flows = false`)".into());
-        }
-        if tx.is_empty() {
-            return Ok(Vec::new());
-        }
-        let existed = !tx
-            .ops
-            .iter()
-            .any(|op| matches!(op, crate::plan::Op::AddTable));
-        let Some(old) = self.previous_table(existed) else {
-            return Err("the rules applied before are not recorded".into());
-        };
-        let judged = self
-            .flows_to_cut(&old, desired)
-            .map_err(|e: KernelError| format!("cannot read the conntrack table: {e}"))?;
-        Ok(judged.cuts)
     }
 
     /// The sysctls `evaluation` wants that hold another value now (someone

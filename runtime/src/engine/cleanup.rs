@@ -32,29 +32,13 @@ impl<K: Kernel> Firewall<K> {
             had_state_file: state.is_some(),
             ..CleanedUp::default()
         };
-        let mut attempt = 0;
-        loop {
-            let seen = self.kernel.observe(&target.table)?;
-            let tx = match plan::remove_table(&target.table, seen.table.as_ref()) {
-                Ok(tx) => tx,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    done.table_not_owned = true;
-                    break;
-                }
-            };
-            match self.kernel.apply(&tx, Some(seen.generation)) {
-                Err(KernelError::Changed) if attempt + 1 < ATTEMPTS => attempt += 1,
-                other => {
-                    other?;
-                    done.table_removed = !tx.is_empty();
-                    break;
-                }
-            }
+        match self.remove_table()? {
+            Some(removed) => done.table_removed = removed,
+            None => done.table_not_owned = true,
         }
-        self.reconciler.forget();
-        // The table is gone (or not ours): a snapshot of it would be stale.
-        crate::snapshot::remove(&target.state_path);
+        crate::applied::remove(&target.state_path);
+        self.applied = Some(None);
+        self.applied_unsaved = false;
         let Some(mut state) = state else {
             return Ok(done);
         };
@@ -76,5 +60,33 @@ impl<K: Kernel> Firewall<K> {
             state::save(&target.state_path, &state)?;
         }
         Ok(done)
+    }
+
+    /// Deletes the runtime's table in one batch: whether it was there, or
+    /// `None` when a table of that name is not the runtime's (left alone).
+    pub(super) fn remove_table(&mut self) -> Result<Option<bool>, EngineError> {
+        let table = self.target.table.clone();
+        let mut attempt = 0;
+        let removed = loop {
+            let seen = self.kernel.observe(&table)?;
+            let tx = match plan::remove_table(&table, seen.table.as_ref()) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    break None;
+                }
+            };
+            match self.kernel.apply(&tx, Some(seen.generation)) {
+                Err(KernelError::Changed) if attempt + 1 < ATTEMPTS => attempt += 1,
+                other => {
+                    other?;
+                    break Some(!tx.is_empty());
+                }
+            }
+        };
+        self.reconciler.forget();
+        // The table is gone (or not ours): a snapshot of it would be stale.
+        crate::snapshot::remove(&self.target.state_path);
+        Ok(removed)
     }
 }

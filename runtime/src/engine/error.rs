@@ -40,6 +40,16 @@ pub enum EngineError {
     /// settled before it is applied, so this is a defence only).
     #[error("policy {policy}: {conflict}", policy = .0.policy, conflict = .0)]
     SysctlConflict(Box<SysctlConflict>),
+    #[error(transparent)]
+    Applied(#[from] crate::applied::AppliedError),
+    #[error(transparent)]
+    Confirmation(#[from] crate::confirm::RecordError),
+    /// A change cannot be held to confirmation: what is live could not be
+    /// put back.
+    #[error(
+        "table inet {table} holds rules wasmwall has no record of ({record} is missing: the table was made by an older wasmwall, or adopted after a crash), so a rollback could not put them back; apply once without confirmation first (or run `wasmwall cleanup`)"
+    )]
+    NoRecordOfTable { table: String, record: String },
 }
 
 impl From<KernelError> for EngineError {

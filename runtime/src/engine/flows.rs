@@ -30,21 +30,15 @@ pub struct FlowsCut {
     pub elapsed_us: u64,
 }
 
-/// Whether flows are cut, and the table as of the last batch (what the
-/// next change is judged against).
+/// Whether flows are cut after each batch.
 #[derive(Debug)]
 pub(super) struct FlowCutter {
     pub enabled: bool,
-    /// The desired table last applied, when known.
-    pub previous: Option<DesiredTable>,
 }
 
 impl Default for FlowCutter {
     fn default() -> Self {
-        FlowCutter {
-            enabled: true,
-            previous: None,
-        }
+        FlowCutter { enabled: true }
     }
 }
 
@@ -127,41 +121,62 @@ impl<K: Kernel> Firewall<K> {
         self.flows.enabled = enabled;
     }
 
-    /// The table the next change is judged against: the last one applied
-    /// by this process, or an empty one when the runtime's table does not
-    /// exist yet (`existed`); None when neither is known.
-    pub fn previous_table(&self, existed: bool) -> Option<DesiredTable> {
-        match &self.flows.previous {
-            Some(t) => Some(t.clone()),
-            None if !existed => Some(DesiredTable::default()),
-            None => None,
+    /// Runs `f` with the table the change in `tx` is judged against: the
+    /// table as last applied (in memory, else its record beside the state
+    /// file), or an empty one when `tx` creates the runtime's table; None
+    /// when it is not known.
+    fn with_previous<T>(
+        &mut self,
+        tx: &Transaction,
+        f: impl FnOnce(&mut Self, Option<&DesiredTable>) -> T,
+    ) -> T {
+        if tx.ops.iter().any(|op| matches!(op, Op::AddTable)) {
+            return f(self, Some(&DesiredTable::default()));
         }
+        if let Err(e) = self.applied() {
+            tracing::warn!(error = %crate::text::error_chain(&e), "the record of the applied table is unreadable");
+        }
+        let taken = self.applied.take();
+        let out = f(self, taken.as_ref().and_then(Option::as_ref));
+        self.applied = taken;
+        out
     }
 
-    /// After a batch that committed `tx`: cut the flows the change from the
-    /// previous table to `desired` concerns, and remember `desired`.
+    /// After a batch that committed `tx` (before the applied table is
+    /// remembered): cut the flows the change to `desired` concerns.
     pub(super) fn after_batch(&mut self, tx: &Transaction, desired: &DesiredTable) -> FlowsCut {
-        if tx.is_empty() && self.flows.previous.is_some() {
+        if !self.flows.enabled || tx.is_empty() {
             return FlowsCut::default();
         }
-        let created = tx.ops.iter().any(|op| matches!(op, Op::AddTable));
-        let previous = self.previous_table(!created);
-        let done = match (&previous, self.flows.enabled && !tx.is_empty()) {
-            (Some(old), true) => self.cut_flows(old, desired),
-            (None, true) => {
-                tracing::info!(
-                    "no flow was judged: the rules applied before this process started are not known"
-                );
+        self.with_previous(tx, |fw, previous| match previous {
+            Some(old) => fw.cut_flows(old, desired),
+            None => {
+                tracing::info!("no flow was judged: the rules applied before are not recorded");
                 FlowsCut::default()
             }
-            (_, false) => FlowsCut::default(),
-        };
-        // A policy kept at its last good rules keeps them in the kernel.
-        self.flows.previous = Some(match &previous {
-            Some(old) => flows::effective(old, desired),
-            None => desired.clone(),
-        });
-        done
+        })
+    }
+
+    /// The flows the change `tx` to `desired` would cut, or why that is
+    /// not known.
+    pub(super) fn pending_flows(
+        &mut self,
+        tx: &Transaction,
+        desired: &DesiredTable,
+    ) -> Result<Vec<Cut>, String> {
+        if !self.flows.enabled {
+            return Err("flows are not cut (`[conntrack] cut_flows = false`)".into());
+        }
+        if tx.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_previous(tx, |fw, previous| {
+            let old = previous.ok_or("the rules applied before are not recorded")?;
+            let judged = fw
+                .flows_to_cut(old, desired)
+                .map_err(|e| format!("cannot read the conntrack table: {e}"))?;
+            Ok(judged.cuts)
+        })
     }
 
     /// The flows of the kernel's conntrack table the change from `old` to

@@ -9,11 +9,14 @@
 //! - [`reconciler`]: the table, observed or predicted, planned and applied;
 //! - `apply`: one reconcile with the sysctls and the isolation of a policy
 //!   the kernel refuses; `flows`: the conntrack entries the change
-//!   concerns, cut after the batch; `cleanup`: removing it all.
+//!   concerns, cut after the batch; `cleanup`: removing it all;
+//! - `confirm`: the table as last applied, remembered, and a change held
+//!   to confirmation: what was live before it recorded, and rolled back to.
 
 mod apply;
 mod budget;
 mod cleanup;
+mod confirm;
 pub mod error;
 pub mod evaluate;
 mod flows;
@@ -30,6 +33,7 @@ use crate::world::{Event, WorldState};
 
 pub use apply::{Applied, Outcome, Pending};
 pub use cleanup::CleanedUp;
+pub use confirm::RolledBack;
 pub use error::{EngineError, LoadError, PolicyError, PolicyFailure, SysctlConflict, SysctlError};
 pub use evaluate::{Evaluate, Evaluation, evaluate_policy, log_failure};
 pub use flows::FlowsCut;
@@ -62,6 +66,13 @@ pub struct Firewall<K: Kernel> {
     reconciler: Reconciler,
     policies: Policies,
     flows: flows::FlowCutter,
+    /// The table as last applied (see [`crate::applied`]); outer `None`:
+    /// not read from its file yet.
+    applied: Option<Option<crate::plan::DesiredTable>>,
+    /// Write the applied table later ([`Firewall::save_applied`]), not at
+    /// each apply (the daemon); and whether what is in memory is unsaved.
+    defer_applied: bool,
+    applied_unsaved: bool,
 }
 
 impl<K: Kernel> Firewall<K> {
@@ -75,6 +86,9 @@ impl<K: Kernel> Firewall<K> {
             allow,
             policies,
             flows: flows::FlowCutter::default(),
+            applied: None,
+            defer_applied: false,
+            applied_unsaved: false,
         }
     }
 

@@ -11,7 +11,7 @@ use super::Family;
 
 /// An inclusive range of ports, `first <= last`; `first == last` is one
 /// port. Lists as `8080` or `8080-8090`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PortRange {
     pub first: u16,
     pub last: u16,
@@ -38,7 +38,9 @@ impl fmt::Display for PortRange {
 
 /// Options of an address translation. Lists as nft does: the names set,
 /// in this order, joined by ','.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct NatFlags {
     pub random: bool,
     pub fully_random: bool,
@@ -69,7 +71,7 @@ impl fmt::Display for NatFlags {
 
 /// Target of dnat or snat: an address or a range of one family, ports,
 /// options.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct NatTarget {
     pub address: IpAddr,
     /// The last address of a range, above `address` and of its family.
@@ -140,7 +142,7 @@ impl fmt::Display for NatTarget {
 }
 
 /// ICMP codes of `reject with icmp`, as nft names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IcmpReject {
     NetUnreachable,
     HostUnreachable,
@@ -179,7 +181,7 @@ impl IcmpReject {
 }
 
 /// ICMPv6 codes of `reject with icmpv6`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Icmpv6Reject {
     NoRoute,
     AdminProhibited,
@@ -216,7 +218,7 @@ impl Icmpv6Reject {
 
 /// Codes of `reject with icmpx`: the kernel sends the ICMP or ICMPv6 code
 /// of the packet's family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IcmpxReject {
     NoRoute,
     PortUnreachable,
@@ -246,7 +248,7 @@ impl IcmpxReject {
 }
 
 /// How a reject answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RejectWith {
     /// The rule matches TCP only.
     TcpReset,
@@ -270,7 +272,7 @@ impl fmt::Display for RejectWith {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     Accept,
     Drop,
@@ -317,7 +319,7 @@ impl fmt::Display for Action {
 }
 
 /// Unit of a rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TimeUnit {
     Second,
     Minute,
@@ -351,7 +353,7 @@ impl TimeUnit {
 /// A token-bucket rate: `amount` packets (or bytes) per unit, and `burst`
 /// above it. The burst is as the kernel keeps it: a packet rate's is never
 /// 0 (5 when the policy gave none, as nft sends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Rate {
     pub amount: u64,
     pub bytes: bool,
@@ -403,7 +405,7 @@ fn byte_unit(mut n: u64) -> (u64, &'static str) {
 
 /// Severity of a log statement (syslog's levels). `warn`, the kernel's
 /// default, is never held: it lists as no level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LogLevel {
     Emerg,
     Alert,
@@ -442,7 +444,7 @@ impl LogLevel {
 }
 
 /// A change to a 32-bit mark, in the form the kernel applies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MarkUpdate {
     /// The mark becomes this value.
     Set(u32),
@@ -478,7 +480,7 @@ impl MarkUpdate {
 }
 
 /// What TCP MSS a SYN gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MssClamp {
     /// The route's MTU less the headers (`rt mtu`).
     PathMtu,
@@ -488,7 +490,7 @@ pub enum MssClamp {
 /// Something a rule does before its action, in the order the policy gave.
 /// Names of chains, counters, helpers and flowtables are as the policy
 /// wrote them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Statement {
     Counter,
     /// Count in the named counter object.

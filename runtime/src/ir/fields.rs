@@ -7,7 +7,7 @@ use std::fmt;
 use super::{Family, KeyType, Transport};
 
 /// One field a rule reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Field {
     Iifname,
     Oifname,

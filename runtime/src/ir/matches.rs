@@ -10,7 +10,9 @@ use super::time::{moment_text, time_of_day_text};
 use super::{Element, Field, Key, KeyType, Rate, Value, fields_text, key_of};
 
 /// Transport protocol of a port match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Transport {
     Tcp,
     Udp,
@@ -37,7 +39,7 @@ impl Transport {
 
 /// A layer-4 protocol. The four the runtime reasons about have their own
 /// variant; [`L4Proto::from_number`] never makes `Other` of their numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum L4Proto {
     Tcp,
     Udp,
@@ -90,7 +92,7 @@ impl fmt::Display for L4Proto {
 }
 
 /// Connection-tracking states as the kernel's bit mask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CtStates(pub u32);
 
 impl CtStates {
@@ -121,7 +123,7 @@ impl fmt::Display for CtStates {
 }
 
 /// Which header field an address or port match reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Dir {
     Source,
     Destination,
@@ -143,7 +145,7 @@ impl Dir {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Family {
     V4,
     V6,
@@ -172,7 +174,7 @@ impl Family {
 }
 
 /// One packet test.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Match {
     /// An input interface name; one ending in '*' matches every name that
     /// starts with the rest.
@@ -279,7 +281,7 @@ pub enum Match {
 }
 
 /// What a test compares its fields with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Against {
     /// One value of one field: a comparison (`tcp dport 22`,
     /// `tcp dport 1024-65535`, `ip saddr 10.0.0.0/8`, `iifname "eth*"`).
@@ -290,14 +292,14 @@ pub enum Against {
 
 /// The elements of an inline set, in the order nft lists them (the order
 /// the runtime sends them in), and whether the set needs `flags interval`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct InlineSet {
     pub elements: Vec<Element>,
     pub intervals: bool,
 }
 
 /// Route lookups (`fib`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FibCheck {
     /// `fib saddr . iif oif missing`.
     ReversePathMissing,
@@ -310,7 +312,7 @@ pub enum FibCheck {
 /// A time-of-day range as the kernel compares it and as nft lists it.
 /// A range that wraps midnight in UTC is held as nft holds it: the range
 /// between, negated (nft turns `"21:00"-"07:00"` into `!= "07:00"-"21:00"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct HourRange {
     /// Seconds since midnight UTC, first below last: what the kernel's
     /// `meta hour` compares.
@@ -321,7 +323,7 @@ pub struct HourRange {
 }
 
 /// A range of moments as the kernel compares it and as nft lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DateRange {
     /// Nanoseconds since 1970-01-01 UTC: what the kernel's `meta time`
     /// compares.

@@ -124,7 +124,7 @@ impl BaseChain {
 }
 
 /// One rule, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     pub matches: Vec<Match>,
     pub statements: Vec<Statement>,
@@ -134,6 +134,7 @@ pub struct Rule {
     /// where another rule would still allow them (the WIT's `cut-flows`
     /// statement). Not part of the rule's text or identity: the kernel
     /// holds no trace of it.
+    #[serde(default)]
     pub cut_flows: bool,
 }
 

@@ -6,7 +6,7 @@
 use super::{Rate, Transport};
 
 /// What a stateful object is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Object {
     /// A counter that rules count in (`counter name "c"`). Its packets and
     /// bytes are the kernel's, never part of the definition.
@@ -20,7 +20,7 @@ pub enum Object {
 
 /// A conntrack helper object: the kernel's helper `helper` for `protocol`,
 /// for both IPv4 and IPv6 (`l3proto inet`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CtHelper {
     /// The kernel's name of the helper: "ftp", "sip", ...
     pub helper: String,

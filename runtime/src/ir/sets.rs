@@ -367,7 +367,7 @@ pub struct NamedSet {
 }
 
 /// Where a map lookup finds its elements.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MapSource {
     /// A named map of the same policy (its kernel name once placed).
     Named(String),
@@ -388,7 +388,7 @@ impl fmt::Display for MapSource {
 }
 
 /// The fields that key a map, and the map.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct MapLookup {
     pub fields: Vec<Field>,
     pub map: MapSource,
@@ -403,7 +403,7 @@ impl MapLookup {
 
 /// DNAT or SNAT to what a map gives for the key: an address, or an address
 /// and a port, of `family`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct NatMap {
     pub family: Family,
     pub lookup: MapLookup,

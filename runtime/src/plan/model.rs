@@ -20,7 +20,7 @@ pub struct RuleTag {
 
 /// The runtime's whole table as the policies want it. Every name is a kernel
 /// name (`<policy>/<name>`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DesiredTable {
     pub chains: Vec<DesiredChain>,
     pub sets: Vec<DesiredSet>,
@@ -31,21 +31,21 @@ pub struct DesiredTable {
     pub kept: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredChain {
     pub name: KernelName,
     pub base: Option<BaseChain>,
     pub rules: Vec<DesiredRule>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredRule {
     /// The rule, with the chains and sets it refers to in kernel names.
     pub rule: Rule,
     pub tag: RuleTag,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredSet {
     pub name: KernelName,
     pub elements: SetElements,

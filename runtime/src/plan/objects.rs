@@ -26,13 +26,13 @@ use super::{KernelName, Op};
 use crate::ir::{Flowtable, Object, PolicyRules, object_keyword};
 
 /// A policy's object, by kernel name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredObject {
     pub name: KernelName,
     pub object: Object,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DesiredFlowtable {
     pub name: KernelName,
     pub flowtable: Flowtable,
