@@ -518,6 +518,7 @@ fn plan_lists_the_flows_a_change_would_cut() {
     lab.configure("22,53", "53,67,123,547");
     let mut plan = wasmwall_in(&lab.launcher, &lab.router, "plan", &lab.config);
     let out = wasmwall_e2e::run_unchecked(&mut plan);
+    eprintln!("plan:\n{}", out.stdout);
     let started = Instant::now();
     let line = out
         .stdout

@@ -44,7 +44,7 @@ impl fmt::Display for Reason {
             Reason::DnatGone { was } => write!(f, "its port forward ({was}) is gone"),
             Reason::DnatChanged { was, now } => write!(f, "forwarded to {now} now, not {was}"),
             Reason::DnatAdded { now } => write!(f, "began before its port forward (to {now})"),
-            Reason::NoLongerAccepted { by } => write!(f, "no longer accepted: dropped by {by}"),
+            Reason::NoLongerAccepted { by } => write!(f, "no longer accepted: stopped by {by}"),
             Reason::SnatGone { was } => write!(f, "its source NAT ({was}) is gone"),
             Reason::SnatStale { address } => {
                 write!(
