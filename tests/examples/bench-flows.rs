@@ -81,10 +81,11 @@ fn start(lab: &Lab, cut: bool) -> (Child, PathBuf) {
     );
     fs::write(&config, toml).expect("write the config");
     let mut cmd = lab.launcher.command(release_bin());
+    let log = std::env::var("WASMWALL_LOG").unwrap_or_else(|_| "info".into());
     cmd.arg("run")
         .arg("-c")
         .arg(&config)
-        .env("WASMWALL_LOG", "info");
+        .env("WASMWALL_LOG", log);
     let mut daemon = Child::spawn(&mut cmd, lab.dir.path(), "wasmwall-run");
     daemon.wait_until_running(TIMEOUT);
     (daemon, socket)
@@ -180,6 +181,11 @@ fn main() {
                 hwm.push(daemon.memory_kib("VmHWM") as f64 / 1024.0);
                 daemon.stop_cleanly(TIMEOUT);
                 let log = daemon.stderr();
+                if std::env::var_os("BENCH_VERBOSE").is_some() {
+                    log.lines()
+                        .filter(|l| l.contains("judged"))
+                        .for_each(|l| eprintln!("{l}"));
+                }
                 let (a, af) = reconcile_figures(&log, "lease-added");
                 let (d, df) = reconcile_figures(&log, "lease-expired");
                 add.push(a);
