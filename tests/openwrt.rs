@@ -28,7 +28,8 @@
 //! by reflection, from the LAN; the guest zone (DHCP and DNS to the router,
 //! the WAN, nothing else); SYN flood protection cutting a burst at the
 //! configured rate; the time rule within and outside its window; an edit
-//! of one rule sending only that rule while a connection carries on.
+//! of one rule sending only that rule, and cutting the open connection it
+//! now refuses (issue 16).
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -647,12 +648,13 @@ fn applied_reconciles(daemon: &Daemon) -> Vec<String> {
 
 /// An edit of one rule while the daemon follows the file: it sends the
 /// kernel that rule's change and nothing else, the change works at once
-/// (the time rule moves from the client to the NAS), and a connection
-/// through the router that was open before goes on (the rules let an
-/// established connection pass before any zone's rule, as fw4's do, and
-/// the edit replaces no table).
+/// (the time rule moves from the client to the NAS), and it works on
+/// connections too: the NAS's connection that was open before the rule
+/// named it is cut (with fw4 it would go on, the rules letting an
+/// established connection pass before any zone's rule), and only the
+/// NAS's connections are.
 #[test]
-fn an_edit_of_one_rule_sends_only_that_rule_and_open_connections_go_on() {
+fn an_edit_of_one_rule_sends_only_that_rule_and_cuts_the_connections_it_now_refuses() {
     if skip_unless_root() {
         return;
     }
@@ -733,8 +735,23 @@ fn an_edit_of_one_rule_sends_only_that_rule_and_open_connections_go_on() {
         "{reconcile}"
     );
 
-    open.round_trip("after the edit")
-        .expect("the open connection after the edit");
+    assert!(
+        open.round_trip("after the edit").is_err(),
+        "the NAS's open connection goes on though the rule now refuses the NAS"
+    );
+    let cut = daemon
+        .0
+        .stderr()
+        .lines()
+        .find(|l| l.contains("cut the flows the change"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no flow cut:\n{}", daemon.0));
+    assert!(
+        cut.contains(&format!("{NAS_IP}:"))
+            && cut.contains(&format!("-> {WAN_HOST_IP}:{ECHO_PORT}")),
+        "{cut}"
+    );
+    assert!(!cut.contains(&format!("{CLIENT_IP}:")), "{cut}");
     wait_for_answer(
         &lab.client,
         to_server,
@@ -746,8 +763,6 @@ fn an_edit_of_one_rule_sends_only_that_rule_and_open_connections_go_on() {
         to_server,
         "a new connection of the NAS, now in the rule",
     );
-    open.round_trip("after the NAS's new connections were refused")
-        .expect("the open connection, established before the rule named the NAS");
     // One reconcile for the edit, and no other since.
     thread::sleep(Duration::from_millis(200));
     assert_eq!(
