@@ -82,13 +82,40 @@ mod tests {
         assert!(e.contains("cannot start"), "{e}");
     }
 
+    /// A port that is bound but not listening: a connect to it is refused,
+    /// and it stays ours meanwhile. (A listener's port, once dropped, is
+    /// free for the check's own connect to take as its source port, and a
+    /// TCP connect from a port to itself succeeds: this test once failed so.)
+    fn bound_but_closed() -> (std::os::fd::OwnedFd, SocketAddr) {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrIn::new(127, 0, 0, 1, 0),
+        )
+        .unwrap();
+        let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+        (fd, SocketAddr::from(std::net::SocketAddrV4::from(bound)))
+    }
+
     #[test]
     fn a_tcp_check_needs_a_listener() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap();
         assert_eq!(check(&settings(&[], Some(open))), Ok(()));
-        drop(listener);
-        let e = check(&settings(&[], Some(open))).unwrap_err();
-        assert!(e.contains(&format!("TCP connect to {open}")), "{e}");
+        let (_held, closed) = bound_but_closed();
+        let e = check(&settings(&[], Some(closed))).unwrap_err();
+        assert!(
+            e.contains(&format!("TCP connect to {closed}")) && e.contains("refused"),
+            "{e}"
+        );
     }
 }
