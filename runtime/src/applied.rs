@@ -7,8 +7,9 @@
 //! Written after every apply that changed the desired table, atomically and
 //! root-only as the state file is; removed at clean-up. A policy whose
 //! rules were kept (its evaluation failed) is recorded with the rules it
-//! kept, taken from the previous record ([`with_kept_resolved`]), so that
-//! the record always says what the kernel holds.
+//! kept, taken from the previous record
+//! ([`DesiredTable::with_kept_resolved`]), so that the record always says
+//! what the kernel holds.
 
 use std::path::{Path, PathBuf};
 
@@ -103,45 +104,6 @@ pub fn remove(state_path: &Path) {
     }
 }
 
-/// `desired` with each kept policy (one whose rules stay as the kernel
-/// holds them) given the chains, sets, objects and flowtables it had in
-/// `last`, the table applied before: what the kernel holds after `desired`
-/// is applied. A kept policy `last` does not know stays kept.
-pub fn with_kept_resolved(desired: &DesiredTable, last: Option<&DesiredTable>) -> DesiredTable {
-    let Some(last) = last else {
-        return desired.clone();
-    };
-    let mut table = desired.clone();
-    table.kept.clear();
-    for policy in &desired.kept {
-        let ours = |name: &crate::plan::KernelName| name.policy() == Some(policy.as_str());
-        let known = last.chains.iter().any(|c| ours(&c.name))
-            || last.sets.iter().any(|s| ours(&s.name))
-            || last.objects.iter().any(|o| ours(&o.name))
-            || last.flowtables.iter().any(|f| ours(&f.name));
-        if !known && !last.kept.contains(policy) {
-            table.kept.push(policy.clone());
-            continue;
-        }
-        if last.kept.contains(policy) {
-            table.kept.push(policy.clone());
-        }
-        table
-            .chains
-            .extend(last.chains.iter().filter(|c| ours(&c.name)).cloned());
-        table
-            .sets
-            .extend(last.sets.iter().filter(|s| ours(&s.name)).cloned());
-        table
-            .objects
-            .extend(last.objects.iter().filter(|o| ours(&o.name)).cloned());
-        table
-            .flowtables
-            .extend(last.flowtables.iter().filter(|f| ours(&f.name)).cloned());
-    }
-    table
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,12 +165,12 @@ mod tests {
             kept: vec!["b".into(), "c".into()],
             ..DesiredTable::default()
         };
-        let resolved = with_kept_resolved(&now, Some(&last));
+        let resolved = now.with_kept_resolved(Some(&last));
         assert_eq!(
             resolved.chains,
             [chain("a", "input", "a new"), chain("b", "input", "b old")]
         );
         assert_eq!(resolved.kept, ["c"], "c: not known before, stays kept");
-        assert_eq!(with_kept_resolved(&now, None), now);
+        assert_eq!(now.with_kept_resolved(None), now);
     }
 }

@@ -47,7 +47,7 @@ impl<K: Kernel> Firewall<K> {
 
     /// Remembers `desired` as the table the kernel holds now, after a
     /// successful batch; a kept policy with the rules it kept (see
-    /// [`applied::with_kept_resolved`]). Written to its file only when it
+    /// [`DesiredTable::with_kept_resolved`]). Written to its file only when it
     /// changed (later, see [`Firewall::defer_applied_saves`]).
     pub(super) fn remember_applied(&mut self, desired: &DesiredTable) {
         let last = match self.applied() {
@@ -60,7 +60,7 @@ impl<K: Kernel> Firewall<K> {
         if desired.kept.is_empty() && last == Some(desired) {
             return;
         }
-        let now = applied::with_kept_resolved(desired, last);
+        let now = desired.with_kept_resolved(last);
         if last == Some(&now) {
             return;
         }

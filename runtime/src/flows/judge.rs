@@ -95,7 +95,7 @@ pub fn judge(
     network: &mut dyn Network,
     now_ns: u64,
 ) -> Judgement {
-    let new = effective(old, new);
+    let new = new.with_kept_resolved(Some(old));
     let before = Table::new(old, now_ns);
     let after = Table::new(&new, now_ns);
     let mut judgement = Judgement::default();
@@ -133,29 +133,6 @@ pub fn judge(
         }
     }
     judgement
-}
-
-/// The table the kernel holds after the change: a policy kept at its last
-/// good rules (its evaluation failed) keeps its chains and sets of `old`.
-pub fn effective(old: &DesiredTable, new: &DesiredTable) -> DesiredTable {
-    let mut table = new.clone();
-    if new.kept.is_empty() {
-        return table;
-    }
-    let kept = |policy: Option<&str>| policy.is_some_and(|p| new.kept.iter().any(|k| k == p));
-    table
-        .chains
-        .extend(old.chains.iter().filter(|c| kept(c.name.policy())).cloned());
-    table
-        .sets
-        .extend(old.sets.iter().filter(|s| kept(s.name.policy())).cloned());
-    table.objects.extend(
-        old.objects
-            .iter()
-            .filter(|o| kept(o.name.policy()))
-            .cloned(),
-    );
-    table
 }
 
 /// Why the flow must go, if it must.

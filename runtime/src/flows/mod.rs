@@ -10,7 +10,7 @@ use std::net::IpAddr;
 pub mod judge;
 pub mod walk;
 
-pub use judge::{Cut, Judgement, Reason, effective, judge};
+pub use judge::{Cut, Judgement, Reason, judge};
 pub use walk::{Network, Route};
 
 /// `IPS_*` status bits of a conntrack entry (`linux/netfilter/nf_conntrack_common.h`).

@@ -106,6 +106,45 @@ impl DesiredTable {
             .is_some_and(|policy| self.kept.iter().any(|k| k == policy))
     }
 
+    /// The table with each kept policy (one whose rules stay as the kernel
+    /// holds them) given the chains, sets, objects and flowtables it had in
+    /// `last`, the table applied before: what the kernel holds once this
+    /// table is applied. A kept policy `last` does not know stays kept.
+    pub fn with_kept_resolved(&self, last: Option<&DesiredTable>) -> DesiredTable {
+        let Some(last) = last else {
+            return self.clone();
+        };
+        let mut table = self.clone();
+        table.kept.clear();
+        for policy in &self.kept {
+            let ours = |name: &KernelName| name.policy() == Some(policy.as_str());
+            let known = last.chains.iter().any(|c| ours(&c.name))
+                || last.sets.iter().any(|s| ours(&s.name))
+                || last.objects.iter().any(|o| ours(&o.name))
+                || last.flowtables.iter().any(|f| ours(&f.name));
+            if !known && !last.kept.contains(policy) {
+                table.kept.push(policy.clone());
+                continue;
+            }
+            if last.kept.contains(policy) {
+                table.kept.push(policy.clone());
+            }
+            table
+                .chains
+                .extend(last.chains.iter().filter(|c| ours(&c.name)).cloned());
+            table
+                .sets
+                .extend(last.sets.iter().filter(|s| ours(&s.name)).cloned());
+            table
+                .objects
+                .extend(last.objects.iter().filter(|o| ours(&o.name)).cloned());
+            table
+                .flowtables
+                .extend(last.flowtables.iter().filter(|f| ours(&f.name)).cloned());
+        }
+        table
+    }
+
     /// The table as the kernel would show it once the desired state is
     /// applied (handles aside): what the planner must converge to.
     pub fn expected(&self) -> ObservedTable {
