@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::files::{self, FileError, Kind};
+use crate::files::{self, FileError, Kind, RecordError};
 use crate::plan::DesiredTable;
 
 const VERSION: u32 = 1;
@@ -78,22 +78,18 @@ pub fn save(state_path: &Path, table: &str, desired: &DesiredTable) -> Result<()
 /// without a record, or with one of another table.
 pub fn load(state_path: &Path, table: &str) -> Result<Option<DesiredTable>, AppliedError> {
     let path = path_beside(state_path);
-    let bytes = match files::read(&path, Kind::Applied) {
-        Ok(b) => b,
-        Err(e) if e.not_found() => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let read = files::read_record(&path, Kind::Applied, VERSION, |r: &Read| r.version).map_err(
+        |e| match e {
+            RecordError::Read(e) => AppliedError::Read(e),
+            RecordError::Corrupt(message) => AppliedError::Corrupt {
+                path: path.display().to_string(),
+                message,
+            },
+        },
+    )?;
+    let Some(read) = read else {
+        return Ok(None);
     };
-    let corrupt = |message: String| AppliedError::Corrupt {
-        path: path.display().to_string(),
-        message,
-    };
-    let read: Read = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    if read.version != VERSION {
-        return Err(corrupt(format!(
-            "version {} (expected {VERSION})",
-            read.version
-        )));
-    }
     Ok((read.table == table).then_some(read.desired))
 }
 

@@ -222,6 +222,41 @@ pub fn read_text(path: &Path, kind: Kind) -> Result<String, FileError> {
     })
 }
 
+/// What is wrong with a record the runtime wrote itself.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// Not the JSON of the record, or of another version: why.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// A versioned JSON record the runtime wrote itself (its state file, the
+/// applied table, a pending confirmation), of version `expected` as
+/// `version` reads it; `Ok(None)` when there is none.
+pub fn read_record<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    kind: Kind,
+    expected: u32,
+    version: impl Fn(&T) -> u32,
+) -> Result<Option<T>, RecordError> {
+    let bytes = match read(path, kind) {
+        Ok(b) => b,
+        Err(e) if e.not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let record: T =
+        serde_json::from_slice(&bytes).map_err(|e| RecordError::Corrupt(e.to_string()))?;
+    let found = version(&record);
+    if found != expected {
+        return Err(RecordError::Corrupt(format!(
+            "version {found} (expected {expected})"
+        )));
+    }
+    Ok(Some(record))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

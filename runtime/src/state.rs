@@ -132,23 +132,16 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), StateError> {
 
 /// Reads a state file; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<State>, StateError> {
-    let shown = path.display().to_string();
-    let text = match crate::files::read_text(path, crate::files::Kind::State) {
-        Ok(t) => t,
-        Err(e) if e.not_found() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let state: State = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
-        path: shown.clone(),
-        message: e.to_string(),
-    })?;
-    if state.version != VERSION {
-        return Err(StateError::Corrupt {
-            path: shown,
-            message: format!("version {} (expected {VERSION})", state.version),
-        });
-    }
-    Ok(Some(state))
+    use crate::files::{Kind, RecordError};
+    crate::files::read_record(path, Kind::State, VERSION, |s: &State| s.version).map_err(
+        |e| match e {
+            RecordError::Read(e) => StateError::Read(e),
+            RecordError::Corrupt(message) => StateError::Corrupt {
+                path: path.display().to_string(),
+                message,
+            },
+        },
+    )
 }
 
 /// The file a new version is written to before it replaces the old one. Its

@@ -56,23 +56,16 @@ pub fn save(state_path: &Path, c: &Confirmation) -> Result<(), RecordError> {
 }
 
 fn read(path: &Path) -> Result<Option<Confirmation>, RecordError> {
-    let bytes = match files::read(path, Kind::Confirmation) {
-        Ok(b) => b,
-        Err(e) if e.not_found() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let corrupt = |message: String| RecordError::Corrupt {
-        path: path.display().to_string(),
-        message,
-    };
-    let c: Confirmation = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    if c.version != VERSION {
-        return Err(corrupt(format!(
-            "version {} (expected {VERSION})",
-            c.version
-        )));
-    }
-    Ok(Some(c))
+    files::read_record(path, Kind::Confirmation, VERSION, |c: &Confirmation| {
+        c.version
+    })
+    .map_err(|e| match e {
+        files::RecordError::Read(e) => RecordError::Read(e),
+        files::RecordError::Corrupt(message) => RecordError::Corrupt {
+            path: path.display().to_string(),
+            message,
+        },
+    })
 }
 
 /// A record found beside the state file.
