@@ -265,7 +265,9 @@ pub fn explain(
                 },
             ),
             crate::flows::walk::Verdict::Drop(why) if p.routing_drop => {
-                (Verdict::Dropped, format!("the kernel's routing: {why}"))
+                // The reason's first words name it; the step above says all.
+                let short = why.split(':').next().unwrap_or(why);
+                (Verdict::Dropped, format!("the kernel's routing ({short})"))
             }
             crate::flows::walk::Verdict::Drop(_) => {
                 let last = deciders.last().cloned().unwrap_or_default();

@@ -23,6 +23,8 @@ pub enum Source {
     Policy(String),
     /// Given on the command line (or by a fixture).
     Given,
+    /// Read from this machine's /proc/sys.
+    Read,
     /// Not known: the kernel's default is taken.
     Default,
 }
@@ -34,17 +36,31 @@ pub struct Sysctls {
 }
 
 impl Sysctls {
-    /// A policy asks for `key = value`; a value given later wins.
+    /// A policy asks for `key = value`: it overrides a value read, a value
+    /// given wins over it.
     pub fn from_policy(&mut self, policy: &str, key: &str, value: &str) {
-        self.values
-            .entry(normal(key))
-            .or_insert_with(|| (value.trim().to_string(), Source::Policy(policy.to_string())));
+        let key = normal(key);
+        if matches!(self.values.get(&key), Some((_, Source::Given))) {
+            return;
+        }
+        self.values.insert(
+            key,
+            (value.trim().to_string(), Source::Policy(policy.to_string())),
+        );
     }
 
     /// The user gives `key = value`: it overrides a policy's.
     pub fn given(&mut self, key: &str, value: &str) {
         self.values
             .insert(normal(key), (value.trim().to_string(), Source::Given));
+    }
+
+    /// The value this machine has: below what policies ask for and what
+    /// is given.
+    pub fn read(&mut self, key: &str, value: &str) {
+        self.values
+            .entry(normal(key))
+            .or_insert_with(|| (value.trim().to_string(), Source::Read));
     }
 
     fn get(&self, key: &str) -> Option<&(String, Source)> {

@@ -10,7 +10,8 @@ use super::{Report, Source, Step, Verdict};
 const WIDTH: usize = 12;
 
 fn line(out: &mut String, head: &str, rest: &str) {
-    let _ = writeln!(out, "{head:<WIDTH$}{rest}");
+    let text = format!("{head:<WIDTH$}{rest}");
+    let _ = writeln!(out, "{}", text.trim_end());
 }
 
 pub fn render(report: &Report) -> String {
@@ -83,6 +84,7 @@ pub fn render(report: &Report) -> String {
         let source = match &fact.source {
             Source::Policy(p) => format!("set by policy {p}"),
             Source::Given => "given".to_string(),
+            Source::Read => "read from /proc/sys".to_string(),
             Source::Default => "the kernel's default: no policy asks for it, none given".into(),
         };
         line(
