@@ -24,10 +24,10 @@ const UNKNOWN_STATUS: u8 = 2;
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Examples:
-  wasmwall why -c /etc/wasmwall.toml --state lan.json tcp 192.168.0.2:5000 -> 192.168.0.9:80 in lan0
-  wasmwall why -c /etc/wasmwall.toml --applied icmp 192.168.0.2 -> 192.168.0.9 type echo-request
-  wasmwall why -c wasmwall.toml --state lan.json --ct-state established udp [fd00::2]:5000 -> [fd00::9]:53
+Examples (quote the packet: `->` is a redirection to the shell):
+  wasmwall why -c /etc/wasmwall.toml --state lan.json 'tcp 192.168.0.2:5000 -> 192.168.0.9:80 in lan0'
+  wasmwall why -c /etc/wasmwall.toml --applied 'icmp 192.168.0.2 -> 192.168.0.9 type echo-request'
+  wasmwall why -c wasmwall.toml --state lan.json --ct-state established 'udp [fd00::2]:5000 -> [fd00::9]:53 in lan0'
 
 Sysctls: the kernel's routing drops a packet DNATed to 127.0.0.0/8 that came
 in by another interface unless net.ipv4.conf.<iif>.route_localnet (or .all.)
