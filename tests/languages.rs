@@ -182,6 +182,7 @@ fn languages_agree_on_tricky_inputs() {
             event: Event::Startup,
             config,
             expected: None,
+            packets: Vec::new(),
         };
         failures.extend(differences(&policies, &fixture).1);
     }

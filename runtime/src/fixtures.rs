@@ -34,6 +34,19 @@
 //!                                            # verbatim, after the [config] pairs
 //! ```
 //!
+//! Packets the ruleset must let through or stop, as `wasmwall why` walks
+//! them (any number; checked only when the outcome is a ruleset):
+//!
+//! ```toml
+//! [[packet]]
+//! packet = "tcp 192.168.0.2:5000 -> 192.168.0.9:80 in lan0"   # as `wasmwall why` takes it
+//! verdict = "accepted"                   # accepted, dropped or rejected
+//! by = "port 80 to 127.0.0.1:4000"       # optional: the comment of a rule that decided
+//! ct_state = "established"               # optional, default "new"
+//! sysctls = { "net.ipv4.conf.lan0.route_localnet" = "0" }   # optional: values that override
+//!                                        # the policy's sysctls (the kernel's defaults else)
+//! ```
+//!
 //! The outcome is either the ruleset, as nft-like text (the policy's chains
 //! in `table inet wasmwall`, then its sysctls), or an error: the policy's own
 //! error (`policy returned an error: ...`), the validation report when the
@@ -103,6 +116,31 @@ struct RawFixture {
     config: toml::Table,
     #[serde(default)]
     files: toml::Table,
+    #[serde(default)]
+    packet: Vec<RawPacket>,
+}
+
+/// One `[[packet]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPacket {
+    packet: String,
+    verdict: String,
+    by: Option<String>,
+    ct_state: Option<String>,
+    #[serde(default)]
+    sysctls: std::collections::BTreeMap<String, String>,
+}
+
+/// A packet a fixture's ruleset must give a verdict to.
+#[derive(Debug, Clone)]
+pub struct PacketCheck {
+    pub asked: crate::why::Asked,
+    pub verdict: crate::why::Verdict,
+    /// The comment of a rule that decided.
+    pub by: Option<String>,
+    pub ct_state: u32,
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// One fixture: the input of one evaluation and what it should give.
@@ -118,6 +156,8 @@ pub struct Fixture {
     pub config: Vec<(String, String)>,
     /// None when neither expectation file exists yet.
     pub expected: Option<Outcome>,
+    /// The `[[packet]]` checks.
+    pub packets: Vec<PacketCheck>,
 }
 
 /// What an evaluation gave, or should give.
@@ -231,6 +271,34 @@ pub fn load(dir: &Path) -> Result<Fixture, FixtureError> {
         config.push((file.key, text));
     }
 
+    let mut packets = Vec::new();
+    for (n, raw) in raw.packet.into_iter().enumerate() {
+        let at = |m: String| invalid(&toml_path, format!("[[packet]] {}: {m}", n + 1));
+        let words: Vec<String> = raw.packet.split_whitespace().map(String::from).collect();
+        let asked = crate::why::parse(&words).map_err(|e| at(e.to_string()))?;
+        let verdict = match raw.verdict.as_str() {
+            "accepted" => crate::why::Verdict::Accepted,
+            "dropped" => crate::why::Verdict::Dropped,
+            "rejected" => crate::why::Verdict::Rejected,
+            other => {
+                return Err(at(format!(
+                    "`verdict` must be accepted, dropped or rejected, not {other:?}"
+                )));
+            }
+        };
+        let ct_state = match &raw.ct_state {
+            None => crate::ir::CtStates::NEW,
+            Some(s) => crate::why::parse_ct_state(s).map_err(|e| at(format!("`ct_state`: {e}")))?,
+        };
+        packets.push(PacketCheck {
+            asked,
+            verdict,
+            by: raw.by,
+            ct_state,
+            sysctls: raw.sysctls.into_iter().collect(),
+        });
+    }
+
     let ruleset_path = dir.join(EXPECTED_RULESET);
     let error_path = dir.join(EXPECTED_ERROR);
     let expected = match (ruleset_path.exists(), error_path.exists()) {
@@ -253,6 +321,7 @@ pub fn load(dir: &Path) -> Result<Fixture, FixtureError> {
         event,
         config,
         expected,
+        packets,
     })
 }
 
@@ -280,6 +349,15 @@ impl Judge {
 /// Evaluates `policy` on the fixture's input and judges the answer as the
 /// runtime does before applying it ([`evaluate_policy`]).
 pub fn evaluate(policy: &dyn Evaluate, judge: &Judge, fixture: &Fixture) -> Outcome {
+    outcome(judge, answer(policy, judge, fixture))
+}
+
+/// The policy's answer to the fixture, judged.
+fn answer(
+    policy: &dyn Evaluate,
+    judge: &Judge,
+    fixture: &Fixture,
+) -> Result<crate::ir::Ruleset, PolicyError> {
     let config = PolicyConfig {
         name: judge.policy.clone(),
         path: PathBuf::new(),
@@ -287,13 +365,17 @@ pub fn evaluate(policy: &dyn Evaluate, judge: &Judge, fixture: &Fixture) -> Outc
         config: fixture.config.clone(),
         files: Vec::new(),
     };
-    let answer = evaluate_policy(
+    evaluate_policy(
         policy,
         &config,
         &judge.validation,
         &fixture.state.to_wit(),
         &fixture.event.to_wit(),
-    );
+    )
+}
+
+/// The answer as the outcome fixtures record.
+fn outcome(judge: &Judge, answer: Result<crate::ir::Ruleset, PolicyError>) -> Outcome {
     match answer {
         Ok(rules) => Outcome::Ruleset(crate::plan::table_text(
             TABLE,
@@ -308,6 +390,57 @@ pub fn evaluate(policy: &dyn Evaluate, judge: &Judge, fixture: &Fixture) -> Outc
         Err(PolicyError::Invalid(invalid)) => Outcome::Error(invalid.to_string()),
         Err(other) => Outcome::Error(error_chain(&other)),
     }
+}
+
+/// The `[[packet]]` checks of `fixture` the ruleset `rules` fails, each
+/// as a message: what was expected, what `why` found, and its report.
+pub fn check_packets(judge: &Judge, fixture: &Fixture, rules: &crate::ir::Ruleset) -> Vec<String> {
+    let table = crate::plan::DesiredTable::from_policies(&[PolicyRules {
+        policy: judge.policy.clone(),
+        rules: rules.clone(),
+    }]);
+    let mut failures = Vec::new();
+    for check in &fixture.packets {
+        let mut sysctls = crate::why::Sysctls::default();
+        for s in &rules.sysctls {
+            sysctls.from_policy(&judge.policy, &s.key, &s.value);
+        }
+        for (key, value) in &check.sysctls {
+            sysctls.given(key, value);
+        }
+        let mut network = crate::why::StateNetwork::new(&fixture.state.interfaces, None, &sysctls);
+        // Time matches see 1970-01-01 00:00 UTC: fixtures do not depend on
+        // when they run.
+        let report = crate::why::explain(&table, &check.asked, check.ct_state, &mut network, 0);
+        let verdict_ok = report.verdict == check.verdict;
+        let by_ok = check
+            .by
+            .as_ref()
+            .is_none_or(|c| report.deciding_comments.iter().any(|d| d == c));
+        if verdict_ok && by_ok {
+            continue;
+        }
+        let word = |v: &crate::why::Verdict| {
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        };
+        let mut text = format!(
+            "packet `{}`: expected {}",
+            check.asked,
+            word(&check.verdict)
+        );
+        if let Some(c) = &check.by {
+            let _ = write!(text, " by the rule \"{c}\"");
+        }
+        let _ = writeln!(text, ", got {} by {}:", word(&report.verdict), report.by);
+        for l in report.text().lines() {
+            let _ = writeln!(text, "  {l}");
+        }
+        failures.push(text);
+    }
+    failures
 }
 
 /// Whether `actual` is what `expected` says; a missing final newline in the
@@ -419,8 +552,24 @@ pub fn run(
                 continue;
             }
         };
-        let actual = evaluate(policy, judge, &fixture);
+        let answer = answer(policy, judge, &fixture);
+        let packet_failures = match &answer {
+            Ok(rules) => check_packets(judge, &fixture, rules),
+            Err(_) => Vec::new(),
+        };
+        let actual = outcome(judge, answer);
         match &fixture.expected {
+            Some(expected) if matches(expected, &actual) && !packet_failures.is_empty() => {
+                let mut text = format!("FAIL  {}\n", fixture.name);
+                if let Some(d) = &fixture.description {
+                    let _ = writeln!(text, "      ({d})");
+                }
+                for f in &packet_failures {
+                    text.push_str(&indent(f));
+                }
+                write(out, text);
+                summary.failed += 1;
+            }
             Some(expected) if matches(expected, &actual) => {
                 write(out, format!("ok    {}\n", fixture.name));
                 summary.passed += 1;
@@ -610,6 +759,91 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let err = load(&dir).unwrap_err().to_string();
         assert!(err.contains("has no fixture.toml"), "{err}");
+    }
+
+    #[test]
+    fn packets_are_checked_against_the_ruleset_with_a_clear_mismatch() {
+        use crate::ir::{
+            Action, BaseChain, Chain, ChainPolicy, ChainType, Dir, Hook, Match, Rule, Ruleset,
+            Transport,
+        };
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ssh");
+        write(
+            &dir,
+            FIXTURE_FILE,
+            "[[state.interfaces]]\nname = \"lan0\"\nup = true\naddresses = [\"192.168.0.9/24\"]\n\
+             [[packet]]\npacket = \"tcp 192.168.0.2 -> 192.168.0.9:22 in lan0\"\nverdict = \"accepted\"\nby = \"ssh\"\n\
+             [[packet]]\npacket = \"tcp 192.168.0.2 -> 192.168.0.9:23 in lan0\"\nverdict = \"accepted\"\n\
+             [[packet]]\npacket = \"tcp 192.168.0.2 -> 192.168.0.9:22 in lan0\"\nverdict = \"accepted\"\nby = \"web\"\n\
+             [[packet]]\npacket = \"tcp 192.168.0.2 -> 192.168.0.9:22 in lan0\"\nverdict = \"accepted\"\nct_state = \"established\"\n",
+        );
+        let fixture = load(&dir).unwrap();
+        assert_eq!(fixture.packets.len(), 4);
+        let rules = Ruleset {
+            chains: vec![Chain {
+                name: "input".into(),
+                base: Some(BaseChain {
+                    hook: Hook::Input,
+                    chain_type: ChainType::Filter,
+                    priority: 0,
+                    policy: ChainPolicy::Drop,
+                }),
+                rules: vec![Rule {
+                    matches: vec![Match::Port {
+                        dir: Dir::Destination,
+                        proto: Transport::Tcp,
+                        first: 22,
+                        last: 22,
+                        negate: false,
+                    }],
+                    statements: Vec::new(),
+                    action: Action::Accept,
+                    comment: Some("ssh".into()),
+                    cut_flows: false,
+                }],
+            }],
+            ..Ruleset::default()
+        };
+        let failures = check_packets(&Judge::defaults("p"), &fixture, &rules);
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            failures[0].starts_with(
+                "packet `tcp 192.168.0.2:50000 -> 192.168.0.9:23 in lan0`: expected accepted, got dropped by the policy (drop) of chain p/input:"
+            ),
+            "{}",
+            failures[0]
+        );
+        assert!(
+            failures[1].contains(
+                "expected accepted by the rule \"web\", got accepted by rule 1 of p/input (\"ssh\")"
+            ),
+            "{}",
+            failures[1]
+        );
+        // Bad entries name the entry and the problem.
+        for (name, text, needle) in [
+            (
+                "v",
+                "[[packet]]\npacket = \"tcp 1.2.3.4 -> 1.2.3.5:80\"\nverdict = \"maybe\"\n",
+                "[[packet]] 1: `verdict` must be",
+            ),
+            (
+                "p",
+                "[[packet]]\npacket = \"tcp 1.2.3.4 -> 1.2.3.5\"\nverdict = \"dropped\"\n",
+                "needs a destination port",
+            ),
+            (
+                "c",
+                "[[packet]]\npacket = \"tcp 1.2.3.4 -> 1.2.3.5:80\"\nverdict = \"dropped\"\nct_state = \"old\"\n",
+                "unknown ct state",
+            ),
+        ] {
+            let dir = root.path().join(name);
+            write(&dir, FIXTURE_FILE, text);
+            let err = error_chain(&load(&dir).unwrap_err());
+            assert!(err.contains(needle), "{name}: {err}");
+        }
     }
 
     #[test]

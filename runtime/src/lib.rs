@@ -50,4 +50,5 @@ pub mod state;
 pub mod sysctl;
 pub mod text;
 pub mod validate;
+pub mod why;
 pub mod world;

@@ -10,6 +10,7 @@ use wasmwall::cli::cleanup::CleanupArgs;
 use wasmwall::cli::client::{EventArgs, StatusArgs};
 use wasmwall::cli::confirm::{ApplyArgs, ConfirmArgs};
 use wasmwall::cli::eval::{EvalArgs, TestArgs};
+use wasmwall::cli::why::WhyArgs;
 use wasmwall::cli::{self, ConfigArgs};
 
 /// Run firewall policies written as sandboxed WebAssembly components.
@@ -123,6 +124,19 @@ enum Command {
     /// rules). Each mismatch is shown as a diff; the exit status is 1 when
     /// any fixture fails. Needs no root and touches no kernel.
     Test(TestArgs),
+    /// Show the path a packet takes through the ruleset, and why it is
+    /// accepted or dropped.
+    ///
+    /// Walks the packet through the hooks in the kernel's order (prerouting
+    /// and its destination NAT, the routing as local or forwarded from the
+    /// state's addresses, input or forward, postrouting; output for the
+    /// router's own packets) and prints each chain entered, each rule that
+    /// matched (as nft lists it, with the policy that made it), the NAT,
+    /// the sysctls the routing depends on and the verdict; when the
+    /// kernel's routing drops it (a DNAT to 127.0.0.1 without
+    /// route_localnet, forwarding off) it names the sysctl that fixes it.
+    /// With --state it needs no root and touches no kernel.
+    Why(WhyArgs),
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -161,6 +175,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::client::status(args),
         Command::Cleanup(args) => cli::cleanup::cleanup(args),
         Command::Test(args) => cli::eval::test(args),
+        Command::Why(args) => cli::why::why(args),
     };
     match done {
         Ok(code) => code,

@@ -12,16 +12,21 @@
 //! touch what it cannot judge leaves such a flow alone. Two assumptions are
 //! made and stated: a rate limit is not exceeded (`limit rate over` does not
 //! match, a limit within does), and a TCP flow began with a SYN.
+//!
+//! [`Table::trace`] is the same walk for `wasmwall why`: it records each
+//! step ([`Event`]: chains entered, rules matched, policies, routing), takes
+//! the input interface and the conntrack state as given, and walks a packet
+//! the router sends itself through output and postrouting.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::ir::{
-    Action, Against, ChainPolicy, ChainType, CtStates, Data, Element, Family, FibCheck, Field,
-    Hook, InlineSet, L4Proto, MapLookup, MapSource, Match, NatTarget, Object, PortRange, Rule,
-    SetElements, Transport, Value, Verdict as MapVerdict,
+    Action, Against, BaseChain, ChainPolicy, ChainType, CtStates, Data, Element, Family, FibCheck,
+    Field, Hook, InlineSet, L4Proto, MapLookup, MapSource, Match, NatTarget, Object, PortRange,
+    Rule, SetElements, Transport, Value, Verdict as MapVerdict,
 };
-use crate::plan::{DesiredChain, DesiredTable};
+use crate::plan::{DesiredChain, DesiredTable, RuleTag};
 
 use super::{proto, status};
 
@@ -38,6 +43,76 @@ pub enum Route {
 pub trait Network {
     /// The route to `ip`; None when there is none (or it is unknown).
     fn route(&mut self, ip: IpAddr) -> Option<Route>;
+
+    /// Why the kernel's routing drops a packet that came in by `iif` (None
+    /// when it is the router's own) and goes to `dst` by `route`, if it
+    /// does (a martian destination, forwarding off). None by default: the
+    /// walk then takes every route as taken.
+    fn refuses(
+        &mut self,
+        _iif: Option<&str>,
+        _packet: &Packet,
+        _dst: IpAddr,
+        _route: &Route,
+    ) -> Option<String> {
+        None
+    }
+}
+
+/// One step of a traced walk ([`Table::trace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A hook reached.
+    Hook(Hook),
+    /// A base chain of the hook entered.
+    Chain { name: String, base: BaseChain },
+    /// A base chain of type nat passed over: only a connection's first
+    /// packet goes through them (later ones get the NAT it got).
+    NatSkipped { name: String },
+    /// A jump or goto to a regular chain.
+    Enter { name: String, goto: bool },
+    /// A rule that matched: its chain, its position there (from 1), the
+    /// rule and its tag.
+    Rule {
+        chain: String,
+        position: usize,
+        rule: Box<Rule>,
+        tag: RuleTag,
+    },
+    /// The end of a base chain: its policy applies.
+    Policy { chain: String, policy: ChainPolicy },
+    /// The routing decision for the (translated) destination.
+    Route { dst: IpAddr, route: Option<Route> },
+    /// The kernel's routing drops the packet, and why.
+    Refused(String),
+}
+
+/// What a traced walk starts from, beyond the packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    /// The interface it comes in by; None: found from the route back to
+    /// its source (the router's own packet when that route is local).
+    pub iif: Option<String>,
+    /// Its conntrack state (`CtStates` bits), `new` for a first packet.
+    pub ct_state: u32,
+}
+
+impl Default for Start {
+    fn default() -> Self {
+        Start {
+            iif: None,
+            ct_state: crate::ir::CtStates::NEW,
+        }
+    }
+}
+
+/// A traced walk: the path (or why it cannot be told) and the steps.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub path: Result<Path, Unknown>,
+    /// Whether the packet is the router's own (output, not prerouting).
+    pub from_router: bool,
+    pub events: Vec<Event>,
 }
 
 /// The walk could not decide: a rule that may or may not match would
@@ -145,6 +220,8 @@ pub struct Path {
     pub local: bool,
     /// The tags of the rules that matched it, in order.
     pub matched: Vec<crate::plan::RuleTag>,
+    /// Dropped by the kernel's routing rather than by a rule.
+    pub routing_drop: bool,
 }
 
 /// Three-valued truth.
@@ -276,6 +353,18 @@ struct Walker<'p> {
     /// The destination after prerouting's NAT, once it is set up.
     translated: Option<(IpAddr, Option<u16>)>,
     matched: Vec<crate::plan::RuleTag>,
+    /// Conntrack state bits `ct state` tests.
+    ct_state: u32,
+    /// The steps, when the walk is traced.
+    events: Option<Vec<Event>>,
+}
+
+impl Walker<'_> {
+    fn record(&mut self, event: impl FnOnce() -> Event) {
+        if let Some(events) = &mut self.events {
+            events.push(event());
+        }
+    }
 }
 
 impl<'t> Table<'t> {
@@ -334,27 +423,55 @@ impl<'t> Table<'t> {
             Some(Route::Via(name)) => Some(name),
             None => None,
         };
-        let mut w = Walker {
-            packet,
-            iif,
-            oif: Some(String::new()),
-            ct_status: 0,
-            translated: None,
-            matched: Vec::new(),
+        let mut w = Walker::new(packet, iif, crate::ir::CtStates::NEW, false);
+        self.inbound(&mut w, network).map(Some)
+    }
+
+    /// The walk of `packet` from `start`, with every step recorded: from
+    /// an interface through prerouting, or (when it comes from none and the
+    /// route back to its source is local) the router's own packet through
+    /// output.
+    pub fn trace(&self, packet: &Packet, start: &Start, network: &mut dyn Network) -> Traced {
+        let iif = match &start.iif {
+            Some(name) => Some(Some(name.clone())),
+            None => match network.route(packet.src) {
+                Some(Route::Local) => None,
+                Some(Route::Via(name)) => Some(Some(name)),
+                None => Some(None),
+            },
         };
+        let from_router = iif.is_none();
+        let mut w = Walker::new(packet, iif.flatten(), start.ct_state, true);
+        let path = if from_router {
+            self.outbound(&mut w, network)
+        } else {
+            self.inbound(&mut w, network)
+        };
+        Traced {
+            path,
+            from_router,
+            events: w.events.take().unwrap_or_default(),
+        }
+    }
+
+    /// A packet that came in by an interface: prerouting, routing, then
+    /// input, or forward and postrouting.
+    fn inbound(&self, w: &mut Walker, network: &mut dyn Network) -> Result<Path, Unknown> {
+        let packet = w.packet;
         let mut path = Path {
             dnat: None,
             verdict: Verdict::Accept,
             snat: None,
             local: false,
             matched: Vec::new(),
+            routing_drop: false,
         };
         // Prerouting: the destination NAT, and any filter there.
-        match self.hook(Hook::Prerouting, &mut w)? {
+        match self.hook(Hook::Prerouting, w)? {
             HookEnd::Drop(by) => {
                 path.verdict = Verdict::Drop(by);
-                path.matched = w.matched;
-                return Ok(Some(path));
+                path.matched = std::mem::take(&mut w.matched);
+                return Ok(path);
             }
             HookEnd::Accept { nat } => {
                 if let Some(Nat::Dnat(d)) = nat {
@@ -369,25 +486,38 @@ impl<'t> Table<'t> {
             Some(Dnat::Redirect(_)) => Some(Route::Local),
             _ => network.route(dst),
         };
-        let hook = match route {
+        w.record(|| Event::Route {
+            dst,
+            route: route.clone(),
+        });
+        let hook = match &route {
             Some(Route::Local) => {
                 path.local = true;
                 w.oif = Some(String::new());
                 Hook::Input
             }
             Some(Route::Via(name)) => {
-                w.oif = Some(name);
+                w.oif = Some(name.clone());
                 Hook::Forward
             }
             None => return Err(Unknown(format!("no route to {dst}"))),
         };
-        if let HookEnd::Drop(by) = self.hook(hook, &mut w)? {
+        if let Some(route) = &route
+            && let Some(why) = network.refuses(w.iif.as_deref(), packet, dst, route)
+        {
+            w.record(|| Event::Refused(why.clone()));
+            path.verdict = Verdict::Drop(why);
+            path.routing_drop = true;
+            path.matched = std::mem::take(&mut w.matched);
+            return Ok(path);
+        }
+        if let HookEnd::Drop(by) = self.hook(hook, w)? {
             path.verdict = Verdict::Drop(by);
-            path.matched = w.matched;
-            return Ok(Some(path));
+            path.matched = std::mem::take(&mut w.matched);
+            return Ok(path);
         }
         if hook == Hook::Forward {
-            match self.hook(Hook::Postrouting, &mut w)? {
+            match self.hook(Hook::Postrouting, w)? {
                 HookEnd::Drop(by) => path.verdict = Verdict::Drop(by),
                 HookEnd::Accept { nat } => {
                     if let Some(Nat::Snat(s)) = nat {
@@ -396,8 +526,82 @@ impl<'t> Table<'t> {
                 }
             }
         }
-        path.matched = w.matched;
-        Ok(Some(path))
+        path.matched = std::mem::take(&mut w.matched);
+        Ok(path)
+    }
+
+    /// A packet the router sends: routed first, then output (where a nat
+    /// chain may send it elsewhere: the route is taken again) and
+    /// postrouting; one to the router itself comes back in by `lo` and
+    /// goes through input (its prerouting NAT is not walked: its binding
+    /// was set up at output).
+    fn outbound(&self, w: &mut Walker, network: &mut dyn Network) -> Result<Path, Unknown> {
+        let packet = w.packet;
+        let mut path = Path {
+            dnat: None,
+            verdict: Verdict::Accept,
+            snat: None,
+            local: false,
+            matched: Vec::new(),
+            routing_drop: false,
+        };
+        let oif = |route: &Option<Route>| match route {
+            Some(Route::Local) => Some("lo".to_string()),
+            Some(Route::Via(name)) => Some(name.clone()),
+            None => None,
+        };
+        let route = network.route(packet.dst);
+        w.oif = oif(&route);
+        match self.hook(Hook::Output, w)? {
+            HookEnd::Drop(by) => {
+                path.verdict = Verdict::Drop(by);
+                path.matched = std::mem::take(&mut w.matched);
+                return Ok(path);
+            }
+            HookEnd::Accept { nat } => {
+                if let Some(Nat::Dnat(d)) = nat {
+                    path.dnat = Some(d);
+                    w.ct_status |= status::DST_NAT;
+                }
+            }
+        }
+        let (dst, dport) = destination(packet, path.dnat.as_ref());
+        w.translated = Some((dst, dport));
+        let route = match &path.dnat {
+            None => route,
+            Some(Dnat::Redirect(_)) => Some(Route::Local),
+            Some(Dnat::To(_)) => network.route(dst),
+        };
+        w.record(|| Event::Route {
+            dst,
+            route: route.clone(),
+        });
+        let Some(route) = route else {
+            return Err(Unknown(format!("no route to {dst}")));
+        };
+        w.oif = oif(&Some(route.clone()));
+        match self.hook(Hook::Postrouting, w)? {
+            HookEnd::Drop(by) => {
+                path.verdict = Verdict::Drop(by);
+                path.matched = std::mem::take(&mut w.matched);
+                return Ok(path);
+            }
+            HookEnd::Accept { nat } => {
+                if let Some(Nat::Snat(s)) = nat {
+                    path.snat = Some(s);
+                }
+            }
+        }
+        if route == Route::Local {
+            path.local = true;
+            w.iif = Some("lo".to_string());
+            w.oif = Some(String::new());
+            if let HookEnd::Drop(by) = self.hook(Hook::Input, w)? {
+                path.verdict = Verdict::Drop(by);
+            }
+        }
+        path.matched = std::mem::take(&mut w.matched);
+        Ok(path)
     }
 
     /// Every base chain of `hook`, by priority: a drop ends the packet,
@@ -405,16 +609,31 @@ impl<'t> Table<'t> {
     /// the one it gets (the kernel sets up a binding once).
     fn hook(&self, hook: Hook, w: &mut Walker) -> Result<HookEnd, Unknown> {
         let mut nat = None;
+        w.record(|| Event::Hook(hook));
         for chain in self.hooks.get(&hook).into_iter().flatten() {
             let base = chain.base.as_ref().expect("hooked chains are base chains");
             if base.chain_type == ChainType::Nat && nat.is_some() {
                 continue;
             }
+            if base.chain_type == ChainType::Nat && w.ct_state & crate::ir::CtStates::NEW == 0 {
+                w.record(|| Event::NatSkipped {
+                    name: chain.name.to_string(),
+                });
+                continue;
+            }
+            w.record(|| Event::Chain {
+                name: chain.name.to_string(),
+                base: *base,
+            });
             match self.chain(chain, w)? {
                 End::Accept => {}
                 End::Drop(by) => return Ok(HookEnd::Drop(by)),
                 End::Nat(n) => nat = Some(n),
                 End::Policy => {
+                    w.record(|| Event::Policy {
+                        chain: chain.name.to_string(),
+                        policy: base.policy,
+                    });
                     if base.policy == ChainPolicy::Drop {
                         return Ok(HookEnd::Drop(format!("the policy of chain {}", chain.name)));
                     }
@@ -442,9 +661,18 @@ impl<'t> Table<'t> {
                 continue;
             }
             let step = self.action(&rule.rule, w)?;
+            let record = |w: &mut Walker| {
+                w.record(|| Event::Rule {
+                    chain: chain.name.to_string(),
+                    position: index + 1,
+                    rule: Box::new(rule.rule.clone()),
+                    tag: rule.tag.clone(),
+                })
+            };
             if matches!(step, Step::Next) {
                 if fires == Tri::Yes {
                     w.matched.push(rule.tag.clone());
+                    record(w);
                 }
                 continue;
             }
@@ -455,6 +683,7 @@ impl<'t> Table<'t> {
                 )));
             }
             w.matched.push(rule.tag.clone());
+            record(w);
             let by = || describe(&rule.rule);
             match step {
                 Step::Next => unreachable!("handled above"),
@@ -477,6 +706,10 @@ impl<'t> Table<'t> {
                     if stack.len() >= MAX_DEPTH {
                         return Err(Unknown("jumps deeper than the kernel allows".into()));
                     }
+                    w.record(|| Event::Enter {
+                        name: target.clone(),
+                        goto,
+                    });
                     stack.push((next, 0));
                 }
             }
@@ -608,7 +841,7 @@ impl<'t> Table<'t> {
                 Got::Unknown => Tri::Maybe,
                 _ => Tri::No,
             },
-            Match::CtState(CtStates(states)) => Tri::of(states & CtStates::NEW != 0),
+            Match::CtState(CtStates(states)) => Tri::of(states & w.ct_state != 0),
             Match::AddrInSet {
                 dir,
                 family: f,
@@ -709,6 +942,21 @@ impl<'t> Table<'t> {
             None => Tri::No,
             Some(Err(_)) => Tri::Maybe,
             Some(Ok(key)) => Tri::of(indexed.find(&key).is_some()).negate_if(negate),
+        }
+    }
+}
+
+impl<'p> Walker<'p> {
+    fn new(packet: &'p Packet, iif: Option<String>, ct_state: u32, traced: bool) -> Self {
+        Walker {
+            packet,
+            iif,
+            oif: Some(String::new()),
+            ct_status: 0,
+            translated: None,
+            matched: Vec::new(),
+            ct_state,
+            events: traced.then(Vec::new),
         }
     }
 }
