@@ -49,5 +49,6 @@ pub mod snapshot;
 pub mod state;
 pub mod sysctl;
 pub mod text;
+pub mod trace;
 pub mod validate;
 pub mod world;

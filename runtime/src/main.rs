@@ -10,6 +10,7 @@ use wasmwall::cli::cleanup::CleanupArgs;
 use wasmwall::cli::client::{EventArgs, StatusArgs};
 use wasmwall::cli::confirm::{ApplyArgs, ConfirmArgs};
 use wasmwall::cli::eval::{EvalArgs, TestArgs};
+use wasmwall::cli::trace::TraceArgs;
 use wasmwall::cli::{self, ConfigArgs};
 
 /// Run firewall policies written as sandboxed WebAssembly components.
@@ -123,6 +124,20 @@ enum Command {
     /// rules). Each mismatch is shown as a diff; the exit status is 1 when
     /// any fixture fails. Needs no root and touches no kernel.
     Test(TestArgs),
+    /// Follow packets through the chains and print each one's path, with
+    /// the policy and rule that decided.
+    ///
+    /// Adds a rule that marks the packets the filter picks for tracing
+    /// (`meta nftrace set 1`) in a table of its own (`inet
+    /// <table>-trace-<pid>`, at priority -350, before every other
+    /// chain), reads the kernel's trace events, and prints per packet: its
+    /// addresses and ports, every rule that matched (with the policy it
+    /// came from and its nft text), the end of a chain and its policy, the
+    /// NAT seen between hooks, and the verdict. The trace rule is removed
+    /// when the trace ends (--count, --timeout, SIGINT or SIGTERM); after
+    /// `kill -9`, `wasmwall cleanup` and the next trace remove it. A
+    /// running `wasmwall run` is not disturbed: its table is not touched.
+    Trace(TraceArgs),
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -161,6 +176,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::client::status(args),
         Command::Cleanup(args) => cli::cleanup::cleanup(args),
         Command::Test(args) => cli::eval::test(args),
+        Command::Trace(args) => cli::trace::trace(args),
     };
     match done {
         Ok(code) => code,
