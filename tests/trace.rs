@@ -79,7 +79,6 @@ impl Lab {
     /// its rule is in.
     fn start_trace(&self, label: &str, extra: &[&str]) -> Child {
         let mut cmd = self.wasmwall("trace");
-        cmd.args(["--log", "debug"]);
         cmd.args(FILTER).args(extra);
         let mut trace = Child::spawn(&mut cmd, self.dir.path(), label);
         trace.wait_for_stderr("the trace rule to be in", "tracing packets", TRACE_START);
@@ -145,7 +144,7 @@ fn trace_shows_the_phone_requests_path_and_ends_after_count() {
         "trace should end 0 after one packet: {status}\n{trace}"
     );
     let out = trace.stdout();
-    println!("{out}");
+    println!("{out}{}", trace.stderr());
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines
@@ -292,4 +291,51 @@ fn a_killed_trace_is_removed_by_cleanup_and_by_the_next_trace() {
     assert!(out.success(), "{out}");
     let ruleset = lab.laptop.ruleset();
     assert!(ruleset.tables().is_empty(), "{}", ruleset.text);
+}
+
+#[test]
+fn two_traces_at_once_keep_to_their_own_packets() {
+    if skip_unless_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let mut daemon = lab.start_daemon();
+    let mut web = lab.start_trace("trace-web", &["--count", "1"]);
+    // Same source, another port: it must see none of the web packets.
+    let mut cmd = lab.wasmwall("trace");
+    cmd.args(["--proto", "tcp", "--saddr", "192.168.0.2", "--dport", "22"]);
+    let mut ssh = Child::spawn(&mut cmd, lab.dir.path(), "trace-ssh");
+    ssh.wait_for_stderr(
+        "the second trace rule to be in",
+        "tracing packets",
+        TRACE_START,
+    );
+    let (web_table, ssh_table) = (lab.trace_table(&web), lab.trace_table(&ssh));
+    let ruleset = lab.laptop.ruleset();
+    for table in [&web_table, &ssh_table] {
+        assert!(
+            ruleset.tables().contains(&format!("inet {table}")),
+            "both trace tables should be in\n{}",
+            ruleset.text
+        );
+    }
+    lab.request();
+    assert!(web.wait_timeout(Duration::from_secs(10)).success(), "{web}");
+    assert!(
+        web.stdout().starts_with("packet 1: tcp 192.168.0.2:"),
+        "{web}"
+    );
+    assert!(
+        lab.laptop.has_table("inet", &ssh_table),
+        "the end of one trace should leave the other's table"
+    );
+    ssh.signal(libc::SIGINT);
+    assert!(ssh.wait_timeout(Duration::from_secs(5)).success(), "{ssh}");
+    assert_eq!(
+        ssh.stdout(),
+        "",
+        "the port-22 trace should have printed no packet"
+    );
+    lab.assert_no_trace_table("after both traces");
+    daemon.stop_cleanly(STOP_TIMEOUT);
 }

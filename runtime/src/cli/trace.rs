@@ -236,7 +236,7 @@ fn follow(
                 printed as usize,
                 &events,
                 &names,
-                trace_table,
+                &table::prefix(table),
                 &mut interface,
             );
             if args.json {

@@ -206,6 +206,8 @@ impl Header {
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
+    /// The table's family as nft names it (inet, ip, ip6, ...).
+    pub family: &'static str,
     pub table: String,
     pub chain: String,
     pub kind: StepKind,
@@ -240,6 +242,18 @@ pub struct Report {
     pub verdict: Option<String>,
 }
 
+fn family_name(family: u8) -> &'static str {
+    match i32::from(family) {
+        libc::NFPROTO_INET => "inet",
+        libc::NFPROTO_IPV4 => "ip",
+        libc::NFPROTO_IPV6 => "ip6",
+        libc::NFPROTO_ARP => "arp",
+        libc::NFPROTO_BRIDGE => "bridge",
+        libc::NFPROTO_NETDEV => "netdev",
+        _ => "?",
+    }
+}
+
 fn verdict_text(v: Option<&TraceVerdict>) -> String {
     v.map_or_else(|| "continue".to_string(), TraceVerdict::text)
 }
@@ -253,13 +267,14 @@ fn policy_text(policy: Option<u32>) -> String {
     }
 }
 
-/// Tells packet number `number` from its events. Events of `own_table`
-/// (the trace rule's) are not steps; their headers still count.
+/// Tells packet number `number` from its events. Events of trace tables
+/// (named `trace_prefix`..., this trace's and any other running at once)
+/// are not steps; their headers still count.
 pub fn report(
     number: usize,
     events: &[TraceEvent],
     names: &Names,
-    own_table: &str,
+    trace_prefix: &str,
     interface: &mut dyn FnMut(u32) -> Option<String>,
 ) -> Report {
     // The packet line shows the packet as it came; NAT shows as a change
@@ -296,7 +311,7 @@ pub fn report(
         if oif.is_none() {
             oif = e.oif.and_then(&mut *interface);
         }
-        if e.table == own_table {
+        if e.table.starts_with(trace_prefix) {
             continue;
         }
         let kind = match e.kind {
@@ -323,6 +338,7 @@ pub fn report(
             TraceKind::Other(_) => continue,
         };
         steps.push(Step {
+            family: family_name(e.table_family),
             table: e.table.clone(),
             chain: e.chain.clone(),
             kind,
@@ -362,7 +378,7 @@ impl Report {
             let _ = write!(out, " out {o}");
         }
         for step in &self.steps {
-            let _ = write!(out, "\n  inet {} {}: ", step.table, step.chain);
+            let _ = write!(out, "\n  {} {} {}: ", step.family, step.table, step.chain);
             match &step.kind {
                 StepKind::Rule {
                     handle,
@@ -398,7 +414,9 @@ impl Report {
         let _ = write!(
             out,
             "\n  verdict: {}",
-            self.verdict.as_deref().unwrap_or("none seen")
+            self.verdict
+                .as_deref()
+                .unwrap_or("none seen (no rule or chain policy decided: netfilter lets it pass)")
         );
         out
     }
@@ -414,16 +432,16 @@ impl Report {
                     rule,
                     verdict,
                 } => json!({
-                    "table": s.table, "chain": s.chain, "type": "rule", "handle": handle,
+                    "family": s.family, "table": s.table, "chain": s.chain, "type": "rule", "handle": handle,
                     "policy": rule.as_ref().map(|r| &r.policy),
                     "rule": rule.as_ref().and_then(|r| r.text.as_ref()),
                     "verdict": verdict,
                 }),
                 StepKind::Policy { verdict } => json!({
-                    "table": s.table, "chain": s.chain, "type": "policy", "verdict": verdict,
+                    "family": s.family, "table": s.table, "chain": s.chain, "type": "policy", "verdict": verdict,
                 }),
                 StepKind::Return => json!({
-                    "table": s.table, "chain": s.chain, "type": "return",
+                    "family": s.family, "table": s.table, "chain": s.chain, "type": "return",
                 }),
             })
             .collect();
@@ -449,6 +467,7 @@ mod tests {
     use crate::plan::{DesiredChain, DesiredRule, KernelName, ObservedChain, ObservedRule};
 
     const OWN: &str = "wasmwall-trace-7";
+    const PREFIX: &str = "wasmwall-trace-";
 
     fn ipv4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> (Vec<u8>, Vec<u8>) {
         let mut ip = vec![0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0];
@@ -564,7 +583,19 @@ mod tests {
     #[test]
     fn a_packet_is_told_with_its_rules_nat_and_verdict() {
         let mut iface = |i: u32| (i == 2).then(|| "lan0".to_string());
-        let report = report(1, &seed_packet(), &names(), OWN, &mut iface);
+        let mut events = seed_packet();
+        // Another trace running at once marked the packet too.
+        events.insert(
+            1,
+            event(
+                "wasmwall-trace-8",
+                "trace/prerouting",
+                TraceKind::Rule,
+                Some(3),
+                Some(-1),
+            ),
+        );
+        let report = report(1, &events, &names(), PREFIX, &mut iface);
         assert_eq!(
             report.text(),
             "packet 1: tcp 192.168.0.2:40312 -> 192.168.0.9:80 in lan0\n\
