@@ -49,6 +49,7 @@ pub mod snapshot;
 pub mod state;
 pub mod sysctl;
 pub mod text;
+pub mod trace;
 pub mod validate;
 pub mod why;
 pub mod world;

@@ -10,6 +10,7 @@ use wasmwall::cli::cleanup::CleanupArgs;
 use wasmwall::cli::client::{EventArgs, StatusArgs};
 use wasmwall::cli::confirm::{ApplyArgs, ConfirmArgs};
 use wasmwall::cli::eval::{EvalArgs, TestArgs};
+use wasmwall::cli::trace::TraceArgs;
 use wasmwall::cli::why::WhyArgs;
 use wasmwall::cli::{self, ConfigArgs};
 
@@ -137,6 +138,20 @@ enum Command {
     /// route_localnet, forwarding off) it names the sysctl that fixes it.
     /// With --state it needs no root and touches no kernel.
     Why(WhyArgs),
+    /// Follow packets through the chains and print each one's path, with
+    /// the policy and rule that decided.
+    ///
+    /// Adds a rule that marks the packets the filter picks for tracing
+    /// (`meta nftrace set 1`) in a table of its own (`inet
+    /// <table>-trace-<pid>`, at priority -350, before every other
+    /// chain), reads the kernel's trace events, and prints per packet: its
+    /// addresses and ports, every rule that matched (with the policy it
+    /// came from and its nft text), the end of a chain and its policy, the
+    /// NAT seen between hooks, and the verdict. The trace rule is removed
+    /// when the trace ends (--count, --timeout, SIGINT or SIGTERM); after
+    /// `kill -9`, `wasmwall cleanup` and the next trace remove it. A
+    /// running `wasmwall run` is not disturbed: its table is not touched.
+    Trace(TraceArgs),
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -176,6 +191,7 @@ fn main() -> ExitCode {
         Command::Cleanup(args) => cli::cleanup::cleanup(args),
         Command::Test(args) => cli::eval::test(args),
         Command::Why(args) => cli::why::why(args),
+        Command::Trace(args) => cli::trace::trace(args),
     };
     match done {
         Ok(code) => code,

@@ -130,6 +130,11 @@ impl Child {
         }
     }
 
+    /// Its stdout so far.
+    pub fn stdout(&self) -> String {
+        read_lossy(&self.stdout)
+    }
+
     /// Its stderr so far.
     pub fn stderr(&self) -> String {
         read_lossy(&self.stderr)

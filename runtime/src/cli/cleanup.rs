@@ -1,6 +1,7 @@
 //! `wasmwall cleanup`, and the clean-up `run` does when it stops: the table
 //! removed and the sysctls restored from the state file, with one line that
-//! says what was really done.
+//! says what was really done; `cleanup` also removes the trace tables of
+//! traces that were killed (`wasmwall trace`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,10 @@ pub fn cleanup(args: CleanupArgs) -> Result<ExitCode> {
         .as_ref()
         .map_or_else(AllowList::default, |c| c.sysctls.clone());
     let target = resolve::target(&table, netns.as_deref(), &state_dir)?;
+    // A trace killed before it could remove its rule left its table; it is
+    // removed first, as it needs no lock of the runtime's table: so also
+    // while a daemon runs (which then refuses the rest).
+    super::trace::remove_stale(&mut Netlink::new()?, &target.table)?;
     let _lock = resolve::lock(&target)?;
     clean_up(&target, &allow)?;
     Ok(ExitCode::SUCCESS)

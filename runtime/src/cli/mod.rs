@@ -11,6 +11,7 @@ pub mod eval;
 pub mod oneshot;
 pub mod resolve;
 pub mod run;
+pub mod trace;
 pub mod why;
 
 use std::path::PathBuf;

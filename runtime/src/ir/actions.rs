@@ -515,6 +515,10 @@ pub enum Statement {
     Mss(MssClamp),
     /// Offload to the named flowtable.
     Offload(String),
+    /// Mark the packet for tracing (`meta nftrace set 1`): the kernel then
+    /// reports every rule and chain it passes. Only `wasmwall trace` makes
+    /// it; no policy can ask for it.
+    Nftrace,
 }
 
 impl Statement {
@@ -560,6 +564,7 @@ impl fmt::Display for Statement {
                 write!(f, "{} dscp set {}", family.keyword(), dscp_name(*value))
             }
             Statement::Notrack => f.write_str("notrack"),
+            Statement::Nftrace => f.write_str("meta nftrace set 1"),
             Statement::CtHelper(name) => write!(f, "ct helper set \"{name}\""),
             Statement::Mss(MssClamp::PathMtu) => f.write_str("tcp option maxseg size set rt mtu"),
             Statement::Mss(MssClamp::Size(size)) => {

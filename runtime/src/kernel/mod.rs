@@ -11,7 +11,8 @@
 //!
 //! Beside nftables: `conntrack` reads the connection-tracking table and
 //! deletes chosen entries (ctnetlink), and `route` asks the routing table
-//! which interface a destination is reached through.
+//! which interface a destination is reached through; `trace` follows the
+//! kernel's trace events (`wasmwall trace`).
 
 mod conntrack;
 mod encode;
@@ -21,6 +22,7 @@ mod listeners;
 mod netlink;
 mod observe;
 mod route;
+mod trace;
 mod uapi;
 mod wire;
 
@@ -50,6 +52,7 @@ pub(crate) fn last_key_bytes(key: &crate::ir::Key, element: &crate::ir::Element)
 pub use fake::Fake;
 pub use features::{Probed, active_features, detect_features, feature_names};
 pub use netlink::{Monitor, Netlink};
+pub use trace::{Received, TraceEvent, TraceKind, TraceSocket, TraceVerdict};
 
 /// The narrow interface the rest of the runtime uses to reach the kernel.
 pub trait Kernel {

@@ -80,6 +80,17 @@ impl RuleBuilder {
             }
             Statement::Dscp { family, value } => self.dscp(*family, *value),
             Statement::Notrack => self.hand_made(Expr::without_data("notrack")),
+            // As nft: a one-byte 1 in a register, and meta sets the flag
+            // from it (rustables has no nftrace key).
+            Statement::Nftrace => {
+                self.push(Immediate::new_data(vec![1], Register::Reg1));
+                self.hand_made(Expr::new(
+                    "meta",
+                    Attrs::default()
+                        .u32(sys::NFTA_META_KEY, libc::NFT_META_NFTRACE as u32)
+                        .u32(sys::NFTA_META_SREG, 1),
+                ));
+            }
             Statement::CtHelper(name) => self.hand_made(objref(sys::NFT_OBJECT_CT_HELPER, name)),
             // No protocol check of its own, as nft has it: the kernel
             // writes TCP options of TCP packets only.
