@@ -54,7 +54,8 @@ pub struct WhyArgs {
     pub packet: Vec<String>,
     /// World state as JSON (as `eval --state`): the interfaces, their
     /// addresses and prefixes, which give the routes. Without it, this
-    /// machine's interfaces (read-only, no root needed).
+    /// machine's interfaces (read-only, no root needed), or those of the
+    /// config's `netns` (entering it needs root).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// The event the policies are evaluated for.
@@ -62,7 +63,8 @@ pub struct WhyArgs {
     pub event: Event,
     /// Walk the ruleset a running daemon (`wasmwall run` or `apply` with
     /// this config) last applied, as recorded beside its state file,
-    /// instead of evaluating the policies. Reading it needs root.
+    /// instead of evaluating the policies; in the config's `netns`, if it
+    /// names one. Reading it needs root.
     #[arg(long, conflicts_with = "event")]
     pub applied: bool,
     /// The packet's conntrack state: new (a connection's first packet),
@@ -113,6 +115,13 @@ pub fn why(args: WhyArgs) -> Result<ExitCode> {
     let asked = why::parse(&args.packet)?;
     let mut config = Config::load_for_policies(&args.config, args.insecure_permissions)?;
     config.cache = args.cache.settings(config.cache);
+    // The daemon's own namespace: its interfaces and sysctls, when they
+    // are read rather than given (entering one needs root).
+    if (args.applied || args.state.is_none())
+        && let Some(ns) = &config.netns
+    {
+        crate::netns::enter(ns)?;
+    }
     let world = match &args.state {
         Some(path) => world::load_json(path)?,
         None => WorldState {

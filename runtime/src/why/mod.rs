@@ -58,7 +58,8 @@ pub enum Step {
     /// The routing decision.
     Routing {
         to: String,
-        /// `local`, `forward via IFACE`, or `none`.
+        /// `local`, `forward via IFACE`, `out via IFACE` (the router's
+        /// own packet), or `none`.
         route: String,
     },
     /// The kernel's routing drops it.
@@ -125,9 +126,15 @@ fn action_word(action: &Action) -> &'static str {
     }
 }
 
-fn route_text(route: &Option<Route>) -> String {
+/// The `by` of a packet nothing on its path dropped.
+pub const NOTHING_DROPS: &str = "no chain on its path drops it";
+
+/// `local`, `forward via IFACE` (a packet that came in), `out via IFACE`
+/// (the router's own), `none`.
+fn route_text(route: &Option<Route>, from_router: bool) -> String {
     match route {
         Some(Route::Local) => "local".into(),
+        Some(Route::Via(i)) if from_router => format!("out via {i}"),
         Some(Route::Via(i)) => format!("forward via {i}"),
         None => "none".into(),
     }
@@ -233,7 +240,7 @@ pub fn explain(
                     .unwrap_or(asked.packet.ports.map(|p| p.1));
                 steps.push(Step::Routing {
                     to: packet::host_port(*dst, port),
-                    route: route_text(route),
+                    route: route_text(route, traced.from_router),
                 })
             }
             Event::Refused(reason) => steps.push(Step::RoutingDrop {
@@ -259,7 +266,7 @@ pub fn explain(
             crate::flows::walk::Verdict::Accept => (
                 Verdict::Accepted,
                 if deciders.is_empty() {
-                    "no rule or chain policy drops it".into()
+                    NOTHING_DROPS.into()
                 } else {
                     deciders.join(", then ")
                 },

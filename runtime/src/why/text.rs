@@ -73,7 +73,8 @@ pub fn render(report: &Report) -> String {
                 let route = match route.as_str() {
                     "local" => "local: to the router itself (input)".to_string(),
                     "none" => "no route known".to_string(),
-                    r => format!("{r} (forward)"),
+                    r if r.starts_with("forward") => format!("{r} (forward hook)"),
+                    r => r.to_string(),
                 };
                 line(&mut out, "routing", &format!("to {to}: {route}"))
             }
@@ -94,6 +95,9 @@ pub fn render(report: &Report) -> String {
         );
     }
     let verdict = match report.verdict {
+        Verdict::Accepted if report.by == super::NOTHING_DROPS => {
+            format!("accepted: {}", report.by)
+        }
         Verdict::Accepted => format!("accepted: by {}", report.by),
         Verdict::Dropped => format!("dropped: by {}", report.by),
         Verdict::Rejected => format!("rejected: by {}", report.by),
