@@ -16,6 +16,7 @@ mod dhcp;
 mod dhcp6;
 mod echo;
 mod files;
+mod first_packet;
 mod http_client;
 mod http_server;
 mod neigh;
@@ -37,6 +38,7 @@ pub use dhcp6::{
 };
 pub use echo::{EchoConnection, EchoServer};
 pub use files::{TempDir, files_in, replace_file, temp_dir, toml_path, toml_string, write_script};
+pub use first_packet::{Probe, send_first_packet};
 pub use http_client::{ContinuousClient, NetError, Tally, http_get, tcp_connect};
 pub use http_server::HttpServer;
 pub use neigh::{Neighbour, neighbours};
