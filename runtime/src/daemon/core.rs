@@ -719,3 +719,19 @@ fn answer(waiters: Vec<tokio::sync::oneshot::Sender<Response>>, error: Option<St
         });
     }
 }
+
+#[cfg(test)]
+mod drift_tests {
+    use super::is_drift_check;
+
+    #[test]
+    fn only_reasons_that_are_all_drift_checks_count_as_repairs() {
+        assert!(is_drift_check("nftables changed"));
+        assert!(is_drift_check(
+            "timer; sysctl changed (net.ipv4.ip_forward)"
+        ));
+        assert!(!is_drift_check("lease add 192.168.1.7; nftables changed"));
+        assert!(!is_drift_check("policy home swapped"));
+        assert!(!is_drift_check("start"));
+    }
+}
