@@ -357,5 +357,27 @@ fn rule_counters_show_in_status_survive_a_reconcile_and_prometheus_scrapes_them(
         assert!(body.contains("\"job\":\"wasmwall\""), "{query}: {body}");
     }
     prometheus.terminate();
+
+    // A rule added by hand is a drift the daemon repairs, and counts.
+    lab.router.run([
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "wasmwall",
+        "home/input",
+        "counter",
+    ]);
+    wait_until("the drift repair to be counted", TIMEOUT, || {
+        let (_, scrape) = lab.get(METRICS, "/metrics")?;
+        if scrape
+            .lines()
+            .any(|l| l == "wasmwall_drift_repairs_total 1")
+        {
+            Ok(())
+        } else {
+            Err(scrape)
+        }
+    });
     daemon.stop_cleanly(TIMEOUT);
 }
