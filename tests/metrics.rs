@@ -5,7 +5,9 @@
 //! keeps the rule does not reset; a real Prometheus server (Debian's
 //! `prometheus`, on loopback inside the namespace, its own config and
 //! storage in a temp dir) scrapes the endpoint and its HTTP API returns
-//! the series; `promtool check metrics` passes on a scrape.
+//! the series; `promtool check metrics` passes on a scrape; a rule added
+//! by hand is repaired and counted. On a Unix socket the endpoint has the
+//! mode the config names and goes when the daemon stops.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -47,6 +49,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        Lab::listening(&format!("listen = \"{METRICS}\""))
+    }
+
+    /// A lab whose `[metrics]` section holds `metrics`.
+    fn listening(metrics: &str) -> Lab {
         let dir = temp_dir();
         let router = Netns::new("router");
         let client = Netns::new("client");
@@ -63,7 +70,7 @@ impl Lab {
              reconcile_interval_s = 0\n\
              \n\
              [metrics]\n\
-             listen = \"{METRICS}\"\n\
+             {metrics}\n\
              \n\
              [cache]\n\
              dir = {cache}\n\
@@ -380,4 +387,33 @@ fn rule_counters_show_in_status_survive_a_reconcile_and_prometheus_scrapes_them(
         }
     });
     daemon.stop_cleanly(TIMEOUT);
+}
+
+#[test]
+fn the_endpoint_on_a_unix_socket_has_the_mode_the_config_names() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    use std::os::unix::net::UnixStream;
+    if skip_unless_root() {
+        return;
+    }
+    let dir = temp_dir();
+    let socket = dir.path().join("metrics.sock");
+    let lab = Lab::listening(&format!(
+        "listen = \"unix:{}\"\nsocket_mode = \"0660\"",
+        socket.display()
+    ));
+    let mut daemon = lab.start();
+    let meta = fs::metadata(&socket).expect("the metrics socket");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let mut s = UnixStream::connect(&socket).expect("connect to the metrics socket");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\nwasmwall_neighbours "), "{answer}");
+    daemon.stop_cleanly(TIMEOUT);
+    assert!(!socket.exists(), "the socket goes with the daemon");
 }
