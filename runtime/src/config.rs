@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod metrics;
+pub use metrics::{MetricsConfig, MetricsListen};
+
 use crate::fields;
 use crate::files::{self, FileError, Kind};
 use crate::perms::{self, PermError};
@@ -177,6 +180,8 @@ struct RawConfig {
     cache: RawCache,
     #[serde(default)]
     confirm: crate::confirm::settings::RawConfirm,
+    #[serde(default)]
+    metrics: metrics::RawMetrics,
     #[serde(default, rename = "policy")]
     policies: Vec<RawPolicy>,
 }
@@ -402,6 +407,8 @@ pub struct Config {
     pub cache: CacheSettings,
     /// How changes wait for `wasmwall confirm` (`[confirm]`).
     pub confirm: crate::confirm::ConfirmSettings,
+    /// `[metrics]`: the Prometheus endpoint `run` serves; None: off.
+    pub metrics: Option<MetricsConfig>,
     pub policies: Vec<PolicyConfig>,
     /// Use policy files that others could have written (never read from the
     /// file itself: only the command line can say so).
@@ -617,6 +624,7 @@ impl Config {
             max_sysctls,
             cache,
             confirm: crate::confirm::ConfirmSettings::resolve(raw.confirm).map_err(invalid)?,
+            metrics: metrics::resolve(raw.metrics, base).map_err(invalid)?,
             policies,
             insecure_permissions: false,
         })
@@ -766,6 +774,7 @@ impl Config {
             ("leases", self.leases == new.leases),
             ("neighbours", self.neighbours == new.neighbours),
             ("limits", self.limits == new.limits),
+            ("metrics", self.metrics == new.metrics),
         ]
         .into_iter()
         .find(|(_, same)| !same)

@@ -41,6 +41,7 @@ pub mod flows;
 pub mod ir;
 pub mod kernel;
 pub mod lock;
+pub mod metrics;
 pub mod netns;
 pub mod perms;
 pub mod plan;

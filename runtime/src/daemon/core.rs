@@ -388,9 +388,15 @@ impl<K: Kernel> Daemon<K> {
     pub fn handle(&mut self, incoming: Incoming) {
         match incoming.command {
             Command::Status => {
+                let mut status = self.status();
+                let table = status.table.clone();
+                match self.firewall.kernel_mut().counters(&table) {
+                    Ok(c) => status.counters = c,
+                    Err(e) => status.counters_error = Some(error_chain(&e)),
+                }
                 let _ = incoming.reply.send(Response {
                     ok: true,
-                    status: Some(Box::new(self.status())),
+                    status: Some(Box::new(status)),
                     ..Response::default()
                 });
             }
@@ -573,8 +579,15 @@ impl<K: Kernel> Daemon<K> {
             at: epoch_now(),
             ..ReconcileStatus::default()
         };
+        let metrics = crate::metrics::global();
         match &result {
             Ok(o) => {
+                metrics.reconciled(Duration::from_micros(o.elapsed_us), o.messages, o.flows_cut);
+                // Nothing the policies want changed: the change put back
+                // what someone else edited.
+                if o.changed && is_drift_check(&record.reason) {
+                    metrics.drift_repairs.inc();
+                }
                 record.duration_us = o.elapsed_us;
                 record.messages = o.messages;
                 record.changes = o.changes.clone();
@@ -582,7 +595,10 @@ impl<K: Kernel> Daemon<K> {
                     self.record.last_change = Some(record.clone());
                 }
             }
-            Err(e) => record.error = Some(error_chain(e)),
+            Err(e) => {
+                metrics.reconcile_failures.inc();
+                record.error = Some(error_chain(e));
+            }
         }
         self.record.last = Some(record);
         result.map(|_| ())
@@ -603,6 +619,26 @@ impl<K: Kernel> Daemon<K> {
     pub fn finish(&mut self) {
         self.keeper.finish(&self.leases);
         self.firewall.save_applied();
+    }
+
+    /// The text of a metrics scrape: what was counted, and the rule
+    /// counters, leases and neighbours as they are now.
+    pub fn metrics_text(&mut self) -> String {
+        let table = self.firewall.target().table.clone();
+        let rules = match self.firewall.kernel_mut().counters(&table) {
+            Ok(c) => c.rules,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "metrics: cannot read the rule counters");
+                Vec::new()
+            }
+        };
+        let world = self.world();
+        crate::metrics::global().encode(&crate::metrics::Snapshot {
+            rules,
+            leases_v4: world.leases.len(),
+            leases_v6: world.dhcpv6_leases.len(),
+            neighbours: world.neighbours.len(),
+        })
     }
 
     pub fn status(&self) -> Status {
@@ -660,8 +696,18 @@ impl<K: Kernel> Daemon<K> {
             reconciles: self.record.reconciles,
             events: self.record.events,
             confirmation: self.confirmation_status(),
+            ..Status::default()
         }
     }
+}
+
+/// Whether a reconcile's reason is only checks for drift (a change
+/// notification, the timer, a changed sysctl), not a change the policies
+/// asked for.
+fn is_drift_check(reason: &str) -> bool {
+    reason
+        .split("; ")
+        .all(|r| r == "nftables changed" || r == "timer" || r.starts_with("sysctl changed"))
 }
 
 /// Answers the requests that waited for a reconcile.
@@ -671,5 +717,21 @@ fn answer(waiters: Vec<tokio::sync::oneshot::Sender<Response>>, error: Option<St
             None => Response::ok(),
             Some(e) => Response::error(format!("reconcile failed: {e}")),
         });
+    }
+}
+
+#[cfg(test)]
+mod drift_tests {
+    use super::is_drift_check;
+
+    #[test]
+    fn only_reasons_that_are_all_drift_checks_count_as_repairs() {
+        assert!(is_drift_check("nftables changed"));
+        assert!(is_drift_check(
+            "timer; sysctl changed (net.ipv4.ip_forward)"
+        ));
+        assert!(!is_drift_check("lease add 192.168.1.7; nftables changed"));
+        assert!(!is_drift_check("policy home swapped"));
+        assert!(!is_drift_check("start"));
     }
 }

@@ -26,6 +26,7 @@ mod core;
 mod keeper;
 pub mod leases;
 pub mod links;
+mod metrics_http;
 pub mod neighbours;
 mod pending;
 pub mod status;
@@ -76,6 +77,12 @@ pub enum DaemonError {
     #[error("cannot make the control socket {path}")]
     Socket {
         path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve metrics on {listen} (`[metrics] listen`)")]
+    Metrics {
+        listen: String,
         #[source]
         source: std::io::Error,
     },
@@ -187,6 +194,29 @@ pub fn run(
     })?;
     let (control_tx, mut control_rx) = mpsc::channel::<Incoming>(QUEUE);
     let server = rt.spawn(control::serve(listener, control_tx));
+    let metrics_listen = config.metrics.as_ref().map(|m| m.listen.clone());
+    let (metrics_tx, mut metrics_rx) = mpsc::channel::<metrics_http::Scrape>(QUEUE);
+    let metrics_server = match &metrics_listen {
+        Some(listen) => {
+            let shown = match listen {
+                crate::config::MetricsListen::Tcp(a) => a.to_string(),
+                crate::config::MetricsListen::Unix { path, .. } => {
+                    format!("unix:{}", path.display())
+                }
+            };
+            let bound = metrics_http::bind(listen).map_err(|source| DaemonError::Metrics {
+                listen: shown.clone(),
+                source,
+            })?;
+            tracing::info!(listen = %shown, "serving Prometheus metrics at GET /metrics");
+            Some(rt.spawn(metrics_http::serve(bound, metrics_tx)))
+        }
+        None => {
+            drop(metrics_tx);
+            None
+        }
+    };
+    let mut metrics_open = metrics_server.is_some();
     drop(entered);
 
     let mut kernel = Netlink::new().map_err(DaemonError::Kernel)?;
@@ -243,6 +273,15 @@ pub fn run(
                 _ = signals.hup.recv() => Woke::Reload,
                 Some(incoming) = control_rx.recv() => {
                     daemon.handle(incoming);
+                    Woke::Other
+                }
+                scrape = metrics_rx.recv(), if metrics_open => {
+                    match scrape {
+                        Some(reply) => {
+                            let _ = reply.send(daemon.metrics_text());
+                        }
+                        None => metrics_open = false,
+                    }
                     Woke::Other
                 }
                 message = links.next(), if links_open => {
@@ -363,6 +402,12 @@ pub fn run(
     }
     server.abort();
     let _ = std::fs::remove_file(&socket_path);
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
+    if let Some(listen) = &metrics_listen {
+        metrics_http::unbind(listen);
+    }
     daemon.finish();
     Ok(stopped)
 }

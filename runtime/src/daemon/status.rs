@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernel::{Counters, per_policy};
 use crate::text::{escape, must_escape};
 use crate::world::WorldState;
 
@@ -35,6 +36,13 @@ pub struct Status {
     /// A change waiting for `wasmwall confirm`.
     #[serde(default)]
     pub confirmation: Option<ConfirmationStatus>,
+    /// The packet and byte counters of the rules that have a `counter`
+    /// statement, and of the named counters, as read when asked.
+    #[serde(default)]
+    pub counters: Counters,
+    /// Why the counters could not be read, if they could not.
+    #[serde(default)]
+    pub counters_error: Option<String>,
 }
 
 /// A change waiting for `wasmwall confirm`.
@@ -140,6 +148,56 @@ impl Rendered<'_> {
         )?;
         if let Some(e) = &r.error {
             writeln!(f, "    failed: {}", escape(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Rendered<'_> {
+    /// "counters:", per policy then per rule (its comment, else its nft
+    /// chain and handle), then the named counters.
+    fn counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.status.counters;
+        writeln!(
+            f,
+            "\ncounters: {} rule(s), {} named",
+            c.rules.len(),
+            c.named.len()
+        )?;
+        if let Some(e) = &self.status.counters_error {
+            writeln!(f, "  not read: {}", escape(e))?;
+        }
+        for (policy, sum) in per_policy(&c.rules) {
+            writeln!(
+                f,
+                "  {:<16} {:>12} packets {:>14} bytes  (policy total)",
+                escape(&policy),
+                sum.packets,
+                sum.bytes
+            )?;
+        }
+        for r in &c.rules {
+            let name = match &r.comment {
+                Some(comment) => format!("\"{}\"", escape(comment)),
+                None => format!("{} handle {}", escape(&r.chain), r.handle),
+            };
+            writeln!(
+                f,
+                "  {:<16} {:>12} packets {:>14} bytes  {name}",
+                escape(r.policy.as_deref().unwrap_or("(not ours)")),
+                r.count.packets,
+                r.count.bytes
+            )?;
+        }
+        for n in &c.named {
+            writeln!(
+                f,
+                "  {:<16} {:>12} packets {:>14} bytes  counter \"{}\"",
+                "(named)",
+                n.count.packets,
+                n.count.bytes,
+                escape(&n.name)
+            )?;
         }
         Ok(())
     }
@@ -272,6 +330,7 @@ dhcpv6 leases: {}",
                 neighbours.len() - 50
             )?;
         }
+        self.counters(f)?;
         writeln!(
             f,
             "\nreconciles: {} so far, for {} events",
@@ -358,6 +417,45 @@ mod tests {
             text.contains("  2001:db8:1::9             02:00:00:00:00:09 lan0     stale\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_text_shows_policy_totals_then_each_rule_counter() {
+        use crate::kernel::{Count, RuleCounter};
+        let rule = |comment: Option<&str>, handle, packets| RuleCounter {
+            chain: "forward".into(),
+            handle,
+            policy: Some("home".into()),
+            comment: comment.map(str::to_string),
+            count: Count {
+                packets,
+                bytes: packets * 60,
+            },
+        };
+        let mut s = Status::default();
+        s.counters.rules = vec![rule(Some("lan web"), 4, 3), rule(None, 9, 2)];
+        let text = s.render(0);
+        assert!(text.contains("\ncounters: 2 rule(s), 0 named\n"), "{text}");
+        assert!(
+            text.contains(
+                "  home                        5 packets            300 bytes  (policy total)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  home                        3 packets            180 bytes  \"lan web\"\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  home                        2 packets            120 bytes  forward handle 9\n"
+            ),
+            "{text}"
+        );
+        let back: Status = serde_json::from_str(&s.json().unwrap()).unwrap();
+        assert_eq!(back.counters, s.counters);
     }
 
     #[test]

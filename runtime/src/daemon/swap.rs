@@ -149,6 +149,7 @@ impl<K: Kernel> Daemon<K> {
     fn reject_as(&mut self, key: &str, what: &str, error: &str, keeps: &str) {
         let line = format!("{what}: new version rejected: {error}; the running {keeps} stays");
         tracing::error!("{line}");
+        crate::metrics::global().rejected_swaps.inc();
         self.rejected.insert(key.to_string(), line);
     }
 
@@ -191,6 +192,7 @@ impl<K: Kernel> Daemon<K> {
             return self.reject(&what, &f.cause(), "version");
         }
         tracing::info!(policy = %name, hash = %candidate.hash, "policy swapped: the new version passed on the current state");
+        crate::metrics::global().hot_swaps.inc();
         let before = self.fallback_now();
         self.firewall.policies_mut().swap(&name, candidate);
         self.change_arrives(&format!("policy {name} swapped"), before);

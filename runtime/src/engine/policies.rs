@@ -262,6 +262,7 @@ impl Policies {
                 .map_err(Arc::new),
                 Err(e) => Err(e.clone()),
             };
+            crate::metrics::global().evaluated(&cfg.name, started.elapsed(), result.is_err());
             match result {
                 Ok(rules) => {
                     tracing::debug!(

@@ -299,6 +299,12 @@ pub(crate) fn udata_value(userdata: &[u8], ty: u8) -> Option<&[u8]> {
     None
 }
 
+/// A rule's comment as libnftnl stores it in its userdata (what nft
+/// prints after `comment`); `None` without one.
+pub(crate) fn parse_rule_comment(userdata: &[u8]) -> Option<String> {
+    udata_value(userdata, UDATA_COMMENT).map(super::wire::string)
+}
+
 /// Reads our tag back from a rule's userdata. `None` when the rule carries
 /// no tag, or a malformed one.
 pub fn parse_rule_tag(userdata: &[u8]) -> Option<RuleTag> {

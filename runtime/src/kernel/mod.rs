@@ -38,6 +38,7 @@ use crate::plan::{ObservedTable, Transaction};
 use crate::world::Features;
 
 pub use encode::parse_rule_tag;
+pub use observe::counters::{Count, Counters, NamedCounter, RuleCounter, per_policy};
 
 /// The kernel's bytes of an element's key (of its first key, for a range):
 /// what nft orders a listing by.
@@ -62,6 +63,14 @@ pub trait Kernel {
     /// Reads the inet table `table` (chains, rules with handles and tags,
     /// sets and elements), consistent with the generation returned.
     fn observe(&mut self, table: &str) -> Result<Observation, KernelError>;
+    /// The packet and byte counters of the inet table `table`: its rules'
+    /// `counter` statements and its named counters. Apart from
+    /// [`Kernel::observe`]: they move with every packet and are no part of
+    /// what the diff compares. Empty when the table does not exist.
+    fn counters(&mut self, table: &str) -> Result<Counters, KernelError> {
+        let _ = table;
+        Ok(Counters::default())
+    }
     /// Applies the whole transaction in ONE atomic nftables batch. With
     /// `generation`, the kernel refuses the batch ([`KernelError::Changed`])
     /// if anything changed the ruleset since that generation.

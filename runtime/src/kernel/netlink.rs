@@ -511,6 +511,40 @@ impl Kernel for Netlink {
         Err(KernelError::Changed)
     }
 
+    fn counters(&mut self, table: &str) -> Result<super::Counters, KernelError> {
+        let mut out = super::Counters::default();
+        // A dump a change interrupted still gives numbers that were true a
+        // moment ago: counters are shown, never planned with.
+        for (msg, what) in [
+            (libc::NFT_MSG_GETRULE, "list rules for their counters"),
+            (libc::NFT_MSG_GETOBJ, "list named counters"),
+        ] {
+            let seq = self.next_seq();
+            let dump = Request::new(msg as u16, NLM_F_DUMP, seq, INET)
+                .string(1, table)
+                .finish();
+            let answer = self.request(dump, what, |m| {
+                if msg == libc::NFT_MSG_GETRULE {
+                    out.rules.extend(observe::counters::rule_counter(m, table));
+                } else {
+                    out.named.extend(observe::counters::named_counter(m, table));
+                }
+            })?;
+            match answer {
+                Ok(_) | Err(Errno::ENOENT) => {}
+                Err(errno) => {
+                    return Err(KernelError::Rejected {
+                        op: what.to_string(),
+                        index: None,
+                        errno,
+                        extack: None,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn apply(
         &mut self,
         tx: &Transaction,

@@ -18,6 +18,8 @@ mod sets;
 
 mod objects;
 
+pub(crate) mod counters;
+
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_USERDATA: u16 = 6;
 const NFTA_CHAIN_TABLE: u16 = 1;
