@@ -1,8 +1,9 @@
 //! Rule counters in `status` and the Prometheus endpoint, end to end: the
 //! real daemon in a router namespace runs home-router with a counter on
 //! every rule; real HTTP requests from a LAN client move the counter of
-//! the rule that lets them in, which `status` shows and a reconcile that
-//! keeps the rule does not reset; a real Prometheus server (Debian's
+//! the rule that lets them in, which `status` shows and neither a
+//! reconcile that keeps the rule nor a hot swap to a version with the same
+//! rules resets; a real Prometheus server (Debian's
 //! `prometheus`, on loopback inside the namespace, its own config and
 //! storage in a temp dir) scrapes the endpoint and its HTTP API returns
 //! the series; `promtool check metrics` passes on a scrape; a rule added
@@ -21,7 +22,7 @@ use wasmwall::daemon::status::Status;
 use wasmwall::kernel::{Count, RuleCounter};
 use wasmwall_e2e::{
     Child, HttpServer, Netns, START_TIMEOUT, TempDir, compile_cache_dir, http_get, policy_wasm,
-    skip_unless_root, temp_dir, toml_path, veth_pair, wait_until, wasmwall_in,
+    replace_file, skip_unless_root, temp_dir, toml_path, veth_pair, wait_until, wasmwall_in,
 };
 
 const ROUTER_LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
@@ -85,9 +86,16 @@ impl Lab {
              lan_tcp = \"{SERVED_PORT}\"\n",
             state = toml_path(&dir.path().join("state")),
             cache = toml_path(&compile_cache_dir()),
-            path = toml_path(&policy_wasm("home-router-counters")),
+            path = toml_path(&dir.path().join("home.wasm")),
         );
         fs::write(&config, toml).expect("write the config");
+        // A copy of the policy, which the daemon watches and a test may
+        // replace.
+        fs::copy(
+            policy_wasm("home-router-counters"),
+            dir.path().join("home.wasm"),
+        )
+        .expect("copy the policy");
         Lab {
             router,
             client,
@@ -102,6 +110,31 @@ impl Lab {
         let mut daemon = Child::spawn(&mut cmd, self.dir.path(), "wasmwall-run");
         daemon.wait_until_running(START_TIMEOUT);
         daemon
+    }
+
+    /// Replaces the policy file with another version of it that gives the
+    /// same rules: the same component with a custom section added (other
+    /// bytes, another hash, the same code), and waits until the daemon
+    /// swapped it in.
+    fn swap_in_a_version_with_the_same_rules(&self, daemon: &Child) {
+        let path = self.dir.path().join("home.wasm");
+        let mut bytes = fs::read(&path).expect("read the policy");
+        let name = b"wasmwall-test";
+        let payload = b"another version, the same rules";
+        let size = 1 + name.len() + payload.len();
+        assert!(size < 128 && name.len() < 128, "one-byte LEB128 lengths");
+        bytes.extend_from_slice(&[0, size as u8, name.len() as u8]);
+        bytes.extend_from_slice(name);
+        bytes.extend_from_slice(payload);
+        replace_file(&path, &bytes);
+        wait_until("the new version swapped in", START_TIMEOUT, || {
+            let log = daemon.stderr();
+            if log.contains("policy swapped") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        });
     }
 
     fn socket(&self) -> PathBuf {
@@ -255,6 +288,20 @@ fn rule_counters_show_in_status_survive_a_reconcile_and_prometheus_scrapes_them(
     .unwrap();
     assert!(lab.served().count.packets > kept.count.packets);
 
+    // A hot swap to a version that gives the same rules keeps them, and
+    // their counters, in place.
+    let before_swap = lab.served();
+    lab.swap_in_a_version_with_the_same_rules(&daemon);
+    let swapped = lab.served();
+    assert_eq!(
+        swapped.handles, before_swap.handles,
+        "the swap kept the rules in place"
+    );
+    assert!(
+        swapped.count.packets >= before_swap.count.packets,
+        "not reset by the swap: {before_swap:?} then {swapped:?}"
+    );
+
     // The endpoint answers GET /metrics only.
     let (head, scrape) = lab
         .get_accepting(
@@ -282,6 +329,7 @@ fn rule_counters_show_in_status_survive_a_reconcile_and_prometheus_scrapes_them(
         "wasmwall_policy_evaluation_duration_seconds_count{policy=\"home\"} ",
         "wasmwall_leases{family=\"ipv4\"} 1",
         "wasmwall_drift_repairs_total ",
+        "wasmwall_hot_swaps_total 1",
     ] {
         assert!(
             scrape.lines().any(|l| l.starts_with(name)),
