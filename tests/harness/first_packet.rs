@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::netns::Netns;
+use crate::probes::checksum;
 
 /// Which first packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,18 +108,6 @@ fn echo_request(kind: u8) -> Vec<u8> {
         message[2..4].copy_from_slice(&sum.to_be_bytes());
     }
     message
-}
-
-/// The Internet checksum (RFC 1071) of `bytes`.
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// `addr` as a `sockaddr_storage` and its length.

@@ -467,18 +467,8 @@ impl<'t> Table<'t> {
             routing_drop: false,
         };
         // Prerouting: the destination NAT, and any filter there.
-        match self.hook(Hook::Prerouting, w)? {
-            HookEnd::Drop(by) => {
-                path.verdict = Verdict::Drop(by);
-                path.matched = std::mem::take(&mut w.matched);
-                return Ok(path);
-            }
-            HookEnd::Accept { nat } => {
-                if let Some(Nat::Dnat(d)) = nat {
-                    path.dnat = Some(d);
-                    w.ct_status |= status::DST_NAT;
-                }
-            }
+        if self.dnat_hook(Hook::Prerouting, w, &mut path)? {
+            return Ok(path);
         }
         let (dst, dport) = destination(packet, path.dnat.as_ref());
         w.translated = Some((dst, dport));
@@ -552,18 +542,8 @@ impl<'t> Table<'t> {
         };
         let route = network.route(packet.dst);
         w.oif = oif(&route);
-        match self.hook(Hook::Output, w)? {
-            HookEnd::Drop(by) => {
-                path.verdict = Verdict::Drop(by);
-                path.matched = std::mem::take(&mut w.matched);
-                return Ok(path);
-            }
-            HookEnd::Accept { nat } => {
-                if let Some(Nat::Dnat(d)) = nat {
-                    path.dnat = Some(d);
-                    w.ct_status |= status::DST_NAT;
-                }
-            }
+        if self.dnat_hook(Hook::Output, w, &mut path)? {
+            return Ok(path);
         }
         let (dst, dport) = destination(packet, path.dnat.as_ref());
         w.translated = Some((dst, dport));
@@ -602,6 +582,26 @@ impl<'t> Table<'t> {
         }
         path.matched = std::mem::take(&mut w.matched);
         Ok(path)
+    }
+
+    /// Runs `hook`, where a connection's destination NAT is set up
+    /// (prerouting, or output for the router's own): records the NAT in
+    /// `path`; true when the hook dropped the packet (`path` says by what).
+    fn dnat_hook(&self, hook: Hook, w: &mut Walker, path: &mut Path) -> Result<bool, Unknown> {
+        match self.hook(hook, w)? {
+            HookEnd::Drop(by) => {
+                path.verdict = Verdict::Drop(by);
+                path.matched = std::mem::take(&mut w.matched);
+                Ok(true)
+            }
+            HookEnd::Accept { nat } => {
+                if let Some(Nat::Dnat(d)) = nat {
+                    path.dnat = Some(d);
+                    w.ct_status |= status::DST_NAT;
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Every base chain of `hook`, by priority: a drop ends the packet,

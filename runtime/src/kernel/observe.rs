@@ -285,7 +285,8 @@ fn references(expressions: &[u8], refs: &mut Vec<Ref>) {
 mod tests {
     use super::*;
 
-    fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
+    /// One netlink attribute, padded (also for the submodules' tests).
+    pub(super) fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
         let mut out = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
         out.extend(ty.to_ne_bytes());
         out.extend(value);

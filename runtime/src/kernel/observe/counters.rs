@@ -161,15 +161,8 @@ pub fn per_policy(rules: &[RuleCounter]) -> Vec<(String, Count)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::attr;
     use super::*;
-
-    fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
-        let mut out = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
-        out.extend(ty.to_ne_bytes());
-        out.extend(value);
-        out.resize(out.len().div_ceil(4) * 4, 0);
-        out
-    }
 
     fn expression(name: &str, data: &[u8]) -> Vec<u8> {
         let mut inner = attr(NFTA_EXPR_NAME, format!("{name}\0").as_bytes());
